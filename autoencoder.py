@@ -1,0 +1,245 @@
+"""Cut embeddings from 2048 (or whatever the model gives) to fewer dimensions.
+
+Two reducers, both fitted on the collection's own vectors and both applied to L2-normalised
+vectors (only directions matter for the angular metric):
+
+- ``autoencoder``: a dense autoencoder D -> hidden -> dims -> hidden -> D, trained with a validation
+  split and early stopping; its encoder is the reducer.
+- ``pca``: scikit-learn PCA, the baseline an autoencoder has to beat.
+
+``python autoencoder.py`` trains the autoencoder on the current index's vectors, saves it in the
+index directory (``img2vec.py --reduce autoencoder`` then uses it) and reports how many of each
+item's exact top-10 neighbours survive the reduction, for the autoencoder and for PCA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import config
+import store
+
+Reducer = Callable[[np.ndarray], np.ndarray]
+AUTOENCODER_FILE = "autoencoder.keras"
+AUTOENCODER_INFO = "autoencoder.json"
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def fit_pca(vectors: np.ndarray, dims: int) -> dict[str, np.ndarray]:
+    """PCA parameters (mean, components) of the normalised vectors."""
+    from sklearn.decomposition import PCA
+
+    _check_dims(vectors, dims)
+    pca = PCA(n_components=dims, random_state=0).fit(normalise(vectors))
+    return {"mean": pca.mean_.astype(np.float32), "components": pca.components_.astype(np.float32)}
+
+
+def pca_reducer(params: dict[str, np.ndarray]) -> Reducer:
+    mean, components = params["mean"], params["components"]
+    return lambda vectors: (normalise(vectors) - mean) @ components.T
+
+
+def _check_dims(vectors: np.ndarray, dims: int) -> None:
+    count, width = vectors.shape
+    if dims >= width:
+        raise ValueError(f"cannot reduce {width}-d vectors to {dims} dimensions")
+    if count < dims:
+        raise ValueError(
+            f"reducing to {dims} dimensions needs at least {dims} images, the collection has "
+            f"{count}: use a smaller --dims or --reduce none"
+        )
+
+
+def train_autoencoder(
+    vectors: np.ndarray,
+    dims: int = 256,
+    epochs: int = 50,
+    batch_size: int = 256,
+    patience: int = 5,
+    verbose: int = 1,
+    seed: int = 0,
+):
+    """Train the dense autoencoder on normalised vectors and return its encoder (a Keras model)."""
+    import keras
+
+    _check_dims(vectors, dims)
+    width = vectors.shape[1]
+    hidden = max(2 * dims, min(1024, width))
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(width,), name="embedding")
+    unit = keras.layers.UnitNormalization(name="normalise")(inputs)
+    code = keras.layers.Dense(hidden, activation="relu", name="enc_hidden")(unit)
+    code = keras.layers.Dense(dims, name="code")(code)
+    encoder = keras.Model(inputs, code, name="encoder")
+    out = keras.layers.Dense(hidden, activation="relu", name="dec_hidden")(code)
+    out = keras.layers.Dense(width, name="reconstruction")(out)
+    model = keras.Model(inputs, out, name="autoencoder")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="cosine_similarity")
+    targets = normalise(vectors)
+    stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
+    model.fit(
+        vectors,
+        targets,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_split=0.1,
+        shuffle=True,
+        callbacks=[stop],
+        verbose=verbose,
+    )
+    return encoder
+
+
+def keras_reducer(encoder) -> Reducer:
+    def reduce(vectors: np.ndarray) -> np.ndarray:
+        return np.asarray(encoder.predict(np.asarray(vectors, np.float32), verbose=0), np.float32)
+
+    return reduce
+
+
+def save_reducer(kind: str, fitted, directory: Path) -> None:
+    """Store a fitted reducer (PCA params or autoencoder encoder) in an index version."""
+    if kind == "pca":
+        np.savez(Path(directory) / "reducer_pca.npz", **fitted)
+    elif kind == "autoencoder":
+        fitted.save(Path(directory) / "reducer_autoencoder.keras")
+    else:
+        raise ValueError(f"unknown reducer {kind!r}")
+
+
+def load_reducer(kind: str, directory: Path) -> Reducer | None:
+    """The reducer stored in an index version, or None for ``kind == "none"``."""
+    if kind == "none":
+        return None
+    if kind == "pca":
+        with np.load(Path(directory) / "reducer_pca.npz") as params:
+            return pca_reducer(dict(params))
+    if kind == "autoencoder":
+        import keras
+
+        return keras_reducer(keras.saving.load_model(Path(directory) / "reducer_autoencoder.keras"))
+    raise ValueError(f"unknown reducer {kind!r}")
+
+
+def fit_for_build(kind: str, vectors: np.ndarray, cfg: config.Config, model_key: str, log=print):
+    """The reducer for a new index version.
+
+    PCA is refitted on every build (seconds). The autoencoder trained by ``python autoencoder.py``
+    is reused when it fits this model and size, so incremental builds stay fast and stable;
+    otherwise one is trained now and kept for the next builds.
+    """
+    if kind == "pca":
+        return fit_pca(vectors, cfg.dims)
+    if kind != "autoencoder":
+        raise ValueError(f"unknown reducer {kind!r}")
+    import keras
+
+    saved = Path(cfg.index_dir) / AUTOENCODER_FILE
+    info_path = Path(cfg.index_dir) / AUTOENCODER_INFO
+    if saved.is_file() and info_path.is_file():
+        info = store.read_json(info_path)
+        if info.get("model_key") == model_key and info.get("dims") == cfg.dims:
+            log(f"Using the autoencoder trained on {info.get('trained_at')} ({saved})")
+            return keras.saving.load_model(saved)
+    log(f"Training an autoencoder {vectors.shape[1]} -> {cfg.dims} on {len(vectors)} vectors ...")
+    encoder = train_autoencoder(vectors, cfg.dims, cfg.epochs, verbose=2)
+    _save_trained(encoder, cfg, model_key, len(vectors))
+    return encoder
+
+
+def _save_trained(encoder, cfg: config.Config, model_key: str, count: int, **extra) -> None:
+    saved = Path(cfg.index_dir) / AUTOENCODER_FILE
+    tmp = saved.with_name(".tmp-" + saved.name)
+    encoder.save(tmp)
+    tmp.replace(saved)
+    info = {
+        "model_key": model_key,
+        "dims": cfg.dims,
+        "trained_on": count,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    store.write_json(Path(cfg.index_dir) / AUTOENCODER_INFO, info | extra)
+
+
+def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Row numbers of the k nearest vectors (cosine) to each query row, excluding the row itself."""
+    unit = normalise(vectors)
+    result = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), 512):
+        rows = queries[start : start + 512]
+        sims = unit[rows] @ unit.T
+        sims[np.arange(len(rows)), rows] = -np.inf
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
+        result[start : start + len(rows)] = np.take_along_axis(top, order, axis=1)
+    return result
+
+
+def neighbour_preservation(
+    full: np.ndarray, reduced: np.ndarray, k: int = 10, queries: int = 2000, seed: int = 0
+) -> float:
+    """Mean fraction of each item's exact top-k neighbours (full vectors) kept in the reduced ones."""
+    count = len(full)
+    if count <= k:
+        raise ValueError(f"need more than k={k} vectors, got {count}")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(count, size=min(queries, count), replace=False))
+    before = exact_neighbours(full, rows, k)
+    after = exact_neighbours(reduced, rows, k)
+    kept = [len(set(a) & set(b)) for a, b in zip(before, after, strict=True)]
+    return float(np.mean(kept) / k)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Train the dense autoencoder on the current index's vectors and compare it "
+        "with PCA by how well each keeps every item's top-10 neighbours.",
+    )
+    config.add_flags(parser, "index_dir", "dims", "epochs")
+    args = parser.parse_args(argv)
+    cfg = config.load(args=args)
+    try:
+        version = store.current_version(cfg.index_dir)
+    except store.IndexMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    manifest = store.read_manifest(version)
+    vectors = np.load(version / "vectors.npy")
+    try:
+        _check_dims(vectors, cfg.dims)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(vectors)} vectors of {vectors.shape[1]} dims from {version.name}")
+    started = time.perf_counter()
+    encoder = train_autoencoder(vectors, cfg.dims, cfg.epochs, verbose=2)
+    train_seconds = time.perf_counter() - started
+    ae_kept = neighbour_preservation(vectors, keras_reducer(encoder)(vectors))
+    pca_kept = neighbour_preservation(vectors, pca_reducer(fit_pca(vectors, cfg.dims))(vectors))
+    _save_trained(
+        encoder,
+        cfg,
+        manifest["model_key"],
+        len(vectors),
+        top10_kept_autoencoder=round(ae_kept, 4),
+        top10_kept_pca=round(pca_kept, 4),
+    )
+    print(f"Trained in {train_seconds:.1f} s; saved {Path(cfg.index_dir) / AUTOENCODER_FILE}")
+    print(f"Exact top-10 neighbours kept at {cfg.dims}-d:  autoencoder {ae_kept:.3f}   PCA {pca_kept:.3f}")
+    print("Use it with: python img2vec.py FOLDER --reduce autoencoder")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Every setting of imgsim in one place.
+
+Each setting has a default here, can be overridden by an ``IMGSIM_<NAME>`` environment variable
+(``IMGSIM_INDEX_DIR``, ``IMGSIM_TREES``, ...) and, in the scripts that use it, by a command-line
+flag (``--index-dir``, ``--trees``, ...). Precedence: flag > environment > default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "IMGSIM_"
+REDUCTIONS = ("none", "autoencoder", "pca")
+METRICS = ("angular", "euclidean", "manhattan", "dot")
+
+# Data shared beside the checkout (read-only): a real pretrained model and labelled photos, used
+# by the quality tests, the benchmarks and the offline demo where ImageNet weights cannot be had.
+SHARED_DIR = Path(
+    os.environ.get(ENV_PREFIX + "SHARED_DIR", Path(__file__).resolve().parent.parent / "shared")
+)
+SHARED_MODEL = SHARED_DIR / "models" / "efficientnet_lite0_imagenet.keras"
+SHARED_FLOWERS = SHARED_DIR / "datasets" / "flowers5"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings shared by the indexer, the query CLI and the web service."""
+
+    # Where built artefacts live: versions of the index, the `current` pointer, trained reducers.
+    index_dir: Path = Path("rsc_files")
+    # A keras.applications backbone name (inception_v3, vgg19, resnet50, mobilenet_v2,
+    # efficientnetb0) or the path of a .keras model taking RGB 0..255 at its declared size.
+    model: str = "inception_v3"
+    # "imagenet" (downloaded once into the Keras cache) or the path of a local weights file.
+    weights: str = "imagenet"
+    # Side of the square model input in pixels; 0 means "take it from the model".
+    image_size: int = 0
+    batch_size: int = 32
+    # Threads that decode images while the network runs on the previous batch.
+    decode_workers: int = 4
+    # Save embeddings of an interrupted run every this many images, so a rerun resumes.
+    checkpoint_every: int = 512
+    reduce: str = "none"
+    dims: int = 256
+    trees: int = 100
+    metric: str = "angular"
+    # Annoy's search_k: nodes inspected per query; -1 lets Annoy use trees * k.
+    search_k: int = -1
+    # Autoencoder training.
+    epochs: int = 50
+    # Old index versions kept beside `current` (workers may still be reading them).
+    keep_versions: int = 3
+    k: int = 10
+    max_k: int = 100
+    # Uploads: bytes per request and decoded pixels per image (decompression-bomb guard).
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 64_000_000
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def _field_type(field: dataclasses.Field) -> type:
+    default = field.default
+    return type(default) if not isinstance(default, Path) else Path
+
+
+def _parse(field: dataclasses.Field, raw: str, source: str) -> object:
+    kind = _field_type(field)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SystemExit(f"{source}: expected {kind.__name__} for {field.name}, got {raw!r}") from None
+    if field.name == "reduce" and value not in REDUCTIONS:
+        raise SystemExit(f"{source}: reduce must be one of {', '.join(REDUCTIONS)}, got {raw!r}")
+    if field.name == "metric" and value not in METRICS:
+        raise SystemExit(f"{source}: metric must be one of {', '.join(METRICS)}, got {raw!r}")
+    return value
+
+
+def load(environ: dict[str, str] | None = None, args: argparse.Namespace | None = None) -> Config:
+    """Build the effective configuration: defaults, then IMGSIM_* variables, then CLI flags."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for field in fields(Config):
+        env_name = ENV_PREFIX + field.name.upper()
+        if environ.get(env_name, "") != "":
+            values[field.name] = _parse(field, environ[env_name], env_name)
+        flag_value = getattr(args, field.name, None) if args is not None else None
+        if flag_value is not None:
+            values[field.name] = _parse(field, str(flag_value), "--" + field.name.replace("_", "-"))
+    return Config(**values)
+
+
+_HELP = {
+    "index_dir": "directory of the built index (default %(default)s)",
+    "model": "backbone name or path to a .keras model (default %(default)s)",
+    "weights": "'imagenet', a weights file, or 'none' = random (timing only) (default %(default)s)",
+    "image_size": "model input side in pixels; 0 = from the model (default %(default)s)",
+    "batch_size": "images per forward pass (default %(default)s)",
+    "decode_workers": "threads decoding images ahead of the network (default %(default)s)",
+    "checkpoint_every": "save progress every N embedded images (default %(default)s)",
+    "reduce": "dimension reduction: none, autoencoder or pca (default %(default)s)",
+    "dims": "reduced dimensions (default %(default)s)",
+    "trees": "Annoy trees (default %(default)s)",
+    "metric": "Annoy metric (default %(default)s)",
+    "search_k": "Annoy search_k; -1 = trees * k (default %(default)s)",
+    "epochs": "autoencoder training epochs, with early stopping (default %(default)s)",
+    "keep_versions": "old index versions kept (default %(default)s)",
+    "k": "number of results (default %(default)s)",
+}
+
+
+def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Add ``--name`` flags for the given settings; their help shows the effective default."""
+    defaults = load()
+    for name in names:
+        field = next(f for f in fields(Config) if f.name == name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=str,
+            default=None,
+            metavar=name.upper(),
+            help=_HELP[name] % {"default": getattr(defaults, field.name)},
+        )
