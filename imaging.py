@@ -38,7 +38,7 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     else:  # "I" or "I;16*": 16-bit data unless every value already fits in a byte
         top = 65535.0 if array.size and int(array.max()) > 255 else 255.0
         scaled = np.clip(array.astype(np.float64) / top * 255.0, 0, 255)
-    return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
+    return Image.fromarray(scaled.round().astype(np.uint8))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -67,13 +67,13 @@ def open_rgb(source: str | Path | bytes, max_pixels: int = 64_000_000) -> Image.
         raise UnreadableImage("file not found") from None
     except OSError as error:
         raise UnreadableImage(f"cannot read file: {error.strerror or error}") from None
-    if not data:
-        raise UnreadableImage("empty file")
     return decode_rgb(data, max_pixels)
 
 
 def decode_rgb(data: bytes, max_pixels: int = 64_000_000) -> Image.Image:
     """open_rgb for bytes already in memory."""
+    if not data:
+        raise UnreadableImage("empty file")
     stream = io.BytesIO(data)
     try:
         with warnings.catch_warnings():

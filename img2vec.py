@@ -85,6 +85,8 @@ def model_key(model: str, weights: str | None = "imagenet", image_size: int = 0)
         side = image_size or BACKBONES[model][2]
         weights_id = weights
         if weights not in (None, "imagenet"):
+            if not Path(weights).is_file():
+                raise WeightsUnavailable(f"weights file {weights} does not exist")
             weights_id = f"{Path(weights).name}:{_file_sha1(Path(weights))[:12]}"
         return f"{model}:{weights_id}:{side}"
     path = Path(model)
@@ -108,8 +110,6 @@ def load_embedder(model: str, weights: str | None = "imagenet", image_size: int 
     if model in BACKBONES:
         class_name, module_name, default_side = BACKBONES[model]
         side = image_size or default_side
-        if weights not in (None, "imagenet") and not Path(weights).is_file():
-            raise WeightsUnavailable(f"weights file {weights} does not exist")
         build = getattr(keras.applications, class_name)
         try:
             network = build(include_top=False, pooling="avg", weights=weights, input_shape=(side, side, 3))
@@ -172,7 +172,7 @@ def scan_collection(dataset: str | Path) -> tuple[Path, list[FileEntry]]:
         stat = path.stat()
         rel = path.relative_to(root).as_posix()
         entries.append(FileEntry(rel, path, stat.st_size, stat.st_mtime_ns))
-    return root, entries
+    return root, sorted(entries, key=lambda e: e.path)
 
 
 # --- what earlier runs already embedded -------------------------------------------------------

@@ -1,0 +1,196 @@
+"""Building the index: models, incremental reruns, unreadable files, resumes and atomic swaps."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import ann
+import img2vec
+import store
+from conftest import ROOT, write_images
+
+
+def _current_ids(index_dir):
+    version = store.current_version(index_dir)
+    return {item["path"]: item["id"] for item in store.read_json(version / "items.json")}
+
+
+def test_inception_v3_gives_2048_d_vectors_with_its_own_preprocessing():
+    embedder = img2vec.load_embedder("inception_v3", weights=None)  # random weights: shape only
+    assert (embedder.input_size, embedder.dim) == (299, 2048)
+    scaled = embedder.preprocess(np.array([0.0, 127.5, 255.0], dtype=np.float32))
+    assert scaled.tolist() == [-1.0, 0.0, 1.0]  # Inception expects -1..1, not 0..255
+    vectors = embedder.embed(np.zeros((2, 299, 299, 3), dtype=np.uint8))
+    assert vectors.shape == (2, 2048) and vectors.dtype == np.float32
+
+
+def test_missing_imagenet_weights_stop_with_one_clear_sentence(monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: Name or service not known")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(img2vec.WeightsUnavailable, match="could not be downloaded.*--weights PATH"):
+        img2vec.load_embedder("mobilenet_v2", weights="imagenet")
+
+
+def test_a_missing_weights_file_or_unknown_model_is_named():
+    with pytest.raises(img2vec.WeightsUnavailable, match="does not exist"):
+        img2vec.load_embedder("resnet50", weights="/nowhere/resnet.h5")
+    with pytest.raises(img2vec.WeightsUnavailable, match="unknown model 'alexnet'"):
+        img2vec.load_embedder("alexnet")
+
+
+def test_scan_walks_folders_recursively_and_accepts_globs(tmp_path):
+    write_images(tmp_path / "a", 2)
+    write_images(tmp_path / "a" / "deeper", 1)
+    write_images(tmp_path / ".hidden", 1)
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    root, entries = img2vec.scan_collection(tmp_path)
+    assert root == tmp_path.resolve()
+    assert [e.path for e in entries] == ["a/deeper/img0000.png", "a/img0000.png", "a/img0001.png"]
+    root, entries = img2vec.scan_collection(str(tmp_path / "a" / "*.png"))
+    assert root == (tmp_path / "a").resolve()
+    assert [e.path for e in entries] == ["img0000.png", "img0001.png"]
+
+
+def test_build_then_search_finds_each_image_itself(tmp_path, tiny_config):
+    write_images(tmp_path / "photos", 12)
+    report = img2vec.build_index(tmp_path / "photos", tiny_config, progress=False, log=lambda _: None)
+    assert (report.items, report.embedded) == (12, 12)
+    index = ann.open_index(tiny_config.index_dir)
+    assert index.manifest["items"] == 12 and index.manifest["dims"] == 16
+    vectors = np.load(index.version / "vectors.npy")
+    hits = index.search(vectors[3], k=3)
+    assert hits[0].path == index.items[3]["path"] and hits[0].distance < 1e-3
+
+
+def test_rerun_embeds_only_new_and_changed_files_and_drops_deleted(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    paths = write_images(photos, 10)
+    quiet = {"progress": False, "log": lambda _: None}
+    img2vec.build_index(photos, tiny_config, **quiet)
+    ids_before = _current_ids(tiny_config.index_dir)
+
+    again = img2vec.build_index(photos, tiny_config, **quiet)
+    assert again.up_to_date and again.embedded == 0
+
+    write_images(photos, 3, seed=7, prefix="new")
+    paths[0].unlink()
+    write_images(photos, 1, seed=9, prefix="img")  # overwrites img0000.png? no: it was deleted
+    os.utime(paths[1], ns=(1, 1))  # touched, same content: reused through its checksum
+    report = img2vec.build_index(photos, tiny_config, **quiet)
+    assert report.embedded == 4  # three new files and the re-created img0000.png
+    assert report.items == 13 and report.reused == 9
+    ids_after = _current_ids(tiny_config.index_dir)
+    assert all(ids_after[p] == ids_before[p] for p in ids_before if p != "img0000.png" and p in ids_after)
+    assert {"new0000.png", "new0001.png", "new0002.png"} <= set(ids_after)
+
+
+def test_deleted_files_disappear_from_the_index(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    paths = write_images(photos, 6)
+    img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    paths[2].unlink()
+    report = img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    assert (report.removed, report.items, report.embedded) == (1, 5, 0)
+    assert "img0002.png" not in _current_ids(tiny_config.index_dir)
+
+
+def test_unreadable_files_are_skipped_and_reported_without_stopping_the_run(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 5)
+    (photos / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    good = (photos / "img0001.png").read_bytes()
+    (photos / "truncated.png").write_bytes(good[: len(good) // 2])
+    report = img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    assert report.items == 5
+    assert sorted(path for path, _ in report.skipped) == ["corrupt.jpg", "truncated.png"]
+    skipped = store.read_json(report.version / "skipped.json")
+    assert {entry["path"] for entry in skipped} == {"corrupt.jpg", "truncated.png"}
+
+
+def test_a_failed_build_leaves_the_previous_version_serving(tmp_path, tiny_config, monkeypatch):
+    photos = tmp_path / "photos"
+    write_images(photos, 6)
+    first = img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None).version
+    write_images(photos, 2, seed=5, prefix="more")
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ann, "build", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    assert store.current_version(tiny_config.index_dir) == first
+    assert not list(store.versions_dir(tiny_config.index_dir).glob(".building-*"))
+    assert ann.open_index(tiny_config.index_dir).manifest["items"] == 6
+
+
+def test_only_one_rebuild_at_a_time(tmp_path, tiny_config):
+    with (
+        store.build_lock(tiny_config.index_dir),
+        pytest.raises(store.BuildInProgress, match="another rebuild"),
+    ):
+        img2vec.build_index(tmp_path, tiny_config, progress=False)
+
+
+def test_a_killed_build_keeps_current_and_the_rerun_resumes(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 4)
+    first = img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None).version
+    write_images(photos, 240, size=160, seed=3, prefix="batch")
+    command = [
+        sys.executable,
+        str(ROOT / "img2vec.py"),
+        str(photos),
+        "--no-progress",
+        "--model",
+        tiny_config.model,
+        "--image-size",
+        "320",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "8",
+        "--trees",
+        "10",
+        "--index-dir",
+        str(tiny_config.index_dir),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = store.partial_dir(tiny_config.index_dir)
+    deadline = time.monotonic() + 120
+    while not list(partial.glob("chunk-*.npz")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list(partial.glob("chunk-*.npz")), "the build ended before it saved a checkpoint"
+    assert store.current_version(tiny_config.index_dir) == first  # still the old version
+    assert ann.open_index(tiny_config.index_dir).manifest["items"] == 4
+
+    resumed = img2vec.build_index(
+        photos, tiny_config.replace(image_size=320), progress=False, log=lambda _: None
+    )
+    assert resumed.items == 244
+    assert resumed.embedded < 240  # the checkpointed images were not embedded again
+    assert not partial.exists()
+
+
+@pytest.mark.parametrize("reduction", ["pca", "autoencoder"])
+def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_config, reduction):
+    photos = tmp_path / "photos"
+    write_images(photos, 40)
+    cfg = tiny_config.replace(reduce=reduction, dims=8, epochs=2)
+    img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+    index = ann.open_index(cfg.index_dir)
+    assert (index.manifest["dims"], index.manifest["embedding_dim"]) == (8, 16)
+    assert index.annoy.f == 8
+    vectors = np.load(index.version / "vectors.npy")
+    assert index.search(vectors[5], k=1)[0].path == index.items[5]["path"]

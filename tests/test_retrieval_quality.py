@@ -1,0 +1,61 @@
+"""End to end with a real pretrained model: similar flowers come back first."""
+
+import random
+
+import numpy as np
+
+import ann
+import config
+import img2vec
+from conftest import requires_shared
+
+CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
+
+
+def _subset(folder, per_class=30, seed=0):
+    """A fixed random subset of flowers5, linked into ``folder`` as class/file.jpg."""
+    rng = random.Random(seed)
+    for name in CLASSES:
+        photos = sorted((config.SHARED_FLOWERS / name).glob("*.jpg"))
+        (folder / name).mkdir(parents=True)
+        for photo in rng.sample(photos, per_class):
+            (folder / name / photo.name).symlink_to(photo)
+    return folder
+
+
+def _leave_one_out_top1(index) -> float:
+    vectors = np.load(index.version / "vectors.npy")
+    matches = []
+    for row, item in enumerate(index.items):
+        hits = [h for h in index.search(vectors[row], k=2) if h.id != item["id"]]
+        matches.append(hits[0].path.split("/")[0] == item["path"].split("/")[0])
+    return float(np.mean(matches))
+
+
+@requires_shared
+def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
+    photos = _subset(tmp_path / "flowers")
+    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=50)
+    report = img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+    assert report.items == 150 and not report.skipped
+    full = ann.open_index(cfg.index_dir)
+    top1 = _leave_one_out_top1(full)
+    print(f"top-1 class match {top1:.3f}")
+    assert top1 >= 0.5, f"top-1 class match {top1:.2f}; chance is 0.20"
+
+    # PCA to 32-d reuses the stored embeddings (nothing re-embedded) and keeps most of the quality
+    reduced = img2vec.build_index(
+        photos, cfg.replace(reduce="pca", dims=32), progress=False, log=lambda _: None
+    )
+    assert reduced.embedded == 0
+    index = ann.open_index(cfg.index_dir)
+    assert index.manifest["dims"] == 32 and index.manifest["reduce"] == "pca"
+    assert _leave_one_out_top1(index) >= top1 - 0.15
+
+    # and a query photo from outside the index, through the same model, finds its own class
+    query = sorted((config.SHARED_FLOWERS / "sunflower").glob("*.jpg"))[-1]
+    embedder = ann.query_embedder(index.manifest)
+    from imaging import open_rgb
+
+    hits = index.search(embedder.embed_images([open_rgb(query)])[0], k=5)
+    assert sum(h.path.startswith("sunflower/") for h in hits) >= 3
