@@ -81,6 +81,10 @@ class SearchIndex:
         """Nearest items to one embedding (full, unreduced vector)."""
         if self.reducer is not None:
             vector = self.reducer(np.asarray(vector, np.float32)[None, :])[0]
+        return self.search_reduced(vector, k, search_k)
+
+    def search_reduced(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
+        """Nearest items to a vector already in the index's space (e.g. one read back from it)."""
         rows, distances = query(self.annoy, vector, min(k, len(self.items)), search_k)
         metric = self.manifest["metric"]
         return [

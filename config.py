@@ -59,6 +59,8 @@ class Config:
     # Uploads: bytes per request and decoded pixels per image (decompression-bomb guard).
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 64_000_000
+    # Seconds between a web worker's checks for a new index version.
+    reload_interval: float = 2.0
 
     def replace(self, **changes: object) -> Config:
         return dataclasses.replace(self, **changes)
@@ -112,6 +114,7 @@ _HELP = {
     "epochs": "autoencoder training epochs, with early stopping (default %(default)s)",
     "keep_versions": "old index versions kept (default %(default)s)",
     "k": "number of results (default %(default)s)",
+    "reload_interval": "seconds between checks for a new index version (default %(default)s)",
 }
 
 

@@ -1,0 +1,202 @@
+"""The web service through Flask's test client: pages, the JSON API, every error, hot swaps."""
+
+import io
+import json
+import threading
+
+import pytest
+from PIL import Image
+
+import app as app_module
+import img2vec
+import store
+from conftest import write_images
+
+JSON = {"Accept": "application/json"}
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def _quiet_build(photos, cfg):
+    return img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+
+
+@pytest.fixture
+def service(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 12)
+    cfg = tiny_config.replace(reload_interval=0.1, max_upload_bytes=200_000, max_image_pixels=1_000_000)
+    _quiet_build(photos, cfg)
+    flask_app = app_module.create_app(cfg)
+    return flask_app.test_client(), cfg, photos
+
+
+def _png(size=(40, 40), colour=(200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _upload(client, data: bytes, headers=JSON, query="", name="photo.png", **fields):
+    form = {"image": (io.BytesIO(data), name), **fields}
+    return client.post("/search" + query, data=form, headers=headers, content_type="multipart/form-data")
+
+
+def test_upload_page_offers_picker_drop_and_paste(service):
+    client, _, _ = service
+    page = client.get("/").get_data(as_text=True)
+    assert 'type="file" name="image"' in page and "Searching 12 images" in page
+    assert "/static/upload.js" in page and "http" not in page.split("<body>")[1].split("</footer>")[0]
+    assert "paste" in client.get("/static/upload.js").get_data(as_text=True)
+
+
+def test_json_search_returns_the_documented_shape(service):
+    client, _, photos = service
+    reply = _upload(client, (photos / "img0004.png").read_bytes(), query="?k=3")
+    assert reply.status_code == 200
+    body = reply.get_json()
+    assert set(body) == {"query", "k", "results", "index", "took_ms"}
+    assert body["k"] == 3 and len(body["results"]) == 3
+    first = body["results"][0]
+    assert set(first) == {"id", "path", "url", "thumbnail", "distance", "score"}
+    assert first["path"] == "img0004.png" and first["distance"] < 1e-3 and first["score"] > 0.99
+    assert first["url"] == f"/images/{first['id']}"
+    assert body["index"]["items"] == 12 and body["index"]["model"] == "tiny"
+    assert body["query"] == {"type": "upload", "filename": "photo.png", "width": 48, "height": 48}
+
+
+def test_raw_image_body_and_k_as_form_field(service):
+    client, _, photos = service
+    raw = client.post("/search?k=2", data=(photos / "img0001.png").read_bytes(), content_type="image/png")
+    assert raw.status_code == 200 and raw.is_json and len(raw.get_json()["results"]) == 2
+    form = _upload(client, _png(), k="5")
+    assert len(form.get_json()["results"]) == 5
+
+
+def test_browser_form_gets_the_results_page(service):
+    client, _, photos = service
+    page = _upload(client, (photos / "img0002.png").read_bytes(), headers=BROWSER, k="4")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert html.count('class="result"') == 4
+    assert 'src="data:image/jpeg;base64,' in html  # the query shown back, never stored
+    assert "/search?id=" in html and "% similar" in html and 'title="distance ' in html
+
+
+def test_search_by_id_leaves_the_image_itself_out(service):
+    client, _, _ = service
+    body = client.get("/search?id=3&k=4&format=json").get_json()
+    assert body["query"]["id"] == 3 and len(body["results"]) == 4
+    assert 3 not in [hit["id"] for hit in body["results"]]
+    html = client.get("/search?id=3", headers=BROWSER).get_data(as_text=True)
+    assert html.count('class="result"') == 10
+
+
+@pytest.mark.parametrize(
+    ("send", "status", "code"),
+    [
+        (lambda c: c.post("/search", data=b"", content_type="image/png"), 400, "empty_body"),
+        (lambda c: _upload(c, b"GIF89a but not really"), 400, "not_an_image"),
+        (lambda c: _upload(c, _png((300, 300))[:300]), 400, "not_an_image"),  # truncated
+        (lambda c: _upload(c, _png((1100, 1000))), 413, "too_many_pixels"),
+        (lambda c: _upload(c, b"x" * 300_000), 413, "too_large"),
+        (lambda c: _upload(c, _png(), query="?k=0"), 400, "bad_k"),
+        (lambda c: _upload(c, _png(), query="?k=101"), 400, "bad_k"),
+        (lambda c: _upload(c, _png(), query="?k=ten"), 400, "bad_k"),
+        (
+            lambda c: c.post("/search", data={"file": (io.BytesIO(_png()), "a.png")}, headers=JSON),
+            400,
+            "no_image",
+        ),
+        (lambda c: c.get("/search?id=999"), 404, "unknown_id"),
+        (lambda c: c.get("/search?id=../../etc/passwd"), 400, "bad_id"),
+        (lambda c: c.get("/images/999"), 404, "unknown_id"),
+        (lambda c: c.get("/thumbs/999"), 404, "unknown_id"),
+        (lambda c: c.get("/images/..%2F..%2Fetc%2Fpasswd"), 404, "not_found"),
+        (lambda c: c.delete("/search"), 405, "method_not_allowed"),
+    ],
+)
+def test_bad_requests_get_a_short_json_error(service, send, status, code):
+    client, _, _ = service
+    reply = send(client)
+    assert reply.status_code == status
+    assert reply.get_json()["code"] == code and reply.get_json()["error"]
+    assert "Traceback" not in reply.get_data(as_text=True)
+
+
+def test_browser_gets_a_friendly_error_page(service):
+    client, _, _ = service
+    reply = _upload(client, b"plain text, not a photo", headers=BROWSER)
+    html = reply.get_data(as_text=True)
+    assert reply.status_code == 400 and reply.mimetype == "text/html"
+    assert "cannot read the upload as an image" in html and "Try another image" in html
+
+
+def test_images_and_thumbnails_are_served_by_id(service):
+    client, _, photos = service
+    body = _upload(client, (photos / "img0006.png").read_bytes()).get_json()
+    hit = body["results"][0]
+    original = client.get(hit["url"])
+    assert original.status_code == 200 and original.data == (photos / "img0006.png").read_bytes()
+    thumb = client.get(hit["thumbnail"])
+    assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
+    assert Image.open(io.BytesIO(thumb.data)).size == (48, 48)  # small images are not enlarged
+
+
+def test_health_stats_and_openapi(service):
+    client, _, _ = service
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    client.get("/search?id=1&format=json")
+    stats = client.get("/stats").get_json()
+    assert stats["requests"]["search_id"] == 1 and stats["index"]["items"] == 12
+    spec = client.get("/openapi.json").get_json()
+    assert {"/search", "/images/{id}", "/thumbs/{id}", "/healthz", "/stats"} <= set(spec["paths"])
+
+
+def test_without_an_index_the_service_says_so(tmp_path, tiny_config):
+    client = app_module.create_app(tiny_config.replace(index_dir=tmp_path / "nothing")).test_client()
+    health = client.get("/healthz")
+    assert health.status_code == 503 and "img2vec.py" in health.get_json()["reason"]
+    reply = _upload(client, _png())
+    assert reply.status_code == 409 and reply.get_json()["code"] == "no_index"
+    assert "No index is loaded yet" in client.get("/").get_data(as_text=True)
+
+
+def test_hot_swap_under_concurrent_requests(service):
+    client, cfg, photos = service
+    flask_app = client.application
+    old_version = store.current_version(cfg.index_dir).name
+    upload = (photos / "img0000.png").read_bytes()
+    replies, stop = [], threading.Event()
+
+    def hammer():
+        own = flask_app.test_client()
+        while not stop.is_set():
+            replies.append(own.get("/search?id=0&k=5&format=json"))
+            replies.append(own.post("/search?k=5", data=upload, content_type="image/png"))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        write_images(photos, 6, seed=11, prefix="added")
+        new_version = _quiet_build(photos, cfg).version.name
+        deadline = threading.Event()
+        for _ in range(100):  # every worker follows within reload_interval
+            if client.get("/healthz").get_json()["version"] == new_version:
+                break
+            deadline.wait(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert new_version != old_version
+    assert replies and all(reply.status_code == 200 for reply in replies)
+    catalogues = {
+        name: {item["id"] for item in store.read_json(cfg.index_dir / "versions" / name / "items.json")}
+        for name in (old_version, new_version)
+    }
+    for reply in replies:  # each answer comes wholly from one version
+        body = reply.get_json()
+        assert {hit["id"] for hit in body["results"]} <= catalogues[body["index"]["version"]]
+    assert client.get("/search?id=0&format=json").get_json()["index"]["items"] == 18
+    assert json.loads(client.get("/healthz").data)["version"] == new_version
