@@ -5,17 +5,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo index test lint clean
+.PHONY: demo index serve test lint browser clean
 
-demo: $(VENV)/.installed
-	$(BIN)/python img2vec.py --sample
+demo: index serve
 
 index: $(VENV)/.installed
 	$(BIN)/python img2vec.py --sample
 
-test: $(VENV)/.installed
+serve: $(VENV)/.installed
+	@echo "imgsim: open http://127.0.0.1:8000/ once the workers say they booted (Ctrl+C stops it)"
+	$(BIN)/gunicorn -c gunicorn.conf.py 'app:create_app()'
+
+test: $(VENV)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+browser:
+	bash scripts/install-browser.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -79,6 +79,7 @@ def test_browser_form_gets_the_results_page(service):
     assert page.status_code == 200 and page.mimetype == "text/html"
     assert html.count('class="result"') == 4
     assert 'src="data:image/jpeg;base64,' in html  # the query shown back, never stored
+    assert "from 12 images" in html
     assert "/search?id=" in html and "% similar" in html and 'title="distance ' in html
 
 

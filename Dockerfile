@@ -1,0 +1,22 @@
+# imgsim search service. Untested here (no Docker engine on our build machines); see README.
+#   docker build -t imgsim .
+#   docker run --rm -v "$PWD/photos:/photos:ro" -v imgsim-index:/data imgsim python img2vec.py /photos
+#   docker run --rm -p 8000:8000 -v "$PWD/photos:/photos:ro" -v imgsim-index:/data imgsim
+# Mount the photos at the same path for indexing and serving: the index stores where they are.
+FROM python:3.11-slim
+
+WORKDIR /srv/imgsim
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY *.py ./
+COPY templates templates
+COPY static static
+
+ENV IMGSIM_INDEX_DIR=/data \
+    IMGSIM_BIND=0.0.0.0:8000 \
+    KERAS_HOME=/data/keras \
+    PYTHONUNBUFFERED=1
+VOLUME /data
+EXPOSE 8000
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]

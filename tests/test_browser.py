@@ -1,0 +1,90 @@
+"""A person in a real (headless) Chromium: upload a photo, see the grid, click a result."""
+
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+import app as app_module
+import img2vec
+from conftest import write_images
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (scripts/install-browser.sh installs them)",
+)
+
+
+@pytest.fixture
+def live_server(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 15, size=96)
+    img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    server = make_server("127.0.0.1", 0, app_module.create_app(tiny_config), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", photos
+    server.shutdown()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def test_upload_see_results_and_search_by_a_result(live_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, photos = live_server
+    wait = WebDriverWait(browser, 30)
+    browser.get(base + "/")
+    assert "Which images look like this one?" in browser.page_source
+    browser.find_element(By.CSS_SELECTOR, "#k-select option[value='5']").click()
+    # choosing a file submits the form by itself (static/upload.js)
+    browser.find_element(By.ID, "image-input").send_keys(str(photos / "img0007.png"))
+    wait.until(ready.presence_of_element_located((By.ID, "results")))
+    results = browser.find_elements(By.CSS_SELECTOR, "#results .result")
+    assert len(results) == 5
+    assert results[0].find_element(By.CSS_SELECTOR, ".path").text == "img0007.png"
+    assert "5 results" in browser.page_source and "from 15 images" in browser.page_source
+    assert browser.find_element(By.ID, "query-image").get_attribute("src").startswith("data:image/jpeg")
+    thumbnails_loaded = browser.execute_script(
+        "return [...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert thumbnails_loaded
+    browser.save_screenshot(str(tmp_path / "results.png"))
+
+    second = results[1].find_element(By.CSS_SELECTOR, ".path").text
+    results[1].find_element(By.CSS_SELECTOR, "a.search-by").click()
+    wait.until(ready.url_contains("/search?id="))
+    wait.until(ready.presence_of_element_located((By.ID, "results")))
+    assert second in browser.find_element(By.CSS_SELECTOR, ".query .meta a").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) == 5
+    browser.save_screenshot(str(tmp_path / "search_by_result.png"))
+    assert (tmp_path / "results.png").stat().st_size > 10_000
