@@ -1,0 +1,48 @@
+"""The quality metrics of evaluate.py on hand-made examples with known answers."""
+
+import numpy as np
+import pytest
+
+import evaluate
+
+
+def test_precision_at_k_counts_results_of_the_query_class():
+    retrieved = ["cat", "dog", "cat", "cat", "bird"]
+    assert evaluate.precision_at_k(retrieved, "cat", 1) == 1.0
+    assert evaluate.precision_at_k(retrieved, "cat", 2) == 0.5
+    assert evaluate.precision_at_k(retrieved, "cat", 5) == 0.6
+    assert evaluate.precision_at_k(retrieved, "dog", 1) == 0.0
+
+
+def test_average_precision_of_known_rankings():
+    assert evaluate.average_precision(np.array([1, 1, 0, 0])) == 1.0
+    # relevant at ranks 1 and 3: (1/1 + 2/3) / 2
+    assert evaluate.average_precision(np.array([1, 0, 1, 0])) == pytest.approx((1 + 2 / 3) / 2)
+    # relevant at ranks 2 and 4: (1/2 + 2/4) / 2
+    assert evaluate.average_precision(np.array([0, 1, 0, 1])) == pytest.approx(0.5)
+    assert evaluate.average_precision(np.array([0, 0, 0])) == 0.0
+
+
+def test_recall_against_exact_ignores_order():
+    assert evaluate.recall_against_exact([3, 2, 1], [1, 2, 3]) == 1.0
+    assert evaluate.recall_against_exact([1, 9, 8, 7], [1, 2, 3, 4]) == 0.25
+
+
+def test_leave_one_out_on_a_tiny_labelled_index(tmp_path):
+    """Two well separated classes of 3 vectors each: every metric is perfect."""
+    import ann
+
+    vectors = np.array(
+        [[1, 0.0, 0], [1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.0], [0.1, 1, 0], [0, 1, 0.1]], dtype=np.float32
+    )
+    ann.build(vectors, tmp_path / "index.ann", "angular", trees=5)
+    index = ann.SearchIndex(
+        version=tmp_path,
+        manifest={"metric": "angular"},
+        items=[{"id": i, "path": f"{'ab'[i // 3]}/{i}.jpg"} for i in range(6)],
+        annoy=ann.load(tmp_path / "index.ann", 3),
+        reducer=None,
+    )
+    scores = evaluate.evaluate_index(index, k=2)
+    assert scores["p@1"] == 1.0 and scores["map"] == 1.0 and scores["recall@10"] == 1.0
+    assert scores["p@5"] == pytest.approx(2 / 5)  # only 2 others of the class exist among 5 asked
