@@ -132,7 +132,9 @@ def load_reducer(kind: str, directory: Path) -> Reducer | None:
     raise ValueError(f"unknown reducer {kind!r}")
 
 
-def fit_for_build(kind: str, vectors: np.ndarray, cfg: config.Config, model_key: str, log=print):
+def fit_for_build(
+    kind: str, vectors: np.ndarray, cfg: config.Config, model_key: str, log=print, verbose: int = 2
+):
     """The reducer for a new index version.
 
     PCA is refitted on every build (seconds). The autoencoder trained by ``python autoencoder.py``
@@ -153,7 +155,7 @@ def fit_for_build(kind: str, vectors: np.ndarray, cfg: config.Config, model_key:
             log(f"Using the autoencoder trained on {info.get('trained_at')} ({saved})")
             return keras.saving.load_model(saved)
     log(f"Training an autoencoder {vectors.shape[1]} -> {cfg.dims} on {len(vectors)} vectors ...")
-    encoder = train_autoencoder(vectors, cfg.dims, cfg.epochs, verbose=2)
+    encoder = train_autoencoder(vectors, cfg.dims, cfg.epochs, verbose=verbose)
     _save_trained(encoder, cfg, model_key, len(vectors))
     return encoder
 

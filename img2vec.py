@@ -445,7 +445,18 @@ def build_index(
             )
         vectors = np.stack([vectors_by_path[e.path][1] for e in kept]).astype(np.float32)
         version = _write_version(
-            cfg, key, root, items, vectors, result, next_id, started, embedder, previous, log
+            cfg,
+            key,
+            root,
+            items,
+            vectors,
+            result,
+            next_id,
+            started,
+            embedder,
+            previous,
+            log,
+            verbose=2 if progress else 0,
         )
     return BuildReport(
         version,
@@ -459,7 +470,9 @@ def build_index(
     )
 
 
-def _write_version(cfg, key, root, items, vectors, result, next_id, started, embedder, previous, log) -> Path:
+def _write_version(
+    cfg, key, root, items, vectors, result, next_id, started, embedder, previous, log, verbose=2
+) -> Path:
     import ann
     import autoencoder
 
@@ -470,7 +483,7 @@ def _write_version(cfg, key, root, items, vectors, result, next_id, started, emb
         store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
         index_vectors = vectors
         if cfg.reduce != "none":
-            fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, key, log=log)
+            fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, key, log=log, verbose=verbose)
             autoencoder.save_reducer(cfg.reduce, fitted, building)
             index_vectors = autoencoder.load_reducer(cfg.reduce, building)(vectors)
         log(

@@ -88,24 +88,21 @@ def cpu_peak_gflops() -> tuple[float, str]:
     return cores * ghz * per_cycle, f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle ({model})"
 
 
-def count_flops(model) -> int:
-    """Multiply-adds x 2 of the convolutions and dense layers for one image."""
-    total = 0
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            total += count_flops(layer)
-            continue
-        kind = type(layer).__name__
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        kernel = weights[0].shape
-        if kind in ("Conv2D", "DepthwiseConv2D"):
-            _, height, width, _ = layer.output.shape
-            total += 2 * height * width * int(np.prod(kernel))
-        elif kind == "Dense":
-            total += 2 * int(np.prod(kernel))
-    return total
+def count_flops(model, side: int) -> int:
+    """Floating-point operations of one forward pass at side x side, counted by TF's profiler."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec([1, side, side, 3], tf.float32)
+    )
+    frozen = convert_variables_to_constants_v2(concrete)
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    profile = tf.compat.v1.profiler.profile(
+        graph=frozen.graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options
+    )
+    return int(profile.total_float_ops)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -138,7 +135,7 @@ def embed_child(model: str, count: int) -> dict:
     started = time.perf_counter()
     pixels = np.stack([embedder.prepare(imaging.open_rgb(path)) for path in files])
     decode_ms = 1000 * (time.perf_counter() - started) / len(files)
-    flops = count_flops(embedder.model)
+    flops = count_flops(embedder.model, embedder.input_size)
     results = []
     for batch in (1, 8, 32):
         embedder.embed(pixels[:batch])  # warm-up: graph tracing, allocations
