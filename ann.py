@@ -1,6 +1,7 @@
 """The Annoy index: build it, open it memory-mapped, query it; and search it from the command line.
 
     python ann.py QUERY... [--k 5] [--json] [--plot OUT_DIR]
+    python ann.py --map OUT.png        (a t-SNE map of the indexed collection)
 
 A QUERY is an image file or a folder of them. Opening an index maps its file instead of reading
 it, so every server worker shares one copy in the page cache.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -77,6 +77,9 @@ class SearchIndex:
     annoy: AnnoyIndex
     reducer: object  # autoencoder.Reducer or None
 
+    def __post_init__(self) -> None:
+        self.rows_by_id = {item["id"]: row for row, item in enumerate(self.items)}
+
     def search(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
         """Nearest items to one embedding (full, unreduced vector)."""
         if self.reducer is not None:
@@ -114,12 +117,15 @@ def open_index(index_dir: Path) -> SearchIndex:
     return SearchIndex(version, manifest, items, annoy, reducer)
 
 
-def query_embedder(manifest: dict):
+def query_embedder(manifest: dict, version: Path):
     """The exact model an index was built with, to embed queries the same way."""
+    import autoencoder
     import img2vec
 
     weights = manifest.get("weights", "imagenet")
     source = manifest["model_source"]
+    if source in autoencoder.PIXEL_MODELS:  # trained on the collection, stored in the version
+        source = str(Path(version) / autoencoder.ENCODER_FILE)
     # the model key ends with the input-size setting it was built with (0 = the model's own)
     size = int(manifest["model_key"].rsplit(":", 1)[1])
     embedder = img2vec.load_embedder(source, None if weights == "none" else weights, size)
@@ -141,47 +147,35 @@ def _query_files(queries: list[str]) -> list[Path]:
     return files
 
 
-def plot_results(query_file: Path, image, hits: list[Hit], root: Path, out_path: Path) -> None:
-    """A strip: the query, then its results with their distances."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = len(hits) + 1
-    columns = min(panels, 6)
-    rows = math.ceil(panels / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
-    axes.flat[0].imshow(image)
-    axes.flat[0].set_title(f"query\n{query_file.name}", fontsize=9, color="tab:blue")
-    for axis, (rank, hit) in zip(axes.flat[1:], enumerate(hits, 1), strict=False):
-        try:
-            axis.imshow(imaging.open_rgb(root / hit.path))
-        except imaging.UnreadableImage:
-            axis.text(0.5, 0.5, "missing", ha="center")
-        axis.set_title(f"#{rank} d={hit.distance:.3f}\n{Path(hit.path).name}", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(out_path, dpi=80)
-    plt.close(figure)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Find the indexed images most similar to each QUERY image.",
         epilog="Example: python ann.py photo.jpg --k 5 --plot results/",
     )
-    parser.add_argument("queries", nargs="+", metavar="QUERY", help="image file or folder of images")
+    parser.add_argument("queries", nargs="*", metavar="QUERY", help="image file or folder of images")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--plot", metavar="OUT_DIR", help="write one PNG per query with its results")
+    parser.add_argument("--map", metavar="OUT.png", help="draw a t-SNE map of the whole indexed collection")
     config.add_flags(parser, "index_dir", "k", "search_k")
     args = parser.parse_args(argv)
+    if not args.queries and not args.map:
+        parser.error("give QUERY images, or --map OUT.png")
     cfg = config.load(args=args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.map:
+        import plots
+
+        try:
+            plots.draw_map(open_index(cfg.index_dir), Path(args.map))
+        except (store.IndexMissing, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"map: {args.map}")
+        if not args.queries:
+            return 0
     try:
         index = open_index(cfg.index_dir)
-        embedder = query_embedder(index.manifest)
+        embedder = query_embedder(index.manifest, index.version)
     except Exception as error:  # missing index or model: one clear line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -190,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no query images found", file=sys.stderr)
         return 2
     if args.plot:
+        import plots
+
         Path(args.plot).mkdir(parents=True, exist_ok=True)
     answers, failures = [], 0
     for query_file in files:
@@ -209,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {rank:>3}. {hit.distance:.4f}  {hit.path}")
         if args.plot:
             out = Path(args.plot) / f"{query_file.stem}_results.png"
-            plot_results(query_file, image, hits, index.collection_root, out)
+            plots.plot_results(query_file, image, hits, index.collection_root, out)
             if not args.json:
                 print(f"  plot: {out}")
     if args.json:

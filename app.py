@@ -74,7 +74,7 @@ class IndexHolder:
         elif old is not None and old.embedder.key == index.manifest["model_key"]:
             embedder = old.embedder
         else:
-            embedder = ann.query_embedder(index.manifest)
+            embedder = ann.query_embedder(index.manifest, index.version)
         return Snapshot(index, embedder, target)
 
     def get(self) -> Snapshot | None:
@@ -160,10 +160,10 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
         return snap
 
     def item_for(snap: Snapshot, item_id: int) -> tuple[int, dict]:
-        for row, item in enumerate(snap.index.items):
-            if item["id"] == item_id:
-                return row, item
-        raise ApiError(404, "unknown_id", f"no image with id {item_id} in the index")
+        row = snap.index.rows_by_id.get(item_id)
+        if row is None:
+            raise ApiError(404, "unknown_id", f"no image with id {item_id} in the index")
+        return row, snap.index.items[row]
 
     def answer(snap: Snapshot, query: dict, hits: list[ann.Hit], k: int, began: float, preview: str | None):
         manifest = snap.index.manifest
@@ -262,6 +262,20 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
             image.save(tmp, "JPEG", quality=85)
             os.replace(tmp, cached)
         return send_file(cached, mimetype="image/jpeg", max_age=86400)
+
+    map_lock = threading.Lock()
+
+    @app.get("/map")
+    def collection_map():
+        counts["map"] += 1
+        snap = snapshot()
+        with map_lock:  # the first visit computes the t-SNE once per index version
+            try:
+                points = plots.map_points(snap.index)
+            except ValueError as error:
+                raise ApiError(409, "too_few_images", str(error)) from None
+        classes = plots.collection_classes(snap.index.items) or []
+        return render_template("map.html", points=points, classes=classes, snap=snap, class_of=plots.class_of)
 
     @app.get("/healthz")
     def healthz():

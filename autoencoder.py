@@ -103,7 +103,10 @@ def train_autoencoder(
 
 def keras_reducer(encoder) -> Reducer:
     def reduce(vectors: np.ndarray) -> np.ndarray:
-        return np.asarray(encoder.predict(np.asarray(vectors, np.float32), verbose=0), np.float32)
+        vectors = np.asarray(vectors, np.float32)
+        if len(vectors) <= 1024:  # one query: skip predict()'s per-call set-up
+            return np.asarray(encoder.predict_on_batch(vectors), np.float32)
+        return np.asarray(encoder.predict(vectors, batch_size=1024, verbose=0), np.float32)
 
     return reduce
 
@@ -172,6 +175,103 @@ def _save_trained(encoder, cfg: config.Config, model_key: str, count: int, **ext
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     store.write_json(Path(cfg.index_dir) / AUTOENCODER_INFO, info | extra)
+
+
+# --- autoencoders on the collection's own pixels: an embedder with no pretrained network ----
+
+PIXEL_MODELS = {"convae": 128, "simpleae": 64}  # name -> side of the images it is trained on
+ENCODER_FILE = "embedder.keras"
+PIXEL_AUTOENCODER_FILE = "pixel_autoencoder.keras"
+
+
+def build_pixel_autoencoder(kind: str, dims: int = 256):
+    """(autoencoder, encoder) for RGB 0..255 images; the encoder outputs the flattened bottleneck.
+
+    convae: four conv + pool stages 128 -> 8 pixels, a 16-channel 8x8 bottleneck (1024-d).
+    simpleae: one hidden dense layer of ``dims`` units over the 64x64 pixels.
+    """
+    import keras
+    from keras import layers
+
+    side = PIXEL_MODELS[kind]
+    inputs = keras.Input(shape=(side, side, 3), name="pixels")
+    x = layers.Rescaling(1 / 255, name="to_unit")(inputs)
+    if kind == "convae":
+        for i, filters in enumerate((32, 64, 64, 32)):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"enc_conv{i}")(x)
+            x = layers.MaxPooling2D(2, name=f"enc_pool{i}")(x)
+        code = layers.Conv2D(16, 3, padding="same", activation="relu", name="code")(x)
+        vector = layers.Flatten(name="vector")(code)
+        y = code
+        for i, filters in enumerate((32, 64, 64, 32)):
+            y = layers.UpSampling2D(2, name=f"dec_up{i}")(y)
+            y = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"dec_conv{i}")(y)
+        outputs = layers.Conv2D(3, 3, padding="same", activation="sigmoid", name="reconstruction")(y)
+    elif kind == "simpleae":
+        flat = layers.Flatten(name="flatten")(x)
+        vector = layers.Dense(dims, activation="relu", name="code")(flat)
+        y = layers.Dense(side * side * 3, activation="sigmoid", name="decode")(vector)
+        outputs = layers.Reshape((side, side, 3), name="reconstruction")(y)
+    else:
+        raise ValueError(f"unknown pixel autoencoder {kind!r}; choose from {', '.join(PIXEL_MODELS)}")
+    autoencoder = keras.Model(inputs, outputs, name=kind)
+    encoder = keras.Model(inputs, vector, name=f"{kind}_encoder")
+    return autoencoder, encoder
+
+
+def train_pixel_autoencoder(
+    kind: str,
+    images: np.ndarray,
+    dims: int = 256,
+    epochs: int = 20,
+    patience: int = 3,
+    batch_size: int = 32,
+    verbose: int = 2,
+    seed: int = 0,
+):
+    """Train on uint8 images (N, side, side, 3); returns (autoencoder, encoder, history)."""
+    import keras
+
+    if len(images) < 2:
+        raise ValueError("training an autoencoder needs at least 2 readable images")
+    keras.utils.set_random_seed(seed)
+    autoencoder, encoder = build_pixel_autoencoder(kind, dims)
+    autoencoder.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    targets = images.astype(np.float32) / 255.0
+    stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
+    history = autoencoder.fit(
+        images.astype(np.float32),
+        targets,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_split=0.1 if len(images) >= 10 else 0.5,
+        shuffle=True,
+        callbacks=[stop],
+        verbose=verbose,
+    )
+    return autoencoder, encoder, history.history
+
+
+def plot_reconstructions(autoencoder, images: np.ndarray, out_path: Path, count: int = 8) -> None:
+    """A PNG: a few originals on top, their reconstructions below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = images[:count]
+    rebuilt = autoencoder.predict_on_batch(shown.astype(np.float32))
+    figure, axes = plt.subplots(2, len(shown), figsize=(1.6 * len(shown), 3.4), squeeze=False)
+    for column, (original, copy) in enumerate(zip(shown, rebuilt, strict=True)):
+        axes[0, column].imshow(original)
+        axes[1, column].imshow(np.clip(copy, 0, 1))
+        for axis in axes[:, column]:
+            axis.axis("off")
+    axes[0, 0].set_title("original", fontsize=9, loc="left")
+    axes[1, 0].set_title("reconstruction", fontsize=9, loc="left")
+    figure.tight_layout()
+    figure.savefig(out_path, dpi=80)
+    plt.close(figure)
 
 
 def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

@@ -33,7 +33,8 @@ class Config:
     # Where built artefacts live: versions of the index, the `current` pointer, trained reducers.
     index_dir: Path = Path("rsc_files")
     # A keras.applications backbone name (inception_v3, vgg19, resnet50, mobilenet_v2,
-    # efficientnetb0) or the path of a .keras model taking RGB 0..255 at its declared size.
+    # efficientnetb0), an autoencoder trained on the collection itself (convae, simpleae), or the
+    # path of a .keras model taking RGB 0..255 at its declared size.
     model: str = "inception_v3"
     # "imagenet" (downloaded once into the Keras cache) or the path of a local weights file.
     weights: str = "imagenet"
@@ -50,8 +51,10 @@ class Config:
     metric: str = "angular"
     # Annoy's search_k: nodes inspected per query; -1 lets Annoy use trees * k.
     search_k: int = -1
-    # Autoencoder training.
+    # Autoencoder training: the vector reducer, and the pixel autoencoders (--model convae/simpleae).
     epochs: int = 50
+    ae_epochs: int = 20
+    ae_train_images: int = 5000
     # Old index versions kept beside `current` (workers may still be reading them).
     keep_versions: int = 3
     k: int = 10
@@ -112,6 +115,8 @@ _HELP = {
     "metric": "Annoy metric (default %(default)s)",
     "search_k": "Annoy search_k; -1 = trees * k (default %(default)s)",
     "epochs": "autoencoder training epochs, with early stopping (default %(default)s)",
+    "ae_epochs": "convae/simpleae training epochs, with early stopping (default %(default)s)",
+    "ae_train_images": "convae/simpleae train on at most this many images (default %(default)s)",
     "keep_versions": "old index versions kept (default %(default)s)",
     "k": "number of results (default %(default)s)",
     "reload_interval": "seconds between checks for a new index version (default %(default)s)",

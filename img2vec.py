@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+import autoencoder
 import config
 import imaging
 import store
@@ -55,6 +56,9 @@ class Embedder:
     dim: int
     model: object
     preprocess: Callable[[np.ndarray], np.ndarray]
+    # for models trained on the collection (convae, simpleae): the folder holding the trained
+    # files, copied into every index version built with them
+    trained_files: Path | None = None
 
     def prepare(self, image) -> np.ndarray:
         """Resize a PIL RGB image to the network's square input, as uint8 pixels."""
@@ -81,6 +85,8 @@ def _file_sha1(path: Path) -> str:
 
 def model_key(model: str, weights: str | None = "imagenet", image_size: int = 0) -> str:
     """What the vectors depend on, cheap to compute before the model is loaded."""
+    if model in autoencoder.PIXEL_MODELS:
+        raise WeightsUnavailable(f"{model} is trained on the collection: build the index with img2vec.py")
     if model in BACKBONES:
         side = image_size or BACKBONES[model][2]
         weights_id = weights
@@ -120,7 +126,8 @@ def load_embedder(model: str, weights: str | None = "imagenet", image_size: int 
                 f"The ImageNet weights of {model} could not be downloaded ({error}). Run this once "
                 "on a machine with internet access (Keras caches them in ~/.keras/models/), "
                 f"or pass --weights PATH to a local {class_name} 'notop' weights file, or use "
-                "--model PATH to a .keras model of your own."
+                "--model PATH to a .keras model of your own, or --model convae to train an "
+                "autoencoder on your own images (no download)."
             ) from error
         preprocess = getattr(keras.applications, module_name).preprocess_input
         return Embedder(model, model, weights, key, side, network.output_shape[-1], network, preprocess)
@@ -134,6 +141,85 @@ def load_embedder(model: str, weights: str | None = "imagenet", image_size: int 
         raise ValueError(f"{model} must output one vector per image, not {network.output_shape}")
     source = str(Path(model).resolve())
     return Embedder(Path(model).stem, source, None, key, side, network.output_shape[-1], network, lambda x: x)
+
+
+def pixel_embedder(
+    cfg: config.Config,
+    entries: list[FileEntry],
+    root: Path,
+    retrain: bool = False,
+    plot: Path | None = None,
+    verbose: int = 2,
+    log: Callable[[str], None] = print,
+) -> Embedder:
+    """An autoencoder trained on the collection's own pixels (``cfg.model`` convae or simpleae).
+
+    Reuses the one the current index was built with (or one whose embedding run was interrupted)
+    unless ``retrain``; otherwise trains a new one. The trained files stay under .partial/ until
+    a version built with them is published, so a failed training never replaces the old model.
+    """
+    import dataclasses
+    import random
+
+    kind = cfg.model
+    side = autoencoder.PIXEL_MODELS[kind]
+    fresh = store.partial_dir(cfg.index_dir) / kind
+    folders = [fresh]
+    try:
+        version = store.current_version(cfg.index_dir)
+        manifest = store.read_manifest(version)
+        if manifest.get("model_source") == kind and manifest.get("collection_root") == str(root):
+            folders.insert(0, version)
+    except store.IndexMissing:
+        pass
+    trained = (
+        None if retrain else next((f for f in folders if (f / autoencoder.ENCODER_FILE).is_file()), None)
+    )
+    sample = entries
+    if len(entries) > cfg.ae_train_images:
+        sample = random.Random(0).sample(entries, cfg.ae_train_images)
+    if trained is None or plot is not None:
+        images = _decode_square(sample if trained is None else sample[:8], side, cfg)
+    if trained is None:
+        log(f"Training {kind} on {len(images)} images of {side}x{side} (early stopping) ...")
+        began = time.perf_counter()
+        full, encoder, history = autoencoder.train_pixel_autoencoder(
+            kind, images, cfg.dims, cfg.ae_epochs, verbose=verbose
+        )
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        full.save(fresh / autoencoder.PIXEL_AUTOENCODER_FILE)
+        encoder.save(fresh / autoencoder.ENCODER_FILE)  # written last: its presence means "complete"
+        log(
+            f"Trained {kind} in {time.perf_counter() - began:.0f} s over {len(history['loss'])} epochs, "
+            f"validation loss {min(history['val_loss']):.4f}"
+        )
+        trained = fresh
+    else:
+        log(f"Using the {kind} trained earlier for this collection ({trained})")
+    if plot is not None:
+        import keras
+
+        full = keras.saving.load_model(trained / autoencoder.PIXEL_AUTOENCODER_FILE)
+        autoencoder.plot_reconstructions(full, images, plot)
+        log(f"Reconstructions: {plot}")
+    loaded = load_embedder(str(trained / autoencoder.ENCODER_FILE))
+    return dataclasses.replace(loaded, name=kind, source=kind, trained_files=trained)
+
+
+def _decode_square(entries: list[FileEntry], side: int, cfg: config.Config) -> np.ndarray:
+    """The readable ones among ``entries`` as uint8 side x side RGB, decoded in threads."""
+    from PIL import Image
+
+    def decode(entry: FileEntry):
+        try:
+            image = imaging.open_rgb(entry.abspath, cfg.max_image_pixels)
+        except imaging.UnreadableImage:
+            return None
+        return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+    decoded = [f.result() for _, f in _prefetch(entries, decode, cfg.decode_workers, 64)]
+    return np.stack([pixels for pixels in decoded if pixels is not None])
 
 
 # --- the collection ---------------------------------------------------------------------------
@@ -195,11 +281,11 @@ def previous_vectors(index_dir: Path, key: str, root: Path) -> tuple[dict[str, K
         manifest = store.read_manifest(version)
         if manifest.get("model_key") == key and manifest.get("collection_root") == str(root):
             previous = manifest
-            vectors = np.load(version / "vectors.npy", mmap_mode="r")
-            for row, item in enumerate(store.read_json(version / "items.json")):
-                vector = np.array(vectors[row])
-                known[item["path"]] = Known(item["size"], item["mtime_ns"], item["sha1"], vector)
-            previous["ids"] = {item["path"]: item["id"] for item in store.read_json(version / "items.json")}
+            vectors = np.load(version / "vectors.npy")
+            items = store.read_json(version / "items.json")
+            for row, item in enumerate(items):
+                known[item["path"]] = Known(item["size"], item["mtime_ns"], item["sha1"], vectors[row])
+            previous["ids"] = {item["path"]: item["id"] for item in items}
     except store.IndexMissing:
         pass
     for chunk in sorted(store.partial_dir(index_dir).glob("chunk-*.npz")):
@@ -362,6 +448,8 @@ def build_index(
     progress: bool = True,
     full: bool = False,
     log: Callable[[str], None] = print,
+    retrain: bool = False,
+    plot: Path | None = None,
 ) -> BuildReport:
     """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``."""
     started = time.perf_counter()
@@ -372,6 +460,8 @@ def build_index(
             raise FileNotFoundError(
                 f"no images found in {dataset} (looked for {', '.join(sorted(imaging.IMAGE_EXTENSIONS))})"
             )
+        if embedder is None and cfg.model in autoencoder.PIXEL_MODELS:
+            embedder = pixel_embedder(cfg, entries, root, retrain, plot, 2 if progress else 0, log)
         key = embedder.key if embedder else model_key(cfg.model, weights, cfg.image_size)
         known, previous = ({}, {}) if full else previous_vectors(cfg.index_dir, key, root)
         current = {e.path for e in entries}
@@ -474,11 +564,13 @@ def _write_version(
     cfg, key, root, items, vectors, result, next_id, started, embedder, previous, log, verbose=2
 ) -> Path:
     import ann
-    import autoencoder
 
     building = store.start_version(cfg.index_dir)
     try:
         np.save(building / "vectors.npy", vectors)
+        if embedder is not None and embedder.trained_files is not None:
+            for trained in embedder.trained_files.glob("*.keras"):
+                shutil.copy2(trained, building / trained.name)
         store.write_json(building / "items.json", items)
         store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
         index_vectors = vectors
@@ -572,6 +664,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--full", action="store_true", help="re-embed every image, ignoring earlier runs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--retrain", action="store_true", help="with --model convae/simpleae: train the autoencoder again"
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="with --model convae/simpleae: write a few images and their reconstructions",
+    )
     config.add_flags(
         parser,
         "index_dir",
@@ -586,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
         "trees",
         "metric",
         "epochs",
+        "ae_epochs",
+        "ae_train_images",
         "keep_versions",
     )
     args = parser.parse_args(argv)
@@ -599,7 +701,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.sample:
             dataset = export_sample_images(Path(cfg.index_dir) / "sample_images")
             embedder = sample_embedder(cfg)
-        report = build_index(dataset, cfg, embedder, progress=not args.no_progress, full=args.full)
+        report = build_index(
+            dataset,
+            cfg,
+            embedder,
+            progress=not args.no_progress,
+            full=args.full,
+            retrain=args.retrain,
+            plot=Path(args.plot) if args.plot else None,
+        )
     except (WeightsUnavailable, store.BuildInProgress, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -54,7 +54,7 @@ def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
 
     # and a query photo from outside the index, through the same model, finds its own class
     query = sorted((config.SHARED_FLOWERS / "sunflower").glob("*.jpg"))[-1]
-    embedder = ann.query_embedder(index.manifest)
+    embedder = ann.query_embedder(index.manifest, index.version)
     from imaging import open_rgb
 
     hits = index.search(embedder.embed_images([open_rgb(query)])[0], k=5)

@@ -1,0 +1,95 @@
+"""Embedders trained on the collection's own pixels (--model convae / simpleae), and the map."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import ann
+import app as app_module
+import autoencoder
+import config
+import img2vec
+import plots
+import store
+from conftest import write_images
+
+
+def _quiet(photos, cfg, **options):
+    return img2vec.build_index(photos, cfg, progress=False, log=lambda _: None, **options)
+
+
+def _sha1(path):
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("kind", "dims"), [("convae", 16 * 8 * 8), ("simpleae", 32)])
+def test_trains_one_epoch_and_embeds_with_the_documented_shape(tmp_path, kind, dims):
+    photos = tmp_path / "photos"
+    write_images(photos, 10, size=70)
+    cfg = config.Config(index_dir=tmp_path / "index", model=kind, dims=32, ae_epochs=1, trees=5)
+    plot = tmp_path / "reconstructions.png"
+    report = _quiet(photos, cfg, plot=plot)
+    assert report.items == 10 and report.embedded == 10
+    index = ann.open_index(cfg.index_dir)
+    assert index.manifest["model"] == kind and index.manifest["embedding_dim"] == dims
+    assert np.load(index.version / "vectors.npy").shape == (10, dims)
+    assert (index.version / autoencoder.ENCODER_FILE).is_file()
+    assert plot.stat().st_size > 5_000
+    # queries go through exactly the encoder stored in the version
+    embedder = ann.query_embedder(index.manifest, index.version)
+    image = img2vec.imaging.open_rgb(photos / "img0003.png")
+    assert index.search(embedder.embed_images([image])[0], k=1)[0].path == "img0003.png"
+
+
+def test_the_trained_model_is_reused_and_replaced_only_by_a_finished_retraining(tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    write_images(photos, 8, size=70)
+    cfg = config.Config(index_dir=tmp_path / "index", model="convae", ae_epochs=1, trees=5)
+    first = _quiet(photos, cfg).version
+    encoder_sha = _sha1(first / autoencoder.ENCODER_FILE)
+
+    write_images(photos, 2, seed=4, prefix="extra")
+    added = _quiet(photos, cfg)
+    assert added.embedded == 2  # same encoder: the 8 old vectors are reused
+    assert _sha1(added.version / autoencoder.ENCODER_FILE) == encoder_sha
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(autoencoder, "train_pixel_autoencoder", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _quiet(photos, cfg, retrain=True)
+    assert store.current_version(cfg.index_dir) == added.version
+    monkeypatch.undo()
+
+    retrained = _quiet(photos, cfg.replace(ae_epochs=2), retrain=True)
+    assert retrained.embedded == 10  # a new encoder means new vectors for everything
+    assert _sha1(retrained.version / autoencoder.ENCODER_FILE) != encoder_sha
+
+
+def test_missing_weights_point_to_the_offline_alternative(monkeypatch):
+    from keras.src.utils import file_utils
+
+    monkeypatch.setattr(file_utils, "get_file", lambda *a, **k: (_ for _ in ()).throw(Exception("offline")))
+    with pytest.raises(img2vec.WeightsUnavailable, match="--model convae"):
+        img2vec.load_embedder("inception_v3")
+
+
+def test_map_png_and_page(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos / "red", 6, seed=1)
+    write_images(photos / "blue", 6, seed=2)
+    _quiet(photos, tiny_config)
+    index = ann.open_index(tiny_config.index_dir)
+    out = tmp_path / "map.png"
+    plots.draw_map(index, out)
+    assert out.stat().st_size > 10_000
+    points = plots.map_points(index)
+    assert len(points) == 12 and all(0 <= p["x"] <= 1 and 0 <= p["y"] <= 1 for p in points)
+    assert plots.collection_classes(index.items) == ["blue", "red"]
+
+    client = app_module.create_app(tiny_config).test_client()
+    page = client.get("/map").get_data(as_text=True)
+    assert page.count('class="map-point"') == 12
+    assert "/search?id=" in page and "red" in page and "blue" in page
