@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 import ann
 import config
 import imaging
+import plots
 
 THUMB_SIDE = 256
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
