@@ -187,7 +187,8 @@ PIXEL_AUTOENCODER_FILE = "pixel_autoencoder.keras"
 def build_pixel_autoencoder(kind: str, dims: int = 256):
     """(autoencoder, encoder) for RGB 0..255 images; the encoder outputs the flattened bottleneck.
 
-    convae: four conv + pool stages 128 -> 8 pixels, a 16-channel 8x8 bottleneck (1024-d).
+    convae: four conv + pool stages 128 -> 8 pixels, a 16-channel 8x8 bottleneck (1024-d); kept
+    narrow (16-32 channels, about 0.3 GFLOP per image) so that it trains in minutes on a CPU.
     simpleae: one hidden dense layer of ``dims`` units over the 64x64 pixels.
     """
     import keras
@@ -197,13 +198,13 @@ def build_pixel_autoencoder(kind: str, dims: int = 256):
     inputs = keras.Input(shape=(side, side, 3), name="pixels")
     x = layers.Rescaling(1 / 255, name="to_unit")(inputs)
     if kind == "convae":
-        for i, filters in enumerate((32, 64, 64, 32)):
+        for i, filters in enumerate((16, 32, 32, 16)):
             x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"enc_conv{i}")(x)
             x = layers.MaxPooling2D(2, name=f"enc_pool{i}")(x)
         code = layers.Conv2D(16, 3, padding="same", activation="relu", name="code")(x)
         vector = layers.Flatten(name="vector")(code)
         y = code
-        for i, filters in enumerate((32, 64, 64, 32)):
+        for i, filters in enumerate((16, 32, 32, 16)):
             y = layers.UpSampling2D(2, name=f"dec_up{i}")(y)
             y = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"dec_conv{i}")(y)
         outputs = layers.Conv2D(3, 3, padding="same", activation="sigmoid", name="reconstruction")(y)
@@ -237,10 +238,10 @@ def train_pixel_autoencoder(
     keras.utils.set_random_seed(seed)
     autoencoder, encoder = build_pixel_autoencoder(kind, dims)
     autoencoder.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    targets = images.astype(np.float32) / 255.0
+    targets = images.astype(np.float32) / 255.0  # inputs stay uint8: the model rescales them
     stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
     history = autoencoder.fit(
-        images.astype(np.float32),
+        images,
         targets,
         epochs=epochs,
         batch_size=batch_size,
