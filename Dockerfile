@@ -3,6 +3,7 @@
 #   docker run --rm -v "$PWD/photos:/photos:ro" -v imgsim-index:/data imgsim python img2vec.py /photos
 #   docker run --rm -p 8000:8000 -v "$PWD/photos:/photos:ro" -v imgsim-index:/data imgsim
 # Mount the photos at the same path for indexing and serving: the index stores where they are.
+# To add images through POST /images (IMGSIM_ADMIN_TOKEN), mount the photos writable (no :ro).
 FROM python:3.11-slim
 
 WORKDIR /srv/imgsim

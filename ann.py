@@ -10,6 +10,7 @@ it, so every server worker shares one copy in the page cache.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -80,11 +81,14 @@ class SearchIndex:
     def __post_init__(self) -> None:
         self.rows_by_id = {item["id"]: row for row, item in enumerate(self.items)}
 
+    def to_index_space(self, vectors: np.ndarray) -> np.ndarray:
+        """Full embeddings (rows) as the index stores them: reduced, if the index is."""
+        vectors = np.asarray(vectors, np.float32)
+        return vectors if self.reducer is None else self.reducer(vectors)
+
     def search(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
         """Nearest items to one embedding (full, unreduced vector)."""
-        if self.reducer is not None:
-            vector = self.reducer(np.asarray(vector, np.float32)[None, :])[0]
-        return self.search_reduced(vector, k, search_k)
+        return self.search_reduced(self.to_index_space(np.asarray(vector)[None, :])[0], k, search_k)
 
     def search_reduced(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
         """Nearest items to a vector already in the index's space (e.g. one read back from it)."""
@@ -124,11 +128,19 @@ def query_embedder(manifest: dict, version: Path):
 
     weights = manifest.get("weights", "imagenet")
     source = manifest["model_source"]
-    if source in autoencoder.PIXEL_MODELS:  # trained on the collection, stored in the version
+    trained = source in autoencoder.PIXEL_MODELS  # trained on the collection, stored in the version
+    if trained:
         source = str(Path(version) / autoencoder.ENCODER_FILE)
     # the model key ends with the input-size setting it was built with (0 = the model's own)
     size = int(manifest["model_key"].rsplit(":", 1)[1])
     embedder = img2vec.load_embedder(source, None if weights == "none" else weights, size)
+    if trained:
+        embedder = dataclasses.replace(
+            embedder,
+            name=manifest["model_source"],
+            source=manifest["model_source"],
+            trained_files=Path(version),
+        )
     if embedder.key != manifest["model_key"]:
         raise img2vec.WeightsUnavailable(
             f"the model {manifest['model_source']} changed since the index was built; rebuild the "

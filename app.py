@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hmac
 import io
+import json
 import os
 import threading
 import time
@@ -21,13 +23,16 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from flask import Flask, jsonify, render_template, request, send_file, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 import ann
 import config
 import imaging
+import live
 import plots
+import store
 
 THUMB_SIDE = 256
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -141,6 +146,46 @@ def _preview_data_url(image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+class Compactor:
+    """Rebuilds the Annoy index in a background thread once the live delta is large enough."""
+
+    def __init__(self, cfg: config.Config, app_logger):
+        self.cfg = cfg
+        self.logger = app_logger
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def maybe_start(self, snap: Snapshot, view: live.LiveView) -> bool:
+        if view.pending < self.cfg.compact_threshold:
+            return False
+        with self._lock:
+            if self.thread is not None and self.thread.is_alive():
+                return False
+            self.thread = threading.Thread(target=self._run, args=(snap,), name="compaction", daemon=True)
+            self.thread.start()
+            return True
+
+    def _run(self, snap: Snapshot) -> None:
+        import img2vec
+
+        manifest = snap.index.manifest
+        cfg = self.cfg.replace(
+            reduce=manifest["reduce"],
+            trees=manifest["trees"],
+            metric=manifest["metric"],
+            dims=manifest["dims"] if manifest["reduce"] != "none" else self.cfg.dims,
+        )
+        try:
+            report = img2vec.build_index(
+                snap.index.collection_root, cfg, embedder=snap.embedder, progress=False, log=self.logger.info
+            )
+            self.logger.info("compaction published %s with %d items", report.version.name, report.items)
+        except store.BuildInProgress:
+            self.logger.info("compaction skipped: another rebuild is running")
+        except Exception:
+            self.logger.exception("compaction failed; the current index keeps serving")
+
+
 def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
     """Build the Flask app. ``embedder`` lets tests share one loaded model across apps."""
     cfg = cfg or config.load()
@@ -148,25 +193,62 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
     holder = IndexHolder(cfg, embedder)
     holder.get()  # load the model and index now, in this (post-fork) worker
+    layer = live.LiveLayer(cfg.index_dir)
+    compactor = Compactor(cfg, app_logger=app.logger)
     started = time.time()
     counts: Counter[str] = Counter()
     thumbs_dir = Path(cfg.index_dir) / "thumbs"
 
-    def snapshot() -> Snapshot:
+    def current(allow_empty: bool = False) -> tuple[Snapshot, live.LiveView]:
+        """The index version and live delta that this whole request answers from."""
         snap = holder.get()
         if snap is None:
             raise ApiError(409, "no_index", "The index is not built yet: run `python img2vec.py FOLDER`.")
-        if not snap.index.items:
-            raise ApiError(409, "empty_index", "The index has no images yet.")
-        return snap
+        view = layer.view(snap.index)
+        if not allow_empty and item_count(snap, view) == 0:
+            raise ApiError(409, "empty_index", "The index has no images: every one was removed.")
+        return snap, view
 
-    def item_for(snap: Snapshot, item_id: int) -> tuple[int, dict]:
+    def item_count(snap: Snapshot, view: live.LiveView) -> int:
+        present = sum(1 for i in view.deleted if i in snap.index.rows_by_id or i in view.rows_by_id)
+        return len(snap.index.items) + len(view.ids) - present
+
+    def item_for(snap: Snapshot, view: live.LiveView, item_id: int) -> tuple[np.ndarray, dict]:
+        """An item's vector (in the index's space) and catalogue entry, from the base or the delta."""
         row = snap.index.rows_by_id.get(item_id)
-        if row is None:
-            raise ApiError(404, "unknown_id", f"no image with id {item_id} in the index")
-        return row, snap.index.items[row]
+        if item_id not in view.deleted and row is not None:
+            return np.array(snap.index.annoy.get_item_vector(row), np.float32), snap.index.items[row]
+        row = view.rows_by_id.get(item_id)
+        if item_id not in view.deleted and row is not None:
+            return view.vectors[row], view.items[row]
+        raise ApiError(404, "unknown_id", f"no image with id {item_id} in the index")
 
-    def answer(snap: Snapshot, query: dict, hits: list[ann.Hit], k: int, began: float, preview: str | None):
+    def decode_upload(data: bytes):
+        if not data:
+            raise ApiError(400, "empty_body", "no image received: the upload was empty")
+        try:
+            return imaging.decode_rgb(data, cfg.max_image_pixels)
+        except imaging.ImageTooLarge as error:
+            raise ApiError(413, "too_many_pixels", str(error)) from None
+        except imaging.UnreadableImage as error:
+            raise ApiError(400, "not_an_image", f"cannot read the upload as an image: {error}") from None
+
+    def require_admin() -> None:
+        if not cfg.admin_token:
+            raise ApiError(403, "disabled", "adding and removing images is off: set IMGSIM_ADMIN_TOKEN")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {cfg.admin_token}".encode()):
+            raise ApiError(401, "unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
+
+    def answer(
+        snap: Snapshot,
+        view: live.LiveView,
+        query: dict,
+        hits: list[ann.Hit],
+        k: int,
+        began: float,
+        preview: str | None,
+    ):
         manifest = snap.index.manifest
         payload = {
             "query": query,
@@ -184,7 +266,7 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
             ],
             "index": {
                 "model": manifest["model"],
-                "items": manifest["items"],
+                "items": item_count(snap, view),
                 "built_at": manifest["created_at"],
                 "version": snap.index.version.name,
             },
@@ -206,19 +288,12 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
         counts["search_upload"] += 1
         k = _parse_k(cfg)
         data, filename = _uploaded_bytes()
-        if not data:
-            raise ApiError(400, "empty_body", "no image received: the upload was empty")
-        try:
-            image = imaging.decode_rgb(data, cfg.max_image_pixels)
-        except imaging.ImageTooLarge as error:
-            raise ApiError(413, "too_many_pixels", str(error)) from None
-        except imaging.UnreadableImage as error:
-            raise ApiError(400, "not_an_image", f"cannot read the upload as an image: {error}") from None
-        snap = snapshot()
+        image = decode_upload(data)
+        snap, view = current()
         vector = snap.embedder.embed_images([image])[0]
-        hits = snap.index.search(vector, k, cfg.search_k)
+        hits = live.search(snap.index, view, vector, k, cfg.search_k)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
-        return answer(snap, query, hits, k, began, _preview_data_url(image))
+        return answer(snap, view, query, hits, k, began, _preview_data_url(image))
 
     @app.get("/search")
     def search_by_id():
@@ -228,19 +303,18 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
         raw_id = request.args.get("id", "")
         if not raw_id.isdigit():
             raise ApiError(400, "bad_id", "give the id of an indexed image: /search?id=17")
-        snap = snapshot()
-        row, item = item_for(snap, int(raw_id))
+        snap, view = current()
+        vector, item = item_for(snap, view, int(raw_id))
         # the stored vector: no re-upload, no model run; the image itself is left out of its results
-        vector = snap.index.annoy.get_item_vector(row)
-        hits = [h for h in snap.index.search_reduced(vector, k + 1, cfg.search_k) if h.id != item["id"]][:k]
+        hits = live.search(snap.index, view, vector, k, cfg.search_k, exclude=item["id"], reduced=True)
         query = {"type": "id", "id": item["id"], "path": item["path"], "url": f"/images/{item['id']}"}
-        return answer(snap, query, hits, k, began, f"/thumbs/{item['id']}")
+        return answer(snap, view, query, hits, k, began, f"/thumbs/{item['id']}")
 
     @app.get("/images/<int:item_id>")
     def image_file(item_id: int):
         counts["images"] += 1
-        snap = snapshot()
-        _, item = item_for(snap, item_id)
+        snap, view = current()
+        _, item = item_for(snap, view, item_id)
         path = snap.index.collection_root / item["path"]  # from the catalogue, never from the request
         if not path.is_file():
             raise ApiError(404, "file_missing", f"image {item_id} is indexed but its file is gone")
@@ -249,8 +323,8 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
     @app.get("/thumbs/<int:item_id>")
     def thumbnail(item_id: int):
         counts["thumbs"] += 1
-        snap = snapshot()
-        _, item = item_for(snap, item_id)
+        snap, view = current()
+        _, item = item_for(snap, view, item_id)
         cached = thumbs_dir / f"{item['sha1']}.jpg"
         if not cached.is_file():
             try:
@@ -264,12 +338,54 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
             os.replace(tmp, cached)
         return send_file(cached, mimetype="image/jpeg", max_age=86400)
 
+    @app.post("/images")
+    def add_image():
+        require_admin()
+        counts["add"] += 1
+        upload = request.files.get("image")
+        if upload is None:
+            raise ApiError(400, "no_image", "send the image in a form field named 'image'")
+        data = upload.read()
+        decode_upload(data)  # refuse bad input before anything is stored
+        try:
+            metadata = json.loads(request.form.get("metadata") or "{}")
+        except json.JSONDecodeError:
+            raise ApiError(400, "bad_metadata", "metadata must be a JSON object") from None
+        if not isinstance(metadata, dict):
+            raise ApiError(400, "bad_metadata", "metadata must be a JSON object")
+        name = request.form.get("name") or request.form.get("path") or upload.filename
+        if name:
+            metadata["original_name"] = name  # kept as data only: the stored file's name is ours
+        snap, _ = current(allow_empty=True)
+        try:
+            with live.writer(cfg.index_dir) as conn:
+                added = live.add_image(conn, snap.index, snap.embedder, data, metadata, cfg.max_image_pixels)
+        except OSError as error:  # e.g. the collection is mounted read-only
+            app.logger.error("cannot store an upload: %s", error)
+            raise ApiError(
+                507, "cannot_store", "the server cannot store new images (is the collection folder writable?)"
+            ) from None
+        compactor.maybe_start(snap, layer.view(snap.index))
+        return jsonify({**added, "url": f"/images/{added['id']}", "metadata": metadata}), 201
+
+    @app.delete("/images/<int:item_id>")
+    def remove_image(item_id: int):
+        require_admin()
+        counts["remove"] += 1
+        snap, view = current(allow_empty=True)
+        with live.writer(cfg.index_dir) as conn:
+            path = live.remove_item(conn, snap.index, view, item_id)
+        if path is None:
+            raise ApiError(404, "unknown_id", f"no image with id {item_id} in the index")
+        compactor.maybe_start(snap, layer.view(snap.index))
+        return jsonify({"deleted": item_id, "path": path})
+
     map_lock = threading.Lock()
 
     @app.get("/map")
     def collection_map():
         counts["map"] += 1
-        snap = snapshot()
+        snap, _ = current()  # the map shows the built index; live additions join it at compaction
         with map_lock:  # the first visit computes the t-SNE once per index version
             try:
                 points = plots.map_points(snap.index)
@@ -324,7 +440,10 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
         app.logger.exception("unexpected error")
         return api_error(ApiError(500, "internal", "something went wrong on our side; it has been logged"))
 
-    app.extensions["imgsim"] = {"holder": holder, "config": cfg}
+    app.extensions["imgsim"] = {"holder": holder, "config": cfg, "live": layer, "compactor": compactor}
+    snap = holder.get()
+    if snap is not None:  # resume a compaction that a crash or restart interrupted
+        compactor.maybe_start(snap, layer.view(snap.index))
     return app
 
 

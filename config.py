@@ -64,6 +64,10 @@ class Config:
     max_image_pixels: int = 64_000_000
     # Seconds between a web worker's checks for a new index version.
     reload_interval: float = 2.0
+    # Bearer token for POST /images and DELETE /images/<id>; empty = those endpoints are off.
+    admin_token: str = ""
+    # Live additions + deletions after which the service rebuilds the Annoy index in the background.
+    compact_threshold: int = 1000
 
     def replace(self, **changes: object) -> Config:
         return dataclasses.replace(self, **changes)

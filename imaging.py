@@ -54,6 +54,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def image_format(data: bytes) -> str | None:
+    """The container format (JPEG, PNG, ...) of image bytes, read from the header only."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format
+    except (OSError, ValueError):
+        return None
+
+
 def open_rgb(source: str | Path | bytes, max_pixels: int = 64_000_000) -> Image.Image:
     """Decode a file path or raw bytes into an upright RGB image.
 

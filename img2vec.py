@@ -28,6 +28,7 @@ import numpy as np
 import autoencoder
 import config
 import imaging
+import live
 import store
 
 # name -> (keras.applications class, module holding its preprocess_input, default input side)
@@ -456,6 +457,8 @@ def build_index(
     weights = None if cfg.weights == "none" else cfg.weights
     with store.build_lock(cfg.index_dir):
         root, entries = scan_collection(dataset)
+        deleted = live.deleted_paths(cfg.index_dir)  # removed through the API or --remove
+        entries = [e for e in entries if e.path not in deleted]
         if not entries:
             raise FileNotFoundError(
                 f"no images found in {dataset} (looked for {', '.join(sorted(imaging.IMAGE_EXTENSIONS))})"
@@ -464,6 +467,9 @@ def build_index(
             embedder = pixel_embedder(cfg, entries, root, retrain, plot, 2 if progress else 0, log)
         key = embedder.key if embedder else model_key(cfg.model, weights, cfg.image_size)
         known, previous = ({}, {}) if full else previous_vectors(cfg.index_dir, key, root)
+        uploads = live.additions_by_path(cfg.index_dir, key)  # added while the service ran
+        for path, (_, size, mtime_ns, sha1, vector) in uploads.items():
+            known.setdefault(path, Known(size, mtime_ns, sha1, vector))
         current = {e.path for e in entries}
         unchanged = {
             e.path: (known[e.path].sha1, known[e.path].vector)
@@ -516,8 +522,8 @@ def build_index(
         kept = [e for e in entries if e.path in vectors_by_path]
         if not kept:
             raise RuntimeError("none of the images could be read; nothing to index")
-        ids = dict(previous.get("ids", {}))
-        next_id = int(previous.get("next_id", 0))
+        ids = {path: upload[0] for path, upload in uploads.items()} | dict(previous.get("ids", {}))
+        next_id = max(int(previous.get("next_id", 0)), live.next_id(cfg.index_dir))
         items = []
         for entry in kept:
             if entry.path not in ids:
@@ -548,6 +554,7 @@ def build_index(
             log,
             verbose=2 if progress else 0,
         )
+        live.forget_compacted(cfg.index_dir, {item["id"] for item in items if item["path"] in uploads})
     return BuildReport(
         version,
         len(items),
@@ -665,6 +672,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="re-embed every image, ignoring earlier runs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--add",
+        nargs="+",
+        metavar="FILE",
+        help="add images to the running index (copied into the collection's uploads/)",
+    )
+    parser.add_argument("--remove", nargs="+", type=int, metavar="ID", help="remove items by id")
+    parser.add_argument(
         "--retrain", action="store_true", help="with --model convae/simpleae: train the autoencoder again"
     )
     parser.add_argument(
@@ -691,10 +705,12 @@ def main(argv: list[str] | None = None) -> int:
         "keep_versions",
     )
     args = parser.parse_args(argv)
-    if not args.dataset and not args.sample:
-        parser.error("give a DATASET folder or glob, or --sample")
+    if not args.dataset and not args.sample and not args.add and not args.remove:
+        parser.error("give a DATASET folder or glob, --sample, --add FILE... or --remove ID...")
     cfg = config.load(args=args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.add or args.remove:
+        return edit_live(cfg, args.add or [], args.remove or [])
     try:
         embedder = None
         dataset = args.dataset
@@ -725,6 +741,39 @@ def main(argv: list[str] | None = None) -> int:
             f"removed {report.removed}, skipped {len(report.skipped)})."
         )
     return 0
+
+
+def edit_live(cfg: config.Config, files: list[str], ids: list[int]) -> int:
+    """--add / --remove: the same durable changes as POST and DELETE /images, without the service."""
+    import ann
+
+    try:
+        index = ann.open_index(cfg.index_dir)
+        embedder = ann.query_embedder(index.manifest, index.version) if files else None
+    except (store.IndexMissing, WeightsUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failures = 0
+    with live.writer(cfg.index_dir) as conn:
+        for name in files:
+            try:
+                data = Path(name).read_bytes()
+                added = live.add_image(
+                    conn, index, embedder, data, {"original_name": Path(name).name}, cfg.max_image_pixels
+                )
+                print(f"added {name} as id {added['id']} ({added['path']})")
+            except (OSError, imaging.UnreadableImage) as error:
+                failures += 1
+                print(f"cannot add {name}: {error}", file=sys.stderr)
+        view = live.LiveLayer(cfg.index_dir).view(index)
+        for item_id in ids:
+            path = live.remove_item(conn, index, view, item_id)
+            if path is None:
+                failures += 1
+                print(f"no item with id {item_id}", file=sys.stderr)
+            else:
+                print(f"removed {item_id} ({path})")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,244 @@
+"""Adding and removing images while the service runs: POST/DELETE /images, --add/--remove."""
+
+import io
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import app as app_module
+import img2vec
+import live
+import store
+from conftest import ROOT, write_images
+
+TOKEN = "s3cret"
+ADMIN = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+
+
+def _quiet_build(photos, cfg):
+    return img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+
+
+@pytest.fixture
+def service(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 12)
+    cfg = tiny_config.replace(admin_token=TOKEN, reload_interval=0.1, compact_threshold=1000)
+    _quiet_build(photos, cfg)
+    return app_module.create_app(cfg), cfg, photos
+
+
+def _add(client, data: bytes, name="holiday.png", **fields):
+    form = {"image": (io.BytesIO(data), name), **fields}
+    return client.post("/images", data=form, headers=ADMIN, content_type="multipart/form-data")
+
+
+def _top_hit(client, data: bytes, k=3):
+    reply = client.post(f"/search?k={k}", data=data, content_type="image/png")
+    assert reply.status_code == 200, reply.get_json()
+    return reply.get_json()["results"]
+
+
+def test_changes_need_the_admin_token(service, tiny_config, tmp_path):
+    flask_app, _, photos = service
+    client = flask_app.test_client()
+    data = (photos / "img0001.png").read_bytes()
+    reply = client.post(
+        "/images", data={"image": (io.BytesIO(data), "a.png")}, headers={"Authorization": "Bearer no"}
+    )
+    assert reply.status_code == 401 and reply.get_json()["code"] == "unauthorized"
+    assert client.delete("/images/1").status_code == 401
+    closed = app_module.create_app(tiny_config.replace(admin_token="")).test_client()
+    reply = closed.delete("/images/1", headers=ADMIN)
+    assert reply.status_code == 403 and reply.get_json()["code"] == "disabled"
+
+
+def test_an_added_image_is_found_at_rank_one_by_the_next_request(service, tmp_path):
+    flask_app, cfg, photos = service
+    client = flask_app.test_client()
+    new = write_images(tmp_path / "new", 1, seed=42)[0].read_bytes()
+    began = time.perf_counter()
+    reply = _add(client, new, name="../../etc/evil.png", metadata='{"album": "summer"}')
+    assert reply.status_code == 201, reply.get_json()
+    added = reply.get_json()
+    hits = _top_hit(client, new)
+    took = time.perf_counter() - began
+    assert hits[0]["id"] == added["id"] and hits[0]["distance"] < 1e-3, took
+    assert added["path"].startswith("uploads/") and "evil" not in added["path"]
+    assert added["metadata"] == {"album": "summer", "original_name": "../../etc/evil.png"}
+    assert (photos / added["path"]).read_bytes() == new  # stored in the collection, our name
+    assert client.get(added["url"]).data == new
+    assert client.get(f"/thumbs/{added['id']}").status_code == 200
+    assert client.get(f"/search?id={added['id']}&format=json").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    body = client.post("/search", data=new, content_type="image/png").get_json()
+    assert body["index"]["items"] == 13
+
+
+def test_bad_additions_store_nothing(service):
+    flask_app, _, photos = service
+    client = flask_app.test_client()
+    assert _add(client, b"not an image").get_json()["code"] == "not_an_image"
+    assert (
+        _add(client, (photos / "img0001.png").read_bytes(), metadata="[1, 2]").get_json()["code"]
+        == "bad_metadata"
+    )
+    assert not (photos / "uploads").exists() or not list((photos / "uploads").iterdir())
+
+
+def test_a_removed_image_never_comes_back(service, tmp_path):
+    flask_app, cfg, photos = service
+    client = flask_app.test_client()
+    data = (photos / "img0005.png").read_bytes()
+    victim = _top_hit(client, data)[0]["id"]
+    reply = client.delete(f"/images/{victim}", headers=ADMIN)
+    assert reply.status_code == 200 and reply.get_json()["path"] == "img0005.png"
+    assert victim not in [h["id"] for h in _top_hit(client, data, k=12)]
+    assert all(
+        victim not in [h["id"] for h in client.get(f"/search?id={i}&k=11&format=json").get_json()["results"]]
+        for i in range(12)
+        if i != victim
+    )
+    assert client.get(f"/images/{victim}").status_code == 404
+    assert client.delete(f"/images/{victim}", headers=ADMIN).status_code == 404
+    # a live addition can be removed too
+    new = write_images(tmp_path / "new", 1, seed=8)[0].read_bytes()
+    added = _add(client, new).get_json()["id"]
+    assert client.delete(f"/images/{added}", headers=ADMIN).status_code == 200
+    assert added not in [h["id"] for h in _top_hit(client, new, k=12)]
+    # the folder is still the source of truth, and deletions stay deleted there too
+    report = _quiet_build(photos, cfg)
+    ids = {item["path"]: item["id"] for item in store.read_json(report.version / "items.json")}
+    assert "img0005.png" not in ids and report.embedded == 0
+
+
+def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(service, tmp_path):
+    flask_app, cfg, photos = service
+    client = flask_app.test_client()
+    new = write_images(tmp_path / "new", 2, seed=9)
+    ids = [_add(client, path.read_bytes()).get_json()["id"] for path in new]
+    client.delete("/images/3", headers=ADMIN)
+    restarted = app_module.create_app(cfg).test_client()
+    assert _top_hit(restarted, new[1].read_bytes())[0]["id"] == ids[1]
+    assert 3 not in [h["id"] for h in _top_hit(restarted, (photos / "img0003.png").read_bytes(), k=12)]
+    report = _quiet_build(photos, cfg)  # what compaction runs: uploads are reused, not re-embedded
+    assert report.embedded == 0 and report.items == 13
+    catalogue = {item["id"]: item["path"] for item in store.read_json(report.version / "items.json")}
+    assert all(catalogue[i].startswith("uploads/") for i in ids)
+    assert live.additions_by_path(cfg.index_dir, store.read_manifest(report.version)["model_key"]) == {}
+    again = app_module.create_app(cfg).test_client()
+    assert _top_hit(again, new[0].read_bytes())[0]["id"] == ids[0]
+
+
+def test_concurrent_adds_and_searches_lose_nothing(service, tmp_path):
+    flask_app, _, photos = service
+    files = write_images(tmp_path / "new", 12, seed=21)
+    added, failures = [], []
+
+    def adder(chunk):
+        client = flask_app.test_client()
+        for path in chunk:
+            reply = _add(client, path.read_bytes(), name=path.name)
+            (added if reply.status_code == 201 else failures).append((path, reply.get_json()))
+
+    def searcher():
+        client = flask_app.test_client()
+        for _ in range(10):
+            reply = client.post("/search", data=files[0].read_bytes(), content_type="image/png")
+            if reply.status_code != 200:
+                failures.append(reply.get_json())
+
+    threads = [threading.Thread(target=adder, args=(files[i::3],)) for i in range(3)]
+    threads += [threading.Thread(target=searcher) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and len(added) == 12
+    assert len({body["id"] for _, body in added}) == 12
+    client = flask_app.test_client()
+    for path, body in added:
+        assert _top_hit(client, path.read_bytes())[0]["id"] == body["id"]
+
+
+def test_a_crash_after_the_log_write_loses_nothing_and_compaction_resumes(service, tmp_path):
+    _, cfg, photos = service
+    files = write_images(tmp_path / "new", 3, seed=31)
+    script = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); import img2vec; "
+        "code = img2vec.main(['--add', *sys.argv[3:], '--index-dir', sys.argv[2]]); "
+        "os.kill(os.getpid(), 9)"  # die before anything else can run
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT), str(cfg.index_dir), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == -9 and result.stdout.count("added") == 3, result.stderr
+    before = store.current_version(cfg.index_dir)
+
+    resumed = app_module.create_app(cfg.replace(compact_threshold=3))  # over the threshold at start
+    client = resumed.test_client()
+    compactor = resumed.extensions["imgsim"]["compactor"]
+    assert compactor.thread is not None
+    hits_during = [_top_hit(client, files[i % 3].read_bytes())[0] for i in range(6)]  # while it runs
+    compactor.thread.join(timeout=120)
+    after = store.current_version(cfg.index_dir)
+    assert after != before
+    assert store.read_manifest(after)["items"] == 15
+    assert {h["path"] for h in hits_during} <= {f"uploads/{p.name}" for p in (photos / "uploads").iterdir()}
+    time.sleep(cfg.reload_interval + 0.05)
+    for path in files:
+        assert _top_hit(client, path.read_bytes())[0]["path"].startswith("uploads/")
+
+
+def test_requests_during_compaction_all_succeed(service, tmp_path):
+    flask_app, cfg, photos = service
+    flask_app.extensions["imgsim"]["compactor"].cfg = cfg.replace(compact_threshold=2)
+    client = flask_app.test_client()
+    files = write_images(tmp_path / "new", 2, seed=51)
+    replies, stop = [], threading.Event()
+
+    def hammer():
+        own = flask_app.test_client()
+        while not stop.is_set():
+            replies.append(own.post("/search?k=5", data=files[0].read_bytes(), content_type="image/png"))
+            replies.append(own.get("/search?id=2&k=5&format=json"))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for path in files:
+            assert _add(client, path.read_bytes()).status_code == 201
+        compactor = flask_app.extensions["imgsim"]["compactor"]
+        assert compactor.thread is not None
+        compactor.thread.join(timeout=120)
+        time.sleep(cfg.reload_interval + 0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert replies and all(reply.status_code == 200 for reply in replies)
+    assert store.read_manifest(store.current_version(cfg.index_dir))["items"] == 14
+    assert (
+        client.post("/search", data=files[1].read_bytes(), content_type="image/png").get_json()["index"][
+            "items"
+        ]
+        == 14
+    )
+
+
+def test_command_line_add_and_remove(service, tmp_path):
+    _, cfg, photos = service
+    new = write_images(tmp_path / "new", 1, seed=61)[0]
+    assert img2vec.main(["--add", str(new), "--index-dir", str(cfg.index_dir)]) == 0
+    assert img2vec.main(["--remove", "4", "--index-dir", str(cfg.index_dir)]) == 0
+    assert img2vec.main(["--remove", "999", "--index-dir", str(cfg.index_dir)]) == 1
+    client = app_module.create_app(cfg).test_client()
+    assert _top_hit(client, new.read_bytes())[0]["path"].startswith("uploads/")
+    assert 4 not in [h["id"] for h in _top_hit(client, (photos / "img0004.png").read_bytes(), k=12)]
