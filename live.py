@@ -155,6 +155,7 @@ class LiveView:
 
     def __post_init__(self) -> None:
         self.rows_by_id = {item_id: row for row, item_id in enumerate(self.ids)}
+        self.norms = np.maximum(np.linalg.norm(self.vectors, axis=1), 1e-12)  # once, not per query
 
     @property
     def pending(self) -> int:
@@ -200,11 +201,10 @@ class LiveLayer:
         return LiveView([r[0] for r in rows], items, reduced, full, deleted)
 
 
-def _distances(matrix: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
+def _distances(matrix: np.ndarray, norms: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
     """The distances Annoy would report, computed exactly."""
     if metric == "angular":
-        unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-        cos = unit @ (query / max(np.linalg.norm(query), 1e-12))
+        cos = (matrix @ query) / (norms * max(float(np.linalg.norm(query)), 1e-12))
         return np.sqrt(np.maximum(2.0 - 2.0 * cos, 0.0))
     if metric == "euclidean":
         return np.linalg.norm(matrix - query, axis=1)
@@ -229,10 +229,16 @@ def search(
     hidden = {i for i in view.deleted if i in index.rows_by_id}
     if exclude is not None:
         hidden.add(exclude)
-    hits = [h for h in index.search_reduced(query, k + len(hidden), search_k) if h.id not in hidden]
+    # Few tombstones fall among a query's neighbours: ask Annoy for a small margin first, and for
+    # every hidden item only when the margin was not enough (asking for k + all of them always
+    # would multiply the work of every query by the number of tombstones).
+    wanted = k + min(len(hidden), k)
+    hits = [h for h in index.search_reduced(query, wanted, search_k) if h.id not in hidden]
+    if len(hits) < k and wanted < k + len(hidden):
+        hits = [h for h in index.search_reduced(query, k + len(hidden), search_k) if h.id not in hidden]
     metric = index.manifest["metric"]
     if view.ids:
-        distances = _distances(view.vectors, query, metric)
+        distances = _distances(view.vectors, view.norms, query, metric)
         for row in np.argsort(distances)[: k + len(hidden)]:
             item = view.items[row]
             if item["id"] in view.deleted or item["id"] == exclude:

@@ -582,7 +582,8 @@ def bench_live(quick: bool) -> tuple[dict, str]:
     text = table(["base items", "delta items", "tombstones", "search ms p50", "search ms p95"], rows)
 
     with tempfile.TemporaryDirectory(prefix="imgsim-live-") as tmp:
-        photos = link_subset(flower_files(40), Path(tmp) / "flowers")
+        base = flower_files(40)
+        photos = link_subset(base, Path(tmp) / "flowers")
         cfg = config.Config(
             index_dir=Path(tmp) / "index",
             model=str(config.SHARED_MODEL),
@@ -591,7 +592,7 @@ def bench_live(quick: bool) -> tuple[dict, str]:
         )
         img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
         client = app_module.create_app(cfg).test_client()
-        uploads = flower_files(4, seed=9)
+        uploads = [path for path in flower_files(None)[::97] if path not in set(base)][:4]
         client.post("/search", data=uploads[0].read_bytes(), content_type="image/jpeg")  # warm-up
         waits = []
         for path in uploads[1:]:

@@ -115,6 +115,16 @@ def test_a_removed_image_never_comes_back(service, tmp_path):
     assert "img0005.png" not in ids and report.embedded == 0
 
 
+def test_k_results_survive_when_most_neighbours_are_removed(service):
+    flask_app, _, photos = service
+    client = flask_app.test_client()
+    data = (photos / "img0000.png").read_bytes()
+    nearest = [hit["id"] for hit in _top_hit(client, data, k=12)]
+    for victim in nearest[:8]:  # more tombstones among the neighbours than Annoy's first margin
+        assert client.delete(f"/images/{victim}", headers=ADMIN).status_code == 200
+    assert [hit["id"] for hit in _top_hit(client, data, k=4)] == nearest[8:]
+
+
 def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(service, tmp_path):
     flask_app, cfg, photos = service
     client = flask_app.test_client()
