@@ -38,6 +38,13 @@ def write_images(folder: Path, count: int, size: int = 48, seed: int = 0, prefix
     return paths
 
 
+def quiet_build(dataset, cfg, **options):
+    """img2vec.build_index without a progress bar or log lines: the tests read its report."""
+    import img2vec
+
+    return img2vec.build_index(dataset, cfg, progress=False, log=lambda _: None, **options)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """A small random-weight CNN saved as a bring-your-own .keras model.

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import ann
-import img2vec
-from conftest import ROOT, write_images
+from conftest import ROOT, quiet_build, write_images
 
 
 def test_annoy_finds_the_true_nearest_neighbours(tmp_path):
@@ -40,7 +39,7 @@ def _run_cli(*args):
 def test_cli_answers_json_and_plots_each_query(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos, 8)
-    img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    quiet_build(photos, tiny_config)
     queries = tmp_path / "queries"
     queries.mkdir()
     (queries / "a.png").write_bytes((photos / "img0002.png").read_bytes())

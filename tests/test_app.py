@@ -8,16 +8,11 @@ import pytest
 from PIL import Image
 
 import app as app_module
-import img2vec
 import store
-from conftest import write_images
+from conftest import quiet_build, write_images
 
 JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-
-
-def _quiet_build(photos, cfg):
-    return img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
 
 
 @pytest.fixture
@@ -25,7 +20,7 @@ def service(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos, 12)
     cfg = tiny_config.replace(reload_interval=0.1, max_upload_bytes=200_000, max_image_pixels=1_000_000)
-    _quiet_build(photos, cfg)
+    quiet_build(photos, cfg)
     flask_app = app_module.create_app(cfg)
     return flask_app.test_client(), cfg, photos
 
@@ -180,7 +175,7 @@ def test_hot_swap_under_concurrent_requests(service):
         thread.start()
     try:
         write_images(photos, 6, seed=11, prefix="added")
-        new_version = _quiet_build(photos, cfg).version.name
+        new_version = quiet_build(photos, cfg).version.name
         deadline = threading.Event()
         for _ in range(100):  # every worker follows within reload_interval
             if client.get("/healthz").get_json()["version"] == new_version:

@@ -7,8 +7,7 @@ import pytest
 from werkzeug.serving import make_server
 
 import app as app_module
-import img2vec
-from conftest import write_images
+from conftest import quiet_build, write_images
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 def live_server(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos, 15, size=96)
-    img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    quiet_build(photos, tiny_config)
     server = make_server("127.0.0.1", 0, app_module.create_app(tiny_config), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -12,7 +12,7 @@ import pytest
 import ann
 import img2vec
 import store
-from conftest import ROOT, write_images
+from conftest import ROOT, quiet_build, write_images
 
 
 def _current_ids(index_dir):
@@ -62,7 +62,7 @@ def test_scan_walks_folders_recursively_and_accepts_globs(tmp_path):
 
 def test_build_then_search_finds_each_image_itself(tmp_path, tiny_config):
     write_images(tmp_path / "photos", 12)
-    report = img2vec.build_index(tmp_path / "photos", tiny_config, progress=False, log=lambda _: None)
+    report = quiet_build(tmp_path / "photos", tiny_config)
     assert (report.items, report.embedded) == (12, 12)
     index = ann.open_index(tiny_config.index_dir)
     assert index.manifest["items"] == 12 and index.manifest["dims"] == 16
@@ -74,18 +74,17 @@ def test_build_then_search_finds_each_image_itself(tmp_path, tiny_config):
 def test_rerun_embeds_only_new_and_changed_files_and_drops_deleted(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     paths = write_images(photos, 10)
-    quiet = {"progress": False, "log": lambda _: None}
-    img2vec.build_index(photos, tiny_config, **quiet)
+    quiet_build(photos, tiny_config)
     ids_before = _current_ids(tiny_config.index_dir)
 
-    again = img2vec.build_index(photos, tiny_config, **quiet)
+    again = quiet_build(photos, tiny_config)
     assert again.up_to_date and again.embedded == 0
 
     write_images(photos, 3, seed=7, prefix="new")
     paths[0].unlink()
-    write_images(photos, 1, seed=9, prefix="img")  # overwrites img0000.png? no: it was deleted
+    write_images(photos, 1, seed=9, prefix="img")  # img0000.png again, with new content
     os.utime(paths[1], ns=(1, 1))  # touched, same content: reused through its checksum
-    report = img2vec.build_index(photos, tiny_config, **quiet)
+    report = quiet_build(photos, tiny_config)
     assert report.embedded == 4  # three new files and the re-created img0000.png
     assert report.items == 13 and report.reused == 9
     ids_after = _current_ids(tiny_config.index_dir)
@@ -96,9 +95,9 @@ def test_rerun_embeds_only_new_and_changed_files_and_drops_deleted(tmp_path, tin
 def test_deleted_files_disappear_from_the_index(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     paths = write_images(photos, 6)
-    img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    quiet_build(photos, tiny_config)
     paths[2].unlink()
-    report = img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    report = quiet_build(photos, tiny_config)
     assert (report.removed, report.items, report.embedded) == (1, 5, 0)
     assert "img0002.png" not in _current_ids(tiny_config.index_dir)
 
@@ -109,7 +108,7 @@ def test_unreadable_files_are_skipped_and_reported_without_stopping_the_run(tmp_
     (photos / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
     good = (photos / "img0001.png").read_bytes()
     (photos / "truncated.png").write_bytes(good[: len(good) // 2])
-    report = img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+    report = quiet_build(photos, tiny_config)
     assert report.items == 5
     assert sorted(path for path, _ in report.skipped) == ["corrupt.jpg", "truncated.png"]
     skipped = store.read_json(report.version / "skipped.json")
@@ -119,7 +118,7 @@ def test_unreadable_files_are_skipped_and_reported_without_stopping_the_run(tmp_
 def test_a_failed_build_leaves_the_previous_version_serving(tmp_path, tiny_config, monkeypatch):
     photos = tmp_path / "photos"
     write_images(photos, 6)
-    first = img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None).version
+    first = quiet_build(photos, tiny_config).version
     write_images(photos, 2, seed=5, prefix="more")
 
     def disk_full(*args, **kwargs):
@@ -127,7 +126,7 @@ def test_a_failed_build_leaves_the_previous_version_serving(tmp_path, tiny_confi
 
     monkeypatch.setattr(ann, "build", disk_full)
     with pytest.raises(OSError, match="No space"):
-        img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None)
+        quiet_build(photos, tiny_config)
     assert store.current_version(tiny_config.index_dir) == first
     assert not list(store.versions_dir(tiny_config.index_dir).glob(".building-*"))
     assert ann.open_index(tiny_config.index_dir).manifest["items"] == 6
@@ -144,7 +143,7 @@ def test_only_one_rebuild_at_a_time(tmp_path, tiny_config):
 def test_a_killed_build_keeps_current_and_the_rerun_resumes(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos, 4)
-    first = img2vec.build_index(photos, tiny_config, progress=False, log=lambda _: None).version
+    first = quiet_build(photos, tiny_config).version
     write_images(photos, 240, size=160, seed=3, prefix="batch")
     command = [
         sys.executable,
@@ -175,9 +174,7 @@ def test_a_killed_build_keeps_current_and_the_rerun_resumes(tmp_path, tiny_confi
     assert store.current_version(tiny_config.index_dir) == first  # still the old version
     assert ann.open_index(tiny_config.index_dir).manifest["items"] == 4
 
-    resumed = img2vec.build_index(
-        photos, tiny_config.replace(image_size=320), progress=False, log=lambda _: None
-    )
+    resumed = quiet_build(photos, tiny_config.replace(image_size=320))
     assert resumed.items == 244
     assert resumed.embedded < 240  # the checkpointed images were not embedded again
     assert not partial.exists()
@@ -188,7 +185,7 @@ def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_conf
     photos = tmp_path / "photos"
     write_images(photos, 40)
     cfg = tiny_config.replace(reduce=reduction, dims=8, epochs=2)
-    img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+    quiet_build(photos, cfg)
     index = ann.open_index(cfg.index_dir)
     assert (index.manifest["dims"], index.manifest["embedding_dim"]) == (8, 16)
     assert index.annoy.f == 8

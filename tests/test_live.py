@@ -12,14 +12,10 @@ import app as app_module
 import img2vec
 import live
 import store
-from conftest import ROOT, write_images
+from conftest import ROOT, quiet_build, write_images
 
 TOKEN = "s3cret"
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
-
-
-def _quiet_build(photos, cfg):
-    return img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
 
 
 @pytest.fixture
@@ -27,7 +23,7 @@ def service(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos, 12)
     cfg = tiny_config.replace(admin_token=TOKEN, reload_interval=0.1, compact_threshold=1000)
-    _quiet_build(photos, cfg)
+    quiet_build(photos, cfg)
     return app_module.create_app(cfg), cfg, photos
 
 
@@ -110,7 +106,7 @@ def test_a_removed_image_never_comes_back(service, tmp_path):
     assert client.delete(f"/images/{added}", headers=ADMIN).status_code == 200
     assert added not in [h["id"] for h in _top_hit(client, new, k=12)]
     # the folder is still the source of truth, and deletions stay deleted there too
-    report = _quiet_build(photos, cfg)
+    report = quiet_build(photos, cfg)
     ids = {item["path"]: item["id"] for item in store.read_json(report.version / "items.json")}
     assert "img0005.png" not in ids and report.embedded == 0
 
@@ -134,7 +130,7 @@ def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(service, tmp_pa
     restarted = app_module.create_app(cfg).test_client()
     assert _top_hit(restarted, new[1].read_bytes())[0]["id"] == ids[1]
     assert 3 not in [h["id"] for h in _top_hit(restarted, (photos / "img0003.png").read_bytes(), k=12)]
-    report = _quiet_build(photos, cfg)  # what compaction runs: uploads are reused, not re-embedded
+    report = quiet_build(photos, cfg)  # what compaction runs: uploads are reused, not re-embedded
     assert report.embedded == 0 and report.items == 13
     catalogue = {item["id"]: item["path"] for item in store.read_json(report.version / "items.json")}
     assert all(catalogue[i].startswith("uploads/") for i in ids)

@@ -12,11 +12,7 @@ import config
 import img2vec
 import plots
 import store
-from conftest import write_images
-
-
-def _quiet(photos, cfg, **options):
-    return img2vec.build_index(photos, cfg, progress=False, log=lambda _: None, **options)
+from conftest import quiet_build, write_images
 
 
 def _sha1(path):
@@ -29,7 +25,7 @@ def test_trains_one_epoch_and_embeds_with_the_documented_shape(tmp_path, kind, d
     write_images(photos, 10, size=70)
     cfg = config.Config(index_dir=tmp_path / "index", model=kind, dims=32, ae_epochs=1, trees=5)
     plot = tmp_path / "reconstructions.png"
-    report = _quiet(photos, cfg, plot=plot)
+    report = quiet_build(photos, cfg, plot=plot)
     assert report.items == 10 and report.embedded == 10
     index = ann.open_index(cfg.index_dir)
     assert index.manifest["model"] == kind and index.manifest["embedding_dim"] == dims
@@ -46,11 +42,11 @@ def test_the_trained_model_is_reused_and_replaced_only_by_a_finished_retraining(
     photos = tmp_path / "photos"
     write_images(photos, 8, size=70)
     cfg = config.Config(index_dir=tmp_path / "index", model="convae", ae_epochs=1, trees=5)
-    first = _quiet(photos, cfg).version
+    first = quiet_build(photos, cfg).version
     encoder_sha = _sha1(first / autoencoder.ENCODER_FILE)
 
     write_images(photos, 2, seed=4, prefix="extra")
-    added = _quiet(photos, cfg)
+    added = quiet_build(photos, cfg)
     assert added.embedded == 2  # same encoder: the 8 old vectors are reused
     assert _sha1(added.version / autoencoder.ENCODER_FILE) == encoder_sha
 
@@ -59,11 +55,11 @@ def test_the_trained_model_is_reused_and_replaced_only_by_a_finished_retraining(
 
     monkeypatch.setattr(autoencoder, "train_pixel_autoencoder", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        _quiet(photos, cfg, retrain=True)
+        quiet_build(photos, cfg, retrain=True)
     assert store.current_version(cfg.index_dir) == added.version
     monkeypatch.undo()
 
-    retrained = _quiet(photos, cfg.replace(ae_epochs=2), retrain=True)
+    retrained = quiet_build(photos, cfg.replace(ae_epochs=2), retrain=True)
     assert retrained.embedded == 10  # a new encoder means new vectors for everything
     assert _sha1(retrained.version / autoencoder.ENCODER_FILE) != encoder_sha
 
@@ -80,7 +76,7 @@ def test_map_png_and_page(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos / "red", 6, seed=1)
     write_images(photos / "blue", 6, seed=2)
-    _quiet(photos, tiny_config)
+    quiet_build(photos, tiny_config)
     index = ann.open_index(tiny_config.index_dir)
     out = tmp_path / "map.png"
     plots.draw_map(index, out)

@@ -6,8 +6,7 @@ import numpy as np
 
 import ann
 import config
-import img2vec
-from conftest import requires_shared
+from conftest import quiet_build, requires_shared
 
 CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 
@@ -36,7 +35,7 @@ def _leave_one_out_top1(index) -> float:
 def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
     photos = _subset(tmp_path / "flowers")
     cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=50)
-    report = img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+    report = quiet_build(photos, cfg)
     assert report.items == 150 and not report.skipped
     full = ann.open_index(cfg.index_dir)
     top1 = _leave_one_out_top1(full)
@@ -44,9 +43,7 @@ def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
     assert top1 >= 0.5, f"top-1 class match {top1:.2f}; chance is 0.20"
 
     # PCA to 32-d reuses the stored embeddings (nothing re-embedded) and keeps most of the quality
-    reduced = img2vec.build_index(
-        photos, cfg.replace(reduce="pca", dims=32), progress=False, log=lambda _: None
-    )
+    reduced = quiet_build(photos, cfg.replace(reduce="pca", dims=32))
     assert reduced.embedded == 0
     index = ann.open_index(cfg.index_dir)
     assert index.manifest["dims"] == 32 and index.manifest["reduce"] == "pca"
