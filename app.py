@@ -392,7 +392,10 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
             except ValueError as error:
                 raise ApiError(409, "too_few_images", str(error)) from None
         classes = plots.collection_classes(snap.index.items) or []
-        return render_template("map.html", points=points, classes=classes, snap=snap, class_of=plots.class_of)
+        size = max(2.0, min(8.0, 40 / len(points) ** 0.5))  # % of the map's width: big when few
+        return render_template(
+            "map.html", points=points, classes=classes, snap=snap, class_of=plots.class_of, size=size
+        )
 
     @app.get("/healthz")
     def healthz():
