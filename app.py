@@ -176,8 +176,9 @@ class Compactor:
             dims=manifest["dims"] if manifest["reduce"] != "none" else self.cfg.dims,
         )
         try:
+            dataset = manifest.get("dataset") or snap.index.collection_root
             report = img2vec.build_index(
-                snap.index.collection_root, cfg, embedder=snap.embedder, progress=False, log=self.logger.info
+                dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info
             )
             self.logger.info("compaction published %s with %d items", report.version.name, report.items)
         except store.BuildInProgress:

@@ -468,8 +468,12 @@ def build_index(
         key = embedder.key if embedder else model_key(cfg.model, weights, cfg.image_size)
         known, previous = ({}, {}) if full else previous_vectors(cfg.index_dir, key, root)
         uploads = live.additions_by_path(cfg.index_dir, key)  # added while the service ran
+        scanned = {e.path for e in entries}
         for path, (_, size, mtime_ns, sha1, vector) in uploads.items():
             known.setdefault(path, Known(size, mtime_ns, sha1, vector))
+            if path not in scanned and path not in deleted and (root / path).is_file():
+                entries.append(FileEntry(path, root / path, size, mtime_ns))  # even if a glob misses it
+        entries.sort(key=lambda e: e.path)
         current = {e.path for e in entries}
         unchanged = {
             e.path: (known[e.path].sha1, known[e.path].vector)
@@ -553,6 +557,7 @@ def build_index(
             previous,
             log,
             verbose=2 if progress else 0,
+            dataset=os.path.abspath(str(dataset)),
         )
         live.forget_compacted(cfg.index_dir, {item["id"] for item in items if item["path"] in uploads})
     return BuildReport(
@@ -568,7 +573,7 @@ def build_index(
 
 
 def _write_version(
-    cfg, key, root, items, vectors, result, next_id, started, embedder, previous, log, verbose=2
+    cfg, key, root, items, vectors, result, next_id, started, embedder, previous, log, verbose=2, dataset=""
 ) -> Path:
     import ann
 
@@ -608,6 +613,7 @@ def _write_version(
             "skipped": len(result.skipped),
             "next_id": next_id,
             "collection_root": str(root),
+            "dataset": dataset,  # the folder or glob given: compaction rebuilds from the same
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "build_seconds": round(time.perf_counter() - started, 2),
             "annoy_build_seconds": round(build_seconds, 2),

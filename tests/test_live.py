@@ -139,6 +139,23 @@ def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(service, tmp_pa
     assert _top_hit(again, new[0].read_bytes())[0]["id"] == ids[0]
 
 
+def test_an_index_built_from_a_glob_keeps_its_uploads(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 6)
+    write_images(photos, 2, seed=3, prefix="other")
+    pattern = str(photos / "img*.png")  # uploads/ is outside this glob
+    cfg = tiny_config.replace(admin_token=TOKEN)
+    first = quiet_build(pattern, cfg)
+    assert first.items == 6 and store.read_manifest(first.version)["dataset"] == pattern
+    client = app_module.create_app(cfg).test_client()
+    new = write_images(tmp_path / "new", 1, seed=77)[0]
+    added = _add(client, new.read_bytes()).get_json()
+    report = quiet_build(pattern, cfg)  # what compaction runs
+    assert report.items == 7 and report.embedded == 0
+    ids = {item["id"] for item in store.read_json(report.version / "items.json")}
+    assert added["id"] in ids
+
+
 def test_concurrent_adds_and_searches_lose_nothing(service, tmp_path):
     flask_app, _, photos = service
     files = write_images(tmp_path / "new", 12, seed=21)
