@@ -347,7 +347,7 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
         if upload is None:
             raise ApiError(400, "no_image", "send the image in a form field named 'image'")
         data = upload.read()
-        decode_upload(data)  # refuse bad input before anything is stored
+        image = decode_upload(data)  # refuse bad input before anything is stored
         try:
             metadata = json.loads(request.form.get("metadata") or "{}")
         except json.JSONDecodeError:
@@ -360,7 +360,7 @@ def create_app(cfg: config.Config | None = None, embedder=None) -> Flask:
         snap, _ = current(allow_empty=True)
         try:
             with live.writer(cfg.index_dir) as conn:
-                added = live.add_image(conn, snap.index, snap.embedder, data, metadata, cfg.max_image_pixels)
+                added = live.add_image(conn, snap.index, snap.embedder, data, image, metadata)
         except OSError as error:  # e.g. the collection is mounted read-only
             app.logger.error("cannot store an upload: %s", error)
             raise ApiError(

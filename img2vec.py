@@ -470,7 +470,8 @@ def build_index(
         uploads = live.additions_by_path(cfg.index_dir, key)  # added while the service ran
         scanned = {e.path for e in entries}
         for path, (_, size, mtime_ns, sha1, vector) in uploads.items():
-            known.setdefault(path, Known(size, mtime_ns, sha1, vector))
+            if not full:  # --full re-embeds uploads too
+                known.setdefault(path, Known(size, mtime_ns, sha1, vector))
             if path not in scanned and path not in deleted and (root / path).is_file():
                 entries.append(FileEntry(path, root / path, size, mtime_ns))  # even if a glob misses it
         entries.sort(key=lambda e: e.path)
@@ -764,9 +765,8 @@ def edit_live(cfg: config.Config, files: list[str], ids: list[int]) -> int:
         for name in files:
             try:
                 data = Path(name).read_bytes()
-                added = live.add_image(
-                    conn, index, embedder, data, {"original_name": Path(name).name}, cfg.max_image_pixels
-                )
+                image = imaging.decode_rgb(data, cfg.max_image_pixels)
+                added = live.add_image(conn, index, embedder, data, image, {"original_name": Path(name).name})
                 print(f"added {name} as id {added['id']} ({added['path']})")
             except (OSError, imaging.UnreadableImage) as error:
                 failures += 1

@@ -150,7 +150,6 @@ class LiveView:
     ids: list[int] = field(default_factory=list)
     items: list[dict] = field(default_factory=list)
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
-    full_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.float32))
     deleted: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
@@ -198,7 +197,7 @@ class LiveLayer:
         full = np.stack([np.frombuffer(r[3], np.float32) for r in rows])
         reduced = index.to_index_space(full)
         items = [{"id": r[0], "path": r[1], "sha1": r[2], "metadata": json.loads(r[4])} for r in rows]
-        return LiveView([r[0] for r in rows], items, reduced, full, deleted)
+        return LiveView([r[0] for r in rows], items, reduced, deleted)
 
 
 def _distances(matrix: np.ndarray, norms: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
@@ -257,12 +256,11 @@ def search(
 # --- adding and removing ----------------------------------------------------------------------
 
 
-def add_image(conn, index, embedder, data: bytes, metadata: dict, max_pixels: int) -> dict:
+def add_image(conn, index, embedder, data: bytes, image, metadata: dict) -> dict:
     """Store an image under the collection's uploads/ with a server-chosen name, embed it, and
-    commit it to the delta. Raises imaging.UnreadableImage for bad input (nothing is stored)."""
+    commit it to the delta. ``image`` is ``data`` decoded by the caller, who refuses bad input."""
     import hashlib
 
-    image = imaging.decode_rgb(data, max_pixels)
     fmt = imaging.image_format(data)
     vector = embedder.embed_images([image])[0]
     folder = index.collection_root / UPLOADS

@@ -559,7 +559,6 @@ def bench_live(quick: bool) -> tuple[dict, str]:
                 list(range(base_n, base_n + delta)),
                 [{"id": base_n + i, "path": f"u{i}.jpg"} for i in range(delta)],
                 extra,
-                extra,
                 frozenset(range(0, 100)),
             )  # and 100 tombstones
             latencies = []
