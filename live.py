@@ -8,8 +8,9 @@ database's change counter on each request, so a change is seen by all workers at
 
 When the delta grows past ``compact_threshold``, compaction rebuilds the Annoy index with
 ``img2vec.build_index`` (uploads live in the collection's ``uploads/`` folder, so the rebuild finds
-them, and their vectors are reused) and swaps it in atomically; the additions it absorbed then
-leave the delta. Tombstones stay: they keep deleted files out of later rebuilds too.
+them, and their vectors are reused) and swaps it in atomically; the additions it absorbed leave
+the delta an hour later, once no worker can still be on the version before. Tombstones stay: they
+keep deleted files out of later rebuilds too.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS additions (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL, sha1 TEXT NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, model_key TEXT NOT NULL, vector BLOB NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}', added_at REAL NOT NULL);
+    metadata TEXT NOT NULL DEFAULT '{}', added_at REAL NOT NULL, compacted_at REAL);
 CREATE TABLE IF NOT EXISTS deletions (id INTEGER PRIMARY KEY, path TEXT NOT NULL, deleted_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -89,7 +90,8 @@ def record_addition(
     try:
         item_id = _next_id(conn, base_next_id)
         conn.execute(
-            "INSERT INTO additions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO additions (id, path, sha1, size, mtime_ns, model_key, vector, metadata, added_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 item_id,
                 path,
@@ -132,12 +134,27 @@ def additions_by_path(index_dir: Path, model_key: str) -> dict[str, tuple]:
         return {r[0]: (r[1], r[2], r[3], r[4], np.frombuffer(r[5], np.float32)) for r in rows}
 
 
+# How long an addition stays in the delta after a published version took it in: workers still on
+# the version before (for up to reload_interval seconds) must go on finding it there.
+FORGET_AFTER_S = 3600
+
+
 def forget_compacted(index_dir: Path, ids: set[int]) -> None:
-    """Drop the additions that a published version now holds."""
-    if not ids or not (Path(index_dir) / DB_FILE).exists():
+    """Mark the additions that a published version now holds; drop those marked long ago.
+
+    Workers skip additions that their index version already holds, so a marked addition is
+    searched once, from the base; deleting it at once would hide it from a worker that has not
+    yet switched to the new version.
+    """
+    if not (Path(index_dir) / DB_FILE).exists():
         return
+    now = time.time()
     with closing(connect(index_dir)) as conn:
-        conn.executemany("DELETE FROM additions WHERE id = ?", [(i,) for i in sorted(ids)])
+        conn.executemany(
+            "UPDATE additions SET compacted_at = ? WHERE id = ? AND compacted_at IS NULL",
+            [(now, i) for i in sorted(ids)],
+        )
+        conn.execute("DELETE FROM additions WHERE compacted_at < ?", (now - FORGET_AFTER_S,))
 
 
 # --- a worker's view -------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import pytest
 
 import app as app_module
 import img2vec
-import live
 import store
 from conftest import ROOT, quiet_build, write_images
 
@@ -134,8 +133,10 @@ def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(service, tmp_pa
     assert report.embedded == 0 and report.items == 13
     catalogue = {item["id"]: item["path"] for item in store.read_json(report.version / "items.json")}
     assert all(catalogue[i].startswith("uploads/") for i in ids)
-    assert live.additions_by_path(cfg.index_dir, store.read_manifest(report.version)["model_key"]) == {}
-    again = app_module.create_app(cfg).test_client()
+    again_app = app_module.create_app(cfg)
+    again = again_app.test_client()
+    index = again_app.extensions["imgsim"]["holder"].get().index
+    assert again_app.extensions["imgsim"]["live"].view(index).ids == []  # searched from the base now
     assert _top_hit(again, new[0].read_bytes())[0]["id"] == ids[0]
 
 
@@ -154,6 +155,18 @@ def test_an_index_built_from_a_glob_keeps_its_uploads(tmp_path, tiny_config):
     assert report.items == 7 and report.embedded == 0
     ids = {item["id"] for item in store.read_json(report.version / "items.json")}
     assert added["id"] in ids
+
+
+def test_a_worker_still_on_the_old_version_finds_additions_after_compaction(service, tmp_path):
+    _, cfg, photos = service
+    slow = app_module.create_app(cfg.replace(reload_interval=600))  # keeps its version for now
+    client = slow.test_client()
+    new = write_images(tmp_path / "new", 1, seed=88)[0].read_bytes()
+    added = _add(client, new).get_json()["id"]
+    before = client.post("/search", data=new, content_type="image/png").get_json()["index"]["version"]
+    quiet_build(photos, cfg)  # a compaction published by another worker
+    body = client.post("/search", data=new, content_type="image/png").get_json()
+    assert body["index"]["version"] == before and body["results"][0]["id"] == added
 
 
 def test_concurrent_adds_and_searches_lose_nothing(service, tmp_path):
