@@ -10,19 +10,21 @@ it, so every server worker shares one copy in the page cache.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
 
+import autoencoder
 import config
+import embedders
 import imaging
+import plots
 import store
+from vectors import distance_to_score
 
 
 def build(vectors: np.ndarray, path: Path, metric: str = "angular", trees: int = 100) -> None:
@@ -51,15 +53,6 @@ def query(index: AnnoyIndex, vector: np.ndarray, k: int, search_k: int = -1) -> 
     )
 
 
-def distance_to_score(distance: float, metric: str) -> float:
-    """A similarity in 0..1 (1 = identical direction) that people can read."""
-    if metric == "angular":  # Annoy's angular distance is sqrt(2 - 2 cos)
-        return max(0.0, min(1.0, 1.0 - distance * distance / 2.0))
-    if metric == "dot":
-        return distance
-    return 1.0 / (1.0 + distance)
-
-
 @dataclass
 class Hit:
     id: int
@@ -73,18 +66,34 @@ class SearchIndex:
     """One published index version, opened for querying."""
 
     version: Path
-    manifest: dict
-    items: list[dict]
+    manifest: store.Manifest
+    items: list[store.Item]
     annoy: AnnoyIndex
-    reducer: object  # autoencoder.Reducer or None
+    reducer: autoencoder.Reducer | None
+    rows_by_id: dict[int, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.rows_by_id = {item["id"]: row for row, item in enumerate(self.items)}
+        self.rows_by_id = {item.id: row for row, item in enumerate(self.items)}
+
+    @property
+    def metric(self) -> str:
+        return self.manifest.metric
+
+    @property
+    def collection_root(self) -> Path:
+        return Path(self.manifest.collection_root)
 
     def to_index_space(self, vectors: np.ndarray) -> np.ndarray:
         """Full embeddings (rows) as the index stores them: reduced, if the index is."""
         vectors = np.asarray(vectors, np.float32)
         return vectors if self.reducer is None else self.reducer(vectors)
+
+    def stored_vector(self, row: int) -> np.ndarray:
+        """The vector of one row as the index holds it (reduced, if the index is)."""
+        return np.array(self.annoy.get_item_vector(row), np.float32)
+
+    def stored_vectors(self) -> np.ndarray:
+        return np.array([self.annoy.get_item_vector(row) for row in range(len(self.items))], np.float32)
 
     def search(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
         """Nearest items to one embedding (full, unreduced vector)."""
@@ -93,60 +102,25 @@ class SearchIndex:
     def search_reduced(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
         """Nearest items to a vector already in the index's space (e.g. one read back from it)."""
         rows, distances = query(self.annoy, vector, min(k, len(self.items)), search_k)
-        metric = self.manifest["metric"]
         return [
-            Hit(self.items[r]["id"], self.items[r]["path"], float(d), distance_to_score(d, metric))
+            Hit(self.items[r].id, self.items[r].path, float(d), distance_to_score(d, self.metric))
             for r, d in zip(rows, distances, strict=True)
         ]
-
-    @property
-    def collection_root(self) -> Path:
-        return Path(self.manifest["collection_root"])
 
 
 def open_index(index_dir: Path) -> SearchIndex:
     """Open the version that ``current`` points to. Raises store.IndexMissing if none."""
-    import autoencoder
-
     version = store.current_version(index_dir)
-    manifest = store.read_manifest(version)
-    if manifest.get("format_version") != store.FORMAT_VERSION:
+    raw = store.read_json(version / "manifest.json")
+    if raw.get("format_version") != store.FORMAT_VERSION:
         raise store.IndexMissing(
-            f"{version} has index format {manifest.get('format_version')}, "
+            f"{version} has index format {raw.get('format_version')}, "
             f"this imgsim reads {store.FORMAT_VERSION}: rebuild it"
         )
-    items = store.read_json(version / "items.json")
-    annoy = load(version / "index.ann", manifest["dims"], manifest["metric"])
-    reducer = autoencoder.load_reducer(manifest["reduce"], version)
-    return SearchIndex(version, manifest, items, annoy, reducer)
-
-
-def query_embedder(manifest: dict, version: Path):
-    """The exact model an index was built with, to embed queries the same way."""
-    import autoencoder
-    import img2vec
-
-    weights = manifest.get("weights", "imagenet")
-    source = manifest["model_source"]
-    trained = source in autoencoder.PIXEL_MODELS  # trained on the collection, stored in the version
-    if trained:
-        source = str(Path(version) / autoencoder.ENCODER_FILE)
-    # the model key ends with the input-size setting it was built with (0 = the model's own)
-    size = int(manifest["model_key"].rsplit(":", 1)[1])
-    embedder = img2vec.load_embedder(source, None if weights == "none" else weights, size)
-    if trained:
-        embedder = dataclasses.replace(
-            embedder,
-            name=manifest["model_source"],
-            source=manifest["model_source"],
-            trained_files=Path(version),
-        )
-    if embedder.key != manifest["model_key"]:
-        raise img2vec.WeightsUnavailable(
-            f"the model {manifest['model_source']} changed since the index was built; rebuild the "
-            "index with img2vec.py"
-        )
-    return embedder
+    manifest = store.Manifest.from_dict(raw)
+    annoy = load(version / "index.ann", manifest.dims, manifest.metric)
+    reducer = autoencoder.load_reducer(manifest.reduce, version)
+    return SearchIndex(version, manifest, store.read_items(version), annoy, reducer)
 
 
 def _query_files(queries: list[str]) -> list[Path]:
@@ -169,25 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", metavar="OUT_DIR", help="write one PNG per query with its results")
     parser.add_argument("--map", metavar="OUT.png", help="draw a t-SNE map of the whole indexed collection")
     config.add_flags(parser, "index_dir", "k", "search_k")
-    args = parser.parse_args(argv)
+    args, cfg = config.parse_args(parser, argv)
     if not args.queries and not args.map:
         parser.error("give QUERY images, or --map OUT.png")
-    cfg = config.load(args=args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config.quiet_tensorflow()
     if args.map:
-        import plots
-
         try:
             plots.draw_map(open_index(cfg.index_dir), Path(args.map))
         except (store.IndexMissing, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        print(f"map: {args.map}")
+        print(f"map: {args.map}", file=sys.stderr if args.json else sys.stdout)
         if not args.queries:
             return 0
     try:
         index = open_index(cfg.index_dir)
-        embedder = query_embedder(index.manifest, index.version)
+        embedder = embedders.for_index(index.manifest, index.version)
     except Exception as error:  # missing index or model: one clear line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -196,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no query images found", file=sys.stderr)
         return 2
     if args.plot:
-        import plots
-
         Path(args.plot).mkdir(parents=True, exist_ok=True)
     answers, failures = [], 0
     for query_file in files:

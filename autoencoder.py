@@ -24,16 +24,11 @@ import numpy as np
 
 import config
 import store
+from vectors import exact_neighbours, normalise
 
 Reducer = Callable[[np.ndarray], np.ndarray]
 AUTOENCODER_FILE = "autoencoder.keras"
 AUTOENCODER_INFO = "autoencoder.json"
-
-
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
 
 
 def fit_pca(vectors: np.ndarray, dims: int) -> dict[str, np.ndarray]:
@@ -165,7 +160,7 @@ def fit_for_build(
 
 def _save_trained(encoder, cfg: config.Config, model_key: str, count: int, **extra) -> None:
     saved = Path(cfg.index_dir) / AUTOENCODER_FILE
-    tmp = saved.with_name(".tmp-" + saved.name)
+    tmp = saved.with_name(".tmp-" + saved.name)  # Keras saves by path and wants the .keras suffix
     encoder.save(tmp)
     tmp.replace(saved)
     info = {
@@ -275,20 +270,6 @@ def plot_reconstructions(autoencoder, images: np.ndarray, out_path: Path, count:
     plt.close(figure)
 
 
-def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Row numbers of the k nearest vectors (cosine) to each query row, excluding the row itself."""
-    unit = normalise(vectors)
-    result = np.empty((len(queries), k), dtype=np.int64)
-    for start in range(0, len(queries), 512):
-        rows = queries[start : start + 512]
-        sims = unit[rows] @ unit.T
-        sims[np.arange(len(rows)), rows] = -np.inf
-        top = np.argpartition(-sims, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-        result[start : start + len(rows)] = np.take_along_axis(top, order, axis=1)
-    return result
-
-
 def neighbour_preservation(
     full: np.ndarray, reduced: np.ndarray, k: int = 10, queries: int = 2000, seed: int = 0
 ) -> float:
@@ -310,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         "with PCA by how well each keeps every item's top-10 neighbours.",
     )
     config.add_flags(parser, "index_dir", "dims", "epochs")
-    args = parser.parse_args(argv)
-    cfg = config.load(args=args)
+    _, cfg = config.parse_args(parser, argv)
+    config.quiet_tensorflow()
     try:
         version = store.current_version(cfg.index_dir)
     except store.IndexMissing as error:
@@ -333,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     _save_trained(
         encoder,
         cfg,
-        manifest["model_key"],
+        manifest.model_key,
         len(vectors),
         top10_kept_autoencoder=round(ae_kept, 4),
         top10_kept_pca=round(pca_kept, 4),

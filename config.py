@@ -73,6 +73,13 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+class ConfigError(ValueError):
+    """A setting has a value imgsim cannot use; the message names the setting and what it takes.
+
+    Library code raises it (a gunicorn worker then logs it); the scripts turn it into a usage error.
+    """
+
+
 def _field_type(field: dataclasses.Field) -> type:
     default = field.default
     return type(default) if not isinstance(default, Path) else Path
@@ -83,11 +90,11 @@ def _parse(field: dataclasses.Field, raw: str, source: str) -> object:
     try:
         value = kind(raw)
     except ValueError:
-        raise SystemExit(f"{source}: expected {kind.__name__} for {field.name}, got {raw!r}") from None
+        raise ConfigError(f"{source}: expected {kind.__name__} for {field.name}, got {raw!r}") from None
     if field.name == "reduce" and value not in REDUCTIONS:
-        raise SystemExit(f"{source}: reduce must be one of {', '.join(REDUCTIONS)}, got {raw!r}")
+        raise ConfigError(f"{source}: reduce must be one of {', '.join(REDUCTIONS)}, got {raw!r}")
     if field.name == "metric" and value not in METRICS:
-        raise SystemExit(f"{source}: metric must be one of {', '.join(METRICS)}, got {raw!r}")
+        raise ConfigError(f"{source}: metric must be one of {', '.join(METRICS)}, got {raw!r}")
     return value
 
 
@@ -129,7 +136,10 @@ _HELP = {
 
 def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
     """Add ``--name`` flags for the given settings; their help shows the effective default."""
-    defaults = load()
+    try:
+        defaults = load()
+    except ConfigError:  # --help must work even with a bad variable; parse_args then names it
+        defaults = Config()
     for name in names:
         field = next(f for f in fields(Config) if f.name == name)
         parser.add_argument(
@@ -140,3 +150,20 @@ def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
             metavar=name.upper(),
             help=_HELP[name] % {"default": getattr(defaults, field.name)},
         )
+
+
+def parse_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None = None
+) -> tuple[argparse.Namespace, Config]:
+    """Parse a script's command line and build its configuration; a bad value is a usage error."""
+    args = parser.parse_args(argv)
+    try:
+        return args, load(args=args)
+    except ConfigError as error:
+        parser.error(str(error))
+        raise  # parser.error exits; this line only tells type checkers so
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter off a script's output (set before it is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -13,14 +13,19 @@ count re-embeds nothing.
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+import ann
 import config
+import embedders
+import imaging
+import img2vec
+from vectors import normalise, similarities_to_others
 
 
 def precision_at_k(retrieved_labels: list, query_label, k: int) -> float:
@@ -44,24 +49,28 @@ def recall_against_exact(approximate: list[int], exact: list[int]) -> float:
     return len(set(approximate) & set(exact)) / len(exact)
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+def class_folders(dataset: Path) -> list[str]:
+    """The sub-folders of ``dataset`` that hold images: the classes of a labelled collection."""
+    return sorted(
+        folder.name
+        for folder in Path(dataset).iterdir()
+        if folder.is_dir() and not folder.name.startswith(".")
+        and any(imaging.is_image_path(p) for p in folder.rglob("*"))
+    )  # fmt: skip
 
 
-def evaluate_index(index, k: int = 10, search_k: int = -1) -> dict[str, float]:
-    """Leave-one-out quality of an opened ann.SearchIndex whose paths start with the class folder."""
-    labels = np.array([item["path"].split("/")[0] for item in index.items])
+def evaluate_index(index: ann.SearchIndex, k: int = 10, search_k: int = -1) -> dict[str, float]:
+    """Leave-one-out quality of an opened index whose paths start with the class folder."""
+    labels = np.array([item.path.split("/")[0] for item in index.items])
     count = len(labels)
     if len(set(labels)) < 2:
         raise ValueError("the dataset needs at least two class sub-folders")
-    space = np.array([index.annoy.get_item_vector(row) for row in range(count)], dtype=np.float32)
-    unit = _unit(space)
+    unit = normalise(index.stored_vectors())
     scores = {"p@1": [], "p@5": [], "p@10": [], "map": [], "recall@10": []}
     query_seconds = 0.0
     for start in range(0, count, 256):
         rows = np.arange(start, min(start + 256, count))
-        sims = unit[rows] @ unit.T
-        sims[np.arange(len(rows)), rows] = -np.inf
+        sims = similarities_to_others(unit, rows)
         order = np.argsort(-sims, axis=1)[:, :-1]  # the query itself sorts last
         for row, ranking in zip(rows, order, strict=True):
             began = time.perf_counter()
@@ -91,23 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     config.add_flags(
         parser, "index_dir", "model", "weights", "batch_size", "reduce", "dims", "trees", "search_k", "epochs"
     )
-    args = parser.parse_args(argv)
-    cfg = config.load(args=args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import ann
-    import img2vec
-
+    args, cfg = config.parse_args(parser, argv)
+    config.quiet_tensorflow()
     dataset = Path(args.dataset)
+    if not dataset.is_dir():
+        parser.error(f"{dataset} is not a folder")
+    classes = class_folders(dataset)
+    if len(classes) < 2:  # refuse before embedding anything, instead of printing zeros
+        parser.error(f"{dataset} needs at least two class sub-folders of images, found {len(classes)}")
     eval_cfg = cfg.replace(index_dir=Path(cfg.index_dir) / "eval" / dataset.resolve().name)
     try:
         img2vec.build_index(dataset, eval_cfg, progress=not args.no_progress)
         scores = evaluate_index(ann.open_index(eval_cfg.index_dir), search_k=cfg.search_k)
-    except (img2vec.WeightsUnavailable, FileNotFoundError, ValueError, RuntimeError) as error:
+    except (embedders.WeightsUnavailable, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        import json
-
         print(json.dumps(scores))
         return 0
     print(f"\n{dataset}: {scores['items']} images, model {cfg.model}, reduce {cfg.reduce}, {cfg.trees} trees")

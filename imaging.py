@@ -25,6 +25,11 @@ class ImageTooLarge(UnreadableImage):
     """The image has more pixels than the configured limit (a decompression-bomb guard)."""
 
 
+def to_square(image: Image.Image, side: int) -> np.ndarray:
+    """An RGB image squashed to a network's square input, as uint8 pixels (H, W, 3)."""
+    return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 

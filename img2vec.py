@@ -5,622 +5,276 @@
 DATASET is a folder (walked recursively) or a glob such as ``'photos/**/*.jpg'``. Rerunning it is how
 the index is rebuilt: only new or changed files are embedded, vectors of deleted files are dropped,
 and an interrupted run resumes where it stopped. The new version is switched in atomically.
+
+A build is three stages passing one BuildPlan: ``plan_build`` scans the collection and reads, once,
+what the current version and the live layer already know (vectors, ids, deletions); ``embed`` runs
+the network on what is new or changed; ``publish`` gives new files ids from the live layer's one
+counter, reduces, builds Annoy and switches ``current``. Ids are identities: a file keeps its id
+through every rebuild, whatever the model.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
-import hashlib
-import itertools
 import os
+import re
 import shutil
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+import ann
 import autoencoder
+import collection
 import config
+import embedders
 import imaging
 import live
+import service
 import store
+from collection import FileEntry, Known
+from embedding import EmbedResult, embed_files
 
-# name -> (keras.applications class, module holding its preprocess_input, default input side)
-BACKBONES = {
-    "inception_v3": ("InceptionV3", "inception_v3", 299),
-    "vgg19": ("VGG19", "vgg19", 224),
-    "resnet50": ("ResNet50", "resnet50", 224),
-    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2", 224),
-    "efficientnetb0": ("EfficientNetB0", "efficientnet", 224),
-}
+Log = Callable[[str], None]
+# a file the service stored (uploads/<uuid hex>.<ext>): indexed only once its addition is committed
+_UPLOAD_NAME = re.compile(rf"^{live.UPLOADS}/[0-9a-f]{{32}}\.[a-z]+$")
 
 
-class WeightsUnavailable(RuntimeError):
-    """Pretrained weights could not be downloaded or read; the message says how to provide them."""
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)  # progress and news go to stderr; results to stdout
 
 
 @dataclass
-class Embedder:
-    """A network that maps a batch of RGB 0..255 images to one vector each."""
+class BuildPlan:
+    """Everything a build decided before running the network."""
 
-    name: str
-    source: str  # what load_embedder was given: a backbone name or a .keras path
-    weights: str | None
-    key: str  # identifies model + weights + input size; vectors are reused only under the same key
-    input_size: int
-    dim: int
-    model: object
-    preprocess: Callable[[np.ndarray], np.ndarray]
-    # for models trained on the collection (convae, simpleae): the folder holding the trained
-    # files, copied into every index version built with them
-    trained_files: Path | None = None
-
-    def prepare(self, image) -> np.ndarray:
-        """Resize a PIL RGB image to the network's square input, as uint8 pixels."""
-        from PIL import Image
-
-        side = self.input_size
-        return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
-
-    def embed(self, pixels: np.ndarray) -> np.ndarray:
-        batch = self.preprocess(np.array(pixels, dtype=np.float32))
-        return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
-
-    def embed_images(self, images: Iterable) -> np.ndarray:
-        return self.embed(np.stack([self.prepare(image) for image in images]))
-
-
-def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def model_key(model: str, weights: str | None = "imagenet", image_size: int = 0) -> str:
-    """What the vectors depend on, cheap to compute before the model is loaded."""
-    if model in autoencoder.PIXEL_MODELS:
-        raise WeightsUnavailable(f"{model} is trained on the collection: build the index with img2vec.py")
-    if model in BACKBONES:
-        side = image_size or BACKBONES[model][2]
-        weights_id = weights
-        if weights not in (None, "imagenet"):
-            if not Path(weights).is_file():
-                raise WeightsUnavailable(f"weights file {weights} does not exist")
-            weights_id = f"{Path(weights).name}:{_file_sha1(Path(weights))[:12]}"
-        return f"{model}:{weights_id}:{side}"
-    path = Path(model)
-    if not path.is_file():
-        raise WeightsUnavailable(
-            f"unknown model {model!r}: use one of {', '.join(BACKBONES)} or the path of a .keras file"
-        )
-    return f"file:{path.name}:{_file_sha1(path)[:12]}:{image_size}"
-
-
-def load_embedder(model: str, weights: str | None = "imagenet", image_size: int = 0) -> Embedder:
-    """Load a backbone by name (penultimate layer, global average pool) or a .keras model file.
-
-    ``weights`` is "imagenet" (downloaded once into the Keras cache), a local weights file, or
-    None for random weights (only good for measuring speed). Never falls back silently: missing
-    weights raise WeightsUnavailable saying how to provide them.
-    """
-    import keras
-
-    key = model_key(model, weights, image_size)
-    if model in BACKBONES:
-        class_name, module_name, default_side = BACKBONES[model]
-        side = image_size or default_side
-        build = getattr(keras.applications, class_name)
-        try:
-            network = build(include_top=False, pooling="avg", weights=weights, input_shape=(side, side, 3))
-        except Exception as error:  # Keras raises a bare Exception for a failed download
-            if weights != "imagenet":
-                raise WeightsUnavailable(f"cannot load weights {weights}: {error}") from error
-            raise WeightsUnavailable(
-                f"The ImageNet weights of {model} could not be downloaded ({error}). Run this once "
-                "on a machine with internet access (Keras caches them in ~/.keras/models/), "
-                f"or pass --weights PATH to a local {class_name} 'notop' weights file, or use "
-                "--model PATH to a .keras model of your own, or --model convae to train an "
-                "autoencoder on your own images (no download)."
-            ) from error
-        preprocess = getattr(keras.applications, module_name).preprocess_input
-        return Embedder(model, model, weights, key, side, network.output_shape[-1], network, preprocess)
-
-    network = keras.saving.load_model(model)
-    declared = network.input_shape[1]
-    side = image_size or declared
-    if not side:
-        raise ValueError(f"{model} has no fixed input size: pass --image-size")
-    if len(network.output_shape) != 2:
-        raise ValueError(f"{model} must output one vector per image, not {network.output_shape}")
-    source = str(Path(model).resolve())
-    return Embedder(Path(model).stem, source, None, key, side, network.output_shape[-1], network, lambda x: x)
-
-
-def pixel_embedder(
-    cfg: config.Config,
-    entries: list[FileEntry],
-    root: Path,
-    retrain: bool = False,
-    plot: Path | None = None,
-    verbose: int = 2,
-    log: Callable[[str], None] = print,
-) -> Embedder:
-    """An autoencoder trained on the collection's own pixels (``cfg.model`` convae or simpleae).
-
-    Reuses the one the current index was built with (or one whose embedding run was interrupted)
-    unless ``retrain``; otherwise trains a new one. The trained files stay under .partial/ until
-    a version built with them is published, so a failed training never replaces the old model.
-    """
-    import dataclasses
-    import random
-
-    kind = cfg.model
-    side = autoencoder.PIXEL_MODELS[kind]
-    fresh = store.partial_dir(cfg.index_dir) / kind
-    folders = [fresh]
-    try:
-        version = store.current_version(cfg.index_dir)
-        manifest = store.read_manifest(version)
-        if manifest.get("model_source") == kind and manifest.get("collection_root") == str(root):
-            folders.insert(0, version)
-    except store.IndexMissing:
-        pass
-    trained = (
-        None if retrain else next((f for f in folders if (f / autoencoder.ENCODER_FILE).is_file()), None)
-    )
-    sample = entries
-    if len(entries) > cfg.ae_train_images:
-        sample = random.Random(0).sample(entries, cfg.ae_train_images)
-    if trained is None or plot is not None:
-        images = _decode_square(sample if trained is None else sample[:8], side, cfg)
-    if trained is None:
-        log(f"Training {kind} on {len(images)} images of {side}x{side} (early stopping) ...")
-        began = time.perf_counter()
-        full, encoder, history = autoencoder.train_pixel_autoencoder(
-            kind, images, cfg.dims, cfg.ae_epochs, verbose=verbose
-        )
-        shutil.rmtree(fresh, ignore_errors=True)
-        fresh.mkdir(parents=True)
-        full.save(fresh / autoencoder.PIXEL_AUTOENCODER_FILE)
-        encoder.save(fresh / autoencoder.ENCODER_FILE)  # written last: its presence means "complete"
-        log(
-            f"Trained {kind} in {time.perf_counter() - began:.0f} s over {len(history['loss'])} epochs, "
-            f"validation loss {min(history['val_loss']):.4f}"
-        )
-        trained = fresh
-    else:
-        log(f"Using the {kind} trained earlier for this collection ({trained})")
-    if plot is not None:
-        import keras
-
-        full = keras.saving.load_model(trained / autoencoder.PIXEL_AUTOENCODER_FILE)
-        autoencoder.plot_reconstructions(full, images, plot)
-        log(f"Reconstructions: {plot}")
-    loaded = load_embedder(str(trained / autoencoder.ENCODER_FILE))
-    return dataclasses.replace(loaded, name=kind, source=kind, trained_files=trained)
-
-
-def _decode_square(entries: list[FileEntry], side: int, cfg: config.Config) -> np.ndarray:
-    """The readable ones among ``entries`` as uint8 side x side RGB, decoded in threads."""
-    from PIL import Image
-
-    def decode(entry: FileEntry):
-        try:
-            image = imaging.open_rgb(entry.abspath, cfg.max_image_pixels)
-        except imaging.UnreadableImage:
-            return None
-        return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
-
-    decoded = [f.result() for _, f in _prefetch(entries, decode, cfg.decode_workers, 64)]
-    return np.stack([pixels for pixels in decoded if pixels is not None])
-
-
-# --- the collection ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    path: str  # relative to the collection root, with forward slashes: the item's identity
-    abspath: Path
-    size: int
-    mtime_ns: int
-
-
-def scan_collection(dataset: str | Path) -> tuple[Path, list[FileEntry]]:
-    """The collection root and its image files (by extension), sorted, hidden folders skipped."""
-    dataset = str(dataset)
-    if Path(dataset).is_dir():
-        root = Path(dataset).resolve()
-        paths = []
-        for folder, subfolders, names in os.walk(root):
-            subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-            paths.extend(Path(folder, n) for n in sorted(names) if imaging.is_image_path(n))
-    elif glob.has_magic(dataset):
-        prefix = []
-        for part in Path(dataset).parts:
-            if glob.has_magic(part):
-                break
-            prefix.append(part)
-        root = Path(*prefix).resolve() if prefix else Path.cwd()
-        paths = [Path(p).resolve() for p in glob.glob(dataset, recursive=True)]
-        paths = sorted(p for p in paths if p.is_file() and imaging.is_image_path(p))
-    else:
-        raise FileNotFoundError(f"{dataset} is neither a folder nor a glob that matches files")
-    entries = []
-    for path in paths:
-        stat = path.stat()
-        rel = path.relative_to(root).as_posix()
-        entries.append(FileEntry(rel, path, stat.st_size, stat.st_mtime_ns))
-    return root, sorted(entries, key=lambda e: e.path)
-
-
-# --- what earlier runs already embedded -------------------------------------------------------
-
-
-@dataclass
-class Known:
-    size: int
-    mtime_ns: int
-    sha1: str
-    vector: np.ndarray
-
-
-def previous_vectors(index_dir: Path, key: str, root: Path) -> tuple[dict[str, Known], dict]:
-    """Vectors of the current version and of an interrupted run, when made by the same model."""
-    known: dict[str, Known] = {}
-    previous: dict = {}
-    try:
-        version = store.current_version(index_dir)
-        manifest = store.read_manifest(version)
-        if manifest.get("model_key") == key and manifest.get("collection_root") == str(root):
-            previous = manifest
-            vectors = np.load(version / "vectors.npy")
-            items = store.read_json(version / "items.json")
-            for row, item in enumerate(items):
-                known[item["path"]] = Known(item["size"], item["mtime_ns"], item["sha1"], vectors[row])
-            previous["ids"] = {item["path"]: item["id"] for item in items}
-    except store.IndexMissing:
-        pass
-    for chunk in sorted(store.partial_dir(index_dir).glob("chunk-*.npz")):
-        with np.load(chunk) as data:
-            if str(data["model_key"]) != key or str(data["root"]) != str(root):
-                continue
-            for i, path in enumerate(data["paths"]):
-                known[str(path)] = Known(
-                    int(data["sizes"][i]),
-                    int(data["mtimes"][i]),
-                    str(data["sha1s"][i]),
-                    np.array(data["vectors"][i]),
-                )
-    return known, previous
-
-
-def _save_checkpoint(
-    index_dir: Path, key: str, root: Path, done: list[tuple[FileEntry, str, np.ndarray]]
-) -> None:
-    folder = store.partial_dir(index_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    number = len(list(folder.glob("chunk-*.npz")))
-    target = folder / f"chunk-{number:06d}.npz"
-    tmp = folder / f".tmp-{number:06d}"
-    with open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            model_key=np.array(key),
-            root=np.array(str(root)),
-            paths=np.array([e.path for e, _, _ in done]),
-            sizes=np.array([e.size for e, _, _ in done], dtype=np.int64),
-            mtimes=np.array([e.mtime_ns for e, _, _ in done], dtype=np.int64),
-            sha1s=np.array([s for _, s, _ in done]),
-            vectors=np.stack([v for _, _, v in done]).astype(np.float32),
-        )
-    os.replace(tmp, target)
-
-
-# --- embedding --------------------------------------------------------------------------------
-
-
-def _prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterator[tuple[object, Future]]:
-    """Run ``work`` on items in threads, at most ``ahead`` in flight, yielding in input order."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        source = iter(items)
-        pending = deque((item, pool.submit(work, item)) for item in itertools.islice(source, ahead))
-        while pending:
-            item, future = pending.popleft()
-            for nxt in itertools.islice(source, 1):
-                pending.append((nxt, pool.submit(work, nxt)))
-            yield item, future
-
-
-@dataclass
-class EmbedResult:
-    vectors: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # path -> (sha1, vector)
-    embedded: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    seconds: float = 0.0
-
-
-def embed_files(
-    entries: list[FileEntry],
-    embedder: Embedder,
-    cfg: config.Config,
-    known_sha1: dict[str, tuple[str, np.ndarray]],
-    checkpoint: Callable[[list], None] | None = None,
-    progress: bool = True,
-) -> EmbedResult:
-    """Embed files in batches while threads decode the next ones; unreadable files are skipped.
-
-    A file whose content hash is in ``known_sha1`` (touched, not changed) reuses its vector.
-    """
-    from tqdm import tqdm
-
-    result = EmbedResult()
-    started = time.perf_counter()
-
-    def decode(entry: FileEntry):
-        try:
-            data = entry.abspath.read_bytes()
-        except OSError as error:
-            return imaging.UnreadableImage(f"cannot read file: {error.strerror or error}")
-        sha1 = hashlib.sha1(data).hexdigest()
-        old = known_sha1.get(entry.path)
-        if old is not None and old[0] == sha1:
-            return sha1, None
-        try:
-            image = imaging.decode_rgb(data, cfg.max_image_pixels)
-        except imaging.UnreadableImage as error:
-            return error
-        return sha1, embedder.prepare(image)
-
-    batch: list[tuple[FileEntry, str, np.ndarray]] = []
-    unsaved: list[tuple[FileEntry, str, np.ndarray]] = []
-
-    def run_batch() -> None:
-        vectors = embedder.embed(np.stack([pixels for _, _, pixels in batch]))
-        for (entry, sha1, _), vector in zip(batch, vectors, strict=True):
-            result.vectors[entry.path] = (sha1, vector)
-            unsaved.append((entry, sha1, vector))
-        result.embedded += len(batch)
-        bar.update(len(batch))
-        batch.clear()
-        if checkpoint is not None and len(unsaved) >= cfg.checkpoint_every:
-            checkpoint(list(unsaved))
-            unsaved.clear()
-
-    bar = tqdm(total=len(entries), unit="img", desc="Embedding", disable=not progress, smoothing=0.1)
-    ahead = 2 * cfg.batch_size
-    try:
-        for entry, future in _prefetch(entries, decode, cfg.decode_workers, ahead):
-            outcome = future.result()
-            if isinstance(outcome, imaging.UnreadableImage):
-                result.skipped.append((entry.path, str(outcome)))
-                bar.update(1)
-                bar.write(f"skipped {entry.path}: {outcome}")
-                continue
-            sha1, pixels = outcome
-            if pixels is None:
-                result.vectors[entry.path] = (sha1, known_sha1[entry.path][1])
-                bar.update(1)
-                continue
-            batch.append((entry, sha1, pixels))
-            if len(batch) >= cfg.batch_size:
-                run_batch()
-        if batch:
-            run_batch()
-    except KeyboardInterrupt:
-        if checkpoint is not None and unsaved:
-            checkpoint(unsaved)
-            print(f"\nInterrupted: {len(result.vectors)} embeddings saved; rerun to resume.", file=sys.stderr)
-        raise
-    finally:
-        bar.close()
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-# --- a build ----------------------------------------------------------------------------------
+    cfg: config.Config
+    dataset: str
+    root: Path
+    entries: list[FileEntry]  # what the version will hold, if readable
+    key: str  # the model key the vectors are made with
+    embedder: embedders.Embedder | None
+    unchanged: dict[str, tuple[str, np.ndarray]]  # path -> (sha1, vector) reused as they are
+    to_embed: list[FileEntry]
+    known_sha1: dict[str, tuple[str, np.ndarray]]  # earlier vectors, reused if the content matches
+    ids: dict[str, int]  # the ids files already have (current version and live additions)
+    previous: store.Manifest | None
+    live_state: live.LiveState
+    removed: int = 0
+    up_to_date: bool = False
 
 
 @dataclass
 class BuildReport:
     version: Path
     items: int
-    embedded: int
-    reused: int
-    removed: int
-    skipped: list[tuple[str, str]]
-    embed_seconds: float
-    seconds: float
+    embedded: int = 0
+    reused: int = 0
+    removed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    embed_seconds: float = 0.0
+    seconds: float = 0.0
     up_to_date: bool = False
 
 
 def build_index(
     dataset: str | Path,
     cfg: config.Config,
-    embedder: Embedder | None = None,
+    embedder: embedders.Embedder | None = None,
     progress: bool = True,
     full: bool = False,
-    log: Callable[[str], None] = print,
+    log: Log = _log,
     retrain: bool = False,
     plot: Path | None = None,
 ) -> BuildReport:
     """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``."""
     started = time.perf_counter()
-    weights = None if cfg.weights == "none" else cfg.weights
     with store.build_lock(cfg.index_dir):
-        root, entries = scan_collection(dataset)
-        deleted = live.deleted_paths(cfg.index_dir)  # removed through the API or --remove
-        entries = [e for e in entries if e.path not in deleted]
-        if not entries:
-            raise FileNotFoundError(
-                f"no images found in {dataset} (looked for {', '.join(sorted(imaging.IMAGE_EXTENSIONS))})"
-            )
-        if embedder is None and cfg.model in autoencoder.PIXEL_MODELS:
-            embedder = pixel_embedder(cfg, entries, root, retrain, plot, 2 if progress else 0, log)
-        key = embedder.key if embedder else model_key(cfg.model, weights, cfg.image_size)
-        known, previous = ({}, {}) if full else previous_vectors(cfg.index_dir, key, root)
-        uploads = live.additions_by_path(cfg.index_dir, key)  # added while the service ran
-        scanned = {e.path for e in entries}
-        for path, (_, size, mtime_ns, sha1, vector) in uploads.items():
-            if not full:  # --full re-embeds uploads too
-                known.setdefault(path, Known(size, mtime_ns, sha1, vector))
-            if path not in scanned and path not in deleted and (root / path).is_file():
-                entries.append(FileEntry(path, root / path, size, mtime_ns))  # even if a glob misses it
-        entries.sort(key=lambda e: e.path)
-        current = {e.path for e in entries}
-        unchanged = {
-            e.path: (known[e.path].sha1, known[e.path].vector)
-            for e in entries
-            if e.path in known and (known[e.path].size, known[e.path].mtime_ns) == (e.size, e.mtime_ns)
-        }
-        to_embed = [e for e in entries if e.path not in unchanged]
-        removed = len(set(previous.get("ids", {})) - current)
-        same_settings = (
-            previous
-            and all(previous.get(name) == getattr(cfg, name) for name in ("reduce", "trees", "metric"))
-            and (cfg.reduce == "none" or previous.get("dims") == cfg.dims)
-        )
-        if not to_embed and not removed and same_settings and previous.get("items") == len(entries):
-            log(f"Index is up to date: {len(entries)} images, nothing to embed.")
+        plan = plan_build(dataset, cfg, embedder, full, retrain, plot, 2 if progress else 0, log)
+        if plan.up_to_date:
+            log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
+            count = len(plan.entries)
             version = store.current_version(cfg.index_dir)
             return BuildReport(
-                version,
-                len(entries),
-                0,
-                len(entries),
-                0,
-                [],
-                0.0,
-                time.perf_counter() - started,
-                up_to_date=True,
+                version, count, reused=count, seconds=time.perf_counter() - started, up_to_date=True
             )
         log(
-            f"{len(entries)} images in {root}: {len(unchanged)} unchanged, {len(to_embed)} to embed"
-            + (f", {removed} removed" if removed else "")
+            f"{len(plan.entries)} images in {plan.root}: {len(plan.unchanged)} unchanged, "
+            f"{len(plan.to_embed)} to embed" + (f", {plan.removed} removed" if plan.removed else "")
         )
+        result = embed(plan, progress, log)
+        return publish(plan, result, started, 2 if progress else 0, log)
 
-        result = EmbedResult()
-        if to_embed:
-            if embedder is None:
-                embedder = load_embedder(cfg.model, weights, cfg.image_size)
-            log(
-                f"Model {embedder.name}: {embedder.input_size}x{embedder.input_size} in, {embedder.dim}-d out"
-            )
-            known_sha1 = {p: (k.sha1, k.vector) for p, k in known.items()}
-            result = embed_files(
-                to_embed,
-                embedder,
-                cfg,
-                known_sha1,
-                checkpoint=lambda done: _save_checkpoint(cfg.index_dir, key, root, done),
-                progress=progress,
-            )
-        vectors_by_path = unchanged | result.vectors
-        kept = [e for e in entries if e.path in vectors_by_path]
-        if not kept:
-            raise RuntimeError("none of the images could be read; nothing to index")
-        ids = {path: upload[0] for path, upload in uploads.items()} | dict(previous.get("ids", {}))
-        next_id = max(int(previous.get("next_id", 0)), live.next_id(cfg.index_dir))
-        items = []
-        for entry in kept:
-            if entry.path not in ids:
-                ids[entry.path] = next_id
-                next_id += 1
-            sha1 = vectors_by_path[entry.path][0]
-            items.append(
-                {
-                    "id": ids[entry.path],
-                    "path": entry.path,
-                    "size": entry.size,
-                    "mtime_ns": entry.mtime_ns,
-                    "sha1": sha1,
-                }
-            )
-        vectors = np.stack([vectors_by_path[e.path][1] for e in kept]).astype(np.float32)
-        version = _write_version(
-            cfg,
-            key,
-            root,
-            items,
-            vectors,
-            result,
-            next_id,
-            started,
-            embedder,
-            previous,
-            log,
-            verbose=2 if progress else 0,
-            dataset=os.path.abspath(str(dataset)),
+
+def plan_build(
+    dataset: str | Path,
+    cfg: config.Config,
+    embedder: embedders.Embedder | None = None,
+    full: bool = False,
+    retrain: bool = False,
+    plot: Path | None = None,
+    verbose: int = 2,
+    log: Log = _log,
+) -> BuildPlan:
+    """Scan the collection and decide what to embed, from what earlier runs and the service know."""
+    root, entries = collection.scan(dataset)
+    state = live.LiveStore(cfg.index_dir).read()  # after the scan: see collection_entries
+    catalogue, previous = collection.previous_ids(cfg.index_dir, root)
+    ids = catalogue | {addition.path: addition.id for addition in state.additions.values()}
+    entries = collection_entries(entries, root, state, ids)
+    if not entries:
+        raise FileNotFoundError(
+            f"no images found in {dataset} (looked for {', '.join(sorted(imaging.IMAGE_EXTENSIONS))})"
         )
-        live.forget_compacted(cfg.index_dir, {item["id"] for item in items if item["path"] in uploads})
+    if embedder is None and cfg.model in autoencoder.PIXEL_MODELS:
+        sample = collection.training_sample(entries, cfg.ae_train_images)
+
+        def images(side: int, limit: int) -> np.ndarray:
+            return collection.decode_square(sample[:limit], side, cfg.max_image_pixels, cfg.decode_workers)
+
+        embedder = embedders.trained_on_collection(cfg, root, images, retrain, plot, verbose, log)
+    weights = embedders.weights_setting(cfg.weights)
+    key = embedder.key if embedder else embedders.model_key(cfg.model, weights, cfg.image_size)
+    known = {} if full else collection.known_vectors(cfg.index_dir, key, root)
+    for addition in state.additions.values():
+        if addition.model_key == key and not full:  # --full re-embeds uploads too
+            known.setdefault(
+                addition.path, Known(addition.size, addition.mtime_ns, addition.sha1, addition.vector)
+            )
+    unchanged = {
+        e.path: (known[e.path].sha1, known[e.path].vector)
+        for e in entries
+        if e.path in known and (known[e.path].size, known[e.path].mtime_ns) == (e.size, e.mtime_ns)
+    }
+    plan = BuildPlan(
+        cfg, str(dataset), root, entries, key, embedder, unchanged,
+        to_embed=[e for e in entries if e.path not in unchanged],
+        known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
+        ids=ids, previous=previous, live_state=state,
+        removed=len(set(catalogue) - {e.path for e in entries}),
+    )  # fmt: skip
+    plan.up_to_date = _up_to_date(plan)
+    return plan
+
+
+def collection_entries(
+    scanned: list[FileEntry], root: Path, state: live.LiveState, ids: dict[str, int]
+) -> list[FileEntry]:
+    """The files a version holds: the scanned ones and the uploads, less what was deleted.
+
+    A file the service stored is taken only once its addition is committed (the state is read
+    after the scan): before that it has no id, and numbering it here would give it a second one.
+    """
+    deleted = state.deleted_paths
+    entries = [
+        e for e in scanned if e.path not in deleted and (e.path in ids or not _UPLOAD_NAME.match(e.path))
+    ]
+    present = {e.path for e in entries}
+    for path in state.additions:  # uploads are kept even where a glob would miss them
+        if path not in present and path not in deleted and (root / path).is_file():
+            entries.append(collection.entry(root, root / path))
+    return sorted(entries, key=lambda e: e.path)
+
+
+def _up_to_date(plan: BuildPlan) -> bool:
+    previous, cfg = plan.previous, plan.cfg
+    return (
+        previous is not None
+        and not plan.to_embed
+        and not plan.removed
+        and previous.model_key == plan.key
+        and (previous.reduce, previous.trees, previous.metric) == (cfg.reduce, cfg.trees, cfg.metric)
+        and (cfg.reduce == "none" or previous.dims == cfg.dims)
+        and previous.items == len(plan.entries)
+    )
+
+
+def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResult:
+    """Run the network on the plan's new and changed files, checkpointing as it goes."""
+    if not plan.to_embed:
+        return EmbedResult()
+    cfg = plan.cfg
+    if plan.embedder is None:
+        plan.embedder = embedders.load_embedder(
+            cfg.model, embedders.weights_setting(cfg.weights), cfg.image_size
+        )
+    embedder = plan.embedder
+    log(f"Model {embedder.name}: {embedder.input_size}x{embedder.input_size} in, {embedder.dim}-d out")
+    return embed_files(
+        plan.to_embed,
+        embedder,
+        cfg,
+        plan.known_sha1,
+        checkpoint=lambda done: collection.save_checkpoint(cfg.index_dir, plan.key, plan.root, done),
+        progress=progress,
+    )
+
+
+def publish(
+    plan: BuildPlan, result: EmbedResult, started: float, verbose: int = 2, log: Log = _log
+) -> BuildReport:
+    """Number the new files, write the version (reduced vectors, Annoy) and switch ``current``."""
+    vectors_by_path = plan.unchanged | result.vectors
+    kept = [e for e in plan.entries if e.path in vectors_by_path]
+    if not kept:
+        raise RuntimeError("none of the images could be read; nothing to index")
+    live_store = live.LiveStore(plan.cfg.index_dir)
+    new = [e for e in kept if e.path not in plan.ids]
+    floor = max([plan.previous.next_id if plan.previous else 0, *(i + 1 for i in plan.ids.values())])
+    first = live_store.allocate_ids(len(new), floor)  # the one authority, shared with the uploads
+    ids = plan.ids | {e.path: first + n for n, e in enumerate(new)}
+    items = [store.Item(ids[e.path], e.path, e.size, e.mtime_ns, vectors_by_path[e.path][0]) for e in kept]
+    vectors = np.stack([vectors_by_path[e.path][1] for e in kept]).astype(np.float32)
+    version = _write_version(plan, items, vectors, result, first + len(new), started, verbose, log)
+    live_store.mark_compacted({item.id for item in items if item.path in plan.live_state.additions})
     return BuildReport(
         version,
         len(items),
-        result.embedded,
-        len(unchanged) + (len(result.vectors) - result.embedded),
-        removed,
-        result.skipped,
-        result.seconds,
-        time.perf_counter() - started,
+        embedded=result.embedded,
+        reused=len(plan.unchanged) + (len(result.vectors) - result.embedded),
+        removed=plan.removed,
+        skipped=result.skipped,
+        embed_seconds=result.seconds,
+        seconds=time.perf_counter() - started,
     )
 
 
 def _write_version(
-    cfg, key, root, items, vectors, result, next_id, started, embedder, previous, log, verbose=2, dataset=""
+    plan: BuildPlan,
+    items: list[store.Item],
+    vectors: np.ndarray,
+    result: EmbedResult,
+    next_id: int,
+    started: float,
+    verbose: int,
+    log: Log,
 ) -> Path:
-    import ann
-
+    cfg, embedder = plan.cfg, plan.embedder
     building = store.start_version(cfg.index_dir)
     try:
         np.save(building / "vectors.npy", vectors)
         if embedder is not None and embedder.trained_files is not None:
             for trained in embedder.trained_files.glob("*.keras"):
                 shutil.copy2(trained, building / trained.name)
-        store.write_json(building / "items.json", items)
+        store.write_items(building, items)
         store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
         index_vectors = vectors
         if cfg.reduce != "none":
-            fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, key, log=log, verbose=verbose)
+            fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
             autoencoder.save_reducer(cfg.reduce, fitted, building)
             index_vectors = autoencoder.load_reducer(cfg.reduce, building)(vectors)
-        log(
-            f"Building Annoy index: {len(items)} vectors x {index_vectors.shape[1]} dims, "
-            f"{cfg.trees} trees ..."
-        )
-        build_started = time.perf_counter()
+        shape = f"{len(items)} vectors x {index_vectors.shape[1]} dims"
+        log(f"Building Annoy index: {shape}, {cfg.trees} trees ...")
+        annoy_started = time.perf_counter()
         ann.build(index_vectors, building / "index.ann", cfg.metric, cfg.trees)
-        build_seconds = time.perf_counter() - build_started
-        manifest = {
-            "format_version": store.FORMAT_VERSION,
-            "model": embedder.name if embedder else previous.get("model", cfg.model),
-            "model_source": embedder.source if embedder else previous.get("model_source", cfg.model),
-            "model_key": key,
-            "weights": _weights_name(embedder.weights) if embedder else previous.get("weights", cfg.weights),
-            "input_size": embedder.input_size if embedder else previous.get("input_size"),
-            "embedding_dim": int(vectors.shape[1]),
-            "reduce": cfg.reduce,
-            "dims": int(index_vectors.shape[1]),
-            "metric": cfg.metric,
-            "trees": cfg.trees,
-            "items": len(items),
-            "skipped": len(result.skipped),
-            "next_id": next_id,
-            "collection_root": str(root),
-            "dataset": dataset,  # the folder or glob given: compaction rebuilds from the same
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "build_seconds": round(time.perf_counter() - started, 2),
-            "annoy_build_seconds": round(build_seconds, 2),
-            "embedded_this_run": result.embedded,
-        }
-        store.write_json(building / "manifest.json", manifest)
+        manifest = _manifest(plan, len(items), vectors.shape[1], index_vectors.shape[1], result, next_id)
+        manifest.build_seconds = round(time.perf_counter() - started, 2)
+        manifest.annoy_build_seconds = round(time.perf_counter() - annoy_started, 2)
+        store.write_manifest(building, manifest)
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
@@ -629,38 +283,41 @@ def _write_version(
     return version
 
 
-def _weights_name(weights: str | None) -> str:
-    return "none" if weights is None else weights
+def _manifest(
+    plan: BuildPlan, items: int, embedding_dim: int, dims: int, result: EmbedResult, next_id: int
+) -> store.Manifest:
+    cfg, embedder = plan.cfg, plan.embedder
+    same_model = plan.previous if plan.previous and plan.previous.model_key == plan.key else None
+    if embedder is not None:
+        model, source, weights = embedder.name, embedder.source, embedder.weights or "none"
+        input_size: int | None = embedder.input_size
+    elif same_model is not None:  # nothing embedded: the model is the one of the version before
+        model, source, weights = same_model.model, same_model.model_source, same_model.weights
+        input_size = same_model.input_size
+    else:
+        model, source, weights, input_size = cfg.model, cfg.model, cfg.weights, None
+    return store.Manifest(
+        model=model,
+        model_source=source,
+        model_key=plan.key,
+        weights=weights,
+        input_size=input_size,
+        embedding_dim=int(embedding_dim),
+        reduce=cfg.reduce,
+        dims=int(dims),
+        metric=cfg.metric,
+        trees=cfg.trees,
+        items=items,
+        skipped=len(result.skipped),
+        next_id=next_id,
+        collection_root=str(plan.root),
+        dataset=os.path.abspath(plan.dataset),
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        embedded_this_run=result.embedded,
+    )
 
 
-# --- the built-in sample collection -----------------------------------------------------------
-
-
-def export_sample_images(target: Path) -> Path:
-    """Copy scikit-image's bundled sample photos into ``target`` (a small, offline collection)."""
-    import skimage
-
-    source = Path(skimage.__file__).parent / "data"
-    target.mkdir(parents=True, exist_ok=True)
-    for path in sorted(source.iterdir()):
-        # multipage_rgb.tif uses a TIFF layout Pillow cannot read; keep the first run clean
-        if path.name == "multipage_rgb.tif":
-            continue
-        if imaging.is_image_path(path) and not (target / path.name).exists():
-            shutil.copy2(path, target / path.name)
-    return target
-
-
-def sample_embedder(cfg: config.Config, log=print) -> Embedder:
-    """The best model available here: InceptionV3 with ImageNet weights, else the shared
-    EfficientNet-Lite0 (announced, never silent), else a clear error."""
-    try:
-        return load_embedder(cfg.model, None if cfg.weights == "none" else cfg.weights, cfg.image_size)
-    except WeightsUnavailable as error:
-        if not config.SHARED_MODEL.is_file():
-            raise
-        log(f"{error}\n-> Using the pretrained EfficientNet-Lite0 from {config.SHARED_MODEL} instead.")
-        return load_embedder(str(config.SHARED_MODEL))
+# --- the command line -------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -694,48 +351,39 @@ def main(argv: list[str] | None = None) -> int:
         help="with --model convae/simpleae: write a few images and their reconstructions",
     )
     config.add_flags(
-        parser,
-        "index_dir",
-        "model",
-        "weights",
-        "image_size",
-        "batch_size",
-        "decode_workers",
-        "checkpoint_every",
-        "reduce",
-        "dims",
-        "trees",
-        "metric",
-        "epochs",
-        "ae_epochs",
-        "ae_train_images",
+        parser, "index_dir", "model", "weights", "image_size", "batch_size", "decode_workers",
+        "checkpoint_every", "reduce", "dims", "trees", "metric", "epochs", "ae_epochs", "ae_train_images",
         "keep_versions",
-    )
-    args = parser.parse_args(argv)
+    )  # fmt: skip
+    args, cfg = config.parse_args(parser, argv)
     if not args.dataset and not args.sample and not args.add and not args.remove:
         parser.error("give a DATASET folder or glob, --sample, --add FILE... or --remove ID...")
-    cfg = config.load(args=args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config.quiet_tensorflow()
     if args.add or args.remove:
         return edit_live(cfg, args.add or [], args.remove or [])
     try:
-        embedder = None
-        dataset = args.dataset
+        embedder, dataset = None, args.dataset
         if args.sample:
-            dataset = export_sample_images(Path(cfg.index_dir) / "sample_images")
-            embedder = sample_embedder(cfg)
+            dataset = collection.export_sample_images(Path(cfg.index_dir) / "sample_images")
+            embedder = embedders.best_available(cfg, log=_log)
         report = build_index(
-            dataset,
-            cfg,
-            embedder,
-            progress=not args.no_progress,
-            full=args.full,
-            retrain=args.retrain,
+            dataset, cfg, embedder, progress=not args.no_progress, full=args.full, retrain=args.retrain,
             plot=Path(args.plot) if args.plot else None,
-        )
-    except (WeightsUnavailable, store.BuildInProgress, FileNotFoundError, ValueError, RuntimeError) as error:
+        )  # fmt: skip
+    except (
+        embedders.WeightsUnavailable,
+        store.BuildInProgress,
+        FileNotFoundError,
+        ValueError,
+        RuntimeError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: BuildReport) -> None:
     if report.skipped:
         print(f"Skipped {len(report.skipped)} unreadable file(s):", file=sys.stderr)
         for path, reason in report.skipped:
@@ -747,38 +395,29 @@ def main(argv: list[str] | None = None) -> int:
             f"(embedded {report.embedded} at {rate:.1f} img/s, reused {report.reused}, "
             f"removed {report.removed}, skipped {len(report.skipped)})."
         )
-    return 0
 
 
 def edit_live(cfg: config.Config, files: list[str], ids: list[int]) -> int:
-    """--add / --remove: the same durable changes as POST and DELETE /images, without the service."""
-    import ann
-
-    try:
-        index = ann.open_index(cfg.index_dir)
-        embedder = ann.query_embedder(index.manifest, index.version) if files else None
-    except (store.IndexMissing, WeightsUnavailable) as error:
-        print(f"error: {error}", file=sys.stderr)
+    """--add / --remove: the same durable changes as POST and DELETE /images, through the same code."""
+    svc = service.Service(cfg)
+    if svc.holder.get() is None:
+        print(f"error: {svc.holder.load_error}", file=sys.stderr)
         return 2
     failures = 0
-    with live.writer(cfg.index_dir) as conn:
-        for name in files:
-            try:
-                data = Path(name).read_bytes()
-                image = imaging.decode_rgb(data, cfg.max_image_pixels)
-                added = live.add_image(conn, index, embedder, data, image, {"original_name": Path(name).name})
-                print(f"added {name} as id {added['id']} ({added['path']})")
-            except (OSError, imaging.UnreadableImage) as error:
-                failures += 1
-                print(f"cannot add {name}: {error}", file=sys.stderr)
-        view = live.LiveLayer(cfg.index_dir).view(index)
-        for item_id in ids:
-            path = live.remove_item(conn, index, view, item_id)
-            if path is None:
-                failures += 1
-                print(f"no item with id {item_id}", file=sys.stderr)
-            else:
-                print(f"removed {item_id} ({path})")
+    for name in files:
+        try:
+            data = Path(name).read_bytes()
+            added = svc.add(data, svc.decode(data), {"original_name": Path(name).name})
+            print(f"added {name} as id {added.id} ({added.path})")
+        except (OSError, service.ServiceError) as error:
+            failures += 1
+            print(f"cannot add {name}: {error}", file=sys.stderr)
+    for item_id in ids:
+        try:
+            print(f"removed {item_id} ({svc.remove(item_id)})")
+        except service.ServiceError as error:
+            failures += 1
+            print(f"cannot remove {item_id}: {error}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 import imaging
 import store
+from vectors import normalise
 
 MAP_FILE = "map.json"
 MAP_MAX_POINTS = 3000
@@ -49,9 +50,9 @@ def class_of(path: str) -> str | None:
     return path.split("/", 1)[0] if "/" in path else None
 
 
-def collection_classes(items: list[dict]) -> list[str] | None:
+def collection_classes(items: list[store.Item]) -> list[str] | None:
     """The class sub-folders, when every item sits in one and there are 2 to 20 of them."""
-    classes = {class_of(item["path"]) for item in items}
+    classes = {class_of(item.path) for item in items}
     if None in classes or not 2 <= len(classes) <= 20:
         return None
     return sorted(classes)
@@ -71,14 +72,14 @@ def map_points(index, seed: int = 0) -> list[dict]:
         rows = np.sort(np.random.default_rng(seed).choice(len(rows), MAP_MAX_POINTS, replace=False))
     if len(rows) < 5:
         raise ValueError("a map needs at least 5 indexed images")
-    chosen = vectors[rows] / np.maximum(np.linalg.norm(vectors[rows], axis=1, keepdims=True), 1e-12)
+    chosen = normalise(vectors[rows])
     if chosen.shape[1] > 50 and len(rows) > 50:
         chosen = PCA(n_components=50, random_state=seed).fit_transform(chosen)
     perplexity = min(30.0, (len(rows) - 1) / 3)
     xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(chosen)
     xy = (xy - xy.min(axis=0)) / np.maximum(xy.max(axis=0) - xy.min(axis=0), 1e-12)
     points = [
-        {"id": index.items[row]["id"], "path": index.items[row]["path"], "x": float(x), "y": float(y)}
+        {"id": index.items[row].id, "path": index.items[row].path, "x": float(x), "y": float(y)}
         for row, (x, y) in zip(rows, xy, strict=True)
     ]
     store.write_json(cache, points)
@@ -111,7 +112,7 @@ def draw_map(index, out_path: Path, thumbnails: int = 300) -> None:
             image.thumbnail((40, 40))
             box = AnnotationBbox(OffsetImage(np.asarray(image)), (point["x"], point["y"]), frameon=False)
             axis.add_artist(box)
-    axis.set_title(f"{len(points)} images, t-SNE of their {index.manifest['model']} vectors")
+    axis.set_title(f"{len(points)} images, t-SNE of their {index.manifest.model} vectors")
     figure.tight_layout()
     figure.savefig(out_path, dpi=90)
     plt.close(figure)

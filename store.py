@@ -4,7 +4,7 @@
       current -> versions/20261123T101500-3f2a     (symlink, replaced atomically)
       versions/20261123T101500-3f2a/
         manifest.json   model, dimensions, metric, trees, counts, timestamps, format version
-        items.json      catalogue: row -> {id, path, size, mtime_ns, sha1}
+        items.json      catalogue: row -> Item {id, path, size, mtime_ns, sha1}
         vectors.npy     float32 embeddings, one row per item, before any reduction
         index.ann       the Annoy index over the (reduced) vectors, row numbers as Annoy ids
         reducer.*       the fitted reducer, if any (see autoencoder.py)
@@ -19,14 +19,19 @@ A version is written completely under ``versions/.building-*`` and renamed into 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 import shutil
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 FORMAT_VERSION = 1
 BUILDING_PREFIX = ".building-"
@@ -38,6 +43,56 @@ class IndexMissing(RuntimeError):
 
 class BuildInProgress(RuntimeError):
     """Another rebuild holds the lock of this index directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One indexed image: its id (its identity for good), where it is, and what it was."""
+
+    id: int
+    path: str  # relative to the collection root, with forward slashes
+    size: int
+    mtime_ns: int
+    sha1: str
+
+
+@dataclass
+class Manifest:
+    """What a version was built from and with; written last, so its presence means complete."""
+
+    model: str
+    model_source: str  # what load_embedder was given: a backbone name, a .keras path, convae...
+    model_key: str  # model + weights + input size: vectors are reused only under the same key
+    weights: str
+    input_size: int | None
+    embedding_dim: int
+    reduce: str
+    dims: int
+    metric: str
+    trees: int
+    items: int
+    skipped: int
+    next_id: int
+    collection_root: str
+    dataset: str = ""  # the folder or glob given: compaction rebuilds from the same
+    created_at: str = ""
+    build_seconds: float = 0.0
+    annoy_build_seconds: float = 0.0
+    embedded_this_run: int = 0
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)  # keys this imgsim does not know, kept as they are
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Manifest:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        return data | data.pop("extra")
 
 
 def versions_dir(index_dir: Path) -> Path:
@@ -57,19 +112,58 @@ def current_version(index_dir: Path) -> Path:
     return target
 
 
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
+    """Write a file so that readers see either the old one or the whole new one, never a part.
+
+    ``durable`` also forces the bytes to disk before the rename, for data that is acknowledged.
+    The temporary name is unique per process and thread, so concurrent writers never collide.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
 def write_json(path: Path, data: object) -> None:
-    """Write JSON so that a reader sees either the old file or the whole new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def read_json(path: Path) -> object:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def read_manifest(version: Path) -> dict:
-    return read_json(Path(version) / "manifest.json")
+def read_manifest(version: Path) -> Manifest:
+    return Manifest.from_dict(read_json(Path(version) / "manifest.json"))
+
+
+def write_manifest(version: Path, manifest: Manifest) -> None:
+    write_json(Path(version) / "manifest.json", manifest.to_dict())
+
+
+def read_items(version: Path) -> list[Item]:
+    return [Item(**row) for row in read_json(Path(version) / "items.json")]
+
+
+def write_items(version: Path, items: list[Item]) -> None:
+    write_json(Path(version) / "items.json", [dataclasses.asdict(item) for item in items])
+
+
+def file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def start_version(index_dir: Path) -> Path:

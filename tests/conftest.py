@@ -1,48 +1,16 @@
-"""Shared test helpers: generated images, a tiny model for pipeline mechanics, the shared data."""
+"""Fixtures named for what they give: a tiny model and its config, photos, an app, a client, an admin."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import config  # noqa: E402
-
-requires_shared = pytest.mark.skipif(
-    not (config.SHARED_MODEL.is_file() and config.SHARED_FLOWERS.is_dir()),
-    reason=f"needs the shared pretrained model and flowers5 photos in {config.SHARED_DIR} (absent here)",
-)
-
-
-def write_images(folder: Path, count: int, size: int = 48, seed: int = 0, prefix: str = "img") -> list[Path]:
-    """Distinct little pictures: a random background colour with a random rectangle on it."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        pixels = np.empty((size, size, 3), dtype=np.uint8)
-        pixels[:] = rng.integers(0, 256, 3)
-        x, y = rng.integers(0, size // 2, 2)
-        pixels[y : y + size // 2, x : x + size // 2] = rng.integers(0, 256, 3)
-        path = folder / f"{prefix}{i:04d}.png"
-        Image.fromarray(pixels).save(path)
-        paths.append(path)
-    return paths
-
-
-def quiet_build(dataset, cfg, **options):
-    """img2vec.build_index without a progress bar or log lines: the tests read its report."""
-    import img2vec
-
-    return img2vec.build_index(dataset, cfg, progress=False, log=lambda _: None, **options)
+from helpers import TOKEN, AdminActions, quiet_build, write_images  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +44,38 @@ def tiny_config(tmp_path, tiny_model) -> config.Config:
         trees=10,
         checkpoint_every=8,
     )
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """A collection of 12 generated images, img0000.png ... img0011.png."""
+    folder = tmp_path / "photos"
+    write_images(folder, 12)
+    return folder
+
+
+@pytest.fixture
+def service_config(tiny_config) -> config.Config:
+    """The tiny model with small limits, an admin token and a fast reload, as the app tests want."""
+    return tiny_config.replace(
+        admin_token=TOKEN, reload_interval=0.1, max_upload_bytes=200_000, max_image_pixels=1_000_000
+    )
+
+
+@pytest.fixture
+def app(photos, service_config):
+    """The service over an index of ``photos``."""
+    import app as app_module
+
+    quiet_build(photos, service_config)
+    return app_module.create_app(service_config)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin(client) -> AdminActions:
+    return AdminActions(client)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import ann
-from conftest import ROOT, quiet_build, write_images
+from helpers import ROOT, quiet_build, write_images
+from vectors import distance_to_score
 
 
 def test_annoy_finds_the_true_nearest_neighbours(tmp_path):
@@ -25,10 +26,10 @@ def test_annoy_finds_the_true_nearest_neighbours(tmp_path):
 
 
 def test_angular_distance_reads_as_cosine_similarity():
-    assert ann.distance_to_score(0.0, "angular") == 1.0
-    assert ann.distance_to_score(np.sqrt(2.0), "angular") == pytest.approx(0.0)  # orthogonal
-    assert ann.distance_to_score(1.0, "angular") == pytest.approx(0.5)  # cos = 1 - d^2 / 2
-    assert ann.distance_to_score(1.0, "euclidean") == 0.5
+    assert distance_to_score(0.0, "angular") == 1.0
+    assert distance_to_score(np.sqrt(2.0), "angular") == pytest.approx(0.0)  # orthogonal
+    assert distance_to_score(1.0, "angular") == pytest.approx(0.5)  # cos = 1 - d^2 / 2
+    assert distance_to_score(1.0, "euclidean") == 0.5
 
 
 def _run_cli(*args):

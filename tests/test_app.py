@@ -9,44 +9,18 @@ from PIL import Image
 
 import app as app_module
 import store
-from conftest import quiet_build, write_images
-
-JSON = {"Accept": "application/json"}
-BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+from helpers import BROWSER, JSON, png, quiet_build, upload, write_images
 
 
-@pytest.fixture
-def service(tmp_path, tiny_config):
-    photos = tmp_path / "photos"
-    write_images(photos, 12)
-    cfg = tiny_config.replace(reload_interval=0.1, max_upload_bytes=200_000, max_image_pixels=1_000_000)
-    quiet_build(photos, cfg)
-    flask_app = app_module.create_app(cfg)
-    return flask_app.test_client(), cfg, photos
-
-
-def _png(size=(40, 40), colour=(200, 30, 30)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _upload(client, data: bytes, headers=JSON, query="", name="photo.png", **fields):
-    form = {"image": (io.BytesIO(data), name), **fields}
-    return client.post("/search" + query, data=form, headers=headers, content_type="multipart/form-data")
-
-
-def test_upload_page_offers_picker_drop_and_paste(service):
-    client, _, _ = service
+def test_upload_page_offers_picker_drop_and_paste(client):
     page = client.get("/").get_data(as_text=True)
     assert 'type="file" name="image"' in page and "Searching 12 images" in page
     assert "/static/upload.js" in page and "http" not in page.split("<body>")[1].split("</footer>")[0]
     assert "paste" in client.get("/static/upload.js").get_data(as_text=True)
 
 
-def test_json_search_returns_the_documented_shape(service):
-    client, _, photos = service
-    reply = _upload(client, (photos / "img0004.png").read_bytes(), query="?k=3")
+def test_json_search_returns_the_documented_shape(client, photos):
+    reply = upload(client, (photos / "img0004.png").read_bytes(), query="?k=3")
     assert reply.status_code == 200
     body = reply.get_json()
     assert set(body) == {"query", "k", "results", "index", "took_ms"}
@@ -59,17 +33,15 @@ def test_json_search_returns_the_documented_shape(service):
     assert body["query"] == {"type": "upload", "filename": "photo.png", "width": 48, "height": 48}
 
 
-def test_raw_image_body_and_k_as_form_field(service):
-    client, _, photos = service
+def test_raw_image_body_and_k_as_form_field(client, photos):
     raw = client.post("/search?k=2", data=(photos / "img0001.png").read_bytes(), content_type="image/png")
     assert raw.status_code == 200 and raw.is_json and len(raw.get_json()["results"]) == 2
-    form = _upload(client, _png(), k="5")
+    form = upload(client, png(), k="5")
     assert len(form.get_json()["results"]) == 5
 
 
-def test_browser_form_gets_the_results_page(service):
-    client, _, photos = service
-    page = _upload(client, (photos / "img0002.png").read_bytes(), headers=BROWSER, k="4")
+def test_browser_form_gets_the_results_page(client, photos):
+    page = upload(client, (photos / "img0002.png").read_bytes(), headers=BROWSER, k="4")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and page.mimetype == "text/html"
     assert html.count('class="result"') == 4
@@ -78,8 +50,7 @@ def test_browser_form_gets_the_results_page(service):
     assert "/search?id=" in html and "% similar" in html and 'title="distance ' in html
 
 
-def test_search_by_id_leaves_the_image_itself_out(service):
-    client, _, _ = service
+def test_search_by_id_leaves_the_image_itself_out(client):
     body = client.get("/search?id=3&k=4&format=json").get_json()
     assert body["query"]["id"] == 3 and len(body["results"]) == 4
     assert 3 not in [hit["id"] for hit in body["results"]]
@@ -91,15 +62,15 @@ def test_search_by_id_leaves_the_image_itself_out(service):
     ("send", "status", "code"),
     [
         (lambda c: c.post("/search", data=b"", content_type="image/png"), 400, "empty_body"),
-        (lambda c: _upload(c, b"GIF89a but not really"), 400, "not_an_image"),
-        (lambda c: _upload(c, _png((300, 300))[:300]), 400, "not_an_image"),  # truncated
-        (lambda c: _upload(c, _png((1100, 1000))), 413, "too_many_pixels"),
-        (lambda c: _upload(c, b"x" * 300_000), 413, "too_large"),
-        (lambda c: _upload(c, _png(), query="?k=0"), 400, "bad_k"),
-        (lambda c: _upload(c, _png(), query="?k=101"), 400, "bad_k"),
-        (lambda c: _upload(c, _png(), query="?k=ten"), 400, "bad_k"),
+        (lambda c: upload(c, b"GIF89a but not really"), 400, "not_an_image"),
+        (lambda c: upload(c, png((300, 300))[:300]), 400, "not_an_image"),  # truncated
+        (lambda c: upload(c, png((1100, 1000))), 413, "too_many_pixels"),
+        (lambda c: upload(c, b"x" * 300_000), 413, "too_large"),
+        (lambda c: upload(c, png(), query="?k=0"), 400, "bad_k"),
+        (lambda c: upload(c, png(), query="?k=101"), 400, "bad_k"),
+        (lambda c: upload(c, png(), query="?k=ten"), 400, "bad_k"),
         (
-            lambda c: c.post("/search", data={"file": (io.BytesIO(_png()), "a.png")}, headers=JSON),
+            lambda c: c.post("/search", data={"file": (io.BytesIO(png()), "a.png")}, headers=JSON),
             400,
             "no_image",
         ),
@@ -111,25 +82,22 @@ def test_search_by_id_leaves_the_image_itself_out(service):
         (lambda c: c.delete("/search"), 405, "method_not_allowed"),
     ],
 )
-def test_bad_requests_get_a_short_json_error(service, send, status, code):
-    client, _, _ = service
+def test_bad_requests_get_a_short_json_error(client, send, status, code):
     reply = send(client)
     assert reply.status_code == status
     assert reply.get_json()["code"] == code and reply.get_json()["error"]
     assert "Traceback" not in reply.get_data(as_text=True)
 
 
-def test_browser_gets_a_friendly_error_page(service):
-    client, _, _ = service
-    reply = _upload(client, b"plain text, not a photo", headers=BROWSER)
+def test_browser_gets_a_friendly_error_page(client):
+    reply = upload(client, b"plain text, not a photo", headers=BROWSER)
     html = reply.get_data(as_text=True)
     assert reply.status_code == 400 and reply.mimetype == "text/html"
     assert "cannot read the upload as an image" in html and "Try another image" in html
 
 
-def test_images_and_thumbnails_are_served_by_id(service):
-    client, _, photos = service
-    body = _upload(client, (photos / "img0006.png").read_bytes()).get_json()
+def test_images_and_thumbnails_are_served_by_id(client, photos):
+    body = upload(client, (photos / "img0006.png").read_bytes()).get_json()
     hit = body["results"][0]
     original = client.get(hit["url"])
     assert original.status_code == 200 and original.data == (photos / "img0006.png").read_bytes()
@@ -138,8 +106,7 @@ def test_images_and_thumbnails_are_served_by_id(service):
     assert Image.open(io.BytesIO(thumb.data)).size == (48, 48)  # small images are not enlarged
 
 
-def test_health_stats_and_openapi(service):
-    client, _, _ = service
+def test_health_stats_and_openapi(client):
     assert client.get("/healthz").get_json()["status"] == "ok"
     client.get("/search?id=1&format=json")
     stats = client.get("/stats").get_json()
@@ -152,14 +119,14 @@ def test_without_an_index_the_service_says_so(tmp_path, tiny_config):
     client = app_module.create_app(tiny_config.replace(index_dir=tmp_path / "nothing")).test_client()
     health = client.get("/healthz")
     assert health.status_code == 503 and "img2vec.py" in health.get_json()["reason"]
-    reply = _upload(client, _png())
+    reply = upload(client, png())
     assert reply.status_code == 409 and reply.get_json()["code"] == "no_index"
     assert "No index is loaded yet" in client.get("/").get_data(as_text=True)
 
 
-def test_hot_swap_under_concurrent_requests(service):
-    client, cfg, photos = service
-    flask_app = client.application
+def test_hot_swap_under_concurrent_requests(app, client, photos, service_config):
+    cfg = service_config
+    flask_app = app
     old_version = store.current_version(cfg.index_dir).name
     upload = (photos / "img0000.png").read_bytes()
     replies, stop = [], threading.Event()

@@ -7,7 +7,7 @@ import pytest
 from werkzeug.serving import make_server
 
 import app as app_module
-from conftest import quiet_build, write_images
+from helpers import quiet_build, write_images
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")

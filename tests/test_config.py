@@ -28,7 +28,7 @@ def test_environment_overrides_default_and_flag_overrides_environment():
 
 
 def test_bad_values_are_refused_with_the_setting_named():
-    with pytest.raises(SystemExit, match="IMGSIM_TREES"):
+    with pytest.raises(config.ConfigError, match="IMGSIM_TREES"):
         config.load(environ={"IMGSIM_TREES": "many"})
-    with pytest.raises(SystemExit, match="reduce must be one of"):
+    with pytest.raises(config.ConfigError, match="reduce must be one of"):
         config.load(environ={"IMGSIM_REDUCE": "tsne"})

@@ -10,18 +10,20 @@ import numpy as np
 import pytest
 
 import ann
+import collection
+import embedders
 import img2vec
 import store
-from conftest import ROOT, quiet_build, write_images
+from helpers import ROOT, quiet_build, write_images
 
 
 def _current_ids(index_dir):
     version = store.current_version(index_dir)
-    return {item["path"]: item["id"] for item in store.read_json(version / "items.json")}
+    return {item.path: item.id for item in store.read_items(version)}
 
 
 def test_inception_v3_gives_2048_d_vectors_with_its_own_preprocessing():
-    embedder = img2vec.load_embedder("inception_v3", weights=None)  # random weights: shape only
+    embedder = embedders.load_embedder("inception_v3", weights=None)  # random weights: shape only
     assert (embedder.input_size, embedder.dim) == (299, 2048)
     scaled = embedder.preprocess(np.array([0.0, 127.5, 255.0], dtype=np.float32))
     assert scaled.tolist() == [-1.0, 0.0, 1.0]  # Inception expects -1..1, not 0..255
@@ -36,15 +38,15 @@ def test_missing_imagenet_weights_stop_with_one_clear_sentence(monkeypatch):
         raise Exception("URL fetch failure: Name or service not known")
 
     monkeypatch.setattr(file_utils, "get_file", offline)
-    with pytest.raises(img2vec.WeightsUnavailable, match="could not be downloaded.*--weights PATH"):
-        img2vec.load_embedder("mobilenet_v2", weights="imagenet")
+    with pytest.raises(embedders.WeightsUnavailable, match="could not be downloaded.*--weights PATH"):
+        embedders.load_embedder("mobilenet_v2", weights="imagenet")
 
 
 def test_a_missing_weights_file_or_unknown_model_is_named():
-    with pytest.raises(img2vec.WeightsUnavailable, match="does not exist"):
-        img2vec.load_embedder("resnet50", weights="/nowhere/resnet.h5")
-    with pytest.raises(img2vec.WeightsUnavailable, match="unknown model 'alexnet'"):
-        img2vec.load_embedder("alexnet")
+    with pytest.raises(embedders.WeightsUnavailable, match="does not exist"):
+        embedders.load_embedder("resnet50", weights="/nowhere/resnet.h5")
+    with pytest.raises(embedders.WeightsUnavailable, match="unknown model 'alexnet'"):
+        embedders.load_embedder("alexnet")
 
 
 def test_scan_walks_folders_recursively_and_accepts_globs(tmp_path):
@@ -52,10 +54,10 @@ def test_scan_walks_folders_recursively_and_accepts_globs(tmp_path):
     write_images(tmp_path / "a" / "deeper", 1)
     write_images(tmp_path / ".hidden", 1)
     (tmp_path / "a" / "notes.txt").write_text("not an image")
-    root, entries = img2vec.scan_collection(tmp_path)
+    root, entries = collection.scan(tmp_path)
     assert root == tmp_path.resolve()
     assert [e.path for e in entries] == ["a/deeper/img0000.png", "a/img0000.png", "a/img0001.png"]
-    root, entries = img2vec.scan_collection(str(tmp_path / "a" / "*.png"))
+    root, entries = collection.scan(str(tmp_path / "a" / "*.png"))
     assert root == (tmp_path / "a").resolve()
     assert [e.path for e in entries] == ["img0000.png", "img0001.png"]
 
@@ -65,10 +67,10 @@ def test_build_then_search_finds_each_image_itself(tmp_path, tiny_config):
     report = quiet_build(tmp_path / "photos", tiny_config)
     assert (report.items, report.embedded) == (12, 12)
     index = ann.open_index(tiny_config.index_dir)
-    assert index.manifest["items"] == 12 and index.manifest["dims"] == 16
+    assert index.manifest.items == 12 and index.manifest.dims == 16
     vectors = np.load(index.version / "vectors.npy")
     hits = index.search(vectors[3], k=3)
-    assert hits[0].path == index.items[3]["path"] and hits[0].distance < 1e-3
+    assert hits[0].path == index.items[3].path and hits[0].distance < 1e-3
 
 
 def test_rerun_embeds_only_new_and_changed_files_and_drops_deleted(tmp_path, tiny_config):
@@ -129,7 +131,7 @@ def test_a_failed_build_leaves_the_previous_version_serving(tmp_path, tiny_confi
         quiet_build(photos, tiny_config)
     assert store.current_version(tiny_config.index_dir) == first
     assert not list(store.versions_dir(tiny_config.index_dir).glob(".building-*"))
-    assert ann.open_index(tiny_config.index_dir).manifest["items"] == 6
+    assert ann.open_index(tiny_config.index_dir).manifest.items == 6
 
 
 def test_only_one_rebuild_at_a_time(tmp_path, tiny_config):
@@ -172,7 +174,7 @@ def test_a_killed_build_keeps_current_and_the_rerun_resumes(tmp_path, tiny_confi
     process.wait()
     assert list(partial.glob("chunk-*.npz")), "the build ended before it saved a checkpoint"
     assert store.current_version(tiny_config.index_dir) == first  # still the old version
-    assert ann.open_index(tiny_config.index_dir).manifest["items"] == 4
+    assert ann.open_index(tiny_config.index_dir).manifest.items == 4
 
     resumed = quiet_build(photos, tiny_config.replace(image_size=320))
     assert resumed.items == 244
@@ -187,7 +189,7 @@ def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_conf
     cfg = tiny_config.replace(reduce=reduction, dims=8, epochs=2)
     quiet_build(photos, cfg)
     index = ann.open_index(cfg.index_dir)
-    assert (index.manifest["dims"], index.manifest["embedding_dim"]) == (8, 16)
+    assert (index.manifest.dims, index.manifest.embedding_dim) == (8, 16)
     assert index.annoy.f == 8
     vectors = np.load(index.version / "vectors.npy")
-    assert index.search(vectors[5], k=1)[0].path == index.items[5]["path"]
+    assert index.search(vectors[5], k=1)[0].path == index.items[5].path

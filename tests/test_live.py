@@ -6,40 +6,14 @@ import sys
 import threading
 import time
 
-import pytest
-
 import app as app_module
 import img2vec
 import store
-from conftest import ROOT, quiet_build, write_images
-
-TOKEN = "s3cret"
-ADMIN = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+import web
+from helpers import ADMIN, ROOT, AdminActions, quiet_build, search_hits, write_images
 
 
-@pytest.fixture
-def service(tmp_path, tiny_config):
-    photos = tmp_path / "photos"
-    write_images(photos, 12)
-    cfg = tiny_config.replace(admin_token=TOKEN, reload_interval=0.1, compact_threshold=1000)
-    quiet_build(photos, cfg)
-    return app_module.create_app(cfg), cfg, photos
-
-
-def _add(client, data: bytes, name="holiday.png", **fields):
-    form = {"image": (io.BytesIO(data), name), **fields}
-    return client.post("/images", data=form, headers=ADMIN, content_type="multipart/form-data")
-
-
-def _top_hit(client, data: bytes, k=3):
-    reply = client.post(f"/search?k={k}", data=data, content_type="image/png")
-    assert reply.status_code == 200, reply.get_json()
-    return reply.get_json()["results"]
-
-
-def test_changes_need_the_admin_token(service, tiny_config, tmp_path):
-    flask_app, _, photos = service
-    client = flask_app.test_client()
+def test_changes_need_the_admin_token(client, photos, tiny_config):
     data = (photos / "img0001.png").read_bytes()
     reply = client.post(
         "/images", data={"image": (io.BytesIO(data), "a.png")}, headers={"Authorization": "Bearer no"}
@@ -51,15 +25,13 @@ def test_changes_need_the_admin_token(service, tiny_config, tmp_path):
     assert reply.status_code == 403 and reply.get_json()["code"] == "disabled"
 
 
-def test_an_added_image_is_found_at_rank_one_by_the_next_request(service, tmp_path):
-    flask_app, cfg, photos = service
-    client = flask_app.test_client()
+def test_an_added_image_is_found_at_rank_one_by_the_next_request(client, admin, photos, tmp_path):
     new = write_images(tmp_path / "new", 1, seed=42)[0].read_bytes()
     began = time.perf_counter()
-    reply = _add(client, new, name="../../etc/evil.png", metadata='{"album": "summer"}')
+    reply = admin.add(new, name="../../etc/evil.png", metadata='{"album": "summer"}')
     assert reply.status_code == 201, reply.get_json()
     added = reply.get_json()
-    hits = _top_hit(client, new)
+    hits = search_hits(client, new)
     took = time.perf_counter() - began
     assert hits[0]["id"] == added["id"] and hits[0]["distance"] < 1e-3, took
     assert added["path"].startswith("uploads/") and "evil" not in added["path"]
@@ -73,111 +45,105 @@ def test_an_added_image_is_found_at_rank_one_by_the_next_request(service, tmp_pa
     assert body["index"]["items"] == 13
 
 
-def test_bad_additions_store_nothing(service):
-    flask_app, _, photos = service
-    client = flask_app.test_client()
-    assert _add(client, b"not an image").get_json()["code"] == "not_an_image"
-    assert (
-        _add(client, (photos / "img0001.png").read_bytes(), metadata="[1, 2]").get_json()["code"]
-        == "bad_metadata"
-    )
+def test_bad_additions_store_nothing(admin, photos):
+    assert admin.add(b"not an image").get_json()["code"] == "not_an_image"
+    reply = admin.add((photos / "img0001.png").read_bytes(), metadata="[1, 2]")
+    assert reply.get_json()["code"] == "bad_metadata"
     assert not (photos / "uploads").exists() or not list((photos / "uploads").iterdir())
 
 
-def test_a_removed_image_never_comes_back(service, tmp_path):
-    flask_app, cfg, photos = service
-    client = flask_app.test_client()
+def test_a_removed_image_never_comes_back(client, admin, photos, service_config, tmp_path):
+    cfg = service_config
     data = (photos / "img0005.png").read_bytes()
-    victim = _top_hit(client, data)[0]["id"]
-    reply = client.delete(f"/images/{victim}", headers=ADMIN)
+    victim = search_hits(client, data)[0]["id"]
+    reply = admin.remove(victim)
     assert reply.status_code == 200 and reply.get_json()["path"] == "img0005.png"
-    assert victim not in [h["id"] for h in _top_hit(client, data, k=12)]
+    assert victim not in [h["id"] for h in search_hits(client, data, k=12)]
     assert all(
         victim not in [h["id"] for h in client.get(f"/search?id={i}&k=11&format=json").get_json()["results"]]
         for i in range(12)
         if i != victim
     )
     assert client.get(f"/images/{victim}").status_code == 404
-    assert client.delete(f"/images/{victim}", headers=ADMIN).status_code == 404
+    assert admin.remove(victim).status_code == 404
     # a live addition can be removed too
     new = write_images(tmp_path / "new", 1, seed=8)[0].read_bytes()
-    added = _add(client, new).get_json()["id"]
-    assert client.delete(f"/images/{added}", headers=ADMIN).status_code == 200
-    assert added not in [h["id"] for h in _top_hit(client, new, k=12)]
+    added = admin.add(new).get_json()["id"]
+    assert admin.remove(added).status_code == 200
+    assert added not in [h["id"] for h in search_hits(client, new, k=12)]
     # the folder is still the source of truth, and deletions stay deleted there too
     report = quiet_build(photos, cfg)
     ids = {item["path"]: item["id"] for item in store.read_json(report.version / "items.json")}
     assert "img0005.png" not in ids and report.embedded == 0
 
 
-def test_k_results_survive_when_most_neighbours_are_removed(service):
-    flask_app, _, photos = service
-    client = flask_app.test_client()
+def test_k_results_survive_when_most_neighbours_are_removed(client, admin, photos):
     data = (photos / "img0000.png").read_bytes()
-    nearest = [hit["id"] for hit in _top_hit(client, data, k=12)]
+    nearest = [hit["id"] for hit in search_hits(client, data, k=12)]
     for victim in nearest[:8]:  # more tombstones among the neighbours than Annoy's first margin
-        assert client.delete(f"/images/{victim}", headers=ADMIN).status_code == 200
-    assert [hit["id"] for hit in _top_hit(client, data, k=4)] == nearest[8:]
+        assert admin.remove(victim).status_code == 200
+    assert [hit["id"] for hit in search_hits(client, data, k=4)] == nearest[8:]
 
 
-def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(service, tmp_path):
-    flask_app, cfg, photos = service
-    client = flask_app.test_client()
+def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(admin, photos, service_config, tmp_path):
+    cfg = service_config
     new = write_images(tmp_path / "new", 2, seed=9)
-    ids = [_add(client, path.read_bytes()).get_json()["id"] for path in new]
-    client.delete("/images/3", headers=ADMIN)
+    ids = [admin.add(path.read_bytes()).get_json()["id"] for path in new]
+    admin.remove(3)
     restarted = app_module.create_app(cfg).test_client()
-    assert _top_hit(restarted, new[1].read_bytes())[0]["id"] == ids[1]
-    assert 3 not in [h["id"] for h in _top_hit(restarted, (photos / "img0003.png").read_bytes(), k=12)]
+    assert search_hits(restarted, new[1].read_bytes())[0]["id"] == ids[1]
+    assert 3 not in [h["id"] for h in search_hits(restarted, (photos / "img0003.png").read_bytes(), k=12)]
     report = quiet_build(photos, cfg)  # what compaction runs: uploads are reused, not re-embedded
     assert report.embedded == 0 and report.items == 13
     catalogue = {item["id"]: item["path"] for item in store.read_json(report.version / "items.json")}
     assert all(catalogue[i].startswith("uploads/") for i in ids)
     again_app = app_module.create_app(cfg)
     again = again_app.test_client()
-    index = again_app.extensions["imgsim"]["holder"].get().index
-    assert again_app.extensions["imgsim"]["live"].view(index).ids == []  # searched from the base now
-    assert _top_hit(again, new[0].read_bytes())[0]["id"] == ids[0]
+    svc = web.service_of(again_app)
+    assert svc.current()[1].additions == []  # searched from the base now
+    assert search_hits(again, new[0].read_bytes())[0]["id"] == ids[0]
 
 
-def test_an_index_built_from_a_glob_keeps_its_uploads(tmp_path, tiny_config):
+def test_an_index_built_from_a_glob_keeps_its_uploads(tmp_path, service_config):
     photos = tmp_path / "photos"
     write_images(photos, 6)
     write_images(photos, 2, seed=3, prefix="other")
     pattern = str(photos / "img*.png")  # uploads/ is outside this glob
-    cfg = tiny_config.replace(admin_token=TOKEN)
+    cfg = service_config
     first = quiet_build(pattern, cfg)
-    assert first.items == 6 and store.read_manifest(first.version)["dataset"] == pattern
+    assert first.items == 6 and store.read_manifest(first.version).dataset == pattern
     client = app_module.create_app(cfg).test_client()
     new = write_images(tmp_path / "new", 1, seed=77)[0]
-    added = _add(client, new.read_bytes()).get_json()
+    added = AdminActions(client).add(new.read_bytes()).get_json()
     report = quiet_build(pattern, cfg)  # what compaction runs
     assert report.items == 7 and report.embedded == 0
     ids = {item["id"] for item in store.read_json(report.version / "items.json")}
     assert added["id"] in ids
 
 
-def test_a_worker_still_on_the_old_version_finds_additions_after_compaction(service, tmp_path):
-    _, cfg, photos = service
+def test_a_worker_still_on_the_old_version_finds_additions_after_compaction(
+    app, photos, service_config, tmp_path
+):
+    cfg = service_config
     slow = app_module.create_app(cfg.replace(reload_interval=600))  # keeps its version for now
     client = slow.test_client()
     new = write_images(tmp_path / "new", 1, seed=88)[0].read_bytes()
-    added = _add(client, new).get_json()["id"]
+    added = AdminActions(client).add(new).get_json()["id"]
     before = client.post("/search", data=new, content_type="image/png").get_json()["index"]["version"]
     quiet_build(photos, cfg)  # a compaction published by another worker
     body = client.post("/search", data=new, content_type="image/png").get_json()
     assert body["index"]["version"] == before and body["results"][0]["id"] == added
 
 
-def test_concurrent_adds_and_searches_lose_nothing(service, tmp_path):
-    flask_app, _, photos = service
+def test_concurrent_adds_and_searches_lose_nothing(app, tmp_path):
+    flask_app = app
     files = write_images(tmp_path / "new", 12, seed=21)
     added, failures = [], []
 
     def adder(chunk):
         client = flask_app.test_client()
         for path in chunk:
-            reply = _add(client, path.read_bytes(), name=path.name)
+            reply = AdminActions(client).add(path.read_bytes(), name=path.name)
             (added if reply.status_code == 201 else failures).append((path, reply.get_json()))
 
     def searcher():
@@ -197,11 +163,13 @@ def test_concurrent_adds_and_searches_lose_nothing(service, tmp_path):
     assert len({body["id"] for _, body in added}) == 12
     client = flask_app.test_client()
     for path, body in added:
-        assert _top_hit(client, path.read_bytes())[0]["id"] == body["id"]
+        assert search_hits(client, path.read_bytes())[0]["id"] == body["id"]
 
 
-def test_a_crash_after_the_log_write_loses_nothing_and_compaction_resumes(service, tmp_path):
-    _, cfg, photos = service
+def test_a_crash_after_the_log_write_loses_nothing_and_compaction_resumes(
+    app, photos, service_config, tmp_path
+):
+    cfg = service_config
     files = write_images(tmp_path / "new", 3, seed=31)
     script = (
         "import os, sys; sys.path.insert(0, sys.argv[1]); import img2vec; "
@@ -219,22 +187,22 @@ def test_a_crash_after_the_log_write_loses_nothing_and_compaction_resumes(servic
 
     resumed = app_module.create_app(cfg.replace(compact_threshold=3))  # over the threshold at start
     client = resumed.test_client()
-    compactor = resumed.extensions["imgsim"]["compactor"]
+    compactor = web.service_of(resumed).compactor
     assert compactor.thread is not None
-    hits_during = [_top_hit(client, files[i % 3].read_bytes())[0] for i in range(6)]  # while it runs
+    hits_during = [search_hits(client, files[i % 3].read_bytes())[0] for i in range(6)]  # while it runs
     compactor.thread.join(timeout=120)
     after = store.current_version(cfg.index_dir)
     assert after != before
-    assert store.read_manifest(after)["items"] == 15
+    assert store.read_manifest(after).items == 15
     assert {h["path"] for h in hits_during} <= {f"uploads/{p.name}" for p in (photos / "uploads").iterdir()}
     time.sleep(cfg.reload_interval + 0.05)
     for path in files:
-        assert _top_hit(client, path.read_bytes())[0]["path"].startswith("uploads/")
+        assert search_hits(client, path.read_bytes())[0]["path"].startswith("uploads/")
 
 
-def test_requests_during_compaction_all_succeed(service, tmp_path):
-    flask_app, cfg, photos = service
-    flask_app.extensions["imgsim"]["compactor"].cfg = cfg.replace(compact_threshold=2)
+def test_requests_during_compaction_all_succeed(app, photos, service_config, tmp_path):
+    cfg = service_config
+    flask_app = app_module.create_app(cfg.replace(compact_threshold=2))
     client = flask_app.test_client()
     files = write_images(tmp_path / "new", 2, seed=51)
     replies, stop = [], threading.Event()
@@ -250,8 +218,8 @@ def test_requests_during_compaction_all_succeed(service, tmp_path):
         thread.start()
     try:
         for path in files:
-            assert _add(client, path.read_bytes()).status_code == 201
-        compactor = flask_app.extensions["imgsim"]["compactor"]
+            assert AdminActions(client).add(path.read_bytes()).status_code == 201
+        compactor = web.service_of(flask_app).compactor
         assert compactor.thread is not None
         compactor.thread.join(timeout=120)
         time.sleep(cfg.reload_interval + 0.1)
@@ -260,7 +228,7 @@ def test_requests_during_compaction_all_succeed(service, tmp_path):
         for thread in threads:
             thread.join()
     assert replies and all(reply.status_code == 200 for reply in replies)
-    assert store.read_manifest(store.current_version(cfg.index_dir))["items"] == 14
+    assert store.read_manifest(store.current_version(cfg.index_dir)).items == 14
     assert (
         client.post("/search", data=files[1].read_bytes(), content_type="image/png").get_json()["index"][
             "items"
@@ -269,12 +237,12 @@ def test_requests_during_compaction_all_succeed(service, tmp_path):
     )
 
 
-def test_command_line_add_and_remove(service, tmp_path):
-    _, cfg, photos = service
+def test_command_line_add_and_remove(app, photos, service_config, tmp_path):
+    cfg = service_config
     new = write_images(tmp_path / "new", 1, seed=61)[0]
     assert img2vec.main(["--add", str(new), "--index-dir", str(cfg.index_dir)]) == 0
     assert img2vec.main(["--remove", "4", "--index-dir", str(cfg.index_dir)]) == 0
     assert img2vec.main(["--remove", "999", "--index-dir", str(cfg.index_dir)]) == 1
     client = app_module.create_app(cfg).test_client()
-    assert _top_hit(client, new.read_bytes())[0]["path"].startswith("uploads/")
-    assert 4 not in [h["id"] for h in _top_hit(client, (photos / "img0004.png").read_bytes(), k=12)]
+    assert search_hits(client, new.read_bytes())[0]["path"].startswith("uploads/")
+    assert 4 not in [h["id"] for h in search_hits(client, (photos / "img0004.png").read_bytes(), k=12)]

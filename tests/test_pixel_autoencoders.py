@@ -9,10 +9,11 @@ import ann
 import app as app_module
 import autoencoder
 import config
-import img2vec
+import embedders
+import imaging
 import plots
 import store
-from conftest import quiet_build, write_images
+from helpers import quiet_build, write_images
 
 
 def _sha1(path):
@@ -28,13 +29,13 @@ def test_trains_one_epoch_and_embeds_with_the_documented_shape(tmp_path, kind, d
     report = quiet_build(photos, cfg, plot=plot)
     assert report.items == 10 and report.embedded == 10
     index = ann.open_index(cfg.index_dir)
-    assert index.manifest["model"] == kind and index.manifest["embedding_dim"] == dims
+    assert index.manifest.model == kind and index.manifest.embedding_dim == dims
     assert np.load(index.version / "vectors.npy").shape == (10, dims)
     assert (index.version / autoencoder.ENCODER_FILE).is_file()
     assert plot.stat().st_size > 5_000
     # queries go through exactly the encoder stored in the version
-    embedder = ann.query_embedder(index.manifest, index.version)
-    image = img2vec.imaging.open_rgb(photos / "img0003.png")
+    embedder = embedders.for_index(index.manifest, index.version)
+    image = imaging.open_rgb(photos / "img0003.png")
     assert index.search(embedder.embed_images([image])[0], k=1)[0].path == "img0003.png"
 
 
@@ -68,8 +69,8 @@ def test_missing_weights_point_to_the_offline_alternative(monkeypatch):
     from keras.src.utils import file_utils
 
     monkeypatch.setattr(file_utils, "get_file", lambda *a, **k: (_ for _ in ()).throw(Exception("offline")))
-    with pytest.raises(img2vec.WeightsUnavailable, match="--model convae"):
-        img2vec.load_embedder("inception_v3")
+    with pytest.raises(embedders.WeightsUnavailable, match="--model convae"):
+        embedders.load_embedder("inception_v3")
 
 
 def test_map_png_and_page(tmp_path, tiny_config):

@@ -6,7 +6,8 @@ import numpy as np
 
 import ann
 import config
-from conftest import quiet_build, requires_shared
+import embedders
+from helpers import quiet_build, requires_shared
 
 CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 
@@ -26,8 +27,8 @@ def _leave_one_out_top1(index) -> float:
     vectors = np.load(index.version / "vectors.npy")
     matches = []
     for row, item in enumerate(index.items):
-        hits = [h for h in index.search(vectors[row], k=2) if h.id != item["id"]]
-        matches.append(hits[0].path.split("/")[0] == item["path"].split("/")[0])
+        hits = [h for h in index.search(vectors[row], k=2) if h.id != item.id]
+        matches.append(hits[0].path.split("/")[0] == item.path.split("/")[0])
     return float(np.mean(matches))
 
 
@@ -46,12 +47,12 @@ def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
     reduced = quiet_build(photos, cfg.replace(reduce="pca", dims=32))
     assert reduced.embedded == 0
     index = ann.open_index(cfg.index_dir)
-    assert index.manifest["dims"] == 32 and index.manifest["reduce"] == "pca"
+    assert index.manifest.dims == 32 and index.manifest.reduce == "pca"
     assert _leave_one_out_top1(index) >= top1 - 0.15
 
     # and a query photo from outside the index, through the same model, finds its own class
     query = sorted((config.SHARED_FLOWERS / "sunflower").glob("*.jpg"))[-1]
-    embedder = ann.query_embedder(index.manifest, index.version)
+    embedder = embedders.for_index(index.manifest, index.version)
     from imaging import open_rgb
 
     hits = index.search(embedder.embed_images([open_rgb(query)])[0], k=5)

@@ -1,0 +1,325 @@
+"""The search service without the web: what a worker answers from, and every operation on it.
+
+A Service owns the index it answers from (IndexHolder follows ``current`` when a rebuild moves
+it, and keeps the model that embeds queries for that version), the live layer (additions and
+deletions since the build) and the Compactor, which rebuilds in the background once the delta
+is large. The build function is given to it, not imported, so the service sits below the indexer.
+Every request works on one Snapshot and one LiveView from start to end, whatever happens meanwhile.
+Failures a client caused are ServiceErrors: the web layer turns them into 4xx answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import ann
+import config
+import embedders
+import imaging
+import live
+import plots
+import store
+
+THUMB_SIDE = 256
+EXTENSIONS = {
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "GIF": ".gif",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
+}
+Build = Callable[..., object]  # img2vec.build_index: (dataset, cfg, embedder=, progress=, log=)
+Catalogued = store.Item | live.Addition  # an item of the base index or of the delta
+
+
+class ServiceError(Exception):
+    """A request the service cannot answer, with a status, a stable code and a message for people."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One index version and the model that embeds queries for it: what one request uses."""
+
+    index: ann.SearchIndex
+    embedder: embedders.Embedder
+    link_target: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Search results and where they came from."""
+
+    snap: Snapshot
+    view: live.LiveView
+    hits: list[ann.Hit]
+    query: dict
+
+
+class IndexHolder:
+    """Keeps the current index (and its model) open, and follows ``current`` when it moves."""
+
+    def __init__(self, cfg: config.Config, embedder: embedders.Embedder | None = None):
+        self.cfg = cfg
+        self._given_embedder = embedder
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._checked_at = 0.0
+        self.load_error: str | None = None
+
+    def _link_target(self) -> str | None:
+        try:
+            return os.readlink(Path(self.cfg.index_dir) / "current")
+        except OSError:
+            return None
+
+    def _open(self, target: str) -> Snapshot:
+        index = ann.open_index(self.cfg.index_dir)
+        old = self._snapshot
+        if self._given_embedder is not None:
+            embedder = self._given_embedder
+        elif old is not None and old.embedder.key == index.manifest.model_key:
+            embedder = old.embedder
+        else:
+            embedder = embedders.for_index(index.manifest, index.version)
+        return Snapshot(index, embedder, target)
+
+    def get(self) -> Snapshot | None:
+        """The snapshot to answer with; reopens at most every ``reload_interval`` seconds."""
+        now = time.monotonic()
+        if self._snapshot is not None and now - self._checked_at < self.cfg.reload_interval:
+            return self._snapshot
+        with self._lock:
+            if self._snapshot is not None and now - self._checked_at < self.cfg.reload_interval:
+                return self._snapshot
+            self._checked_at = now
+            target = self._link_target()
+            if target is not None and (self._snapshot is None or target != self._snapshot.link_target):
+                try:
+                    self._snapshot = self._open(target)
+                    self.load_error = None
+                except Exception as error:  # keep serving the old version; say why on /healthz
+                    self.load_error = f"{type(error).__name__}: {error}"
+            elif target is None and self._snapshot is None:
+                self.load_error = "no index built yet: run python img2vec.py FOLDER"
+            return self._snapshot
+
+
+class Compactor:
+    """Rebuilds the Annoy index in a background thread once the live delta is large enough."""
+
+    def __init__(self, cfg: config.Config, build: Build, logger: logging.Logger):
+        self.cfg = cfg
+        self.build = build
+        self.logger = logger
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def maybe_start(self, snap: Snapshot, view: live.LiveView) -> bool:
+        if view.pending < self.cfg.compact_threshold:
+            return False
+        with self._lock:
+            if self.thread is not None and self.thread.is_alive():
+                return False
+            self.thread = threading.Thread(target=self._run, args=(snap,), name="compaction", daemon=True)
+            self.thread.start()
+            return True
+
+    def _run(self, snap: Snapshot) -> None:
+        manifest = snap.index.manifest
+        cfg = self.cfg.replace(
+            reduce=manifest.reduce,
+            trees=manifest.trees,
+            metric=manifest.metric,
+            dims=manifest.dims if manifest.reduce != "none" else self.cfg.dims,
+        )
+        try:
+            dataset = manifest.dataset or manifest.collection_root
+            report = self.build(dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info)
+            self.logger.info("compaction published %s", getattr(report, "version", report))
+        except store.BuildInProgress:
+            self.logger.info("compaction skipped: another rebuild is running")
+        except Exception:
+            self.logger.exception("compaction failed; the current index keeps serving")
+
+
+class Service:
+    """Everything a worker does for a request, given a configuration (and, to compact, a build)."""
+
+    def __init__(
+        self,
+        cfg: config.Config,
+        build: Build | None = None,
+        embedder: embedders.Embedder | None = None,
+        logger: logging.Logger | None = None,
+    ):
+        self.cfg = cfg
+        self.logger = logger or logging.getLogger("imgsim")
+        self.holder = IndexHolder(cfg, embedder)
+        self.live = live.LiveLayer(live.LiveStore(cfg.index_dir))
+        self.compactor = Compactor(cfg, build, self.logger) if build is not None else None
+        self.started = time.time()
+        self.counts: Counter[str] = Counter()
+        self._map_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Load the model and index now (in the worker, after the fork) and resume a compaction
+        that a crash or restart interrupted."""
+        snap = self.holder.get()
+        if snap is not None:
+            self._maybe_compact(snap)
+
+    def current(self, allow_empty: bool = False) -> tuple[Snapshot, live.LiveView]:
+        """The index version and live delta that this whole request answers from."""
+        snap = self.holder.get()
+        if snap is None:
+            raise ServiceError(409, "no_index", "The index is not built yet: run `python img2vec.py FOLDER`.")
+        view = self.live.view(snap.index)
+        if not allow_empty and view.item_count(snap.index) == 0:
+            raise ServiceError(409, "empty_index", "The index has no images: every one was removed.")
+        return snap, view
+
+    def decode(self, data: bytes) -> Image.Image:
+        """An upload as an RGB image, or the 4xx that says why not."""
+        if not data:
+            raise ServiceError(400, "empty_body", "no image received: the upload was empty")
+        try:
+            return imaging.decode_rgb(data, self.cfg.max_image_pixels)
+        except imaging.ImageTooLarge as error:
+            raise ServiceError(413, "too_many_pixels", str(error)) from None
+        except imaging.UnreadableImage as error:
+            raise ServiceError(400, "not_an_image", f"cannot read the upload as an image: {error}") from None
+
+    def search_image(self, image: Image.Image, k: int, filename: str | None = None) -> Answer:
+        snap, view = self.current()
+        vector = snap.embedder.embed_images([image])[0]
+        hits = live.search(snap.index, view, vector, k, self.cfg.search_k)
+        query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
+        return Answer(snap, view, hits, query)
+
+    def search_id(self, item_id: int, k: int) -> Answer:
+        """Neighbours of an indexed image, from its stored vector: no upload, no model run."""
+        snap, view = self.current()
+        vector, item = self.item(snap, view, item_id)
+        hits = live.search(snap.index, view, vector, k, self.cfg.search_k, exclude=item.id, reduced=True)
+        return Answer(
+            snap, view, hits, {"type": "id", "id": item.id, "path": item.path, "url": f"/images/{item.id}"}
+        )
+
+    def item(self, snap: Snapshot, view: live.LiveView, item_id: int) -> tuple[np.ndarray, Catalogued]:
+        """An item's vector (in the index's space) and catalogue entry, from the base or the delta."""
+        row = snap.index.rows_by_id.get(item_id)
+        if row is not None and item_id not in view.hidden:
+            return snap.index.stored_vector(row), snap.index.items[row]
+        row = view.rows_by_id.get(item_id)
+        if row is not None:
+            return view.vectors[row], view.additions[row]
+        raise ServiceError(404, "unknown_id", f"no image with id {item_id} in the index")
+
+    def image_path(self, item_id: int) -> Path:
+        """The file of an item, found through the catalogue (never through the request)."""
+        snap, view = self.current()
+        _, item = self.item(snap, view, item_id)
+        path = snap.index.collection_root / item.path
+        if not path.is_file():
+            raise ServiceError(404, "file_missing", f"image {item_id} is indexed but its file is gone")
+        return path
+
+    def thumbnail_path(self, item_id: int) -> Path:
+        """A JPEG of at most THUMB_SIDE pixels, made once per content and cached by its hash."""
+        snap, view = self.current()
+        _, item = self.item(snap, view, item_id)
+        cached = Path(self.cfg.index_dir) / "thumbs" / f"{item.sha1}.jpg"
+        if not cached.is_file():
+            try:
+                image = imaging.open_rgb(snap.index.collection_root / item.path, self.cfg.max_image_pixels)
+            except imaging.UnreadableImage as error:
+                raise ServiceError(404, "file_missing", f"image {item_id} cannot be read: {error}") from None
+            image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            store.atomic_write(cached, lambda handle: image.save(handle, "JPEG", quality=85))
+        return cached
+
+    def add(self, data: bytes, image: Image.Image, metadata: dict) -> live.Addition:
+        """Embed an image, store it under the collection's uploads/ with a name of ours, and commit
+        it to the delta. ``image`` is ``data`` decoded by the caller, who refused bad input."""
+        snap, _ = self.current(allow_empty=True)
+        vector = snap.embedder.embed_images([image])[0]
+        folder = snap.index.collection_root / live.UPLOADS
+        name = uuid.uuid4().hex + EXTENSIONS.get(imaging.image_format(data) or "", ".img")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            store.atomic_write(folder / name, lambda handle: handle.write(data), durable=True)
+        except OSError as error:  # e.g. the collection is mounted read-only
+            self.logger.error("cannot store an upload: %s", error)
+            raise ServiceError(
+                507, "cannot_store", "the server cannot store new images (is the collection folder writable?)"
+            ) from None
+        stat = (folder / name).stat()
+        path = f"{live.UPLOADS}/{name}"
+        addition = live.Addition(
+            -1, path, hashlib.sha1(data).hexdigest(), stat.st_size, stat.st_mtime_ns,
+            snap.index.manifest.model_key, vector, metadata,
+        )  # fmt: skip
+        item_id = self.live.store.add(addition, floor=snap.index.manifest.next_id)
+        self._maybe_compact(snap)
+        return dataclasses.replace(addition, id=item_id)
+
+    def remove(self, item_id: int) -> str:
+        """Tombstone an item of the base index or of the delta; returns its path."""
+        snap, view = self.current(allow_empty=True)
+        _, item = self.item(snap, view, item_id)  # 404 for an unknown or already deleted id
+        if not self.live.store.delete(item_id, item.path):  # a concurrent request deleted it first
+            raise ServiceError(404, "unknown_id", f"no image with id {item_id} in the index")
+        self._maybe_compact(snap)
+        return item.path
+
+    def _maybe_compact(self, snap: Snapshot) -> None:
+        if self.compactor is not None:
+            self.compactor.maybe_start(snap, self.live.view(snap.index))
+
+    def map_points(self) -> tuple[Snapshot, list[dict]]:
+        """The built index on a t-SNE map; live additions join it at the next compaction."""
+        snap, _ = self.current()
+        with self._map_lock:  # the first visit computes the t-SNE once per index version
+            try:
+                return snap, plots.map_points(snap.index)
+            except ValueError as error:
+                raise ServiceError(409, "too_few_images", str(error)) from None
+
+    def health(self) -> tuple[dict, int]:
+        snap = self.holder.get()
+        if snap is None:
+            return {"status": "unavailable", "reason": self.holder.load_error}, 503
+        return {"status": "ok", "version": snap.index.version.name, "items": len(snap.index.items)}, 200
+
+    def stats(self) -> dict:
+        snap = self.holder.get()
+        index = (
+            None if snap is None else {**snap.index.manifest.to_dict(), "version": snap.index.version.name}
+        )
+        return {
+            "worker_pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 1),
+            "requests": dict(self.counts),
+            "index": index,
+            "load_error": self.holder.load_error,
+        }

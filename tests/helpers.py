@@ -1,0 +1,78 @@
+"""Plain helpers the tests share: generated images, a quiet build, requests to the service."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import config
+import img2vec
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "s3cret"
+JSON = {"Accept": "application/json"}
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+ADMIN = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+
+requires_shared = pytest.mark.skipif(
+    not (config.SHARED_MODEL.is_file() and config.SHARED_FLOWERS.is_dir()),
+    reason=f"needs the shared pretrained model and flowers5 photos in {config.SHARED_DIR} (absent here)",
+)
+
+
+def write_images(folder: Path, count: int, size: int = 48, seed: int = 0, prefix: str = "img") -> list[Path]:
+    """Distinct little pictures: a random background colour with a random rectangle on it."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        pixels = np.empty((size, size, 3), dtype=np.uint8)
+        pixels[:] = rng.integers(0, 256, 3)
+        x, y = rng.integers(0, size // 2, 2)
+        pixels[y : y + size // 2, x : x + size // 2] = rng.integers(0, 256, 3)
+        path = folder / f"{prefix}{i:04d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def png(size: tuple[int, int] = (40, 40), colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def quiet_build(dataset, cfg, **options) -> img2vec.BuildReport:
+    """img2vec.build_index without a progress bar or log lines: the tests read its report."""
+    return img2vec.build_index(dataset, cfg, progress=False, log=lambda _: None, **options)
+
+
+def search_hits(client, data: bytes, k: int = 3) -> list[dict]:
+    """The results of searching with an image's bytes, asserting that the search succeeded."""
+    reply = client.post(f"/search?k={k}", data=data, content_type="image/png")
+    assert reply.status_code == 200, reply.get_json()
+    return reply.get_json()["results"]
+
+
+def upload(client, data: bytes, headers=JSON, query: str = "", name: str = "photo.png", **fields):
+    """POST /search with the image in a form field, as the upload page sends it."""
+    form = {"image": (io.BytesIO(data), name), **fields}
+    return client.post("/search" + query, data=form, headers=headers, content_type="multipart/form-data")
+
+
+class AdminActions:
+    """Adds and removes images through the admin endpoints, with the token."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def add(self, data: bytes, name: str = "holiday.png", **fields):
+        form = {"image": (io.BytesIO(data), name), **fields}
+        return self._client.post("/images", data=form, headers=ADMIN, content_type="multipart/form-data")
+
+    def remove(self, item_id: int):
+        return self._client.delete(f"/images/{item_id}", headers=ADMIN)

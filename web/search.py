@@ -1,0 +1,114 @@
+"""The pages people see and the search API: upload page, results (HTML or JSON), search by id, map."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+from flask import Blueprint, jsonify, render_template, request
+from PIL import Image
+
+import plots
+from service import THUMB_SIDE, Answer, ServiceError
+from web import counted, current_service
+from web.errors import wants_json
+
+bp = counted(Blueprint("search", __name__))
+
+
+def parse_k() -> int:
+    cfg = current_service().cfg
+    raw = request.values.get("k", str(cfg.k))
+    try:
+        k = int(raw)
+    except ValueError:
+        raise ServiceError(
+            400, "bad_k", f"k must be a whole number from 1 to {cfg.max_k}, got {raw!r}"
+        ) from None
+    if not 1 <= k <= cfg.max_k:
+        raise ServiceError(400, "bad_k", f"k must be from 1 to {cfg.max_k}, got {k}")
+    return k
+
+
+def uploaded_bytes() -> tuple[bytes, str | None]:
+    """The image of a search: the form field ``image``, or the raw request body."""
+    upload = request.files.get("image")
+    if upload is not None:
+        return upload.read(), upload.filename or None
+    if request.files:
+        raise ServiceError(400, "no_image", "send the image in a form field named 'image'")
+    return request.get_data(cache=False), None
+
+
+def preview_data_url(image: Image.Image) -> str:
+    """The query image as a small inline JPEG: shown back to the user, never written to disk."""
+    preview = image.copy()
+    preview.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    buffer = io.BytesIO()
+    preview.save(buffer, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def render_answer(answer: Answer, k: int, began: float, preview: str):
+    manifest = answer.snap.index.manifest
+    results = [
+        {
+            "id": hit.id,
+            "path": hit.path,
+            "url": f"/images/{hit.id}",
+            "thumbnail": f"/thumbs/{hit.id}",
+            "distance": round(hit.distance, 6),
+            "score": round(hit.score, 6),
+        }
+        for hit in answer.hits
+    ]
+    index = {
+        "model": manifest.model,
+        "items": answer.view.item_count(answer.snap.index),
+        "built_at": manifest.created_at,
+        "version": answer.snap.index.version.name,
+    }
+    took_ms = round((time.perf_counter() - began) * 1000, 1)
+    payload = {"query": answer.query, "k": k, "results": results, "index": index, "took_ms": took_ms}
+    if wants_json():
+        return jsonify(payload)
+    return render_template("results.html", result=payload, preview=preview, max_k=current_service().cfg.max_k)
+
+
+@bp.get("/")
+def home():
+    svc = current_service()
+    return render_template("index.html", snap=svc.holder.get(), k=svc.cfg.k, max_k=svc.cfg.max_k)
+
+
+@bp.post("/search")
+def search_upload():
+    began = time.perf_counter()
+    svc = current_service()
+    k = parse_k()
+    data, filename = uploaded_bytes()
+    image = svc.decode(data)
+    answer = svc.search_image(image, k, filename)
+    return render_answer(answer, k, began, preview_data_url(image))
+
+
+@bp.get("/search")
+def search_id():
+    began = time.perf_counter()
+    k = parse_k()
+    raw_id = request.args.get("id", "")
+    if not raw_id.isdigit():
+        raise ServiceError(400, "bad_id", "give the id of an indexed image: /search?id=17")
+    answer = current_service().search_id(int(raw_id), k)
+    return render_answer(answer, k, began, f"/thumbs/{answer.query['id']}")
+
+
+@bp.get("/map", endpoint="map")
+def collection_map():
+    snap, points = current_service().map_points()
+    classes = plots.collection_classes(snap.index.items) or []
+    size = max(2.0, min(8.0, 40 / len(points) ** 0.5))  # % of the map's width: big when few
+    return render_template(
+        "map.html", points=points, classes=classes, snap=snap, class_of=plots.class_of, size=size
+    )
