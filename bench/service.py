@@ -1,0 +1,129 @@
+"""Benchmark section 4: POST /search through gunicorn on loopback, alone and under 8 clients."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import config
+import img2vec
+from bench.common import (
+    ROOT,
+    flower_files,
+    free_port,
+    link_subset,
+    load_test,
+    percentile,
+    post_image,
+    rss_mb,
+    table,
+)
+
+HEADERS = [
+    "model",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "req/s (8 clients)",
+    "p95 ms under load",
+    "worker RSS MB",
+    "worker PSS MB",
+]
+
+
+@contextlib.contextmanager
+def gunicorn(index_dir: Path, port: int, workers: int = 2) -> Iterator[subprocess.Popen]:
+    """The service as production runs it, on a loopback port; stopped (whole group) on exit."""
+    env = {
+        **os.environ,
+        "IMGSIM_INDEX_DIR": str(index_dir),
+        "IMGSIM_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+    }
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "-c",
+        "gunicorn.conf.py",
+        "--access-logfile",
+        "/dev/null",
+        "app:create_app()",
+    ]
+    server = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield server
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def _measure(
+    server: subprocess.Popen, port: int, bodies: list[bytes], sequential: int, seconds: float
+) -> dict:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            post_image(port, bodies[0])
+            break
+        except (OSError, RuntimeError):
+            time.sleep(0.5)
+    for body in bodies:  # warm both workers
+        post_image(port, body)
+        post_image(port, body)
+    latencies = [post_image(port, bodies[i % len(bodies)]) for i in range(sequential)]
+    done, rate = load_test(port, bodies, clients=8, seconds=seconds)
+    children = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+    memory = [rss_mb(pid) for pid in children]
+    return {
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "p99_ms": percentile(latencies, 99),
+        "rps_8_clients": rate,
+        "loaded_p50_ms": percentile(done, 50),
+        "loaded_p95_ms": percentile(done, 95),
+        "worker_rss_mb": [m[0] for m in memory],
+        "worker_pss_mb": [m[1] for m in memory],
+    }
+
+
+def bench_service(quick: bool) -> tuple[dict, str]:
+    sequential = 30 if quick else 100
+    load_seconds = 10 if quick else 30
+    rows, data = [], []
+    bodies = [path.read_bytes() for path in flower_files(4, seed=3)]
+    for label, model, weights, per_class in (
+        ("efficientnet_lite0", str(config.SHARED_MODEL), "imagenet", 40),
+        ("inception_v3 (random weights)", "inception_v3", "none", 8),
+    ):
+        with tempfile.TemporaryDirectory(prefix="imgsim-service-") as tmp:
+            photos = link_subset(flower_files(per_class), Path(tmp) / "flowers")
+            cfg = config.Config(index_dir=Path(tmp) / "index", model=model, weights=weights)
+            img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+            port = free_port()
+            with gunicorn(cfg.index_dir, port) as server:
+                record = {"model": label, **_measure(server, port, bodies, sequential, load_seconds)}
+        data.append(record)
+        rows.append(
+            [label, record["p50_ms"], record["p95_ms"], record["p99_ms"], record["rps_8_clients"]]
+            + [record["loaded_p95_ms"], " / ".join(f"{m:.0f}" for m in record["worker_rss_mb"])]
+            + [" / ".join(f"{m:.0f}" for m in record["worker_pss_mb"])]
+        )
+    text = table(HEADERS, rows)
+    text += (
+        f"\n\ngunicorn, 2 gthread workers x 2 threads, loopback; 128x128 JPEG bodies, k=10; "
+        f"{sequential} sequential requests, then 8 concurrent clients for {load_seconds} s."
+    )
+    return {"service": data}, text
