@@ -13,6 +13,7 @@ count re-embeds nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -109,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(classes) < 2:  # refuse before embedding anything, instead of printing zeros
         parser.error(f"{dataset} needs at least two class sub-folders of images, found {len(classes)}")
     eval_cfg = cfg.replace(index_dir=Path(cfg.index_dir) / "eval" / dataset.resolve().name)
-    try:
-        img2vec.build_index(dataset, eval_cfg, progress=not args.no_progress)
-        scores = evaluate_index(ann.open_index(eval_cfg.index_dir), search_k=cfg.search_k)
+    try:  # Keras prints training progress on stdout: keep stdout for the answer
+        with contextlib.redirect_stdout(sys.stderr):
+            img2vec.build_index(dataset, eval_cfg, progress=not args.no_progress)
+            scores = evaluate_index(ann.open_index(eval_cfg.index_dir), search_k=cfg.search_k)
     except (embedders.WeightsUnavailable, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

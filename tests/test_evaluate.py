@@ -1,9 +1,12 @@
 """The quality metrics of evaluate.py on hand-made examples with known answers."""
 
+import json
+
 import numpy as np
 import pytest
 
 import evaluate
+from helpers import write_images
 
 
 def test_precision_at_k_counts_results_of_the_query_class():
@@ -49,3 +52,27 @@ def test_leave_one_out_on_a_tiny_labelled_index(tmp_path):
     scores = evaluate.evaluate_index(index, k=2)
     assert scores["p@1"] == 1.0 and scores["map"] == 1.0 and scores["recall@10"] == 1.0
     assert scores["p@5"] == pytest.approx(2 / 5)  # only 2 others of the class exist among 5 asked
+
+
+def test_json_mode_prints_only_json_on_stdout(tmp_path, tiny_model, monkeypatch, capsys):
+    write_images(tmp_path / "labelled" / "red", 6, seed=1)
+    write_images(tmp_path / "labelled" / "blue", 6, seed=2)
+    monkeypatch.setenv("IMGSIM_IMAGE_SIZE", "32")
+    argv = [str(tmp_path / "labelled"), "--json", "--model", tiny_model, "--trees", "5"]
+    code = evaluate.main(
+        [*argv, "--reduce", "autoencoder", "--dims", "4", "--epochs", "1"]
+        + ["--index-dir", str(tmp_path / "index")]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert json.loads(out)["items"] == 12  # the whole of stdout is one JSON document
+    assert "Building Annoy index" in err
+
+
+def test_a_folder_without_classes_is_refused_before_embedding(tmp_path, capsys):
+    write_images(tmp_path / "flat", 4)
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main([str(tmp_path / "flat"), "--index-dir", str(tmp_path / "index")])
+    assert stop.value.code == 2
+    assert "needs at least two class sub-folders" in capsys.readouterr().err
+    assert not (tmp_path / "index").exists()
