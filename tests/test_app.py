@@ -76,6 +76,7 @@ def test_search_by_id_leaves_the_image_itself_out(client):
         ),
         (lambda c: c.get("/search?id=999"), 404, "unknown_id"),
         (lambda c: c.get("/search?id=../../etc/passwd"), 400, "bad_id"),
+        (lambda c: c.get("/search?id=²"), 400, "bad_id"),  # a digit to str.isdigit, not to int()
         (lambda c: c.get("/images/999"), 404, "unknown_id"),
         (lambda c: c.get("/thumbs/999"), 404, "unknown_id"),
         (lambda c: c.get("/images/..%2F..%2Fetc%2Fpasswd"), 404, "not_found"),

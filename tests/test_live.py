@@ -6,6 +6,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 import app as app_module
 import img2vec
 import store
@@ -246,3 +248,28 @@ def test_command_line_add_and_remove(app, photos, service_config, tmp_path):
     client = app_module.create_app(cfg).test_client()
     assert search_hits(client, new.read_bytes())[0]["path"].startswith("uploads/")
     assert 4 not in [h["id"] for h in search_hits(client, (photos / "img0004.png").read_bytes(), k=12)]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "[" * 1000 + "]" * 1000,
+        '{"a": ' * 1000 + "1" + "}" * 1000,
+        '{"x": NaN}',
+        '{"x": Infinity}',
+        '{"d": ' * 17 + "1" + "}" * 17,
+    ],
+    ids=["list-1000-deep", "object-1000-deep", "nan", "infinity", "17-deep"],
+)
+def test_metadata_that_json_cannot_carry_is_refused(admin, photos, metadata):
+    reply = admin.add((photos / "img0001.png").read_bytes(), metadata=metadata)
+    assert reply.status_code == 400 and reply.get_json()["code"] == "bad_metadata"
+
+
+def test_an_oversized_form_field_is_named_with_its_own_limit(photos, service_config):
+    client = app_module.create_app(service_config.replace(max_upload_bytes=20 * 2**20)).test_client()
+    reply = AdminActions(client).add(
+        (photos / "img0001.png").read_bytes(), metadata='{"a": "' + "x" * 600_000 + '"}'
+    )
+    assert reply.status_code == 413 and reply.get_json()["code"] == "too_large"
+    assert "form field" in reply.get_json()["error"] and "500,000 bytes" in reply.get_json()["error"]

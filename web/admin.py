@@ -23,13 +23,36 @@ def require_admin() -> None:
         raise ServiceError(401, "unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
 
 
+MAX_METADATA_DEPTH = 16
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend(
+                (child, depth + 1) for child in (value.values() if isinstance(value, dict) else value)
+            )
+    return deepest
+
+
 def parse_metadata() -> dict:
+    """The optional ``metadata`` field: a JSON object, strictly JSON (no NaN), not too deep."""
     try:
-        metadata = json.loads(request.form.get("metadata") or "{}")
-    except json.JSONDecodeError:
-        raise ServiceError(400, "bad_metadata", "metadata must be a JSON object") from None
+        metadata = json.loads(request.form.get("metadata") or "{}", parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise ServiceError(400, "bad_metadata", "metadata must be a JSON object (strict JSON)") from None
     if not isinstance(metadata, dict):
         raise ServiceError(400, "bad_metadata", "metadata must be a JSON object")
+    if _depth(metadata) > MAX_METADATA_DEPTH:
+        raise ServiceError(400, "bad_metadata", f"metadata may nest at most {MAX_METADATA_DEPTH} levels deep")
     return metadata
 
 

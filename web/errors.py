@@ -3,7 +3,7 @@ friendly page for people, never a stack trace."""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from service import ServiceError
@@ -35,12 +35,20 @@ def service_error(error: ServiceError):
 
 def http_error(error: HTTPException):
     if error.code == 413:
-        limit = current_service().cfg.max_upload_bytes
-        return service_error(
-            ServiceError(413, "too_large", f"the upload is over the limit of {limit:,} bytes")
-        )
+        return service_error(ServiceError(413, "too_large", too_large_message()))
     code = (error.name or "error").lower().replace(" ", "_")
     return service_error(ServiceError(error.code or 400, code, error.description or code))
+
+
+def too_large_message() -> str:
+    """Say which limit a 413 is about: the whole upload's, or one form field's (metadata, a name)."""
+    limit = current_service().cfg.max_upload_bytes
+    length = request.content_length
+    if length is not None and length <= limit:
+        field_limit = current_app.config["MAX_FORM_MEMORY_SIZE"]
+        field = "a form field other than the image (metadata, a file name)"
+        return f"{field} is over the limit of {field_limit:,} bytes"
+    return f"the upload is over the limit of {limit:,} bytes"
 
 
 def unexpected(error: Exception):

@@ -98,7 +98,7 @@ def search_id():
     began = time.perf_counter()
     k = parse_k()
     raw_id = request.args.get("id", "")
-    if not raw_id.isdigit():
+    if not (raw_id.isascii() and raw_id.isdigit()):  # "²".isdigit() is True, but int("²") fails
         raise ServiceError(400, "bad_id", "give the id of an indexed image: /search?id=17")
     answer = current_service().search_id(int(raw_id), k)
     return render_answer(answer, k, began, f"/thumbs/{answer.query['id']}")
