@@ -12,9 +12,10 @@ import glob
 import itertools
 import os
 import random
+import re
 import shutil
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ import numpy as np
 
 import imaging
 import store
+
+UPLOADS = "uploads"  # the collection's folder for images added through the service
+# a file the service stored there (uploads/<uuid hex>.<ext>): indexed once its addition is committed
+_UPLOAD_NAME = re.compile(rf"^{UPLOADS}/[0-9a-f]{{32}}\.[a-z]+$")
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,24 @@ def scan(dataset: str | Path) -> tuple[Path, list[FileEntry]]:
 def entry(root: Path, path: Path) -> FileEntry:
     stat = path.stat()
     return FileEntry(path.relative_to(root).as_posix(), path, stat.st_size, stat.st_mtime_ns)
+
+
+def indexable(
+    scanned: list[FileEntry], root: Path, deleted: Set[str], uploaded: Set[str], ids: dict[str, int]
+) -> list[FileEntry]:
+    """The files a version holds: the scanned ones and the uploads, less what was deleted.
+
+    A file the service stored is taken only once its addition is committed (the live state is
+    read after the scan): before that it has no id, and numbering it here would give it a second.
+    """
+    entries = [
+        e for e in scanned if e.path not in deleted and (e.path in ids or not _UPLOAD_NAME.match(e.path))
+    ]
+    present = {e.path for e in entries}
+    for path in sorted(uploaded - present - deleted):  # kept even where a glob would miss them
+        if (root / path).is_file():
+            entries.append(entry(root, root / path))
+    return sorted(entries, key=lambda e: e.path)
 
 
 def previous_ids(index_dir: Path, root: Path) -> tuple[dict[str, int], store.Manifest | None]:

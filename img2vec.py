@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import time
@@ -40,8 +39,6 @@ from collection import FileEntry, Known
 from embedding import EmbedResult, embed_files
 
 Log = Callable[[str], None]
-# a file the service stored (uploads/<uuid hex>.<ext>): indexed only once its addition is committed
-_UPLOAD_NAME = re.compile(rf"^{live.UPLOADS}/[0-9a-f]{{32}}\.[a-z]+$")
 
 
 def _log(message: str) -> None:
@@ -94,6 +91,7 @@ def build_index(
     """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``."""
     started = time.perf_counter()
     with store.build_lock(cfg.index_dir):
+        store.clean(cfg.index_dir, cfg.keep_versions)
         plan = plan_build(dataset, cfg, embedder, full, retrain, plot, 2 if progress else 0, log)
         if plan.up_to_date:
             log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
@@ -122,10 +120,10 @@ def plan_build(
 ) -> BuildPlan:
     """Scan the collection and decide what to embed, from what earlier runs and the service know."""
     root, entries = collection.scan(dataset)
-    state = live.LiveStore(cfg.index_dir).read()  # after the scan: see collection_entries
+    state = live.LiveStore(cfg.index_dir).read()  # after the scan: see collection.indexable
     catalogue, previous = collection.previous_ids(cfg.index_dir, root)
     ids = catalogue | {addition.path: addition.id for addition in state.additions.values()}
-    entries = collection_entries(entries, root, state, ids)
+    entries = collection.indexable(entries, root, state.deleted_paths, set(state.additions), ids)
     if not entries:
         raise FileNotFoundError(
             f"no images found in {dataset} (looked for {', '.join(sorted(imaging.IMAGE_EXTENSIONS))})"
@@ -159,25 +157,6 @@ def plan_build(
     )  # fmt: skip
     plan.up_to_date = _up_to_date(plan)
     return plan
-
-
-def collection_entries(
-    scanned: list[FileEntry], root: Path, state: live.LiveState, ids: dict[str, int]
-) -> list[FileEntry]:
-    """The files a version holds: the scanned ones and the uploads, less what was deleted.
-
-    A file the service stored is taken only once its addition is committed (the state is read
-    after the scan): before that it has no id, and numbering it here would give it a second one.
-    """
-    deleted = state.deleted_paths
-    entries = [
-        e for e in scanned if e.path not in deleted and (e.path in ids or not _UPLOAD_NAME.match(e.path))
-    ]
-    present = {e.path for e in entries}
-    for path in state.additions:  # uploads are kept even where a glob would miss them
-        if path not in present and path not in deleted and (root / path).is_file():
-            entries.append(collection.entry(root, root / path))
-    return sorted(entries, key=lambda e: e.path)
 
 
 def _up_to_date(plan: BuildPlan) -> bool:
@@ -283,13 +262,18 @@ def _write_version(
     return version
 
 
+def _weights_of(embedder: embedders.Embedder) -> str:
+    """Where the weights came from when no --weights applied: inside a model file, or random."""
+    return "none" if embedder.source in embedders.BACKBONES else "file"
+
+
 def _manifest(
     plan: BuildPlan, items: int, embedding_dim: int, dims: int, result: EmbedResult, next_id: int
 ) -> store.Manifest:
     cfg, embedder = plan.cfg, plan.embedder
     same_model = plan.previous if plan.previous and plan.previous.model_key == plan.key else None
     if embedder is not None:
-        model, source, weights = embedder.name, embedder.source, embedder.weights or "none"
+        model, source, weights = embedder.name, embedder.source, embedder.weights or _weights_of(embedder)
         input_size: int | None = embedder.input_size
     elif same_model is not None:  # nothing embedded: the model is the one of the version before
         model, source, weights = same_model.model, same_model.model_source, same_model.weights

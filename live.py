@@ -32,7 +32,6 @@ from ann import Hit, SearchIndex
 from vectors import distance_to_score, distances, row_norms
 
 DB_FILE = "live.sqlite"
-UPLOADS = "uploads"  # the collection's folder for images added through the service
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS additions (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL, sha1 TEXT NOT NULL, size INTEGER NOT NULL,

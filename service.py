@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 import ann
+import collection
 import config
 import embedders
 import imaging
@@ -263,7 +264,7 @@ class Service:
         it to the delta. ``image`` is ``data`` decoded by the caller, who refused bad input."""
         snap, _ = self.current(allow_empty=True)
         vector = snap.embedder.embed_images([image])[0]
-        folder = snap.index.collection_root / live.UPLOADS
+        folder = snap.index.collection_root / collection.UPLOADS
         name = uuid.uuid4().hex + EXTENSIONS.get(imaging.image_format(data) or "", ".img")
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -274,7 +275,7 @@ class Service:
                 507, "cannot_store", "the server cannot store new images (is the collection folder writable?)"
             ) from None
         stat = (folder / name).stat()
-        path = f"{live.UPLOADS}/{name}"
+        path = f"{collection.UPLOADS}/{name}"
         addition = live.Addition(
             -1, path, hashlib.sha1(data).hexdigest(), stat.st_size, stat.st_mtime_ns,
             snap.index.manifest.model_key, vector, metadata,

@@ -201,6 +201,20 @@ def prune(index_dir: Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def clean(index_dir: Path, keep: int) -> None:
+    """What a killed run can leave behind, removed at the start of the next one (under the lock):
+    unfinished builds, versions beyond ``keep``, and checkpoints that a published version took in."""
+    if versions_dir(index_dir).is_dir():
+        prune(index_dir, keep)
+    try:
+        published = (current_version(index_dir) / "manifest.json").stat().st_mtime_ns
+    except IndexMissing:
+        return
+    for chunk in partial_dir(index_dir).glob("chunk-*.npz"):
+        if chunk.stat().st_mtime_ns < published:
+            chunk.unlink(missing_ok=True)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -193,3 +193,29 @@ def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_conf
     assert index.annoy.f == 8
     vectors = np.load(index.version / "vectors.npy")
     assert index.search(vectors[5], k=1)[0].path == index.items[5].path
+
+
+def test_every_run_cleans_what_a_killed_run_left(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 4)
+    cfg = tiny_config.replace(keep_versions=1)
+    first = quiet_build(photos, cfg).version
+    write_images(photos, 1, seed=2, prefix="extra")
+    second = quiet_build(photos, cfg).version
+    old = store.versions_dir(cfg.index_dir)
+    for name in ("20200101T000000-aaaa", "20200102T000000-bbbb"):  # versions beyond keep_versions
+        (old / name).mkdir()
+    (old / ".building-20200103T000000-cccc").mkdir()  # a build killed before it published
+    stale = store.partial_dir(cfg.index_dir) / "chunk-000000.npz"  # killed after publishing
+    stale.parent.mkdir()
+    stale.write_bytes(b"taken in already")
+    os.utime(stale, ns=(1, 1))
+    assert quiet_build(photos, cfg).up_to_date  # a run with nothing to do cleans all the same
+    assert sorted(p.name for p in old.iterdir()) == sorted([first.name, second.name])
+    assert not stale.exists()
+
+
+def test_the_manifest_says_where_the_weights_came_from(tmp_path, tiny_config):
+    write_images(tmp_path / "photos", 4)
+    version = quiet_build(tmp_path / "photos", tiny_config).version
+    assert store.read_manifest(version).weights == "file"  # inside the .keras file, not "none"
