@@ -129,3 +129,10 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding():
 def test_image_extensions_are_recognised_case_insensitively():
     assert imaging.is_image_path("a/B.JPG") and imaging.is_image_path("x.tiff")
     assert not imaging.is_image_path("labels.csv")
+
+
+def test_a_bomb_is_refused_with_the_configured_limit_not_pillows():
+    data = _encode(Image.new("1", (10_000, 10_000)), "PNG")  # 100 Mpx: over Pillow's own 89 Mpx
+    with pytest.raises(imaging.ImageTooLarge, match=r"over the limit of 64,000,000") as refused:
+        imaging.decode_rgb(data, max_pixels=64_000_000)
+    assert "89" not in str(refused.value)
