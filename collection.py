@@ -90,30 +90,40 @@ def indexable(
     return sorted(entries, key=lambda e: e.path)
 
 
-def previous_ids(index_dir: Path, root: Path) -> tuple[dict[str, int], store.Manifest | None]:
-    """path -> id of the current version (whatever model built it) and its manifest."""
+@dataclass(frozen=True)
+class Previous:
+    """The current version as a build starts: read once, for its ids and for its vectors."""
+
+    version: Path
+    manifest: store.Manifest
+    items: list[store.Item]
+
+
+def read_previous(index_dir: Path) -> Previous | None:
     try:
         version = store.current_version(index_dir)
     except store.IndexMissing:
-        return {}, None
-    manifest = store.read_manifest(version)
-    if manifest.collection_root != str(root):
-        return {}, manifest
-    return {item.path: item.id for item in store.read_items(version)}, manifest
+        return None
+    return Previous(version, store.read_manifest(version), store.read_items(version))
 
 
-def known_vectors(index_dir: Path, key: str, root: Path) -> dict[str, Known]:
+def previous_ids(previous: Previous | None, root: Path) -> dict[str, int]:
+    """path -> id of the current version (whatever model built it), for the same collection."""
+    if previous is None or previous.manifest.collection_root != str(root):
+        return {}
+    return {item.path: item.id for item in previous.items}
+
+
+def known_vectors(index_dir: Path, previous: Previous | None, key: str, root: Path) -> dict[str, Known]:
     """Vectors of the current version and of an interrupted run, when made by the same model."""
     known: dict[str, Known] = {}
-    try:
-        version = store.current_version(index_dir)
-        manifest = store.read_manifest(version)
-        if manifest.model_key == key and manifest.collection_root == str(root):
-            vectors = np.load(version / "vectors.npy")
-            for row, item in enumerate(store.read_items(version)):
-                known[item.path] = Known(item.size, item.mtime_ns, item.sha1, vectors[row])
-    except store.IndexMissing:
-        pass
+    if previous is not None and (previous.manifest.model_key, previous.manifest.collection_root) == (
+        key,
+        str(root),
+    ):
+        vectors = np.load(previous.version / "vectors.npy")
+        for row, item in enumerate(previous.items):
+            known[item.path] = Known(item.size, item.mtime_ns, item.sha1, vectors[row])
     for chunk in sorted(store.partial_dir(index_dir).glob("chunk-*.npz")):
         with np.load(chunk) as data:
             if str(data["model_key"]) != key or str(data["root"]) != str(root):

@@ -121,7 +121,8 @@ def plan_build(
     """Scan the collection and decide what to embed, from what earlier runs and the service know."""
     root, entries = collection.scan(dataset)
     state = live.LiveStore(cfg.index_dir).read()  # after the scan: see collection.indexable
-    catalogue, previous = collection.previous_ids(cfg.index_dir, root)
+    current = collection.read_previous(cfg.index_dir)  # read once: ids and vectors come from it
+    catalogue = collection.previous_ids(current, root)
     ids = catalogue | {addition.path: addition.id for addition in state.additions.values()}
     entries = collection.indexable(entries, root, state.deleted_paths, set(state.additions), ids)
     if not entries:
@@ -137,7 +138,7 @@ def plan_build(
         embedder = embedders.trained_on_collection(cfg, root, images, retrain, plot, verbose, log)
     weights = embedders.weights_setting(cfg.weights)
     key = embedder.key if embedder else embedders.model_key(cfg.model, weights, cfg.image_size)
-    known = {} if full else collection.known_vectors(cfg.index_dir, key, root)
+    known = {} if full else collection.known_vectors(cfg.index_dir, current, key, root)
     for addition in state.additions.values():
         if addition.model_key == key and not full:  # --full re-embeds uploads too
             known.setdefault(
@@ -152,7 +153,7 @@ def plan_build(
         cfg, str(dataset), root, entries, key, embedder, unchanged,
         to_embed=[e for e in entries if e.path not in unchanged],
         known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
-        ids=ids, previous=previous, live_state=state,
+        ids=ids, previous=current.manifest if current else None, live_state=state,
         removed=len(set(catalogue) - {e.path for e in entries}),
     )  # fmt: skip
     plan.up_to_date = _up_to_date(plan)
