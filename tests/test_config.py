@@ -32,3 +32,14 @@ def test_bad_values_are_refused_with_the_setting_named():
         config.load(environ={"IMGSIM_TREES": "many"})
     with pytest.raises(config.ConfigError, match="reduce must be one of"):
         config.load(environ={"IMGSIM_REDUCE": "tsne"})
+
+
+def test_tensorflow_starts_without_a_cuda_error_on_a_cpu_machine():
+    """The CPU build of TensorFlow is pinned: the GPU build prints 'failed call to cuInit' here."""
+    import subprocess
+    import sys
+
+    code = "import config; config.quiet_tensorflow(); import keras; print(keras.ops.ones(2).shape)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "cuInit" not in run.stderr and " E0000 " not in run.stderr, run.stderr
