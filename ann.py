@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     answers, failures = [], 0
     for query_file in files:
         try:
-            image = imaging.open_rgb(query_file, cfg.max_image_pixels)
+            image = imaging.open_rgb(query_file, cfg.max_image_pixels, embedder.decode_side)
         except imaging.UnreadableImage as error:
             failures += 1
             answers.append({"query": str(query_file), "error": str(error)})

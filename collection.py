@@ -179,7 +179,7 @@ def decode_square(entries: list[FileEntry], side: int, max_pixels: int, workers:
 
     def decode(item: FileEntry) -> np.ndarray | None:
         try:
-            return imaging.to_square(imaging.open_rgb(item.abspath, max_pixels), side)
+            return imaging.to_square(imaging.open_rgb(item.abspath, max_pixels, 2 * side), side)
         except imaging.UnreadableImage:
             return None
 

@@ -56,6 +56,12 @@ class Embedder:
     # files, copied into every index version built with them
     trained_files: Path | None = None
 
+    @property
+    def decode_side(self) -> int:
+        """Images are decoded shrunk down to no less than twice the network's input on each side:
+        cheap (JPEGs decode at reduced scale) and the vector stays that of the full image."""
+        return 2 * self.input_size
+
     def prepare(self, image: Image.Image) -> np.ndarray:
         """Resize a PIL RGB image to the network's square input, as uint8 pixels."""
         return imaging.to_square(image, self.input_size)

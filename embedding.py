@@ -58,7 +58,8 @@ def embed_files(
         if old is not None and old[0] == sha1:
             return sha1, None
         try:
-            return sha1, embedder.prepare(imaging.decode_rgb(data, cfg.max_image_pixels))
+            image = imaging.decode_rgb(data, cfg.max_image_pixels, embedder.decode_side)
+            return sha1, embedder.prepare(image)
         except imaging.UnreadableImage as error:
             return error
 

@@ -6,11 +6,15 @@ both accept and refuse exactly the same inputs.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 # decode_rgb enforces the configured pixel limit itself, from the header, before decoding; Pillow's
 # own check (at a fixed 89 Mpx, on open) would refuse first and quote its limit instead of ours.
@@ -18,6 +22,21 @@ Image.MAX_IMAGE_PIXELS = None
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO"})
+# A decode whose full frame is larger than this waits for any other such decode in the process:
+# together with the pixel limit that bounds a process's decoding memory, whatever arrives at once.
+LARGE_DECODE_PIXELS = 16_000_000
+BAND_PIXELS = 4_000_000  # a frame shrunk while decoding is converted this many pixels at a time
+_large_decodes = threading.BoundedSemaphore(1)
+# What an EXIF orientation asks for (as Pillow's ImageOps.exif_transpose, applied after shrinking).
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class UnreadableImage(ValueError):
@@ -37,21 +56,28 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit and float images: scale to 0..255 instead of letting PIL clip them."""
-    array = np.asarray(image)
+def _is_wide(image: Image.Image) -> bool:
+    return image.mode in ("I", "F") or image.mode.startswith("I;16")
+
+
+def _full_scale(image: Image.Image) -> float:
+    """The value that maps to 255 in a 16-bit or float image, decided once for the whole image."""
+    low, high = image.getextrema()
     if image.mode == "F":
-        top = 1.0 if array.size and float(np.nanmax(array)) <= 1.0 else 255.0
-        scaled = np.clip(np.nan_to_num(array) / top * 255.0, 0, 255)
-    else:  # "I" or "I;16*": 16-bit data unless every value already fits in a byte
-        top = 65535.0 if array.size and int(array.max()) > 255 else 255.0
-        scaled = np.clip(array.astype(np.float64) / top * 255.0, 0, 255)
+        return 1.0 if high <= 1.0 else 255.0
+    return 65535.0 if high > 255 else 255.0  # 16-bit data unless every value already fits in a byte
+
+
+def _to_8bit(image: Image.Image, top: float) -> Image.Image:
+    """16-bit and float images: scale to 0..255 instead of letting PIL clip them."""
+    array = np.asarray(image, dtype=np.float32)
+    scaled = np.clip(np.nan_to_num(array) / top * 255.0, 0, 255)
     return Image.fromarray(scaled.round().astype(np.uint8))
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        image = _to_8bit(image)
+def _to_rgb(image: Image.Image, top: float | None = None) -> Image.Image:
+    if _is_wide(image):
+        image = _to_8bit(image, top if top is not None else _full_scale(image))
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info
     )
@@ -71,12 +97,15 @@ def image_format(data: bytes) -> str | None:
         return None
 
 
-def open_rgb(source: str | Path | bytes, max_pixels: int = 64_000_000) -> Image.Image:
+def open_rgb(
+    source: str | Path | bytes, max_pixels: int = 64_000_000, min_side: int | None = None
+) -> Image.Image:
     """Decode a file path or raw bytes into an upright RGB image.
 
     Honours EXIF orientation, takes the first frame of animations, converts grayscale, palette,
     CMYK, 16-bit and alpha images (alpha over white), and refuses images over ``max_pixels``
-    before decoding them. Raises UnreadableImage with a short reason on any failure.
+    before decoding them; ``min_side`` as decode_rgb. Raises UnreadableImage with a short reason
+    on any failure.
     """
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
@@ -84,16 +113,21 @@ def open_rgb(source: str | Path | bytes, max_pixels: int = 64_000_000) -> Image.
         raise UnreadableImage("file not found") from None
     except OSError as error:
         raise UnreadableImage(f"cannot read file: {error.strerror or error}") from None
-    return decode_rgb(data, max_pixels)
+    return decode_rgb(data, max_pixels, min_side)
 
 
-def decode_rgb(data: bytes, max_pixels: int = 64_000_000) -> Image.Image:
-    """open_rgb for bytes already in memory."""
+def decode_rgb(data: bytes, max_pixels: int = 64_000_000, min_side: int | None = None) -> Image.Image:
+    """open_rgb for bytes already in memory.
+
+    With ``min_side``, the image comes back shrunk by a whole factor as long as both sides stay at
+    least ``min_side`` pixels: JPEGs are decoded at reduced scale, other formats are converted in
+    bands, so a large frame is never copied at full size. Frames over LARGE_DECODE_PIXELS are
+    decoded one at a time per process, and the memory they took is handed back afterwards.
+    """
     if not data:
         raise UnreadableImage("empty file")
-    stream = io.BytesIO(data)
     try:
-        image = Image.open(stream)
+        image = Image.open(io.BytesIO(data))
         if image.format not in ACCEPTED_FORMATS:
             raise UnreadableImage(f"unsupported image format {image.format}")
         width, height = image.size
@@ -102,9 +136,17 @@ def decode_rgb(data: bytes, max_pixels: int = 64_000_000) -> Image.Image:
                 f"image has {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
             )
         image.seek(0)
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
+        if min_side and image.format in ("JPEG", "MPO"):
+            image.draft("RGB", (min_side, min_side))  # decodes at 1/2, 1/4 or 1/8 scale where it can
+        large = image.size[0] * image.size[1] > LARGE_DECODE_PIXELS
+        with _large_decodes if large else contextlib.nullcontext():
+            try:
+                return _decode_frame(image, min_side)
+            finally:
+                if large:
+                    image.close()
+                    del image
+                    release_memory()
     except UnreadableImage:
         raise
     except Image.UnidentifiedImageError:
@@ -114,3 +156,44 @@ def decode_rgb(data: bytes, max_pixels: int = 64_000_000) -> Image.Image:
         if "truncated" in reason or isinstance(error, EOFError):
             reason = f"truncated or corrupt image data ({reason})"
         raise UnreadableImage(reason) from None
+
+
+def _decode_frame(image: Image.Image, min_side: int | None) -> Image.Image:
+    """Load the frame, shrink it (in bands, never copying it whole), convert it and turn it upright."""
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    image.load()
+    width, height = image.size
+    factor = max(1, min(width, height) // min_side) if min_side else 1
+    if factor == 1:
+        upright = _to_rgb(image)
+    else:
+        top = _full_scale(image) if _is_wide(image) else None
+        upright = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+        rows = max(1, BAND_PIXELS // (width * factor)) * factor
+        for y in range(0, height, rows):
+            band = _to_rgb(image.crop((0, y, width, min(height, y + rows))), top)
+            upright.paste(band.reduce(factor), (0, y // factor))
+    method = _ORIENTATION.get(orientation or 1)
+    return upright.transpose(method) if method is not None else upright
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _load_libc()
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system.
+
+    glibc keeps what a large decode freed for later use, so a worker that once decoded four large
+    images at the same time stayed gigabytes large; malloc_trim returns it. No-op off glibc.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)

@@ -13,6 +13,7 @@ from vectors import normalise
 
 MAP_FILE = "map.json"
 MAP_MAX_POINTS = 3000
+STRIP_SIDE = 256  # pixels a result strip needs of each image at most
 
 
 def _pyplot():
@@ -37,7 +38,7 @@ def plot_results(query_file: Path, image, hits: list, root: Path, out_path: Path
     axes.flat[0].set_title(f"query\n{query_file.name}", fontsize=9, color="tab:blue")
     for axis, (rank, hit) in zip(axes.flat[1:], enumerate(hits, 1), strict=False):
         try:
-            axis.imshow(imaging.open_rgb(root / hit.path))
+            axis.imshow(imaging.open_rgb(root / hit.path, min_side=STRIP_SIDE))
         except imaging.UnreadableImage:
             axis.text(0.5, 0.5, "missing", ha="center")
         axis.set_title(f"#{rank} d={hit.distance:.3f}\n{Path(hit.path).name}", fontsize=9)
@@ -106,7 +107,7 @@ def draw_map(index, out_path: Path, thumbnails: int = 300) -> None:
         step = max(1, len(points) // thumbnails)
         for point in points[::step]:
             try:
-                image = imaging.open_rgb(index.collection_root / point["path"])
+                image = imaging.open_rgb(index.collection_root / point["path"], min_side=40)
             except imaging.UnreadableImage:
                 continue
             image.thumbnail((40, 40))

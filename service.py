@@ -203,11 +203,16 @@ class Service:
         if not data:
             raise ServiceError(400, "empty_body", "no image received: the upload was empty")
         try:
-            return imaging.decode_rgb(data, self.cfg.max_image_pixels)
+            return imaging.decode_rgb(data, self.cfg.max_image_pixels, self.decode_side())
         except imaging.ImageTooLarge as error:
             raise ServiceError(413, "too_many_pixels", str(error)) from None
         except imaging.UnreadableImage as error:
             raise ServiceError(400, "not_an_image", f"cannot read the upload as an image: {error}") from None
+
+    def decode_side(self) -> int:
+        """How small an upload may be decoded: enough for the network and for the preview."""
+        snap = self.holder.get()
+        return max(THUMB_SIDE, snap.embedder.decode_side if snap is not None else 0)
 
     def search_image(self, image: Image.Image, k: int, filename: str | None = None) -> Answer:
         snap, view = self.current()
@@ -251,7 +256,9 @@ class Service:
         cached = Path(self.cfg.index_dir) / "thumbs" / f"{item.sha1}.jpg"
         if not cached.is_file():
             try:
-                image = imaging.open_rgb(snap.index.collection_root / item.path, self.cfg.max_image_pixels)
+                image = imaging.open_rgb(
+                    snap.index.collection_root / item.path, self.cfg.max_image_pixels, THUMB_SIDE
+                )
             except imaging.UnreadableImage as error:
                 raise ServiceError(404, "file_missing", f"image {item_id} cannot be read: {error}") from None
             image.thumbnail((THUMB_SIDE, THUMB_SIDE))

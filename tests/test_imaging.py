@@ -1,12 +1,18 @@
 """Every file format and pixel mode the indexer and the service accept, and the ones they refuse."""
 
 import io
+import json
+import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import imaging
+from helpers import ROOT
 
 W, H = 24, 16
 
@@ -136,3 +142,104 @@ def test_a_bomb_is_refused_with_the_configured_limit_not_pillows():
     with pytest.raises(imaging.ImageTooLarge, match=r"over the limit of 64,000,000") as refused:
         imaging.decode_rgb(data, max_pixels=64_000_000)
     assert "89" not in str(refused.value)
+
+
+SHRINK_CASES = [*CASES, ("PNG", "I;16")]
+
+
+@pytest.mark.parametrize(("fmt", "mode"), SHRINK_CASES, ids=[f"{f}-{m}" for f, m in SHRINK_CASES])
+def test_shrinking_while_decoding_gives_the_reduced_full_picture(fmt, mode):
+    """min_side decodes a 96x64 picture at a quarter of its size, as the full decode reduced would."""
+    base = np.linspace(0, 255, 96 * 64 * 3).reshape(64, 96, 3).astype(np.uint8)
+    image = Image.fromarray(base).convert(mode if mode != "I;16" else "L")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    data = _encode(image, fmt)
+    shrunk = imaging.decode_rgb(data, min_side=16)
+    expected = imaging.decode_rgb(data).reduce(4)
+    assert shrunk.mode == "RGB" and shrunk.size == expected.size == (24, 16)
+    difference = np.abs(np.asarray(shrunk, dtype=float) - np.asarray(expected, dtype=float))
+    assert difference.mean() < 3, difference.mean()
+
+
+def test_a_shrunk_photo_is_turned_upright_too():
+    pixels = np.zeros((80, 160, 3), dtype=np.uint8)
+    pixels[:, :80] = (255, 0, 0)
+    pixels[:, 80:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encode(Image.fromarray(pixels), "JPEG", exif=exif.tobytes(), quality=95)
+    upright = np.asarray(imaging.decode_rgb(data, min_side=20))
+    assert upright.shape == (40, 20, 3)
+    assert upright[5, 10, 0] > 200 and upright[5, 10, 2] < 60  # top: red
+    assert upright[35, 10, 2] > 200 and upright[35, 10, 0] < 60  # bottom: blue
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_photo_keeps_at_least_min_side_pixels_on_each_side(fmt):
+    data = _encode(_gradient("RGB").resize((1000, 300)), fmt)
+    for min_side in (40, 100, 299):
+        width, height = imaging.decode_rgb(data, min_side=min_side).size
+        assert min_side <= height < 2 * min_side and width / height == pytest.approx(1000 / 300, rel=0.01)
+    assert imaging.decode_rgb(data, min_side=301).size == (1000, 300)  # smaller than asked: whole
+
+
+# Decodes the given file in N threads at once, as concurrent uploads to one worker do, and reports
+# the process's memory (MB) before, at its peak and afterwards.
+MEMORY_PROBE = """
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+import imaging
+def status(field):  # VmHWM, the peak, is this process's own (ru_maxrss counts the forking parent's)
+    line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+def rss():
+    return status("VmRSS")
+data, threads = open(sys.argv[1], "rb").read(), int(sys.argv[2])
+base = rss()
+with ThreadPoolExecutor(threads) as pool:
+    decodes = [pool.submit(imaging.decode_rgb, data, 64_000_000, 598) for _ in range(threads)]
+    sizes = [future.result().size for future in decodes]  # a failed decode fails the probe
+print(json.dumps({"base": base, "peak": status("VmHWM"), "after": rss(), "sizes": sizes}))
+"""
+
+
+def _decode_memory(path, threads: int) -> dict:
+    command = [sys.executable, "-c", MEMORY_PROBE, str(path), str(threads)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def _rgba16_png(side: int) -> bytes:
+    """A 16-bit RGBA PNG of side x side pixels, a few hundred KB on the wire."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" + bytes(range(256)) * (side * 8 // 256) + bytes(side * 8 % 256)
+    packer = zlib.compressobj(1)
+    pixels = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 16, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def test_concurrent_large_decodes_are_bounded_and_give_their_memory_back(tmp_path):
+    """Four 36-Mpx 16-bit RGBA PNGs at once took 2.4 GB and kept 1.1 GB; now one at a time, banded."""
+    path = tmp_path / "large.png"
+    path.write_bytes(_rgba16_png(6000))
+    memory = _decode_memory(path, threads=4)
+    assert memory["sizes"] == [[600, 600]] * 4  # shrunk by 10, still twice InceptionV3's input
+    assert memory["peak"] - memory["base"] < 500, memory
+    assert memory["after"] - memory["base"] < 100, memory
+
+
+def test_a_tiny_gif_with_a_huge_screen_costs_little_memory(tmp_path):
+    """37 bytes declaring a 7999x7999 screen cost 300 MB to decode; shrunk in bands, far less."""
+    gif = bytearray(_encode(Image.new("P", (1, 1)), "GIF"))
+    gif[6:10] = struct.pack("<HH", 7999, 7999)
+    path = tmp_path / "screen.gif"
+    path.write_bytes(bytes(gif))
+    memory = _decode_memory(path, threads=1)
+    assert memory["sizes"] == [[616, 616]]  # shrunk by 13
+    assert memory["peak"] - memory["base"] < 150, memory

@@ -57,3 +57,27 @@ def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
 
     hits = index.search(embedder.embed_images([open_rgb(query)])[0], k=5)
     assert sum(h.path.startswith("sunflower/") for h in hits) >= 3
+
+
+@requires_shared
+def test_a_large_photo_shrunk_while_decoding_keeps_its_vector(tmp_path):
+    """Camera-sized photos are decoded at reduced scale (twice the network's input): same vector."""
+    import io
+
+    from PIL import Image
+
+    import imaging
+
+    embedder = embedders.load_embedder(str(config.SHARED_MODEL))
+    photos = sorted(config.SHARED_FLOWERS.glob("*/*.jpg"))[:: 150][:5]
+    for photo in photos:
+        large = Image.open(photo).convert("RGB")
+        large = large.resize((large.width * 3000 // max(large.size), large.height * 3000 // max(large.size)))
+        buffer = io.BytesIO()
+        large.save(buffer, "JPEG", quality=92)
+        full = imaging.decode_rgb(buffer.getvalue())
+        shrunk = imaging.decode_rgb(buffer.getvalue(), min_side=embedder.decode_side)
+        assert min(shrunk.size) < min(full.size) // 2
+        a, b = embedder.embed_images([full, shrunk])
+        cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+        assert cosine >= 0.99, (photo.name, cosine)

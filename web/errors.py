@@ -3,6 +3,8 @@ friendly page for people, never a stack trace."""
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -10,6 +12,8 @@ from service import ServiceError
 from web import current_service
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+DRAIN_BYTES = 64 * 1024 * 1024  # the most of a refused upload read (and dropped) before answering
+DRAIN_SECONDS = 10.0
 
 
 def wants_json() -> bool:
@@ -35,6 +39,7 @@ def service_error(error: ServiceError):
 
 def http_error(error: HTTPException):
     if error.code == 413:
+        drain_body()
         return service_error(ServiceError(413, "too_large", too_large_message()))
     code = (error.name or "error").lower().replace(" ", "_")
     return service_error(ServiceError(error.code or 400, code, error.description or code))
@@ -49,6 +54,30 @@ def too_large_message() -> str:
         field = "a form field other than the image (metadata, a file name)"
         return f"{field} is over the limit of {field_limit:,} bytes"
     return f"the upload is over the limit of {limit:,} bytes"
+
+
+def drain_body() -> None:
+    """Read and drop the rest of a refused upload, so that the client gets to read its 413.
+
+    A server that closes a connection with unread bytes makes the kernel reset it; a client that
+    sends its whole body before reading the answer (Python's urllib, any ``Connection: close``
+    client) then reports a broken pipe instead of the 413. Bounded in bytes and time: past
+    DRAIN_BYTES the connection is closed unread. Only on servers that end the input stream
+    themselves (gunicorn, and werkzeug for chunked bodies), where reading past the body is safe.
+    """
+    environ = request.environ
+    length = request.content_length
+    if "wsgi.input_terminated" not in environ or (length or 0) > DRAIN_BYTES:
+        return
+    stream, drained, deadline = environ["wsgi.input"], 0, time.monotonic() + DRAIN_SECONDS
+    try:
+        while drained < DRAIN_BYTES and time.monotonic() < deadline:
+            chunk = stream.read(min(1 << 16, DRAIN_BYTES - drained))
+            if not chunk:
+                return
+            drained += len(chunk)
+    except (OSError, ValueError):
+        return  # the client went away: nothing left to answer
 
 
 def unexpected(error: Exception):

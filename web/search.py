@@ -8,6 +8,7 @@ import time
 
 from flask import Blueprint, jsonify, render_template, request
 from PIL import Image
+from werkzeug.exceptions import RequestEntityTooLarge
 
 import plots
 from service import THUMB_SIDE, Answer, ServiceError
@@ -38,7 +39,12 @@ def uploaded_bytes() -> tuple[bytes, str | None]:
         return upload.read(), upload.filename or None
     if request.files:
         raise ServiceError(400, "no_image", "send the image in a form field named 'image'")
-    return request.get_data(cache=False), None
+    data = request.get_data(cache=False)
+    limit = request.max_content_length
+    chunked = request.content_length is None
+    if chunked and limit is not None and len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()  # a chunked body past the limit: refused, never truncated
+    return data, None
 
 
 def preview_data_url(image: Image.Image) -> str:
