@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo index serve test lint browser clean
+.PHONY: demo index serve serve-proxy test lint system clean
 
 demo: index serve
 
@@ -16,12 +16,16 @@ serve: $(VENV)/.installed
 	@echo "imgsim: open http://127.0.0.1:8000/ once the workers say they booted (Ctrl+C stops it)"
 	$(BIN)/gunicorn -c gunicorn.conf.py 'app:create_app()'
 
-test: $(VENV)/.installed browser
+# gunicorn behind nginx (deploy/nginx.conf): open http://127.0.0.1:8080/ instead
+serve-proxy: $(VENV)/.installed system
+	$(BIN)/python proxy.py
+
+test: $(VENV)/.installed system
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-browser:
-	bash scripts/install-browser.sh
+system:
+	bash scripts/install-system.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

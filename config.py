@@ -68,6 +68,9 @@ class Config:
     admin_token: str = ""
     # Live additions + deletions after which the service rebuilds the Annoy index in the background.
     compact_threshold: int = 1000
+    # Where gunicorn listens, and where nginx listens in front of it (proxy.py, make serve-proxy).
+    bind: str = "127.0.0.1:8000"
+    proxy_bind: str = "127.0.0.1:8080"
 
     def replace(self, **changes: object) -> Config:
         return dataclasses.replace(self, **changes)
@@ -131,7 +134,15 @@ _HELP = {
     "keep_versions": "old index versions kept (default %(default)s)",
     "k": "number of results (default %(default)s)",
     "reload_interval": "seconds between checks for a new index version (default %(default)s)",
+    "bind": "address gunicorn listens on (default %(default)s)",
+    "proxy_bind": "address nginx listens on (default %(default)s)",
+    "max_upload_bytes": "largest upload accepted, in bytes (default %(default)s)",
 }
+
+
+def to_environ(cfg: Config) -> dict[str, str]:
+    """The IMGSIM_* variables that give a child process (gunicorn, a worker) this configuration."""
+    return {ENV_PREFIX + f.name.upper(): str(getattr(cfg, f.name)) for f in fields(Config)}
 
 
 def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:

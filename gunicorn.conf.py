@@ -12,7 +12,9 @@ Every value can be overridden with the usual GUNICORN_CMD_ARGS or the variables 
 import multiprocessing
 import os
 
-bind = os.environ.get("IMGSIM_BIND", "127.0.0.1:8000")
+import config as imgsim_config  # not "config": gunicorn reads that name as its own setting
+
+bind = imgsim_config.load().bind
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("IMGSIM_THREADS", "2"))

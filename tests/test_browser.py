@@ -13,7 +13,7 @@ CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Debian's chromium and chromium-driver (scripts/install-browser.sh installs them)",
+    reason="needs Debian's chromium and chromium-driver (scripts/install-system.sh installs them)",
 )
 
 

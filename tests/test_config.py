@@ -43,3 +43,8 @@ def test_tensorflow_starts_without_a_cuda_error_on_a_cpu_machine():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "cuInit" not in run.stderr and " E0000 " not in run.stderr, run.stderr
+
+
+def test_a_child_process_gets_the_same_configuration_through_its_environment():
+    cfg = config.Config(trees=7, admin_token="t", bind="127.0.0.1:9", reload_interval=0.5)
+    assert config.load(environ=config.to_environ(cfg)) == cfg

@@ -16,7 +16,7 @@ from helpers import ROOT
 # Lowest first. A module may import from any layer strictly below its own, never beside or above.
 LAYERS = [
     ["config"],
-    ["imaging", "store", "vectors"],
+    ["imaging", "store", "vectors", "proxy"],
     ["autoencoder", "plots"],
     ["embedders"],
     ["ann", "collection"],

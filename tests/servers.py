@@ -1,0 +1,83 @@
+"""Real servers for the tests that need one: gunicorn running the app, nginx in front of it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import config
+import proxy
+from helpers import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
+    """Wait until ``url`` answers at all (any status): the server has booted."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before answering {url}")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing answered at {url} within {seconds} s")
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def gunicorn(
+    cfg: config.Config, workers: int = 1, threads: int = 2, log: Path | None = None
+) -> Iterator[str]:
+    """gunicorn serving the app on ``cfg.bind``; yields its base URL."""
+    environ = {**os.environ, **config.to_environ(cfg), "WEB_CONCURRENCY": str(workers)}
+    environ["IMGSIM_THREADS"] = str(threads)
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
+    output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://{cfg.bind}"
+    try:
+        wait_until_up(url + "/healthz", process)
+        yield url
+    finally:
+        stop(process)
+        if log:
+            output.close()
+
+
+@contextlib.contextmanager
+def nginx(cfg: config.Config, run_dir: Path) -> Iterator[str]:
+    """nginx with deploy/nginx.conf on ``cfg.proxy_bind`` in front of ``cfg.bind``; yields its URL."""
+    process = proxy.start_nginx(cfg, run_dir)
+    url = f"http://{cfg.proxy_bind}"
+    try:
+        wait_until_up(url + "/static/style.css", process)
+        yield url
+    finally:
+        stop(process, signal.SIGQUIT)

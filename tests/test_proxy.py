@@ -1,0 +1,160 @@
+"""The service under gunicorn, alone and behind nginx (deploy/nginx.conf): what only real servers show."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import pytest
+
+import config
+import proxy
+import servers
+from helpers import png, quiet_build, write_images
+
+
+def _nginx_installed() -> bool:
+    try:
+        proxy.find_nginx()
+    except proxy.ProxyError:
+        return False
+    return True
+
+
+@dataclass
+class Stack:
+    direct: str  # gunicorn itself: one worker, two threads
+    proxied: str  # nginx in front of it
+    cfg: config.Config
+
+
+@pytest.fixture(scope="module")
+def gunicorn_only(tmp_path_factory, tiny_model):
+    root = tmp_path_factory.mktemp("served")
+    write_images(root / "photos", 12)
+    cfg = config.Config(
+        index_dir=root / "index",
+        model=tiny_model,
+        image_size=32,
+        batch_size=4,
+        trees=10,
+        max_upload_bytes=200_000,
+        bind=f"127.0.0.1:{servers.free_port()}",
+        proxy_bind=f"127.0.0.1:{servers.free_port()}",
+    )
+    quiet_build(root / "photos", cfg)
+    with servers.gunicorn(cfg, workers=1, threads=2, log=root / "gunicorn.log") as url:
+        yield url, cfg, root
+
+
+@pytest.fixture(scope="module")
+def stack(gunicorn_only):
+    if not _nginx_installed():
+        pytest.skip("needs Debian's nginx (scripts/install-system.sh installs it)")
+    direct, cfg, root = gunicorn_only
+    with servers.nginx(cfg, root / "nginx") as proxied:
+        yield Stack(direct, proxied, cfg)
+
+
+def post(url: str, body, timeout: float = 30, **headers) -> tuple[int, dict]:
+    """POST with Python's standard library, which sends the whole body before reading the answer."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "image/png", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def searches(url: str, timeout: float) -> bool:
+    """Whether a search by upload is answered within ``timeout`` seconds."""
+    try:
+        return post(url + "/search?k=2", png(), timeout=timeout)[0] == 200
+    except TimeoutError:
+        return False
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, TimeoutError):
+            return False
+        raise
+
+
+@contextlib.contextmanager
+def slow_uploads(url: str, count: int):
+    """``count`` connections that send their headers, then their body at one byte per second."""
+    host, port = url.removeprefix("http://").split(":")
+    stop = threading.Event()
+    connections = []
+
+    def trickle(connection: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while not stop.wait(1):
+                connection.sendall(b"x")
+
+    for _ in range(count):
+        connection = socket.create_connection((host, int(port)))
+        connection.sendall(
+            f"POST /search HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\n"
+            "Content-Length: 1000\r\n\r\n".encode()
+        )
+        connections.append(connection)
+    threads = [threading.Thread(target=trickle, args=(c,), daemon=True) for c in connections]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)  # every connection has reached its server and is sending its body
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for connection in connections:
+            connection.close()
+
+
+def test_an_oversized_upload_gets_its_413_even_from_a_client_that_sends_it_all_first(gunicorn_only):
+    """urllib sent 30 MB, the server closed after the headers, and urllib saw only a broken pipe."""
+    url, cfg, _ = gunicorn_only
+    status, body = post(url + "/search", bytes(30_000_000))
+    assert (status, body["code"]) == (413, "too_large")
+    assert "200,000 bytes" in body["error"]
+
+
+def test_an_oversized_chunked_upload_is_a_413_not_a_truncated_image(gunicorn_only):
+    """Without a Content-Length the body was cut at the limit and then refused as 'not an image'."""
+    url, _, _ = gunicorn_only
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+    chunks = (bytes(100_000) for _ in range(30))
+    headers = {"Content-Type": "image/png"}
+    connection.request("POST", "/search", body=chunks, headers=headers, encode_chunked=True)
+    reply = connection.getresponse()
+    assert (reply.status, json.load(reply)["code"]) == (413, "too_large")
+
+
+def test_four_slow_uploads_stop_gunicorn_alone_but_not_behind_nginx(stack):
+    with slow_uploads(stack.direct, 4):
+        assert not searches(stack.direct, timeout=3)  # every request thread waits on a slow body
+    with slow_uploads(stack.proxied, 4):
+        assert all(searches(stack.proxied, timeout=10) for _ in range(3))
+
+
+def test_nginx_refuses_an_oversized_upload_with_the_same_json_error(stack):
+    status, body = post(stack.proxied + "/search", bytes(30_000_000))
+    assert (status, body["code"]) == (413, "too_large")
+    assert "200,000 bytes" in body["error"]
+
+
+def test_nginx_serves_static_files_itself_and_passes_everything_else_on(stack):
+    with urllib.request.urlopen(stack.proxied + "/static/style.css") as reply:
+        assert reply.headers["Content-Type"] == "text/css"
+        assert reply.headers["Cache-Control"] == "max-age=3600"  # nginx's expires, not Flask's
+    with urllib.request.urlopen(stack.proxied + "/healthz") as reply:
+        assert json.load(reply)["status"] == "ok"
+    status, body = post(stack.proxied + "/search?k=2", png())
+    assert status == 200 and len(body["results"]) == 2
