@@ -26,7 +26,7 @@ LAYERS = [
     ["web.errors"],
     ["web.admin", "web.files", "web.ops", "web.search", "evaluate"],
     ["app", "bench.common"],
-    ["bench.indexes", "bench.models", "bench.service"],
+    ["bench.indexes", "bench.models", "bench.service", "bench.soak"],
     ["bench.run"],
 ]
 LAYER_OF = {module: depth for depth, names in enumerate(LAYERS) for module in names}

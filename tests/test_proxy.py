@@ -17,7 +17,8 @@ import pytest
 import config
 import proxy
 import servers
-from helpers import png, quiet_build, write_images
+from bench import soak
+from helpers import TOKEN, png, quiet_build, write_images
 
 
 def _nginx_installed() -> bool:
@@ -46,6 +47,9 @@ def gunicorn_only(tmp_path_factory, tiny_model):
         batch_size=4,
         trees=10,
         max_upload_bytes=200_000,
+        admin_token=TOKEN,
+        compact_threshold=10,
+        reload_interval=0.2,
         bind=f"127.0.0.1:{servers.free_port()}",
         proxy_bind=f"127.0.0.1:{servers.free_port()}",
     )
@@ -158,3 +162,14 @@ def test_nginx_serves_static_files_itself_and_passes_everything_else_on(stack):
         assert json.load(reply)["status"] == "ok"
     status, body = post(stack.proxied + "/search?k=2", png())
     assert status == 200 and len(body["results"]) == 2
+
+
+def test_a_short_soak_with_additions_and_deletions_loses_nothing(gunicorn_only, capsys):
+    """bench/soak.py in miniature: 2 clients for 8 s, compactions every 10 changes, then the checks."""
+    url, _, root = gunicorn_only
+    argv = [url, "--images", str(root / "photos"), "--clients", "2", "--minutes", "0.13"]
+    assert soak.main([*argv, "--token", TOKEN, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["errors"] == {} and result["requests"] > 20
+    assert result["acknowledged_additions"] > 0 and result["acknowledged_deletions"] > 0
+    assert result["lost_or_wrong"] == result["deleted_but_served"] == result["duplicate_ids"] == []
