@@ -68,6 +68,9 @@ class Config:
     admin_token: str = ""
     # Live additions + deletions after which the service rebuilds the Annoy index in the background.
     compact_threshold: int = 1000
+    # The live layer's database: empty = SQLite in the index directory (one machine); a
+    # postgresql://user@host:port/db URL = PostgreSQL, shared by several replicas.
+    live_url: str = ""
     # Where gunicorn listens, and where nginx listens in front of it (proxy.py, make serve-proxy).
     bind: str = "127.0.0.1:8000"
     proxy_bind: str = "127.0.0.1:8080"
@@ -137,6 +140,7 @@ _HELP = {
     "bind": "address gunicorn listens on (default %(default)s)",
     "proxy_bind": "address nginx listens on (default %(default)s)",
     "max_upload_bytes": "largest upload accepted, in bytes (default %(default)s)",
+    "live_url": "postgresql://user@host:port/db for the live layer; empty = SQLite in the index directory",
 }
 
 

@@ -23,3 +23,17 @@ preload_app = False
 timeout = 120
 graceful_timeout = 30
 accesslog = "-"
+
+
+# /metrics under several workers: prometheus_client's multiprocess mode keeps each worker's values
+# in files of one directory (fresh for every start) and sums them at scrape time.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imgsim-metrics-")
+
+
+def child_exit(server, worker):
+    import metrics
+
+    metrics.worker_exited(worker.pid)

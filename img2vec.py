@@ -16,6 +16,7 @@ through every rebuild, whatever the model.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -61,6 +62,7 @@ class BuildPlan:
     ids: dict[str, int]  # the ids files already have (current version and live additions)
     previous: store.Manifest | None
     live_state: live.LiveState
+    live_store: live.LiveStore
     removed: int = 0
     up_to_date: bool = False
 
@@ -87,12 +89,19 @@ def build_index(
     log: Log = _log,
     retrain: bool = False,
     plot: Path | None = None,
+    live_store: live.LiveStore | None = None,
 ) -> BuildReport:
-    """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``."""
+    """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``.
+
+    ``live_store`` is the running service's (a compaction); a build of its own opens and closes one.
+    """
+    if live_store is None:
+        with contextlib.closing(live.open_store(cfg.index_dir, cfg.live_url)) as own:
+            return build_index(dataset, cfg, embedder, progress, full, log, retrain, plot, own)
     started = time.perf_counter()
     with store.build_lock(cfg.index_dir):
         store.clean(cfg.index_dir, cfg.keep_versions)
-        plan = plan_build(dataset, cfg, embedder, full, retrain, plot, 2 if progress else 0, log)
+        plan = plan_build(dataset, cfg, live_store, embedder, full, retrain, plot, 2 if progress else 0, log)
         if plan.up_to_date:
             log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
             count = len(plan.entries)
@@ -111,6 +120,7 @@ def build_index(
 def plan_build(
     dataset: str | Path,
     cfg: config.Config,
+    live_store: live.LiveStore,
     embedder: embedders.Embedder | None = None,
     full: bool = False,
     retrain: bool = False,
@@ -120,7 +130,7 @@ def plan_build(
 ) -> BuildPlan:
     """Scan the collection and decide what to embed, from what earlier runs and the service know."""
     root, entries = collection.scan(dataset)
-    state = live.LiveStore(cfg.index_dir).read()  # after the scan: see collection.indexable
+    state = live_store.read()  # after the scan: see collection.indexable
     current = collection.read_previous(cfg.index_dir)  # read once: ids and vectors come from it
     catalogue = collection.previous_ids(current, root)
     ids = catalogue | {addition.path: addition.id for addition in state.additions.values()}
@@ -153,7 +163,7 @@ def plan_build(
         cfg, str(dataset), root, entries, key, embedder, unchanged,
         to_embed=[e for e in entries if e.path not in unchanged],
         known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
-        ids=ids, previous=current.manifest if current else None, live_state=state,
+        ids=ids, previous=current.manifest if current else None, live_state=state, live_store=live_store,
         removed=len(set(catalogue) - {e.path for e in entries}),
     )  # fmt: skip
     plan.up_to_date = _up_to_date(plan)
@@ -202,7 +212,7 @@ def publish(
     kept = [e for e in plan.entries if e.path in vectors_by_path]
     if not kept:
         raise RuntimeError("none of the images could be read; nothing to index")
-    live_store = live.LiveStore(plan.cfg.index_dir)
+    live_store = plan.live_store
     new = [e for e in kept if e.path not in plan.ids]
     floor = max([plan.previous.next_id if plan.previous else 0, *(i + 1 for i in plan.ids.values())])
     first = live_store.allocate_ids(len(new), floor)  # the one authority, shared with the uploads
@@ -338,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     config.add_flags(
         parser, "index_dir", "model", "weights", "image_size", "batch_size", "decode_workers",
         "checkpoint_every", "reduce", "dims", "trees", "metric", "epochs", "ae_epochs", "ae_train_images",
-        "keep_versions",
+        "keep_versions", "live_url",
     )  # fmt: skip
     args, cfg = config.parse_args(parser, argv)
     if not args.dataset and not args.sample and not args.add and not args.remove:
@@ -384,7 +394,11 @@ def _print_report(report: BuildReport) -> None:
 
 def edit_live(cfg: config.Config, files: list[str], ids: list[int]) -> int:
     """--add / --remove: the same durable changes as POST and DELETE /images, through the same code."""
-    svc = service.Service(cfg)
+    try:
+        svc = service.Service(cfg)
+    except live.StoreUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if svc.holder.get() is None:
         print(f"error: {svc.holder.load_error}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ import config
 import embedders
 import imaging
 import live
+import metrics
 import plots
 import store
 
@@ -44,7 +45,7 @@ EXTENSIONS = {
     "BMP": ".bmp",
     "TIFF": ".tif",
 }
-Build = Callable[..., object]  # img2vec.build_index: (dataset, cfg, embedder=, progress=, log=)
+Build = Callable[..., object]  # img2vec.build_index: (dataset, cfg, embedder=, progress=, log=, live_store=)
 Catalogued = store.Item | live.Addition  # an item of the base index or of the delta
 
 
@@ -127,9 +128,10 @@ class IndexHolder:
 class Compactor:
     """Rebuilds the Annoy index in a background thread once the live delta is large enough."""
 
-    def __init__(self, cfg: config.Config, build: Build, logger: logging.Logger):
+    def __init__(self, cfg: config.Config, build: Build, live_store: live.LiveStore, logger: logging.Logger):
         self.cfg = cfg
         self.build = build
+        self.live_store = live_store
         self.logger = logger
         self.thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -153,13 +155,28 @@ class Compactor:
             dims=manifest.dims if manifest.reduce != "none" else self.cfg.dims,
         )
         try:
-            dataset = manifest.dataset or manifest.collection_root
-            report = self.build(dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info)
+            with self.live_store.compaction_lock() as mine:
+                if not mine:
+                    self.logger.info("compaction skipped: another replica is compacting")
+                    metrics.COMPACTIONS.labels("skipped").inc()
+                    return
+                if store.current_version(self.cfg.index_dir) != snap.index.version:
+                    self.logger.info("compaction skipped: a newer version was published meanwhile")
+                    metrics.COMPACTIONS.labels("skipped").inc()
+                    return
+                dataset = manifest.dataset or manifest.collection_root
+                report = self.build(
+                    dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info,
+                    live_store=self.live_store,
+                )  # fmt: skip
             self.logger.info("compaction published %s", getattr(report, "version", report))
+            metrics.COMPACTIONS.labels("published").inc()
         except store.BuildInProgress:
             self.logger.info("compaction skipped: another rebuild is running")
+            metrics.COMPACTIONS.labels("skipped").inc()
         except Exception:
             self.logger.exception("compaction failed; the current index keeps serving")
+            metrics.COMPACTIONS.labels("failed").inc()
 
 
 class Service:
@@ -175,11 +192,16 @@ class Service:
         self.cfg = cfg
         self.logger = logger or logging.getLogger("imgsim")
         self.holder = IndexHolder(cfg, embedder)
-        self.live = live.LiveLayer(live.LiveStore(cfg.index_dir))
-        self.compactor = Compactor(cfg, build, self.logger) if build is not None else None
+        live_store = live.open_store(cfg.index_dir, cfg.live_url)
+        self.live = live.LiveLayer(live_store)
+        self.compactor = Compactor(cfg, build, live_store, self.logger) if build is not None else None
         self.started = time.time()
         self.counts: Counter[str] = Counter()
         self._map_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Give back the live store's connections (PostgreSQL) at shutdown."""
+        self.live.store.close()
 
     def start(self) -> None:
         """Load the model and index now (in the worker, after the fork) and resume a compaction
@@ -203,7 +225,8 @@ class Service:
         if not data:
             raise ServiceError(400, "empty_body", "no image received: the upload was empty")
         try:
-            return imaging.decode_rgb(data, self.cfg.max_image_pixels, self.decode_side())
+            with metrics.stage("decode"):
+                return imaging.decode_rgb(data, self.cfg.max_image_pixels, self.decode_side())
         except imaging.ImageTooLarge as error:
             raise ServiceError(413, "too_many_pixels", str(error)) from None
         except imaging.UnreadableImage as error:
@@ -216,8 +239,10 @@ class Service:
 
     def search_image(self, image: Image.Image, k: int, filename: str | None = None) -> Answer:
         snap, view = self.current()
-        vector = snap.embedder.embed_images([image])[0]
-        hits = live.search(snap.index, view, vector, k, self.cfg.search_k)
+        with metrics.stage("embed"):
+            vector = snap.embedder.embed_images([image])[0]
+        with metrics.stage("search"):
+            hits = live.search(snap.index, view, vector, k, self.cfg.search_k)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
         return Answer(snap, view, hits, query)
 
@@ -225,7 +250,8 @@ class Service:
         """Neighbours of an indexed image, from its stored vector: no upload, no model run."""
         snap, view = self.current()
         vector, item = self.item(snap, view, item_id)
-        hits = live.search(snap.index, view, vector, k, self.cfg.search_k, exclude=item.id, reduced=True)
+        with metrics.stage("search"):
+            hits = live.search(snap.index, view, vector, k, self.cfg.search_k, exclude=item.id, reduced=True)
         return Answer(
             snap, view, hits, {"type": "id", "id": item.id, "path": item.path, "url": f"/images/{item.id}"}
         )

@@ -9,8 +9,9 @@
             synthetic clustered vectors; exact numpy search as the baseline.
 3. quality: flowers5 leave-one-out P@1/P@10/mAP for full vectors vs autoencoder-256 vs PCA-256.
 4. service: POST /search latency p50/p95/p99 and requests/s through gunicorn on loopback.
-5. live:    search latency with a live delta of 0 / 1,000 / 10,000 items in front of Annoy, the time
-            from POST /images to searchable, and compaction time.
+5. live:    search latency with a live delta of 0 / 1,000 / 10,000 items in front of Annoy; search
+            by id, the time from POST /images to searchable and compaction time on the SQLite and
+            the PostgreSQL live store side by side (a throwaway local PostgreSQL, where installed).
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.

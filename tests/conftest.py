@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import config  # noqa: E402
+import servers  # noqa: E402
 from helpers import TOKEN, AdminActions, quiet_build, write_images  # noqa: E402
 
 
@@ -66,9 +68,30 @@ def service_config(tiny_config) -> config.Config:
 def app(photos, service_config):
     """The service over an index of ``photos``."""
     import app as app_module
+    import web
 
     quiet_build(photos, service_config)
-    return app_module.create_app(service_config)
+    application = app_module.create_app(service_config)
+    yield application
+    web.service_of(application).close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL for the whole run (initdb into a temporary directory, pg_ctl)."""
+    if servers.postgres_bin() is None:
+        pytest.skip("needs Debian's postgresql package (scripts/install-system.sh installs it)")
+    with servers.postgres() as admin_url:
+        yield admin_url
+
+
+@pytest.fixture
+def live_url(postgres_server, request) -> str:
+    """A fresh PostgreSQL database for one test's live layer."""
+    return servers.new_database(postgres_server, f"t{next(_DATABASES)}")
+
+
+_DATABASES = itertools.count()
 
 
 @pytest.fixture

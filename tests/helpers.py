@@ -76,3 +76,11 @@ class AdminActions:
 
     def remove(self, item_id: int):
         return self._client.delete(f"/images/{item_id}", headers=ADMIN)
+
+
+def on_live_backend(request, cfg: config.Config) -> config.Config:
+    """``cfg`` on the live-layer backend that ``request.param`` names ("sqlite" or "postgresql"):
+    modules whose tests must hold on both override service_config with a parametrized fixture."""
+    if request.param == "sqlite":
+        return cfg
+    return cfg.replace(live_url=request.getfixturevalue("live_url"))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import config
 import proxy
+from bench.pg import new_database, postgres, postgres_bin  # noqa: F401 (the tests' servers too)
 from helpers import ROOT
 
 
@@ -51,24 +52,43 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             process.wait()
 
 
+def start_gunicorn(
+    cfg: config.Config, workers: int = 1, threads: int = 2, log: Path | None = None
+) -> subprocess.Popen:
+    """gunicorn serving the app on ``cfg.bind``, in a process group of its own (see kill_group)."""
+    environ = {**os.environ, **config.to_environ(cfg), "WEB_CONCURRENCY": str(workers)}
+    environ["IMGSIM_THREADS"] = str(threads)
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a fresh one per server
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (the child keeps it)
+    try:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    finally:
+        if log:
+            output.close()
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """kill -9 of gunicorn's master and every worker at once, as a power cut would."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 @contextlib.contextmanager
 def gunicorn(
     cfg: config.Config, workers: int = 1, threads: int = 2, log: Path | None = None
 ) -> Iterator[str]:
     """gunicorn serving the app on ``cfg.bind``; yields its base URL."""
-    environ = {**os.environ, **config.to_environ(cfg), "WEB_CONCURRENCY": str(workers)}
-    environ["IMGSIM_THREADS"] = str(threads)
-    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
-    output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT)
+    process = start_gunicorn(cfg, workers, threads, log)
     url = f"http://{cfg.bind}"
     try:
         wait_until_up(url + "/healthz", process)
         yield url
     finally:
         stop(process)
-        if log:
-            output.close()
 
 
 @contextlib.contextmanager

@@ -2,12 +2,19 @@
 
 import time
 
+import pytest
+
 import app as app_module
 import img2vec
-import live
 import store
 import web
-from helpers import AdminActions, quiet_build, write_images
+from helpers import AdminActions, on_live_backend, quiet_build, write_images
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def service_config(request, service_config):
+    """Every test here runs on the embedded SQLite store and on PostgreSQL."""
+    return on_live_backend(request, service_config)
 
 
 def _catalogue(cfg) -> list[store.Item]:
@@ -23,13 +30,14 @@ def test_a_compaction_during_an_upload_never_numbers_its_file_twice(
     client, admin, photos, service_config, monkeypatch, tmp_path
 ):
     """The upload's file is in uploads/ before its row commits; a rebuild scanning then skips it."""
-    real_add = live.LiveStore.add
+    kind = type(web.service_of(client.application).live.store)
+    real_add = kind.add
 
     def add_after_a_rebuild(self, addition, floor=0):
         quiet_build(photos, service_config)  # a compaction scans while the file is uncommitted
         return real_add(self, addition, floor)
 
-    monkeypatch.setattr(live.LiveStore, "add", add_after_a_rebuild)
+    monkeypatch.setattr(kind, "add", add_after_a_rebuild)
     new = write_images(tmp_path / "new", 1, seed=5)[0].read_bytes()
     added = admin.add(new).get_json()
     monkeypatch.undo()
@@ -76,7 +84,8 @@ def test_uploads_during_a_folder_rebuild_get_ids_the_rebuild_never_gives(
 def test_ids_survive_a_full_rebuild_and_a_model_change(photos, service_config):
     first = quiet_build(photos, service_config)
     before = {item.path: item.id for item in store.read_items(first.version)}
-    assert img2vec.main(["--remove", "0", "--index-dir", str(service_config.index_dir)]) == 0
+    where = ["--index-dir", str(service_config.index_dir), "--live-url", service_config.live_url]
+    assert img2vec.main(["--remove", "0", *where]) == 0
     quiet_build(photos, service_config, full=True)
     full = {item.path: item.id for item in _catalogue(service_config)}
     quiet_build(photos, service_config.replace(image_size=40))  # another model key: new vectors

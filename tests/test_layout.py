@@ -15,8 +15,9 @@ from helpers import ROOT
 
 # Lowest first. A module may import from any layer strictly below its own, never beside or above.
 LAYERS = [
-    ["config"],
-    ["imaging", "store", "vectors", "proxy"],
+    ["config", "bench.pg"],
+    ["imaging", "store", "vectors", "proxy", "livestore", "metrics"],
+    ["pgstore"],
     ["autoencoder", "plots"],
     ["embedders"],
     ["ann", "collection"],

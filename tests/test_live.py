@@ -10,19 +10,37 @@ import pytest
 
 import app as app_module
 import img2vec
+import live
 import store
 import web
-from helpers import ADMIN, ROOT, AdminActions, quiet_build, search_hits, write_images
+from helpers import ADMIN, ROOT, AdminActions, on_live_backend, quiet_build, search_hits, write_images
 
 
-def test_changes_need_the_admin_token(client, photos, tiny_config):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def service_config(request, service_config):
+    """Every test here runs on the embedded SQLite store and on PostgreSQL."""
+    return on_live_backend(request, service_config)
+
+
+def test_an_index_directory_refuses_the_other_kind_of_live_store(app, service_config):
+    """Two id counters (SQLite here, PostgreSQL there) would hand out the same ids: refused."""
+    other = "" if service_config.live_url else "postgresql://nobody@127.0.0.1:9/none"
+    with pytest.raises(live.StoreUnavailable, match="keeps its live changes and ids in"):
+        live.open_store(service_config.index_dir, other)
+
+
+def live_flags(cfg) -> list[str]:
+    return ["--live-url", cfg.live_url] if cfg.live_url else []
+
+
+def test_changes_need_the_admin_token(client, photos, service_config):
     data = (photos / "img0001.png").read_bytes()
     reply = client.post(
         "/images", data={"image": (io.BytesIO(data), "a.png")}, headers={"Authorization": "Bearer no"}
     )
     assert reply.status_code == 401 and reply.get_json()["code"] == "unauthorized"
     assert client.delete("/images/1").status_code == 401
-    closed = app_module.create_app(tiny_config.replace(admin_token="")).test_client()
+    closed = app_module.create_app(service_config.replace(admin_token="")).test_client()
     reply = closed.delete("/images/1", headers=ADMIN)
     assert reply.status_code == 403 and reply.get_json()["code"] == "disabled"
 
@@ -175,11 +193,12 @@ def test_a_crash_after_the_log_write_loses_nothing_and_compaction_resumes(
     files = write_images(tmp_path / "new", 3, seed=31)
     script = (
         "import os, sys; sys.path.insert(0, sys.argv[1]); import img2vec; "
-        "code = img2vec.main(['--add', *sys.argv[3:], '--index-dir', sys.argv[2]]); "
+        "code = img2vec.main(sys.argv[2:]); "
         "os.kill(os.getpid(), 9)"  # die before anything else can run
     )
+    where = ["--index-dir", str(cfg.index_dir), *live_flags(cfg)]
     result = subprocess.run(
-        [sys.executable, "-c", script, str(ROOT), str(cfg.index_dir), *map(str, files)],
+        [sys.executable, "-c", script, str(ROOT), *where, "--add", *map(str, files)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -242,9 +261,10 @@ def test_requests_during_compaction_all_succeed(app, photos, service_config, tmp
 def test_command_line_add_and_remove(app, photos, service_config, tmp_path):
     cfg = service_config
     new = write_images(tmp_path / "new", 1, seed=61)[0]
-    assert img2vec.main(["--add", str(new), "--index-dir", str(cfg.index_dir)]) == 0
-    assert img2vec.main(["--remove", "4", "--index-dir", str(cfg.index_dir)]) == 0
-    assert img2vec.main(["--remove", "999", "--index-dir", str(cfg.index_dir)]) == 1
+    where = ["--index-dir", str(cfg.index_dir), *live_flags(cfg)]
+    assert img2vec.main(["--add", str(new), *where]) == 0
+    assert img2vec.main(["--remove", "4", *where]) == 0
+    assert img2vec.main(["--remove", "999", *where]) == 1
     client = app_module.create_app(cfg).test_client()
     assert search_hits(client, new.read_bytes())[0]["path"].startswith("uploads/")
     assert 4 not in [h["id"] for h in search_hits(client, (photos / "img0004.png").read_bytes(), k=12)]
@@ -273,3 +293,16 @@ def test_an_oversized_form_field_is_named_with_its_own_limit(photos, service_con
     )
     assert reply.status_code == 413 and reply.get_json()["code"] == "too_large"
     assert "form field" in reply.get_json()["error"] and "500,000 bytes" in reply.get_json()["error"]
+
+
+def test_a_workers_view_does_not_read_additions_compacted_long_ago(
+    app, admin, photos, service_config, tmp_path
+):
+    """Each change re-read an hour of absorbed additions: worker memory grew with the upload rate."""
+    new = write_images(tmp_path / "new", 1, seed=21)[0].read_bytes()
+    added = admin.add(new).get_json()["id"]
+    quiet_build(photos, service_config)  # a compaction takes it in
+    live_store = web.service_of(app).live.store
+    assert added in {a.id for a in live_store.read().additions.values()}  # kept for slower workers
+    assert added in {a.id for a in live_store.read(compacted_within=60).additions.values()}
+    assert not live_store.read(compacted_within=0).additions

@@ -8,8 +8,11 @@ images), ``ops`` (health, stats, the API description); ``errors`` answers every 
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, request
+import time
 
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+import metrics
 from service import Service
 
 EXTENSION = "imgsim"
@@ -17,6 +20,20 @@ EXTENSION = "imgsim"
 
 def init_app(app: Flask, svc: Service) -> None:
     app.extensions[EXTENSION] = svc
+    app.before_request(_started)
+    app.after_request(_measured)
+
+
+def _started() -> None:
+    g.started = time.perf_counter()
+
+
+def _measured(response: Response) -> Response:
+    """Every answer, errors included, into imgsim_requests_total and imgsim_request_seconds."""
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    metrics.request_done(route, request.method, response.status_code, seconds)
+    return response
 
 
 def service_of(app: Flask) -> Service:
