@@ -101,6 +101,19 @@ class LiveStore(Protocol):
         """Give back connections (a build that opened its own store)."""
 
 
+INSERT_ADDITION = (
+    "INSERT INTO additions (id, path, sha1, size, mtime_ns, model_key, vector, metadata, added_at)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)  # {p}: the driver's placeholder
+
+
+def addition_row(item_id: int, addition: Addition) -> tuple:
+    """The values of INSERT_ADDITION, as both backends store them."""
+    a, vector = addition, np.asarray(addition.vector, np.float32).tobytes()
+    metadata = json.dumps(a.metadata)
+    return (item_id, a.path, a.sha1, a.size, a.mtime_ns, a.model_key, vector, metadata, time.time())
+
+
 def row_to_addition(row: tuple) -> Addition:
     """A row of ``SELECT id, path, sha1, size, mtime_ns, model_key, vector, metadata``."""
     vector = np.frombuffer(row[6], np.float32)
@@ -172,21 +185,7 @@ class SqliteStore:
     def add(self, addition: Addition, floor: int = 0) -> int:
         with self._transaction() as conn:
             item_id = self._allocate(conn, 1, floor)
-            conn.execute(
-                "INSERT INTO additions (id, path, sha1, size, mtime_ns, model_key, vector, metadata,"
-                " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    item_id,
-                    addition.path,
-                    addition.sha1,
-                    addition.size,
-                    addition.mtime_ns,
-                    addition.model_key,
-                    np.asarray(addition.vector, np.float32).tobytes(),
-                    json.dumps(addition.metadata),
-                    time.time(),
-                ),
-            )
+            conn.execute(INSERT_ADDITION.format(p="?"), addition_row(item_id, addition))
         return item_id
 
     def delete(self, item_id: int, path: str) -> bool:

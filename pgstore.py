@@ -9,17 +9,23 @@ exactly one replica compact at a time. Each worker keeps a small psycopg connect
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from livestore import FORGET_AFTER_S, Addition, LiveState, StoreUnavailable, row_to_addition
+from livestore import (
+    FORGET_AFTER_S,
+    INSERT_ADDITION,
+    Addition,
+    LiveState,
+    StoreUnavailable,
+    addition_row,
+    row_to_addition,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS additions (
@@ -95,21 +101,7 @@ class PostgresStore:
     def add(self, addition: Addition, floor: int = 0) -> int:
         with self.pool.connection() as conn, conn.transaction():
             item_id = self._allocate(conn, 1, floor)
-            conn.execute(
-                "INSERT INTO additions (id, path, sha1, size, mtime_ns, model_key, vector, metadata,"
-                " added_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    item_id,
-                    addition.path,
-                    addition.sha1,
-                    addition.size,
-                    addition.mtime_ns,
-                    addition.model_key,
-                    np.asarray(addition.vector, np.float32).tobytes(),
-                    json.dumps(addition.metadata),
-                    time.time(),
-                ),
-            )
+            conn.execute(INSERT_ADDITION.format(p="%s"), addition_row(item_id, addition))
             conn.execute(BUMP_CHANGES)
         return item_id
 
