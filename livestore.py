@@ -73,8 +73,9 @@ class LiveStore(Protocol):
     """What the service and the builds need of the delta's storage."""
 
     def read(self, model_key: str | None = None, compacted_within: float | None = None) -> LiveState:
-        """Additions (only those made with ``model_key``, if given; with ``compacted_within``, none
-        compacted more than that many seconds ago) and deletions, consistently."""
+        """Additions not deleted since (only those made with ``model_key``, if given; with
+        ``compacted_within``, none compacted more than that many seconds ago) and deletions,
+        consistently."""
 
     def allocate_ids(self, count: int, floor: int = 0) -> int:
         """Reserve ``count`` new ids, never used before and never given again; returns the first."""
@@ -101,6 +102,12 @@ class LiveStore(Protocol):
         """Give back connections (a build that opened its own store)."""
 
 
+# Deleted additions are never read back: a service where images come and go would otherwise
+# re-read every image ever added (and its vector) on every change, until the next compaction.
+SELECT_ADDITIONS = (
+    "SELECT id, path, sha1, size, mtime_ns, model_key, vector, metadata FROM additions"
+    " WHERE id NOT IN (SELECT id FROM deletions)"
+)
 INSERT_ADDITION = (
     "INSERT INTO additions (id, path, sha1, size, mtime_ns, model_key, vector, metadata, added_at)"
     " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
@@ -160,7 +167,7 @@ class SqliteStore:
     def read(self, model_key: str | None = None, compacted_within: float | None = None) -> LiveState:
         if not self.path.exists():
             return LiveState()
-        query = "SELECT id, path, sha1, size, mtime_ns, model_key, vector, metadata FROM additions WHERE 1=1"
+        query = SELECT_ADDITIONS
         params: tuple = ()
         if model_key is not None:
             query, params = query + " AND model_key = ?", (model_key,)

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from livestore import (
     FORGET_AFTER_S,
     INSERT_ADDITION,
+    SELECT_ADDITIONS,
     Addition,
     LiveState,
     StoreUnavailable,
@@ -70,7 +71,7 @@ class PostgresStore:
         self.pool.close()
 
     def read(self, model_key: str | None = None, compacted_within: float | None = None) -> LiveState:
-        query = "SELECT id, path, sha1, size, mtime_ns, model_key, vector, metadata FROM additions WHERE true"
+        query = SELECT_ADDITIONS
         params: tuple = ()
         if model_key is not None:
             query, params = query + " AND model_key = %s", (model_key,)

@@ -306,3 +306,14 @@ def test_a_workers_view_does_not_read_additions_compacted_long_ago(
     assert added in {a.id for a in live_store.read().additions.values()}  # kept for slower workers
     assert added in {a.id for a in live_store.read(compacted_within=60).additions.values()}
     assert not live_store.read(compacted_within=0).additions
+
+
+def test_deleted_additions_are_not_read_back(app, admin, tmp_path):
+    """Adds and deletes that cancel out re-read every image ever added on every change (and held
+    it in memory) until a compaction: the store now leaves deleted additions out."""
+    live_store = web.service_of(app).live.store
+    for path in write_images(tmp_path / "new", 6, seed=23):
+        added = admin.add(path.read_bytes()).get_json()["id"]
+        assert admin.remove(added).status_code == 200
+    state = live_store.read()
+    assert state.additions == {} and len(state.deletions) == 6
