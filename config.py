@@ -16,6 +16,7 @@ from pathlib import Path
 ENV_PREFIX = "IMGSIM_"
 REDUCTIONS = ("none", "autoencoder", "pca")
 METRICS = ("angular", "euclidean", "manhattan", "dot")
+ENGINES = ("local", "ray")
 
 # Data shared beside the checkout (read-only): a real pretrained model and labelled photos, used
 # by the quality tests, the benchmarks and the offline demo where ImageNet weights cannot be had.
@@ -71,6 +72,12 @@ class Config:
     # The live layer's database: empty = SQLite in the index directory (one machine); a
     # postgresql://user@host:port/db URL = PostgreSQL, shared by several replicas.
     live_url: str = ""
+    # Where the embedding runs: "local" (in this process) or "ray" (a Ray cluster: ray_address
+    # empty = start one on this machine, "auto" or "ray://host:10001" = join one).
+    engine: str = "local"
+    ray_address: str = ""
+    ray_actors: int = 0  # embedding actors; 0 = as many as the cluster's CPUs allow
+    ray_cpus_per_actor: float = 1.0
     # Where gunicorn listens, and where nginx listens in front of it (proxy.py, make serve-proxy).
     bind: str = "127.0.0.1:8000"
     proxy_bind: str = "127.0.0.1:8080"
@@ -99,6 +106,8 @@ def _parse(field: dataclasses.Field, raw: str, source: str) -> object:
         raise ConfigError(f"{source}: expected {kind.__name__} for {field.name}, got {raw!r}") from None
     if field.name == "reduce" and value not in REDUCTIONS:
         raise ConfigError(f"{source}: reduce must be one of {', '.join(REDUCTIONS)}, got {raw!r}")
+    if field.name == "engine" and value not in ENGINES:
+        raise ConfigError(f"{source}: engine must be one of {', '.join(ENGINES)}, got {raw!r}")
     if field.name == "metric" and value not in METRICS:
         raise ConfigError(f"{source}: metric must be one of {', '.join(METRICS)}, got {raw!r}")
     return value
@@ -140,6 +149,10 @@ _HELP = {
     "bind": "address gunicorn listens on (default %(default)s)",
     "proxy_bind": "address nginx listens on (default %(default)s)",
     "max_upload_bytes": "largest upload accepted, in bytes (default %(default)s)",
+    "engine": "where to embed: local (this process) or ray (a Ray cluster) (default %(default)s)",
+    "ray_address": "Ray cluster to join (auto, ray://host:10001); empty = start one here",
+    "ray_actors": "embedding actors on Ray; 0 = fill the cluster (default %(default)s)",
+    "ray_cpus_per_actor": "CPUs each Ray actor takes (default %(default)s)",
     "live_url": "postgresql://user@host:port/db for the live layer; empty = SQLite in the index directory",
 }
 

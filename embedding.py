@@ -29,6 +29,9 @@ class EmbedResult:
     embedded: int = 0  # run through the network (the rest reused a vector by content hash)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seconds: float = 0.0
+    engine: str = "local"  # or "ray", with how many actors on how many nodes
+    actors: int = 0
+    nodes: int = 1
 
 
 def embed_files(

@@ -63,6 +63,7 @@ class BuildPlan:
     previous: store.Manifest | None
     live_state: live.LiveState
     live_store: live.LiveStore
+    live_read_at: float = 0.0
     removed: int = 0
     up_to_date: bool = False
 
@@ -130,6 +131,7 @@ def plan_build(
 ) -> BuildPlan:
     """Scan the collection and decide what to embed, from what earlier runs and the service know."""
     root, entries = collection.scan(dataset)
+    live_read_at = time.time()
     state = live_store.read()  # after the scan: see collection.indexable
     current = collection.read_previous(cfg.index_dir)  # read once: ids and vectors come from it
     catalogue = collection.previous_ids(current, root)
@@ -164,7 +166,7 @@ def plan_build(
         to_embed=[e for e in entries if e.path not in unchanged],
         known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
         ids=ids, previous=current.manifest if current else None, live_state=state, live_store=live_store,
-        removed=len(set(catalogue) - {e.path for e in entries}),
+        live_read_at=live_read_at, removed=len(set(catalogue) - {e.path for e in entries}),
     )  # fmt: skip
     plan.up_to_date = _up_to_date(plan)
     return plan
@@ -194,12 +196,18 @@ def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResul
         )
     embedder = plan.embedder
     log(f"Model {embedder.name}: {embedder.input_size}x{embedder.input_size} in, {embedder.dim}-d out")
+    save = lambda done: collection.save_checkpoint(cfg.index_dir, plan.key, plan.root, done)  # noqa: E731
+    if cfg.engine == "ray":
+        import rayengine
+
+        root = str(plan.root)
+        return rayengine.embed_files(plan.to_embed, embedder, cfg, root, plan.known_sha1, save, progress, log)
     return embed_files(
         plan.to_embed,
         embedder,
         cfg,
         plan.known_sha1,
-        checkpoint=lambda done: collection.save_checkpoint(cfg.index_dir, plan.key, plan.root, done),
+        checkpoint=save,
         progress=progress,
     )
 
@@ -309,6 +317,10 @@ def _manifest(
         dataset=os.path.abspath(plan.dataset),
         created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         embedded_this_run=result.embedded,
+        live_read_at=plan.live_read_at,
+        engine=result.engine,
+        engine_actors=result.actors,
+        engine_nodes=result.nodes,
     )
 
 
@@ -348,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     config.add_flags(
         parser, "index_dir", "model", "weights", "image_size", "batch_size", "decode_workers",
         "checkpoint_every", "reduce", "dims", "trees", "metric", "epochs", "ae_epochs", "ae_train_images",
-        "keep_versions", "live_url",
+        "keep_versions", "live_url", "engine", "ray_address", "ray_actors", "ray_cpus_per_actor",
     )  # fmt: skip
     args, cfg = config.parse_args(parser, argv)
     if not args.dataset and not args.sample and not args.add and not args.remove:
@@ -365,13 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset, cfg, embedder, progress=not args.no_progress, full=args.full, retrain=args.retrain,
             plot=Path(args.plot) if args.plot else None,
         )  # fmt: skip
-    except (
-        embedders.WeightsUnavailable,
-        store.BuildInProgress,
-        FileNotFoundError,
-        ValueError,
-        RuntimeError,
-    ) as error:
+    except (embedders.WeightsUnavailable, store.BuildInProgress, OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     _print_report(report)

@@ -109,7 +109,11 @@ class LiveLayer:
         with self._lock:
             key = (self.store.change_marker(), index.version)
             if key != self._key:
-                state = self.store.read(index.manifest.model_key, compacted_within=RECENT_S)
+                # Deletions the build had read are applied in its version: only later ones matter.
+                since = max(0.0, index.manifest.live_read_at - RECENT_S)
+                state = self.store.read(
+                    index.manifest.model_key, compacted_within=RECENT_S, deleted_since=since
+                )
                 self._view = view_of(state, index)
                 self._key = key
             return self._view

@@ -72,10 +72,12 @@ class LiveState:
 class LiveStore(Protocol):
     """What the service and the builds need of the delta's storage."""
 
-    def read(self, model_key: str | None = None, compacted_within: float | None = None) -> LiveState:
+    def read(
+        self, model_key: str | None = None, compacted_within: float | None = None, deleted_since: float = 0.0
+    ) -> LiveState:
         """Additions not deleted since (only those made with ``model_key``, if given; with
-        ``compacted_within``, none compacted more than that many seconds ago) and deletions,
-        consistently."""
+        ``compacted_within``, none compacted more than that many seconds ago) and the deletions
+        made after ``deleted_since`` (epoch seconds), consistently."""
 
     def allocate_ids(self, count: int, floor: int = 0) -> int:
         """Reserve ``count`` new ids, never used before and never given again; returns the first."""
@@ -108,6 +110,7 @@ SELECT_ADDITIONS = (
     "SELECT id, path, sha1, size, mtime_ns, model_key, vector, metadata FROM additions"
     " WHERE id NOT IN (SELECT id FROM deletions)"
 )
+SELECT_DELETIONS = "SELECT id, path FROM deletions WHERE deleted_at > ?"
 INSERT_ADDITION = (
     "INSERT INTO additions (id, path, sha1, size, mtime_ns, model_key, vector, metadata, added_at)"
     " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
@@ -164,7 +167,9 @@ class SqliteStore:
                 raise
             conn.execute("COMMIT")
 
-    def read(self, model_key: str | None = None, compacted_within: float | None = None) -> LiveState:
+    def read(
+        self, model_key: str | None = None, compacted_within: float | None = None, deleted_since: float = 0.0
+    ) -> LiveState:
         if not self.path.exists():
             return LiveState()
         query = SELECT_ADDITIONS
@@ -176,7 +181,7 @@ class SqliteStore:
             params += (time.time() - compacted_within,)
         with self._transaction("DEFERRED") as conn:
             rows = conn.execute(query + " ORDER BY id", params).fetchall()
-            deletions = dict(conn.execute("SELECT id, path FROM deletions").fetchall())
+            deletions = dict(conn.execute(SELECT_DELETIONS, (deleted_since,)).fetchall())
         return LiveState({r[1]: row_to_addition(r) for r in rows}, deletions)
 
     def _allocate(self, conn: sqlite3.Connection, count: int, floor: int) -> int:

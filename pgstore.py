@@ -21,6 +21,7 @@ from livestore import (
     FORGET_AFTER_S,
     INSERT_ADDITION,
     SELECT_ADDITIONS,
+    SELECT_DELETIONS,
     Addition,
     LiveState,
     StoreUnavailable,
@@ -70,7 +71,9 @@ class PostgresStore:
     def close(self) -> None:
         self.pool.close()
 
-    def read(self, model_key: str | None = None, compacted_within: float | None = None) -> LiveState:
+    def read(
+        self, model_key: str | None = None, compacted_within: float | None = None, deleted_since: float = 0.0
+    ) -> LiveState:
         query = SELECT_ADDITIONS
         params: tuple = ()
         if model_key is not None:
@@ -81,7 +84,7 @@ class PostgresStore:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one consistent snapshot
             rows = conn.execute(query + " ORDER BY id", params).fetchall()
-            deletions = dict(conn.execute("SELECT id, path FROM deletions").fetchall())
+            deletions = dict(conn.execute(SELECT_DELETIONS.replace("?", "%s"), (deleted_since,)).fetchall())
         rows = [(*row[:6], bytes(row[6]), row[7]) for row in rows]
         return LiveState({row[1]: row_to_addition(row) for row in rows}, deletions)
 

@@ -177,6 +177,8 @@ class Compactor:
         except Exception:
             self.logger.exception("compaction failed; the current index keeps serving")
             metrics.COMPACTIONS.labels("failed").inc()
+        finally:
+            imaging.release_memory()  # what the build took (Annoy, vectors) back to the system
 
 
 class Service:

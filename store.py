@@ -79,6 +79,10 @@ class Manifest:
     build_seconds: float = 0.0
     annoy_build_seconds: float = 0.0
     embedded_this_run: int = 0
+    live_read_at: float = 0.0  # when the build read the live store: deletions before it are applied
+    engine: str = "local"  # where this run embedded: in process, or on Ray (actors, nodes)
+    engine_actors: int = 0
+    engine_nodes: int = 1
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)  # keys this imgsim does not know, kept as they are
 

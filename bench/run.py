@@ -1,6 +1,6 @@
 """Measure imgsim on this machine and print Markdown tables (also written as JSON).
 
-    python bench/run.py [--quick] [--only embed,annoy,quality,service] [--out FILE]
+    python bench/run.py [--quick] [--only embed,annoy,quality,service,live,engine] [--out FILE]
 
 1. embed:   images/s and peak memory of InceptionV3 (random weights: speed only) and the shared
             EfficientNet-Lite0 at batch sizes 1, 8, 32; decoding cost alone; decode vs network
@@ -12,6 +12,7 @@
 5. live:    search latency with a live delta of 0 / 1,000 / 10,000 items in front of Annoy; search
             by id, the time from POST /images to searchable and compaction time on the SQLite and
             the PostgreSQL live store side by side (a throwaway local PostgreSQL, where installed).
+6. engine:  embedding images/s in-process vs on a local Ray cluster, the same photos, one run.
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -32,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import config  # noqa: E402
 from bench.common import FLOWERS, ROOT, cpu_peak_gflops  # noqa: E402
+from bench.engines import bench_engine  # noqa: E402
 from bench.indexes import bench_annoy, bench_live  # noqa: E402
 from bench.models import bench_embed, bench_quality, embed_child  # noqa: E402
 from bench.service import bench_service  # noqa: E402
@@ -42,6 +44,7 @@ SECTIONS = {
     "quality": bench_quality,
     "service": bench_service,
     "live": bench_live,
+    "engine": bench_engine,
 }
 
 

@@ -22,12 +22,13 @@ LAYERS = [
     ["embedders"],
     ["ann", "collection"],
     ["embedding", "live"],
+    ["rayengine"],
     ["service"],
     ["img2vec", "web"],
     ["web.errors"],
     ["web.admin", "web.files", "web.ops", "web.search", "evaluate"],
     ["app", "bench.common"],
-    ["bench.indexes", "bench.models", "bench.service", "bench.soak"],
+    ["bench.engines", "bench.indexes", "bench.models", "bench.service", "bench.soak"],
     ["bench.run"],
 ]
 LAYER_OF = {module: depth for depth, names in enumerate(LAYERS) for module in names}

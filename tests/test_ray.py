@@ -1,0 +1,115 @@
+"""--engine ray: the same index as in-process, on a local Ray cluster with 2 actors, through kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ann
+import store
+from helpers import ROOT, quiet_build, write_images
+
+ray = pytest.importorskip("ray", reason="needs ray[data] (requirements.txt)")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray cluster (2 CPUs) for the module; builds join it instead of starting their own."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def ray_config(cfg, **changes):
+    return cfg.replace(engine="ray", ray_actors=2, **changes)
+
+
+def _vectors_by_path(index_dir) -> dict[str, np.ndarray]:
+    index = ann.open_index(index_dir)
+    vectors = np.load(index.version / "vectors.npy")
+    return {item.path: vectors[row] for row, item in enumerate(index.items)}
+
+
+def _actor_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"MapWorker" in command or b"EmbedActor" in command:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_ray_builds_the_same_index_as_in_process_and_lists_the_corrupt_file(cluster, photos, tiny_config):
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    local = quiet_build(photos, tiny_config.replace(index_dir=tiny_config.index_dir / "local"))
+    on_ray = quiet_build(photos, ray_config(tiny_config, index_dir=tiny_config.index_dir / "ray"))
+    assert on_ray.items == local.items == 12
+    assert [path for path, _ in on_ray.skipped] == [path for path, _ in local.skipped] == ["broken.jpg"]
+    expected, got = (
+        _vectors_by_path(tiny_config.index_dir / "local"),
+        _vectors_by_path(tiny_config.index_dir / "ray"),
+    )
+    assert expected.keys() == got.keys()
+    for path, vector in expected.items():
+        cosine = float(vector @ got[path] / (np.linalg.norm(vector) * np.linalg.norm(got[path])))
+        assert cosine >= 0.999, (path, cosine)
+    manifest = store.read_manifest(on_ray.version)
+    assert (manifest.engine, manifest.engine_actors, manifest.engine_nodes) == ("ray", 2, 1)
+
+
+def test_an_actor_killed_mid_run_still_gives_a_complete_build(cluster, tmp_path, tiny_config):
+    photos = tmp_path / "many"
+    write_images(photos, 160, size=64)
+    cfg = ray_config(tiny_config, image_size=256, checkpoint_every=8)
+    outcome: dict = {}
+    build = threading.Thread(target=lambda: outcome.update(report=quiet_build(photos, cfg)))
+    build.start()
+    partial = store.partial_dir(cfg.index_dir)
+    while build.is_alive() and not any(partial.glob("chunk-*.npz")):
+        time.sleep(0.02)
+    victims = _actor_pids()
+    assert build.is_alive() and victims, "the build ended before an actor could be killed"
+    os.kill(victims[0], signal.SIGKILL)
+    build.join(timeout=300)
+    report = outcome["report"]
+    assert report.items == 160 and not report.skipped
+
+
+def test_a_driver_killed_mid_run_resumes_without_embedding_again(cluster, tmp_path, tiny_config):
+    photos = tmp_path / "many"
+    write_images(photos, 200, size=64)
+    cfg = ray_config(tiny_config, image_size=256, checkpoint_every=8, ray_address=cluster)
+    command = [
+        sys.executable, "img2vec.py", str(photos), "--no-progress", "--engine", "ray", "--ray-actors", "2",
+        "--ray-address", cluster, "--index-dir", str(cfg.index_dir), "--model", cfg.model,
+        "--image-size", "256", "--batch-size", "4", "--checkpoint-every", "8",
+    ]  # fmt: skip
+    driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = store.partial_dir(cfg.index_dir)
+    while driver.poll() is None and not any(partial.glob("chunk-*.npz")):
+        time.sleep(0.02)
+    driver.kill()
+    assert driver.wait() == -signal.SIGKILL, "the build ended before its driver could be killed"
+    assert not (cfg.index_dir / "current").exists()
+    report = quiet_build(photos, cfg)
+    assert report.items == 200 and report.reused >= 8 and report.embedded <= 200 - 8
+
+
+def test_a_node_that_cannot_read_the_collection_says_so_in_one_sentence(tiny_model, tmp_path):
+    import rayengine
+
+    expected = r"cannot read the collection root .*absent: put"
+    with pytest.raises(rayengine.CollectionUnreadable, match=expected):
+        rayengine.EmbedActor(tiny_model, None, 32, "unused", 1_000_000, str(tmp_path / "absent"))
