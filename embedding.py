@@ -32,6 +32,7 @@ class EmbedResult:
     engine: str = "local"  # or "ray", with how many actors on how many nodes
     actors: int = 0
     nodes: int = 1
+    warmup_seconds: float = 0.0  # until the first vectors came back (cluster start, model loads)
 
 
 def embed_files(

@@ -98,6 +98,19 @@ def cluster(cfg: config.Config) -> tuple[bool, int, float]:
     return started, nodes, float(ray.cluster_resources().get("CPU", 1))
 
 
+def actor_arguments(embedder: embedders.Embedder, cfg: config.Config, root: str) -> dict:
+    """How each actor loads the driver's model: the image size as asked (0 = the model's own), since
+    the model key, which every vector of an index must share, records it that way."""
+    return {
+        "model": embedder.source,
+        "weights": embedder.weights,
+        "image_size": cfg.image_size,
+        "key": embedder.key,
+        "max_pixels": cfg.max_image_pixels,
+        "root": root,
+    }
+
+
 def _embedding_pipeline(
     entries: list[FileEntry],
     embedder: embedders.Embedder,
@@ -116,20 +129,13 @@ def _embedding_pipeline(
     dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), actors * 8)))
     return dataset.map_batches(
         EmbedActor,
-        fn_constructor_kwargs={
-            "model": embedder.source,
-            "weights": embedder.weights,
-            "image_size": embedder.input_size,
-            "key": embedder.key,
-            "max_pixels": cfg.max_image_pixels,
-            "root": root,
-        },
+        fn_constructor_kwargs=actor_arguments(embedder, cfg, root),
         batch_size=cfg.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=cfg.ray_cpus_per_actor,
-        max_restarts=-1,  # an actor that dies is started again ...
-        max_task_retries=-1,  # ... and its batch sent again
+        # Ray Data's actor pools restart an actor that dies and send its batch again
+        # (max_restarts=-1, max_task_retries=-1 by default); tests/test_ray.py kills one to check.
     )
 
 
@@ -162,6 +168,7 @@ def embed_files(
     bar = tqdm(total=len(entries), unit="img", desc="Embedding (Ray)", disable=not progress, smoothing=0.1)
     try:
         for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+            result.warmup_seconds = result.warmup_seconds or time.perf_counter() - began
             for rel, sha1, reason, fresh, vector in zip(
                 batch["rel"], batch["sha1"], batch["reason"], batch["embedded"], batch["vector"], strict=True
             ):

@@ -15,7 +15,7 @@ import pytest
 
 import ann
 import store
-from helpers import ROOT, quiet_build, write_images
+from helpers import ROOT, quiet_build, requires_shared, write_images
 
 ray = pytest.importorskip("ray", reason="needs ray[data] (requirements.txt)")
 
@@ -113,3 +113,17 @@ def test_a_node_that_cannot_read_the_collection_says_so_in_one_sentence(tiny_mod
     expected = r"cannot read the collection root .*absent: put"
     with pytest.raises(rayengine.CollectionUnreadable, match=expected):
         rayengine.EmbedActor(tiny_model, None, 32, "unused", 1_000_000, str(tmp_path / "absent"))
+
+
+@requires_shared
+def test_actors_load_the_drivers_model_under_the_same_key(tmp_path):
+    """With the default image size (0 = the model's own) the actors asked for 224 and refused to
+    embed: their model key differed from the driver's."""
+    import config
+    import embedders
+    import rayengine
+
+    cfg = config.Config(model=str(config.SHARED_MODEL))
+    driver = embedders.load_embedder(cfg.model, embedders.weights_setting(cfg.weights), cfg.image_size)
+    actor = rayengine.EmbedActor(**rayengine.actor_arguments(driver, cfg, str(tmp_path)))
+    assert actor.embedder.key == driver.key
