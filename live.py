@@ -26,7 +26,7 @@ import numpy as np
 
 import store
 from ann import Hit, SearchIndex
-from livestore import RECENT_S, Addition, LiveState, LiveStore, SqliteStore, StoreUnavailable
+from livestore import DB_FILE, RECENT_S, Addition, LiveState, LiveStore, SqliteStore, StoreUnavailable
 from vectors import distance_to_score, distances, row_norms
 
 __all__ = [
@@ -47,19 +47,24 @@ def open_store(index_dir: Path, live_url: str = "") -> LiveStore:
     kind = "postgresql" if live_url else "sqlite"
     marker = Path(index_dir) / KIND_FILE
     recorded = marker.read_text().strip() if marker.is_file() else None
+    if recorded is None and (Path(index_dir) / DB_FILE).exists():
+        recorded = "sqlite"  # an index directory from before the kind was recorded
     if recorded is not None and recorded != kind:
         setting = "set IMGSIM_LIVE_URL (or --live-url) to its database" if recorded == "postgresql" else (
             "unset IMGSIM_LIVE_URL"
         )
         raise StoreUnavailable(f"{index_dir} keeps its live changes and ids in {recorded}: {setting}")
-    if recorded is None:
-        Path(index_dir).mkdir(parents=True, exist_ok=True)
-        store.atomic_write(marker, lambda handle: handle.write(kind.encode() + b"\n"))
     if live_url:
         from pgstore import PostgresStore  # psycopg is imported only by those who use it
 
-        return PostgresStore(live_url)
-    return SqliteStore(index_dir)
+        opened: LiveStore = PostgresStore(live_url)
+    else:
+        opened = SqliteStore(index_dir)
+    if not marker.is_file():  # recorded once the store could be opened
+        Path(index_dir).mkdir(parents=True, exist_ok=True)
+        store.atomic_write(marker, lambda handle: handle.write(kind.encode() + b"\n"))
+    return opened
+
 
 # --- a worker's view -------------------------------------------------------------------------
 

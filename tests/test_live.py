@@ -29,6 +29,13 @@ def test_an_index_directory_refuses_the_other_kind_of_live_store(app, service_co
         live.open_store(service_config.index_dir, other)
 
 
+def test_an_index_directory_from_before_the_kind_was_recorded_stays_on_sqlite(tmp_path):
+    """An older index has live.sqlite and no record: PostgreSQL would start a second id counter."""
+    (tmp_path / "live.sqlite").write_bytes(b"")
+    with pytest.raises(live.StoreUnavailable, match="in sqlite: unset IMGSIM_LIVE_URL"):
+        live.open_store(tmp_path, "postgresql://nobody@127.0.0.1:9/none")
+
+
 def live_flags(cfg) -> list[str]:
     return ["--live-url", cfg.live_url] if cfg.live_url else []
 
