@@ -135,9 +135,10 @@ class Compactor:
         self.logger = logger
         self.thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._retry_at = 0.0
 
     def maybe_start(self, snap: Snapshot, view: live.LiveView) -> bool:
-        if view.pending < self.cfg.compact_threshold:
+        if view.pending < self.cfg.compact_threshold or time.monotonic() < self._retry_at:
             return False
         with self._lock:
             if self.thread is not None and self.thread.is_alive():
@@ -145,6 +146,13 @@ class Compactor:
             self.thread = threading.Thread(target=self._run, args=(snap,), name="compaction", daemon=True)
             self.thread.start()
             return True
+
+    def _not_now(self, outcome: str, why: str) -> None:
+        """A compaction that did not run here waits a while before the next try: otherwise every
+        change in a worker started a thread while another worker or replica was compacting."""
+        self._retry_at = time.monotonic() + max(1.0, 2 * self.cfg.reload_interval)
+        self.logger.info("compaction %s: %s", outcome, why)
+        metrics.COMPACTIONS.labels(outcome).inc()
 
     def _run(self, snap: Snapshot) -> None:
         manifest = snap.index.manifest
@@ -157,28 +165,24 @@ class Compactor:
         try:
             with self.live_store.compaction_lock() as mine:
                 if not mine:
-                    self.logger.info("compaction skipped: another replica is compacting")
-                    metrics.COMPACTIONS.labels("skipped").inc()
-                    return
+                    return self._not_now("skipped", "another replica is compacting")
                 if store.current_version(self.cfg.index_dir) != snap.index.version:
-                    self.logger.info("compaction skipped: a newer version was published meanwhile")
-                    metrics.COMPACTIONS.labels("skipped").inc()
-                    return
+                    return self._not_now("skipped", "a newer version was published meanwhile")
                 dataset = manifest.dataset or manifest.collection_root
-                report = self.build(
-                    dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info,
-                    live_store=self.live_store,
-                )  # fmt: skip
+                try:
+                    report = self.build(
+                        dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info,
+                        live_store=self.live_store,
+                    )  # fmt: skip
+                finally:
+                    imaging.release_memory()  # what the build took (Annoy, vectors) back to the system
             self.logger.info("compaction published %s", getattr(report, "version", report))
             metrics.COMPACTIONS.labels("published").inc()
         except store.BuildInProgress:
-            self.logger.info("compaction skipped: another rebuild is running")
-            metrics.COMPACTIONS.labels("skipped").inc()
+            self._not_now("skipped", "another rebuild is running")
         except Exception:
             self.logger.exception("compaction failed; the current index keeps serving")
-            metrics.COMPACTIONS.labels("failed").inc()
-        finally:
-            imaging.release_memory()  # what the build took (Annoy, vectors) back to the system
+            self._not_now("failed", "see the error above")
 
 
 class Service:

@@ -338,3 +338,22 @@ def test_a_workers_view_reads_only_the_deletions_its_version_has_not_applied(
     manifest = store.read_manifest(store.current_version(service_config.index_dir))
     assert set(live_store.read().deletions) == {3, 4}
     assert set(live_store.read(deleted_since=manifest.live_read_at).deletions) == {4}
+
+
+def test_a_compaction_that_cannot_run_now_is_not_retried_on_every_change(app):
+    """While another worker compacted, every change here started a thread that found the build
+    lock taken: 3,523 such attempts in a 10-minute soak. Now it waits before trying again."""
+    compactor = web.service_of(app).compactor
+    attempts = []
+
+    def busy(*args, **kwargs):
+        attempts.append(1)
+        raise store.BuildInProgress("another rebuild is running")
+
+    compactor.build = busy
+    snap, _ = web.service_of(app).current()
+    over_the_threshold = live.LiveView(hidden=frozenset(range(compactor.cfg.compact_threshold)))
+    for _ in range(20):
+        compactor.maybe_start(snap, over_the_threshold)
+        compactor.thread.join()
+    assert len(attempts) == 1
