@@ -113,8 +113,8 @@ SELECT_ADDITIONS = (
 SELECT_DELETIONS = "SELECT id, path FROM deletions WHERE deleted_at > ?"
 INSERT_ADDITION = (
     "INSERT INTO additions (id, path, sha1, size, mtime_ns, model_key, vector, metadata, added_at)"
-    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
-)  # {p}: the driver's placeholder
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)  # the queries here use SQLite's ? placeholders; pgstore swaps in psycopg's %s
 
 
 def addition_row(item_id: int, addition: Addition) -> tuple:
@@ -122,6 +122,17 @@ def addition_row(item_id: int, addition: Addition) -> tuple:
     a, vector = addition, np.asarray(addition.vector, np.float32).tobytes()
     metadata = json.dumps(a.metadata)
     return (item_id, a.path, a.sha1, a.size, a.mtime_ns, a.model_key, vector, metadata, time.time())
+
+
+def select_additions(model_key: str | None, compacted_within: float | None) -> tuple[str, tuple]:
+    """The query (with ? placeholders) and parameters of ``LiveStore.read``'s additions."""
+    query, params = SELECT_ADDITIONS, ()
+    if model_key is not None:
+        query, params = query + " AND model_key = ?", (model_key,)
+    if compacted_within is not None:
+        query += " AND (compacted_at IS NULL OR compacted_at > ?)"
+        params += (time.time() - compacted_within,)
+    return query + " ORDER BY id", params
 
 
 def row_to_addition(row: tuple) -> Addition:
@@ -172,15 +183,9 @@ class SqliteStore:
     ) -> LiveState:
         if not self.path.exists():
             return LiveState()
-        query = SELECT_ADDITIONS
-        params: tuple = ()
-        if model_key is not None:
-            query, params = query + " AND model_key = ?", (model_key,)
-        if compacted_within is not None:
-            query += " AND (compacted_at IS NULL OR compacted_at > ?)"
-            params += (time.time() - compacted_within,)
+        query, params = select_additions(model_key, compacted_within)
         with self._transaction("DEFERRED") as conn:
-            rows = conn.execute(query + " ORDER BY id", params).fetchall()
+            rows = conn.execute(query, params).fetchall()
             deletions = dict(conn.execute(SELECT_DELETIONS, (deleted_since,)).fetchall())
         return LiveState({r[1]: row_to_addition(r) for r in rows}, deletions)
 
@@ -197,7 +202,7 @@ class SqliteStore:
     def add(self, addition: Addition, floor: int = 0) -> int:
         with self._transaction() as conn:
             item_id = self._allocate(conn, 1, floor)
-            conn.execute(INSERT_ADDITION.format(p="?"), addition_row(item_id, addition))
+            conn.execute(INSERT_ADDITION, addition_row(item_id, addition))
         return item_id
 
     def delete(self, item_id: int, path: str) -> bool:

@@ -20,13 +20,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from livestore import (
     FORGET_AFTER_S,
     INSERT_ADDITION,
-    SELECT_ADDITIONS,
     SELECT_DELETIONS,
     Addition,
     LiveState,
     StoreUnavailable,
     addition_row,
     row_to_addition,
+    select_additions,
 )
 
 SCHEMA = """
@@ -74,16 +74,11 @@ class PostgresStore:
     def read(
         self, model_key: str | None = None, compacted_within: float | None = None, deleted_since: float = 0.0
     ) -> LiveState:
-        query = SELECT_ADDITIONS
-        params: tuple = ()
-        if model_key is not None:
-            query, params = query + " AND model_key = %s", (model_key,)
-        if compacted_within is not None:
-            query += " AND (compacted_at IS NULL OR compacted_at > %s)"
-            params += (time.time() - compacted_within,)
+        query, params = select_additions(model_key, compacted_within)
+        query = query.replace("?", "%s")
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one consistent snapshot
-            rows = conn.execute(query + " ORDER BY id", params).fetchall()
+            rows = conn.execute(query, params).fetchall()
             deletions = dict(conn.execute(SELECT_DELETIONS.replace("?", "%s"), (deleted_since,)).fetchall())
         rows = [(*row[:6], bytes(row[6]), row[7]) for row in rows]
         return LiveState({row[1]: row_to_addition(row) for row in rows}, deletions)
@@ -105,7 +100,7 @@ class PostgresStore:
     def add(self, addition: Addition, floor: int = 0) -> int:
         with self.pool.connection() as conn, conn.transaction():
             item_id = self._allocate(conn, 1, floor)
-            conn.execute(INSERT_ADDITION.format(p="%s"), addition_row(item_id, addition))
+            conn.execute(INSERT_ADDITION.replace("?", "%s"), addition_row(item_id, addition))
             conn.execute(BUMP_CHANGES)
         return item_id
 

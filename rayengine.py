@@ -147,7 +147,7 @@ def embed_files(
     known_sha1: dict[str, tuple[str, np.ndarray]],
     checkpoint: Callable[[Done], None] | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> EmbedResult:
     """The in-process embed_files' contract, on Ray: vectors by path, skips with reasons."""
     import ray

@@ -173,7 +173,7 @@ def memory_line() -> tuple[str, dict[int, tuple[float, float]]]:
     return text, sample
 
 
-def report(ledger: Ledger, began: float, deadline: float, done: threading.Event, out, memory: list) -> None:
+def report(ledger: Ledger, began: float, done: threading.Event, out, memory: list) -> None:
     """Every 15 s: requests, errors by status, latency of the last 15 s, worker memory."""
     seen = 0
     while not done.wait(15):
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = began + args.minutes * 60
     done, memory = threading.Event(), [(0.0, memory_line()[1])]
     print(f"soak: {args.clients} clients for {args.minutes:g} min against {args.url}", file=out, flush=True)
-    reporter = threading.Thread(target=report, args=(ledger, began, deadline, done, out, memory), daemon=True)
+    reporter = threading.Thread(target=report, args=(ledger, began, done, out, memory), daemon=True)
     reporter.start()
     clients = [
         threading.Thread(target=client, args=(n, args, files, ledger, deadline)) for n in range(args.clients)

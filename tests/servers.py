@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from pathlib import Path
 
 import config
 import proxy
+from bench.common import free_port  # noqa: F401 (one of the tests' servers' helpers)
 from bench.pg import new_database, postgres, postgres_bin  # noqa: F401 (the tests' servers too)
 from helpers import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> None:

@@ -15,7 +15,7 @@ from helpers import ROOT
 
 # Lowest first. A module may import from any layer strictly below its own, never beside or above.
 LAYERS = [
-    ["config", "bench.pg"],
+    ["config"],
     ["imaging", "store", "vectors", "proxy", "livestore", "metrics"],
     ["pgstore"],
     ["autoencoder", "plots"],
@@ -28,6 +28,7 @@ LAYERS = [
     ["web.errors"],
     ["web.admin", "web.files", "web.ops", "web.search", "evaluate"],
     ["app", "bench.common"],
+    ["bench.pg"],
     ["bench.engines", "bench.indexes", "bench.models", "bench.service", "bench.soak"],
     ["bench.run"],
 ]
