@@ -92,9 +92,7 @@ class LiveView:
 
 
 def view_of(state: LiveState, index: SearchIndex) -> LiveView:
-    pending = [
-        a for a in state.additions.values() if a.id not in index.rows_by_id and a.id not in state.deletions
-    ]
+    pending = [a for a in state.additions.values() if a.id not in index.rows_by_id]  # none deleted
     hidden = frozenset(i for i in state.deletions if i in index.rows_by_id)
     if not pending:
         return LiveView(hidden=hidden)

@@ -74,10 +74,11 @@ def start_nginx(cfg: config.Config, run_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(command)
 
 
-def start_gunicorn(cfg: config.Config) -> subprocess.Popen:
-    environ = {**os.environ, **config.to_environ(cfg)}
+def start_gunicorn(cfg: config.Config, environ: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+    """gunicorn serving the app with this configuration (on top of ``environ``, default ours)."""
+    environ = {**(os.environ if environ is None else environ), **config.to_environ(cfg)}
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
-    return subprocess.Popen(command, cwd=ROOT, env=environ)
+    return subprocess.Popen(command, cwd=ROOT, env=environ, **popen)
 
 
 def main(argv: list[str] | None = None) -> int:

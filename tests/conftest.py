@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import config  # noqa: E402
 import servers  # noqa: E402
-from helpers import TOKEN, AdminActions, quiet_build, write_images  # noqa: E402
+from helpers import TOKEN, AdminActions, quiet_build, tiny_settings, write_images  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -38,14 +38,7 @@ def tiny_model(tmp_path_factory) -> str:
 
 @pytest.fixture
 def tiny_config(tmp_path, tiny_model) -> config.Config:
-    return config.Config(
-        index_dir=tmp_path / "index",
-        model=tiny_model,
-        image_size=32,
-        batch_size=4,
-        trees=10,
-        checkpoint_every=8,
-    )
+    return tiny_settings(tmp_path / "index", tiny_model)
 
 
 @pytest.fixture

@@ -24,6 +24,13 @@ requires_shared = pytest.mark.skipif(
 )
 
 
+def tiny_settings(index_dir: Path, model: str) -> config.Config:
+    """The tiny model's settings (tiny_config gives them per test, on tmp_path/index)."""
+    return config.Config(
+        index_dir=index_dir, model=model, image_size=32, batch_size=4, trees=10, checkpoint_every=8
+    )
+
+
 def write_images(folder: Path, count: int, size: int = 48, seed: int = 0, prefix: str = "img") -> list[Path]:
     """Distinct little pictures: a random background colour with a random rectangle on it."""
     rng = np.random.default_rng(seed)

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +16,6 @@ import config
 import proxy
 from bench.common import free_port  # noqa: F401 (one of the tests' servers' helpers)
 from bench.pg import new_database, postgres, postgres_bin  # noqa: F401 (the tests' servers too)
-from helpers import ROOT
 
 
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
@@ -50,14 +48,12 @@ def start_gunicorn(
     cfg: config.Config, workers: int = 1, threads: int = 2, log: Path | None = None
 ) -> subprocess.Popen:
     """gunicorn serving the app on ``cfg.bind``, in a process group of its own (see kill_group)."""
-    environ = {**os.environ, **config.to_environ(cfg), "WEB_CONCURRENCY": str(workers)}
-    environ["IMGSIM_THREADS"] = str(threads)
+    environ = {**os.environ, "WEB_CONCURRENCY": str(workers), "IMGSIM_THREADS": str(threads)}
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a fresh one per server
-    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (the child keeps it)
     try:
-        return subprocess.Popen(
-            command, cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        return proxy.start_gunicorn(
+            cfg, environ, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
     finally:
         if log:

@@ -18,7 +18,7 @@ import config
 import proxy
 import servers
 from bench import soak
-from helpers import TOKEN, png, quiet_build, write_images
+from helpers import TOKEN, png, quiet_build, tiny_settings, write_images
 
 
 def _nginx_installed() -> bool:
@@ -40,12 +40,7 @@ class Stack:
 def gunicorn_only(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("served")
     write_images(root / "photos", 12)
-    cfg = config.Config(
-        index_dir=root / "index",
-        model=tiny_model,
-        image_size=32,
-        batch_size=4,
-        trees=10,
+    cfg = tiny_settings(root / "index", tiny_model).replace(
         max_upload_bytes=200_000,
         admin_token=TOKEN,
         compact_threshold=10,
