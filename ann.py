@@ -23,6 +23,7 @@ import config
 import embedders
 import imaging
 import plots
+import runtimes
 import store
 from vectors import distance_to_score
 
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--plot", metavar="OUT_DIR", help="write one PNG per query with its results")
     parser.add_argument("--map", metavar="OUT.png", help="draw a t-SNE map of the whole indexed collection")
-    config.add_flags(parser, "index_dir", "k", "search_k")
+    config.add_flags(parser, "index_dir", "k", "search_k", "runtime", "model_cache")
     args, cfg = config.parse_args(parser, argv)
     if not args.queries and not args.map:
         parser.error("give QUERY images, or --map OUT.png")
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     try:
         index = open_index(cfg.index_dir)
-        embedder = embedders.for_index(index.manifest, index.version)
+        embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
     except Exception as error:  # missing index or model: one clear line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ import argparse
 from flask import Flask
 
 import config
-import img2vec
+import indexer
 import web
 from embedders import Embedder
 from service import Service
@@ -30,7 +30,7 @@ def create_app(cfg: config.Config | None = None, embedder: Embedder | None = Non
     cfg = cfg or config.load()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
-    svc = Service(cfg, build=img2vec.build_index, embedder=embedder, logger=app.logger)
+    svc = Service(cfg, build=indexer.build_index, embedder=embedder, logger=app.logger)
     web.init_app(app, svc)
     for blueprint in (search.bp, files.bp, admin.bp, ops.bp):
         app.register_blueprint(blueprint)

@@ -17,6 +17,7 @@ ENV_PREFIX = "IMGSIM_"
 REDUCTIONS = ("none", "autoencoder", "pca")
 METRICS = ("angular", "euclidean", "manhattan", "dot")
 ENGINES = ("local", "ray")
+RUNTIMES = ("openvino", "tensorflow")
 
 # Data shared beside the checkout (read-only): a real pretrained model and labelled photos, used
 # by the quality tests, the benchmarks and the offline demo where ImageNet weights cannot be had.
@@ -42,8 +43,15 @@ class Config:
     # Side of the square model input in pixels; 0 means "take it from the model".
     image_size: int = 0
     batch_size: int = 32
-    # Threads that decode images while the network runs on the previous batch.
-    decode_workers: int = 4
+    # Threads that decode images while the network runs on the previous batch; 0 = one per core.
+    decode_workers: int = 0
+    # The inference runtime: "openvino" (the Keras model converted once per model and cached, the
+    # same vectors, faster; a service worker then needs no TensorFlow) or "tensorflow".
+    runtime: str = "openvino"
+    # Where converted models are cached; empty = ~/.keras/imgsim-openvino (or $KERAS_HOME/...).
+    model_cache: str = ""
+    # Concurrent searches in one worker share one forward pass of at most this many images; 1 = off.
+    query_batch: int = 16
     # Save embeddings of an interrupted run every this many images, so a rerun resumes.
     checkpoint_every: int = 512
     reduce: str = "none"
@@ -108,6 +116,8 @@ def _parse(field: dataclasses.Field, raw: str, source: str) -> object:
         raise ConfigError(f"{source}: reduce must be one of {', '.join(REDUCTIONS)}, got {raw!r}")
     if field.name == "engine" and value not in ENGINES:
         raise ConfigError(f"{source}: engine must be one of {', '.join(ENGINES)}, got {raw!r}")
+    if field.name == "runtime" and value not in RUNTIMES:
+        raise ConfigError(f"{source}: runtime must be one of {', '.join(RUNTIMES)}, got {raw!r}")
     if field.name == "metric" and value not in METRICS:
         raise ConfigError(f"{source}: metric must be one of {', '.join(METRICS)}, got {raw!r}")
     return value
@@ -133,7 +143,10 @@ _HELP = {
     "weights": "'imagenet', a weights file, or 'none' = random (timing only) (default %(default)s)",
     "image_size": "model input side in pixels; 0 = from the model (default %(default)s)",
     "batch_size": "images per forward pass (default %(default)s)",
-    "decode_workers": "threads decoding images ahead of the network (default %(default)s)",
+    "decode_workers": "threads decoding images ahead of the network; 0 = one per core (default %(default)s)",
+    "runtime": "inference runtime: openvino or tensorflow (default %(default)s)",
+    "model_cache": "folder for converted models; empty = beside the Keras cache",
+    "query_batch": "concurrent searches sharing one forward pass, at most (default %(default)s)",
     "checkpoint_every": "save progress every N embedded images (default %(default)s)",
     "reduce": "dimension reduction: none, autoencoder or pca (default %(default)s)",
     "dims": "reduced dimensions (default %(default)s)",
@@ -190,6 +203,11 @@ def parse_args(
     except ConfigError as error:
         parser.error(str(error))
         raise  # parser.error exits; this line only tells type checkers so
+
+
+def decode_threads(cfg: Config) -> int:
+    """Threads that decode images: the setting, or one per core."""
+    return cfg.decode_workers or os.cpu_count() or 2
 
 
 def quiet_tensorflow() -> None:

@@ -13,6 +13,7 @@ provide them.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,16 +25,31 @@ from PIL import Image
 import autoencoder
 import config
 import imaging
+import runtimes
 import store
+from runtimes import Runtime
 
-# name -> (keras.applications class, module holding its preprocess_input, default input side)
+TENSORFLOW = Runtime("tensorflow")
+
+# name -> (keras.applications class, how its preprocess_input scales pixels, default input side)
 BACKBONES = {
-    "inception_v3": ("InceptionV3", "inception_v3", 299),
-    "vgg19": ("VGG19", "vgg19", 224),
-    "resnet50": ("ResNet50", "resnet50", 224),
-    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2", 224),
-    "efficientnetb0": ("EfficientNetB0", "efficientnet", 224),
+    "inception_v3": ("InceptionV3", "tf", 299),
+    "vgg19": ("VGG19", "caffe", 224),
+    "resnet50": ("ResNet50", "caffe", 224),
+    "mobilenet_v2": ("MobileNetV2", "tf", 224),
+    "efficientnetb0": ("EfficientNetB0", "none", 224),  # rescales inside the model
 }
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+def preprocess_function(mode: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Keras' preprocess_input for these backbones, in NumPy: the OpenVINO runtime runs without
+    TensorFlow, and both runtimes scale pixels with the same code (equality with Keras is tested)."""
+    if mode == "tf":
+        return lambda x: x / np.float32(127.5) - np.float32(1.0)
+    if mode == "caffe":
+        return lambda x: x[..., ::-1] - _CAFFE_MEAN_BGR
+    return lambda x: x
 
 
 class WeightsUnavailable(RuntimeError):
@@ -50,8 +66,10 @@ class Embedder:
     key: str  # identifies model + weights + input size; vectors are reused only under the same key
     input_size: int
     dim: int
-    model: object
+    model: object  # anything with Keras' predict_on_batch: a Keras model or runtimes.OpenVinoModel
     preprocess: Callable[[np.ndarray], np.ndarray]
+    runtime: str = "tensorflow"
+    converted: Path | None = None  # the OpenVINO conversion it runs, copied into index versions
     # for models trained on the collection (convae, simpleae): the folder holding the trained
     # files, copied into every index version built with them
     trained_files: Path | None = None
@@ -99,18 +117,82 @@ def model_key(model: str, weights: str | None = "imagenet", image_size: int = 0)
     return f"file:{path.name}:{store.file_sha1(path)[:12]}:{image_size}"
 
 
-def load_embedder(model: str, weights: str | None = "imagenet", image_size: int = 0) -> Embedder:
+def load_embedder(
+    model: str,
+    weights: str | None = "imagenet",
+    image_size: int = 0,
+    runtime: Runtime = TENSORFLOW,
+    converted_in: Path | None = None,
+) -> Embedder:
     """Load a backbone by name (penultimate layer, global average pool) or a .keras model file.
 
     ``weights`` is "imagenet" (downloaded once into the Keras cache), a local weights file, or
-    None for random weights (only good for measuring speed).
+    None for random weights (only good for measuring speed). On the OpenVINO runtime an earlier
+    conversion (in ``converted_in``, else in the runtime's cache) is loaded without TensorFlow;
+    otherwise the Keras model is loaded and converted, and where conversion fails the model runs
+    on TensorFlow and the log says so.
     """
+    key = model_key(model, weights, image_size)
+    if runtime.name == "openvino":
+        cached = runtimes.cache_folder(runtime.cache, key) if runtime.cache else None
+        done = next((f for f in (converted_in, cached) if f and runtimes.is_converted(f, key)), None)
+        if done is not None:
+            try:
+                return _on_openvino(model, weights, image_size, key, done, runtime)
+            except Exception as error:  # e.g. openvino missing here: the Keras model still runs
+                return _on_tensorflow(model, weights, image_size, key, runtime, "could not load", error)
+    embedder = _load_keras(model, weights, image_size, key)
+    if runtime.name != "openvino":
+        return embedder
+    cache = runtime.cache or Path(tempfile.mkdtemp(prefix="imgsim-openvino-"))
+    folder = runtimes.cache_folder(cache, key)
+    try:
+        runtimes.convert(embedder.model, folder, key)
+        return _on_openvino(model, weights, image_size, key, folder, runtime)
+    except Exception as error:  # any exporter or compiler failure: run the model as it is
+        return _on_tensorflow(model, weights, image_size, key, runtime, "could not convert", error, embedder)
+
+
+def _on_tensorflow(
+    model: str,
+    weights: str | None,
+    image_size: int,
+    key: str,
+    runtime: Runtime,
+    failed: str,
+    error: Exception,
+    loaded: Embedder | None = None,
+) -> Embedder:
+    """The Keras model on TensorFlow where OpenVINO failed, said in one line (same vectors)."""
+    embedder = loaded or _load_keras(model, weights, image_size, key)
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    runtime.log(f"OpenVINO {failed} {embedder.name} ({reason}); running it on TensorFlow instead.")
+    return embedder
+
+
+def _on_openvino(
+    model: str, weights: str | None, image_size: int, key: str, folder: Path, runtime: Runtime
+) -> Embedder:
+    network = runtimes.OpenVinoModel(folder, runtime.threads)
+    if model in BACKBONES:
+        name, source, mode = model, model, BACKBONES[model][1]
+    else:  # a .keras file carries its weights
+        name, source, mode, weights = Path(model).stem, str(Path(model).resolve()), "none", None
+    side = image_size or network.input_size
+    if not side:
+        raise ValueError(f"{model} has no fixed input size: pass --image-size")
+    return Embedder(
+        name, source, weights, key, side, network.dim, network, preprocess_function(mode),
+        runtime="openvino", converted=folder,
+    )  # fmt: skip
+
+
+def _load_keras(model: str, weights: str | None, image_size: int, key: str) -> Embedder:
     import keras
 
-    key = model_key(model, weights, image_size)
     if model not in BACKBONES:
         return _load_file(model, image_size, key)
-    class_name, module_name, default_side = BACKBONES[model]
+    class_name, mode, default_side = BACKBONES[model]
     side = image_size or default_side
     build = getattr(keras.applications, class_name)
     try:
@@ -125,8 +207,9 @@ def load_embedder(model: str, weights: str | None = "imagenet", image_size: int 
             "--model PATH to a .keras model of your own, or --model convae to train an "
             "autoencoder on your own images (no download)."
         ) from error
-    preprocess = getattr(keras.applications, module_name).preprocess_input
-    return Embedder(model, model, weights, key, side, network.output_shape[-1], network, preprocess)
+    return Embedder(
+        model, model, weights, key, side, network.output_shape[-1], network, preprocess_function(mode)
+    )
 
 
 def _load_file(model: str, image_size: int, key: str) -> Embedder:
@@ -142,15 +225,18 @@ def _load_file(model: str, image_size: int, key: str) -> Embedder:
     return Embedder(Path(model).stem, source, None, key, side, network.output_shape[-1], network, lambda x: x)
 
 
-def for_index(manifest: store.Manifest, version: Path) -> Embedder:
-    """The exact model an index was built with, to embed queries the same way."""
+def for_index(manifest: store.Manifest, version: Path, runtime: Runtime = TENSORFLOW) -> Embedder:
+    """The exact model an index was built with, to embed queries the same way.
+
+    On OpenVINO, the conversion stored in the version is loaded without TensorFlow."""
     source = manifest.model_source
     trained = source in autoencoder.PIXEL_MODELS  # trained on the collection, stored in the version
     if trained:
         source = str(Path(version) / autoencoder.ENCODER_FILE)
     # the model key ends with the input-size setting it was built with (0 = the model's own)
     size = int(manifest.model_key.rsplit(":", 1)[1])
-    embedder = load_embedder(source, weights_setting(manifest.weights), size)
+    converted = Path(version) / runtimes.VERSION_FOLDER
+    embedder = load_embedder(source, weights_setting(manifest.weights), size, runtime, converted)
     if trained:
         embedder = dataclasses.replace(
             embedder, name=manifest.model_source, source=manifest.model_source, trained_files=Path(version)
@@ -167,12 +253,12 @@ def best_available(cfg: config.Config, log: Callable[[str], None] = print) -> Em
     """The best model available here: the configured one (InceptionV3 with ImageNet weights),
     else the shared EfficientNet-Lite0 (announced, never silent), else a clear error."""
     try:
-        return load_embedder(cfg.model, weights_setting(cfg.weights), cfg.image_size)
+        return load_embedder(cfg.model, weights_setting(cfg.weights), cfg.image_size, runtimes.of(cfg, log))
     except WeightsUnavailable as error:
         if not config.SHARED_MODEL.is_file():
             raise
         log(f"{error}\n-> Using the pretrained EfficientNet-Lite0 from {config.SHARED_MODEL} instead.")
-        return load_embedder(str(config.SHARED_MODEL))
+        return load_embedder(str(config.SHARED_MODEL), runtime=runtimes.of(cfg, log))
 
 
 def trained_on_collection(
@@ -219,7 +305,7 @@ def trained_on_collection(
         full = keras.saving.load_model(trained / autoencoder.PIXEL_AUTOENCODER_FILE)
         autoencoder.plot_reconstructions(full, images(side, 8), plot)
         log(f"Reconstructions: {plot}")
-    loaded = load_embedder(str(trained / autoencoder.ENCODER_FILE))
+    loaded = load_embedder(str(trained / autoencoder.ENCODER_FILE), runtime=runtimes.of(cfg, log))
     return dataclasses.replace(loaded, name=kind, source=kind, trained_files=trained)
 
 

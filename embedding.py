@@ -84,7 +84,7 @@ def embed_files(
 
     bar = tqdm(total=len(entries), unit="img", desc="Embedding", disable=not progress, smoothing=0.1)
     try:
-        for entry, future in prefetch(entries, decode, cfg.decode_workers, 2 * cfg.batch_size):
+        for entry, future in prefetch(entries, decode, config.decode_threads(cfg), 2 * cfg.batch_size):
             outcome = future.result()
             if isinstance(outcome, imaging.UnreadableImage):
                 result.skipped.append((entry.path, str(outcome)))

@@ -25,7 +25,7 @@ import ann
 import config
 import embedders
 import imaging
-import img2vec
+import indexer
 from vectors import normalise, similarities_to_others
 
 
@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     config.add_flags(
-        parser, "index_dir", "model", "weights", "batch_size", "reduce", "dims", "trees", "search_k", "epochs"
-    )
+        parser, "index_dir", "model", "weights", "batch_size", "reduce", "dims", "trees", "search_k",
+        "epochs", "runtime", "model_cache",
+    )  # fmt: skip
     args, cfg = config.parse_args(parser, argv)
     config.quiet_tensorflow()
     dataset = Path(args.dataset)
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     eval_cfg = cfg.replace(index_dir=Path(cfg.index_dir) / "eval" / dataset.resolve().name)
     try:  # Keras prints training progress on stdout: keep stdout for the answer
         with contextlib.redirect_stdout(sys.stderr):
-            img2vec.build_index(dataset, eval_cfg, progress=not args.no_progress)
+            indexer.build_index(dataset, eval_cfg, progress=not args.no_progress)
             scores = evaluate_index(ann.open_index(eval_cfg.index_dir), search_k=cfg.search_k)
     except (embedders.WeightsUnavailable, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -120,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(scores))
         return 0
-    print(f"\n{dataset}: {scores['items']} images, model {cfg.model}, reduce {cfg.reduce}, {cfg.trees} trees")
+    print(
+        f"\n{dataset}: {scores['items']} images, model {cfg.model} on {cfg.runtime}, "
+        f"reduce {cfg.reduce}, {cfg.trees} trees"
+    )
     print("  P@1     P@5     P@10    mAP     recall@10  query ms")
     print(
         f"  {scores['p@1']:.3f}   {scores['p@5']:.3f}   {scores['p@10']:.3f}   {scores['map']:.3f}   "

@@ -10,7 +10,7 @@ is seen by all workers (of every replica) at once.
 The database is also the one authority for ids: uploads and rebuilds both take new ids from its
 counter, in a transaction, so no two items ever share one, however they interleave.
 
-A compaction (a rebuild, see img2vec.build_index) takes the uploads in (they live in the
+A compaction (a rebuild, see indexer.build_index) takes the uploads in (they live in the
 collection's ``uploads/`` folder, and their vectors are reused); the additions it absorbed leave
 the delta an hour later, once no worker can still be on the version before. Tombstones stay: they
 keep deleted files out of later rebuilds too. This module stores vectors; it never runs a model.

@@ -34,6 +34,9 @@ STAGES = Histogram(
     "imgsim_stage_seconds", "Time in each stage of a search (decode, embed, search)", ["stage"],
     buckets=BUCKETS,
 )  # fmt: skip
+QUERY_BATCH = Histogram(
+    "imgsim_query_batch_images", "Queries embedded together in one forward pass", buckets=(1, 2, 4, 8, 16, 32)
+)
 COMPACTIONS = Counter("imgsim_compactions", "Background rebuilds of the index, by outcome", ["outcome"])
 ITEMS = Gauge("imgsim_index_items", "Images the service answers from", multiprocess_mode="livemostrecent")
 DELTA = Gauge(
@@ -55,6 +58,10 @@ def stage(name: str) -> Iterator[None]:
         yield
     finally:
         STAGES.labels(name).observe(time.perf_counter() - began)
+
+
+def query_batch(size: int) -> None:
+    QUERY_BATCH.observe(size)
 
 
 def request_done(route: str, method: str, status: int, seconds: float) -> None:

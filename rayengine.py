@@ -11,6 +11,7 @@ file system, at the same path on every node.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import socket
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import config
 import embedders
 import imaging
+import runtimes
 from collection import FileEntry
 from embedding import Done, EmbedResult
 
@@ -34,7 +36,16 @@ class EmbedActor:
     """One per actor: loads the model once, then embeds batches of files by path."""
 
     def __init__(
-        self, model: str, weights: str | None, image_size: int, key: str, max_pixels: int, root: str
+        self,
+        model: str,
+        weights: str | None,
+        image_size: int,
+        key: str,
+        max_pixels: int,
+        root: str,
+        runtime: str = "tensorflow",
+        model_cache: str = "",
+        threads: int = 0,
     ):
         if not os.access(root, os.R_OK | os.X_OK):
             raise CollectionUnreadable(
@@ -42,7 +53,8 @@ class EmbedActor:
                 "collection on a file system that every Ray node mounts at the same path"
             )
         config.quiet_tensorflow()
-        self.embedder = embedders.load_embedder(model, weights, image_size)
+        on = runtimes.Runtime(runtime, runtimes.cache_root(model_cache), threads)
+        self.embedder = embedders.load_embedder(model, weights, image_size, on)
         if self.embedder.key != key:  # never mix vectors of two models in one index
             raise RuntimeError(f"the Ray actor loaded {self.embedder.key}, the driver {key}")
         self.max_pixels = max_pixels
@@ -100,7 +112,8 @@ def cluster(cfg: config.Config) -> tuple[bool, int, float]:
 
 def actor_arguments(embedder: embedders.Embedder, cfg: config.Config, root: str) -> dict:
     """How each actor loads the driver's model: the image size as asked (0 = the model's own), since
-    the model key, which every vector of an index must share, records it that way."""
+    the model key, which every vector of an index must share, records it that way; on the runtime
+    the driver's model runs on, with as many inference threads as the actor has CPUs."""
     return {
         "model": embedder.source,
         "weights": embedder.weights,
@@ -108,6 +121,9 @@ def actor_arguments(embedder: embedders.Embedder, cfg: config.Config, root: str)
         "key": embedder.key,
         "max_pixels": cfg.max_image_pixels,
         "root": root,
+        "runtime": embedder.runtime,
+        "model_cache": cfg.model_cache,
+        "threads": max(1, math.ceil(cfg.ray_cpus_per_actor)),
     }
 
 

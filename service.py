@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 import ann
+import batching
 import collection
 import config
 import embedders
@@ -33,6 +34,7 @@ import imaging
 import live
 import metrics
 import plots
+import runtimes
 import store
 
 THUMB_SIDE = 256
@@ -45,7 +47,7 @@ EXTENSIONS = {
     "BMP": ".bmp",
     "TIFF": ".tif",
 }
-Build = Callable[..., object]  # img2vec.build_index: (dataset, cfg, embedder=, progress=, log=, live_store=)
+Build = Callable[..., object]  # indexer.build_index: (dataset, cfg, embedder=, progress=, log=, live_store=)
 Catalogued = store.Item | live.Addition  # an item of the base index or of the delta
 
 
@@ -64,6 +66,7 @@ class Snapshot:
     index: ann.SearchIndex
     embedder: embedders.Embedder
     link_target: str
+    queries: batching.Batcher  # the embedder's network, shared by concurrent queries
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,14 @@ class Answer:
 class IndexHolder:
     """Keeps the current index (and its model) open, and follows ``current`` when it moves."""
 
-    def __init__(self, cfg: config.Config, embedder: embedders.Embedder | None = None):
+    def __init__(
+        self,
+        cfg: config.Config,
+        embedder: embedders.Embedder | None = None,
+        log: Callable[[str], None] = print,
+    ):
         self.cfg = cfg
+        self.log = log
         self._given_embedder = embedder
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
@@ -96,13 +105,15 @@ class IndexHolder:
     def _open(self, target: str) -> Snapshot:
         index = ann.open_index(self.cfg.index_dir)
         old = self._snapshot
+        same_model = self._given_embedder is not None or old and old.embedder.key == index.manifest.model_key
+        if old is not None and same_model:
+            return Snapshot(index, old.embedder, target, old.queries)  # the same model: keep it loaded
         if self._given_embedder is not None:
             embedder = self._given_embedder
-        elif old is not None and old.embedder.key == index.manifest.model_key:
-            embedder = old.embedder
         else:
-            embedder = embedders.for_index(index.manifest, index.version)
-        return Snapshot(index, embedder, target)
+            embedder = embedders.for_index(index.manifest, index.version, runtimes.of(self.cfg, self.log))
+        queries = batching.Batcher(embedder.embed, self.cfg.query_batch, metrics.query_batch)
+        return Snapshot(index, embedder, target, queries)
 
     def get(self) -> Snapshot | None:
         """The snapshot to answer with; reopens at most every ``reload_interval`` seconds."""
@@ -197,7 +208,7 @@ class Service:
     ):
         self.cfg = cfg
         self.logger = logger or logging.getLogger("imgsim")
-        self.holder = IndexHolder(cfg, embedder)
+        self.holder = IndexHolder(cfg, embedder, self.logger.warning)
         live_store = live.open_store(cfg.index_dir, cfg.live_url)
         self.live = live.LiveLayer(live_store)
         self.compactor = Compactor(cfg, build, live_store, self.logger) if build is not None else None
@@ -246,7 +257,7 @@ class Service:
     def search_image(self, image: Image.Image, k: int, filename: str | None = None) -> Answer:
         snap, view = self.current()
         with metrics.stage("embed"):
-            vector = snap.embedder.embed_images([image])[0]
+            vector = snap.queries.embed(snap.embedder.prepare(image))
         with metrics.stage("search"):
             hits = live.search(snap.index, view, vector, k, self.cfg.search_k)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
@@ -302,7 +313,7 @@ class Service:
         """Embed an image, store it under the collection's uploads/ with a name of ours, and commit
         it to the delta. ``image`` is ``data`` decoded by the caller, who refused bad input."""
         snap, _ = self.current(allow_empty=True)
-        vector = snap.embedder.embed_images([image])[0]
+        vector = snap.queries.embed(snap.embedder.prepare(image))
         folder = snap.index.collection_root / collection.UPLOADS
         name = uuid.uuid4().hex + EXTENSIONS.get(imaging.image_format(data) or "", ".img")
         try:

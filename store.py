@@ -80,6 +80,7 @@ class Manifest:
     annoy_build_seconds: float = 0.0
     embedded_this_run: int = 0
     live_read_at: float = 0.0  # when the build read the live store: deletions before it are applied
+    runtime: str = "tensorflow"  # what ran the network: tensorflow or openvino (the same vectors)
     engine: str = "local"  # where this run embedded: in process, or on Ray (actors, nodes)
     engine_actors: int = 0
     engine_nodes: int = 1

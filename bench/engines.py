@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import config
-import img2vec
+import indexer
 import live
 from bench.common import flower_files, link_subset, table
 
@@ -20,8 +20,8 @@ def _embed(photos: Path, cfg: config.Config) -> tuple[float, float, int, float]:
     quiet = lambda _: None  # noqa: E731
     began = time.perf_counter()
     with contextlib.closing(live.open_store(cfg.index_dir)) as live_store:
-        plan = img2vec.plan_build(photos, cfg, live_store, verbose=0, log=quiet)
-        result = img2vec.embed(plan, progress=False, log=quiet)
+        plan = indexer.plan_build(photos, cfg, live_store, verbose=0, log=quiet)
+        result = indexer.embed(plan, progress=False, log=quiet)
     return time.perf_counter() - began, result.seconds, result.embedded, result.warmup_seconds
 
 

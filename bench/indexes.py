@@ -14,7 +14,7 @@ import numpy as np
 import ann
 import app as app_module
 import config
-import img2vec
+import indexer
 import live
 import store
 import web
@@ -181,7 +181,7 @@ def _add_then_compact(live_url: str = "") -> tuple[list[float], list[float], flo
             reload_interval=0.0,
             live_url=live_url,
         )
-        img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+        indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
         client = app_module.create_app(cfg).test_client()
         uploads = [path for path in flower_files(None)[::97] if path not in set(base)][:11]
         client.post("/search", data=uploads[0].read_bytes(), content_type="image/jpeg")  # warm-up
@@ -204,7 +204,7 @@ def _add_then_compact(live_url: str = "") -> tuple[list[float], list[float], flo
             assert found["results"][0]["id"] == new_id
             waits.append(1000 * (time.perf_counter() - began))
         began = time.perf_counter()
-        report = img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+        report = indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
         web.service_of(client.application).close()
         return waits, by_id, time.perf_counter() - began, report.items
 

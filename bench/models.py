@@ -18,7 +18,7 @@ import config
 import embedders
 import evaluate
 import imaging
-import img2vec
+import indexer
 from bench.common import ROOT, count_flops, cpu_peak_gflops, flower_files, link_subset, table
 
 
@@ -120,7 +120,7 @@ def bench_quality(quick: bool) -> tuple[dict, str]:
         cfg = config.Config(index_dir=Path(tmp) / "index", model=str(config.SHARED_MODEL), trees=100)
         for reduce in ("none", "pca", "autoencoder"):
             began = time.perf_counter()
-            img2vec.build_index(
+            indexer.build_index(
                 photos, cfg.replace(reduce=reduce, dims=256), progress=False, log=lambda _: None
             )
             seconds = time.perf_counter() - began

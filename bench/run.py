@@ -1,6 +1,6 @@
 """Measure imgsim on this machine and print Markdown tables (also written as JSON).
 
-    python bench/run.py [--quick] [--only embed,annoy,quality,service,live,engine] [--out FILE]
+    python bench/run.py [--quick] [--only embed,annoy,quality,service,live,engine,runtime] [--out FILE]
 
 1. embed:   images/s and peak memory of InceptionV3 (random weights: speed only) and the shared
             EfficientNet-Lite0 at batch sizes 1, 8, 32; decoding cost alone; decode vs network
@@ -13,6 +13,10 @@
             by id, the time from POST /images to searchable and compaction time on the SQLite and
             the PostgreSQL live store side by side (a throwaway local PostgreSQL, where installed).
 6. engine:  embedding images/s in-process vs on a local Ray cluster, the same photos, one run.
+7. runtime: TensorFlow vs OpenVINO at batch 1/8/32 for InceptionV3 and EfficientNet-Lite0, as
+            images/s and as a share of a float32 matrix multiply's GFLOP/s measured in the same
+            process; a 4000x3000 JPEG decoded whole vs at reduced scale; img2vec.py end to end on
+            camera-size JPEGs with the code of round 1, of this round's start and of now.
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -36,6 +40,7 @@ from bench.common import FLOWERS, ROOT, cpu_peak_gflops  # noqa: E402
 from bench.engines import bench_engine  # noqa: E402
 from bench.indexes import bench_annoy, bench_live  # noqa: E402
 from bench.models import bench_embed, bench_quality, embed_child  # noqa: E402
+from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
 from bench.service import bench_service  # noqa: E402
 
 SECTIONS = {
@@ -45,6 +50,7 @@ SECTIONS = {
     "service": bench_service,
     "live": bench_live,
     "engine": bench_engine,
+    "runtime": bench_runtime,
 }
 
 
@@ -54,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections (default: all)")
     parser.add_argument("--out", help="JSON file to write (default bench/results/<time>.json)")
     parser.add_argument("--child-embed", nargs=2, metavar=("MODEL", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-runtime", nargs=2, metavar=("MODEL", "ROUNDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_embed:
         print(json.dumps(embed_child(args.child_embed[0], int(args.child_embed[1]))))
+        return 0
+    if args.child_runtime:
+        print(json.dumps(runtime_child(args.child_runtime[0], int(args.child_runtime[1]))))
         return 0
     if not (config.SHARED_MODEL.is_file() and FLOWERS.is_dir()):
         print(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import config
-import img2vec
+import indexer
 from bench.common import (
     ROOT,
     flower_files,
@@ -111,7 +111,7 @@ def bench_service(quick: bool) -> tuple[dict, str]:
         with tempfile.TemporaryDirectory(prefix="imgsim-service-") as tmp:
             photos = link_subset(flower_files(per_class), Path(tmp) / "flowers")
             cfg = config.Config(index_dir=Path(tmp) / "index", model=model, weights=weights)
-            img2vec.build_index(photos, cfg, progress=False, log=lambda _: None)
+            indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
             port = free_port()
             with gunicorn(cfg.index_dir, port) as server:
                 record = {"model": label, **_measure(server, port, bodies, sequential, load_seconds)}

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keras' folder, and with it the cache of converted (OpenVINO) models, is one of this run's, never
+# the user's ~/.keras; the servers the tests start inherit it.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="imgsim-test-keras-")
 
 import config  # noqa: E402
 import servers  # noqa: E402
 from helpers import TOKEN, AdminActions, quiet_build, tiny_settings, write_images  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keras_home():
+    """The run's Keras folder and converted models, removed at the end."""
+    yield Path(os.environ["KERAS_HOME"])
+    shutil.rmtree(os.environ["KERAS_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import config
-import img2vec
+import indexer
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret"
@@ -53,9 +53,9 @@ def png(size: tuple[int, int] = (40, 40), colour: tuple[int, int, int] = (200, 3
     return buffer.getvalue()
 
 
-def quiet_build(dataset, cfg, **options) -> img2vec.BuildReport:
-    """img2vec.build_index without a progress bar or log lines: the tests read its report."""
-    return img2vec.build_index(dataset, cfg, progress=False, log=lambda _: None, **options)
+def quiet_build(dataset, cfg, **options) -> indexer.BuildReport:
+    """indexer.build_index without a progress bar or log lines: the tests read its report."""
+    return indexer.build_index(dataset, cfg, progress=False, log=lambda _: None, **options)
 
 
 def search_hits(client, data: bytes, k: int = 3) -> list[dict]:

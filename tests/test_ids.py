@@ -6,6 +6,7 @@ import pytest
 
 import app as app_module
 import img2vec
+import indexer
 import store
 import web
 from helpers import AdminActions, on_live_backend, quiet_build, write_images
@@ -57,14 +58,14 @@ def test_uploads_during_a_folder_rebuild_get_ids_the_rebuild_never_gives(
     write_images(photos, 4, seed=3, prefix="more")
     uploads = write_images(tmp_path / "new", 3, seed=6)
     acknowledged: dict[int, bytes] = {}
-    real_publish = img2vec.publish
+    real_publish = indexer.publish
 
     def upload_then_publish(plan, *args, **kwargs):
         for path in uploads:
             acknowledged[admin.add(path.read_bytes()).get_json()["id"]] = path.read_bytes()
         return real_publish(plan, *args, **kwargs)
 
-    monkeypatch.setattr(img2vec, "publish", upload_then_publish)
+    monkeypatch.setattr(indexer, "publish", upload_then_publish)
     quiet_build(photos, service_config)
     monkeypatch.undo()
     _assert_unique(_catalogue(service_config))

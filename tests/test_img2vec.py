@@ -12,7 +12,7 @@ import pytest
 import ann
 import collection
 import embedders
-import img2vec
+import indexer
 import store
 from helpers import ROOT, quiet_build, write_images
 
@@ -139,7 +139,7 @@ def test_only_one_rebuild_at_a_time(tmp_path, tiny_config):
         store.build_lock(tiny_config.index_dir),
         pytest.raises(store.BuildInProgress, match="another rebuild"),
     ):
-        img2vec.build_index(tmp_path, tiny_config, progress=False)
+        indexer.build_index(tmp_path, tiny_config, progress=False)
 
 
 def test_a_killed_build_keeps_current_and_the_rerun_resumes(tmp_path, tiny_config):

@@ -16,7 +16,7 @@ from helpers import ROOT
 # Lowest first. A module may import from any layer strictly below its own, never beside or above.
 LAYERS = [
     ["config"],
-    ["imaging", "store", "vectors", "proxy", "livestore", "metrics"],
+    ["imaging", "store", "vectors", "proxy", "livestore", "metrics", "runtimes", "batching"],
     ["pgstore"],
     ["autoencoder", "plots"],
     ["embedders"],
@@ -24,12 +24,12 @@ LAYERS = [
     ["embedding", "live"],
     ["rayengine"],
     ["service"],
-    ["img2vec", "web"],
-    ["web.errors"],
+    ["indexer", "web"],
+    ["img2vec", "web.errors"],
     ["web.admin", "web.files", "web.ops", "web.search", "evaluate"],
     ["app", "bench.common"],
     ["bench.pg"],
-    ["bench.engines", "bench.indexes", "bench.models", "bench.service", "bench.soak"],
+    ["bench.engines", "bench.indexes", "bench.models", "bench.service", "bench.soak", "bench.runtimes"],
     ["bench.run"],
 ]
 LAYER_OF = {module: depth for depth, names in enumerate(LAYERS) for module in names}
