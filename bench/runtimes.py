@@ -123,27 +123,32 @@ class _FullDecode(embedders.Embedder):
 
 
 def end_to_end(photos: Path, workdir: Path) -> list[dict]:
-    """img2vec's build on camera JPEGs with InceptionV3 (random weights), three ways, one after another."""
-    cfg = config.Config(model="inception_v3", weights="none", model_cache=str(workdir / "cache"))
-    tf = embedders.load_embedder("inception_v3", None)
-    ov_runtime = runtimes.Runtime("openvino", workdir / "cache")
-    folder = runtimes.cache_folder(workdir / "cache", tf.key)
-    runtimes.convert(tf.model, folder, tf.key)
-    ov = embedders.load_embedder("inception_v3", None, 0, ov_runtime)
-    ways = [
-        ("round 1: TensorFlow, full decode, 4 threads", _FullDecode(**vars(tf)), 4),
-        ("session start: TensorFlow, reduced decode, 4 threads", tf, 4),
-        ("now: OpenVINO, reduced decode, a thread per core", ov, 0),
-    ]
+    """img2vec's build on camera JPEGs, per model three ways: round 1's code, this round's start, now.
+
+    The ways alternate within a model and each runs twice; the faster run counts."""
     records = []
-    for n, (label, embedder, threads) in enumerate(ways):
-        run_cfg = cfg.replace(index_dir=workdir / f"index{n}", decode_workers=threads)
-        began = time.perf_counter()
-        report = indexer.build_index(photos, run_cfg, embedder, progress=False, log=lambda _: None)
-        seconds = time.perf_counter() - began
-        records.append(
-            {"way": label, "images": report.items, "seconds": seconds, "images_per_s": report.items / seconds}
-        )
+    for model, weights in (("inception_v3", None), (str(config.SHARED_MODEL), "imagenet")):
+        tf = embedders.load_embedder(model, weights)
+        runtimes.convert(tf.model, runtimes.cache_folder(workdir / "cache", tf.key), tf.key)
+        ov = embedders.load_embedder(model, weights, 0, runtimes.Runtime("openvino", workdir / "cache"))
+        ways = [
+            ("round 1: TensorFlow, full decode, 4 threads", _FullDecode(**vars(tf)), 4),
+            ("round start: TensorFlow, reduced decode, 4 threads", tf, 4),
+            ("now: OpenVINO, reduced decode, a thread per core", ov, 0),
+        ]
+        best = {label: float("inf") for label, _, _ in ways}
+        for attempt in range(2):
+            for n, (label, embedder, threads) in enumerate(ways):
+                folder = workdir / f"index-{attempt}-{n}-{tf.name}"
+                cfg = config.Config(index_dir=folder, decode_workers=threads)
+                began = time.perf_counter()
+                report = indexer.build_index(photos, cfg, embedder, progress=False, log=lambda _: None)
+                best[label] = min(best[label], time.perf_counter() - began)
+        records += [
+            {"model": tf.name, "way": label, "images": report.items, "seconds": seconds}
+            | {"images_per_s": report.items / seconds}
+            for label, seconds in best.items()
+        ]
     return records
 
 
@@ -184,11 +189,12 @@ def bench_runtime(quick: bool) -> tuple[dict, str]:
         ["4000x3000 JPEG to 299x299", "ms"],
         [["full decode", decode["full"]], ["reduced-scale (draft)", decode["draft"]]],
     )
-    base = builds[0]["images_per_s"]
+    base = {b["model"]: b["images_per_s"] for b in builds if b["way"].startswith("round 1")}
     text += "\n\n" + table(
-        ["img2vec.py on camera JPEGs (InceptionV3)", "images", "seconds", "images/s", "vs round 1"],
+        ["model", "img2vec.py on camera JPEGs", "images", "seconds", "images/s", "vs round 1"],
         [
-            [b["way"], b["images"], b["seconds"], b["images_per_s"], f"{b['images_per_s'] / base:.2f}x"]
+            [b["model"], b["way"], b["images"], b["seconds"], b["images_per_s"]]
+            + [f"{b['images_per_s'] / base[b['model']]:.2f}x"]
             for b in builds
         ],
     )
