@@ -3,9 +3,10 @@
 Workers: one per CPU core. Each worker runs the network for the query image (OpenVINO by
 default, no TensorFlow loaded: about 200-500 MB a worker instead of 750-870 MB), and one inference
 already spreads over the cores, so more workers than cores only fight for the CPU.
-Threads: 8 per worker. Concurrent searches in a worker share one forward pass (batching.py), which
-needs several requests in the same worker; the threads also let images and thumbnails (I/O)
-overlap a search. bench/run.py --only service measures 2x2, 2x8 and 1x8 side by side.
+Threads: 4 per worker, so that decoding, Annoy and HTTP of one search overlap the network run of
+another, and concurrent searches in a worker can share one forward pass (batching.py, at most
+IMGSIM_QUERY_BATCH = 4). docs/benchmarks.md section 8 measures 2x2, 2x4, 2x8 and 1x8: 4 threads
+served as many searches as 8 with a fifth less memory per worker.
 The memory-mapped Annoy index is shared by all workers through the page cache.
 The app is not preloaded: TensorFlow imported before the fork can hang the workers.
 Every value can be overridden with the usual GUNICORN_CMD_ARGS or the variables below.
@@ -19,7 +20,7 @@ import config as imgsim_config  # not "config": gunicorn reads that name as its 
 bind = imgsim_config.load().bind
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = int(os.environ.get("IMGSIM_THREADS", "8"))
+threads = int(os.environ.get("IMGSIM_THREADS", "4"))
 preload_app = False
 # Loading TensorFlow and the model takes several seconds per worker.
 timeout = 120

@@ -48,9 +48,10 @@ ROUND_START = {"IMGSIM_RUNTIME": "tensorflow", "IMGSIM_QUERY_BATCH": "1", "IMGSI
 VARIANTS = [
     ("TensorFlow, one query per pass, 2x2", ROUND_START, 2),
     ("OpenVINO, one query per pass, 2x2", ROUND_START | {"IMGSIM_RUNTIME": "openvino"}, 2),
-    ("OpenVINO, shared passes, 2x2", {"IMGSIM_RUNTIME": "openvino", "IMGSIM_THREADS": "2"}, 2),
-    ("OpenVINO, shared passes, 2x8", {"IMGSIM_RUNTIME": "openvino", "IMGSIM_THREADS": "8"}, 2),
-    ("OpenVINO, shared passes, 1x8", {"IMGSIM_RUNTIME": "openvino", "IMGSIM_THREADS": "8"}, 1),
+    ("OpenVINO, shared passes of 4, 2x2", {"IMGSIM_RUNTIME": "openvino", "IMGSIM_THREADS": "2"}, 2),
+    ("OpenVINO, shared passes of 4, 2x4 (defaults)", {"IMGSIM_THREADS": "4"}, 2),
+    ("OpenVINO, shared passes of 16, 2x8", {"IMGSIM_THREADS": "8", "IMGSIM_QUERY_BATCH": "16"}, 2),
+    ("OpenVINO, shared passes of 16, 1x8", {"IMGSIM_THREADS": "8", "IMGSIM_QUERY_BATCH": "16"}, 1),
 ]
 
 
@@ -147,7 +148,7 @@ def bench_service(quick: bool) -> tuple[dict, str]:
             cfg = config.Config(index_dir=Path(tmp) / "index", model=model, weights=weights)
             indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
             for variant, settings, workers in VARIANTS:
-                bare = bare_pass_ms(cfg.index_dir, settings["IMGSIM_RUNTIME"], bodies[0])
+                bare = bare_pass_ms(cfg.index_dir, settings.get("IMGSIM_RUNTIME", "openvino"), bodies[0])
                 port = free_port()
                 with gunicorn(cfg.index_dir, port, workers, settings) as server:
                     measured = _measure(server, port, bodies, sequential, load_seconds)

@@ -33,6 +33,9 @@ def test_metrics_count_requests_by_route_and_status_and_time_each_stage(client):
     for stage in ("decode", "embed", "search"):
         count = "imgsim_stage_seconds_count"
         assert value(after, count, stage=stage) > value(before, count, stage=stage)
+    passes, queries = "imgsim_query_batch_images_count", "imgsim_query_batch_images_sum"
+    assert value(after, passes) == value(before, passes) + 1  # one query alone: one pass of one
+    assert value(after, queries) == value(before, queries) + 1
     assert value(after, "imgsim_index_items") == 12
     assert value(after, "imgsim_live_delta") == 0
     info = [labels for (name, labels), v in after.items() if name == "imgsim_index_info" and v == 1]
