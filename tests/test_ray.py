@@ -127,3 +127,21 @@ def test_actors_load_the_drivers_model_under_the_same_key(tmp_path):
     driver = embedders.load_embedder(cfg.model, embedders.weights_setting(cfg.weights), cfg.image_size)
     actor = rayengine.EmbedActor(**rayengine.actor_arguments(driver, cfg, str(tmp_path)))
     assert actor.embedder.key == driver.key
+
+
+def test_actors_run_the_drivers_runtime_with_as_many_threads_as_their_cpus(tmp_path, tiny_model):
+    """A driver on OpenVINO gets actors on OpenVINO (the same conversion, from the cache); one that
+    fell back to TensorFlow gets actors on TensorFlow."""
+    import config
+    import embedders
+    import rayengine
+    import runtimes
+
+    cfg = config.Config(model=tiny_model, image_size=32, ray_cpus_per_actor=1.5)
+    driver = embedders.load_embedder(tiny_model, None, 32, runtimes.of(cfg))
+    arguments = rayengine.actor_arguments(driver, cfg, str(tmp_path))
+    assert (arguments["runtime"], arguments["threads"]) == ("openvino", 2)
+    actor = rayengine.EmbedActor(**arguments)
+    assert actor.embedder.runtime == "openvino" and actor.embedder.converted == driver.converted
+    on_tf = embedders.load_embedder(tiny_model, None, 32)
+    assert rayengine.actor_arguments(on_tf, cfg, str(tmp_path))["runtime"] == "tensorflow"
