@@ -140,7 +140,7 @@ def load_embedder(
             try:
                 return _on_openvino(model, weights, image_size, key, done, runtime)
             except Exception as error:  # e.g. openvino missing here: the Keras model still runs
-                return _on_tensorflow(model, weights, image_size, key, runtime, "could not load", error)
+                return _on_tensorflow(_load_keras(model, weights, image_size, key), runtime, "load", error)
     embedder = _load_keras(model, weights, image_size, key)
     if runtime.name != "openvino":
         return embedder
@@ -150,34 +150,29 @@ def load_embedder(
         runtimes.convert(embedder.model, folder, key)
         return _on_openvino(model, weights, image_size, key, folder, runtime)
     except Exception as error:  # any exporter or compiler failure: run the model as it is
-        return _on_tensorflow(model, weights, image_size, key, runtime, "could not convert", error, embedder)
+        return _on_tensorflow(embedder, runtime, "convert", error)
 
 
-def _on_tensorflow(
-    model: str,
-    weights: str | None,
-    image_size: int,
-    key: str,
-    runtime: Runtime,
-    failed: str,
-    error: Exception,
-    loaded: Embedder | None = None,
-) -> Embedder:
-    """The Keras model on TensorFlow where OpenVINO failed, said in one line (same vectors)."""
-    embedder = loaded or _load_keras(model, weights, image_size, key)
+def _on_tensorflow(embedder: Embedder, runtime: Runtime, failed: str, error: Exception) -> Embedder:
+    """The Keras model on TensorFlow where OpenVINO could not ``failed`` it, said in one line."""
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    runtime.log(f"OpenVINO {failed} {embedder.name} ({reason}); running it on TensorFlow instead.")
+    runtime.log(f"OpenVINO could not {failed} {embedder.name} ({reason}); running it on TensorFlow instead.")
     return embedder
+
+
+def _identity(model: str) -> tuple[str, str, str]:
+    """(name, source, preprocessing mode) of a backbone name or a .keras file, whichever runtime."""
+    if model in BACKBONES:
+        return model, model, BACKBONES[model][1]
+    return Path(model).stem, str(Path(model).resolve()), "none"  # a .keras file scales its own input
 
 
 def _on_openvino(
     model: str, weights: str | None, image_size: int, key: str, folder: Path, runtime: Runtime
 ) -> Embedder:
     network = runtimes.OpenVinoModel(folder, runtime.threads)
-    if model in BACKBONES:
-        name, source, mode = model, model, BACKBONES[model][1]
-    else:  # a .keras file carries its weights
-        name, source, mode, weights = Path(model).stem, str(Path(model).resolve()), "none", None
+    name, source, mode = _identity(model)
+    weights = weights if model in BACKBONES else None  # a .keras file carries its weights
     side = image_size or network.input_size
     if not side:
         raise ValueError(f"{model} has no fixed input size: pass --image-size")
@@ -221,8 +216,9 @@ def _load_file(model: str, image_size: int, key: str) -> Embedder:
         raise ValueError(f"{model} has no fixed input size: pass --image-size")
     if len(network.output_shape) != 2:
         raise ValueError(f"{model} must output one vector per image, not {network.output_shape}")
-    source = str(Path(model).resolve())
-    return Embedder(Path(model).stem, source, None, key, side, network.output_shape[-1], network, lambda x: x)
+    name, source, mode = _identity(model)
+    dim, preprocess = network.output_shape[-1], preprocess_function(mode)
+    return Embedder(name, source, None, key, side, dim, network, preprocess)
 
 
 def for_index(manifest: store.Manifest, version: Path, runtime: Runtime = TENSORFLOW) -> Embedder:

@@ -68,6 +68,10 @@ class Snapshot:
     link_target: str
     queries: batching.Batcher  # the embedder's network, shared by concurrent queries
 
+    def embed(self, image: Image.Image) -> np.ndarray:
+        """An image's vector, from a forward pass shared with concurrent queries."""
+        return self.queries.embed(self.embedder.prepare(image))
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -105,13 +109,11 @@ class IndexHolder:
     def _open(self, target: str) -> Snapshot:
         index = ann.open_index(self.cfg.index_dir)
         old = self._snapshot
-        same_model = self._given_embedder is not None or old and old.embedder.key == index.manifest.model_key
-        if old is not None and same_model:
+        if old is not None and (self._given_embedder or old.embedder.key == index.manifest.model_key):
             return Snapshot(index, old.embedder, target, old.queries)  # the same model: keep it loaded
-        if self._given_embedder is not None:
-            embedder = self._given_embedder
-        else:
-            embedder = embedders.for_index(index.manifest, index.version, runtimes.of(self.cfg, self.log))
+        embedder = self._given_embedder or embedders.for_index(
+            index.manifest, index.version, runtimes.of(self.cfg, self.log)
+        )
         queries = batching.Batcher(embedder.embed, self.cfg.query_batch, metrics.query_batch)
         return Snapshot(index, embedder, target, queries)
 
@@ -257,7 +259,7 @@ class Service:
     def search_image(self, image: Image.Image, k: int, filename: str | None = None) -> Answer:
         snap, view = self.current()
         with metrics.stage("embed"):
-            vector = snap.queries.embed(snap.embedder.prepare(image))
+            vector = snap.embed(image)
         with metrics.stage("search"):
             hits = live.search(snap.index, view, vector, k, self.cfg.search_k)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
@@ -313,7 +315,7 @@ class Service:
         """Embed an image, store it under the collection's uploads/ with a name of ours, and commit
         it to the delta. ``image`` is ``data`` decoded by the caller, who refused bad input."""
         snap, _ = self.current(allow_empty=True)
-        vector = snap.queries.embed(snap.embedder.prepare(image))
+        vector = snap.embed(image)
         folder = snap.index.collection_root / collection.UPLOADS
         name = uuid.uuid4().hex + EXTENSIONS.get(imaging.image_format(data) or "", ".img")
         try:

@@ -25,13 +25,21 @@ def _openvino(tmp_path, log=None) -> runtimes.Runtime:
     return runtimes.Runtime("openvino", tmp_path / "cache", log=log or (lambda _: None))
 
 
+# the keras.applications module that holds each backbone's own preprocess_input
+KERAS_MODULES = {
+    "inception_v3": "inception_v3",
+    "vgg19": "vgg19",
+    "resnet50": "resnet50",
+    "mobilenet_v2": "mobilenet_v2",
+    "efficientnetb0": "efficientnet",
+}
+
+
 @pytest.mark.parametrize("backbone", sorted(embedders.BACKBONES))
 def test_numpy_preprocessing_equals_keras_preprocess_input(backbone):
     import keras
 
-    class_name, mode, _ = embedders.BACKBONES[backbone]
-    module = {"InceptionV3": "inception_v3", "VGG19": "vgg19", "ResNet50": "resnet50"}.get(class_name)
-    module = module or {"MobileNetV2": "mobilenet_v2", "EfficientNetB0": "efficientnet"}[class_name]
+    mode, module = embedders.BACKBONES[backbone][1], KERAS_MODULES[backbone]
     pixels = np.random.default_rng(0).integers(0, 256, (2, 5, 5, 3)).astype(np.float32)
     expected = getattr(keras.applications, module).preprocess_input(pixels.copy())
     np.testing.assert_allclose(embedders.preprocess_function(mode)(pixels), expected, rtol=1e-6, atol=1e-4)
