@@ -25,6 +25,9 @@ import imaging
 import plots
 import runtimes
 import store
+import tta
+import vectors as vector_math
+from recall import EXACT
 from vectors import distance_to_score
 
 
@@ -54,6 +57,9 @@ def query(index: AnnoyIndex, vector: np.ndarray, k: int, search_k: int = -1) -> 
     )
 
 
+CENTRE_FILE = "centre.npy"
+
+
 @dataclass
 class Hit:
     id: int
@@ -71,7 +77,10 @@ class SearchIndex:
     items: list[store.Item]
     annoy: AnnoyIndex
     reducer: autoencoder.Reducer | None
+    centre: np.ndarray | None = None  # the collection's mean direction, taken off every vector
     rows_by_id: dict[int, int] = field(init=False, repr=False)
+    _matrix: np.ndarray | None = field(default=None, init=False, repr=False)  # for exact search
+    _norms: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rows_by_id = {item.id: row for row, item in enumerate(self.items)}
@@ -87,6 +96,8 @@ class SearchIndex:
     def to_index_space(self, vectors: np.ndarray) -> np.ndarray:
         """Full embeddings (rows) as the index stores them: reduced, if the index is."""
         vectors = np.asarray(vectors, np.float32)
+        if self.centre is not None:
+            vectors = vector_math.centred(vectors, self.centre)
         return vectors if self.reducer is None else self.reducer(vectors)
 
     def stored_vector(self, row: int) -> np.ndarray:
@@ -102,11 +113,29 @@ class SearchIndex:
 
     def search_reduced(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
         """Nearest items to a vector already in the index's space (e.g. one read back from it)."""
-        rows, distances = query(self.annoy, vector, min(k, len(self.items)), search_k)
+        rows, distances = self.nearest_rows(vector, k, search_k)
         return [
             Hit(self.items[r].id, self.items[r].path, float(d), distance_to_score(d, self.metric))
             for r, d in zip(rows, distances, strict=True)
         ]
+
+    def depth(self, search_k: int = -1) -> int:
+        """The search_k a query runs with: as given, else the one the build chose for its target."""
+        return self.manifest.search_k if search_k == -1 else search_k
+
+    def nearest_rows(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
+        """Rows and distances of the k nearest items, by Annoy or, at depth EXACT, by every vector."""
+        k = min(k, len(self.items))
+        depth = self.depth(search_k)
+        if depth != EXACT:
+            return query(self.annoy, vector, k, depth)
+        if self._matrix is None:  # chosen only for collections where this is small and fast
+            self._matrix = self.stored_vectors()
+            self._norms = vector_math.row_norms(self._matrix)
+        found = vector_math.distances(self._matrix, np.asarray(vector, np.float32), self.metric, self._norms)
+        rows = np.argpartition(found, k - 1)[:k] if k < len(found) else np.arange(len(found))
+        rows = rows[np.argsort(found[rows], kind="stable")]
+        return rows.tolist(), found[rows].tolist()
 
 
 def open_index(index_dir: Path) -> SearchIndex:
@@ -121,7 +150,8 @@ def open_index(index_dir: Path) -> SearchIndex:
     manifest = store.Manifest.from_dict(raw)
     annoy = load(version / "index.ann", manifest.dims, manifest.metric)
     reducer = autoencoder.load_reducer(manifest.reduce, version)
-    return SearchIndex(version, manifest, store.read_items(version), annoy, reducer)
+    centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None
+    return SearchIndex(version, manifest, store.read_items(version), annoy, reducer, centre)
 
 
 def _query_files(queries: list[str]) -> list[Path]:
@@ -143,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--plot", metavar="OUT_DIR", help="write one PNG per query with its results")
     parser.add_argument("--map", metavar="OUT.png", help="draw a t-SNE map of the whole indexed collection")
-    config.add_flags(parser, "index_dir", "k", "search_k", "runtime", "model_cache")
+    config.add_flags(parser, "index_dir", "k", "search_k", "tta", "runtime", "model_cache")
     args, cfg = config.parse_args(parser, argv)
     if not args.queries and not args.map:
         parser.error("give QUERY images, or --map OUT.png")
@@ -179,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 print(f"{query_file}: cannot read: {error}", file=sys.stderr)
             continue
-        hits = index.search(embedder.embed_images([image])[0], cfg.k, cfg.search_k)
+        vectors = embedder.embed_images(tta.variants(image, cfg.tta))
+        hits = list(tta.best_orientation([index.search(vector, cfg.k, cfg.search_k) for vector in vectors]))
         answers.append({"query": str(query_file), "results": [asdict(h) for h in hits]})
         if not args.json:
             print(f"{query_file}:")

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the search service with Flask's development server.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
-    config.add_flags(parser, "index_dir", "k")
+    config.add_flags(parser, "index_dir", "k", "search_k", "tta")
     args, cfg = config.parse_args(parser, argv)
     config.quiet_tensorflow()
     create_app(cfg).run(host=args.host, port=args.port)

@@ -48,10 +48,15 @@ class Batcher:
 
     def embed(self, item: np.ndarray) -> np.ndarray:
         """``run`` of one item, computed in a pass shared with the concurrent callers."""
-        mine = _Waiting(item)
+        return self.embed_all([item])[0]
+
+    def embed_all(self, items: list[np.ndarray]) -> np.ndarray:
+        """``run`` of several items of one caller (a query's variants), in as few shared passes as
+        ``max_batch`` allows."""
+        mine = [_Waiting(item) for item in items]
         with self._changed:
-            self._queue.append(mine)
-            while not mine.done:
+            self._queue.extend(mine)
+            while not all(waiting.done for waiting in mine):
                 if self._running:
                     self._changed.wait()
                     continue
@@ -66,10 +71,10 @@ class Batcher:
                         waiting.done = True
                     self._running = False
                     self._changed.notify_all()
-        if mine.error is not None:
-            raise mine.error
-        assert mine.result is not None
-        return mine.result
+        for waiting in mine:
+            if waiting.error is not None:
+                raise waiting.error
+        return np.stack([waiting.result for waiting in mine])
 
     def _run(self, batch: list[_Waiting]) -> None:
         """One pass for the batch; every caller in it gets its row, or the pass's error."""

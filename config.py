@@ -18,6 +18,14 @@ REDUCTIONS = ("none", "autoencoder", "pca")
 METRICS = ("angular", "euclidean", "manhattan", "dot")
 ENGINES = ("local", "ray")
 RUNTIMES = ("openvino", "tensorflow")
+POOLINGS = ("gem", "avg")
+CENTRINGS = ("mean", "none")
+TTAS = ("none", "rotations")
+_CHOICES = {
+    "reduce": REDUCTIONS, "metric": METRICS, "engine": ENGINES, "runtime": RUNTIMES,
+    "pooling": POOLINGS, "centre": CENTRINGS, "tta": TTAS,
+}  # fmt: skip
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 # Data shared beside the checkout (read-only): a real pretrained model and labelled photos, used
 # by the quality tests, the benchmarks and the offline demo where ImageNet weights cannot be had.
@@ -59,8 +67,23 @@ class Config:
     dims: int = 256
     trees: int = 100
     metric: str = "angular"
-    # Annoy's search_k: nodes inspected per query; -1 lets Annoy use trees * k.
+    # Annoy's search_k: nodes inspected per query. -1 = the depth the build measured for
+    # target_recall (recall.py, kept in the manifest); 0 = exact search; N = N nodes.
     search_k: int = -1
+    # Recall@10 against exact search that a build tunes search_k for, measured with edited copies
+    # (edits.CALIBRATION) of recall_sample of the collection's images.
+    target_recall: float = 0.98
+    recall_sample: int = 50
+    # How a photo becomes a vector (docs/benchmarks.md section 9 measured each):
+    # "gem" pools the last feature map with a generalised mean (p = 3), "avg" averages it;
+    pooling: str = "gem"
+    # trim uniform borders (a screenshot's frame) off every image before embedding it;
+    trim_borders: bool = True
+    # "mean" subtracts the collection's mean direction from every vector before indexing;
+    centre: str = "mean"
+    # query-side test-time augmentation: "rotations" also searches with the query turned by
+    # 90, 180 and 270 degrees (4 passes per query) and keeps each item's best distance.
+    tta: str = "none"
     # Autoencoder training: the vector reducer, and the pixel autoencoders (--model convae/simpleae).
     epochs: int = 50
     ae_epochs: int = 20
@@ -109,18 +132,19 @@ def _field_type(field: dataclasses.Field) -> type:
 
 def _parse(field: dataclasses.Field, raw: str, source: str) -> object:
     kind = _field_type(field)
+    if kind is bool:
+        if raw.strip().lower() not in _TRUE + _FALSE:
+            raise ConfigError(f"{source}: expected on or off for {field.name}, got {raw!r}")
+        return raw.strip().lower() in _TRUE
     try:
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{source}: expected {kind.__name__} for {field.name}, got {raw!r}") from None
-    if field.name == "reduce" and value not in REDUCTIONS:
-        raise ConfigError(f"{source}: reduce must be one of {', '.join(REDUCTIONS)}, got {raw!r}")
-    if field.name == "engine" and value not in ENGINES:
-        raise ConfigError(f"{source}: engine must be one of {', '.join(ENGINES)}, got {raw!r}")
-    if field.name == "runtime" and value not in RUNTIMES:
-        raise ConfigError(f"{source}: runtime must be one of {', '.join(RUNTIMES)}, got {raw!r}")
-    if field.name == "metric" and value not in METRICS:
-        raise ConfigError(f"{source}: metric must be one of {', '.join(METRICS)}, got {raw!r}")
+    choices = _CHOICES.get(field.name)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{source}: {field.name} must be one of {', '.join(choices)}, got {raw!r}")
+    if field.name == "target_recall" and not 0 < value <= 1:
+        raise ConfigError(f"{source}: target_recall must be in (0, 1], got {raw!r}")
     return value
 
 
@@ -153,7 +177,13 @@ _HELP = {
     "dims": "reduced dimensions (default %(default)s)",
     "trees": "Annoy trees (default %(default)s)",
     "metric": "Annoy metric (default %(default)s)",
-    "search_k": "Annoy search_k; -1 = trees * k (default %(default)s)",
+    "search_k": "Annoy search_k; -1 = the depth the build chose, 0 = exact search (default %(default)s)",
+    "target_recall": "recall@10 against exact search that the build tunes search_k for (default %(default)s)",
+    "recall_sample": "images whose edited copies measure that recall (default %(default)s)",
+    "pooling": "pooling of the last feature map: gem or avg (default %(default)s)",
+    "trim_borders": "trim uniform borders before embedding: on or off (default %(default)s)",
+    "centre": "subtract the collection's mean vector: mean or none (default %(default)s)",
+    "tta": "query-side test-time augmentation: none or rotations (default %(default)s)",
     "epochs": "autoencoder training epochs, with early stopping (default %(default)s)",
     "ae_epochs": "convae/simpleae training epochs, with early stopping (default %(default)s)",
     "ae_train_images": "convae/simpleae train on at most this many images (default %(default)s)",

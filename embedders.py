@@ -70,6 +70,7 @@ class Embedder:
     preprocess: Callable[[np.ndarray], np.ndarray]
     runtime: str = "tensorflow"
     converted: Path | None = None  # the OpenVINO conversion it runs, copied into index versions
+    trim: bool = False  # uniform borders are trimmed before resizing (see imaging.trim_border)
     # for models trained on the collection (convae, simpleae): the folder holding the trained
     # files, copied into every index version built with them
     trained_files: Path | None = None
@@ -82,7 +83,7 @@ class Embedder:
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """Resize a PIL RGB image to the network's square input, as uint8 pixels."""
-        return imaging.to_square(image, self.input_size)
+        return imaging.to_square(imaging.trim_border(image) if self.trim else image, self.input_size)
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
         batch = self.preprocess(np.array(pixels, dtype=np.float32))
@@ -97,8 +98,29 @@ def weights_setting(weights: str) -> str | None:
     return None if weights == "none" else weights
 
 
-def model_key(model: str, weights: str | None = "imagenet", image_size: int = 0) -> str:
+def _options(pooling: str, trim: bool) -> str:
+    """The part of a model key that names how vectors are made from the network's features;
+    empty for average pooling without trimming, the only way before they existed."""
+    named = [name for name, used in (("gem", pooling == "gem"), ("trim", trim)) if used]
+    return "|" + ",".join(named) if named else ""
+
+
+def key_options(key: str) -> tuple[str, bool, int]:
+    """(pooling, trim, input-size setting) that a model key was made with."""
+    base, _, options = key.partition("|")
+    named = options.split(",") if options else []
+    return ("gem" if "gem" in named else "avg"), "trim" in named, int(base.rsplit(":", 1)[1])
+
+
+def model_key(
+    model: str, weights: str | None = "imagenet", image_size: int = 0, pooling: str = "avg",
+    trim: bool = False,
+) -> str:  # fmt: skip
     """What the vectors depend on, cheap to compute before the model is loaded."""
+    return _base_key(model, weights, image_size) + _options(pooling, trim)
+
+
+def _base_key(model: str, weights: str | None, image_size: int) -> str:
     if model in autoencoder.PIXEL_MODELS:
         raise WeightsUnavailable(f"{model} is trained on the collection: build the index with img2vec.py")
     if model in BACKBONES:
@@ -123,16 +145,27 @@ def load_embedder(
     image_size: int = 0,
     runtime: Runtime = TENSORFLOW,
     converted_in: Path | None = None,
+    pooling: str = "avg",
+    trim: bool = False,
 ) -> Embedder:
-    """Load a backbone by name (penultimate layer, global average pool) or a .keras model file.
+    """Load a backbone by name (penultimate layer, globally pooled) or a .keras model file.
 
     ``weights`` is "imagenet" (downloaded once into the Keras cache), a local weights file, or
     None for random weights (only good for measuring speed). On the OpenVINO runtime an earlier
     conversion (in ``converted_in``, else in the runtime's cache) is loaded without TensorFlow;
     otherwise the Keras model is loaded and converted, and where conversion fails the model runs
-    on TensorFlow and the log says so.
+    on TensorFlow and the log says so. ``pooling`` "gem" replaces the global average pooling (where
+    the model has one; the log says where it has none); ``trim`` trims uniform borders.
     """
-    key = model_key(model, weights, image_size)
+    key = model_key(model, weights, image_size, pooling, trim)
+    loaded = _load(model, weights, image_size, key, runtime, converted_in, pooling)
+    return dataclasses.replace(loaded, trim=trim)
+
+
+def _load(
+    model: str, weights: str | None, image_size: int, key: str, runtime: Runtime, converted_in: Path | None,
+    pooling: str,
+) -> Embedder:  # fmt: skip
     if runtime.name == "openvino":
         cached = runtimes.cache_folder(runtime.cache, key) if runtime.cache else None
         done = next((f for f in (converted_in, cached) if f and runtimes.is_converted(f, key)), None)
@@ -140,8 +173,9 @@ def load_embedder(
             try:
                 return _on_openvino(model, weights, image_size, key, done, runtime)
             except Exception as error:  # e.g. openvino missing here: the Keras model still runs
-                return _on_tensorflow(_load_keras(model, weights, image_size, key), runtime, "load", error)
-    embedder = _load_keras(model, weights, image_size, key)
+                keras_model = _load_keras(model, weights, image_size, key, pooling, runtime.log)
+                return _on_tensorflow(keras_model, runtime, "load", error)
+    embedder = _load_keras(model, weights, image_size, key, pooling, runtime.log)
     if runtime.name != "openvino":
         return embedder
     cache = runtime.cache or Path(tempfile.mkdtemp(prefix="imgsim-openvino-"))
@@ -182,11 +216,27 @@ def _on_openvino(
     )  # fmt: skip
 
 
-def _load_keras(model: str, weights: str | None, image_size: int, key: str) -> Embedder:
+def _load_keras(
+    model: str, weights: str | None, image_size: int, key: str, pooling: str, log: Callable[[str], None]
+) -> Embedder:
+    if model in BACKBONES:
+        embedder = _load_backbone(model, weights, image_size, key)
+    else:
+        embedder = _load_file(model, image_size, key)
+    if pooling != "gem":
+        return embedder
+    import gem
+
+    pooled = gem.with_gem(embedder.model)
+    if pooled is None:
+        log(f"GeM pooling does not apply to {embedder.name} (no global average pooling layer): kept as is.")
+        return embedder
+    return dataclasses.replace(embedder, model=pooled)
+
+
+def _load_backbone(model: str, weights: str | None, image_size: int, key: str) -> Embedder:
     import keras
 
-    if model not in BACKBONES:
-        return _load_file(model, image_size, key)
     class_name, mode, default_side = BACKBONES[model]
     side = image_size or default_side
     build = getattr(keras.applications, class_name)
@@ -229,10 +279,10 @@ def for_index(manifest: store.Manifest, version: Path, runtime: Runtime = TENSOR
     trained = source in autoencoder.PIXEL_MODELS  # trained on the collection, stored in the version
     if trained:
         source = str(Path(version) / autoencoder.ENCODER_FILE)
-    # the model key ends with the input-size setting it was built with (0 = the model's own)
-    size = int(manifest.model_key.rsplit(":", 1)[1])
+    pooling, trim, size = key_options(manifest.model_key)  # the settings the vectors were made with
     converted = Path(version) / runtimes.VERSION_FOLDER
-    embedder = load_embedder(source, weights_setting(manifest.weights), size, runtime, converted)
+    weights = weights_setting(manifest.weights)
+    embedder = load_embedder(source, weights, size, runtime, converted, pooling, trim)
     if trained:
         embedder = dataclasses.replace(
             embedder, name=manifest.model_source, source=manifest.model_source, trained_files=Path(version)
@@ -249,12 +299,20 @@ def best_available(cfg: config.Config, log: Callable[[str], None] = print) -> Em
     """The best model available here: the configured one (InceptionV3 with ImageNet weights),
     else the shared EfficientNet-Lite0 (announced, never silent), else a clear error."""
     try:
-        return load_embedder(cfg.model, weights_setting(cfg.weights), cfg.image_size, runtimes.of(cfg, log))
+        return from_config(cfg, log)
     except WeightsUnavailable as error:
         if not config.SHARED_MODEL.is_file():
             raise
         log(f"{error}\n-> Using the pretrained EfficientNet-Lite0 from {config.SHARED_MODEL} instead.")
-        return load_embedder(str(config.SHARED_MODEL), runtime=runtimes.of(cfg, log))
+        return from_config(cfg.replace(model=str(config.SHARED_MODEL), weights="none", image_size=0), log)
+
+
+def from_config(cfg: config.Config, log: Callable[[str], None] = print) -> Embedder:
+    """The configured model, made into vectors the configured way (pooling, trimming)."""
+    weights = weights_setting(cfg.weights)
+    runtime = runtimes.of(cfg, log)
+    trim = cfg.trim_borders
+    return load_embedder(cfg.model, weights, cfg.image_size, runtime, pooling=cfg.pooling, trim=trim)
 
 
 def trained_on_collection(
@@ -301,7 +359,8 @@ def trained_on_collection(
         full = keras.saving.load_model(trained / autoencoder.PIXEL_AUTOENCODER_FILE)
         autoencoder.plot_reconstructions(full, images(side, 8), plot)
         log(f"Reconstructions: {plot}")
-    loaded = load_embedder(str(trained / autoencoder.ENCODER_FILE), runtime=runtimes.of(cfg, log))
+    encoder = str(trained / autoencoder.ENCODER_FILE)
+    loaded = load_embedder(encoder, runtime=runtimes.of(cfg, log), pooling=cfg.pooling, trim=cfg.trim_borders)
     return dataclasses.replace(loaded, name=kind, source=kind, trained_files=trained)
 
 

@@ -5,7 +5,10 @@
 DATASET is a folder whose sub-folders are classes. Every image is indexed, then used as a query
 against all the others (leave-one-out). Printed: P@1, P@5 and P@10 of the Annoy answers (the
 share of results of the query's class), mAP over the exact ranking of the whole collection, and
-recall@10 of Annoy against exact (brute-force) search in the same vector space.
+recall@10 of Annoy against exact (brute-force) search in the same vector space. Then edited
+copies (edits.py: re-encoded, resized, turned, bordered, cropped, gray...) of a fixed sample are
+searched like uploads: the share whose original comes back first and in the top 10, per edit, and
+the recall@10 of those searches against exact search.
 The embeddings are kept in INDEX_DIR/eval/<dataset> so that trying another reduction or tree
 count re-embeds nothing.
 """
@@ -23,9 +26,14 @@ import numpy as np
 
 import ann
 import config
+import edits
 import embedders
 import imaging
 import indexer
+import runtimes
+import tta
+import tuning
+from recall import EXACT
 from vectors import normalise, similarities_to_others
 
 
@@ -75,7 +83,7 @@ def evaluate_index(index: ann.SearchIndex, k: int = 10, search_k: int = -1) -> d
         order = np.argsort(-sims, axis=1)[:, :-1]  # the query itself sorts last
         for row, ranking in zip(rows, order, strict=True):
             began = time.perf_counter()
-            found, _ = index.annoy.get_nns_by_item(int(row), k + 1, search_k=search_k, include_distances=True)
+            found, _ = index.nearest_rows(index.stored_vector(int(row)), k + 1, search_k)
             query_seconds += time.perf_counter() - began
             found = [r for r in found if r != row][:k]
             found_labels = labels[found].tolist()
@@ -89,6 +97,50 @@ def evaluate_index(index: ann.SearchIndex, k: int = 10, search_k: int = -1) -> d
     return result
 
 
+def evaluate_edits(
+    index: ann.SearchIndex, embedder: embedders.Embedder, sample: int = 50, search_k: int = -1,
+    mode: str = "none", k: int = 10,
+) -> dict:  # fmt: skip
+    """Search with every edit of ``sample`` items (a seed apart from the build's own sample) as an
+    upload would; per edit the share of originals at rank 1 and in the top k, and overall the
+    recall@k of those searches against exact search in the same space."""
+    queries = []  # (original id, edit name, the query's variants)
+    for row in tuning.sample_rows(len(index.items), sample, seed=1):
+        item = index.items[row]
+        try:
+            image = imaging.open_rgb(index.collection_root / item.path, min_side=embedder.decode_side)
+        except imaging.UnreadableImage:
+            continue
+        queries += [(item.id, name, tta.variants(edits.apply(name, image), mode)) for name in edits.EDITS]
+    images = [variant for _, _, variants in queries for variant in variants]
+    vectors = np.concatenate([embedder.embed_images(images[s : s + 32]) for s in range(0, len(images), 32)])
+    found: dict[str, list[tuple[bool, bool]]] = {name: [] for name in edits.EDITS}
+    recalls, seconds, start = [], 0.0, 0
+    for original, name, variants in queries:
+        mine = vectors[start : start + len(variants)]
+        start += len(variants)
+        began = time.perf_counter()
+        hits = tta.best_orientation([index.search(vector, k, search_k) for vector in mine])
+        seconds += time.perf_counter() - began
+        ids = [hit.id for hit in hits]
+        found[name].append((ids[:1] == [original], original in ids))
+        plain = index.to_index_space(mine[:1])[0]
+        approximate, _ = index.nearest_rows(plain, k, search_k)
+        exact, _ = index.nearest_rows(plain, k, EXACT)
+        recalls.append(recall_against_exact(approximate, exact))
+    per_edit = {
+        name: {"rank1": float(np.mean([a for a, _ in hits])), f"top{k}": float(np.mean([b for _, b in hits]))}
+        for name, hits in found.items()
+        if hits
+    }
+    count = max(1, len(queries))
+    return {
+        "edits": per_edit,
+        f"edited_recall@{k}": float(np.mean(recalls or [0.0])),
+        "edited_query_ms": 1000 * seconds / count,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Leave-one-out retrieval quality on a folder of class sub-folders.",
@@ -98,9 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset", help="folder whose sub-folders are the classes")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--edited", type=int, default=50, metavar="N",
+        help="search with every edit of N images of the collection; 0 = skip (default %(default)s)",
+    )  # fmt: skip
     config.add_flags(
-        parser, "index_dir", "model", "weights", "batch_size", "reduce", "dims", "trees", "search_k",
-        "epochs", "runtime", "model_cache",
+        parser, "index_dir", "model", "weights", "image_size", "batch_size", "reduce", "dims", "trees",
+        "search_k", "epochs", "runtime", "model_cache", "pooling", "trim_borders", "centre", "tta",
+        "target_recall", "recall_sample",
     )  # fmt: skip
     args, cfg = config.parse_args(parser, argv)
     config.quiet_tensorflow()
@@ -114,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     try:  # Keras prints training progress on stdout: keep stdout for the answer
         with contextlib.redirect_stdout(sys.stderr):
             indexer.build_index(dataset, eval_cfg, progress=not args.no_progress)
-            scores = evaluate_index(ann.open_index(eval_cfg.index_dir), search_k=cfg.search_k)
+            index = ann.open_index(eval_cfg.index_dir)
+            scores = evaluate_index(index, search_k=cfg.search_k)
+            if args.edited > 0:
+                embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
+                scores |= evaluate_edits(index, embedder, args.edited, cfg.search_k, cfg.tta)
     except (embedders.WeightsUnavailable, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -130,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         f"  {scores['p@1']:.3f}   {scores['p@5']:.3f}   {scores['p@10']:.3f}   {scores['map']:.3f}   "
         f"{scores['recall@10']:.3f}      {scores['query_ms']:.3f}"
     )
+    if "edits" in scores:
+        print(
+            f"\nEdited copies of {args.edited} images searched as uploads (tta {cfg.tta}): recall@10 against "
+            f"exact search {scores['edited_recall@10']:.3f}, {scores['edited_query_ms']:.2f} ms a search"
+        )
+        print("  edit            rank 1   top 10")
+        for name, found in scores["edits"].items():
+            print(f"  {name:<15} {found['rank1']:.3f}    {found['top10']:.3f}")
     return 0
 
 

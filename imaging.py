@@ -52,6 +52,25 @@ def to_square(image: Image.Image, side: int) -> np.ndarray:
     return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
+def trim_border(image: Image.Image, tolerance: int = 24, keep: float = 0.2) -> Image.Image:
+    """The image without a uniform frame (a screenshot's or a print's border), else the image itself.
+
+    A row or column is frame while every pixel in it lies within ``tolerance`` of the top-left
+    corner's colour; JPEG ringing at the frame's edge stays within the default. Nothing is cut
+    where less than ``keep`` of the area would remain (a blank or almost blank picture).
+    """
+    pixels = np.asarray(image, dtype=np.int16)
+    content = np.abs(pixels - pixels[0, 0]).max(axis=2) > tolerance
+    rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+    if not len(rows):
+        return image
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    if box == (0, 0, image.width, image.height) or area < keep * image.width * image.height:
+        return image
+    return image.crop(box)
+
+
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 

@@ -27,8 +27,11 @@ import config
 import embedders
 import imaging
 import live
+import recall
 import runtimes
 import store
+import tuning
+import vectors as vector_math
 from collection import FileEntry, Known
 from embedding import EmbedResult, embed_files
 
@@ -143,7 +146,7 @@ def plan_build(
 
         embedder = embedders.trained_on_collection(cfg, root, images, retrain, plot, verbose, log)
     weights = embedders.weights_setting(cfg.weights)
-    key = embedder.key if embedder else embedders.model_key(cfg.model, weights, cfg.image_size)
+    key = embedder.key if embedder else embedders.model_key(*_model_settings(cfg, weights))
     known = {} if full else collection.known_vectors(cfg.index_dir, current, key, root)
     for addition in state.additions.values():
         if addition.model_key == key and not full:  # --full re-embeds uploads too
@@ -166,6 +169,10 @@ def plan_build(
     return plan
 
 
+def _model_settings(cfg: config.Config, weights: str | None) -> tuple[str, str | None, int, str, bool]:
+    return cfg.model, weights, cfg.image_size, cfg.pooling, cfg.trim_borders
+
+
 def _up_to_date(plan: BuildPlan) -> bool:
     previous, cfg = plan.previous, plan.cfg
     return (
@@ -176,6 +183,8 @@ def _up_to_date(plan: BuildPlan) -> bool:
         and (previous.reduce, previous.trees, previous.metric) == (cfg.reduce, cfg.trees, cfg.metric)
         and (cfg.reduce == "none" or previous.dims == cfg.dims)
         and previous.items == len(plan.entries)
+        and previous.centre == ("mean" if cfg.centre == "mean" and cfg.reduce == "none" else "none")
+        and previous.recall.get("target") == (cfg.target_recall if cfg.recall_sample > 0 else None)
     )
 
 
@@ -185,8 +194,7 @@ def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResul
         return EmbedResult()
     cfg = plan.cfg
     if plan.embedder is None:
-        weights = embedders.weights_setting(cfg.weights)
-        plan.embedder = embedders.load_embedder(cfg.model, weights, cfg.image_size, runtimes.of(cfg, log))
+        plan.embedder = embedders.from_config(cfg, log)
     embedder = plan.embedder
     side, runtime = embedder.input_size, embedder.runtime
     log(f"Model {embedder.name} on {runtime}: {side}x{side} in, {embedder.dim}-d out")
@@ -257,18 +265,19 @@ def _write_version(
             runtimes.copy_converted(converted, building / runtimes.VERSION_FOLDER)
         store.write_items(building, items)
         store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
-        index_vectors = vectors
-        if cfg.reduce != "none":
-            fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
-            autoencoder.save_reducer(cfg.reduce, fitted, building)
-            index_vectors = autoencoder.load_reducer(cfg.reduce, building)(vectors)
+        to_index = _index_space(plan, vectors, building, verbose, log)
+        index_vectors = to_index(vectors)
         shape = f"{len(items)} vectors x {index_vectors.shape[1]} dims"
         log(f"Building Annoy index: {shape}, {cfg.trees} trees ...")
         annoy_started = time.perf_counter()
         ann.build(index_vectors, building / "index.ann", cfg.metric, cfg.trees)
+        annoy_seconds = time.perf_counter() - annoy_started
+        curve = _measure_depth(plan, building, items, index_vectors, to_index, log)
         manifest = _manifest(plan, len(items), vectors.shape[1], index_vectors.shape[1], result, next_id)
+        manifest.centre = "mean" if (building / ann.CENTRE_FILE).is_file() else "none"
+        manifest.search_k, manifest.recall = (curve.search_k, curve.to_dict()) if curve else (-1, {})
         manifest.build_seconds = round(time.perf_counter() - started, 2)
-        manifest.annoy_build_seconds = round(time.perf_counter() - annoy_started, 2)
+        manifest.annoy_build_seconds = round(annoy_seconds, 2)
         store.write_manifest(building, manifest)
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
     except BaseException:
@@ -276,6 +285,45 @@ def _write_version(
         raise
     shutil.rmtree(store.partial_dir(cfg.index_dir), ignore_errors=True)
     return version
+
+
+def _index_space(
+    plan: BuildPlan, vectors: np.ndarray, building: Path, verbose: int, log: Log
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Fit what maps embeddings to the vectors Annoy holds (centring, or a reducer), store it in
+    the version, and return the mapping. A reducer centres on its own terms (PCA) or not at all."""
+    cfg = plan.cfg
+    if cfg.reduce == "none":
+        if cfg.centre != "mean":
+            return lambda v: np.asarray(v, np.float32)
+        mean = vector_math.mean_direction(vectors)
+        np.save(building / ann.CENTRE_FILE, mean)
+        return lambda v: vector_math.centred(v, mean)
+    fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
+    autoencoder.save_reducer(cfg.reduce, fitted, building)
+    return autoencoder.load_reducer(cfg.reduce, building)
+
+
+def _measure_depth(
+    plan: BuildPlan, building: Path, items: list[store.Item], index_vectors: np.ndarray,
+    to_index: Callable[[np.ndarray], np.ndarray], log: Log,
+) -> recall.RecallCurve | None:  # fmt: skip
+    """Choose search_k for the target recall (tuning.py), with the previous version's edited
+    queries where they still apply, else new ones embedded now."""
+    cfg = plan.cfg
+    if cfg.recall_sample <= 0:
+        return None
+    try:
+        previous: Path | None = store.current_version(cfg.index_dir)
+    except store.IndexMissing:
+        previous = None
+    found = tuning.reusable(previous, plan.key, items, cfg.recall_sample)
+    if found is None:
+        plan.embedder = plan.embedder or embedders.from_config(cfg, log)
+        found = tuning.edited_vectors(plan.root, items, plan.embedder, cfg)
+    ids, queries = found
+    tuning.save(building, plan.key, items, ids, queries)
+    return tuning.choose_depth(building / "index.ann", index_vectors, to_index(queries), cfg, log)
 
 
 def _conversion_to_keep(plan: BuildPlan) -> Path | None:

@@ -54,7 +54,8 @@ class EmbedActor:
             )
         config.quiet_tensorflow()
         on = runtimes.Runtime(runtime, runtimes.cache_root(model_cache), threads)
-        self.embedder = embedders.load_embedder(model, weights, image_size, on)
+        pooling, trim, _ = embedders.key_options(key)  # made the driver's way
+        self.embedder = embedders.load_embedder(model, weights, image_size, on, pooling=pooling, trim=trim)
         if self.embedder.key != key:  # never mix vectors of two models in one index
             raise RuntimeError(f"the Ray actor loaded {self.embedder.key}, the driver {key}")
         self.max_pixels = max_pixels

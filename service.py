@@ -36,6 +36,7 @@ import metrics
 import plots
 import runtimes
 import store
+import tta
 
 THUMB_SIDE = 256
 EXTENSIONS = {
@@ -71,6 +72,10 @@ class Snapshot:
     def embed(self, image: Image.Image) -> np.ndarray:
         """An image's vector, from a forward pass shared with concurrent queries."""
         return self.queries.embed(self.embedder.prepare(image))
+
+    def embed_all(self, images: list[Image.Image]) -> np.ndarray:
+        """The vectors of a query's variants (tta.py), from passes shared with concurrent queries."""
+        return self.queries.embed_all([self.embedder.prepare(image) for image in images])
 
 
 @dataclass(frozen=True)
@@ -259,9 +264,10 @@ class Service:
     def search_image(self, image: Image.Image, k: int, filename: str | None = None) -> Answer:
         snap, view = self.current()
         with metrics.stage("embed"):
-            vector = snap.embed(image)
+            vectors = snap.embed_all(tta.variants(image, self.cfg.tta))
         with metrics.stage("search"):
-            hits = live.search(snap.index, view, vector, k, self.cfg.search_k)
+            answers = [live.search(snap.index, view, vector, k, self.cfg.search_k) for vector in vectors]
+            hits = list(tta.best_orientation(answers))
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
         return Answer(snap, view, hits, query)
 

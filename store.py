@@ -81,6 +81,9 @@ class Manifest:
     embedded_this_run: int = 0
     live_read_at: float = 0.0  # when the build read the live store: deletions before it are applied
     runtime: str = "tensorflow"  # what ran the network: tensorflow or openvino (the same vectors)
+    centre: str = "none"  # "mean": the collection's mean direction (centre.npy) is taken off vectors
+    search_k: int = -1  # the depth queries run at: chosen for recall["target"], 0 = exact, -1 = trees * k
+    recall: dict = field(default_factory=dict)  # what the choice was measured on (recall.RecallCurve)
     engine: str = "local"  # where this run embedded: in process, or on Ray (actors, nodes)
     engine_actors: int = 0
     engine_nodes: int = 1

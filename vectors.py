@@ -18,6 +18,20 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, _TINY)
 
 
+def mean_direction(vectors: np.ndarray) -> np.ndarray:
+    """The mean of the unit vectors: the direction every photo of a collection shares."""
+    return normalise(vectors).mean(axis=0)
+
+
+def centred(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Unit vectors with the collection's shared direction taken off, scaled back to unit length.
+
+    What all photos share says nothing about which one is meant; without it cosines spread wider,
+    which ranks classes better (mAP, docs/benchmarks.md section 9).
+    """
+    return normalise(normalise(vectors) - mean)
+
+
 def row_norms(matrix: np.ndarray) -> np.ndarray:
     """Each row's length, never 0: computed once for a matrix that many queries search."""
     return np.maximum(np.linalg.norm(matrix, axis=1), _TINY)

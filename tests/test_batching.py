@@ -72,6 +72,17 @@ def test_a_pass_holds_at_most_max_batch_queries():
     assert network.passes == [1, 4, 4, 2]
 
 
+def test_one_callers_variants_go_through_together_in_passes_of_at_most_max_batch():
+    network = HeldNetwork()
+    network.release.set()
+    batcher = Batcher(network, max_batch=4)
+    turned = batcher.embed_all([np.array([float(n)]) for n in range(4)])  # a query and its 3 turns
+    assert turned.tolist() == [[0.0], [2.0], [4.0], [6.0]] and network.passes == [4]
+    six = batcher.embed_all([np.array([float(n)]) for n in range(6)])
+    assert six.tolist() == [[2.0 * n] for n in range(6)]
+    assert network.passes == [4, 4, 2]
+
+
 def test_a_failed_pass_fails_every_query_in_it_and_the_next_pass_runs():
     calls = []
 

@@ -48,3 +48,16 @@ def test_tensorflow_starts_without_a_cuda_error_on_a_cpu_machine():
 def test_a_child_process_gets_the_same_configuration_through_its_environment():
     cfg = config.Config(trees=7, admin_token="t", bind="127.0.0.1:9", reload_interval=0.5)
     assert config.load(environ=config.to_environ(cfg)) == cfg
+
+
+def test_switches_read_on_and_off_and_choices_are_checked():
+    assert config.load(environ={"IMGSIM_TRIM_BORDERS": "off"}).trim_borders is False
+    assert config.load(environ={"IMGSIM_TRIM_BORDERS": "Yes"}).trim_borders is True
+    with pytest.raises(config.ConfigError, match="expected on or off for trim_borders"):
+        config.load(environ={"IMGSIM_TRIM_BORDERS": "maybe"})
+    with pytest.raises(config.ConfigError, match="tta must be one of none, rotations"):
+        config.load(environ={"IMGSIM_TTA": "flips"})
+    with pytest.raises(config.ConfigError, match="target_recall must be in"):
+        config.load(environ={"IMGSIM_TARGET_RECALL": "1.5"})
+    cfg = config.Config(trim_borders=False, pooling="avg", centre="none", tta="rotations", target_recall=0.9)
+    assert config.load(environ=config.to_environ(cfg)) == cfg

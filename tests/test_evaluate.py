@@ -65,8 +65,29 @@ def test_json_mode_prints_only_json_on_stdout(tmp_path, tiny_model, monkeypatch,
     )
     out, err = capsys.readouterr()
     assert code == 0
-    assert json.loads(out)["items"] == 12  # the whole of stdout is one JSON document
+    scores = json.loads(out)  # the whole of stdout is one JSON document
+    assert scores["items"] == 12
     assert "Building Annoy index" in err
+
+
+def test_edited_copies_are_searched_as_uploads_and_reported_per_edit(tmp_path, tiny_model, capsys):
+    import edits
+
+    write_images(tmp_path / "labelled" / "red", 6, seed=1)
+    write_images(tmp_path / "labelled" / "blue", 6, seed=2)
+    argv = [str(tmp_path / "labelled"), "--model", tiny_model, "--image-size", "32", "--trees", "5"]
+    argv += ["--index-dir", str(tmp_path / "index")]
+    code = evaluate.main([*argv, "--edited", "3", "--tta", "rotations"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "Edited copies of 3 images searched as uploads (tta rotations)" in out
+    for name in edits.EDITS:
+        assert f"  {name} " in out
+    assert capsys.readouterr().out == ""
+    code = evaluate.main([*argv, "--edited", "2", "--json"])
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores["edits"]) == set(edits.EDITS)
+    assert all(0.0 <= found["rank1"] <= found["top10"] <= 1.0 for found in scores["edits"].values())
+    assert 0.0 <= scores["edited_recall@10"] <= 1.0
 
 
 def test_a_folder_without_classes_is_refused_before_embedding(tmp_path, capsys):

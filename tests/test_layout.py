@@ -17,10 +17,11 @@ from helpers import ROOT
 LAYERS = [
     ["config"],
     ["imaging", "store", "vectors", "proxy", "livestore", "metrics", "runtimes", "batching"],
-    ["pgstore"],
+    ["edits", "gem", "tta"],
+    ["pgstore", "recall"],
     ["autoencoder", "plots"],
     ["embedders"],
-    ["ann", "collection"],
+    ["ann", "collection", "tuning"],
     ["embedding", "live"],
     ["rayengine"],
     ["service"],

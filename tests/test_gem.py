@@ -1,0 +1,57 @@
+"""GeM pooling in place of average pooling: same weights, the pooling the key names, both runtimes."""
+
+import numpy as np
+import pytest
+
+import embedders
+import runtimes
+
+
+def _pixels(count=3, side=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, side, side, 3)).astype(np.float32)
+
+
+def test_gem_with_power_one_is_the_average_and_with_three_the_generalised_mean(tiny_model):
+    import keras
+
+    import gem
+
+    network = keras.saving.load_model(tiny_model)
+    x = _pixels()
+    assert np.allclose(gem.with_gem(network, 1.0).predict_on_batch(x), network.predict_on_batch(x), atol=1e-6)
+    features = keras.Model(network.input, network.layers[-2].output).predict_on_batch(x)
+    expected = np.power(np.mean(np.maximum(features, 1e-6) ** 3, axis=(1, 2)), 1 / 3)
+    assert np.allclose(gem.with_gem(network).predict_on_batch(x), expected, rtol=1e-4)
+
+
+def test_a_model_without_average_pooling_keeps_its_own_and_says_so(tmp_path):
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    outputs = keras.layers.GlobalMaxPooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    path = tmp_path / "maxpool.keras"
+    keras.Model(inputs, outputs).save(path)
+    said = []
+    embedder = embedders.load_embedder(
+        str(path), None, 0, runtimes.Runtime("tensorflow", log=said.append), pooling="gem"
+    )
+    assert any("GeM pooling does not apply to maxpool" in line for line in said)
+    assert embedder.embed(_pixels(1, 16)).shape == (1, 4)
+
+
+def test_the_key_names_pooling_and_trimming_and_old_keys_read_as_before(tiny_model):
+    key = embedders.model_key(tiny_model, None, 32, "gem", True)
+    assert key.endswith(":32|gem,trim") and embedders.key_options(key) == ("gem", True, 32)
+    plain = embedders.model_key(tiny_model, None, 32)
+    assert "|" not in plain and embedders.key_options(plain) == ("avg", False, 32)  # indexes built before
+    assert embedders.key_options(embedders.model_key(tiny_model, None, 0, "avg", True)) == ("avg", True, 0)
+
+
+def test_openvino_runs_the_gem_model_as_tensorflow_does(tiny_model, tmp_path):
+    on_tf = embedders.load_embedder(tiny_model, None, 32, pooling="gem")
+    on_ov = embedders.load_embedder(
+        tiny_model, None, 32, runtimes.Runtime("openvino", tmp_path), pooling="gem"
+    )
+    assert on_ov.runtime == "openvino" and on_ov.key == on_tf.key
+    x = _pixels()
+    assert on_ov.embed(x) == pytest.approx(on_tf.embed(x), rel=1e-3, abs=1e-5)

@@ -1,0 +1,57 @@
+"""Search depth tuned to a recall target: the cheapest depth that reaches it, else exact search."""
+
+import numpy as np
+import pytest
+
+import ann
+import recall
+from bench.common import clustered
+from helpers import quiet_build
+from recall import EXACT, RecallPoint
+
+
+def _points(*triples):
+    return [RecallPoint(search_k, rate, ms) for search_k, rate, ms in triples]
+
+
+def test_the_cheapest_depth_that_reaches_the_target_is_chosen():
+    points = _points((1000, 0.90, 0.1), (2000, 0.97, 0.2), (4000, 0.99, 0.3), (8000, 1.0, 0.5))
+    assert recall.choose(points, exact_ms=1.0, target=0.98).search_k == 4000
+    assert recall.choose(points, exact_ms=1.0, target=0.95).search_k == 2000
+
+
+def test_exact_search_is_chosen_where_annoy_would_cost_more_to_reach_the_target():
+    points = _points((1000, 0.90, 0.1), (2000, 0.97, 0.2), (4000, 0.99, 0.3))
+    chosen = recall.choose(points, exact_ms=0.25, target=0.98)
+    assert (chosen.search_k, chosen.recall, chosen.ms) == (EXACT, 1.0, 0.25)
+    assert recall.choose(points, exact_ms=1.0, target=1.0).search_k == EXACT  # never reached
+
+
+def test_a_measured_curve_keeps_its_promise_on_the_queries_it_was_measured_with(tmp_path):
+    vectors = clustered(3000, 32, seed=3)
+    queries = vectors[::30] + np.random.default_rng(4).normal(0, 0.3, (100, 32)).astype(np.float32)
+    ann.build(vectors, tmp_path / "index.ann", "angular", trees=10)
+    curve = recall.calibrate(ann.load(tmp_path / "index.ann", 32), vectors, queries, 0.95, trees=10)
+
+    depths = [p.search_k for p in curve.points]
+    assert depths[0] == 10 * 10 and all(b == 2 * a for a, b in zip(depths, depths[1:], strict=False))
+    if curve.search_k == EXACT:  # no depth reached the target in less time than exact search
+        assert not [p for p in curve.points if p.recall >= 0.95 and p.ms <= curve.exact_ms]
+    else:
+        assert curve.recall >= 0.95 and curve.ms <= curve.exact_ms
+        assert all(
+            p.recall < 0.95 or p.ms > curve.exact_ms for p in curve.points if p.search_k < curve.search_k
+        )
+    assert recall.RecallCurve.from_dict(curve.to_dict()) == curve
+
+
+def test_exact_search_answers_as_the_brute_force_ranking(tmp_path, photos, tiny_config):
+    quiet_build(photos, tiny_config)
+    index = ann.open_index(tiny_config.index_dir)
+    index.manifest.search_k = EXACT
+    query = index.stored_vector(3) + 0.05
+    rows, distances = index.nearest_rows(query, 5)
+    matrix = index.stored_vectors()
+    cosines = matrix @ query / np.linalg.norm(matrix, axis=1) / np.linalg.norm(query)
+    assert rows == np.argsort(-cosines, kind="stable")[:5].tolist()
+    assert distances == pytest.approx(np.sqrt(2 - 2 * cosines[rows]).tolist(), abs=1e-5)
