@@ -1,6 +1,6 @@
 """Measure imgsim on this machine and print Markdown tables (also written as JSON).
 
-    python bench/run.py [--quick] [--only embed,annoy,quality,service,live,engine,runtime] [--out FILE]
+    python bench/run.py [--quick] [--only embed,annoy,quality,service,live,engine,runtime,robust] [--out FILE]
 
 1. embed:   images/s and peak memory of InceptionV3 (random weights: speed only) and the shared
             EfficientNet-Lite0 at batch sizes 1, 8, 32; decoding cost alone; decode vs network
@@ -17,6 +17,11 @@
             images/s and as a share of a float32 matrix multiply's GFLOP/s measured in the same
             process; a 4000x3000 JPEG decoded whole vs at reduced scale; img2vec.py end to end on
             camera-size JPEGs with the code of round 1, of this round's start and of now.
+8. robust:  edited copies (re-encoded, resized, flipped, brightened, turned, bordered, cropped,
+            gray; two strengths each) of flowers5 photos searched as uploads: rank 1 / top 10 of
+            the original per edit and class P@1/P@10/mAP for each descriptor option (average
+            pooling, + border trimming, + GeM, + centring, + query-side rotations); Annoy's recall
+            curve on edited queries at 100,000 vectors and the query time at the chosen depth.
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -40,6 +45,7 @@ from bench.common import FLOWERS, ROOT, cpu_peak_gflops  # noqa: E402
 from bench.engines import bench_engine  # noqa: E402
 from bench.indexes import bench_annoy, bench_live  # noqa: E402
 from bench.models import bench_embed, bench_quality, embed_child  # noqa: E402
+from bench.robustness import bench_robustness  # noqa: E402
 from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
 from bench.service import bench_service  # noqa: E402
 
@@ -51,6 +57,7 @@ SECTIONS = {
     "live": bench_live,
     "engine": bench_engine,
     "runtime": bench_runtime,
+    "robust": bench_robustness,
 }
 
 

@@ -30,7 +30,15 @@ LAYERS = [
     ["web.admin", "web.files", "web.ops", "web.search", "evaluate"],
     ["app", "bench.common"],
     ["bench.pg"],
-    ["bench.engines", "bench.indexes", "bench.models", "bench.service", "bench.soak", "bench.runtimes"],
+    [
+        "bench.engines",
+        "bench.indexes",
+        "bench.models",
+        "bench.service",
+        "bench.soak",
+        "bench.runtimes",
+        "bench.robustness",
+    ],
     ["bench.run"],
 ]
 LAYER_OF = {module: depth for depth, names in enumerate(LAYERS) for module in names}

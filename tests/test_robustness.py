@@ -37,7 +37,7 @@ def measured(tmp_path_factory):
     photos = _subset(tmp / "flowers")
     results = {}
     for name, settings in (("before", BEFORE), ("defaults", {})):
-        cfg = config.Config(index_dir=tmp / name, model=str(config.SHARED_MODEL), trees=50).replace(**settings)
+        cfg = config.Config(index_dir=tmp / name, model=str(config.SHARED_MODEL), trees=50, **settings)
         quiet_build(photos, cfg)
         index = ann.open_index(cfg.index_dir)
         embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))

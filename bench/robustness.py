@@ -1,0 +1,126 @@
+"""Benchmark section 8 (robust): finding the original from an edited copy, per descriptor option.
+
+The whole of flowers5 is indexed with EfficientNet-Lite0 under each option in turn (average
+pooling as before this round, then border trimming, GeM pooling and centring added one at a
+time, then the defaults with query-side rotations); edited copies (edits.py, every kind at two
+strengths) of a fixed sample are searched as uploads. Printed per option: the share of originals
+at rank 1 and in the top 10 per edit, the search time, and leave-one-out P@1/P@10/mAP, so that no
+option buys robustness with class retrieval. Then Annoy's depth at 100,000 vectors: the recall
+curve on edited queries and the query time at the depth a build would choose.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import ann
+import config
+import edits
+import embedders
+import evaluate
+import indexer
+import recall
+import runtimes
+import tuning
+from bench.common import FLOWERS, percentile, table
+from vectors import normalise
+
+# (label, settings changed from the defaults, query-side tta): each adds one thing to the one before
+OPTIONS = [
+    ("before: avg", {"pooling": "avg", "trim_borders": False, "centre": "none"}, "none"),
+    ("+ trim", {"pooling": "avg", "centre": "none"}, "none"),
+    ("+ GeM", {"centre": "none"}, "none"),
+    ("+ centre = defaults", {}, "none"),
+    ("defaults + tta rotations", {}, "rotations"),
+]
+
+
+def _measure_option(workdir: Path, settings: dict, mode: str, sample: int) -> dict:
+    """Build (or reuse) the index for ``settings`` and measure it."""
+    base = config.Config(model=str(config.SHARED_MODEL), trees=100, index_dir=workdir / "index")
+    cfg = base.replace(**settings)
+    began = time.perf_counter()
+    report = indexer.build_index(FLOWERS, cfg, progress=False, log=lambda line: None)
+    index = ann.open_index(cfg.index_dir)
+    embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
+    scores = evaluate.evaluate_index(index) | evaluate.evaluate_edits(index, embedder, sample, mode=mode)
+    print(f"  robustness {settings} {mode}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+    return scores | {"build_s": round(report.seconds, 1), "search_k": index.manifest.search_k}
+
+
+def _at_100k(workdir: Path, quick: bool) -> tuple[dict, list[list]]:
+    """Annoy over 100,000 vectors shaped like the collection's (flowers5's own and blends of two of
+    them with noise: a stand-in, there are not 100,000 photos here), queried with the real edited
+    copies a build measures with; the depth chosen for 0.98 and its query time."""
+    index = ann.open_index(workdir / "index")  # the defaults' index, built just before
+    with np.load(index.version / tuning.CALIBRATION_FILE) as saved:
+        queries = index.to_index_space(saved["vectors"])
+    real = index.stored_vectors()
+    count = 25_000 if quick else 100_000
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, len(real), (2, count - len(real)))
+    mix = rng.uniform(0.2, 0.8, (count - len(real), 1)).astype(np.float32)
+    blends = mix * real[a] + (1 - mix) * real[b] + rng.normal(0, 0.01, (count - len(real), real.shape[1]))
+    matrix = np.concatenate([real, normalise(blends.astype(np.float32))])
+    began = time.perf_counter()
+    ann.build(matrix, workdir / "large.ann", "angular", 100)
+    build_s = time.perf_counter() - began
+    annoy = ann.load(workdir / "large.ann", matrix.shape[1])
+    curve = recall.calibrate(annoy, matrix, queries, 0.98, 100)
+    truth, _ = recall.exact_top(matrix, queries, 10, "angular")
+    depth = curve.search_k if curve.search_k != recall.EXACT else -1
+    latencies = []
+    for query in queries:
+        started = time.perf_counter()
+        ann.query(annoy, query, 10, depth)
+        latencies.append(1000 * (time.perf_counter() - started))
+    rows = [[f"{count:,}", p.search_k, p.recall, p.ms] for p in curve.points]
+    data = {
+        "items": count, "build_s": round(build_s, 1), "curve": curve.to_dict(),
+        "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95), "truth_queries": len(truth),
+    }  # fmt: skip
+    return data, rows
+
+
+def bench_robustness(quick: bool) -> tuple[dict, str]:
+    if not config.SHARED_MODEL.is_file() or not FLOWERS.is_dir():
+        return {}, f"skipped: needs the shared model and flowers5 in {config.SHARED_DIR}"
+    sample = 50 if quick else 200
+    workdir = Path(tempfile.mkdtemp(prefix="imgsim-bench-robust-"))
+    results = {}
+    try:
+        for label, settings, mode in OPTIONS:
+            results[label] = _measure_option(workdir, settings, mode, sample)
+        large, curve_rows = _at_100k(workdir, quick)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    labels = [label for label, _, _ in OPTIONS]
+    rows = [
+        [name]
+        + [
+            f"{results[x]['edits'][name]['rank1']:.3f} / {results[x]['edits'][name]['top10']:.2f}"
+            for x in labels
+        ]
+        for name in edits.EDITS
+    ]
+    for metric in ("p@1", "p@10", "map"):
+        rows.append([f"class {metric} (leave-one-out)"] + [f"{results[x][metric]:.3f}" for x in labels])
+    rows.append(["search ms (edited queries)"] + [f"{results[x]['edited_query_ms']:.2f}" for x in labels])
+    rows.append(["search_k chosen (0 = exact)"] + [results[x]["search_k"] for x in labels])
+    text = f"Rank 1 / top 10 of the original, {sample} photos x {len(edits.EDITS)} edits, 4,317 indexed:\n\n"
+    text += table(["edit", *labels], rows)
+    text += f"\n\nAnnoy at {large['items']:,} vectors (100 trees, built in {large['build_s']} s), "
+    text += f"{large['curve']['queries']} real edited queries, recall@10 against exact search:\n\n"
+    text += table(["items", "search_k", "recall@10", "ms/query"], curve_rows)
+    text += (
+        f"\n\nChosen for 0.98: search_k {large['curve']['search_k']} (0 = exact); query p50 "
+        f"{large['p50_ms']:.2f} ms, p95 {large['p95_ms']:.2f} ms; "
+        f"exact search {large['curve']['exact_ms']:.2f} ms."
+    )
+    return {"robustness": results, "robustness_100k": large}, text
