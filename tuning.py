@@ -33,8 +33,11 @@ def sample_rows(count: int, wanted: int, seed: int = 0) -> list[int]:
 def edited_vectors(
     root: Path, items: list[store.Item], embedder: embedders.Embedder, cfg: config.Config
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors): every calibration edit of each sampled item that can be read, embedded."""
-    ids, images = [], []
+    """(ids, vectors): every calibration edit of each sampled item that can be read, embedded a
+    batch at a time (a batch of camera photos' edits is all that is ever held in memory)."""
+    ids: list[int] = []
+    pixels: list[np.ndarray] = []
+    vectors = [np.zeros((0, embedder.dim), np.float32)]
     for row in sample_rows(len(items), cfg.recall_sample):
         try:
             image = imaging.open_rgb(root / items[row].path, cfg.max_image_pixels, embedder.decode_side)
@@ -42,13 +45,13 @@ def edited_vectors(
             continue
         for name in edits.CALIBRATION:
             ids.append(items[row].id)
-            images.append(edits.apply(name, image))
-    vectors = [
-        embedder.embed_images(images[s : s + cfg.batch_size]) for s in range(0, len(images), cfg.batch_size)
-    ]
-    return np.array(ids, np.int64), (
-        np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32)
-    )
+            pixels.append(embedder.prepare(edits.apply(name, image)))
+        if len(pixels) >= cfg.batch_size:
+            vectors.append(embedder.embed(np.stack(pixels)))
+            pixels = []
+    if pixels:
+        vectors.append(embedder.embed(np.stack(pixels)))
+    return np.array(ids, np.int64), np.concatenate(vectors)
 
 
 def reusable(
