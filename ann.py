@@ -2,6 +2,7 @@
 
     python ann.py QUERY... [--k 5] [--json] [--plot OUT_DIR]
     python ann.py --map OUT.png        (a t-SNE map of the indexed collection)
+    python ann.py --duplicates [--threshold D] [--json]   (groups of copies in the collection)
 
 A QUERY is an image file or a folder of them. Opening an index maps its file instead of reading
 it, so every server worker shares one copy in the page cache.
@@ -20,6 +21,7 @@ from annoy import AnnoyIndex
 
 import autoencoder
 import config
+import duplicates
 import embedders
 import imaging
 import plots
@@ -164,6 +166,42 @@ def _query_files(queries: list[str]) -> list[Path]:
     return files
 
 
+def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(), bar: bool = False):
+    """duplicates.find_groups over an opened index: its neighbours, its calibrated distance."""
+    from tqdm import tqdm
+
+    limit = duplicates.threshold_of(index.manifest.thresholds, threshold)
+    # a copy is among an item's very nearest: Annoy's own depth finds it, at a fraction of the time
+    k = duplicates.NEIGHBOURS + 1
+    depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
+    neighbours = lambda row: index.nearest_rows(index.stored_vector(row), k, depth)  # noqa: E731
+    progress = lambda rows: tqdm(rows, desc="Duplicates", unit="img", disable=not bar)  # noqa: E731
+    groups = duplicates.find_groups(index.items, neighbours, limit, index.collection_root, hidden, progress)
+    return limit, groups
+
+
+def _print_duplicates(cfg: config.Config, threshold: float | None, as_json: bool) -> int:
+    try:
+        index = open_index(cfg.index_dir)
+        limit, groups = find_duplicates(index, threshold, bar=True)
+    except (store.IndexMissing, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps({"threshold": limit, "groups": [asdict(group) for group in groups]}, indent=1))
+        return 0
+    copies = sum(len(group.members) - 1 for group in groups)
+    print(
+        f"{len(groups)} groups of copies ({copies} copies beyond the one to keep), distance <= {limit:.4f}:"
+    )
+    for group in groups:
+        print(f"- {group.kind}: {group.reason}")
+        for member in group.members:
+            mark = "keep" if member.id == group.keep else "    "
+            print(f"  {mark} {member.id:>7}  {member.pixels:>10,} px  {member.path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Find the indexed images most similar to each QUERY image.",
@@ -173,11 +211,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--plot", metavar="OUT_DIR", help="write one PNG per query with its results")
     parser.add_argument("--map", metavar="OUT.png", help="draw a t-SNE map of the whole indexed collection")
+    parser.add_argument("--duplicates", action="store_true", help="list groups of copies in the collection")
+    parser.add_argument(
+        "--threshold", type=float, metavar="D",
+        help="with --duplicates: distance under which photos are copies (default: the index's own)",
+    )  # fmt: skip
     config.add_flags(parser, "index_dir", "k", "search_k", "tta", "runtime", "model_cache")
     args, cfg = config.parse_args(parser, argv)
-    if not args.queries and not args.map:
-        parser.error("give QUERY images, or --map OUT.png")
+    if not args.queries and not args.map and not args.duplicates:
+        parser.error("give QUERY images, --map OUT.png or --duplicates")
+    if args.threshold is not None and not args.duplicates:
+        parser.error("--threshold goes with --duplicates")
     config.quiet_tensorflow()
+    if args.duplicates:
+        return _print_duplicates(cfg, args.threshold, args.json)
     if args.map:
         try:
             plots.draw_map(open_index(cfg.index_dir), Path(args.map))

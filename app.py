@@ -22,7 +22,7 @@ import indexer
 import web
 from embedders import Embedder
 from service import Service
-from web import admin, errors, files, ops, search
+from web import admin, copies, errors, files, ops, search
 
 
 def create_app(cfg: config.Config | None = None, embedder: Embedder | None = None) -> Flask:
@@ -32,7 +32,7 @@ def create_app(cfg: config.Config | None = None, embedder: Embedder | None = Non
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
     svc = Service(cfg, build=indexer.build_index, embedder=embedder, logger=app.logger)
     web.init_app(app, svc)
-    for blueprint in (search.bp, files.bp, admin.bp, ops.bp):
+    for blueprint in (search.bp, files.bp, admin.bp, ops.bp, copies.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     svc.start()  # load the model and index now, in this (post-fork) worker

@@ -27,6 +27,7 @@ import config
 import embedders
 import imaging
 import live
+import matching
 import recall
 import runtimes
 import store
@@ -185,6 +186,7 @@ def _up_to_date(plan: BuildPlan) -> bool:
         and previous.items == len(plan.entries)
         and previous.centre == ("mean" if cfg.centre == "mean" and cfg.reduce == "none" else "none")
         and previous.recall.get("target") == (cfg.target_recall if cfg.recall_sample > 0 else None)
+        and (bool(previous.thresholds) or cfg.recall_sample <= 0 or cfg.metric == "dot")
     )
 
 
@@ -272,10 +274,11 @@ def _write_version(
         annoy_started = time.perf_counter()
         ann.build(index_vectors, building / "index.ann", cfg.metric, cfg.trees)
         annoy_seconds = time.perf_counter() - annoy_started
-        curve = _measure_depth(plan, building, items, index_vectors, to_index, log)
+        curve, thresholds = _measure_depth(plan, building, items, index_vectors, to_index, log)
         manifest = _manifest(plan, len(items), vectors.shape[1], index_vectors.shape[1], result, next_id)
         manifest.centre = "mean" if (building / ann.CENTRE_FILE).is_file() else "none"
         manifest.search_k, manifest.recall = (curve.search_k, curve.to_dict()) if curve else (-1, {})
+        manifest.thresholds = thresholds.to_dict() if thresholds else {}
         manifest.build_seconds = round(time.perf_counter() - started, 2)
         manifest.annoy_build_seconds = round(annoy_seconds, 2)
         store.write_manifest(building, manifest)
@@ -307,12 +310,12 @@ def _index_space(
 def _measure_depth(
     plan: BuildPlan, building: Path, items: list[store.Item], index_vectors: np.ndarray,
     to_index: Callable[[np.ndarray], np.ndarray], log: Log,
-) -> recall.RecallCurve | None:  # fmt: skip
-    """Choose search_k for the target recall (tuning.py), with the previous version's edited
-    queries where they still apply, else new ones embedded now."""
+) -> tuple[recall.RecallCurve | None, matching.Thresholds | None]:  # fmt: skip
+    """Choose search_k for the target recall and the match labels' thresholds (tuning.py), with
+    the previous version's edited queries where they still apply, else new ones embedded now."""
     cfg = plan.cfg
     if cfg.recall_sample <= 0:
-        return None
+        return None, None
     try:
         previous: Path | None = store.current_version(cfg.index_dir)
     except store.IndexMissing:
@@ -321,9 +324,10 @@ def _measure_depth(
     if found is None:
         plan.embedder = plan.embedder or embedders.from_config(cfg, log)
         found = tuning.edited_vectors(plan.root, items, plan.embedder, cfg)
-    ids, queries = found
-    tuning.save(building, plan.key, items, ids, queries)
-    return tuning.choose_depth(building / "index.ann", index_vectors, to_index(queries), cfg, log)
+    tuning.save(building, plan.key, items, found)
+    rows_by_id = {item.id: row for row, item in enumerate(items)}
+    queries = to_index(found.vectors)
+    return tuning.measure(building / "index.ann", index_vectors, queries, found, rows_by_id, cfg, log)
 
 
 def _conversion_to_keep(plan: BuildPlan) -> Path | None:

@@ -29,6 +29,7 @@ import ann
 import batching
 import collection
 import config
+import duplicates
 import embedders
 import imaging
 import live
@@ -221,7 +222,8 @@ class Service:
         self.compactor = Compactor(cfg, build, live_store, self.logger) if build is not None else None
         self.started = time.time()
         self.counts: Counter[str] = Counter()
-        self._map_lock = threading.Lock()
+        self._map_lock = threading.Lock()  # one t-SNE map, one duplicates search at a time
+        self._duplicates: dict[tuple[str, float | None], tuple[float, list[duplicates.Group]]] = {}
 
     def close(self) -> None:
         """Give back the live store's connections (PostgreSQL) at shutdown."""
@@ -354,6 +356,24 @@ class Service:
     def _maybe_compact(self, snap: Snapshot) -> None:
         if self.compactor is not None:
             self.compactor.maybe_start(snap, self.live.view(snap.index))
+
+    def duplicates(self, threshold: float | None = None) -> tuple[Snapshot, float, list[duplicates.Group]]:
+        """Groups of copies in the built index, minus what was deleted since; computed once per
+        index version and threshold (a query per item), then only filtered."""
+        snap, view = self.current()
+        key = (snap.index.version.name, threshold)
+        with self._map_lock:
+            if key not in self._duplicates:
+                try:
+                    self._duplicates = {key: ann.find_duplicates(snap.index, threshold)}
+                except ValueError as error:
+                    raise ServiceError(409, "not_calibrated", str(error)) from None
+        limit, groups = self._duplicates[key]
+        kept = [
+            dataclasses.replace(group, members=[m for m in group.members if m.id not in view.hidden])
+            for group in groups
+        ]
+        return snap, limit, [group for group in kept if len(group.members) > 1]
 
     def map_points(self) -> tuple[Snapshot, list[dict]]:
         """The built index on a t-SNE map; live additions join it at the next compaction."""

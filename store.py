@@ -84,6 +84,7 @@ class Manifest:
     centre: str = "none"  # "mean": the collection's mean direction (centre.npy) is taken off vectors
     search_k: int = -1  # the depth queries run at: chosen for recall["target"], 0 = exact, -1 = trees * k
     recall: dict = field(default_factory=dict)  # what the choice was measured on (recall.RecallCurve)
+    thresholds: dict = field(default_factory=dict)  # distances of the match labels (matching.Thresholds)
     engine: str = "local"  # where this run embedded: in process, or on Ray (actors, nodes)
     engine_actors: int = 0
     engine_nodes: int = 1

@@ -26,3 +26,20 @@
     }
   });
 })();
+
+// The duplicates page: delete a copy through DELETE /images/<id> with the typed admin token.
+document.querySelectorAll(".delete-copy").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const token = document.getElementById("admin-token").value;
+    const reply = await fetch(`/images/${button.dataset.id}`, {
+      method: "DELETE",
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+    });
+    if (reply.ok) {
+      document.getElementById(`copy-${button.dataset.id}`).remove();
+    } else {
+      const body = await reply.json().catch(() => ({}));
+      button.textContent = body.message || `failed (${reply.status})`;
+    }
+  });
+});

@@ -23,11 +23,13 @@ def test_json_search_returns_the_documented_shape(client, photos):
     reply = upload(client, (photos / "img0004.png").read_bytes(), query="?k=3")
     assert reply.status_code == 200
     body = reply.get_json()
-    assert set(body) == {"query", "k", "results", "index", "took_ms"}
+    labels = {"min_score", "matches", "nothing_similar"}  # what the results' match labels mean
+    assert set(body) == {"query", "k", "results", "index", "took_ms"} | labels
     assert body["k"] == 3 and len(body["results"]) == 3
     first = body["results"][0]
-    assert set(first) == {"id", "path", "url", "thumbnail", "distance", "score"}
+    assert set(first) == {"id", "path", "url", "thumbnail", "distance", "score", "match"}
     assert first["path"] == "img0004.png" and first["distance"] < 1e-3 and first["score"] > 0.99
+    assert first["match"] == "duplicate" and body["nothing_similar"] is False
     assert first["url"] == f"/images/{first['id']}"
     assert body["index"]["items"] == 12 and body["index"]["model"] == "tiny"
     assert body["query"] == {"type": "upload", "filename": "photo.png", "width": 48, "height": 48}
@@ -47,7 +49,8 @@ def test_browser_form_gets_the_results_page(client, photos):
     assert html.count('class="result"') == 4
     assert 'src="data:image/jpeg;base64,' in html  # the query shown back, never stored
     assert "from 12 images" in html
-    assert "/search?id=" in html and "% similar" in html and 'title="distance ' in html
+    assert "/search?id=" in html and 'class="match match-' in html and 'title="distance ' in html
+    assert 'id="match-legend"' in html
 
 
 def test_search_by_id_leaves_the_image_itself_out(client):

@@ -17,8 +17,8 @@ from helpers import ROOT
 LAYERS = [
     ["config"],
     ["imaging", "store", "vectors", "proxy", "livestore", "metrics", "runtimes", "batching"],
-    ["edits", "gem", "tta"],
-    ["pgstore", "recall"],
+    ["edits", "gem", "tta", "matching"],
+    ["pgstore", "recall", "duplicates"],
     ["autoencoder", "plots"],
     ["embedders"],
     ["ann", "collection", "tuning"],
@@ -27,7 +27,7 @@ LAYERS = [
     ["service"],
     ["indexer", "web"],
     ["img2vec", "web.errors"],
-    ["web.admin", "web.files", "web.ops", "web.search", "evaluate"],
+    ["web.admin", "web.copies", "web.files", "web.ops", "web.search", "evaluate"],
     ["app", "bench.common"],
     ["bench.pg"],
     [

@@ -10,8 +10,10 @@ from flask import Blueprint, jsonify, render_template, request
 from PIL import Image
 from werkzeug.exceptions import RequestEntityTooLarge
 
+import matching
 import plots
 from service import THUMB_SIDE, Answer, ServiceError
+from vectors import distance_to_score
 from web import counted, current_service
 from web.errors import wants_json
 
@@ -30,6 +32,18 @@ def parse_k() -> int:
     if not 1 <= k <= cfg.max_k:
         raise ServiceError(400, "bad_k", f"k must be from 1 to {cfg.max_k}, got {k}")
     return k
+
+
+def parse_min_score() -> float:
+    """``min_score``: results scoring below it are dropped (0 = keep all, the default)."""
+    raw = request.values.get("min_score", "0")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise ServiceError(400, "bad_min_score", f"min_score must be a number from 0 to 1, got {raw!r}")
+    return value
 
 
 def uploaded_bytes() -> tuple[bytes, str | None]:
@@ -58,6 +72,8 @@ def preview_data_url(image: Image.Image) -> str:
 
 def render_answer(answer: Answer, k: int, began: float, preview: str):
     manifest = answer.snap.index.manifest
+    thresholds = matching.Thresholds.from_dict(manifest.thresholds)
+    min_score = parse_min_score()
     results = [
         {
             "id": hit.id,
@@ -66,8 +82,10 @@ def render_answer(answer: Answer, k: int, began: float, preview: str):
             "thumbnail": f"/thumbs/{hit.id}",
             "distance": round(hit.distance, 6),
             "score": round(hit.score, 6),
+            "match": matching.label(hit.distance, thresholds),
         }
         for hit in answer.hits
+        if hit.score >= min_score
     ]
     index = {
         "model": manifest.model,
@@ -76,10 +94,23 @@ def render_answer(answer: Answer, k: int, began: float, preview: str):
         "version": answer.snap.index.version.name,
     }
     took_ms = round((time.perf_counter() - began) * 1000, 1)
-    payload = {"query": answer.query, "k": k, "results": results, "index": index, "took_ms": took_ms}
+    payload = {
+        "query": answer.query, "k": k, "results": results, "index": index, "took_ms": took_ms,
+        "min_score": min_score, "matches": _legend(thresholds, manifest.metric),
+        # nothing better than "weak": the page says so instead of presenting them as answers
+        "nothing_similar": thresholds is not None and all(r["match"] == "weak" for r in results),
+    }  # fmt: skip
     if wants_json():
         return jsonify(payload)
     return render_template("results.html", result=payload, preview=preview, max_k=current_service().cfg.max_k)
+
+
+def _legend(thresholds: matching.Thresholds | None, metric: str) -> dict | None:
+    """The lowest score of each label on this index version (None where it has no labels)."""
+    if thresholds is None:
+        return None
+    limits = {"duplicate": thresholds.duplicate, "similar": thresholds.similar, "related": thresholds.related}
+    return {name: round(distance_to_score(limit, metric), 4) for name, limit in limits.items()}
 
 
 @bp.get("/")

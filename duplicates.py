@@ -1,0 +1,120 @@
+"""Groups of copies in a collection: the same file twice, and re-saved, resized or framed copies.
+
+Exact copies share a content hash. Near copies lie within the index version's duplicate distance,
+which each build calibrates on its own photos (matching.py): one k-nearest-neighbour query per
+item and a union-find over the pairs under it, so the cost grows linearly with the collection.
+Each group suggests the copy to keep (the most pixels, then the oldest file, then the lowest id)
+and says why its members were grouped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import matching
+import store
+
+NEIGHBOURS = 10  # per item: more copies of one photo than this are still joined through each other
+
+
+@dataclass
+class Copy:
+    id: int
+    path: str
+    pixels: int  # width x height, read from the file's header; 0 if it cannot be read
+    mtime_ns: int
+
+
+@dataclass
+class Group:
+    kind: str  # "exact": the same bytes; "near": within the duplicate distance
+    keep: int  # the id of the copy to keep
+    reason: str
+    members: list[Copy]
+    distance: float  # the largest distance that joined two members (0 for exact copies)
+
+
+class _Sets:
+    """Union-find over row numbers."""
+
+    def __init__(self, count: int):
+        self.parent = list(range(count))
+
+    def find(self, row: int) -> int:
+        while self.parent[row] != row:
+            self.parent[row] = self.parent[self.parent[row]]
+            row = self.parent[row]
+        return row
+
+    def join(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def _pixels(path: Path) -> int:
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height
+    except (OSError, ValueError):
+        return 0
+
+
+def threshold_of(thresholds: dict, given: float | None = None) -> float:
+    """The distance under which two photos are copies: ``given``, else the version's calibrated one."""
+    if given is not None:
+        return given
+    calibrated = matching.Thresholds.from_dict(thresholds)
+    if calibrated is None:
+        raise ValueError(
+            "this index was built before duplicate distances were calibrated: rebuild it with "
+            "img2vec.py, or give a threshold"
+        )
+    return calibrated.duplicate
+
+
+def find_groups(
+    items: list[store.Item],
+    neighbours: Callable[[int], tuple[list[int], list[float]]],
+    threshold: float,
+    root: Path,
+    hidden: Iterable[int] = (),
+    progress: Callable[[list[int]], Iterable[int]] = lambda rows: rows,
+) -> list[Group]:
+    """The groups of exact and near copies among ``items`` (``hidden`` ids left out).
+
+    ``neighbours(row)`` gives the rows and distances of a row's nearest items (itself among
+    them), at least NEIGHBOURS + 1; ``progress`` wraps the loop over rows (a progress bar)."""
+    gone = set(hidden)
+    rows = [row for row, item in enumerate(items) if item.id not in gone]
+    sets, joined = _Sets(len(items)), np.zeros(len(items), np.float32)
+    by_hash: dict[str, int] = {}
+    for row in progress(rows):
+        if items[row].sha1 in by_hash:
+            sets.join(row, by_hash[items[row].sha1])
+        by_hash.setdefault(items[row].sha1, row)
+        for other, distance in zip(*neighbours(row), strict=True):
+            if other != row and distance <= threshold and items[other].id not in gone:
+                sets.join(row, other)
+                joined[row] = max(joined[row], distance)
+    members: dict[int, list[int]] = {}
+    for row in rows:
+        members.setdefault(sets.find(row), []).append(row)
+    groups = [_group(items, group, joined, threshold, root) for group in members.values() if len(group) > 1]
+    return sorted(groups, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
+
+
+def _group(
+    items: list[store.Item], rows: list[int], joined: np.ndarray, threshold: float, root: Path
+) -> Group:
+    chosen = [items[row] for row in rows]
+    copies = [Copy(i.id, i.path, _pixels(root / i.path), i.mtime_ns) for i in chosen]
+    keep = min(copies, key=lambda c: (-c.pixels, c.mtime_ns, c.id))
+    if len({item.sha1 for item in chosen}) == 1:
+        return Group("exact", keep.id, "the same file content (SHA-1)", copies, 0.0)
+    distance = float(max(joined[row] for row in rows))
+    reason = f"within distance {threshold:.4f} of each other: as close as a re-saved or framed copy"
+    return Group("near", keep.id, reason, copies, round(distance, 6))

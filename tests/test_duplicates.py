@@ -1,0 +1,151 @@
+"""Groups of copies: exact ones by content, near ones by the index's calibrated distance."""
+
+import io
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ann
+import config
+import duplicates
+import edits
+import store
+from helpers import quiet_build, requires_shared
+
+CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
+PLANTED = ("exact", "reencode_q50", "resize_50", "border_10")
+
+
+def _distinct_flowers(folder, per_class=30, seed=0):
+    """A fixed subset of flowers5 without the set's own copies (the same bytes, or the same photo
+    under the _n / _m size suffix), so that every group found is one this test planted."""
+    rng, seen_hashes, seen_stems = random.Random(seed), set(), set()
+    for name in CLASSES:
+        (folder / name).mkdir(parents=True)
+        photos = sorted((config.SHARED_FLOWERS / name).glob("*.jpg"))
+        rng.shuffle(photos)
+        kept = 0
+        for photo in photos:
+            digest, stem = store.file_sha1(photo), photo.stem.removesuffix("_n").removesuffix("_m")
+            if digest in seen_hashes or stem in seen_stems:
+                continue
+            seen_hashes.add(digest)
+            seen_stems.add(stem)
+            shutil.copy(photo, folder / name / photo.name)
+            kept += 1
+            if kept == per_class:
+                break
+    return folder
+
+
+def _plant(folder, originals):
+    """One copy of each original, a different kind in turn; the groups it makes, by path."""
+    groups = []
+    for n, original in enumerate(originals):
+        kind = PLANTED[n % len(PLANTED)]
+        copy = original.with_name(f"{original.stem}-copy-{kind}.jpg")
+        if kind == "exact":
+            shutil.copy(original, copy)
+        else:
+            image = Image.open(original).convert("RGB")
+            edited = edits.reencode(50)(image) if kind == "reencode_q50" else edits.apply(kind, image)
+            buffer = io.BytesIO()
+            edited.save(buffer, "JPEG", quality=95)
+            copy.write_bytes(buffer.getvalue())
+        groups.append({str(original.relative_to(folder)), str(copy.relative_to(folder))})
+    return groups
+
+
+@requires_shared
+def test_planted_copies_are_grouped_and_distinct_photos_are_not(tmp_path, capsys):
+    photos = _distinct_flowers(tmp_path / "flowers")
+    originals = sorted(photos.glob("*/*.jpg"))[::6][:20]
+    planted = _plant(photos, originals)
+    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=50)
+    quiet_build(photos, cfg)
+
+    assert ann.main(["--duplicates", "--json", "--index-dir", str(cfg.index_dir)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    groups = [{member["path"] for member in group["members"]} for group in found["groups"]]
+    recall = sum(group in groups for group in planted) / len(planted)
+    precision = sum(group in planted for group in groups) / max(1, len(groups))
+    print(f"under {found['threshold']}: {len(groups)} groups, precision {precision:.2f} recall {recall:.2f}")
+    assert precision == 1.0  # no two distinct photos grouped
+    assert recall >= 0.85, [g for g in planted if g not in groups]  # measured: 0.90
+    exact = [g for g in found["groups"] if g["kind"] == "exact"]
+    assert len(exact) == sum(1 for n in range(len(planted)) if PLANTED[n % len(PLANTED)] == "exact")
+
+
+def _item(id, path, sha1="x", mtime_ns=0):
+    return store.Item(id, path, 0, mtime_ns, sha1)
+
+
+def test_the_copy_to_keep_has_the_most_pixels_then_is_the_oldest(tmp_path):
+    Image.new("RGB", (40, 30)).save(tmp_path / "small.png")
+    Image.new("RGB", (80, 60)).save(tmp_path / "large.png")
+    Image.new("RGB", (80, 60)).save(tmp_path / "large-older.png")
+    items = [_item(0, "small.png", "a"), _item(1, "large.png", "b", 20), _item(2, "large-older.png", "c", 10)]
+    near = lambda row: ([0, 1, 2], [0.1, 0.1, 0.1])  # noqa: E731
+    [group] = duplicates.find_groups(items, near, 0.2, tmp_path)
+    assert group.kind == "near" and group.keep == 2 and len(group.members) == 3
+    assert [g.keep for g in duplicates.find_groups(items, near, 0.2, tmp_path, hidden=[2])] == [1]
+
+
+def test_exact_copies_are_grouped_by_content_whatever_the_distance(tmp_path):
+    items = [_item(0, "a.jpg", "same"), _item(1, "b.jpg", "same"), _item(2, "c.jpg", "other")]
+    far = lambda row: ([row], [0.0])  # noqa: E731
+    [group] = duplicates.find_groups(items, far, 0.2, tmp_path)
+    assert group.kind == "exact" and {m.id for m in group.members} == {0, 1}
+    assert "SHA-1" in group.reason and group.keep == 0  # no pixels to compare: the lowest id
+
+
+def test_an_index_without_calibrated_distances_asks_for_a_threshold():
+    with pytest.raises(ValueError, match="give a threshold"):
+        duplicates.threshold_of({})
+    assert duplicates.threshold_of({}, 0.3) == 0.3
+    assert duplicates.threshold_of({"duplicate": 0.5, "similar": 0.9, "related": 1.0}) == 0.5
+    assert np.isfinite(duplicates.threshold_of({"duplicate": 0.5, "similar": 0.9, "related": 1.0}, 0.1))
+
+
+@pytest.fixture
+def copies_app(photos, service_config):
+    """The service over ``photos`` plus an exact copy of one of them."""
+    import app as app_module
+    import web
+
+    shutil.copy(photos / "img0003.png", photos / "img0003-again.png")
+    quiet_build(photos, service_config)
+    application = app_module.create_app(service_config)
+    yield application
+    web.service_of(application).close()
+
+
+def test_the_duplicates_page_lists_copies_and_an_admin_deletes_them(copies_app):
+    from helpers import AdminActions
+
+    client = copies_app.test_client()
+    found = client.get("/duplicates?format=json").get_json()
+    [group] = [g for g in found["groups"] if g["kind"] == "exact"]
+    assert {m["path"] for m in group["members"]} == {"img0003.png", "img0003-again.png"}
+    assert found["threshold"] == found["calibrated"]  # the index's own, calibrated at build time
+    page = client.get("/duplicates", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "img0003-again.png" in page and 'class="delete-copy"' in page and 'id="admin-token"' in page
+
+    other = next(m["id"] for m in group["members"] if m["id"] != group["keep"])
+    assert client.delete(f"/images/{other}").status_code == 401  # the token is still required
+    assert AdminActions(client).remove(other).status_code == 200
+    after = client.get("/duplicates?format=json").get_json()
+    assert not [g for g in after["groups"] if g["kind"] == "exact"]
+
+
+def test_a_bad_threshold_is_refused_and_a_tiny_one_finds_only_exact_copies(copies_app):
+    client = copies_app.test_client()
+    reply = client.get("/duplicates?threshold=lots&format=json")
+    assert reply.status_code == 400 and reply.get_json()["code"] == "bad_threshold"
+    assert client.get("/duplicates?threshold=-1&format=json").status_code == 400
+    strict = client.get("/duplicates?threshold=0&format=json").get_json()
+    assert [g["kind"] for g in strict["groups"]] == ["exact"] and strict["threshold"] == 0.0

@@ -1,0 +1,45 @@
+"""The duplicates page: groups of copies in the collection, with the copy to keep suggested.
+
+Admins delete the others from the page through the existing ``DELETE /images/<id>`` (the token is
+typed into the page and sent by the browser; the page itself needs none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Blueprint, jsonify, render_template, request
+
+from service import ServiceError
+from web import counted, current_service
+from web.errors import wants_json
+
+bp = counted(Blueprint("copies", __name__))
+
+
+def parse_threshold() -> float | None:
+    raw = request.args.get("threshold")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 2.0:  # angular distances lie in 0..2; also refuses nan
+        raise ServiceError(400, "bad_threshold", f"threshold must be a distance from 0 to 2, got {raw!r}")
+    return value
+
+
+@bp.get("/duplicates")
+def duplicates_page():
+    svc = current_service()
+    snap, limit, groups = svc.duplicates(parse_threshold())
+    payload = {
+        "threshold": limit,
+        "calibrated": snap.index.manifest.thresholds.get("duplicate"),
+        "groups": [asdict(group) for group in groups],
+        "version": snap.index.version.name,
+    }
+    if wants_json():
+        return jsonify(payload)
+    return render_template("duplicates.html", result=payload, deletes=bool(svc.cfg.admin_token))
