@@ -11,6 +11,7 @@ it, so every server worker shares one copy in the page cache.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -121,6 +122,11 @@ class SearchIndex:
             for r, d in zip(rows, distances, strict=True)
         ]
 
+    @functools.cached_property
+    def folders(self) -> list[str]:
+        """The collection's top-level folders, for narrowing a search to one of them."""
+        return sorted({item.path.split("/", 1)[0] for item in self.items if "/" in item.path})
+
     def depth(self, search_k: int = -1) -> int:
         """The search_k a query runs with: as given, else the one the build chose for its target."""
         return self.manifest.search_k if search_k == -1 else search_k
@@ -129,8 +135,8 @@ class SearchIndex:
         """Rows and distances of the k nearest items, by Annoy or, at depth EXACT, by every vector."""
         k = min(k, len(self.items))
         depth = self.depth(search_k)
-        if depth != EXACT:
-            return query(self.annoy, vector, k, depth)
+        if depth != EXACT:  # a long list needs at least Annoy's own depth for its length
+            return query(self.annoy, vector, k, depth if depth == -1 else max(depth, self.manifest.trees * k))
         if self._matrix is None:  # chosen only for collections where this is small and fast
             self._matrix = self.stored_vectors()
             self._norms = vector_math.row_norms(self._matrix)

@@ -19,6 +19,7 @@ keep deleted files out of later rebuilds too. This module stores vectors; it nev
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +51,10 @@ def open_store(index_dir: Path, live_url: str = "") -> LiveStore:
     if recorded is None and (Path(index_dir) / DB_FILE).exists():
         recorded = "sqlite"  # an index directory from before the kind was recorded
     if recorded is not None and recorded != kind:
-        setting = "set IMGSIM_LIVE_URL (or --live-url) to its database" if recorded == "postgresql" else (
-            "unset IMGSIM_LIVE_URL"
+        setting = (
+            "set IMGSIM_LIVE_URL (or --live-url) to its database"
+            if recorded == "postgresql"
+            else ("unset IMGSIM_LIVE_URL")
         )
         raise StoreUnavailable(f"{index_dir} keeps its live changes and ids in {recorded}: {setting}")
     if live_url:
@@ -122,6 +125,23 @@ class LiveLayer:
             return self._view
 
 
+MAX_CANDIDATES = 10_000  # a filtered search examines at most this many of Annoy's nearest
+
+
+def under(path: str, folders: Sequence[str]) -> bool:
+    """Whether ``path`` lies in one of ``folders`` (all paths when none is given)."""
+    return not folders or any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+@dataclass
+class Page:
+    """One page of a search: the hits, and what may lie beyond them."""
+
+    hits: list[Hit]
+    more: bool  # results beyond this page may exist
+    truncated: bool  # the filter left fewer than asked among the MAX_CANDIDATES nearest examined
+
+
 def search(
     index: SearchIndex,
     view: LiveView,
@@ -132,21 +152,42 @@ def search(
     reduced: bool = False,
 ) -> list[Hit]:
     """Annoy's answer without tombstones, merged with an exact search of the additions."""
+    return search_page(index, view, vector, k, search_k, exclude, reduced).hits
+
+
+def search_page(
+    index: SearchIndex, view: LiveView, vector: np.ndarray, k: int, search_k: int = -1,
+    exclude: int | None = None, reduced: bool = False, offset: int = 0, folders: Sequence[str] = (),
+) -> Page:  # fmt: skip
+    """Results ``offset`` to ``offset + k`` of the ranking restricted to ``folders``: Annoy is
+    asked for more candidates (x4 each round, up to MAX_CANDIDATES) until enough pass the filter
+    and the tombstones; the additions are searched exactly."""
     query = np.asarray(vector, np.float32) if reduced else index.to_index_space(vector[None, :])[0]
     hidden = set(view.hidden) | ({exclude} if exclude is not None else set())
-    # Few tombstones fall among a query's neighbours: ask Annoy for a small margin first, and for
-    # every hidden item only when the margin was not enough (asking for k + all of them always
-    # would multiply the work of every query by the number of tombstones).
-    wanted = k + min(len(hidden), k)
-    hits = [h for h in index.search_reduced(query, wanted, search_k) if h.id not in hidden]
-    if len(hits) < k and wanted < k + len(hidden):
-        hits = [h for h in index.search_reduced(query, k + len(hidden), search_k) if h.id not in hidden]
+    need, count = offset + k, len(index.items)
+    keep = lambda hit: hit.id not in hidden and under(hit.path, folders)  # noqa: E731
+    # Few tombstones fall among a query's neighbours: a small margin first, more only if needed.
+    cap = min(count, max(need + len(hidden), MAX_CANDIDATES))
+    wanted = min(cap, need + min(len(hidden), need) if not folders else 4 * need)
+    while True:
+        found = index.search_reduced(query, wanted, search_k)
+        hits = [hit for hit in found if keep(hit)]
+        if len(hits) >= need or len(found) < wanted or wanted >= cap:
+            break
+        wanted = min(cap, 4 * wanted)
+    truncated = len(hits) < need and wanted >= cap and cap < count
     if view.additions:
-        found = distances(view.vectors, query, index.metric, view.norms)
-        for row in np.argsort(found)[: k + 1]:
+        found_extra = distances(view.vectors, query, index.metric, view.norms)
+        taken = 0
+        for row in np.argsort(found_extra):
             addition = view.additions[row]
-            if addition.id == exclude:
+            if addition.id == exclude or not under(addition.path, folders):
                 continue
-            distance = float(found[row])
+            distance = float(found_extra[row])
             hits.append(Hit(addition.id, addition.path, distance, distance_to_score(distance, index.metric)))
-    return sorted(hits, key=lambda hit: hit.distance)[:k]
+            taken += 1
+            if taken > need:
+                break
+    ranked = sorted(hits, key=lambda hit: hit.distance)
+    more = len(ranked) > need or (len(found) >= wanted and wanted < count)
+    return Page(ranked[offset:need], more=more, truncated=truncated)

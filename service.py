@@ -87,6 +87,8 @@ class Answer:
     view: live.LiveView
     hits: list[ann.Hit]
     query: dict
+    more: bool = False  # results beyond these may exist (ask with offset = offset + k)
+    truncated: bool = False  # the folder filter may have left out results beyond those examined
 
 
 class IndexHolder:
@@ -263,25 +265,38 @@ class Service:
         snap = self.holder.get()
         return max(THUMB_SIDE, snap.embedder.decode_side if snap is not None else 0)
 
-    def search_image(self, image: Image.Image, k: int, filename: str | None = None) -> Answer:
+    def search_image(
+        self, image: Image.Image, k: int, filename: str | None = None, offset: int = 0, folders: tuple = ()
+    ) -> Answer:
+        """Results ``offset`` to ``offset + k`` for an uploaded image, within ``folders`` if given."""
         snap, view = self.current()
         with metrics.stage("embed"):
             vectors = snap.embed_all(tta.variants(image, self.cfg.tta))
         with metrics.stage("search"):
-            answers = [live.search(snap.index, view, vector, k, self.cfg.search_k) for vector in vectors]
-            hits = list(tta.best_orientation(answers))
+            vector = vectors[0]
+            if len(vectors) > 1:  # the orientation is chosen on each one's best match, then paged
+                firsts = [
+                    live.search_page(snap.index, view, v, 1, self.cfg.search_k, folders=folders)
+                    for v in vectors
+                ]
+                chosen = tta.best_orientation([first.hits for first in firsts])
+                vector = vectors[next(n for n, first in enumerate(firsts) if first.hits is chosen)]
+            page = live.search_page(
+                snap.index, view, vector, k, self.cfg.search_k, offset=offset, folders=folders
+            )
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
-        return Answer(snap, view, hits, query)
+        return Answer(snap, view, page.hits, query, page.more, page.truncated)
 
-    def search_id(self, item_id: int, k: int) -> Answer:
+    def search_id(self, item_id: int, k: int, offset: int = 0, folders: tuple = ()) -> Answer:
         """Neighbours of an indexed image, from its stored vector: no upload, no model run."""
         snap, view = self.current()
         vector, item = self.item(snap, view, item_id)
         with metrics.stage("search"):
-            hits = live.search(snap.index, view, vector, k, self.cfg.search_k, exclude=item.id, reduced=True)
-        return Answer(
-            snap, view, hits, {"type": "id", "id": item.id, "path": item.path, "url": f"/images/{item.id}"}
-        )
+            page = live.search_page(
+                snap.index, view, vector, k, self.cfg.search_k, item.id, True, offset=offset, folders=folders
+            )
+        query = {"type": "id", "id": item.id, "path": item.path, "url": f"/images/{item.id}"}
+        return Answer(snap, view, page.hits, query, page.more, page.truncated)
 
     def item(self, snap: Snapshot, view: live.LiveView, item_id: int) -> tuple[np.ndarray, Catalogued]:
         """An item's vector (in the index's space) and catalogue entry, from the base or the delta."""

@@ -46,6 +46,29 @@ def parse_min_score() -> float:
     return value
 
 
+MAX_OFFSET = 10_000
+MAX_FOLDERS = 20
+
+
+def parse_offset() -> int:
+    raw = request.values.get("offset", "0")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_OFFSET:
+        raise ServiceError(
+            400, "bad_offset", f"offset must be a whole number from 0 to {MAX_OFFSET}, got {raw!r}"
+        )
+    return int(raw)
+
+
+def parse_folders() -> tuple[str, ...]:
+    """``folder=PREFIX`` (repeatable): keep results under these folders of the collection."""
+    folders = tuple(f.strip("/") for f in request.values.getlist("folder") if f.strip("/"))
+    if len(folders) > MAX_FOLDERS:
+        raise ServiceError(400, "bad_folder", f"give at most {MAX_FOLDERS} folder parameters")
+    if any(".." in f.split("/") or len(f) > 500 for f in folders):
+        raise ServiceError(400, "bad_folder", "a folder is a path inside the collection, without '..'")
+    return folders
+
+
 def uploaded_bytes() -> tuple[bytes, str | None]:
     """The image of a search: the form field ``image``, or the raw request body."""
     upload = request.files.get("image")
@@ -70,7 +93,7 @@ def preview_data_url(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def render_answer(answer: Answer, k: int, began: float, preview: str):
+def render_answer(answer: Answer, k: int, began: float, preview: str, offset: int = 0, folders: tuple = ()):
     manifest = answer.snap.index.manifest
     thresholds = matching.Thresholds.from_dict(manifest.thresholds)
     min_score = parse_min_score()
@@ -97,12 +120,17 @@ def render_answer(answer: Answer, k: int, began: float, preview: str):
     payload = {
         "query": answer.query, "k": k, "results": results, "index": index, "took_ms": took_ms,
         "min_score": min_score, "matches": _legend(thresholds, manifest.metric),
+        "offset": offset, "folders": list(folders), "more": answer.more, "truncated": answer.truncated,
+        "next_offset": offset + k if answer.more else None,
         # nothing better than "weak": the page says so instead of presenting them as answers
         "nothing_similar": thresholds is not None and all(r["match"] == "weak" for r in results),
     }  # fmt: skip
     if wants_json():
         return jsonify(payload)
-    return render_template("results.html", result=payload, preview=preview, max_k=current_service().cfg.max_k)
+    return render_template(
+        "results.html", result=payload, preview=preview, max_k=current_service().cfg.max_k,
+        all_folders=answer.snap.index.folders,
+    )  # fmt: skip
 
 
 def _legend(thresholds: matching.Thresholds | None, metric: str) -> dict | None:
@@ -116,7 +144,9 @@ def _legend(thresholds: matching.Thresholds | None, metric: str) -> dict | None:
 @bp.get("/")
 def home():
     svc = current_service()
-    return render_template("index.html", snap=svc.holder.get(), k=svc.cfg.k, max_k=svc.cfg.max_k)
+    snap = svc.holder.get()
+    folders = snap.index.folders if snap is not None else []
+    return render_template("index.html", snap=snap, k=svc.cfg.k, max_k=svc.cfg.max_k, all_folders=folders)
 
 
 @bp.post("/search")
@@ -126,8 +156,9 @@ def search_upload():
     k = parse_k()
     data, filename = uploaded_bytes()
     image = svc.decode(data)
-    answer = svc.search_image(image, k, filename)
-    return render_answer(answer, k, began, preview_data_url(image))
+    offset, folders = parse_offset(), parse_folders()
+    answer = svc.search_image(image, k, filename, offset, folders)
+    return render_answer(answer, k, began, preview_data_url(image), offset, folders)
 
 
 @bp.get("/search")
@@ -137,8 +168,9 @@ def search_id():
     raw_id = request.args.get("id", "")
     if not (raw_id.isascii() and raw_id.isdigit()):  # "²".isdigit() is True, but int("²") fails
         raise ServiceError(400, "bad_id", "give the id of an indexed image: /search?id=17")
-    answer = current_service().search_id(int(raw_id), k)
-    return render_answer(answer, k, began, f"/thumbs/{answer.query['id']}")
+    offset, folders = parse_offset(), parse_folders()
+    answer = current_service().search_id(int(raw_id), k, offset, folders)
+    return render_answer(answer, k, began, f"/thumbs/{answer.query['id']}", offset, folders)
 
 
 @bp.get("/map", endpoint="map")
