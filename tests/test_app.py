@@ -24,7 +24,8 @@ def test_json_search_returns_the_documented_shape(client, photos):
     assert reply.status_code == 200
     body = reply.get_json()
     labels = {"min_score", "matches", "nothing_similar"}  # what the results' match labels mean
-    assert set(body) == {"query", "k", "results", "index", "took_ms"} | labels
+    paging = {"offset", "folders", "more", "truncated", "next_offset"}
+    assert set(body) == {"query", "k", "results", "index", "took_ms"} | labels | paging
     assert body["k"] == 3 and len(body["results"]) == 3
     first = body["results"][0]
     assert set(first) == {"id", "path", "url", "thumbnail", "distance", "score", "match"}

@@ -23,7 +23,7 @@ LAYERS = [
     ["embedders"],
     ["ann", "collection", "tuning"],
     ["embedding", "live"],
-    ["rayengine"],
+    ["rayengine", "compaction"],
     ["service"],
     ["indexer", "web"],
     ["img2vec", "web.errors"],
