@@ -19,7 +19,7 @@ keep deleted files out of later rebuilds too. This module stores vectors; it nev
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,13 +157,15 @@ def search(
 
 def search_page(
     index: SearchIndex, view: LiveView, vector: np.ndarray, k: int, search_k: int = -1,
-    exclude: int | None = None, reduced: bool = False, offset: int = 0, folders: Sequence[str] = (),
+    exclude: int | Collection[int] | None = None, reduced: bool = False, offset: int = 0,
+    folders: Sequence[str] = (),
 ) -> Page:  # fmt: skip
     """Results ``offset`` to ``offset + k`` of the ranking restricted to ``folders``: Annoy is
     asked for more candidates (x4 each round, up to MAX_CANDIDATES) until enough pass the filter
     and the tombstones; the additions are searched exactly."""
     query = np.asarray(vector, np.float32) if reduced else index.to_index_space(vector[None, :])[0]
-    hidden = set(view.hidden) | ({exclude} if exclude is not None else set())
+    excluded = {exclude} if isinstance(exclude, int) else set(exclude or ())
+    hidden = set(view.hidden) | excluded
     need, count = offset + k, len(index.items)
     keep = lambda hit: hit.id not in hidden and under(hit.path, folders)  # noqa: E731
     # Few tombstones fall among a query's neighbours: a small margin first, more only if needed.
@@ -181,7 +183,7 @@ def search_page(
         taken = 0
         for row in np.argsort(found_extra):
             addition = view.additions[row]
-            if addition.id == exclude or not under(addition.path, folders):
+            if addition.id in excluded or not under(addition.path, folders):
                 continue
             distance = float(found_extra[row])
             hits.append(Hit(addition.id, addition.path, distance, distance_to_score(distance, index.metric)))

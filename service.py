@@ -36,6 +36,7 @@ import imaging
 import live
 import metrics
 import plots
+import queries
 import runtimes
 import store
 import tta
@@ -237,6 +238,49 @@ class Service:
                 snap.index, view, vector, k, self.cfg.search_k, item.id, True, offset=offset, folders=folders
             )
         query = {"type": "id", "id": item.id, "path": item.path, "url": f"/images/{item.id}"}
+        return Answer(snap, view, page.hits, query, page.more, page.truncated)
+
+    def search_region(
+        self, item_id: int, box: queries.Box, k: int, offset: int = 0, folders: tuple = ()
+    ) -> Answer:
+        """Neighbours of a region of an indexed image: its file is decoded, cut and embedded."""
+        snap, view = self.current()
+        _, item = self.item(snap, view, item_id)
+        try:
+            path, side = self.image_path(item_id), snap.embedder.decode_side
+            region = queries.crop(imaging.open_rgb(path, self.cfg.max_image_pixels, side), box)
+        except (imaging.UnreadableImage, queries.BadBox) as error:
+            raise ServiceError(400, "bad_box", f"cannot search that region: {error}") from None
+        vector, depth = snap.embed(region), self.cfg.search_k
+        page = live.search_page(snap.index, view, vector, k, depth, item_id, False, offset, folders)
+        query = {
+            "type": "id",
+            "id": item_id,
+            "path": item.path,
+            "url": f"/images/{item_id}",
+            "box": list(box),
+        }
+        return Answer(snap, view, page.hits, query, page.more, page.truncated)
+
+    def search_combined(
+        self, images: list, ids: list[int], negatives: list, negative_ids: list[int], k: int,
+        offset: int = 0, folders: tuple = (),
+    ) -> Answer:  # fmt: skip
+        """Several images and ids as one query, pushed away from the negative ones (queries.py)."""
+        snap, view = self.current()
+        pictures = images + negatives
+        embedded = list(snap.index.to_index_space(snap.embed_all(pictures))) if pictures else []
+        stored = lambda chosen: [self.item(snap, view, i)[0] for i in chosen]  # noqa: E731
+        positive = embedded[: len(images)] + stored(ids)
+        negative = embedded[len(images) :] + stored(negative_ids)
+        if not positive:
+            raise ServiceError(400, "no_image", "give at least one image or id to search with")
+        vector = queries.combine(np.stack(positive), np.stack(negative) if negative else None)
+        excluded = set(ids) | set(negative_ids)
+        depth = self.cfg.search_k
+        page = live.search_page(snap.index, view, vector, k, depth, excluded, True, offset, folders)
+        query = {"type": "combined", "images": len(images), "ids": ids, "negative_images": len(negatives),
+                 "negative_ids": negative_ids}  # fmt: skip
         return Answer(snap, view, page.hits, query, page.more, page.truncated)
 
     def item(self, snap: Snapshot, view: live.LiveView, item_id: int) -> tuple[np.ndarray, Catalogued]:

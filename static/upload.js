@@ -43,3 +43,48 @@ document.querySelectorAll(".delete-copy").forEach((button) => {
     }
   });
 });
+
+// Region search: drag a box over the query image, then search with that part of it. An indexed
+// image is searched by id and box (the server cuts its full file); an upload, by its preview.
+(function () {
+  const wrap = document.getElementById("query-wrap");
+  const image = document.getElementById("query-image");
+  const frame = document.getElementById("region-box");
+  const button = document.getElementById("region-search");
+  if (!wrap || !image || !frame || !button) return;
+  let start = null;
+  let region = null;
+  const at = (event) => {
+    const r = image.getBoundingClientRect();
+    return [Math.min(1, Math.max(0, (event.clientX - r.left) / r.width)),
+            Math.min(1, Math.max(0, (event.clientY - r.top) / r.height))];
+  };
+  const draw = (a, b) => {
+    const [x, y, w, h] = [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.abs(a[0] - b[0]), Math.abs(a[1] - b[1])];
+    Object.assign(frame.style, { left: `${x * 100}%`, top: `${y * image.height / wrap.clientHeight * 100}%`,
+                                 width: `${w * 100}%`, height: `${h * image.height / wrap.clientHeight * 100}%` });
+    frame.hidden = false;
+    return [x, y, w, h];
+  };
+  wrap.addEventListener("pointerdown", (event) => { start = at(event); wrap.setPointerCapture(event.pointerId); });
+  wrap.addEventListener("pointermove", (event) => { if (start) draw(start, at(event)); });
+  wrap.addEventListener("pointerup", (event) => {
+    if (!start) return;
+    region = draw(start, at(event));
+    start = null;
+    button.hidden = !(region[2] > 0.03 && region[3] > 0.03);
+  });
+  button.addEventListener("click", async () => {
+    const box = region.map((v) => v.toFixed(4)).join(",");
+    if (wrap.dataset.id) {
+      window.location = `/search?id=${wrap.dataset.id}&k=${wrap.dataset.k}&box=${box}`;
+      return;
+    }
+    const blob = await (await fetch(image.src)).blob();
+    const files = new DataTransfer();
+    files.items.add(new File([blob], "region.jpg", { type: blob.type }));
+    document.getElementById("region-image").files = files.files;
+    document.getElementById("region-field").value = box;
+    document.getElementById("region-form").submit();
+  });
+})();

@@ -87,3 +87,48 @@ def test_upload_see_results_and_search_by_a_result(live_server, browser, tmp_pat
     assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) == 5
     browser.save_screenshot(str(tmp_path / "search_by_result.png"))
     assert (tmp_path / "results.png").stat().st_size > 10_000
+
+
+def test_draw_a_box_on_the_query_and_search_with_that_region(live_server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, photos = live_server
+    wait = WebDriverWait(browser, 30)
+    browser.get(base + "/")
+    browser.find_element(By.ID, "image-input").send_keys(str(photos / "img0003.png"))
+    wait.until(ready.presence_of_element_located((By.ID, "results")))
+    image = browser.find_element(By.ID, "query-image")
+    width, height = image.size["width"], image.size["height"]
+    drag = (
+        ActionChains(browser).move_to_element_with_offset(image, -width // 4, -height // 4).click_and_hold()
+    )
+    drag.move_by_offset(width // 2, height // 2).release().perform()  # the middle half of the image
+    button = browser.find_element(By.ID, "region-search")
+    wait.until(lambda _: button.is_displayed())
+    button.click()
+    region = wait.until(ready.presence_of_element_located((By.ID, "query-region")))
+    x, y, w, h = (float(v) for v in region.text.split("region ")[1].split(" (")[0].split(", "))
+    assert abs(x - 0.25) < 0.05 and abs(y - 0.25) < 0.05 and abs(w - 0.5) < 0.05 and abs(h - 0.5) < 0.05
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) >= 1
+
+    # on an indexed image the region is cut from its file, searched by id and box
+    browser.find_element(By.CSS_SELECTOR, "#results a.search-by").click()
+    wait.until(ready.url_contains("/search?id="))
+    image = browser.find_element(By.ID, "query-image")
+    wait.until(lambda _: image.size["width"] > 0)
+    width, height = image.size["width"], image.size["height"]
+    drag = (
+        ActionChains(browser)
+        .move_to_element_with_offset(image, -width // 2 + 2, -height // 2 + 2)
+        .click_and_hold()
+    )
+    drag.move_by_offset(width // 2, height // 2).release().perform()  # the top-left quarter
+    button = browser.find_element(By.ID, "region-search")
+    wait.until(lambda _: button.is_displayed())
+    button.click()
+    wait.until(ready.url_contains("box="))
+    wait.until(ready.presence_of_element_located((By.ID, "query-region")))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) >= 1

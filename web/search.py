@@ -12,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import matching
 import plots
+import queries
 from service import THUMB_SIDE, Answer, ServiceError
 from vectors import distance_to_score
 from web import counted, current_service
@@ -149,28 +150,77 @@ def home():
     return render_template("index.html", snap=snap, k=svc.cfg.k, max_k=svc.cfg.max_k, all_folders=folders)
 
 
+MAX_QUERY_PARTS = 20
+
+
+def parse_ids(name: str) -> list[int]:
+    """Repeated ``id`` (or ``negative_id``) parameters, from the query string or the form."""
+    raws = request.values.getlist(name)
+    if len(raws) > MAX_QUERY_PARTS:
+        raise ServiceError(400, "bad_id", f"give at most {MAX_QUERY_PARTS} {name} parameters")
+    for raw in raws:
+        if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, but int("²") fails
+            raise ServiceError(
+                400, "bad_id", f"{name} must be the id of an indexed image (/search?id=17), got {raw!r}"
+            )
+    return [int(raw) for raw in raws]
+
+
+def parse_box() -> queries.Box | None:
+    raw = request.values.get("box", "")
+    try:
+        return queries.parse_box(raw) if raw else None
+    except queries.BadBox as error:
+        raise ServiceError(400, "bad_box", str(error)) from None
+
+
 @bp.post("/search")
 def search_upload():
     began = time.perf_counter()
     svc = current_service()
-    k = parse_k()
+    k, offset, folders, box = parse_k(), parse_offset(), parse_folders(), parse_box()
+    ids, negative_ids = parse_ids("id"), parse_ids("negative_id")
+    images, negatives = request.files.getlist("image"), request.files.getlist("negative")
+    if len(images) + len(negatives) > MAX_QUERY_PARTS:
+        raise ServiceError(400, "too_many_images", f"send at most {MAX_QUERY_PARTS} images in one query")
+    if len(images) > 1 or negatives or ids or negative_ids:  # several things: one combined query
+        if box is not None:
+            raise ServiceError(400, "bad_box", "box goes with a single image: search a region of one photo")
+        decoded = [svc.decode(upload.read()) for upload in images]
+        avoided = [svc.decode(upload.read()) for upload in negatives]
+        answer = svc.search_combined(decoded, ids, avoided, negative_ids, k, offset, folders)
+        preview = preview_data_url(decoded[0]) if decoded else f"/thumbs/{ids[0]}"
+        return render_answer(answer, k, began, preview, offset, folders)
     data, filename = uploaded_bytes()
     image = svc.decode(data)
-    offset, folders = parse_offset(), parse_folders()
+    if box is not None:
+        try:
+            image = queries.crop(image, box)
+        except queries.BadBox as error:
+            raise ServiceError(400, "bad_box", str(error)) from None
     answer = svc.search_image(image, k, filename, offset, folders)
+    if box is not None:
+        answer.query["box"] = list(box)
     return render_answer(answer, k, began, preview_data_url(image), offset, folders)
 
 
 @bp.get("/search")
 def search_id():
     began = time.perf_counter()
-    k = parse_k()
-    raw_id = request.args.get("id", "")
-    if not (raw_id.isascii() and raw_id.isdigit()):  # "²".isdigit() is True, but int("²") fails
+    svc = current_service()
+    k, offset, folders, box = parse_k(), parse_offset(), parse_folders(), parse_box()
+    ids, negative_ids = parse_ids("id"), parse_ids("negative_id")
+    if not ids:
         raise ServiceError(400, "bad_id", "give the id of an indexed image: /search?id=17")
-    offset, folders = parse_offset(), parse_folders()
-    answer = current_service().search_id(int(raw_id), k, offset, folders)
-    return render_answer(answer, k, began, f"/thumbs/{answer.query['id']}", offset, folders)
+    if len(ids) > 1 or negative_ids:
+        if box is not None:
+            raise ServiceError(400, "bad_box", "box goes with a single id: search a region of one photo")
+        answer = svc.search_combined([], ids, [], negative_ids, k, offset, folders)
+    elif box is not None:
+        answer = svc.search_region(ids[0], box, k, offset, folders)
+    else:
+        answer = svc.search_id(ids[0], k, offset, folders)
+    return render_answer(answer, k, began, f"/thumbs/{ids[0]}", offset, folders)
 
 
 @bp.get("/map", endpoint="map")
