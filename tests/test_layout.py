@@ -18,7 +18,7 @@ LAYERS = [
     ["config"],
     ["imaging", "store", "vectors", "proxy", "livestore", "metrics", "runtimes", "batching"],
     ["edits", "gem", "tta", "matching"],
-    ["pgstore", "recall", "duplicates"],
+    ["pgstore", "recall", "duplicates", "queries"],
     ["autoencoder", "plots"],
     ["embedders"],
     ["ann", "collection", "tuning"],
