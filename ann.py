@@ -182,7 +182,10 @@ def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(
     depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
     neighbours = lambda row: index.nearest_rows(index.stored_vector(row), k, depth)  # noqa: E731
     progress = lambda rows: tqdm(rows, desc="Duplicates", unit="img", disable=not bar)  # noqa: E731
-    groups = duplicates.find_groups(index.items, neighbours, limit, index.collection_root, hidden, progress)
+    vector = index.stored_vector
+    distance = lambda a, b: float(vector_math.distances(vector(a)[None, :], vector(b), index.metric)[0])  # noqa: E731
+    root = index.collection_root
+    groups = duplicates.find_groups(index.items, neighbours, limit, root, hidden, progress, distance)
     return limit, groups
 
 

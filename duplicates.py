@@ -83,28 +83,44 @@ def find_groups(
     root: Path,
     hidden: Iterable[int] = (),
     progress: Callable[[list[int]], Iterable[int]] = lambda rows: rows,
+    distance: Callable[[int, int], float] | None = None,
 ) -> list[Group]:
     """The groups of exact and near copies among ``items`` (``hidden`` ids left out).
 
     ``neighbours(row)`` gives the rows and distances of a row's nearest items (itself among
-    them), at least NEIGHBOURS + 1; ``progress`` wraps the loop over rows (a progress bar)."""
+    them), at least NEIGHBOURS + 1; ``progress`` wraps the loop over rows (a progress bar). With
+    ``distance(row, row)``, two groups merge only if every pair across them is within the
+    threshold (complete linkage): otherwise a chain of similar photos, each close to the next,
+    would end up as one group of "copies" of photos that are not copies of each other.
+    """
     gone = set(hidden)
     rows = [row for row, item in enumerate(items) if item.id not in gone]
     sets, joined = _Sets(len(items)), np.zeros(len(items), np.float32)
+    members = {row: [row] for row in rows}
     by_hash: dict[str, int] = {}
+    pairs = []
     for row in progress(rows):
         if items[row].sha1 in by_hash:
-            sets.join(row, by_hash[items[row].sha1])
+            _merge(sets, members, row, by_hash[items[row].sha1])
         by_hash.setdefault(items[row].sha1, row)
-        for other, distance in zip(*neighbours(row), strict=True):
-            if other != row and distance <= threshold and items[other].id not in gone:
-                sets.join(row, other)
-                joined[row] = max(joined[row], distance)
-    members: dict[int, list[int]] = {}
-    for row in rows:
-        members.setdefault(sets.find(row), []).append(row)
+        for other, found in zip(*neighbours(row), strict=True):
+            if other != row and found <= threshold and items[other].id not in gone:
+                pairs.append((found, row, other))
+    for found, row, other in sorted(pairs):
+        a, b = sets.find(row), sets.find(other)
+        close = distance is None or all(distance(x, y) <= threshold for x in members[a] for y in members[b])
+        if a != b and close:
+            _merge(sets, members, a, b)
+            joined[row] = max(joined[row], found)
     groups = [_group(items, group, joined, threshold, root) for group in members.values() if len(group) > 1]
     return sorted(groups, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
+
+
+def _merge(sets: _Sets, members: dict[int, list[int]], a: int, b: int) -> None:
+    a, b = sets.find(a), sets.find(b)
+    if a != b:
+        sets.join(a, b)
+        members[b] = members.pop(b) + members.pop(a)
 
 
 def _group(

@@ -149,3 +149,14 @@ def test_a_bad_threshold_is_refused_and_a_tiny_one_finds_only_exact_copies(copie
     assert client.get("/duplicates?threshold=-1&format=json").status_code == 400
     strict = client.get("/duplicates?threshold=0&format=json").get_json()
     assert [g["kind"] for g in strict["groups"]] == ["exact"] and strict["threshold"] == 0.0
+
+
+def test_a_chain_of_similar_photos_is_not_one_group(tmp_path):
+    """A is close to B and B to C, but A is far from C: complete linkage keeps one pair only."""
+    items = [_item(0, "a.jpg", "a"), _item(1, "b.jpg", "b"), _item(2, "c.jpg", "c")]
+    apart = {(0, 1): 0.1, (1, 2): 0.15, (0, 2): 0.5}
+    distance = lambda x, y: 0.0 if x == y else apart[(min(x, y), max(x, y))]  # noqa: E731
+    near = lambda row: ([0, 1, 2], [distance(row, other) for other in (0, 1, 2)])  # noqa: E731
+    [group] = duplicates.find_groups(items, near, 0.2, tmp_path, distance=distance)
+    assert {m.id for m in group.members} == {0, 1}  # the closest pair; C stays alone
+    assert len(duplicates.find_groups(items, near, 0.2, tmp_path)[0].members) == 3  # single linkage chains
