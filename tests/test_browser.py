@@ -132,3 +132,45 @@ def test_draw_a_box_on_the_query_and_search_with_that_region(live_server, browse
     wait.until(ready.url_contains("box="))
     wait.until(ready.presence_of_element_located((By.ID, "query-region")))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) >= 1
+
+
+@pytest.fixture
+def copies_server(tmp_path, tiny_config):
+    """The service over 15 photos and an exact copy of one, with admin deletes on."""
+    photos = tmp_path / "photos"
+    write_images(photos, 15, size=96)
+    shutil.copy(photos / "img0003.png", photos / "img0003-copy.png")
+    cfg = tiny_config.replace(admin_token="browser-secret", reload_interval=0.1)
+    quiet_build(photos, cfg)
+    server = make_server("127.0.0.1", 0, app_module.create_app(cfg), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", photos
+    server.shutdown()
+
+
+def test_delete_a_copy_from_the_duplicates_page_and_search_with_two_photos(copies_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, photos = copies_server
+    wait = WebDriverWait(browser, 30)
+    browser.get(base + "/duplicates")
+    group = browser.find_element(By.CSS_SELECTOR, ".copy-group[data-kind='exact']")
+    assert "img0003-copy.png" in group.text and "img0003.png" in group.text
+    browser.find_element(By.ID, "admin-token").send_keys("browser-secret")
+    button = group.find_element(By.CSS_SELECTOR, ".delete-copy")
+    copy = browser.find_element(By.ID, f"copy-{button.get_attribute('data-id')}")
+    button.click()
+    wait.until(ready.staleness_of(copy))  # deleted through DELETE /images/<id>, gone from the page
+    browser.get(base + "/duplicates")
+    assert not browser.find_elements(By.CSS_SELECTOR, ".copy-group[data-kind='exact']")
+
+    browser.get(base + "/")
+    browser.find_element(By.ID, "image-input").send_keys(
+        f"{photos / 'img0001.png'}\n{photos / 'img0002.png'}"
+    )
+    combined = wait.until(ready.presence_of_element_located((By.ID, "query-combined")))
+    assert combined.text.startswith("2 images together")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) >= 2
