@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,23 @@ TOKEN = "s3cret"
 JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+FLOWER_CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 
 requires_shared = pytest.mark.skipif(
     not (config.SHARED_MODEL.is_file() and config.SHARED_FLOWERS.is_dir()),
     reason=f"needs the shared pretrained model and flowers5 photos in {config.SHARED_DIR} (absent here)",
 )
+
+
+def flower_subset(folder: Path, per_class: int = 30, seed: int = 0) -> Path:
+    """A fixed random subset of the shared flowers5, linked into ``folder`` as class/file.jpg."""
+    rng = random.Random(seed)
+    for name in FLOWER_CLASSES:
+        photos = sorted((config.SHARED_FLOWERS / name).glob("*.jpg"))
+        (folder / name).mkdir(parents=True)
+        for photo in rng.sample(photos, per_class):
+            (folder / name / photo.name).symlink_to(photo)
+    return folder
 
 
 def tiny_settings(index_dir: Path, model: str) -> config.Config:

@@ -21,8 +21,13 @@ pytestmark = pytest.mark.skipif(
 def live_server(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos, 15, size=96)
-    quiet_build(photos, tiny_config)
-    server = make_server("127.0.0.1", 0, app_module.create_app(tiny_config), threaded=True)
+    yield from _served(photos, tiny_config)
+
+
+def _served(photos, cfg):
+    """The app over an index of ``photos``, on a free local port, for as long as the test runs."""
+    quiet_build(photos, cfg)
+    server = make_server("127.0.0.1", 0, app_module.create_app(cfg), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}", photos
@@ -140,13 +145,7 @@ def copies_server(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos, 15, size=96)
     shutil.copy(photos / "img0003.png", photos / "img0003-copy.png")
-    cfg = tiny_config.replace(admin_token="browser-secret", reload_interval=0.1)
-    quiet_build(photos, cfg)
-    server = make_server("127.0.0.1", 0, app_module.create_app(cfg), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", photos
-    server.shutdown()
+    yield from _served(photos, tiny_config.replace(admin_token="browser-secret", reload_interval=0.1))
 
 
 def test_delete_a_copy_from_the_duplicates_page_and_search_with_two_photos(copies_server, browser):

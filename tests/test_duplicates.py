@@ -14,9 +14,8 @@ import config
 import duplicates
 import edits
 import store
-from helpers import quiet_build, requires_shared
+from helpers import FLOWER_CLASSES, quiet_build, requires_shared
 
-CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 PLANTED = ("exact", "reencode_q50", "resize_50", "border_10")
 
 
@@ -24,7 +23,7 @@ def _distinct_flowers(folder, per_class=30, seed=0):
     """A fixed subset of flowers5 without the set's own copies (the same bytes, or the same photo
     under the _n / _m size suffix), so that every group found is one this test planted."""
     rng, seen_hashes, seen_stems = random.Random(seed), set(), set()
-    for name in CLASSES:
+    for name in FLOWER_CLASSES:
         (folder / name).mkdir(parents=True)
         photos = sorted((config.SHARED_FLOWERS / name).glob("*.jpg"))
         rng.shuffle(photos)

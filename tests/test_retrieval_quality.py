@@ -1,26 +1,11 @@
 """End to end with a real pretrained model: similar flowers come back first."""
 
-import random
-
 import numpy as np
 
 import ann
 import config
 import embedders
-from helpers import quiet_build, requires_shared
-
-CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
-
-
-def _subset(folder, per_class=30, seed=0):
-    """A fixed random subset of flowers5, linked into ``folder`` as class/file.jpg."""
-    rng = random.Random(seed)
-    for name in CLASSES:
-        photos = sorted((config.SHARED_FLOWERS / name).glob("*.jpg"))
-        (folder / name).mkdir(parents=True)
-        for photo in rng.sample(photos, per_class):
-            (folder / name / photo.name).symlink_to(photo)
-    return folder
+from helpers import flower_subset, quiet_build, requires_shared
 
 
 def _leave_one_out_top1(index) -> float:
@@ -34,7 +19,7 @@ def _leave_one_out_top1(index) -> float:
 
 @requires_shared
 def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
-    photos = _subset(tmp_path / "flowers")
+    photos = flower_subset(tmp_path / "flowers")
     cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=50)
     report = quiet_build(photos, cfg)
     assert report.items == 150 and not report.skipped
@@ -69,7 +54,7 @@ def test_a_large_photo_shrunk_while_decoding_keeps_its_vector(tmp_path):
     import imaging
 
     embedder = embedders.load_embedder(str(config.SHARED_MODEL))
-    photos = sorted(config.SHARED_FLOWERS.glob("*/*.jpg"))[:: 150][:5]
+    photos = sorted(config.SHARED_FLOWERS.glob("*/*.jpg"))[::150][:5]
     for photo in photos:
         large = Image.open(photo).convert("RGB")
         large = large.resize((large.width * 3000 // max(large.size), large.height * 3000 // max(large.size)))

@@ -5,8 +5,6 @@ pooling, no trimming, no centring) on the same fixed 200 flowers, each edit of 3
 as an upload. docs/benchmarks.md section 9 has the whole collection; this pins the direction.
 """
 
-import random
-
 import pytest
 
 import ann
@@ -14,27 +12,16 @@ import config
 import embedders
 import evaluate
 import runtimes
-from helpers import quiet_build, requires_shared
+from helpers import flower_subset, quiet_build, requires_shared
 
-CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 BEFORE = {"pooling": "avg", "trim_borders": False, "centre": "none"}
-
-
-def _subset(folder, per_class=40, seed=0):
-    rng = random.Random(seed)
-    for name in CLASSES:
-        photos = sorted((config.SHARED_FLOWERS / name).glob("*.jpg"))
-        (folder / name).mkdir(parents=True)
-        for photo in rng.sample(photos, per_class):
-            (folder / name / photo.name).symlink_to(photo)
-    return folder
 
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     """Rank-1 and top-10 per edit, and class retrieval, before and with the defaults (and tta)."""
     tmp = tmp_path_factory.mktemp("robust")
-    photos = _subset(tmp / "flowers")
+    photos = flower_subset(tmp / "flowers", per_class=40)
     results = {}
     for name, settings in (("before", BEFORE), ("defaults", {})):
         cfg = config.Config(index_dir=tmp / name, model=str(config.SHARED_MODEL), trees=50, **settings)
