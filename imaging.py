@@ -52,23 +52,37 @@ def to_square(image: Image.Image, side: int) -> np.ndarray:
     return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
+RINGING = 4  # pixels: how far JPEG ringing and chroma bleed reach into a frame from the picture
+
+
+def _content_box(pixels: np.ndarray, tolerance: int) -> tuple[int, int, int, int] | None:
+    """The bounding box of the pixels further than ``tolerance`` from the top-left corner's colour."""
+    content = np.abs(pixels - pixels[0, 0]).max(axis=2) > tolerance
+    rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+    if not len(rows):
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def trim_border(image: Image.Image, tolerance: int = 24, keep: float = 0.2) -> Image.Image:
     """The image without a uniform frame (a screenshot's or a print's border), else the image itself.
 
     A row or column is frame while every pixel in it lies within ``tolerance`` of the top-left
-    corner's colour; JPEG ringing at the frame's edge stays within the default. Nothing is cut
-    where less than ``keep`` of the area would remain (a blank or almost blank picture).
+    corner's colour. Where there is a frame, the lines that JPEG ringing and chroma bleed left
+    along its inner edge go too (up to RINGING pixels, within three times the tolerance): such a
+    line moved a photo's vector as far as a crop does. Nothing is cut where less than ``keep`` of
+    the area would remain (a blank or almost blank picture).
     """
     pixels = np.asarray(image, dtype=np.int16)
-    content = np.abs(pixels - pixels[0, 0]).max(axis=2) > tolerance
-    rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
-    if not len(rows):
+    strict = _content_box(pixels, tolerance)
+    if strict is None or strict == (0, 0, image.width, image.height):
         return image
-    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    if box == (0, 0, image.width, image.height) or area < keep * image.width * image.height:
+    loose = _content_box(pixels, 3 * tolerance) or strict
+    left, top = min(loose[0], strict[0] + RINGING), min(loose[1], strict[1] + RINGING)
+    right, bottom = max(loose[2], strict[2] - RINGING), max(loose[3], strict[3] - RINGING)
+    if right <= left or bottom <= top or (right - left) * (bottom - top) < keep * image.width * image.height:
         return image
-    return image.crop(box)
+    return image.crop((left, top, right, bottom))
 
 
 def is_image_path(path: str | Path) -> bool:
