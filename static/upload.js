@@ -74,17 +74,24 @@ document.querySelectorAll(".delete-copy").forEach((button) => {
     start = null;
     button.hidden = !(region[2] > 0.03 && region[3] > 0.03);
   });
-  button.addEventListener("click", async () => {
+  // An upload is not stored: its preview (already on the page) is posted again, with a box or an offset.
+  async function postPreview(box, offset) {
+    const blob = await (await fetch(image.src)).blob();
+    const files = new DataTransfer();
+    files.items.add(new File([blob], "query.jpg", { type: blob.type }));
+    document.getElementById("region-image").files = files.files;
+    document.getElementById("region-field").value = box;
+    document.getElementById("offset-field").value = offset;
+    document.getElementById("region-form").submit();
+  }
+  button.addEventListener("click", () => {
     const box = region.map((v) => v.toFixed(4)).join(",");
     if (wrap.dataset.id) {
       window.location = `/search?id=${wrap.dataset.id}&k=${wrap.dataset.k}&box=${box}`;
-      return;
+    } else {
+      postPreview(box, 0);
     }
-    const blob = await (await fetch(image.src)).blob();
-    const files = new DataTransfer();
-    files.items.add(new File([blob], "region.jpg", { type: blob.type }));
-    document.getElementById("region-image").files = files.files;
-    document.getElementById("region-field").value = box;
-    document.getElementById("region-form").submit();
   });
+  const more = document.querySelector("button#more-results");
+  if (more) more.addEventListener("click", () => postPreview("", more.dataset.offset));
 })();

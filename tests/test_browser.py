@@ -173,3 +173,22 @@ def test_delete_a_copy_from_the_duplicates_page_and_search_with_two_photos(copie
     combined = wait.until(ready.presence_of_element_located((By.ID, "query-combined")))
     assert combined.text.startswith("2 images together")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) >= 2
+
+
+def test_more_results_for_an_upload_pages_on_from_its_preview(live_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, photos = live_server
+    wait = WebDriverWait(browser, 30)
+    browser.get(base + "/")
+    browser.find_element(By.CSS_SELECTOR, "#k-select option[value='5']").click()
+    browser.find_element(By.ID, "image-input").send_keys(str(photos / "img0007.png"))
+    wait.until(ready.presence_of_element_located((By.ID, "results")))
+    first = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#results .path")]
+    browser.find_element(By.ID, "more-results").click()
+    wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".query"), "results 6–10"))
+    second = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#results .path")]
+    assert len(second) == 5 and not set(first) & set(second)
+    assert browser.find_element(By.CSS_SELECTOR, "#results .rank").text == "#6"
