@@ -159,3 +159,12 @@ def test_a_chain_of_similar_photos_is_not_one_group(tmp_path):
     [group] = duplicates.find_groups(items, near, 0.2, tmp_path, distance=distance)
     assert {m.id for m in group.members} == {0, 1}  # the closest pair; C stays alone
     assert len(duplicates.find_groups(items, near, 0.2, tmp_path)[0].members) == 3  # single linkage chains
+
+
+def test_the_page_sends_large_collections_to_the_command_line(copies_app, monkeypatch):
+    from web import copies
+
+    monkeypatch.setattr(copies, "MAX_PAGE_ITEMS", 5)
+    reply = copies_app.test_client().get("/duplicates?format=json")
+    assert reply.status_code == 409 and reply.get_json()["code"] == "too_many_for_page"
+    assert "python ann.py --duplicates" in reply.get_json()["error"]

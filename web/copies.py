@@ -30,9 +30,19 @@ def parse_threshold() -> float | None:
     return value
 
 
+MAX_PAGE_ITEMS = 50_000  # one query per item inside a request: beyond this, the CLI does it
+
+
 @bp.get("/duplicates")
 def duplicates_page():
     svc = current_service()
+    snap, _ = svc.current()
+    if len(snap.index.items) > MAX_PAGE_ITEMS:
+        raise ServiceError(
+            409, "too_many_for_page",
+            f"the index has {len(snap.index.items):,} images: list their duplicates with "
+            f"`python ann.py --duplicates` (this page does it within the request, up to {MAX_PAGE_ITEMS:,})",
+        )  # fmt: skip
     snap, limit, groups = svc.duplicates(parse_threshold())
     payload = {
         "threshold": limit,
