@@ -141,8 +141,7 @@ class SearchIndex:
             self._matrix = self.stored_vectors()
             self._norms = vector_math.row_norms(self._matrix)
         found = vector_math.distances(self._matrix, np.asarray(vector, np.float32), self.metric, self._norms)
-        rows = np.argpartition(found, k - 1)[:k] if k < len(found) else np.arange(len(found))
-        rows = rows[np.argsort(found[rows], kind="stable")]
+        rows = vector_math.smallest(found, k)
         return rows.tolist(), found[rows].tolist()
 
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from annoy import AnnoyIndex
 
-from vectors import distances, row_norms
+from vectors import distances, row_norms, smallest
 
 EXACT = 0  # the search_k that means "compare with every vector"
 
@@ -56,9 +56,7 @@ def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int, metric: str) -> t
     began = time.perf_counter()
     tops = []
     for query in queries:
-        found = distances(matrix, query, metric, norms)
-        top = np.argpartition(found, k - 1)[:k] if k < len(found) else np.arange(len(found))
-        tops.append(top[np.argsort(found[top], kind="stable")])
+        tops.append(smallest(distances(matrix, query, metric, norms), k))
     return tops, 1000 * (time.perf_counter() - began) / max(1, len(queries))
 
 

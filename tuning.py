@@ -142,7 +142,8 @@ def _thresholds(
     nearest, tenth = [], []
     for row in sample_rows(len(matrix), NEIGHBOUR_SAMPLE, seed=2):
         if depth == recall.EXACT:
-            others = np.sort(np.delete(vector_math.distances(matrix, matrix[row], metric, norms), row))[:10]
+            found_all = np.delete(vector_math.distances(matrix, matrix[row], metric, norms), row)
+            others = found_all[vector_math.smallest(found_all, 10)]
         else:
             _, distances = annoy.get_nns_by_item(row, 11, search_k=depth, include_distances=True)
             others = np.array(distances[1:])

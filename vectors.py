@@ -52,6 +52,12 @@ def distances(
     raise ValueError(f"exact search supports the angular, euclidean and manhattan metrics, not {metric}")
 
 
+def smallest(found: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k smallest distances, nearest first (ties in their original order)."""
+    top = np.argpartition(found, k - 1)[:k] if k < len(found) else np.arange(len(found))
+    return top[np.argsort(found[top], kind="stable")]
+
+
 def distance_to_score(distance: float, metric: str) -> float:
     """A similarity in 0..1 (1 = identical direction) that people can read."""
     if metric == "angular":
