@@ -13,7 +13,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 import metrics
-from service import Service
+from service import Service, ServiceError
 
 EXTENSION = "imgsim"
 
@@ -42,6 +42,18 @@ def service_of(app: Flask) -> Service:
 
 def current_service() -> Service:
     return service_of(current_app)
+
+
+def number_param(name: str, low: float, high: float, default: str, code: str, what: str) -> float:
+    """A numeric query or form parameter within [low, high] (NaN refused), or the 400 that says so."""
+    raw = request.values.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also refuses nan
+        raise ServiceError(400, code, f"{name} must be {what} from {low:g} to {high:g}, got {raw!r}")
+    return value
 
 
 def counted(blueprint: Blueprint) -> Blueprint:

@@ -11,23 +11,17 @@ from dataclasses import asdict
 from flask import Blueprint, jsonify, render_template, request
 
 from service import ServiceError
-from web import counted, current_service
+from web import counted, current_service, number_param
 from web.errors import wants_json
 
 bp = counted(Blueprint("copies", __name__))
 
 
 def parse_threshold() -> float | None:
-    raw = request.args.get("threshold")
-    if raw is None or raw == "":
+    """``threshold``: a distance (angular distances lie in 0..2); none = the version's calibrated one."""
+    if not request.values.get("threshold"):
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 2.0:  # angular distances lie in 0..2; also refuses nan
-        raise ServiceError(400, "bad_threshold", f"threshold must be a distance from 0 to 2, got {raw!r}")
-    return value
+    return number_param("threshold", 0.0, 2.0, "", "bad_threshold", "a distance")
 
 
 MAX_PAGE_ITEMS = 50_000  # one query per item inside a request: beyond this, the CLI does it

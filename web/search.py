@@ -15,7 +15,7 @@ import plots
 import queries
 from service import THUMB_SIDE, Answer, ServiceError
 from vectors import distance_to_score
-from web import counted, current_service
+from web import counted, current_service, number_param
 from web.errors import wants_json
 
 bp = counted(Blueprint("search", __name__))
@@ -37,14 +37,7 @@ def parse_k() -> int:
 
 def parse_min_score() -> float:
     """``min_score``: results scoring below it are dropped (0 = keep all, the default)."""
-    raw = request.values.get("min_score", "0")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise ServiceError(400, "bad_min_score", f"min_score must be a number from 0 to 1, got {raw!r}")
-    return value
+    return number_param("min_score", 0.0, 1.0, "0", "bad_min_score", "a number")
 
 
 MAX_OFFSET = 10_000
