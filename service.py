@@ -148,6 +148,11 @@ class IndexHolder:
             return self._snapshot
 
 
+def _id_query(item: Catalogued) -> dict:
+    """How an answer describes a search by an indexed image."""
+    return {"type": "id", "id": item.id, "path": item.path, "url": f"/images/{item.id}"}
+
+
 class Service:
     """Everything a worker does for a request, given a configuration (and, to compact, a build)."""
 
@@ -237,8 +242,7 @@ class Service:
             page = live.search_page(
                 snap.index, view, vector, k, self.cfg.search_k, item.id, True, offset=offset, folders=folders
             )
-        query = {"type": "id", "id": item.id, "path": item.path, "url": f"/images/{item.id}"}
-        return Answer(snap, view, page.hits, query, page.more, page.truncated)
+        return Answer(snap, view, page.hits, _id_query(item), page.more, page.truncated)
 
     def search_region(
         self, item_id: int, box: queries.Box, k: int, offset: int = 0, folders: tuple = ()
@@ -253,13 +257,7 @@ class Service:
             raise ServiceError(400, "bad_box", f"cannot search that region: {error}") from None
         vector, depth = snap.embed(region), self.cfg.search_k
         page = live.search_page(snap.index, view, vector, k, depth, item_id, False, offset, folders)
-        query = {
-            "type": "id",
-            "id": item_id,
-            "path": item.path,
-            "url": f"/images/{item_id}",
-            "box": list(box),
-        }
+        query = _id_query(item) | {"box": list(box)}
         return Answer(snap, view, page.hits, query, page.more, page.truncated)
 
     def search_combined(
