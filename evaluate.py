@@ -104,36 +104,34 @@ def evaluate_edits(
     """Search with every edit of ``sample`` items (a seed apart from the build's own sample) as an
     upload would; per edit the share of originals at rank 1 and in the top k, and overall the
     recall@k of those searches against exact search in the same space."""
-    queries = []  # (original id, edit name, the query's variants)
+    found: dict[str, list[tuple[bool, bool]]] = {name: [] for name in edits.EDITS}
+    recalls, seconds = [], 0.0
     for row in tuning.sample_rows(len(index.items), sample, seed=1):
         item = index.items[row]
         try:
             image = imaging.open_rgb(index.collection_root / item.path, min_side=embedder.decode_side)
         except imaging.UnreadableImage:
             continue
-        queries += [(item.id, name, tta.variants(edits.apply(name, image), mode)) for name in edits.EDITS]
-    images = [variant for _, _, variants in queries for variant in variants]
-    vectors = np.concatenate([embedder.embed_images(images[s : s + 32]) for s in range(0, len(images), 32)])
-    found: dict[str, list[tuple[bool, bool]]] = {name: [] for name in edits.EDITS}
-    recalls, seconds, start = [], 0.0, 0
-    for original, name, variants in queries:
-        mine = vectors[start : start + len(variants)]
-        start += len(variants)
-        began = time.perf_counter()
-        hits = tta.best_orientation([index.search(vector, k, search_k) for vector in mine])
-        seconds += time.perf_counter() - began
-        ids = [hit.id for hit in hits]
-        found[name].append((ids[:1] == [original], original in ids))
-        plain = index.to_index_space(mine[:1])[0]
-        approximate, _ = index.nearest_rows(plain, k, search_k)
-        exact, _ = index.nearest_rows(plain, k, EXACT)
-        recalls.append(recall_against_exact(approximate, exact))
+        # one photo's edits (and their variants) at a time: camera photos' copies add up fast
+        edited = [tta.variants(edits.apply(name, image), mode) for name in edits.EDITS]
+        spaced = index.to_index_space(embedder.embed_images([v for variants in edited for v in variants]))
+        start = 0
+        for name, variants in zip(edits.EDITS, edited, strict=True):
+            mine, start = spaced[start : start + len(variants)], start + len(variants)
+            began = time.perf_counter()
+            hits = tta.best_orientation([index.search_reduced(vector, k, search_k) for vector in mine])
+            seconds += time.perf_counter() - began
+            ids = [hit.id for hit in hits]
+            found[name].append((ids[:1] == [item.id], item.id in ids))
+            approximate, _ = index.nearest_rows(mine[0], k, search_k)
+            exact, _ = index.nearest_rows(mine[0], k, EXACT)
+            recalls.append(recall_against_exact(approximate, exact))
     per_edit = {
         name: {"rank1": float(np.mean([a for a, _ in hits])), f"top{k}": float(np.mean([b for _, b in hits]))}
         for name, hits in found.items()
         if hits
     }
-    count = max(1, len(queries))
+    count = max(1, len(recalls))
     return {
         "edits": per_edit,
         f"edited_recall@{k}": float(np.mean(recalls or [0.0])),
