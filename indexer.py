@@ -174,6 +174,12 @@ def _model_settings(cfg: config.Config, weights: str | None) -> tuple[str, str |
     return cfg.model, weights, cfg.image_size, cfg.pooling, cfg.trim_borders
 
 
+def _centring(cfg: config.Config) -> str:
+    """The centring a version gets: the setting's, unless a reducer maps the vectors (PCA centres
+    on its own terms, the autoencoder not at all)."""
+    return cfg.centre if cfg.reduce == "none" else "none"
+
+
 def _up_to_date(plan: BuildPlan) -> bool:
     previous, cfg = plan.previous, plan.cfg
     return (
@@ -184,7 +190,7 @@ def _up_to_date(plan: BuildPlan) -> bool:
         and (previous.reduce, previous.trees, previous.metric) == (cfg.reduce, cfg.trees, cfg.metric)
         and (cfg.reduce == "none" or previous.dims == cfg.dims)
         and previous.items == len(plan.entries)
-        and previous.centre == ("mean" if cfg.centre == "mean" and cfg.reduce == "none" else "none")
+        and previous.centre == _centring(cfg)
         and previous.recall.get("target") == (cfg.target_recall if cfg.recall_sample > 0 else None)
         and (bool(previous.thresholds) or cfg.recall_sample <= 0 or cfg.metric == "dot")
     )
@@ -276,7 +282,7 @@ def _write_version(
         annoy_seconds = time.perf_counter() - annoy_started
         curve, thresholds = _measure_depth(plan, building, items, index_vectors, to_index, log)
         manifest = _manifest(plan, len(items), vectors.shape[1], index_vectors.shape[1], result, next_id)
-        manifest.centre = "mean" if (building / ann.CENTRE_FILE).is_file() else "none"
+        manifest.centre = _centring(cfg)
         manifest.search_k, manifest.recall = (curve.search_k, curve.to_dict()) if curve else (-1, {})
         manifest.thresholds = thresholds.to_dict() if thresholds else {}
         manifest.build_seconds = round(time.perf_counter() - started, 2)
@@ -294,10 +300,10 @@ def _index_space(
     plan: BuildPlan, vectors: np.ndarray, building: Path, verbose: int, log: Log
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Fit what maps embeddings to the vectors Annoy holds (centring, or a reducer), store it in
-    the version, and return the mapping. A reducer centres on its own terms (PCA) or not at all."""
+    the version, and return the mapping."""
     cfg = plan.cfg
     if cfg.reduce == "none":
-        if cfg.centre != "mean":
+        if _centring(cfg) != "mean":
             return lambda v: np.asarray(v, np.float32)
         mean = vector_math.mean_direction(vectors)
         np.save(building / ann.CENTRE_FILE, mean)
