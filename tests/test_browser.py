@@ -94,6 +94,12 @@ def test_upload_see_results_and_search_by_a_result(live_server, browser, tmp_pat
     assert (tmp_path / "results.png").stat().st_size > 10_000
 
 
+def _scripts_ready(browser, wait) -> None:
+    """The page has finished loading, its scripts included: before that, a click on a button that
+    a script serves does nothing (seen once under the full suite's load)."""
+    wait.until(lambda _: browser.execute_script("return document.readyState") == "complete")
+
+
 def test_draw_a_box_on_the_query_and_search_with_that_region(live_server, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -105,6 +111,7 @@ def test_draw_a_box_on_the_query_and_search_with_that_region(live_server, browse
     browser.get(base + "/")
     browser.find_element(By.ID, "image-input").send_keys(str(photos / "img0003.png"))
     wait.until(ready.presence_of_element_located((By.ID, "results")))
+    _scripts_ready(browser, wait)  # static/upload.js handles what comes next
     image = browser.find_element(By.ID, "query-image")
     width, height = image.size["width"], image.size["height"]
     drag = (
@@ -122,6 +129,7 @@ def test_draw_a_box_on_the_query_and_search_with_that_region(live_server, browse
     # on an indexed image the region is cut from its file, searched by id and box
     browser.find_element(By.CSS_SELECTOR, "#results a.search-by").click()
     wait.until(ready.url_contains("/search?id="))
+    _scripts_ready(browser, wait)  # static/upload.js handles what comes next
     image = browser.find_element(By.ID, "query-image")
     wait.until(lambda _: image.size["width"] > 0)
     width, height = image.size["width"], image.size["height"]
@@ -186,6 +194,7 @@ def test_more_results_for_an_upload_pages_on_from_its_preview(live_server, brows
     browser.find_element(By.CSS_SELECTOR, "#k-select option[value='5']").click()
     browser.find_element(By.ID, "image-input").send_keys(str(photos / "img0007.png"))
     wait.until(ready.presence_of_element_located((By.ID, "results")))
+    _scripts_ready(browser, wait)  # static/upload.js handles what comes next
     first = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#results .path")]
     browser.find_element(By.ID, "more-results").click()
     wait.until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".query"), "results 6–10"))
