@@ -1,54 +1,22 @@
-"""The search service: an upload page, HTML results, and the JSON API at POST /search.
+"""The search service (= ``imgsim serve``).
 
-Development:  python app.py [--port 5000]
-Production:   gunicorn -c gunicorn.conf.py 'app:create_app()'
+    gunicorn -c gunicorn.conf.py 'app:create_app()'    production: one worker per core
+    python app.py [--port 5000]                         Flask's development server
 
-``create_app`` only wires things together: a configuration, one Service per worker (given the
-build function, so that it can compact in the background), the blueprints of ``web/`` and the
-error handlers. Each worker loads the model itself (after gunicorn forks: TensorFlow must not be
-imported before the fork) and memory-maps the Annoy index, so all workers share one copy of it.
-When ``img2vec.py`` switches the index's ``current`` pointer, every worker picks up the new
-version within ``reload_interval`` seconds; a request uses one version from start to end.
+``create_app`` is imgsim/serve/app.py; the blueprints are imgsim/serve/web/.
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
+from imgsim.cli.serve import main as serve
+from imgsim.serve.app import create_app
 
-from flask import Flask
-
-import config
-import indexer
-import web
-from embedders import Embedder
-from service import Service
-from web import admin, copies, errors, files, ops, search
-
-
-def create_app(cfg: config.Config | None = None, embedder: Embedder | None = None) -> Flask:
-    """Build the Flask app. ``embedder`` lets tests share one loaded model across apps."""
-    cfg = cfg or config.load()
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
-    svc = Service(cfg, build=indexer.build_index, embedder=embedder, logger=app.logger)
-    web.init_app(app, svc)
-    for blueprint in (search.bp, files.bp, admin.bp, ops.bp, copies.bp):
-        app.register_blueprint(blueprint)
-    errors.init_app(app)
-    svc.start()  # load the model and index now, in this (post-fork) worker
-    return app
+__all__ = ["create_app", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the search service with Flask's development server.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000)
-    config.add_flags(parser, "index_dir", "k", "search_k", "tta")
-    args, cfg = config.parse_args(parser, argv)
-    config.quiet_tensorflow()
-    create_app(cfg).run(host=args.host, port=args.port)
-    return 0
+    return serve(["--dev", *(sys.argv[1:] if argv is None else argv)], prog="app.py")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -1,42 +1,6 @@
 """gunicorn settings for imgsim: gunicorn -c gunicorn.conf.py 'app:create_app()'
 
-Workers: one per CPU core. Each worker runs the network for the query image (OpenVINO by
-default, no TensorFlow loaded: about 200-500 MB a worker instead of 750-870 MB), and one inference
-already spreads over the cores, so more workers than cores only fight for the CPU.
-Threads: 4 per worker, so that decoding, Annoy and HTTP of one search overlap the network run of
-another, and concurrent searches in a worker can share one forward pass (batching.py, at most
-IMGSIM_QUERY_BATCH = 4). docs/benchmarks.md section 8 measures 2x2, 2x4, 2x8 and 1x8: 4 threads
-served as many searches as 8 with a fifth less memory per worker.
-The memory-mapped Annoy index is shared by all workers through the page cache.
-The app is not preloaded: TensorFlow imported before the fork can hang the workers.
-Every value can be overridden with the usual GUNICORN_CMD_ARGS or the variables below.
+They live in imgsim/serve/gunicorn_conf.py (``imgsim serve`` reads them from there).
 """
 
-import multiprocessing
-import os
-
-import config as imgsim_config  # not "config": gunicorn reads that name as its own setting
-
-bind = imgsim_config.load().bind
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "gthread"
-threads = int(os.environ.get("IMGSIM_THREADS", "4"))
-preload_app = False
-# Loading TensorFlow and the model takes several seconds per worker.
-timeout = 120
-graceful_timeout = 30
-accesslog = "-"
-
-
-# /metrics under several workers: prometheus_client's multiprocess mode keeps each worker's values
-# in files of one directory (fresh for every start) and sums them at scrape time.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    import tempfile
-
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imgsim-metrics-")
-
-
-def child_exit(server, worker):
-    import metrics
-
-    metrics.worker_exited(worker.pid)
+from imgsim.serve.gunicorn_conf import *  # noqa: F403

@@ -1,131 +1,16 @@
-"""Turn a collection of images into vectors and (re)build the search index.
+"""Turn a collection of images into vectors and (re)build the search index (= ``imgsim index``).
 
     python img2vec.py DATASET [--model inception_v3] [--reduce none|autoencoder|pca] [--index-dir rsc_files]
+    python img2vec.py --add FILE... | --remove ID...      (the live layer, as POST/DELETE /images)
 
-DATASET is a folder (walked recursively) or a glob such as ``'photos/**/*.jpg'``. Rerunning it is how
-the index is rebuilt: only new or changed files are embedded, vectors of deleted files are dropped,
-and an interrupted run resumes where it stopped. The new version is switched in atomically.
-The build itself is indexer.py; this is its command line, and --add / --remove for the live layer.
+The command line is imgsim/cli/index.py, the build imgsim/build/indexer.py.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-import collection
-import config
-import embedders
-import live
-import service
-import store
-from indexer import BuildReport, build_index
+from imgsim.cli.index import edit_live, main
 
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr)  # progress and news go to stderr; results to stdout
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Embed every image under DATASET and (re)build the similarity index. "
-        "Reruns embed only new or changed files.",
-        epilog="Example: python img2vec.py ~/Pictures --reduce pca",
-    )
-    parser.add_argument("dataset", nargs="?", help="folder of images (recursive) or a quoted glob")
-    parser.add_argument(
-        "--sample",
-        action="store_true",
-        help="index scikit-image's sample photos (copied to INDEX_DIR/sample_images) "
-        "with the best model available here",
-    )
-    parser.add_argument("--full", action="store_true", help="re-embed every image, ignoring earlier runs")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--add",
-        nargs="+",
-        metavar="FILE",
-        help="add images to the running index (copied into the collection's uploads/)",
-    )
-    parser.add_argument("--remove", nargs="+", type=int, metavar="ID", help="remove items by id")
-    parser.add_argument(
-        "--retrain", action="store_true", help="with --model convae/simpleae: train the autoencoder again"
-    )
-    parser.add_argument(
-        "--plot",
-        metavar="OUT.png",
-        help="with --model convae/simpleae: write a few images and their reconstructions",
-    )
-    config.add_flags(
-        parser, "index_dir", "model", "weights", "image_size", "batch_size", "decode_workers",
-        "checkpoint_every", "reduce", "dims", "trees", "metric", "epochs", "ae_epochs", "ae_train_images",
-        "keep_versions", "live_url", "engine", "ray_address", "ray_actors", "ray_cpus_per_actor",
-        "runtime", "model_cache", "pooling", "trim_borders", "centre", "target_recall", "recall_sample",
-    )  # fmt: skip
-    args, cfg = config.parse_args(parser, argv)
-    if not args.dataset and not args.sample and not args.add and not args.remove:
-        parser.error("give a DATASET folder or glob, --sample, --add FILE... or --remove ID...")
-    config.quiet_tensorflow()
-    if args.add or args.remove:
-        return edit_live(cfg, args.add or [], args.remove or [])
-    try:
-        embedder, dataset = None, args.dataset
-        if args.sample:
-            dataset = collection.export_sample_images(Path(cfg.index_dir) / "sample_images")
-            embedder = embedders.best_available(cfg, log=_log)
-        report = build_index(
-            dataset, cfg, embedder, progress=not args.no_progress, full=args.full, retrain=args.retrain,
-            plot=Path(args.plot) if args.plot else None,
-        )  # fmt: skip
-    except (embedders.WeightsUnavailable, store.BuildInProgress, OSError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    _print_report(report)
-    return 0
-
-
-def _print_report(report: BuildReport) -> None:
-    if report.skipped:
-        print(f"Skipped {len(report.skipped)} unreadable file(s):", file=sys.stderr)
-        for path, reason in report.skipped:
-            print(f"  {path}: {reason}", file=sys.stderr)
-    if not report.up_to_date:
-        rate = report.embedded / report.embed_seconds if report.embed_seconds else 0.0
-        print(
-            f"Indexed {report.items} images into {report.version} in {report.seconds:.1f} s "
-            f"(embedded {report.embedded} at {rate:.1f} img/s, reused {report.reused}, "
-            f"removed {report.removed}, skipped {len(report.skipped)})."
-        )
-
-
-def edit_live(cfg: config.Config, files: list[str], ids: list[int]) -> int:
-    """--add / --remove: the same durable changes as POST and DELETE /images, through the same code."""
-    try:
-        svc = service.Service(cfg)
-    except live.StoreUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if svc.holder.get() is None:
-        print(f"error: {svc.holder.load_error}", file=sys.stderr)
-        return 2
-    failures = 0
-    for name in files:
-        try:
-            data = Path(name).read_bytes()
-            added = svc.add(data, svc.decode(data), {"original_name": Path(name).name})
-            print(f"added {name} as id {added.id} ({added.path})")
-        except (OSError, service.ServiceError) as error:
-            failures += 1
-            print(f"cannot add {name}: {error}", file=sys.stderr)
-    for item_id in ids:
-        try:
-            print(f"removed {item_id} ({svc.remove(item_id)})")
-        except service.ServiceError as error:
-            failures += 1
-            print(f"cannot remove {item_id}: {error}", file=sys.stderr)
-    return 1 if failures else 0
-
+__all__ = ["edit_live", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

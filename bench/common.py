@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-import config
+from imgsim import config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import config
-import indexer
-import live
 from bench.common import flower_files, link_subset, table
+from imgsim import config
+from imgsim.build import indexer
+from imgsim.live import live
 
 
 def _embed(photos: Path, cfg: config.Config) -> tuple[float, float, int, float]:

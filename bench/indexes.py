@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-import ann
-import app as app_module
-import config
-import indexer
-import live
-import store
-import web
 from bench import pg
 from bench.common import clustered, flower_files, link_subset, percentile, table
+from imgsim import config
+from imgsim.build import indexer
+from imgsim.index import store
+from imgsim.live import live
+from imgsim.search import ann
+from imgsim.serve import app as app_module
+from imgsim.serve import web
 
 ANNOY_HEADERS = [
     "items",

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-import ann
-import autoencoder
-import config
-import embedders
-import evaluate
-import imaging
-import indexer
 from bench.common import ROOT, count_flops, cpu_peak_gflops, flower_files, link_subset, table
+from imgsim import config
+from imgsim.build import indexer
+from imgsim.images import imaging
+from imgsim.measure import evaluate
+from imgsim.models import autoencoder, embedders
+from imgsim.search import ann
 
 
 def embed_child(model: str, count: int) -> dict:

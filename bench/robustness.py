@@ -19,17 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-import ann
-import config
-import edits
-import embedders
-import evaluate
-import indexer
-import recall
-import runtimes
-import tuning
 from bench.common import FLOWERS, percentile, table
-from vectors import normalise
+from imgsim import config
+from imgsim.build import indexer
+from imgsim.images import edits
+from imgsim.index import recall
+from imgsim.index.vectors import normalise
+from imgsim.measure import evaluate
+from imgsim.models import embedders, runtimes
+from imgsim.search import ann, tuning
 
 # (label, settings changed from the defaults, query-side tta): each adds one thing to the one before
 OPTIONS = [

@@ -40,7 +40,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import config  # noqa: E402
 from bench.common import FLOWERS, ROOT, cpu_peak_gflops  # noqa: E402
 from bench.engines import bench_engine  # noqa: E402
 from bench.indexes import bench_annoy, bench_live  # noqa: E402
@@ -48,6 +47,7 @@ from bench.models import bench_embed, bench_quality, embed_child  # noqa: E402
 from bench.robustness import bench_robustness  # noqa: E402
 from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
 from bench.service import bench_service  # noqa: E402
+from imgsim import config  # noqa: E402
 
 SECTIONS = {
     "embed": bench_embed,

@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import config
-import embedders
-import imaging
-import indexer
-import runtimes
 from bench.common import ROOT, count_flops, flower_files, table
+from imgsim import config
+from imgsim.build import indexer
+from imgsim.images import imaging
+from imgsim.models import embedders, runtimes
 
 CAMERA = (4000, 3000)
 BATCHES = (1, 8, 32)

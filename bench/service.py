@@ -13,12 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import ann
-import config
-import embedders
-import imaging
-import indexer
-import runtimes
 from bench.common import (
     ROOT,
     flower_files,
@@ -30,6 +24,11 @@ from bench.common import (
     rss_mb,
     table,
 )
+from imgsim import config
+from imgsim.build import indexer
+from imgsim.images import imaging
+from imgsim.models import embedders, runtimes
+from imgsim.search import ann
 
 HEADERS = [
     "model",

@@ -15,9 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # the user's ~/.keras; the servers the tests start inherit it.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="imgsim-test-keras-")
 
-import config  # noqa: E402
 import servers  # noqa: E402
 from helpers import TOKEN, AdminActions, quiet_build, tiny_settings, write_images  # noqa: E402
+from imgsim import config  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -72,8 +72,8 @@ def service_config(tiny_config) -> config.Config:
 @pytest.fixture
 def app(photos, service_config):
     """The service over an index of ``photos``."""
-    import app as app_module
-    import web
+    from imgsim.serve import app as app_module
+    from imgsim.serve import web
 
     quiet_build(photos, service_config)
     application = app_module.create_app(service_config)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import config
-import indexer
+from imgsim import config
+from imgsim.build import indexer
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret"

@@ -12,10 +12,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import config
-import proxy
 from bench.common import free_port  # noqa: F401 (one of the tests' servers' helpers)
 from bench.pg import new_database, postgres, postgres_bin  # noqa: F401 (the tests' servers too)
+from imgsim import config
+from imgsim.serve import proxy
 
 
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> None:

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-import ann
 from helpers import ROOT, quiet_build, write_images
-from vectors import distance_to_score
+from imgsim.index.vectors import distance_to_score
+from imgsim.search import ann
 
 
 def test_annoy_finds_the_true_nearest_neighbours(tmp_path):

@@ -7,9 +7,9 @@ import threading
 import pytest
 from PIL import Image
 
-import app as app_module
-import store
 from helpers import BROWSER, JSON, png, quiet_build, upload, write_images
+from imgsim.index import store
+from imgsim.serve import app as app_module
 
 
 def test_upload_page_offers_picker_drop_and_paste(client):

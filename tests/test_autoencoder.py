@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import autoencoder
+from imgsim.models import autoencoder
 
 
 def _clustered(count=600, width=64, rank=8, seed=0):

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from batching import Batcher
+from imgsim.models.batching import Batcher
 
 
 class HeldNetwork:
@@ -99,8 +99,8 @@ def test_a_failed_pass_fails_every_query_in_it_and_the_next_pass_runs():
 
 
 def test_concurrent_searches_in_the_service_get_the_answers_they_get_alone(app, photos):
-    import imaging
-    import web
+    from imgsim.images import imaging
+    from imgsim.serve import web
 
     svc = web.service_of(app)
     images = [imaging.open_rgb(photos / f"img{n:04d}.png") for n in range(8)]

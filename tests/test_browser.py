@@ -6,8 +6,8 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-import app as app_module
 from helpers import quiet_build, write_images
+from imgsim.serve import app as app_module
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-import config
+from imgsim import config
 
 
 def test_defaults_follow_the_design():
@@ -39,7 +39,7 @@ def test_tensorflow_starts_without_a_cuda_error_on_a_cpu_machine():
     import subprocess
     import sys
 
-    code = "import config; config.quiet_tensorflow(); import keras; print(keras.ops.ones(2).shape)"
+    code = "from imgsim import config; config.quiet_tensorflow(); import keras; print(keras.ops.ones(2))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "cuInit" not in run.stderr and " E0000 " not in run.stderr, run.stderr

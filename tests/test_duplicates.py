@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ann
-import config
-import duplicates
-import edits
-import store
 from helpers import FLOWER_CLASSES, quiet_build, requires_shared
+from imgsim import config
+from imgsim.cli import search as search_cli
+from imgsim.images import edits
+from imgsim.index import duplicates, store
 
 PLANTED = ("exact", "reencode_q50", "resize_50", "border_10")
 
@@ -67,7 +66,7 @@ def test_planted_copies_are_grouped_and_distinct_photos_are_not(tmp_path, capsys
     cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=50)
     quiet_build(photos, cfg)
 
-    assert ann.main(["--duplicates", "--json", "--index-dir", str(cfg.index_dir)]) == 0
+    assert search_cli.main(["--duplicates", "--json", "--index-dir", str(cfg.index_dir)]) == 0
     found = json.loads(capsys.readouterr().out)
     groups = [{member["path"] for member in group["members"]} for group in found["groups"]]
     recall = sum(group in groups for group in planted) / len(planted)
@@ -113,8 +112,8 @@ def test_an_index_without_calibrated_distances_asks_for_a_threshold():
 @pytest.fixture
 def copies_app(photos, service_config):
     """The service over ``photos`` plus an exact copy of one of them."""
-    import app as app_module
-    import web
+    from imgsim.serve import app as app_module
+    from imgsim.serve import web
 
     shutil.copy(photos / "img0003.png", photos / "img0003-again.png")
     quiet_build(photos, service_config)
@@ -162,7 +161,7 @@ def test_a_chain_of_similar_photos_is_not_one_group(tmp_path):
 
 
 def test_the_page_sends_large_collections_to_the_command_line(copies_app, monkeypatch):
-    from web import copies
+    from imgsim.serve.web import copies
 
     monkeypatch.setattr(copies, "MAX_PAGE_ITEMS", 5)
     reply = copies_app.test_client().get("/duplicates?format=json")

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import config
-import edits
-import imaging
 from helpers import requires_shared
+from imgsim import config
+from imgsim.images import edits, imaging
 
 
 def _photo(size=(80, 60), seed=0) -> Image.Image:

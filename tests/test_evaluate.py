@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-import evaluate
 from helpers import write_images
+from imgsim.cli import evaluate as evaluate_cli
+from imgsim.measure import evaluate
 
 
 def test_precision_at_k_counts_results_of_the_query_class():
@@ -33,8 +34,8 @@ def test_recall_against_exact_ignores_order():
 
 def test_leave_one_out_on_a_tiny_labelled_index(tmp_path):
     """Two well separated classes of 3 vectors each: every metric is perfect."""
-    import ann
-    import store
+    from imgsim.index import store
+    from imgsim.search import ann
 
     vectors = np.array(
         [[1, 0.0, 0], [1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.0], [0.1, 1, 0], [0, 1, 0.1]], dtype=np.float32
@@ -59,7 +60,7 @@ def test_json_mode_prints_only_json_on_stdout(tmp_path, tiny_model, monkeypatch,
     write_images(tmp_path / "labelled" / "blue", 6, seed=2)
     monkeypatch.setenv("IMGSIM_IMAGE_SIZE", "32")
     argv = [str(tmp_path / "labelled"), "--json", "--model", tiny_model, "--trees", "5"]
-    code = evaluate.main(
+    code = evaluate_cli.main(
         [*argv, "--reduce", "autoencoder", "--dims", "4", "--epochs", "1"]
         + ["--index-dir", str(tmp_path / "index")]
     )
@@ -71,19 +72,19 @@ def test_json_mode_prints_only_json_on_stdout(tmp_path, tiny_model, monkeypatch,
 
 
 def test_edited_copies_are_searched_as_uploads_and_reported_per_edit(tmp_path, tiny_model, capsys):
-    import edits
+    from imgsim.images import edits
 
     write_images(tmp_path / "labelled" / "red", 6, seed=1)
     write_images(tmp_path / "labelled" / "blue", 6, seed=2)
     argv = [str(tmp_path / "labelled"), "--model", tiny_model, "--image-size", "32", "--trees", "5"]
     argv += ["--index-dir", str(tmp_path / "index")]
-    code = evaluate.main([*argv, "--edited", "3", "--tta", "rotations"])
+    code = evaluate_cli.main([*argv, "--edited", "3", "--tta", "rotations"])
     out, _ = capsys.readouterr()
     assert code == 0 and "Edited copies of 3 images searched as uploads (tta rotations)" in out
     for name in edits.EDITS:
         assert f"  {name} " in out
     assert capsys.readouterr().out == ""
-    code = evaluate.main([*argv, "--edited", "2", "--json"])
+    code = evaluate_cli.main([*argv, "--edited", "2", "--json"])
     scores = json.loads(capsys.readouterr().out)
     assert set(scores["edits"]) == set(edits.EDITS)
     assert all(0.0 <= found["rank1"] <= found["top10"] <= 1.0 for found in scores["edits"].values())
@@ -93,7 +94,7 @@ def test_edited_copies_are_searched_as_uploads_and_reported_per_edit(tmp_path, t
 def test_a_folder_without_classes_is_refused_before_embedding(tmp_path, capsys):
     write_images(tmp_path / "flat", 4)
     with pytest.raises(SystemExit) as stop:
-        evaluate.main([str(tmp_path / "flat"), "--index-dir", str(tmp_path / "index")])
+        evaluate_cli.main([str(tmp_path / "flat"), "--index-dir", str(tmp_path / "index")])
     assert stop.value.code == 2
     assert "needs at least two class sub-folders" in capsys.readouterr().err
     assert not (tmp_path / "index").exists()

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-import embedders
-import runtimes
+from imgsim.models import embedders, runtimes
 
 
 def _pixels(count=3, side=32, seed=0):
@@ -14,7 +13,7 @@ def _pixels(count=3, side=32, seed=0):
 def test_gem_with_power_one_is_the_average_and_with_three_the_generalised_mean(tiny_model):
     import keras
 
-    import gem
+    from imgsim.models import gem
 
     network = keras.saving.load_model(tiny_model)
     x = _pixels()

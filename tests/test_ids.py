@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-import app as app_module
 import img2vec
-import indexer
-import store
-import web
 from helpers import AdminActions, on_live_backend, quiet_build, write_images
+from imgsim.build import indexer
+from imgsim.index import store
+from imgsim.serve import app as app_module
+from imgsim.serve import web
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

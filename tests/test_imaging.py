@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import imaging
 from helpers import ROOT
+from imgsim.images import imaging
 
 W, H = 24, 16
 
@@ -178,7 +178,7 @@ def test_a_photo_keeps_at_least_min_side_pixels_on_each_side(fmt):
 MEMORY_PROBE = """
 import json, sys
 from concurrent.futures import ThreadPoolExecutor
-import imaging
+from imgsim.images import imaging
 def status(field):  # VmHWM, the peak, is this process's own (ru_maxrss counts the forking parent's)
     line = next(line for line in open("/proc/self/status") if line.startswith(field + ":"))
     return int(line.split()[1]) / 1024

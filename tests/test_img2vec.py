@@ -9,12 +9,11 @@ import time
 import numpy as np
 import pytest
 
-import ann
-import collection
-import embedders
-import indexer
-import store
 from helpers import ROOT, quiet_build, write_images
+from imgsim.build import collection, indexer
+from imgsim.index import store
+from imgsim.models import embedders
+from imgsim.search import ann
 
 
 def _current_ids(index_dir):

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-import app as app_module
 import img2vec
-import live
-import store
-import web
 from helpers import ADMIN, ROOT, AdminActions, on_live_backend, quiet_build, search_hits, write_images
+from imgsim.index import store
+from imgsim.live import live
+from imgsim.serve import app as app_module
+from imgsim.serve import web
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import matching
-import web
 from helpers import search_hits, upload
+from imgsim.index import matching
+from imgsim.serve import web
 
 
 def _spread(low, high, count=200):

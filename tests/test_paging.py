@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-import ann
-import live
-import web
 from helpers import quiet_build, upload, write_images
+from imgsim.live import live
+from imgsim.search import ann
+from imgsim.serve import web
 
 
 @pytest.fixture
 def two_folders(tmp_path, service_config):
     """The service over 30 photos in folders a/ (18) and b/ (12), searching exactly."""
-    import app as app_module
+    from imgsim.serve import app as app_module
 
     write_images(tmp_path / "photos" / "a", 18, seed=1)
     write_images(tmp_path / "photos" / "b", 12, seed=2)

@@ -5,15 +5,14 @@ import hashlib
 import numpy as np
 import pytest
 
-import ann
-import app as app_module
-import autoencoder
-import config
-import embedders
-import imaging
-import plots
-import store
 from helpers import quiet_build, write_images
+from imgsim import config
+from imgsim.images import imaging
+from imgsim.index import store
+from imgsim.measure import plots
+from imgsim.models import autoencoder, embedders
+from imgsim.search import ann
+from imgsim.serve import app as app_module
 
 
 def _sha1(path):

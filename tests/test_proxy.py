@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import pytest
 
-import config
-import proxy
 import servers
 from bench import soak
 from helpers import TOKEN, png, quiet_build, tiny_settings, write_images
+from imgsim import config
+from imgsim.serve import proxy
 
 
 def _nginx_installed() -> bool:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import queries
-import web
 from helpers import quiet_build, write_images
+from imgsim.index import queries
+from imgsim.serve import web
 
 
 def _png(image: Image.Image) -> bytes:
@@ -28,7 +28,7 @@ def _collage(paths) -> Image.Image:
 @pytest.fixture
 def collage_app(tmp_path, service_config):
     """The service over 12 photos and a collage of four of them (indexed too, as collage.png)."""
-    import app as app_module
+    from imgsim.serve import app as app_module
 
     photos = tmp_path / "photos"
     paths = write_images(photos, 12)

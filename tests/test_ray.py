@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ann
-import store
 from helpers import ROOT, quiet_build, requires_shared, write_images
+from imgsim.index import store
+from imgsim.search import ann
 
 ray = pytest.importorskip("ray", reason="needs ray[data] (requirements.txt)")
 
@@ -108,7 +108,7 @@ def test_a_driver_killed_mid_run_resumes_without_embedding_again(cluster, tmp_pa
 
 
 def test_a_node_that_cannot_read_the_collection_says_so_in_one_sentence(tiny_model, tmp_path):
-    import rayengine
+    from imgsim.build import rayengine
 
     expected = r"cannot read the collection root .*absent: put"
     with pytest.raises(rayengine.CollectionUnreadable, match=expected):
@@ -119,9 +119,9 @@ def test_a_node_that_cannot_read_the_collection_says_so_in_one_sentence(tiny_mod
 def test_actors_load_the_drivers_model_under_the_same_key(tmp_path):
     """With the default image size (0 = the model's own) the actors asked for 224 and refused to
     embed: their model key differed from the driver's."""
-    import config
-    import embedders
-    import rayengine
+    from imgsim import config
+    from imgsim.build import rayengine
+    from imgsim.models import embedders
 
     cfg = config.Config(model=str(config.SHARED_MODEL))
     driver = embedders.load_embedder(cfg.model, embedders.weights_setting(cfg.weights), cfg.image_size)
@@ -132,10 +132,9 @@ def test_actors_load_the_drivers_model_under_the_same_key(tmp_path):
 def test_actors_run_the_drivers_runtime_with_as_many_threads_as_their_cpus(tmp_path, tiny_model):
     """A driver on OpenVINO gets actors on OpenVINO (the same conversion, from the cache); one that
     fell back to TensorFlow gets actors on TensorFlow."""
-    import config
-    import embedders
-    import rayengine
-    import runtimes
+    from imgsim import config
+    from imgsim.build import rayengine
+    from imgsim.models import embedders, runtimes
 
     cfg = config.Config(model=tiny_model, image_size=32, ray_cpus_per_actor=1.5)
     driver = embedders.load_embedder(tiny_model, None, 32, runtimes.of(cfg))

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-import ann
-import recall
 from bench.common import clustered
 from helpers import quiet_build
-from recall import EXACT, RecallPoint
+from imgsim.index import recall
+from imgsim.index.recall import EXACT, RecallPoint
+from imgsim.search import ann
 
 
 def _points(*triples):

@@ -11,9 +11,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-import config
 import servers
 from helpers import ADMIN, TOKEN, quiet_build, write_images
+from imgsim import config
 
 
 @dataclass

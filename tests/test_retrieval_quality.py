@@ -2,10 +2,10 @@
 
 import numpy as np
 
-import ann
-import config
-import embedders
 from helpers import flower_subset, quiet_build, requires_shared
+from imgsim import config
+from imgsim.models import embedders
+from imgsim.search import ann
 
 
 def _leave_one_out_top1(index) -> float:
@@ -38,7 +38,7 @@ def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
     # and a query photo from outside the index, through the same model, finds its own class
     query = sorted((config.SHARED_FLOWERS / "sunflower").glob("*.jpg"))[-1]
     embedder = embedders.for_index(index.manifest, index.version)
-    from imaging import open_rgb
+    from imgsim.images.imaging import open_rgb
 
     hits = index.search(embedder.embed_images([open_rgb(query)])[0], k=5)
     assert sum(h.path.startswith("sunflower/") for h in hits) >= 3
@@ -51,7 +51,7 @@ def test_a_large_photo_shrunk_while_decoding_keeps_its_vector(tmp_path):
 
     from PIL import Image
 
-    import imaging
+    from imgsim.images import imaging
 
     embedder = embedders.load_embedder(str(config.SHARED_MODEL))
     photos = sorted(config.SHARED_FLOWERS.glob("*/*.jpg"))[::150][:5]

@@ -7,12 +7,11 @@ as an upload. docs/benchmarks.md section 9 has the whole collection; this pins t
 
 import pytest
 
-import ann
-import config
-import embedders
-import evaluate
-import runtimes
 from helpers import flower_subset, quiet_build, requires_shared
+from imgsim import config
+from imgsim.measure import evaluate
+from imgsim.models import embedders, runtimes
+from imgsim.search import ann
 
 BEFORE = {"pooling": "avg", "trim_borders": False, "centre": "none"}
 

@@ -8,13 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-import ann
-import config
-import embedders
-import imaging
-import runtimes
-import store
 from helpers import ROOT, quiet_build, requires_shared, write_images
+from imgsim import config
+from imgsim.images import imaging
+from imgsim.index import store
+from imgsim.models import embedders, runtimes
+from imgsim.search import ann
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -74,7 +73,7 @@ def test_a_converted_model_is_cached_and_loads_without_tensorflow(tmp_path, tiny
     first = embedders.load_embedder(tiny_model, None, 32, _openvino(tmp_path))
     assert first.runtime == "openvino" and first.converted.parent == tmp_path / "cache"
     script = (
-        "import sys, pathlib, embedders, runtimes; "
+        "import sys, pathlib; from imgsim.models import embedders, runtimes; "
         "on = runtimes.Runtime('openvino', pathlib.Path(sys.argv[2])); "
         "e = embedders.load_embedder(sys.argv[1], None, 32, on); "
         "import numpy as np; v = e.embed(np.zeros((2, 32, 32, 3), np.uint8)); "
@@ -143,7 +142,8 @@ def test_a_service_worker_on_openvino_answers_without_importing_tensorflow(tmp_p
     write_images(tmp_path / "photos", 6)
     quiet_build(tmp_path / "photos", tiny_config)
     script = (
-        "import sys, json, service, config, imaging; "
+        "import sys, json; from imgsim import config; from imgsim.images import imaging; "
+        "from imgsim.serve import service; "
         "svc = service.Service(config.load()); "
         "answer = svc.search_image(imaging.open_rgb(sys.argv[1]), 2); "
         "print(json.dumps([answer.hits[0].path, answer.snap.embedder.runtime, "

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-import tta
+from imgsim.models import tta
 
 
 @dataclass
@@ -36,9 +36,9 @@ def test_the_plain_answer_stays_unless_a_turn_is_sure_and_better():
 def test_the_service_finds_the_original_of_a_photo_sent_sideways(photos, service_config):
     import io
 
-    import app as app_module
-    import web
     from helpers import quiet_build, search_hits
+    from imgsim.serve import app as app_module
+    from imgsim.serve import web
 
     quiet_build(photos, service_config)
     application = app_module.create_app(service_config.replace(tta="rotations"))

@@ -2,12 +2,11 @@
 
 import numpy as np
 
-import ann
-import embedders
-import store
-import tuning
-from edits import CALIBRATION
 from helpers import quiet_build
+from imgsim.images.edits import CALIBRATION
+from imgsim.index import store
+from imgsim.models import embedders
+from imgsim.search import ann, tuning
 
 
 def test_a_build_records_the_depth_it_chose_and_the_curve_it_chose_from(photos, tiny_config):

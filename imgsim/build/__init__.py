@@ -1,0 +1,1 @@
+"""The offline build: walk a collection, embed what changed (here or on Ray), publish a version."""

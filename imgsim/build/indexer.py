@@ -1,0 +1,391 @@
+"""Build and rebuild the search index from a collection of images (img2vec.py is its command line).
+
+A build is three stages passing one BuildPlan: ``plan_build`` scans the collection and reads, once,
+what the current version and the live layer already know (vectors, ids, deletions); ``embed`` runs
+the network on what is new or changed; ``publish`` gives new files ids from the live layer's one
+counter, reduces, builds Annoy and switches ``current``. Ids are identities: a file keeps its id
+through every rebuild, whatever the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imgsim import config
+from imgsim.build import collection
+from imgsim.build.collection import FileEntry, Known
+from imgsim.build.embedding import EmbedResult, embed_files
+from imgsim.images import imaging
+from imgsim.index import matching, recall, store
+from imgsim.index import vectors as vector_math
+from imgsim.live import live
+from imgsim.models import autoencoder, embedders, runtimes
+from imgsim.search import ann, tuning
+
+Log = Callable[[str], None]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)  # progress and news go to stderr; results to stdout
+
+
+@dataclass
+class BuildPlan:
+    """Everything a build decided before running the network."""
+
+    cfg: config.Config
+    dataset: str
+    root: Path
+    entries: list[FileEntry]  # what the version will hold, if readable
+    key: str  # the model key the vectors are made with
+    embedder: embedders.Embedder | None
+    unchanged: dict[str, tuple[str, np.ndarray]]  # path -> (sha1, vector) reused as they are
+    to_embed: list[FileEntry]
+    known_sha1: dict[str, tuple[str, np.ndarray]]  # earlier vectors, reused if the content matches
+    ids: dict[str, int]  # the ids files already have (current version and live additions)
+    previous: store.Manifest | None
+    live_state: live.LiveState
+    live_store: live.LiveStore
+    live_read_at: float = 0.0
+    removed: int = 0
+    up_to_date: bool = False
+
+
+@dataclass
+class BuildReport:
+    version: Path
+    items: int
+    embedded: int = 0
+    reused: int = 0
+    removed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    embed_seconds: float = 0.0
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+
+def build_index(
+    dataset: str | Path,
+    cfg: config.Config,
+    embedder: embedders.Embedder | None = None,
+    progress: bool = True,
+    full: bool = False,
+    log: Log = _log,
+    retrain: bool = False,
+    plot: Path | None = None,
+    live_store: live.LiveStore | None = None,
+) -> BuildReport:
+    """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``.
+
+    ``live_store`` is the running service's (a compaction); a build of its own opens and closes one.
+    """
+    if live_store is None:
+        with contextlib.closing(live.open_store(cfg.index_dir, cfg.live_url)) as own:
+            return build_index(dataset, cfg, embedder, progress, full, log, retrain, plot, own)
+    started = time.perf_counter()
+    with store.build_lock(cfg.index_dir):
+        store.clean(cfg.index_dir, cfg.keep_versions)
+        plan = plan_build(dataset, cfg, live_store, embedder, full, retrain, plot, 2 if progress else 0, log)
+        if plan.up_to_date:
+            log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
+            count = len(plan.entries)
+            version = store.current_version(cfg.index_dir)
+            return BuildReport(
+                version, count, reused=count, seconds=time.perf_counter() - started, up_to_date=True
+            )
+        log(
+            f"{len(plan.entries)} images in {plan.root}: {len(plan.unchanged)} unchanged, "
+            f"{len(plan.to_embed)} to embed" + (f", {plan.removed} removed" if plan.removed else "")
+        )
+        result = embed(plan, progress, log)
+        return publish(plan, result, started, 2 if progress else 0, log)
+
+
+def plan_build(
+    dataset: str | Path,
+    cfg: config.Config,
+    live_store: live.LiveStore,
+    embedder: embedders.Embedder | None = None,
+    full: bool = False,
+    retrain: bool = False,
+    plot: Path | None = None,
+    verbose: int = 2,
+    log: Log = _log,
+) -> BuildPlan:
+    """Scan the collection and decide what to embed, from what earlier runs and the service know."""
+    root, entries = collection.scan(dataset)
+    live_read_at = time.time()
+    state = live_store.read()  # after the scan: see collection.indexable
+    current = collection.read_previous(cfg.index_dir)  # read once: ids and vectors come from it
+    catalogue = collection.previous_ids(current, root)
+    ids = catalogue | {addition.path: addition.id for addition in state.additions.values()}
+    entries = collection.indexable(entries, root, state.deleted_paths, set(state.additions), ids)
+    if not entries:
+        raise FileNotFoundError(
+            f"no images found in {dataset} (looked for {', '.join(sorted(imaging.IMAGE_EXTENSIONS))})"
+        )
+    if embedder is None and cfg.model in autoencoder.PIXEL_MODELS:
+        sample = collection.training_sample(entries, cfg.ae_train_images)
+
+        def images(side: int, limit: int) -> np.ndarray:
+            threads = config.decode_threads(cfg)
+            return collection.decode_square(sample[:limit], side, cfg.max_image_pixels, threads)
+
+        embedder = embedders.trained_on_collection(cfg, root, images, retrain, plot, verbose, log)
+    weights = embedders.weights_setting(cfg.weights)
+    key = embedder.key if embedder else embedders.model_key(*_model_settings(cfg, weights))
+    known = {} if full else collection.known_vectors(cfg.index_dir, current, key, root)
+    for addition in state.additions.values():
+        if addition.model_key == key and not full:  # --full re-embeds uploads too
+            known.setdefault(
+                addition.path, Known(addition.size, addition.mtime_ns, addition.sha1, addition.vector)
+            )
+    unchanged = {
+        e.path: (known[e.path].sha1, known[e.path].vector)
+        for e in entries
+        if e.path in known and (known[e.path].size, known[e.path].mtime_ns) == (e.size, e.mtime_ns)
+    }
+    plan = BuildPlan(
+        cfg, str(dataset), root, entries, key, embedder, unchanged,
+        to_embed=[e for e in entries if e.path not in unchanged],
+        known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
+        ids=ids, previous=current.manifest if current else None, live_state=state, live_store=live_store,
+        live_read_at=live_read_at, removed=len(set(catalogue) - {e.path for e in entries}),
+    )  # fmt: skip
+    plan.up_to_date = _up_to_date(plan)
+    return plan
+
+
+def _model_settings(cfg: config.Config, weights: str | None) -> tuple[str, str | None, int, str, bool]:
+    return cfg.model, weights, cfg.image_size, cfg.pooling, cfg.trim_borders
+
+
+def _centring(cfg: config.Config) -> str:
+    """The centring a version gets: the setting's, unless a reducer maps the vectors (PCA centres
+    on its own terms, the autoencoder not at all)."""
+    return cfg.centre if cfg.reduce == "none" else "none"
+
+
+def _up_to_date(plan: BuildPlan) -> bool:
+    previous, cfg = plan.previous, plan.cfg
+    return (
+        previous is not None
+        and not plan.to_embed
+        and not plan.removed
+        and previous.model_key == plan.key
+        and (previous.reduce, previous.trees, previous.metric) == (cfg.reduce, cfg.trees, cfg.metric)
+        and (cfg.reduce == "none" or previous.dims == cfg.dims)
+        and previous.items == len(plan.entries)
+        and previous.centre == _centring(cfg)
+        and previous.recall.get("target") == (cfg.target_recall if cfg.recall_sample > 0 else None)
+        and (bool(previous.thresholds) or cfg.recall_sample <= 0 or cfg.metric == "dot")
+    )
+
+
+def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResult:
+    """Run the network on the plan's new and changed files, checkpointing as it goes."""
+    if not plan.to_embed:
+        return EmbedResult()
+    cfg = plan.cfg
+    if plan.embedder is None:
+        plan.embedder = embedders.from_config(cfg, log)
+    embedder = plan.embedder
+    side, runtime = embedder.input_size, embedder.runtime
+    log(f"Model {embedder.name} on {runtime}: {side}x{side} in, {embedder.dim}-d out")
+    save = lambda done: collection.save_checkpoint(cfg.index_dir, plan.key, plan.root, done)  # noqa: E731
+    if cfg.engine == "ray":
+        from imgsim.build import rayengine
+
+        root = str(plan.root)
+        return rayengine.embed_files(plan.to_embed, embedder, cfg, root, plan.known_sha1, save, progress, log)
+    return embed_files(
+        plan.to_embed,
+        embedder,
+        cfg,
+        plan.known_sha1,
+        checkpoint=save,
+        progress=progress,
+    )
+
+
+def publish(
+    plan: BuildPlan, result: EmbedResult, started: float, verbose: int = 2, log: Log = _log
+) -> BuildReport:
+    """Number the new files, write the version (reduced vectors, Annoy) and switch ``current``."""
+    vectors_by_path = plan.unchanged | result.vectors
+    kept = [e for e in plan.entries if e.path in vectors_by_path]
+    if not kept:
+        raise RuntimeError("none of the images could be read; nothing to index")
+    live_store = plan.live_store
+    new = [e for e in kept if e.path not in plan.ids]
+    floor = max([plan.previous.next_id if plan.previous else 0, *(i + 1 for i in plan.ids.values())])
+    first = live_store.allocate_ids(len(new), floor)  # the one authority, shared with the uploads
+    ids = plan.ids | {e.path: first + n for n, e in enumerate(new)}
+    items = [store.Item(ids[e.path], e.path, e.size, e.mtime_ns, vectors_by_path[e.path][0]) for e in kept]
+    vectors = np.stack([vectors_by_path[e.path][1] for e in kept]).astype(np.float32)
+    version = _write_version(plan, items, vectors, result, first + len(new), started, verbose, log)
+    live_store.mark_compacted({item.id for item in items if item.path in plan.live_state.additions})
+    return BuildReport(
+        version,
+        len(items),
+        embedded=result.embedded,
+        reused=len(plan.unchanged) + (len(result.vectors) - result.embedded),
+        removed=plan.removed,
+        skipped=result.skipped,
+        embed_seconds=result.seconds,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _write_version(
+    plan: BuildPlan,
+    items: list[store.Item],
+    vectors: np.ndarray,
+    result: EmbedResult,
+    next_id: int,
+    started: float,
+    verbose: int,
+    log: Log,
+) -> Path:
+    cfg, embedder = plan.cfg, plan.embedder
+    building = store.start_version(cfg.index_dir)
+    try:
+        np.save(building / "vectors.npy", vectors)
+        if embedder is not None and embedder.trained_files is not None:
+            for trained in embedder.trained_files.glob("*.keras"):
+                shutil.copy2(trained, building / trained.name)
+        converted = _conversion_to_keep(plan)
+        if converted is not None:  # queries load it without TensorFlow
+            runtimes.copy_converted(converted, building / runtimes.VERSION_FOLDER)
+        store.write_items(building, items)
+        store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
+        to_index = _index_space(plan, vectors, building, verbose, log)
+        index_vectors = to_index(vectors)
+        shape = f"{len(items)} vectors x {index_vectors.shape[1]} dims"
+        log(f"Building Annoy index: {shape}, {cfg.trees} trees ...")
+        annoy_started = time.perf_counter()
+        ann.build(index_vectors, building / "index.ann", cfg.metric, cfg.trees)
+        annoy_seconds = time.perf_counter() - annoy_started
+        curve, thresholds = _measure_depth(plan, building, items, index_vectors, to_index, log)
+        manifest = _manifest(plan, len(items), vectors.shape[1], index_vectors.shape[1], result, next_id)
+        manifest.centre = _centring(cfg)
+        manifest.search_k, manifest.recall = (curve.search_k, curve.to_dict()) if curve else (-1, {})
+        manifest.thresholds = thresholds.to_dict() if thresholds else {}
+        manifest.build_seconds = round(time.perf_counter() - started, 2)
+        manifest.annoy_build_seconds = round(annoy_seconds, 2)
+        store.write_manifest(building, manifest)
+        version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    shutil.rmtree(store.partial_dir(cfg.index_dir), ignore_errors=True)
+    return version
+
+
+def _index_space(
+    plan: BuildPlan, vectors: np.ndarray, building: Path, verbose: int, log: Log
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Fit what maps embeddings to the vectors Annoy holds (centring, or a reducer), store it in
+    the version, and return the mapping."""
+    cfg = plan.cfg
+    if cfg.reduce == "none":
+        if _centring(cfg) != "mean":
+            return lambda v: np.asarray(v, np.float32)
+        mean = vector_math.mean_direction(vectors)
+        np.save(building / ann.CENTRE_FILE, mean)
+        return lambda v: vector_math.centred(v, mean)
+    fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
+    autoencoder.save_reducer(cfg.reduce, fitted, building)
+    return autoencoder.load_reducer(cfg.reduce, building)
+
+
+def _measure_depth(
+    plan: BuildPlan, building: Path, items: list[store.Item], index_vectors: np.ndarray,
+    to_index: Callable[[np.ndarray], np.ndarray], log: Log,
+) -> tuple[recall.RecallCurve | None, matching.Thresholds | None]:  # fmt: skip
+    """Choose search_k for the target recall and the match labels' thresholds (tuning.py), with
+    the previous version's edited queries where they still apply, else new ones embedded now."""
+    cfg = plan.cfg
+    if cfg.recall_sample <= 0:
+        return None, None
+    try:
+        previous: Path | None = store.current_version(cfg.index_dir)
+    except store.IndexMissing:
+        previous = None
+    found = tuning.reusable(previous, plan.key, items, cfg.recall_sample)
+    if found is None:
+        plan.embedder = plan.embedder or embedders.from_config(cfg, log)
+        found = tuning.edited_vectors(plan.root, items, plan.embedder, cfg)
+    tuning.save(building, plan.key, items, found)
+    rows_by_id = {item.id: row for row, item in enumerate(items)}
+    queries = to_index(found.vectors)
+    return tuning.measure(building / "index.ann", index_vectors, queries, found, rows_by_id, cfg, log)
+
+
+def _conversion_to_keep(plan: BuildPlan) -> Path | None:
+    """The OpenVINO conversion the new version carries: the one this run embedded with, else the
+    one the version before carried for the same model (a rebuild that only removed files)."""
+    if plan.embedder is not None:
+        return plan.embedder.converted
+    if plan.previous is None or plan.previous.model_key != plan.key:
+        return None
+    try:
+        folder = store.current_version(plan.cfg.index_dir) / runtimes.VERSION_FOLDER
+    except store.IndexMissing:
+        return None
+    return folder if runtimes.is_converted(folder, plan.key) else None
+
+
+def _weights_of(embedder: embedders.Embedder) -> str:
+    """Where the weights came from when no --weights applied: inside a model file, or random."""
+    return "none" if embedder.source in embedders.BACKBONES else "file"
+
+
+def _manifest(
+    plan: BuildPlan, items: int, embedding_dim: int, dims: int, result: EmbedResult, next_id: int
+) -> store.Manifest:
+    cfg, embedder = plan.cfg, plan.embedder
+    same_model = plan.previous if plan.previous and plan.previous.model_key == plan.key else None
+    if embedder is not None:
+        model, source, weights = embedder.name, embedder.source, embedder.weights or _weights_of(embedder)
+        input_size: int | None = embedder.input_size
+    elif same_model is not None:  # nothing embedded: the model is the one of the version before
+        model, source, weights = same_model.model, same_model.model_source, same_model.weights
+        input_size = same_model.input_size
+    else:
+        model, source, weights, input_size = cfg.model, cfg.model, cfg.weights, None
+    # the runtime that made this run's vectors, else the one that made the reused ones
+    runtime = embedder.runtime if embedder is not None else same_model.runtime if same_model else cfg.runtime
+    return store.Manifest(
+        model=model,
+        model_source=source,
+        model_key=plan.key,
+        weights=weights,
+        input_size=input_size,
+        embedding_dim=int(embedding_dim),
+        reduce=cfg.reduce,
+        dims=int(dims),
+        metric=cfg.metric,
+        trees=cfg.trees,
+        items=items,
+        skipped=len(result.skipped),
+        next_id=next_id,
+        collection_root=str(plan.root),
+        dataset=os.path.abspath(plan.dataset),
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        embedded_this_run=result.embedded,
+        live_read_at=plan.live_read_at,
+        runtime=runtime,
+        engine=result.engine,
+        engine_actors=result.actors,
+        engine_nodes=result.nodes,
+    )

@@ -1,0 +1,218 @@
+"""Embed on a Ray cluster (``--engine ray``): Ray Data streams file references through a pool of
+embedder actors, each with the model loaded once.
+
+The driver (img2vec.py) still scans, plans and publishes exactly as with the in-process engine
+(embedding.py); only the network moves. Results stream back as they are made and are
+checkpointed, so a killed driver resumes with what was done; an actor that dies is restarted and
+its batch retried by Ray. Every node reads the files itself: the collection must be on a shared
+file system, at the same path on every node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from imgsim import config
+from imgsim.build.collection import FileEntry
+from imgsim.build.embedding import Done, EmbedResult
+from imgsim.images import imaging
+from imgsim.models import embedders, runtimes
+
+
+class CollectionUnreadable(RuntimeError):
+    """A Ray node cannot read the collection (it is not on a shared file system there)."""
+
+
+class EmbedActor:
+    """One per actor: loads the model once, then embeds batches of files by path."""
+
+    def __init__(
+        self,
+        model: str,
+        weights: str | None,
+        image_size: int,
+        key: str,
+        max_pixels: int,
+        root: str,
+        runtime: str = "tensorflow",
+        model_cache: str = "",
+        threads: int = 0,
+    ):
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise CollectionUnreadable(
+                f"node {socket.gethostname()} cannot read the collection root {root}: put the "
+                "collection on a file system that every Ray node mounts at the same path"
+            )
+        config.quiet_tensorflow()
+        on = runtimes.Runtime(runtime, runtimes.cache_root(model_cache), threads)
+        pooling, trim, _ = embedders.key_options(key)  # made the driver's way
+        self.embedder = embedders.load_embedder(model, weights, image_size, on, pooling=pooling, trim=trim)
+        if self.embedder.key != key:  # never mix vectors of two models in one index
+            raise RuntimeError(f"the Ray actor loaded {self.embedder.key}, the driver {key}")
+        self.max_pixels = max_pixels
+
+    def _prepare(self, path: str, known_sha1: str) -> tuple[str, np.ndarray | None, str]:
+        """(sha1, pixels or None when the known vector stands, reason it cannot be read or "")."""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as error:
+            return "", None, f"cannot read file: {error.strerror or error}"
+        sha1 = hashlib.sha1(data).hexdigest()
+        if sha1 == known_sha1:
+            return sha1, None, ""
+        try:
+            image = imaging.decode_rgb(data, self.max_pixels, self.embedder.decode_side)
+            return sha1, self.embedder.prepare(image), ""
+        except imaging.UnreadableImage as error:
+            return sha1, None, str(error)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        prepared = [
+            self._prepare(str(p), str(k)) for p, k in zip(batch["path"], batch["known_sha1"], strict=True)
+        ]
+        vectors = np.zeros((len(prepared), self.embedder.dim), np.float32)
+        rows = [n for n, (_, pixels, _) in enumerate(prepared) if pixels is not None]
+        if rows:
+            vectors[rows] = self.embedder.embed(np.stack([prepared[n][1] for n in rows]))
+        embedded = np.zeros(len(prepared), bool)
+        embedded[rows] = True
+        return {
+            "rel": batch["rel"],
+            "sha1": np.array([sha1 for sha1, _, _ in prepared]),
+            "reason": np.array([reason for _, _, reason in prepared]),
+            "embedded": embedded,
+            "vector": vectors,
+        }
+
+
+def cluster(cfg: config.Config) -> tuple[bool, int, float]:
+    """Join the cluster at cfg.ray_address, or start a local one; (started here, nodes, CPUs)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            address=cfg.ray_address or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return started, nodes, float(ray.cluster_resources().get("CPU", 1))
+
+
+def actor_arguments(embedder: embedders.Embedder, cfg: config.Config, root: str) -> dict:
+    """How each actor loads the driver's model: the image size as asked (0 = the model's own), since
+    the model key, which every vector of an index must share, records it that way; on the runtime
+    the driver's model runs on, with as many inference threads as the actor has CPUs."""
+    return {
+        "model": embedder.source,
+        "weights": embedder.weights,
+        "image_size": cfg.image_size,
+        "key": embedder.key,
+        "max_pixels": cfg.max_image_pixels,
+        "root": root,
+        "runtime": embedder.runtime,
+        "model_cache": cfg.model_cache,
+        "threads": max(1, math.ceil(cfg.ray_cpus_per_actor)),
+    }
+
+
+def _embedding_pipeline(
+    entries: list[FileEntry],
+    embedder: embedders.Embedder,
+    cfg: config.Config,
+    root: str,
+    known_sha1: dict[str, tuple[str, np.ndarray]],
+    actors: int,
+):
+    """File references -> a pool of ``actors`` EmbedActors -> rows of (rel, sha1, reason, vector)."""
+    import ray
+
+    items = [
+        {"path": str(e.abspath), "rel": e.path, "known_sha1": known_sha1.get(e.path, ("",))[0]}
+        for e in entries
+    ]
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), actors * 8)))
+    return dataset.map_batches(
+        EmbedActor,
+        fn_constructor_kwargs=actor_arguments(embedder, cfg, root),
+        batch_size=cfg.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=cfg.ray_cpus_per_actor,
+        # Ray Data's actor pools restart an actor that dies and send its batch again
+        # (max_restarts=-1, max_task_retries=-1 by default); tests/test_ray.py kills one to check.
+    )
+
+
+def embed_files(
+    entries: list[FileEntry],
+    embedder: embedders.Embedder,
+    cfg: config.Config,
+    root: str,
+    known_sha1: dict[str, tuple[str, np.ndarray]],
+    checkpoint: Callable[[Done], None] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> EmbedResult:
+    """The in-process embed_files' contract, on Ray: vectors by path, skips with reasons."""
+    import ray
+    from tqdm import tqdm
+
+    if embedder.trained_files is not None:
+        raise ValueError(
+            f"{embedder.name} is trained on this machine's collection: embed with --engine local"
+        )
+    began = time.perf_counter()
+    started, nodes, cpus = cluster(cfg)
+    actors = cfg.ray_actors or max(1, int(cpus // cfg.ray_cpus_per_actor))
+    log(f"Ray: {nodes} node(s), {cpus:g} CPUs, {actors} embedding actor(s) of {cfg.ray_cpus_per_actor:g} CPU")
+    by_path = {entry.path: entry for entry in entries}
+    embedded = _embedding_pipeline(entries, embedder, cfg, root, known_sha1, actors)
+    result = EmbedResult(engine="ray", actors=actors, nodes=nodes)
+    unsaved: Done = []
+    bar = tqdm(total=len(entries), unit="img", desc="Embedding (Ray)", disable=not progress, smoothing=0.1)
+    try:
+        for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+            result.warmup_seconds = result.warmup_seconds or time.perf_counter() - began
+            for rel, sha1, reason, fresh, vector in zip(
+                batch["rel"], batch["sha1"], batch["reason"], batch["embedded"], batch["vector"], strict=True
+            ):
+                rel = str(rel)
+                if reason:
+                    result.skipped.append((rel, str(reason)))
+                    bar.write(f"skipped {rel}: {reason}", file=sys.stderr)
+                elif fresh:
+                    result.vectors[rel] = (str(sha1), np.asarray(vector, np.float32))
+                    unsaved.append((by_path[rel], str(sha1), result.vectors[rel][1]))
+                    result.embedded += 1
+                else:
+                    result.vectors[rel] = (str(sha1), known_sha1[rel][1])
+                bar.update(1)
+            if checkpoint is not None and len(unsaved) >= cfg.checkpoint_every:
+                checkpoint(list(unsaved))
+                unsaved.clear()
+    except ray.exceptions.RayError as error:
+        if "CollectionUnreadable" in str(error):  # raised in an actor: say it in one sentence
+            raise CollectionUnreadable(
+                str(error).split("CollectionUnreadable: ")[-1].splitlines()[0]
+            ) from None
+        raise
+    finally:
+        bar.close()
+        if checkpoint is not None and unsaved:
+            checkpoint(unsaved)
+        if started:
+            ray.shutdown()
+    result.seconds = time.perf_counter() - began
+    return result

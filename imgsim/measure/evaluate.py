@@ -1,0 +1,129 @@
+"""Measure retrieval quality on labelled photos, to choose a model, a reduction and a tree count.
+
+    python evaluate.py DATASET [--model ...] [--reduce none|pca|autoencoder] [--trees 100]
+
+DATASET is a folder whose sub-folders are classes. Every image is indexed, then used as a query
+against all the others (leave-one-out). Printed: P@1, P@5 and P@10 of the Annoy answers (the
+share of results of the query's class), mAP over the exact ranking of the whole collection, and
+recall@10 of Annoy against exact (brute-force) search in the same vector space. Then edited
+copies (edits.py: re-encoded, resized, turned, bordered, cropped, gray...) of a fixed sample are
+searched like uploads: the share whose original comes back first and in the top 10, per edit, and
+the recall@10 of those searches against exact search.
+The embeddings are kept in INDEX_DIR/eval/<dataset> so that trying another reduction or tree
+count re-embeds nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from imgsim.images import edits, imaging
+from imgsim.index.recall import EXACT
+from imgsim.index.vectors import normalise, similarities_to_others
+from imgsim.models import embedders, tta
+from imgsim.search import ann, tuning
+
+
+def precision_at_k(retrieved_labels: list, query_label, k: int) -> float:
+    """Share of the first k results that have the query's label."""
+    top = retrieved_labels[:k]
+    return sum(label == query_label for label in top) / k
+
+
+def average_precision(ranked_relevance: np.ndarray) -> float:
+    """AP of one ranking: mean of precision@i over the ranks i that hold a relevant item."""
+    relevant = np.asarray(ranked_relevance, dtype=bool)
+    if not relevant.any():
+        return 0.0
+    hits = np.cumsum(relevant)
+    ranks = np.flatnonzero(relevant) + 1
+    return float(np.mean(hits[relevant] / ranks))
+
+
+def recall_against_exact(approximate: list[int], exact: list[int]) -> float:
+    """Share of the exact top-k that the approximate answer found."""
+    return len(set(approximate) & set(exact)) / len(exact)
+
+
+def class_folders(dataset: Path) -> list[str]:
+    """The sub-folders of ``dataset`` that hold images: the classes of a labelled collection."""
+    return sorted(
+        folder.name
+        for folder in Path(dataset).iterdir()
+        if folder.is_dir() and not folder.name.startswith(".")
+        and any(imaging.is_image_path(p) for p in folder.rglob("*"))
+    )  # fmt: skip
+
+
+def evaluate_index(index: ann.SearchIndex, k: int = 10, search_k: int = -1) -> dict[str, float]:
+    """Leave-one-out quality of an opened index whose paths start with the class folder."""
+    labels = np.array([item.path.split("/")[0] for item in index.items])
+    count = len(labels)
+    if len(set(labels)) < 2:
+        raise ValueError("the dataset needs at least two class sub-folders")
+    unit = normalise(index.stored_vectors())
+    scores = {"p@1": [], "p@5": [], "p@10": [], "map": [], "recall@10": []}
+    query_seconds = 0.0
+    for start in range(0, count, 256):
+        rows = np.arange(start, min(start + 256, count))
+        sims = similarities_to_others(unit, rows)
+        order = np.argsort(-sims, axis=1)[:, :-1]  # the query itself sorts last
+        for row, ranking in zip(rows, order, strict=True):
+            began = time.perf_counter()
+            found, _ = index.nearest_rows(index.stored_vector(int(row)), k + 1, search_k)
+            query_seconds += time.perf_counter() - began
+            found = [r for r in found if r != row][:k]
+            found_labels = labels[found].tolist()
+            for cut in (1, 5, 10):
+                scores[f"p@{cut}"].append(precision_at_k(found_labels, labels[row], cut))
+            scores["map"].append(average_precision(labels[ranking] == labels[row]))
+            scores["recall@10"].append(recall_against_exact(found, ranking[:k].tolist()))
+    result = {name: float(np.mean(values)) for name, values in scores.items()}
+    result["query_ms"] = 1000 * query_seconds / count
+    result["items"] = count
+    return result
+
+
+def evaluate_edits(
+    index: ann.SearchIndex, embedder: embedders.Embedder, sample: int = 50, search_k: int = -1,
+    mode: str = "none", k: int = 10,
+) -> dict:  # fmt: skip
+    """Search with every edit of ``sample`` items (a seed apart from the build's own sample) as an
+    upload would; per edit the share of originals at rank 1 and in the top k, and overall the
+    recall@k of those searches against exact search in the same space."""
+    found: dict[str, list[tuple[bool, bool]]] = {name: [] for name in edits.EDITS}
+    recalls, seconds = [], 0.0
+    for row in tuning.sample_rows(len(index.items), sample, seed=1):
+        item = index.items[row]
+        try:
+            image = imaging.open_rgb(index.collection_root / item.path, min_side=embedder.decode_side)
+        except imaging.UnreadableImage:
+            continue
+        # one photo's edits (and their variants) at a time: camera photos' copies add up fast
+        edited = [tta.variants(edits.apply(name, image), mode) for name in edits.EDITS]
+        spaced = index.to_index_space(embedder.embed_images([v for variants in edited for v in variants]))
+        start = 0
+        for name, variants in zip(edits.EDITS, edited, strict=True):
+            mine, start = spaced[start : start + len(variants)], start + len(variants)
+            began = time.perf_counter()
+            hits = tta.best_orientation([index.search_reduced(vector, k, search_k) for vector in mine])
+            seconds += time.perf_counter() - began
+            ids = [hit.id for hit in hits]
+            found[name].append((ids[:1] == [item.id], item.id in ids))
+            approximate, _ = index.nearest_rows(mine[0], k, search_k)
+            exact, _ = index.nearest_rows(mine[0], k, EXACT)
+            recalls.append(recall_against_exact(approximate, exact))
+    per_edit = {
+        name: {"rank1": float(np.mean([a for a, _ in hits])), f"top{k}": float(np.mean([b for _, b in hits]))}
+        for name, hits in found.items()
+        if hits
+    }
+    count = max(1, len(recalls))
+    return {
+        "edits": per_edit,
+        f"edited_recall@{k}": float(np.mean(recalls or [0.0])),
+        "edited_query_ms": 1000 * seconds / count,
+    }

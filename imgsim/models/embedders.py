@@ -1,0 +1,376 @@
+"""The networks that turn an image into a vector, and how each is found, loaded and identified.
+
+- a keras.applications backbone by name (InceptionV3 by default: the penultimate layer, 2048-d),
+  with ImageNet weights or a local weights file;
+- a ``.keras`` model of the user's own (RGB 0..255 in, one vector out);
+- an autoencoder trained on the collection's own pixels (``convae``, ``simpleae``), stored in
+  the index version so that queries use exactly the encoder the collection was embedded with.
+
+Missing weights never fall back silently to something else: WeightsUnavailable says how to
+provide them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from imgsim import config
+from imgsim.images import imaging
+from imgsim.index import store
+from imgsim.models import autoencoder, runtimes
+from imgsim.models.runtimes import Runtime
+
+TENSORFLOW = Runtime("tensorflow")
+
+# name -> (keras.applications class, how its preprocess_input scales pixels, default input side)
+BACKBONES = {
+    "inception_v3": ("InceptionV3", "tf", 299),
+    "vgg19": ("VGG19", "caffe", 224),
+    "resnet50": ("ResNet50", "caffe", 224),
+    "mobilenet_v2": ("MobileNetV2", "tf", 224),
+    "efficientnetb0": ("EfficientNetB0", "none", 224),  # rescales inside the model
+}
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+def preprocess_function(mode: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Keras' preprocess_input for these backbones, in NumPy: the OpenVINO runtime runs without
+    TensorFlow, and both runtimes scale pixels with the same code (equality with Keras is tested)."""
+    if mode == "tf":
+        return lambda x: x / np.float32(127.5) - np.float32(1.0)
+    if mode == "caffe":
+        return lambda x: x[..., ::-1] - _CAFFE_MEAN_BGR
+    return lambda x: x
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights could not be downloaded or read; the message says how to provide them."""
+
+
+@dataclass
+class Embedder:
+    """A network that maps a batch of RGB 0..255 images to one vector each."""
+
+    name: str
+    source: str  # what load_embedder was given: a backbone name or a .keras path
+    weights: str | None
+    key: str  # identifies model + weights + input size; vectors are reused only under the same key
+    input_size: int
+    dim: int
+    model: object  # anything with Keras' predict_on_batch: a Keras model or runtimes.OpenVinoModel
+    preprocess: Callable[[np.ndarray], np.ndarray]
+    runtime: str = "tensorflow"
+    converted: Path | None = None  # the OpenVINO conversion it runs, copied into index versions
+    trim: bool = False  # uniform borders are trimmed before resizing (see imaging.trim_border)
+    # for models trained on the collection (convae, simpleae): the folder holding the trained
+    # files, copied into every index version built with them
+    trained_files: Path | None = None
+
+    @property
+    def decode_side(self) -> int:
+        """Images are decoded shrunk down to no less than twice the network's input on each side:
+        cheap (JPEGs decode at reduced scale) and the vector stays that of the full image."""
+        return 2 * self.input_size
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """Resize a PIL RGB image to the network's square input, as uint8 pixels."""
+        return imaging.to_square(imaging.trim_border(image) if self.trim else image, self.input_size)
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        batch = self.preprocess(np.array(pixels, dtype=np.float32))
+        return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
+
+    def embed_images(self, images: Iterable[Image.Image]) -> np.ndarray:
+        return self.embed(np.stack([self.prepare(image) for image in images]))
+
+
+def weights_setting(weights: str) -> str | None:
+    """The --weights setting as load_embedder takes it: "none" means random weights."""
+    return None if weights == "none" else weights
+
+
+def _options(pooling: str, trim: bool) -> str:
+    """The part of a model key that names how vectors are made from the network's features;
+    empty for average pooling without trimming, the only way before they existed."""
+    named = [name for name, used in (("gem", pooling == "gem"), ("trim", trim)) if used]
+    return "|" + ",".join(named) if named else ""
+
+
+def key_options(key: str) -> tuple[str, bool, int]:
+    """(pooling, trim, input-size setting) that a model key was made with."""
+    base, _, options = key.partition("|")
+    named = options.split(",") if options else []
+    return ("gem" if "gem" in named else "avg"), "trim" in named, int(base.rsplit(":", 1)[1])
+
+
+def model_key(
+    model: str, weights: str | None = "imagenet", image_size: int = 0, pooling: str = "avg",
+    trim: bool = False,
+) -> str:  # fmt: skip
+    """What the vectors depend on, cheap to compute before the model is loaded."""
+    return _base_key(model, weights, image_size) + _options(pooling, trim)
+
+
+def _base_key(model: str, weights: str | None, image_size: int) -> str:
+    if model in autoencoder.PIXEL_MODELS:
+        raise WeightsUnavailable(f"{model} is trained on the collection: build the index with img2vec.py")
+    if model in BACKBONES:
+        side = image_size or BACKBONES[model][2]
+        weights_id = weights
+        if weights not in (None, "imagenet"):
+            if not Path(weights).is_file():
+                raise WeightsUnavailable(f"weights file {weights} does not exist")
+            weights_id = f"{Path(weights).name}:{store.file_sha1(Path(weights))[:12]}"
+        return f"{model}:{weights_id}:{side}"
+    path = Path(model)
+    if not path.is_file():
+        raise WeightsUnavailable(
+            f"unknown model {model!r}: use one of {', '.join(BACKBONES)} or the path of a .keras file"
+        )
+    return f"file:{path.name}:{store.file_sha1(path)[:12]}:{image_size}"
+
+
+def load_embedder(
+    model: str,
+    weights: str | None = "imagenet",
+    image_size: int = 0,
+    runtime: Runtime = TENSORFLOW,
+    converted_in: Path | None = None,
+    pooling: str = "avg",
+    trim: bool = False,
+) -> Embedder:
+    """Load a backbone by name (penultimate layer, globally pooled) or a .keras model file.
+
+    ``weights`` is "imagenet" (downloaded once into the Keras cache), a local weights file, or
+    None for random weights (only good for measuring speed). On the OpenVINO runtime an earlier
+    conversion (in ``converted_in``, else in the runtime's cache) is loaded without TensorFlow;
+    otherwise the Keras model is loaded and converted, and where conversion fails the model runs
+    on TensorFlow and the log says so. ``pooling`` "gem" replaces the global average pooling (where
+    the model has one; the log says where it has none); ``trim`` trims uniform borders.
+    """
+    key = model_key(model, weights, image_size, pooling, trim)
+    loaded = _load(model, weights, image_size, key, runtime, converted_in, pooling)
+    return dataclasses.replace(loaded, trim=trim)
+
+
+def _load(
+    model: str, weights: str | None, image_size: int, key: str, runtime: Runtime, converted_in: Path | None,
+    pooling: str,
+) -> Embedder:  # fmt: skip
+    if runtime.name == "openvino":
+        cached = runtimes.cache_folder(runtime.cache, key) if runtime.cache else None
+        done = next((f for f in (converted_in, cached) if f and runtimes.is_converted(f, key)), None)
+        if done is not None:
+            try:
+                return _on_openvino(model, weights, image_size, key, done, runtime)
+            except Exception as error:  # e.g. openvino missing here: the Keras model still runs
+                keras_model = _load_keras(model, weights, image_size, key, pooling, runtime.log)
+                return _on_tensorflow(keras_model, runtime, "load", error)
+    embedder = _load_keras(model, weights, image_size, key, pooling, runtime.log)
+    if runtime.name != "openvino":
+        return embedder
+    cache = runtime.cache or Path(tempfile.mkdtemp(prefix="imgsim-openvino-"))
+    folder = runtimes.cache_folder(cache, key)
+    try:
+        runtimes.convert(embedder.model, folder, key)
+        return _on_openvino(model, weights, image_size, key, folder, runtime)
+    except Exception as error:  # any exporter or compiler failure: run the model as it is
+        return _on_tensorflow(embedder, runtime, "convert", error)
+
+
+def _on_tensorflow(embedder: Embedder, runtime: Runtime, failed: str, error: Exception) -> Embedder:
+    """The Keras model on TensorFlow where OpenVINO could not ``failed`` it, said in one line."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    runtime.log(f"OpenVINO could not {failed} {embedder.name} ({reason}); running it on TensorFlow instead.")
+    return embedder
+
+
+def _identity(model: str) -> tuple[str, str, str]:
+    """(name, source, preprocessing mode) of a backbone name or a .keras file, whichever runtime."""
+    if model in BACKBONES:
+        return model, model, BACKBONES[model][1]
+    return Path(model).stem, str(Path(model).resolve()), "none"  # a .keras file scales its own input
+
+
+def _on_openvino(
+    model: str, weights: str | None, image_size: int, key: str, folder: Path, runtime: Runtime
+) -> Embedder:
+    network = runtimes.OpenVinoModel(folder, runtime.threads)
+    name, source, mode = _identity(model)
+    weights = weights if model in BACKBONES else None  # a .keras file carries its weights
+    side = image_size or network.input_size
+    if not side:
+        raise ValueError(f"{model} has no fixed input size: pass --image-size")
+    return Embedder(
+        name, source, weights, key, side, network.dim, network, preprocess_function(mode),
+        runtime="openvino", converted=folder,
+    )  # fmt: skip
+
+
+def _load_keras(
+    model: str, weights: str | None, image_size: int, key: str, pooling: str, log: Callable[[str], None]
+) -> Embedder:
+    if model in BACKBONES:
+        embedder = _load_backbone(model, weights, image_size, key)
+    else:
+        embedder = _load_file(model, image_size, key)
+    if pooling != "gem":
+        return embedder
+    from imgsim.models import gem
+
+    pooled = gem.with_gem(embedder.model)
+    if pooled is None:
+        log(f"GeM pooling does not apply to {embedder.name} (no global average pooling layer): kept as is.")
+        return embedder
+    return dataclasses.replace(embedder, model=pooled)
+
+
+def _load_backbone(model: str, weights: str | None, image_size: int, key: str) -> Embedder:
+    import keras
+
+    class_name, mode, default_side = BACKBONES[model]
+    side = image_size or default_side
+    build = getattr(keras.applications, class_name)
+    try:
+        network = build(include_top=False, pooling="avg", weights=weights, input_shape=(side, side, 3))
+    except Exception as error:  # Keras raises a bare Exception for a failed download
+        if weights != "imagenet":
+            raise WeightsUnavailable(f"cannot load weights {weights}: {error}") from error
+        raise WeightsUnavailable(
+            f"The ImageNet weights of {model} could not be downloaded ({error}). Run this once "
+            "on a machine with internet access (Keras caches them in ~/.keras/models/), "
+            f"or pass --weights PATH to a local {class_name} 'notop' weights file, or use "
+            "--model PATH to a .keras model of your own, or --model convae to train an "
+            "autoencoder on your own images (no download)."
+        ) from error
+    return Embedder(
+        model, model, weights, key, side, network.output_shape[-1], network, preprocess_function(mode)
+    )
+
+
+def _load_file(model: str, image_size: int, key: str) -> Embedder:
+    import keras
+
+    network = keras.saving.load_model(model)
+    side = image_size or network.input_shape[1]
+    if not side:
+        raise ValueError(f"{model} has no fixed input size: pass --image-size")
+    if len(network.output_shape) != 2:
+        raise ValueError(f"{model} must output one vector per image, not {network.output_shape}")
+    name, source, mode = _identity(model)
+    dim, preprocess = network.output_shape[-1], preprocess_function(mode)
+    return Embedder(name, source, None, key, side, dim, network, preprocess)
+
+
+def for_index(manifest: store.Manifest, version: Path, runtime: Runtime = TENSORFLOW) -> Embedder:
+    """The exact model an index was built with, to embed queries the same way.
+
+    On OpenVINO, the conversion stored in the version is loaded without TensorFlow."""
+    source = manifest.model_source
+    trained = source in autoencoder.PIXEL_MODELS  # trained on the collection, stored in the version
+    if trained:
+        source = str(Path(version) / autoencoder.ENCODER_FILE)
+    pooling, trim, size = key_options(manifest.model_key)  # the settings the vectors were made with
+    converted = Path(version) / runtimes.VERSION_FOLDER
+    weights = weights_setting(manifest.weights)
+    embedder = load_embedder(source, weights, size, runtime, converted, pooling, trim)
+    if trained:
+        embedder = dataclasses.replace(
+            embedder, name=manifest.model_source, source=manifest.model_source, trained_files=Path(version)
+        )
+    if embedder.key != manifest.model_key:
+        raise WeightsUnavailable(
+            f"the model {manifest.model_source} changed since the index was built; rebuild the "
+            "index with img2vec.py"
+        )
+    return embedder
+
+
+def best_available(cfg: config.Config, log: Callable[[str], None] = print) -> Embedder:
+    """The best model available here: the configured one (InceptionV3 with ImageNet weights),
+    else the shared EfficientNet-Lite0 (announced, never silent), else a clear error."""
+    try:
+        return from_config(cfg, log)
+    except WeightsUnavailable as error:
+        if not config.SHARED_MODEL.is_file():
+            raise
+        log(f"{error}\n-> Using the pretrained EfficientNet-Lite0 from {config.SHARED_MODEL} instead.")
+        return from_config(cfg.replace(model=str(config.SHARED_MODEL), weights="none", image_size=0), log)
+
+
+def from_config(cfg: config.Config, log: Callable[[str], None] = print) -> Embedder:
+    """The configured model, made into vectors the configured way (pooling, trimming)."""
+    weights = weights_setting(cfg.weights)
+    runtime = runtimes.of(cfg, log)
+    trim = cfg.trim_borders
+    return load_embedder(cfg.model, weights, cfg.image_size, runtime, pooling=cfg.pooling, trim=trim)
+
+
+def trained_on_collection(
+    cfg: config.Config,
+    root: Path,
+    images: Callable[[int, int], np.ndarray],
+    retrain: bool = False,
+    plot: Path | None = None,
+    verbose: int = 2,
+    log: Callable[[str], None] = print,
+) -> Embedder:
+    """An autoencoder trained on the collection's own pixels (``cfg.model`` convae or simpleae).
+
+    ``images(side, limit)`` decodes up to ``limit`` of the collection's images to side x side.
+    Reuses the one the current index was built with (or one whose embedding run was interrupted)
+    unless ``retrain``; otherwise trains a new one. The trained files stay under .partial/ until
+    a version built with them is published, so a failed training never replaces the old model.
+    """
+    kind = cfg.model
+    side = autoencoder.PIXEL_MODELS[kind]
+    fresh = store.partial_dir(cfg.index_dir) / kind
+    trained = None if retrain else _trained_before(cfg, root, fresh)
+    if trained is None:
+        pixels = images(side, cfg.ae_train_images)
+        log(f"Training {kind} on {len(pixels)} images of {side}x{side} (early stopping) ...")
+        began = time.perf_counter()
+        full, encoder, history = autoencoder.train_pixel_autoencoder(
+            kind, pixels, cfg.dims, cfg.ae_epochs, verbose=verbose
+        )
+        fresh.mkdir(parents=True, exist_ok=True)
+        (fresh / autoencoder.ENCODER_FILE).unlink(missing_ok=True)
+        full.save(fresh / autoencoder.PIXEL_AUTOENCODER_FILE)
+        encoder.save(fresh / autoencoder.ENCODER_FILE)  # written last: its presence means "complete"
+        log(
+            f"Trained {kind} in {time.perf_counter() - began:.0f} s over {len(history['loss'])} epochs, "
+            f"validation loss {min(history['val_loss']):.4f}"
+        )
+        trained = fresh
+    else:
+        log(f"Using the {kind} trained earlier for this collection ({trained})")
+    if plot is not None:
+        import keras
+
+        full = keras.saving.load_model(trained / autoencoder.PIXEL_AUTOENCODER_FILE)
+        autoencoder.plot_reconstructions(full, images(side, 8), plot)
+        log(f"Reconstructions: {plot}")
+    encoder = str(trained / autoencoder.ENCODER_FILE)
+    loaded = load_embedder(encoder, runtime=runtimes.of(cfg, log), pooling=cfg.pooling, trim=cfg.trim_borders)
+    return dataclasses.replace(loaded, name=kind, source=kind, trained_files=trained)
+
+
+def _trained_before(cfg: config.Config, root: Path, fresh: Path) -> Path | None:
+    """The folder of a complete model of this kind for this collection, if one exists."""
+    folders = [fresh]
+    try:
+        version = store.current_version(cfg.index_dir)
+        manifest = store.read_manifest(version)
+        if manifest.model_source == cfg.model and manifest.collection_root == str(root):
+            folders.insert(0, version)
+    except store.IndexMissing:
+        pass
+    return next((f for f in folders if (f / autoencoder.ENCODER_FILE).is_file()), None)

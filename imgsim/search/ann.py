@@ -1,0 +1,168 @@
+"""The Annoy index: build it, open it memory-mapped, query it; and search it from the command line.
+
+    python ann.py QUERY... [--k 5] [--json] [--plot OUT_DIR]
+    python ann.py --map OUT.png        (a t-SNE map of the indexed collection)
+    python ann.py --duplicates [--threshold D] [--json]   (groups of copies in the collection)
+
+A QUERY is an image file or a folder of them. Opening an index maps its file instead of reading
+it, so every server worker shares one copy in the page cache.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from annoy import AnnoyIndex
+
+from imgsim.index import duplicates, store
+from imgsim.index import vectors as vector_math
+from imgsim.index.recall import EXACT
+from imgsim.index.vectors import distance_to_score
+from imgsim.models import autoencoder
+
+
+def build(vectors: np.ndarray, path: Path, metric: str = "angular", trees: int = 100) -> None:
+    """Build an Annoy index with row numbers as item ids and save it to ``path``."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    index = AnnoyIndex(vectors.shape[1], metric)
+    index.set_seed(42)
+    for row, vector in enumerate(vectors):
+        index.add_item(row, vector)
+    index.build(trees, n_jobs=-1)
+    index.save(str(path))
+    index.unload()
+
+
+def load(path: Path, dims: int, metric: str = "angular") -> AnnoyIndex:
+    """Open a saved index memory-mapped (shared between processes, nothing read up front)."""
+    index = AnnoyIndex(dims, metric)
+    index.load(str(path), prefault=False)
+    return index
+
+
+def query(index: AnnoyIndex, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
+    """Rows and distances of the ``k`` approximate nearest neighbours, nearest first."""
+    return index.get_nns_by_vector(
+        np.asarray(vector, dtype=np.float32).tolist(), k, search_k=search_k, include_distances=True
+    )
+
+
+CENTRE_FILE = "centre.npy"
+
+
+@dataclass
+class Hit:
+    id: int
+    path: str
+    distance: float
+    score: float
+
+
+@dataclass
+class SearchIndex:
+    """One published index version, opened for querying."""
+
+    version: Path
+    manifest: store.Manifest
+    items: list[store.Item]
+    annoy: AnnoyIndex
+    reducer: autoencoder.Reducer | None
+    centre: np.ndarray | None = None  # the collection's mean direction, taken off every vector
+    rows_by_id: dict[int, int] = field(init=False, repr=False)
+    _matrix: np.ndarray | None = field(default=None, init=False, repr=False)  # for exact search
+    _norms: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rows_by_id = {item.id: row for row, item in enumerate(self.items)}
+
+    @property
+    def metric(self) -> str:
+        return self.manifest.metric
+
+    @property
+    def collection_root(self) -> Path:
+        return Path(self.manifest.collection_root)
+
+    def to_index_space(self, vectors: np.ndarray) -> np.ndarray:
+        """Full embeddings (rows) as the index stores them: reduced, if the index is."""
+        vectors = np.asarray(vectors, np.float32)
+        if self.centre is not None:
+            vectors = vector_math.centred(vectors, self.centre)
+        return vectors if self.reducer is None else self.reducer(vectors)
+
+    def stored_vector(self, row: int) -> np.ndarray:
+        """The vector of one row as the index holds it (reduced, if the index is)."""
+        return np.array(self.annoy.get_item_vector(row), np.float32)
+
+    def stored_vectors(self) -> np.ndarray:
+        return np.array([self.annoy.get_item_vector(row) for row in range(len(self.items))], np.float32)
+
+    def search(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
+        """Nearest items to one embedding (full, unreduced vector)."""
+        return self.search_reduced(self.to_index_space(np.asarray(vector)[None, :])[0], k, search_k)
+
+    def search_reduced(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
+        """Nearest items to a vector already in the index's space (e.g. one read back from it)."""
+        rows, distances = self.nearest_rows(vector, k, search_k)
+        return [
+            Hit(self.items[r].id, self.items[r].path, float(d), distance_to_score(d, self.metric))
+            for r, d in zip(rows, distances, strict=True)
+        ]
+
+    @functools.cached_property
+    def folders(self) -> list[str]:
+        """The collection's top-level folders, for narrowing a search to one of them."""
+        return sorted({item.path.split("/", 1)[0] for item in self.items if "/" in item.path})
+
+    def depth(self, search_k: int = -1) -> int:
+        """The search_k a query runs with: as given, else the one the build chose for its target."""
+        return self.manifest.search_k if search_k == -1 else search_k
+
+    def nearest_rows(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
+        """Rows and distances of the k nearest items, by Annoy or, at depth EXACT, by every vector."""
+        k = min(k, len(self.items))
+        depth = self.depth(search_k)
+        if depth != EXACT:  # a long list needs at least Annoy's own depth for its length
+            return query(self.annoy, vector, k, depth if depth == -1 else max(depth, self.manifest.trees * k))
+        if self._matrix is None:  # chosen only for collections where this is small and fast
+            self._matrix = self.stored_vectors()
+            self._norms = vector_math.row_norms(self._matrix)
+        found = vector_math.distances(self._matrix, np.asarray(vector, np.float32), self.metric, self._norms)
+        rows = vector_math.smallest(found, k)
+        return rows.tolist(), found[rows].tolist()
+
+
+def open_index(index_dir: Path) -> SearchIndex:
+    """Open the version that ``current`` points to. Raises store.IndexMissing if none."""
+    version = store.current_version(index_dir)
+    raw = store.read_json(version / "manifest.json")
+    if raw.get("format_version") != store.FORMAT_VERSION:
+        raise store.IndexMissing(
+            f"{version} has index format {raw.get('format_version')}, "
+            f"this imgsim reads {store.FORMAT_VERSION}: rebuild it"
+        )
+    manifest = store.Manifest.from_dict(raw)
+    annoy = load(version / "index.ann", manifest.dims, manifest.metric)
+    reducer = autoencoder.load_reducer(manifest.reduce, version)
+    centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None
+    return SearchIndex(version, manifest, store.read_items(version), annoy, reducer, centre)
+
+
+def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(), bar: bool = False):
+    """duplicates.find_groups over an opened index: its neighbours, its calibrated distance."""
+    from tqdm import tqdm
+
+    limit = duplicates.threshold_of(index.manifest.thresholds, threshold)
+    # a copy is among an item's very nearest: Annoy's own depth finds it, at a fraction of the time
+    k = duplicates.NEIGHBOURS + 1
+    depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
+    neighbours = lambda row: index.nearest_rows(index.stored_vector(row), k, depth)  # noqa: E731
+    progress = lambda rows: tqdm(rows, desc="Duplicates", unit="img", disable=not bar)  # noqa: E731
+    vector = index.stored_vector
+    distance = lambda a, b: float(vector_math.distances(vector(a)[None, :], vector(b), index.metric)[0])  # noqa: E731
+    root = index.collection_root
+    groups = duplicates.find_groups(index.items, neighbours, limit, root, hidden, progress, distance)
+    return limit, groups

@@ -1,0 +1,91 @@
+"""Rebuilding the index in the background once the live delta is large (a compaction).
+
+The build function is handed in (indexer.build_index), not imported, so that this sits below the
+indexer; only one compaction runs at a time across workers and replicas (the live store's lock),
+and the version it started from must still be current.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from imgsim import config
+from imgsim.images import imaging
+from imgsim.index import store
+from imgsim.live import live
+from imgsim.models import embedders
+from imgsim.search import ann
+from imgsim.serve import metrics
+
+Build = Callable[..., object]  # indexer.build_index: (dataset, cfg, embedder=, progress=, log=, live_store=)
+
+
+class Serving(Protocol):
+    """What a compaction needs of the version being served (service.Snapshot)."""
+
+    index: ann.SearchIndex
+    embedder: embedders.Embedder
+
+
+class Compactor:
+    """Rebuilds the Annoy index in a background thread once the live delta is large enough."""
+
+    def __init__(self, cfg: config.Config, build: Build, live_store: live.LiveStore, logger: logging.Logger):
+        self.cfg = cfg
+        self.build = build
+        self.live_store = live_store
+        self.logger = logger
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._retry_at = 0.0
+
+    def maybe_start(self, snap: Serving, view: live.LiveView) -> bool:
+        if view.pending < self.cfg.compact_threshold or time.monotonic() < self._retry_at:
+            return False
+        with self._lock:
+            if self.thread is not None and self.thread.is_alive():
+                return False
+            self.thread = threading.Thread(target=self._run, args=(snap,), name="compaction", daemon=True)
+            self.thread.start()
+            return True
+
+    def _not_now(self, outcome: str, why: str) -> None:
+        """A compaction that did not run here waits a while before the next try: otherwise every
+        change in a worker started a thread while another worker or replica was compacting."""
+        self._retry_at = time.monotonic() + max(1.0, 2 * self.cfg.reload_interval)
+        self.logger.info("compaction %s: %s", outcome, why)
+        metrics.COMPACTIONS.labels(outcome).inc()
+
+    def _run(self, snap: Serving) -> None:
+        manifest = snap.index.manifest
+        cfg = self.cfg.replace(
+            reduce=manifest.reduce,
+            trees=manifest.trees,
+            metric=manifest.metric,
+            dims=manifest.dims if manifest.reduce != "none" else self.cfg.dims,
+        )
+        try:
+            with self.live_store.compaction_lock() as mine:
+                if not mine:
+                    return self._not_now("skipped", "another replica is compacting")
+                if store.current_version(self.cfg.index_dir) != snap.index.version:
+                    return self._not_now("skipped", "a newer version was published meanwhile")
+                dataset = manifest.dataset or manifest.collection_root
+                try:
+                    report = self.build(
+                        dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info,
+                        live_store=self.live_store,
+                    )  # fmt: skip
+                finally:
+                    imaging.release_memory()  # what the build took (Annoy, vectors) back to the system
+            self.logger.info("compaction published %s", getattr(report, "version", report))
+            metrics.COMPACTIONS.labels("published").inc()
+        except store.BuildInProgress:
+            self._not_now("skipped", "another rebuild is running")
+        except Exception:
+            self.logger.exception("compaction failed; the current index keeps serving")
+            self._not_now("failed", "see the error above")
