@@ -9,25 +9,25 @@ BIN := $(VENV)/bin
 
 demo: index serve
 
-index: $(VENV)/.installed
+index: $(VENV)/.package
 	$(BIN)/python img2vec.py --sample
 
-serve: $(VENV)/.installed
+serve: $(VENV)/.package
 	@echo "imgsim: open http://127.0.0.1:8000/ once the workers say they booted (Ctrl+C stops it)"
 	$(BIN)/gunicorn -c gunicorn.conf.py 'app:create_app()'
 
 # gunicorn behind nginx (deploy/nginx.conf): open http://127.0.0.1:8080/ instead
-serve-proxy: $(VENV)/.installed system
-	$(BIN)/python proxy.py
+serve-proxy: $(VENV)/.package system
+	$(BIN)/imgsim proxy
 
-test: $(VENV)/.installed system
+test: $(VENV)/.package system
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 system:
 	bash scripts/install-system.sh
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.package
 	$(BIN)/ruff check .
 
 $(VENV)/.installed: requirements.txt
@@ -36,5 +36,11 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
+# The `imgsim` command in the venv: the package installed from this checkout, again whenever it changes
+# (a plain install, not an editable one, which would map the checkout's root scripts in as modules).
+$(VENV)/.package: $(VENV)/.installed pyproject.toml $(shell find imgsim templates static deploy -type f -not -name '*.pyc')
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation .
+	touch $@
+
 clean:
-	rm -rf $(VENV) rsc_files .pytest_cache .ruff_cache
+	rm -rf $(VENV) rsc_files .pytest_cache .ruff_cache build

@@ -1,11 +1,11 @@
 """The ``imgsim`` command: one subcommand per job, each the same code and flags as its script.
 
-    imgsim index DIR     = python img2vec.py DIR       imgsim search PHOTO  = python ann.py PHOTO
-    imgsim add FILE...   = python img2vec.py --add     imgsim remove ID...  = python img2vec.py --remove
-    imgsim duplicates    = python ann.py --duplicates  imgsim map OUT.png   = python ann.py --map OUT.png
-    imgsim serve         = gunicorn (--dev: app.py)    imgsim evaluate DIR  = python evaluate.py DIR
-    imgsim autoencoder   = python autoencoder.py       imgsim config        = python config.py
-    imgsim proxy         = gunicorn behind nginx
+imgsim index DIR     = python img2vec.py DIR       imgsim search PHOTO  = python ann.py PHOTO
+imgsim add FILE...   = python img2vec.py --add     imgsim remove ID...  = python img2vec.py --remove
+imgsim duplicates    = python ann.py --duplicates  imgsim map OUT.png   = python ann.py --map OUT.png
+imgsim serve         = gunicorn (--dev: app.py)    imgsim evaluate DIR  = python evaluate.py DIR
+imgsim autoencoder   = python autoencoder.py       imgsim config        = python config.py
+imgsim proxy         = gunicorn behind nginx
 """
 
 from __future__ import annotations

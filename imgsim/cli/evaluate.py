@@ -1,6 +1,6 @@
 """``imgsim evaluate`` (``python evaluate.py``): retrieval quality on a folder of class sub-folders.
 
-    imgsim evaluate DATASET [--model ...] [--reduce none|pca|autoencoder] [--trees 100] [--json]
+imgsim evaluate DATASET [--model ...] [--reduce none|pca|autoencoder] [--trees 100] [--json]
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Turn a collection of images into vectors and (re)build the search index.
+"""``imgsim index`` (``python img2vec.py``): turn a collection of images into vectors and (re)build the index.
 
-    python img2vec.py DATASET [--model inception_v3] [--reduce none|autoencoder|pca] [--index-dir rsc_files]
+    imgsim index DATASET [--model inception_v3] [--reduce none|autoencoder|pca] [--index-dir rsc_files]
 
 DATASET is a folder (walked recursively) or a glob such as ``'photos/**/*.jpg'``. Rerunning it is how
 the index is rebuilt: only new or changed files are embedded, vectors of deleted files are dropped,
 and an interrupted run resumes where it stopped. The new version is switched in atomically.
-The build itself is indexer.py; this is its command line, and --add / --remove for the live layer.
+The build itself is build/indexer.py; this is its command line, and --add / --remove (``imgsim add``,
+``imgsim remove``) for the live layer.
 """
 
 from __future__ import annotations

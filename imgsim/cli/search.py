@@ -33,7 +33,6 @@ def _query_files(queries: list[str]) -> list[Path]:
     return files
 
 
-
 def _print_duplicates(cfg: config.Config, threshold: float | None, as_json: bool) -> int:
     try:
         index = open_index(cfg.index_dir)
@@ -54,7 +53,6 @@ def _print_duplicates(cfg: config.Config, threshold: float | None, as_json: bool
             mark = "keep" if member.id == group.keep else "    "
             print(f"  {mark} {member.id:>7}  {member.pixels:>10,} px  {member.path}")
     return 0
-
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -127,8 +125,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.json:
         print(json.dumps(answers, indent=1))
     return 1 if failures == len(files) else 0
-
-
 
 
 if __name__ == "__main__":

@@ -1,11 +1,7 @@
-"""The Annoy index: build it, open it memory-mapped, query it; and search it from the command line.
+"""The Annoy index: build it, open it memory-mapped, query it.
 
-    python ann.py QUERY... [--k 5] [--json] [--plot OUT_DIR]
-    python ann.py --map OUT.png        (a t-SNE map of the indexed collection)
-    python ann.py --duplicates [--threshold D] [--json]   (groups of copies in the collection)
-
-A QUERY is an image file or a folder of them. Opening an index maps its file instead of reading
-it, so every server worker shares one copy in the page cache.
+Opening an index maps its file instead of reading it, so every server worker shares one copy in the
+page cache. ``imgsim search`` (cli/search.py, ``python ann.py``) is its command line.
 """
 
 from __future__ import annotations

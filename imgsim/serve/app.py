@@ -4,8 +4,9 @@ Development:  python app.py [--port 5000]           (imgsim serve --dev)
 Production:   gunicorn -c gunicorn.conf.py 'app:create_app()'   (imgsim serve)
 
 ``create_app`` only wires things together: a configuration, one Service per worker (given the
-build function, so that it can compact in the background), the blueprints of ``serve/web/`` and the
-error handlers. Each worker loads the model itself (after gunicorn forks: TensorFlow must not be
+build function, so that it can compact in the background), the blueprints of ``serve/web/``, the
+error handlers and the API document that apiflask generates from the routes' declarations. Each
+worker loads the model itself (after gunicorn forks: TensorFlow must not be
 imported before the fork) and memory-maps the Annoy index, so all workers share one copy of it.
 When ``img2vec.py`` switches the index's ``current`` pointer, every worker picks up the new
 version within ``reload_interval`` seconds; a request uses one version from start to end.
@@ -13,21 +14,25 @@ version within ``reload_interval`` seconds; a request uses one version from star
 
 from __future__ import annotations
 
-from flask import Flask
+from apiflask import APIFlask
 
-from imgsim import config
+from imgsim import __version__, config
 from imgsim.build import indexer
 from imgsim.models.embedders import Embedder
 from imgsim.serve import web
 from imgsim.serve.resources import resource
 from imgsim.serve.service import Service
-from imgsim.serve.web import admin, copies, errors, files, ops, search
+from imgsim.serve.web import admin, copies, errors, files, openapi, ops, search
 
 
-def create_app(cfg: config.Config | None = None, embedder: Embedder | None = None) -> Flask:
+def create_app(cfg: config.Config | None = None, embedder: Embedder | None = None) -> APIFlask:
     """Build the Flask app. ``embedder`` lets tests share one loaded model across apps."""
     cfg = cfg or config.load()
-    app = Flask(__name__, template_folder=resource("templates"), static_folder=resource("static"))
+    app = APIFlask(
+        __name__, title="imgsim", version=__version__, json_errors=False, docs_path="/docs",
+        template_folder=resource("templates"), static_folder=resource("static"),
+    )  # fmt: skip
+    openapi.init_app(app)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
     svc = Service(cfg, build=indexer.build_index, embedder=embedder, logger=app.logger)
     web.init_app(app, svc)

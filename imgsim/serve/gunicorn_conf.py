@@ -1,4 +1,5 @@
-"""gunicorn settings for imgsim: gunicorn -c gunicorn.conf.py 'app:create_app()'
+"""gunicorn settings for imgsim: ``gunicorn -c gunicorn.conf.py 'app:create_app()'`` from a checkout
+(the root file imports these), ``imgsim serve`` anywhere.
 
 Workers: one per CPU core. Each worker runs the network for the query image (OpenVINO by
 default, no TensorFlow loaded: about 200-500 MB a worker instead of 750-870 MB), and one inference

@@ -3,7 +3,8 @@
 ``init_app`` hands the Service to the app (as the Flask tutorial's ``db.init_app`` does for its
 database); views reach it through ``current_service()``. Blueprints: ``search`` (the pages and
 the JSON search API), ``files`` (images and thumbnails by id), ``admin`` (adding and removing
-images), ``ops`` (health, stats, the API description); ``errors`` answers every failure.
+images), ``ops`` (health, stats, metrics); ``errors`` answers every failure. ``schemas``
+declares what each route takes and answers: apiflask validates requests and writes /openapi.json from it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.http import HTTP_STATUS_CODES
 
 from imgsim.serve import metrics
-from imgsim.serve.service import Service, ServiceError
+from imgsim.serve.service import Service
 
 EXTENSION = "imgsim"
 
@@ -44,16 +46,24 @@ def current_service() -> Service:
     return service_of(current_app)
 
 
-def number_param(name: str, low: float, high: float, default: str, code: str, what: str) -> float:
-    """A numeric query or form parameter within [low, high] (NaN refused), or the 400 that says so."""
-    raw = request.values.get(name, default)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not low <= value <= high:  # also refuses nan
-        raise ServiceError(400, code, f"{name} must be {what} from {low:g} to {high:g}, got {raw!r}")
-    return value
+def page_responses(*statuses: int) -> dict:
+    """The error answers of a route that people also open in a browser: JSON or an HTML page."""
+    return {
+        status: {"description": HTTP_STATUS_CODES[status], "content": ERROR_CONTENT} for status in statuses
+    }
+
+
+def api_responses(*statuses: int) -> dict:
+    """The error answers of a route for programs only: always JSON."""
+    return {
+        status: {"description": HTTP_STATUS_CODES[status], "content": ERROR_CONTENT_JSON}
+        for status in statuses
+    }
+
+
+ERROR_CONTENT_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+ERROR_CONTENT = ERROR_CONTENT_JSON | {"text/html": {"schema": {"type": "string"}}}
+PAGE = {200: {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
 
 
 def counted(blueprint: Blueprint) -> Blueprint:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hmac
 import json
 
-from flask import Blueprint, jsonify, request
+from apiflask import APIBlueprint
+from flask import jsonify, request
 
 from imgsim.serve.service import ServiceError
-from imgsim.serve.web import counted, current_service
+from imgsim.serve.web import api_responses, counted, current_service
+from imgsim.serve.web.schemas import Added, AddForm, Deleted
 
-bp = counted(Blueprint("admin", __name__))
+bp = counted(APIBlueprint("admin", __name__, tag="admin"))
+ADMIN_ERRORS = api_responses(401, 403)
 
 
 @bp.before_request
@@ -43,10 +46,10 @@ def _depth(value: object) -> int:
     return deepest
 
 
-def parse_metadata() -> dict:
+def parse_metadata(raw: str) -> dict:
     """The optional ``metadata`` field: a JSON object, strictly JSON (no NaN), not too deep."""
     try:
-        metadata = json.loads(request.form.get("metadata") or "{}", parse_constant=_refuse_constant)
+        metadata = json.loads(raw or "{}", parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise ServiceError(400, "bad_metadata", "metadata must be a JSON object (strict JSON)") from None
     if not isinstance(metadata, dict):
@@ -57,23 +60,32 @@ def parse_metadata() -> dict:
 
 
 @bp.post("/images")
-def add():
-    upload = request.files.get("image")
-    if upload is None:
-        raise ServiceError(400, "no_image", "send the image in a form field named 'image'")
+@bp.input(AddForm, location="form_and_files", arg_name="form")
+@bp.output(Added, status_code=201)
+@bp.doc(
+    summary="Add an image to the running index",
+    security="bearer",
+    responses=ADMIN_ERRORS | api_responses(413, 507),
+)
+def add(form: dict):
+    upload = form["image"]
     svc = current_service()
     data = upload.read()
     image = svc.decode(data)  # refuse bad input before anything is stored
-    metadata = parse_metadata()
-    name = request.form.get("name") or request.form.get("path") or upload.filename
+    metadata = parse_metadata(form.get("metadata", ""))
+    name = form.get("name") or form.get("path") or upload.filename
     if name:
         metadata["original_name"] = name  # kept as data only: the stored file's name is ours
     added = svc.add(data, image, metadata)
-    return jsonify(
-        {"id": added.id, "path": added.path, "url": f"/images/{added.id}", "metadata": metadata}
-    ), 201
+    answer = jsonify({"id": added.id, "path": added.path, "url": f"/images/{added.id}", "metadata": metadata})
+    answer.status_code = 201
+    return answer
 
 
-@bp.delete("/images/<int:item_id>")
-def remove(item_id: int):
-    return jsonify({"deleted": item_id, "path": current_service().remove(item_id)})
+@bp.delete("/images/<int:id>")
+@bp.output(Deleted)
+@bp.doc(
+    summary="Remove an image from the index", security="bearer", responses=ADMIN_ERRORS | api_responses(404)
+)
+def remove(id: int):
+    return jsonify({"deleted": id, "path": current_service().remove(id)})

@@ -8,27 +8,25 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, jsonify, render_template, request
+from apiflask import APIBlueprint
+from flask import jsonify, make_response, render_template
 
 from imgsim.serve.service import ServiceError
-from imgsim.serve.web import counted, current_service, number_param
+from imgsim.serve.web import counted, current_service, page_responses
 from imgsim.serve.web.errors import wants_json
+from imgsim.serve.web.schemas import Duplicates, DuplicatesParams
 
-bp = counted(Blueprint("copies", __name__))
-
-
-def parse_threshold() -> float | None:
-    """``threshold``: a distance (angular distances lie in 0..2); none = the version's calibrated one."""
-    if not request.values.get("threshold"):
-        return None
-    return number_param("threshold", 0.0, 2.0, "", "bad_threshold", "a distance")
+bp = counted(APIBlueprint("copies", __name__, tag="duplicates"))
 
 
 MAX_PAGE_ITEMS = 50_000  # one query per item inside a request: beyond this, the CLI does it
 
 
 @bp.get("/duplicates")
-def duplicates_page():
+@bp.input(DuplicatesParams, location="query", arg_name="params")
+@bp.output(Duplicates)
+@bp.doc(summary="Groups of copies in the collection", responses=page_responses(400, 409))
+def duplicates_page(params: dict):
     svc = current_service()
     snap, _ = svc.current()
     if len(snap.index.items) > MAX_PAGE_ITEMS:
@@ -37,7 +35,7 @@ def duplicates_page():
             f"the index has {len(snap.index.items):,} images: list their duplicates with "
             f"`python ann.py --duplicates` (this page does it within the request, up to {MAX_PAGE_ITEMS:,})",
         )  # fmt: skip
-    snap, limit, groups = svc.duplicates(parse_threshold())
+    snap, limit, groups = svc.duplicates(params.get("threshold"))
     payload = {
         "threshold": limit,
         "calibrated": snap.index.manifest.thresholds.get("duplicate"),
@@ -46,4 +44,7 @@ def duplicates_page():
     }
     if wants_json():
         return jsonify(payload)
-    return render_template("duplicates.html", result=payload, deletes=bool(svc.cfg.admin_token))
+    # a Response: what @bp.output would serialise is the JSON answer only
+    return make_response(
+        render_template("duplicates.html", result=payload, deletes=bool(svc.cfg.admin_token))
+    )

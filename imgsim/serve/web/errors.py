@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, current_app, jsonify, render_template, request
+from apiflask import APIFlask, HTTPError
+from flask import current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from imgsim.serve.service import ServiceError
 from imgsim.serve.web import current_service
+from imgsim.serve.web.schemas import validation_message
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 DRAIN_BYTES = 64 * 1024 * 1024  # the most of a refused upload read (and dropped) before answering
@@ -43,6 +45,15 @@ def http_error(error: HTTPException):
         return service_error(ServiceError(413, "too_large", too_large_message()))
     code = (error.name or "error").lower().replace(" ", "_")
     return service_error(ServiceError(error.code or 400, code, error.description or code))
+
+
+def declared_error(error: HTTPError):
+    """apiflask's answer to a request its schemas refuse, in our shape: the field's code and message."""
+    if isinstance(error.detail, dict) and error.detail:
+        code, message = validation_message(error.detail)
+    else:
+        code, message = (error.message or "error").lower().replace(" ", "_"), error.message or "error"
+    return service_error(ServiceError(error.status_code, code, message))
 
 
 def too_large_message() -> str:
@@ -87,7 +98,8 @@ def unexpected(error: Exception):
     )
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: APIFlask) -> None:
+    app.error_processor(declared_error)
     app.register_error_handler(ServiceError, service_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected)

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, send_file
+from apiflask import APIBlueprint
+from flask import send_file
 
 from imgsim.serve.web import counted, current_service
 
-bp = counted(Blueprint("files", __name__))
+IMAGE = {
+    200: {
+        "description": "The image file",
+        "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+bp = counted(APIBlueprint("files", __name__, tag="files"))
 
 
-@bp.get("/images/<int:item_id>")
-def images(item_id: int):
-    return send_file(current_service().image_path(item_id), max_age=3600)
+@bp.get("/images/<int:id>")
+@bp.doc(summary="An indexed image, as stored", responses=IMAGE)
+def images(id: int):
+    return send_file(current_service().image_path(id), max_age=3600)
 
 
-@bp.get("/thumbs/<int:item_id>")
-def thumbs(item_id: int):
-    return send_file(current_service().thumbnail_path(item_id), mimetype="image/jpeg", max_age=86400)
+@bp.get("/thumbs/<int:id>")
+@bp.doc(summary="A JPEG thumbnail of an indexed image", responses=IMAGE)
+def thumbs(id: int):
+    return send_file(current_service().thumbnail_path(id), mimetype="image/jpeg", max_age=86400)

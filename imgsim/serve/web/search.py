@@ -6,7 +6,8 @@ import base64
 import io
 import time
 
-from flask import Blueprint, jsonify, render_template, request
+from apiflask import APIBlueprint
+from flask import jsonify, make_response, render_template, request
 from PIL import Image
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -14,59 +15,17 @@ from imgsim.index import matching, queries
 from imgsim.index.vectors import distance_to_score
 from imgsim.measure import plots
 from imgsim.serve.service import THUMB_SIDE, Answer, ServiceError
-from imgsim.serve.web import counted, current_service, number_param
+from imgsim.serve.web import PAGE, counted, current_service, page_responses
 from imgsim.serve.web.errors import wants_json
+from imgsim.serve.web.schemas import MAX_QUERY_PARTS, SearchById, SearchForm, SearchParams, SearchResult
 
-bp = counted(Blueprint("search", __name__))
-
-
-def parse_k() -> int:
-    cfg = current_service().cfg
-    raw = request.values.get("k", str(cfg.k))
-    try:
-        k = int(raw)
-    except ValueError:
-        raise ServiceError(
-            400, "bad_k", f"k must be a whole number from 1 to {cfg.max_k}, got {raw!r}"
-        ) from None
-    if not 1 <= k <= cfg.max_k:
-        raise ServiceError(400, "bad_k", f"k must be from 1 to {cfg.max_k}, got {k}")
-    return k
+bp = counted(APIBlueprint("search", __name__, tag="search"))
 
 
-def parse_min_score() -> float:
-    """``min_score``: results scoring below it are dropped (0 = keep all, the default)."""
-    return number_param("min_score", 0.0, 1.0, "0", "bad_min_score", "a number")
-
-
-MAX_OFFSET = 10_000
-MAX_FOLDERS = 20
-
-
-def parse_offset() -> int:
-    raw = request.values.get("offset", "0")
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_OFFSET:
-        raise ServiceError(
-            400, "bad_offset", f"offset must be a whole number from 0 to {MAX_OFFSET}, got {raw!r}"
-        )
-    return int(raw)
-
-
-def parse_folders() -> tuple[str, ...]:
-    """``folder=PREFIX`` (repeatable): keep results under these folders of the collection."""
-    folders = tuple(f.strip("/") for f in request.values.getlist("folder") if f.strip("/"))
-    if len(folders) > MAX_FOLDERS:
-        raise ServiceError(400, "bad_folder", f"give at most {MAX_FOLDERS} folder parameters")
-    if any(".." in f.split("/") or len(f) > 500 for f in folders):
-        raise ServiceError(400, "bad_folder", "a folder is a path inside the collection, without '..'")
-    return folders
-
-
-def uploaded_bytes() -> tuple[bytes, str | None]:
+def uploaded_bytes(images: list) -> tuple[bytes, str | None]:
     """The image of a search: the form field ``image``, or the raw request body."""
-    upload = request.files.get("image")
-    if upload is not None:
-        return upload.read(), upload.filename or None
+    if images:
+        return images[0].read(), images[0].filename or None
     if request.files:
         raise ServiceError(400, "no_image", "send the image in a form field named 'image'")
     data = request.get_data(cache=False)
@@ -86,10 +45,17 @@ def preview_data_url(image: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def render_answer(answer: Answer, k: int, began: float, preview: str, offset: int = 0, folders: tuple = ()):
+def search_settings(params: dict) -> tuple[int, int, tuple[str, ...], queries.Box | None]:
+    """k, offset, folders and box of a search, with their defaults."""
+    folders = tuple(folder for folder in params.get("folder", []) if folder)
+    return params.get("k", current_service().cfg.k), params.get("offset", 0), folders, params.get("box")
+
+
+def render_answer(answer: Answer, params: dict, began: float, preview: str):
     manifest = answer.snap.index.manifest
     thresholds = matching.Thresholds.from_dict(manifest.thresholds)
-    min_score = parse_min_score()
+    k, offset, folders, _ = search_settings(params)
+    min_score = params.get("min_score", 0.0)
     results = [
         {
             "id": hit.id,
@@ -120,10 +86,11 @@ def render_answer(answer: Answer, k: int, began: float, preview: str, offset: in
     }  # fmt: skip
     if wants_json():
         return jsonify(payload)
-    return render_template(
+    page = render_template(
         "results.html", result=payload, preview=preview, max_k=current_service().cfg.max_k,
         all_folders=answer.snap.index.folders,
     )  # fmt: skip
+    return make_response(page)  # a Response: @bp.output serialises only the JSON answer
 
 
 def _legend(thresholds: matching.Thresholds | None, metric: str) -> dict | None:
@@ -135,6 +102,7 @@ def _legend(thresholds: matching.Thresholds | None, metric: str) -> dict | None:
 
 
 @bp.get("/")
+@bp.doc(summary="The upload page", responses=PAGE)
 def home():
     svc = current_service()
     snap = svc.holder.get()
@@ -142,37 +110,23 @@ def home():
     return render_template("index.html", snap=snap, k=svc.cfg.k, max_k=svc.cfg.max_k, all_folders=folders)
 
 
-MAX_QUERY_PARTS = 20
-
-
-def parse_ids(name: str) -> list[int]:
-    """Repeated ``id`` (or ``negative_id``) parameters, from the query string or the form."""
-    raws = request.values.getlist(name)
-    if len(raws) > MAX_QUERY_PARTS:
-        raise ServiceError(400, "bad_id", f"give at most {MAX_QUERY_PARTS} {name} parameters")
-    for raw in raws:
-        if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, but int("²") fails
-            raise ServiceError(
-                400, "bad_id", f"{name} must be the id of an indexed image (/search?id=17), got {raw!r}"
-            )
-    return [int(raw) for raw in raws]
-
-
-def parse_box() -> queries.Box | None:
-    raw = request.values.get("box", "")
-    try:
-        return queries.parse_box(raw) if raw else None
-    except queries.BadBox as error:
-        raise ServiceError(400, "bad_box", str(error)) from None
-
-
 @bp.post("/search")
-def search_upload():
+@bp.input(SearchParams, location="query", arg_name="query")
+@bp.input(SearchForm, location="form_and_files", arg_name="form")
+@bp.output(SearchResult, content_type="application/json")
+@bp.doc(
+    summary="Search with an uploaded image",
+    description="The image as the form field `image` (several for one combined query, `negative` to avoid) "
+    "or as the raw request body. Parameters in the query string or the form.",
+    responses=page_responses(400, 404, 409, 413),
+)
+def search_upload(query: dict, form: dict):
     began = time.perf_counter()
     svc = current_service()
-    k, offset, folders, box = parse_k(), parse_offset(), parse_folders(), parse_box()
-    ids, negative_ids = parse_ids("id"), parse_ids("negative_id")
-    images, negatives = request.files.getlist("image"), request.files.getlist("negative")
+    params = {**form, **query}  # the query string wins, as request.values did
+    k, offset, folders, box = search_settings(params)
+    ids, negative_ids = params.get("id", []), params.get("negative_id", [])
+    images, negatives = form.get("image", []), form.get("negative", [])
     if len(images) + len(negatives) > MAX_QUERY_PARTS:
         raise ServiceError(400, "too_many_images", f"send at most {MAX_QUERY_PARTS} images in one query")
     if len(images) > 1 or negatives or ids or negative_ids:  # several things: one combined query
@@ -182,8 +136,8 @@ def search_upload():
         avoided = [svc.decode(upload.read()) for upload in negatives]
         answer = svc.search_combined(decoded, ids, avoided, negative_ids, k, offset, folders)
         preview = preview_data_url(decoded[0]) if decoded else f"/thumbs/{ids[0]}"
-        return render_answer(answer, k, began, preview, offset, folders)
-    data, filename = uploaded_bytes()
+        return render_answer(answer, params, began, preview)
+    data, filename = uploaded_bytes(images)
     image = svc.decode(data)
     if box is not None:
         try:
@@ -193,15 +147,18 @@ def search_upload():
     answer = svc.search_image(image, k, filename, offset, folders)
     if box is not None:
         answer.query["box"] = list(box)
-    return render_answer(answer, k, began, preview_data_url(image), offset, folders)
+    return render_answer(answer, params, began, preview_data_url(image))
 
 
 @bp.get("/search")
-def search_id():
+@bp.input(SearchById, location="query", arg_name="params")
+@bp.output(SearchResult, content_type="application/json")
+@bp.doc(summary="Search with an indexed image", responses=page_responses(400, 404, 409))
+def search_id(params: dict):
     began = time.perf_counter()
     svc = current_service()
-    k, offset, folders, box = parse_k(), parse_offset(), parse_folders(), parse_box()
-    ids, negative_ids = parse_ids("id"), parse_ids("negative_id")
+    k, offset, folders, box = search_settings(params)
+    ids, negative_ids = params.get("id", []), params.get("negative_id", [])
     if not ids:
         raise ServiceError(400, "bad_id", "give the id of an indexed image: /search?id=17")
     if len(ids) > 1 or negative_ids:
@@ -212,10 +169,11 @@ def search_id():
         answer = svc.search_region(ids[0], box, k, offset, folders)
     else:
         answer = svc.search_id(ids[0], k, offset, folders)
-    return render_answer(answer, k, began, f"/thumbs/{ids[0]}", offset, folders)
+    return render_answer(answer, params, began, f"/thumbs/{ids[0]}")
 
 
 @bp.get("/map", endpoint="map")
+@bp.doc(summary="A map of the collection", responses=page_responses(409) | PAGE)
 def collection_map():
     snap, points = current_service().map_points()
     classes = plots.collection_classes(snap.index.items) or []

@@ -1,0 +1,104 @@
+"""imgsim installs as one package with one command: ``pip install .`` into a fresh environment, then
+``imgsim --help``, ``imgsim index`` and ``imgsim search`` from another folder.
+
+The wheel is built and installed offline (no build isolation, no index): the fresh environment
+sees this environment's packages for the dependencies, and nothing of the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, write_images
+
+
+def _pins(lines: list[str]) -> list[str]:
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_the_package_depends_on_what_requirements_pin():
+    """requirements.txt stays the one pinned set for the README's commands; pyproject says the same."""
+    text = (ROOT / "requirements.txt").read_text()
+    runtime = _pins(text.split("# Tests and linting")[0].splitlines())
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert declared == runtime
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(out),
+        ".",
+    ]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    return next(out.glob("imgsim-*.whl"))
+
+
+def test_the_wheel_carries_the_pages_and_the_command(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"imgsim/templates/results.html", "imgsim/static/upload.js", "imgsim/deploy/nginx.conf"} <= names
+    assert "imgsim/cli/__init__.py" in names and not any(re.match(r"[^/]+\.py$", n) for n in names)
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt")))
+    assert b"imgsim = imgsim.cli:main" in entry_points
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh venv with the wheel installed; the dependencies come from this environment."""
+    venv = tmp_path_factory.mktemp("fresh") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    ours = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "numpy").is_dir())
+    theirs = next((venv / "lib").glob("python3*/site-packages"))
+    (theirs / "dependencies.pth").write_text(f"{ours}\n")  # after the venv's own: the wheel wins
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    subprocess.run(pip, check=True, capture_output=True, timeout=300)
+    return venv / "bin" / "imgsim"
+
+
+def _run(command: Path, *args: object, cwd: Path) -> subprocess.CompletedProcess:
+    environ = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": str(cwd)}
+    return subprocess.run(
+        [str(command), *map(str, args)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_imgsim_help_lists_every_command_from_any_folder(installed, tmp_path):
+    result = _run(installed, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for command in ("index", "search", "serve", "duplicates", "map", "evaluate", "add", "remove", "config"):
+        assert f"  {command} " in result.stdout
+    for command in ("index", "search", "serve", "add", "config"):
+        sub = _run(installed, command, "--help", cwd=tmp_path)
+        assert sub.returncode == 0 and f"usage: imgsim {command}" in sub.stdout, sub.stderr
+
+
+def test_index_and_search_work_from_the_installed_package(installed, tmp_path, tiny_model):
+    photos = tmp_path / "photos"
+    write_images(photos, 6)
+    flags = ["--model", tiny_model, "--image-size", "32", "--trees", "5", "--index-dir", tmp_path / "index"]
+    built = _run(installed, "index", photos, "--no-progress", *flags, cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    found = _run(
+        installed, "search", photos / "img0002.png", "--json", "--index-dir", tmp_path / "index", cwd=tmp_path
+    )
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["results"][0]["path"] == "img0002.png"
+    where = _run(installed.parent / "python", "-c", "import imgsim; print(imgsim.__file__)", cwd=tmp_path)
+    assert "site-packages" in where.stdout and str(ROOT) not in where.stdout
