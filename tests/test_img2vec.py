@@ -93,6 +93,29 @@ def test_rerun_embeds_only_new_and_changed_files_and_drops_deleted(tmp_path, tin
     assert {"new0000.png", "new0001.png", "new0002.png"} <= set(ids_after)
 
 
+def test_a_build_reads_the_current_version_once(tmp_path, tiny_config, monkeypatch):
+    """Its manifest and items are read once and passed on (they were read five times)."""
+    photos = tmp_path / "photos"
+    write_images(photos, 8)
+    quiet_build(photos, tiny_config)
+    calls = {"current_version": 0, "read_manifest": 0, "read_items": 0}
+    for name in calls:
+        original = getattr(store, name)
+
+        def counted(*args, name=name, original=original):
+            calls[name] += 1
+            return original(*args)
+
+        monkeypatch.setattr(store, name, counted)
+    write_images(photos, 2, seed=5, prefix="more")
+    assert quiet_build(photos, tiny_config).embedded == 2
+    # the pointer once for the build, once for clean()'s check of stale checkpoints beforehand
+    assert calls == {"current_version": 2, "read_manifest": 1, "read_items": 1}
+    calls.update(dict.fromkeys(calls, 0))
+    assert quiet_build(photos, tiny_config).up_to_date
+    assert calls == {"current_version": 2, "read_manifest": 1, "read_items": 1}
+
+
 def test_deleted_files_disappear_from_the_index(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     paths = write_images(photos, 6)

@@ -52,12 +52,16 @@ class BuildPlan:
     to_embed: list[FileEntry]
     known_sha1: dict[str, tuple[str, np.ndarray]]  # earlier vectors, reused if the content matches
     ids: dict[str, int]  # the ids files already have (current version and live additions)
-    previous: store.Manifest | None
+    current: collection.Previous | None  # the version this build starts from, read once
     live_state: live.LiveState
     live_store: live.LiveStore
     live_read_at: float = 0.0
     removed: int = 0
     up_to_date: bool = False
+
+    @property
+    def previous(self) -> store.Manifest | None:
+        return self.current.manifest if self.current else None
 
 
 @dataclass
@@ -98,9 +102,12 @@ def build_index(
         if plan.up_to_date:
             log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
             count = len(plan.entries)
-            version = store.current_version(cfg.index_dir)
             return BuildReport(
-                version, count, reused=count, seconds=time.perf_counter() - started, up_to_date=True
+                plan.current.version,
+                count,
+                reused=count,
+                seconds=time.perf_counter() - started,
+                up_to_date=True,
             )
         log(
             f"{len(plan.entries)} images in {plan.root}: {len(plan.unchanged)} unchanged, "
@@ -140,7 +147,8 @@ def plan_build(
             threads = config.decode_threads(cfg)
             return collection.decode_square(sample[:limit], side, cfg.max_image_pixels, threads)
 
-        embedder = embedders.trained_on_collection(cfg, root, images, retrain, plot, verbose, log)
+        before = (current.version, current.manifest) if current else None
+        embedder = embedders.trained_on_collection(cfg, root, images, retrain, plot, verbose, log, before)
     weights = embedders.weights_setting(cfg.weights)
     key = embedder.key if embedder else embedders.model_key(*_model_settings(cfg, weights))
     known = {} if full else collection.known_vectors(cfg.index_dir, current, key, root)
@@ -158,7 +166,7 @@ def plan_build(
         cfg, str(dataset), root, entries, key, embedder, unchanged,
         to_embed=[e for e in entries if e.path not in unchanged],
         known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
-        ids=ids, previous=current.manifest if current else None, live_state=state, live_store=live_store,
+        ids=ids, current=current, live_state=state, live_store=live_store,
         live_read_at=live_read_at, removed=len(set(catalogue) - {e.path for e in entries}),
     )  # fmt: skip
     plan.up_to_date = _up_to_date(plan)
@@ -317,10 +325,7 @@ def _measure_depth(
     cfg = plan.cfg
     if cfg.recall_sample <= 0:
         return None, None
-    try:
-        previous: Path | None = store.current_version(cfg.index_dir)
-    except store.IndexMissing:
-        previous = None
+    previous = plan.current.version if plan.current else None
     found = tuning.reusable(previous, plan.key, items, cfg.recall_sample)
     if found is None:
         plan.embedder = plan.embedder or embedders.from_config(cfg, log)
@@ -336,12 +341,9 @@ def _conversion_to_keep(plan: BuildPlan) -> Path | None:
     one the version before carried for the same model (a rebuild that only removed files)."""
     if plan.embedder is not None:
         return plan.embedder.converted
-    if plan.previous is None or plan.previous.model_key != plan.key:
+    if plan.current is None or plan.current.manifest.model_key != plan.key:
         return None
-    try:
-        folder = store.current_version(plan.cfg.index_dir) / runtimes.VERSION_FOLDER
-    except store.IndexMissing:
-        return None
+    folder = plan.current.version / runtimes.VERSION_FOLDER
     return folder if runtimes.is_converted(folder, plan.key) else None
 
 

@@ -322,18 +322,20 @@ def trained_on_collection(
     plot: Path | None = None,
     verbose: int = 2,
     log: Callable[[str], None] = print,
+    current: tuple[Path, store.Manifest] | None = None,
 ) -> Embedder:
     """An autoencoder trained on the collection's own pixels (``cfg.model`` convae or simpleae).
 
     ``images(side, limit)`` decodes up to ``limit`` of the collection's images to side x side.
-    Reuses the one the current index was built with (or one whose embedding run was interrupted)
+    Reuses the one the ``current`` version (its folder and manifest, as the build read them) was
+    built with (or one whose embedding run was interrupted)
     unless ``retrain``; otherwise trains a new one. The trained files stay under .partial/ until
     a version built with them is published, so a failed training never replaces the old model.
     """
     kind = cfg.model
     side = autoencoder.PIXEL_MODELS[kind]
     fresh = store.partial_dir(cfg.index_dir) / kind
-    trained = None if retrain else _trained_before(cfg, root, fresh)
+    trained = None if retrain else _trained_before(cfg, root, fresh, current)
     if trained is None:
         pixels = images(side, cfg.ae_train_images)
         log(f"Training {kind} on {len(pixels)} images of {side}x{side} (early stopping) ...")
@@ -363,14 +365,13 @@ def trained_on_collection(
     return dataclasses.replace(loaded, name=kind, source=kind, trained_files=trained)
 
 
-def _trained_before(cfg: config.Config, root: Path, fresh: Path) -> Path | None:
+def _trained_before(
+    cfg: config.Config, root: Path, fresh: Path, current: tuple[Path, store.Manifest] | None
+) -> Path | None:
     """The folder of a complete model of this kind for this collection, if one exists."""
     folders = [fresh]
-    try:
-        version = store.current_version(cfg.index_dir)
-        manifest = store.read_manifest(version)
+    if current is not None:
+        version, manifest = current
         if manifest.model_source == cfg.model and manifest.collection_root == str(root):
             folders.insert(0, version)
-    except store.IndexMissing:
-        pass
     return next((f for f in folders if (f / autoencoder.ENCODER_FILE).is_file()), None)
