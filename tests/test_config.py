@@ -61,3 +61,45 @@ def test_switches_read_on_and_off_and_choices_are_checked():
         config.load(environ={"IMGSIM_TARGET_RECALL": "1.5"})
     cfg = config.Config(trim_borders=False, pooling="avg", centre="none", tta="rotations", target_recall=0.9)
     assert config.load(environ=config.to_environ(cfg)) == cfg
+
+
+def _config_script(*args: str, **environ: str):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGSIM_")} | environ
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "config.py"), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout) if "--json" in args else run.stdout
+
+
+def test_config_py_prints_every_setting_with_its_variable_flag_and_value():
+    rows = _config_script("--json", IMGSIM_TREES="7", IMGSIM_ADMIN_TOKEN="hunter2")
+    assert [row["setting"] for row in rows] == [f.name for f in config.dataclasses.fields(config.Config)]
+    trees = next(row for row in rows if row["setting"] == "trees")
+    assert trees == {
+        "setting": "trees",
+        "default": "100",
+        "variable": "IMGSIM_TREES",
+        "flag": "--trees",
+        "value": "7",
+    }
+    token = next(row for row in rows if row["setting"] == "admin_token")
+    assert token["value"] == "(set)" and token["flag"] == ""  # a secret is never printed
+    table = _config_script()
+    assert table.splitlines()[0].split() == ["setting", "default", "variable", "flag", "value"]
+    assert "hunter2" not in table and "index_dir" in table
+
+
+def test_the_imgsim_command_refuses_an_unknown_subcommand(capsys):
+    from imgsim import cli
+
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+    assert cli.main(["--help"]) == 0 and "imgsim index" not in capsys.readouterr().err

@@ -31,10 +31,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 0
     widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in COLUMNS}
     print("  ".join(c.ljust(widths[c]) for c in COLUMNS).rstrip())
+    changed = [row["setting"] for row in rows if row["value"] != row["default"]]
     for row in rows:
-        changed = "*" if row["value"] != row["default"] and row["setting"] not in config.SECRETS else ""
-        print("  ".join(row[c].ljust(widths[c]) for c in COLUMNS).rstrip() + changed)
-    print("\n* set by a variable here. Precedence: flag > variable > default.", file=sys.stderr)
+        mark = " *" if row["setting"] in changed and row["setting"] not in config.SECRETS else ""
+        print("  ".join(row[c].ljust(widths[c]) for c in COLUMNS).rstrip() + mark)
+    if changed:
+        print("\n* set by an IMGSIM_* variable here; a flag would beat it.", file=sys.stderr)
     return 0
 
 
