@@ -67,8 +67,9 @@ def installed(wheel, tmp_path_factory) -> Path:
     ours = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "numpy").is_dir())
     theirs = next((venv / "lib").glob("python3*/site-packages"))
     (theirs / "dependencies.pth").write_text(f"{ours}\n")  # after the venv's own: the wheel wins
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
-    subprocess.run(pip, check=True, capture_output=True, timeout=300)
+    # -I (--ignore-installed): this environment's own copy of imgsim (make installs one) is visible too
+    pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", "-I", wheel]
+    subprocess.run([*map(str, pip)], check=True, capture_output=True, timeout=300)
     return venv / "bin" / "imgsim"
 
 
