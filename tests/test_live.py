@@ -357,3 +357,48 @@ def test_a_compaction_that_cannot_run_now_is_not_retried_on_every_change(app):
         compactor.maybe_start(snap, over_the_threshold)
         compactor.thread.join()
     assert len(attempts) == 1
+
+
+def test_the_compactor_keeps_publishing_after_the_version_it_started_on_is_pruned(
+    photos, service_config, tmp_path
+):
+    """A worker's model came from the first version's converted copy; once keep_versions pruned that
+    version, every compaction failed copying it (FileNotFoundError) and the delta grew without end."""
+    cfg = service_config.replace(compact_threshold=1, keep_versions=1)
+    quiet_build(photos, cfg)
+    first = store.current_version(cfg.index_dir)
+    flask_app = app_module.create_app(cfg)
+    client, compactor = flask_app.test_client(), web.service_of(flask_app).compactor
+    published = []
+    for path in write_images(tmp_path / "new", 4, seed=60):
+        assert AdminActions(client).add(path.read_bytes()).status_code == 201
+        assert compactor.thread is not None
+        compactor.thread.join(timeout=120)
+        published.append(store.current_version(cfg.index_dir))
+        time.sleep(cfg.reload_interval + 0.1)  # the worker moves on to the version just published
+        assert client.get("/healthz").get_json()["version"] == published[-1].name
+    assert not first.exists() and len(set(published)) == 4  # more compactions than versions kept
+    assert store.read_manifest(published[-1]).items == 16
+    assert (published[-1] / "openvino").is_dir()  # the new version carries its model: no TensorFlow
+    web.service_of(flask_app).close()
+
+
+def test_failing_compactions_back_off_and_say_so_in_healthz_and_metrics(app, service_config, tmp_path):
+    flask_app = app_module.create_app(service_config.replace(compact_threshold=1))
+    client, svc = flask_app.test_client(), web.service_of(flask_app)
+
+    def broken(*args, **kwargs):
+        raise OSError("the disk is full")
+
+    svc.compactor.build = broken
+    waits = []
+    for path in write_images(tmp_path / "new", 3, seed=61):
+        svc.compactor._retry_at = 0.0  # as if each wait had passed
+        assert AdminActions(client).add(path.read_bytes()).status_code == 201
+        svc.compactor.thread.join(timeout=60)
+        waits.append(svc.compactor._retry_at - time.monotonic())
+    assert waits[0] < waits[1] < waits[2] and waits[2] > 3.5  # 1 s, 2 s, 4 s
+    health = client.get("/healthz").get_json()
+    assert health["status"] == "ok" and health["compaction"] == "failing (3 in a row)"
+    assert "imgsim_compaction_failures 3.0" in client.get("/metrics").get_data(as_text=True)
+    svc.close()

@@ -338,13 +338,14 @@ def _measure_depth(
 
 def _conversion_to_keep(plan: BuildPlan) -> Path | None:
     """The OpenVINO conversion the new version carries: the one this run embedded with, else the
-    one the version before carried for the same model (a rebuild that only removed files)."""
-    if plan.embedder is not None:
-        return plan.embedder.converted
-    if plan.current is None or plan.current.manifest.model_key != plan.key:
-        return None
-    folder = plan.current.version / runtimes.VERSION_FOLDER
-    return folder if runtimes.is_converted(folder, plan.key) else None
+    copy the version before carries for the same model (a rebuild that only removed files).
+
+    A serving worker's embedder runs the copy in the version it first loaded; once keep_versions
+    has pruned that version, its folder is gone, and the current version's copy stands in."""
+    folders = [plan.embedder.converted] if plan.embedder is not None else []
+    if plan.current is not None and plan.current.manifest.model_key == plan.key:
+        folders.append(plan.current.version / runtimes.VERSION_FOLDER)
+    return next((f for f in folders if f is not None and runtimes.is_converted(f, plan.key)), None)
 
 
 def _weights_of(embedder: embedders.Embedder) -> str:

@@ -21,6 +21,7 @@ from imgsim.models import embedders
 from imgsim.search import ann
 from imgsim.serve import metrics
 
+MAX_BACKOFF_S = 600.0
 Build = Callable[..., object]  # indexer.build_index: (dataset, cfg, embedder=, progress=, log=, live_store=)
 
 
@@ -42,6 +43,7 @@ class Compactor:
         self.thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._retry_at = 0.0
+        self.failures = 0  # compactions in a row that failed here; 0 once one publishes
 
     def maybe_start(self, snap: Serving, view: live.LiveView) -> bool:
         if view.pending < self.cfg.compact_threshold or time.monotonic() < self._retry_at:
@@ -55,10 +57,21 @@ class Compactor:
 
     def _not_now(self, outcome: str, why: str) -> None:
         """A compaction that did not run here waits a while before the next try: otherwise every
-        change in a worker started a thread while another worker or replica was compacting."""
-        self._retry_at = time.monotonic() + max(1.0, 2 * self.cfg.reload_interval)
-        self.logger.info("compaction %s: %s", outcome, why)
+        change in a worker started a thread while another worker or replica was compacting. After
+        failures the wait doubles each time (up to MAX_BACKOFF_S): a rebuild that fails for a
+        lasting reason is not retried every few seconds from a serving worker."""
+        wait = max(1.0, 2 * self.cfg.reload_interval)
+        if outcome == "failed":
+            self.failures += 1
+            wait = min(MAX_BACKOFF_S, wait * 2 ** (self.failures - 1))
+            metrics.COMPACTION_FAILING.set(self.failures)
+        self._retry_at = time.monotonic() + wait
+        self.logger.info("compaction %s: %s (next try in %.0f s)", outcome, why, wait)
         metrics.COMPACTIONS.labels(outcome).inc()
+
+    @property
+    def failing(self) -> bool:
+        return self.failures > 0
 
     def _run(self, snap: Serving) -> None:
         manifest = snap.index.manifest
@@ -83,6 +96,8 @@ class Compactor:
                 finally:
                     imaging.release_memory()  # what the build took (Annoy, vectors) back to the system
             self.logger.info("compaction published %s", getattr(report, "version", report))
+            self.failures = 0
+            metrics.COMPACTION_FAILING.set(0)
             metrics.COMPACTIONS.labels("published").inc()
         except store.BuildInProgress:
             self._not_now("skipped", "another rebuild is running")

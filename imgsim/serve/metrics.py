@@ -38,6 +38,10 @@ QUERY_BATCH = Histogram(
     "imgsim_query_batch_images", "Queries embedded together in one forward pass", buckets=(1, 2, 4, 8, 16, 32)
 )
 COMPACTIONS = Counter("imgsim_compactions", "Background rebuilds of the index, by outcome", ["outcome"])
+COMPACTION_FAILING = Gauge(
+    "imgsim_compaction_failures", "Compactions in a row that failed in this worker (0: compacting works)",
+    multiprocess_mode="livemax",
+)  # fmt: skip
 ITEMS = Gauge("imgsim_index_items", "Images the service answers from", multiprocess_mode="livemostrecent")
 DELTA = Gauge(
     "imgsim_live_delta", "Additions and deletions not yet compacted", multiprocess_mode="livemostrecent"

@@ -381,7 +381,10 @@ class Service:
         snap = self.holder.get()
         if snap is None:
             return {"status": "unavailable", "reason": self.holder.load_error}, 503
-        return {"status": "ok", "version": snap.index.version.name, "items": len(snap.index.items)}, 200
+        body = {"status": "ok", "version": snap.index.version.name, "items": len(snap.index.items)}
+        if self.compactor is not None and self.compactor.failing:  # it serves, but its delta grows
+            body["compaction"] = f"failing ({self.compactor.failures} in a row)"
+        return body, 200
 
     def stats(self) -> dict:
         snap = self.holder.get()

@@ -272,6 +272,7 @@ class Health(Schema):
     version = fields.String()
     items = fields.Integer()
     reason = fields.String(allow_none=True)
+    compaction = fields.String(metadata={"description": "present when background compactions fail"})
 
 
 class Stats(Schema):
