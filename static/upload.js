@@ -39,7 +39,7 @@ document.querySelectorAll(".delete-copy").forEach((button) => {
       document.getElementById(`copy-${button.dataset.id}`).remove();
     } else {
       const body = await reply.json().catch(() => ({}));
-      button.textContent = body.message || `failed (${reply.status})`;
+      button.textContent = body.error || `failed (${reply.status})`;  // errors answer {error, code}
     }
   });
 });

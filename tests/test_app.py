@@ -168,3 +168,21 @@ def test_hot_swap_under_concurrent_requests(app, client, photos, service_config)
         assert {hit["id"] for hit in body["results"]} <= catalogues[body["index"]["version"]]
     assert client.get("/search?id=0&format=json").get_json()["index"]["items"] == 18
     assert json.loads(client.get("/healthz").data)["version"] == new_version
+
+
+def test_every_answer_carries_the_security_headers(client):
+    for path in ("/", "/duplicates?format=html", "/healthz", "/images/9999", "/static/upload.js"):
+        reply = client.get(path)
+        assert reply.headers["X-Frame-Options"] == "DENY", path
+        assert reply.headers["X-Content-Type-Options"] == "nosniff", path
+        assert reply.headers["Referrer-Policy"] == "same-origin", path
+        policy = reply.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy, path
+
+
+def test_the_upload_page_shows_the_reason_of_a_refusal():
+    """Errors answer {"error", "code"}: the page read body.message and showed only "failed (401)"."""
+    from helpers import ROOT
+
+    script = (ROOT / "static" / "upload.js").read_text()
+    assert "body.error" in script and "body.message" not in script

@@ -40,3 +40,12 @@ def test_metrics_count_requests_by_route_and_status_and_time_each_stage(client):
     assert value(after, "imgsim_live_delta") == 0
     info = [labels for (name, labels), v in after.items() if name == "imgsim_index_info" and v == 1]
     assert len(info) == 1 and dict(info[0])["model"] == "tiny"
+
+
+def test_made_up_methods_do_not_add_series(client):
+    for n in range(50):
+        client.open("/search", method=f"BREW{n}")
+    methods = {
+        dict(labels).get("method") for (name, labels) in scrape(client) if name == "imgsim_requests_total"
+    }
+    assert methods <= {"GET", "POST", "other"} and "other" in methods

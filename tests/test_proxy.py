@@ -159,6 +159,15 @@ def test_nginx_serves_static_files_itself_and_passes_everything_else_on(stack):
     assert status == 200 and len(body["results"]) == 2
 
 
+def test_nginx_and_the_app_both_send_the_security_headers(stack):
+    for path in ("/static/style.css", "/duplicates?format=html", "/healthz"):
+        with urllib.request.urlopen(stack.proxied + path) as reply:
+            assert reply.headers["X-Frame-Options"] == "DENY", path
+            assert reply.headers["X-Content-Type-Options"] == "nosniff", path
+            assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"], path
+            assert len(reply.headers.get_all("X-Frame-Options")) == 1, path  # not twice through nginx
+
+
 def test_a_short_soak_with_additions_and_deletions_loses_nothing(gunicorn_only, capsys):
     """bench/soak.py in miniature: 2 clients for 8 s, compactions every 10 changes, then the checks."""
     url, _, root = gunicorn_only

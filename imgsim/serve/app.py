@@ -22,7 +22,7 @@ from imgsim.models.embedders import Embedder
 from imgsim.serve import web
 from imgsim.serve.resources import resource
 from imgsim.serve.service import Service
-from imgsim.serve.web import admin, copies, errors, files, openapi, ops, search
+from imgsim.serve.web import admin, copies, errors, files, headers, openapi, ops, search
 
 
 def create_app(cfg: config.Config | None = None, embedder: Embedder | None = None) -> APIFlask:
@@ -39,5 +39,6 @@ def create_app(cfg: config.Config | None = None, embedder: Embedder | None = Non
     for blueprint in (search.bp, files.bp, admin.bp, ops.bp, copies.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
+    headers.init_app(app)
     svc.start()  # load the model and index now, in this (post-fork) worker
     return app

@@ -30,11 +30,18 @@ def _started() -> None:
     g.started = time.perf_counter()
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
 def _measured(response: Response) -> Response:
-    """Every answer, errors included, into imgsim_requests_total and imgsim_request_seconds."""
+    """Every answer, errors included, into imgsim_requests_total and imgsim_request_seconds.
+
+    Labels come from fixed sets (the routes, METHODS, "other"): a label taken as sent would let
+    anyone add series without bound (400 made-up methods grew /metrics from 6.7 to 37.9 KB)."""
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    method = request.method if request.method in METHODS else "other"
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    metrics.request_done(route, request.method, response.status_code, seconds)
+    metrics.request_done(route, method, response.status_code, seconds)
     return response
 
 
