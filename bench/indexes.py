@@ -177,7 +177,7 @@ def _add_then_compact(live_url: str = "") -> tuple[list[float], list[float], flo
         cfg = config.Config(
             index_dir=Path(tmp) / "index",
             model=str(config.SHARED_MODEL),
-            admin_token="t",
+            admin_token="bench-admin-token-0123",
             reload_interval=0.0,
             live_url=live_url,
         )

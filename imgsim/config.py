@@ -25,6 +25,7 @@ _CHOICES = {
     "reduce": REDUCTIONS, "metric": METRICS, "engine": ENGINES, "runtime": RUNTIMES,
     "pooling": POOLINGS, "centre": CENTRINGS, "tta": TTAS,
 }  # fmt: skip
+MIN_ADMIN_TOKEN = 16  # a shorter token can be guessed; it guards adding and deleting images
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 # Data shared beside the checkout (read-only): a real pretrained model and labelled photos, used
@@ -113,6 +114,15 @@ class Config:
     # Where gunicorn listens, and where nginx listens in front of it (proxy.py, make serve-proxy).
     bind: str = "127.0.0.1:8000"
     proxy_bind: str = "127.0.0.1:8080"
+
+    def __post_init__(self) -> None:
+        token = self.admin_token.strip()
+        object.__setattr__(self, "admin_token", token)  # " " is no token: the admin routes are off
+        if 0 < len(token) < MIN_ADMIN_TOKEN:
+            raise ConfigError(
+                f"admin_token (IMGSIM_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN} characters, got "
+                f"{len(token)}: make one with python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+            )
 
     def replace(self, **changes: object) -> Config:
         return dataclasses.replace(self, **changes)

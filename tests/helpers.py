@@ -14,7 +14,7 @@ from imgsim import config
 from imgsim.build import indexer
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "s3cret"
+TOKEN = "s3cret-token-of-the-tests"
 JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}

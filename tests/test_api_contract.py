@@ -58,6 +58,8 @@ def test_every_answer_is_one_the_document_describes(app, mode):
 
 def test_the_document_is_generated_from_the_declarations(client):
     spec = client.get("/openapi.json").get_json()
+    routes = {"/", "/search", "/map", "/duplicates", "/images", "/images/{id}", "/thumbs/{id}"}
+    assert routes | {"/healthz", "/stats", "/metrics"} <= set(spec["paths"])  # every route is declared
     search = spec["paths"]["/search"]
     names = {p["name"] for p in search["get"]["parameters"]}
     assert {"k", "offset", "folder", "box", "id", "negative_id", "min_score", "format"} <= names

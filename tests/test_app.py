@@ -186,3 +186,16 @@ def test_the_upload_page_shows_the_reason_of_a_refusal():
 
     script = (ROOT / "static" / "upload.js").read_text()
     assert "body.error" in script and "body.message" not in script
+
+
+def test_stats_and_health_show_paths_and_errors_only_to_the_admin(client, admin, tmp_path, tiny_config):
+    from helpers import ADMIN
+
+    public = client.get("/stats").get_data(as_text=True)
+    assert "/" + str(tmp_path).strip("/") not in public and "worker_pid" not in public
+    private = client.get("/stats", headers=ADMIN).get_json()
+    assert private["index"]["collection_root"].startswith(str(tmp_path)) and private["worker_pid"] > 0
+    empty = app_module.create_app(tiny_config.replace(index_dir=tmp_path / "nothing")).test_client()
+    reason = empty.get("/healthz").get_json()["reason"]
+    assert str(tmp_path) not in reason and "img2vec.py" in reason
+

@@ -153,7 +153,7 @@ def copies_server(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     write_images(photos, 15, size=96)
     shutil.copy(photos / "img0003.png", photos / "img0003-copy.png")
-    yield from _served(photos, tiny_config.replace(admin_token="browser-secret", reload_interval=0.1))
+    yield from _served(photos, tiny_config.replace(admin_token="browser-secret-token", reload_interval=0.1))
 
 
 def test_delete_a_copy_from_the_duplicates_page_and_search_with_two_photos(copies_server, browser):
@@ -166,7 +166,7 @@ def test_delete_a_copy_from_the_duplicates_page_and_search_with_two_photos(copie
     browser.get(base + "/duplicates")
     group = browser.find_element(By.CSS_SELECTOR, ".copy-group[data-kind='exact']")
     assert "img0003-copy.png" in group.text and "img0003.png" in group.text
-    browser.find_element(By.ID, "admin-token").send_keys("browser-secret")
+    browser.find_element(By.ID, "admin-token").send_keys("browser-secret-token")
     button = group.find_element(By.CSS_SELECTOR, ".delete-copy")
     copy = browser.find_element(By.ID, f"copy-{button.get_attribute('data-id')}")
     button.click()

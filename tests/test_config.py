@@ -46,7 +46,7 @@ def test_tensorflow_starts_without_a_cuda_error_on_a_cpu_machine():
 
 
 def test_a_child_process_gets_the_same_configuration_through_its_environment():
-    cfg = config.Config(trees=7, admin_token="t", bind="127.0.0.1:9", reload_interval=0.5)
+    cfg = config.Config(trees=7, admin_token="t" * 16, bind="127.0.0.1:9", reload_interval=0.5)
     assert config.load(environ=config.to_environ(cfg)) == cfg
 
 
@@ -80,7 +80,7 @@ def _config_script(*args: str, **environ: str):
 
 
 def test_config_py_prints_every_setting_with_its_variable_flag_and_value():
-    rows = _config_script("--json", IMGSIM_TREES="7", IMGSIM_ADMIN_TOKEN="hunter2")
+    rows = _config_script("--json", IMGSIM_TREES="7", IMGSIM_ADMIN_TOKEN="hunter2-hunter2-hunter2")
     assert [row["setting"] for row in rows] == [f.name for f in config.dataclasses.fields(config.Config)]
     trees = next(row for row in rows if row["setting"] == "trees")
     assert trees == {
@@ -103,3 +103,11 @@ def test_the_imgsim_command_refuses_an_unknown_subcommand(capsys):
     assert cli.main(["frobnicate"]) == 2
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
     assert cli.main(["--help"]) == 0 and "imgsim index" not in capsys.readouterr().err
+
+
+def test_a_blank_admin_token_is_no_token_and_a_short_one_is_refused():
+    assert config.Config(admin_token="  ").admin_token == ""  # the admin routes say they are off
+    with pytest.raises(config.ConfigError, match="at least 16 characters, got 6"):
+        config.Config(admin_token="s3cret")
+    with pytest.raises(config.ConfigError, match="at least 16 characters"):
+        config.load(environ={"IMGSIM_ADMIN_TOKEN": "letmein"})

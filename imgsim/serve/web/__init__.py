@@ -9,6 +9,7 @@ declares what each route takes and answers: apiflask validates requests and writ
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -71,6 +72,13 @@ def api_responses(*statuses: int) -> dict:
 ERROR_CONTENT_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 ERROR_CONTENT = ERROR_CONTENT_JSON | {"text/html": {"schema": {"type": "string"}}}
 PAGE = {200: {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
+
+
+def has_admin_token() -> bool:
+    """Whether this request carries the admin token (compared in constant time)."""
+    token = current_service().cfg.admin_token
+    given = request.headers.get("Authorization", "")
+    return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 def counted(blueprint: Blueprint) -> Blueprint:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 
 from apiflask import APIBlueprint
-from flask import jsonify, request
+from flask import jsonify
 
 from imgsim.serve.service import ServiceError
-from imgsim.serve.web import api_responses, counted, current_service
+from imgsim.serve.web import api_responses, counted, current_service, has_admin_token
 from imgsim.serve.web.schemas import Added, AddForm, Deleted
 
 bp = counted(APIBlueprint("admin", __name__, tag="admin"))
@@ -18,11 +17,9 @@ ADMIN_ERRORS = api_responses(401, 403)
 
 @bp.before_request
 def require_admin() -> None:
-    token = current_service().cfg.admin_token
-    if not token:
+    if not current_service().cfg.admin_token:
         raise ServiceError(403, "disabled", "adding and removing images is off: set IMGSIM_ADMIN_TOKEN")
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    if not has_admin_token():
         raise ServiceError(401, "unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
 
 

@@ -7,7 +7,7 @@ from flask import Response, jsonify
 
 from imgsim.serve import metrics
 from imgsim.serve.service import ServiceError
-from imgsim.serve.web import current_service
+from imgsim.serve.web import current_service, has_admin_token
 from imgsim.serve.web.schemas import Health, Stats
 
 bp = APIBlueprint("ops", __name__, tag="operations")
@@ -26,6 +26,8 @@ bp = APIBlueprint("ops", __name__, tag="operations")
 )
 def healthz():
     body, status = current_service().health()
+    if "reason" in body and not has_admin_token():
+        body["reason"] = NOT_LOADED
     answer = jsonify(body)  # a Response, as from every view: @bp.output only documents it
     answer.status_code = status
     return answer
@@ -35,7 +37,23 @@ def healthz():
 @bp.output(Stats)
 @bp.doc(summary="This worker: requests, the index's manifest")
 def stats():
-    return jsonify(current_service().stats())
+    body = current_service().stats()
+    return jsonify(body if has_admin_token() else public(body))
+
+
+NOT_LOADED = (
+    "no index is loaded in this worker: build one with `imgsim index FOLDER` (python img2vec.py FOLDER); "
+    "the admin token shows the error"
+)
+PRIVATE = ("collection_root", "dataset", "model_source", "weights")  # paths on the server
+
+
+def public(stats: dict) -> dict:
+    """/stats for anyone: no paths on the server, no process id, no exception text."""
+    index = stats["index"] and {k: v for k, v in stats["index"].items() if k not in PRIVATE}
+    failed = "the index did not load (the admin token shows why)" if stats["load_error"] else None
+    rest = {k: v for k, v in stats.items() if k != "worker_pid"}
+    return rest | {"index": index, "load_error": failed}
 
 
 @bp.get("/metrics")
