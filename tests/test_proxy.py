@@ -168,6 +168,21 @@ def test_nginx_and_the_app_both_send_the_security_headers(stack):
             assert len(reply.headers.get_all("X-Frame-Options")) == 1, path  # not twice through nginx
 
 
+def test_nginx_slows_down_guessing_the_admin_token(stack):
+    statuses = []
+    for _ in range(40):
+        request = urllib.request.Request(
+            stack.proxied + "/images/1", method="DELETE", headers={"Authorization": "Bearer guess"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+    assert statuses.count(401) <= 25 and statuses.count(429) >= 15  # a burst of 20, then 2 a second
+    with urllib.request.urlopen(stack.proxied + "/images/1") as reply:  # reading is not limited
+        assert reply.status == 200
+
+
 def test_a_short_soak_with_additions_and_deletions_loses_nothing(gunicorn_only, capsys):
     """bench/soak.py in miniature: 2 clients for 8 s, compactions every 10 changes, then the checks."""
     url, _, root = gunicorn_only
