@@ -53,10 +53,10 @@ def test_scan_walks_folders_recursively_and_accepts_globs(tmp_path):
     write_images(tmp_path / "a" / "deeper", 1)
     write_images(tmp_path / ".hidden", 1)
     (tmp_path / "a" / "notes.txt").write_text("not an image")
-    root, entries = collection.scan(tmp_path)
+    root, entries, _ = collection.scan(tmp_path)
     assert root == tmp_path.resolve()
     assert [e.path for e in entries] == ["a/deeper/img0000.png", "a/img0000.png", "a/img0001.png"]
-    root, entries = collection.scan(str(tmp_path / "a" / "*.png"))
+    root, entries, _ = collection.scan(str(tmp_path / "a" / "*.png"))
     assert root == (tmp_path / "a").resolve()
     assert [e.path for e in entries] == ["img0000.png", "img0001.png"]
 
@@ -241,3 +241,26 @@ def test_the_manifest_says_where_the_weights_came_from(tmp_path, tiny_config):
     write_images(tmp_path / "photos", 4)
     version = quiet_build(tmp_path / "photos", tiny_config).version
     assert store.read_manifest(version).weights == "file"  # inside the .keras file, not "none"
+
+
+def test_a_link_to_a_file_outside_the_collection_is_skipped_and_never_served(tmp_path, tiny_config):
+    """It was indexed, and GET /images/<id> returned the outside file's bytes."""
+    from imgsim.serve import app as app_module
+
+    photos = tmp_path / "photos"
+    write_images(photos, 4)
+    secret = write_images(tmp_path / "elsewhere", 1, seed=3, prefix="secret")[0]
+    (photos / "link.png").symlink_to(secret)
+    (photos / "inside.png").symlink_to(photos / "img0001.png")  # a link within the collection is fine
+    report = quiet_build(photos, tiny_config)
+    assert report.items == 5 and ("link.png", collection.OUTSIDE) in report.skipped
+    version = store.current_version(tiny_config.index_dir)
+    assert {"path": "link.png", "reason": collection.OUTSIDE} in store.read_json(version / "skipped.json")
+    items = store.read_items(version)
+    assert "link.png" not in {i.path for i in items}
+    client = app_module.create_app(tiny_config).test_client()
+    (photos / "img0002.png").unlink()
+    (photos / "img0002.png").symlink_to(secret)  # swapped for a link after the build
+    item = next(i for i in items if i.path == "img0002.png")
+    assert client.get(f"/images/{item.id}").get_json()["code"] == "outside_collection"
+    assert client.get(f"/thumbs/{item.id}").get_json()["code"] == "outside_collection"

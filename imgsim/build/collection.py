@@ -48,8 +48,10 @@ class Known:
     vector: np.ndarray
 
 
-def scan(dataset: str | Path) -> tuple[Path, list[FileEntry]]:
-    """The collection root and its image files (by extension), sorted, hidden folders skipped."""
+def scan(dataset: str | Path) -> tuple[Path, list[FileEntry], list[tuple[str, str]]]:
+    """The collection root, its image files (by extension), sorted, hidden folders skipped, and the
+    files refused with the reason: links to files outside the collection, which the service would
+    otherwise serve to anyone who asks for their id."""
     dataset = str(dataset)
     if Path(dataset).is_dir():
         root = Path(dataset).resolve()
@@ -64,7 +66,18 @@ def scan(dataset: str | Path) -> tuple[Path, list[FileEntry]]:
         paths = sorted(p for p in paths if p.is_file() and imaging.is_image_path(p))
     else:
         raise FileNotFoundError(f"{dataset} is neither a folder nor a glob that matches files")
-    return root, sorted((entry(root, path) for path in paths), key=lambda e: e.path)
+    outside = [p for p in paths if not inside(root, p)]
+    refused = [(p.relative_to(root).as_posix(), OUTSIDE) for p in outside]
+    kept = (entry(root, path) for path in paths if path not in outside)
+    return root, sorted(kept, key=lambda e: e.path), refused
+
+
+OUTSIDE = "a link to a file outside the collection: not indexed, never served"
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path``, links resolved, lies inside the collection ``root``."""
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def entry(root: Path, path: Path) -> FileEntry:

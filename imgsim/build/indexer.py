@@ -53,6 +53,7 @@ class BuildPlan:
     known_sha1: dict[str, tuple[str, np.ndarray]]  # earlier vectors, reused if the content matches
     ids: dict[str, int]  # the ids files already have (current version and live additions)
     current: collection.Previous | None  # the version this build starts from, read once
+    refused: list[tuple[str, str]]  # (path, reason) of files the scan would not take
     live_state: live.LiveState
     live_store: live.LiveStore
     live_read_at: float = 0.0
@@ -129,7 +130,7 @@ def plan_build(
     log: Log = _log,
 ) -> BuildPlan:
     """Scan the collection and decide what to embed, from what earlier runs and the service know."""
-    root, entries = collection.scan(dataset)
+    root, entries, refused = collection.scan(dataset)
     live_read_at = time.time()
     state = live_store.read()  # after the scan: see collection.indexable
     current = collection.read_previous(cfg.index_dir)  # read once: ids and vectors come from it
@@ -166,7 +167,7 @@ def plan_build(
         cfg, str(dataset), root, entries, key, embedder, unchanged,
         to_embed=[e for e in entries if e.path not in unchanged],
         known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
-        ids=ids, current=current, live_state=state, live_store=live_store,
+        ids=ids, current=current, refused=refused, live_state=state, live_store=live_store,
         live_read_at=live_read_at, removed=len(set(catalogue) - {e.path for e in entries}),
     )  # fmt: skip
     plan.up_to_date = _up_to_date(plan)
@@ -240,6 +241,7 @@ def publish(
     ids = plan.ids | {e.path: first + n for n, e in enumerate(new)}
     items = [store.Item(ids[e.path], e.path, e.size, e.mtime_ns, vectors_by_path[e.path][0]) for e in kept]
     vectors = np.stack([vectors_by_path[e.path][1] for e in kept]).astype(np.float32)
+    result.skipped[:0] = plan.refused  # reported with the unreadable files, in skipped.json too
     version = _write_version(plan, items, vectors, result, first + len(new), started, verbose, log)
     live_store.mark_compacted({item.id for item in items if item.path in plan.live_state.additions})
     return BuildReport(

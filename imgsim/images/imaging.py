@@ -21,7 +21,12 @@ from PIL import ExifTags, Image
 Image.MAX_IMAGE_PIXELS = None
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO"})
+# The formats accepted, and the suffix a stored upload of each gets (MPO: a JPEG with more frames).
+SUFFIX_OF = {
+    "JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif",
+    "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif",
+}  # fmt: skip
+ACCEPTED_FORMATS = frozenset(SUFFIX_OF)
 # A decode whose full frame is larger than this waits for any other such decode in the process:
 # together with the pixel limit that bounds a process's decoding memory, whatever arrives at once.
 LARGE_DECODE_PIXELS = 16_000_000

@@ -38,15 +38,6 @@ from imgsim.serve import metrics
 from imgsim.serve.compaction import Build, Compactor
 
 THUMB_SIDE = 256
-EXTENSIONS = {
-    "JPEG": ".jpg",
-    "MPO": ".jpg",
-    "PNG": ".png",
-    "GIF": ".gif",
-    "WEBP": ".webp",
-    "BMP": ".bmp",
-    "TIFF": ".tif",
-}
 Catalogued = store.Item | live.Addition  # an item of the base index or of the delta
 
 
@@ -287,24 +278,26 @@ class Service:
         raise ServiceError(404, "unknown_id", f"no image with id {item_id} in the index")
 
     def image_path(self, item_id: int) -> Path:
-        """The file of an item, found through the catalogue (never through the request)."""
+        return self._file(item_id)[1]
+
+    def _file(self, item_id: int) -> tuple[Catalogued, Path]:
+        """An item and its file, found through the catalogue (never the request), inside the collection."""
         snap, view = self.current()
         _, item = self.item(snap, view, item_id)
         path = snap.index.collection_root / item.path
         if not path.is_file():
             raise ServiceError(404, "file_missing", f"image {item_id} is indexed but its file is gone")
-        return path
+        if not collection.inside(snap.index.collection_root, path):  # a link made after the build
+            raise ServiceError(404, "outside_collection", f"image {item_id} links out of the collection")
+        return item, path
 
     def thumbnail_path(self, item_id: int) -> Path:
         """A JPEG of at most THUMB_SIDE pixels, made once per content and cached by its hash."""
-        snap, view = self.current()
-        _, item = self.item(snap, view, item_id)
+        item, path = self._file(item_id)
         cached = Path(self.cfg.index_dir) / "thumbs" / f"{item.sha1}.jpg"
         if not cached.is_file():
             try:
-                image = imaging.open_rgb(
-                    snap.index.collection_root / item.path, self.cfg.max_image_pixels, THUMB_SIDE
-                )
+                image = imaging.open_rgb(path, self.cfg.max_image_pixels, THUMB_SIDE)
             except imaging.UnreadableImage as error:
                 raise ServiceError(404, "file_missing", f"image {item_id} cannot be read: {error}") from None
             image.thumbnail((THUMB_SIDE, THUMB_SIDE))
@@ -318,7 +311,7 @@ class Service:
         snap, _ = self.current(allow_empty=True)
         vector = snap.embed(image)
         folder = snap.index.collection_root / collection.UPLOADS
-        name = uuid.uuid4().hex + EXTENSIONS.get(imaging.image_format(data) or "", ".img")
+        name = uuid.uuid4().hex + imaging.SUFFIX_OF.get(imaging.image_format(data) or "", ".img")
         try:
             folder.mkdir(parents=True, exist_ok=True)
             store.atomic_write(folder / name, lambda handle: handle.write(data), durable=True)
