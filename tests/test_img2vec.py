@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,3 +265,32 @@ def test_a_link_to_a_file_outside_the_collection_is_skipped_and_never_served(tmp
     item = next(i for i in items if i.path == "img0002.png")
     assert client.get(f"/images/{item.id}").get_json()["code"] == "outside_collection"
     assert client.get(f"/thumbs/{item.id}").get_json()["code"] == "outside_collection"
+
+
+@pytest.fixture
+def fsynced(monkeypatch) -> list[str]:
+    """The paths os.fsync is called on, in order."""
+    done: list[str] = []
+    original = os.fsync
+
+    def record(fd: int) -> None:
+        done.append(os.readlink(f"/proc/self/fd/{fd}"))
+        original(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    return done
+
+
+def test_a_durable_write_is_on_disk_with_its_folder_before_it_returns(tmp_path, fsynced):
+    """After os.replace the folder was not fsynced: after a power cut the row could survive the file."""
+    store.atomic_write(tmp_path / "upload.png", lambda handle: handle.write(b"png"), durable=True)
+    written, folder = fsynced[-2:]
+    assert Path(written).name.startswith(".upload.png.") and folder == str(tmp_path)  # bytes, then the name
+
+
+def test_every_file_of_a_version_is_on_disk_before_current_points_at_it(tmp_path, tiny_config, fsynced):
+    write_images(tmp_path / "photos", 4)
+    version = quiet_build(tmp_path / "photos", tiny_config).version
+    files = {str(p) for p in version.rglob("*") if p.is_file()}
+    synced_before = {path.replace(store.BUILDING_PREFIX, "") for path in fsynced}
+    assert files <= synced_before and {str(version), str(version.parent)} <= synced_before

@@ -124,8 +124,10 @@ def current_version(index_dir: Path) -> Path:
 def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
     """Write a file so that readers see either the old one or the whole new one, never a part.
 
-    ``durable`` also forces the bytes to disk before the rename, for data that is acknowledged.
-    The temporary name is unique per process and thread, so concurrent writers never collide.
+    ``durable`` also forces the bytes to disk before the rename, and the rename itself (the folder)
+    after it, for data that is acknowledged: after a power cut, the file is there whole or the
+    request was never answered. The temporary name is unique per process and thread, so
+    concurrent writers never collide.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -136,6 +138,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool 
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
+        if durable:
+            _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -184,9 +188,14 @@ def start_version(index_dir: Path) -> Path:
 
 
 def publish(index_dir: Path, building: Path, keep: int = 3) -> Path:
-    """Move a finished version into place and point ``current`` at it, atomically."""
+    """Move a finished version into place and point ``current`` at it, atomically.
+
+    Every file of the version is on disk before ``current`` can point at it: after a power cut
+    ``current`` names either the old version or a complete new one."""
     final = building.with_name(building.name.removeprefix(BUILDING_PREFIX))
+    _fsync_tree(building)
     os.rename(building, final)
+    _fsync_dir(final.parent)
     link = Path(index_dir) / "current"
     tmp_link = link.with_name(f".current-{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
@@ -222,6 +231,15 @@ def clean(index_dir: Path, keep: int) -> None:
     for chunk in partial_dir(index_dir).glob("chunk-*.npz"):
         if chunk.stat().st_mtime_ns < published:
             chunk.unlink(missing_ok=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Force every file under ``folder`` and every folder in it to disk."""
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            with open(Path(parent, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(Path(parent))
 
 
 def _fsync_dir(path: Path) -> None:
