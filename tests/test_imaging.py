@@ -232,3 +232,12 @@ def test_a_tiny_gif_with_a_huge_screen_costs_little_memory(tmp_path):
     memory = _decode_memory(path, threads=1)
     assert memory["sizes"] == [[616, 616]]  # shrunk by 13
     assert memory["peak"] - memory["base"] < 150, memory
+
+
+def test_a_strip_too_thin_to_shrink_is_still_decoded_within_the_pixel_cap():
+    """A 1,000,000 x 64 PNG (187 KB) came back whole, 64 Mpx: every later stage copied it."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (1_000_000, 64), (200, 30, 30)).save(buffer, "PNG")
+    image = imaging.decode_rgb(buffer.getvalue(), 64_000_000, 598)
+    assert image.size[0] * image.size[1] <= imaging.MAX_DECODED_PIXELS
+    assert image.size == (250_000, 16) and image.getpixel((10, 10)) == (200, 30, 30)

@@ -126,3 +126,20 @@ def test_a_box_with_several_images_and_an_empty_combined_query_are_refused(colla
     reply = client.post("/search", data=only_negative, content_type="multipart/form-data")
     assert reply.status_code == 400 and reply.get_json()["code"] == "no_image"
     assert client.get("/search?id=1&id=x&format=json").status_code == 400
+
+
+def test_the_images_of_one_query_share_one_pixel_budget(collage_app):
+    """Each under the limit, together over it: refused before any is decoded (twenty 8000 x 8000
+    PNGs of a few KB each held a worker for 12 s)."""
+    application, _ = collage_app
+    limit = web.service_of(application).cfg.max_image_pixels
+    side = int((limit / 2) ** 0.5)  # each one half the limit: three are over it
+    flat = _png(Image.new("RGB", (side, side), (90, 120, 40)))
+    form = {"image": [(io.BytesIO(flat), f"{n}.png") for n in range(3)]}
+    reply = application.test_client().post("/search", data=form, content_type="multipart/form-data")
+    assert reply.status_code == 413 and reply.get_json()["code"] == "too_many_pixels"
+    two = {"image": [(io.BytesIO(flat), f"{n}.png") for n in range(2)]}
+    assert (
+        application.test_client().post("/search", data=two, content_type="multipart/form-data").status_code
+        == 200
+    )

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import io
+import math
 import threading
 from pathlib import Path
 
@@ -31,6 +32,10 @@ ACCEPTED_FORMATS = frozenset(SUFFIX_OF)
 # together with the pixel limit that bounds a process's decoding memory, whatever arrives at once.
 LARGE_DECODE_PIXELS = 16_000_000
 BAND_PIXELS = 4_000_000  # a frame shrunk while decoding is converted this many pixels at a time
+# The most pixels a decode with ``min_side`` hands on. Only frames of extreme shape reach it (a
+# 1,000,000 x 64 strip, whose short side allows no shrinking): trimming, previews and query variants
+# would otherwise each copy 64 Mpx (four such uploads took a worker to 4 GB).
+MAX_DECODED_PIXELS = 4_000_000
 _large_decodes = threading.BoundedSemaphore(1)
 # What an EXIF orientation asks for (as Pillow's ImageOps.exif_transpose, applied after shrinking).
 _ORIENTATION = {
@@ -126,6 +131,16 @@ def _to_rgb(image: Image.Image, top: float | None = None) -> Image.Image:
     return image.convert("RGB")
 
 
+def pixel_count(data: bytes) -> int:
+    """Width x height from the image's header (nothing decoded); 0 where it cannot be read, for
+    the decode to refuse with its reason."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size[0] * image.size[1]
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 0
+
+
 def image_format(data: bytes) -> str | None:
     """The container format (JPEG, PNG, ...) of image bytes, read from the header only."""
     try:
@@ -202,6 +217,8 @@ def _decode_frame(image: Image.Image, min_side: int | None) -> Image.Image:
     image.load()
     width, height = image.size
     factor = max(1, min(width, height) // min_side) if min_side else 1
+    if min_side and width * height > MAX_DECODED_PIXELS * factor**2:  # shrink past min_side, then
+        factor = math.ceil(math.sqrt(width * height / MAX_DECODED_PIXELS))
     if factor == 1:
         upright = _to_rgb(image)
     else:
