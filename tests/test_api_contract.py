@@ -82,3 +82,17 @@ def test_a_refused_parameter_keeps_its_code_and_message(client):
     assert client.get("/search?id=%D9%A3").get_json()["code"] == "bad_id"  # an Arabic-Indic 3 is no id
     assert client.get("/search?id=1&k=%D9%A3").get_json()["code"] == "bad_k"
     assert client.get("/search?id=1&offset=" + "9" * 5000).get_json()["code"] == "bad_offset"
+
+
+def test_numbers_in_form_fields_have_one_spelling_and_a_bounded_length(client):
+    """A 5000-digit id, offset or negative_id was a 500 (int() refuses over 4300 digits)."""
+    huge = "9" * 5000
+    for field, code in (
+        ("id", "bad_id"),
+        ("offset", "bad_offset"),
+        ("negative_id", "bad_id"),
+        ("k", "bad_k"),
+    ):
+        reply = client.post("/search", data={field: huge}, content_type="multipart/form-data")
+        assert (reply.status_code, reply.get_json()["code"]) == (400, code), field
+    assert client.get("/images/%D9%A3").status_code == 404  # an Arabic-Indic 3 is no id in a URL either

@@ -14,6 +14,7 @@ import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.routing import IntegerConverter
 
 from imgsim.serve import metrics
 from imgsim.serve.service import Service
@@ -21,7 +22,16 @@ from imgsim.serve.service import Service
 EXTENSION = "imgsim"
 
 
+class AsciiInteger(IntegerConverter):
+    """``<int:id>`` in a URL: ASCII digits, at most 18 (werkzeug's ``\\d+`` also takes "٣" as 3,
+    and more than 4300 digits made int() fail with a 500)."""
+
+    regex = r"[0-9]{1,18}"
+
+
 def init_app(app: Flask, svc: Service) -> None:
+    """Before the blueprints are registered: their routes take the app's converters."""
+    app.url_map.converters["int"] = AsciiInteger
     app.extensions[EXTENSION] = svc
     app.before_request(_started)
     app.after_request(_measured)
