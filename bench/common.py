@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import random
+import shutil
 import socket
 import threading
 import time
@@ -38,11 +39,12 @@ def flower_files(per_class: int | None, seed: int = 0) -> list[Path]:
     return files
 
 
-def link_subset(files: list[Path], folder: Path) -> Path:
+def copy_subset(files: list[Path], folder: Path) -> Path:
+    """The files as folder/class/name (copies: links to files outside a collection are not indexed)."""
     for path in files:
         target = folder / path.parent.name / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(path)
+        shutil.copyfile(path, target)
     return folder
 
 

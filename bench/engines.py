@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import flower_files, link_subset, table
+from bench.common import copy_subset, flower_files, table
 from imgsim import config
 from imgsim.build import indexer
 from imgsim.live import live
@@ -31,7 +31,7 @@ def bench_engine(quick: bool) -> tuple[dict, str]:
     cores = os.cpu_count() or 1
     rows, data = [], {}
     with tempfile.TemporaryDirectory(prefix="imgsim-engine-") as tmp:
-        photos = link_subset(flower_files(per_class), Path(tmp) / "flowers")
+        photos = copy_subset(flower_files(per_class), Path(tmp) / "flowers")
         base = config.Config(model=str(config.SHARED_MODEL), trees=10)
         engines = [
             ("in-process", base),

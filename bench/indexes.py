@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import pg
-from bench.common import clustered, flower_files, link_subset, percentile, table
+from bench.common import clustered, copy_subset, flower_files, percentile, table
 from imgsim import config
 from imgsim.build import indexer
 from imgsim.index import store
@@ -173,7 +173,7 @@ def _add_then_compact(live_url: str = "") -> tuple[list[float], list[float], flo
     per-request cost shows), then the time of a compaction; on SQLite, or PostgreSQL at live_url."""
     with tempfile.TemporaryDirectory(prefix="imgsim-live-") as tmp:
         base = flower_files(40)
-        photos = link_subset(base, Path(tmp) / "flowers")
+        photos = copy_subset(base, Path(tmp) / "flowers")
         cfg = config.Config(
             index_dir=Path(tmp) / "index",
             model=str(config.SHARED_MODEL),

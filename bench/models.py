@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, count_flops, cpu_peak_gflops, flower_files, link_subset, table
+from bench.common import ROOT, copy_subset, count_flops, cpu_peak_gflops, flower_files, table
 from imgsim import config
 from imgsim.build import indexer
 from imgsim.images import imaging
@@ -115,7 +115,7 @@ def bench_quality(quick: bool) -> tuple[dict, str]:
     per_class = 100 if quick else None
     rows, data = [], []
     with tempfile.TemporaryDirectory(prefix="imgsim-quality-") as tmp:
-        photos = link_subset(flower_files(per_class), Path(tmp) / "flowers")
+        photos = copy_subset(flower_files(per_class), Path(tmp) / "flowers")
         cfg = config.Config(index_dir=Path(tmp) / "index", model=str(config.SHARED_MODEL), trees=100)
         for reduce in ("none", "pca", "autoencoder"):
             began = time.perf_counter()

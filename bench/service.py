@@ -15,9 +15,9 @@ from pathlib import Path
 
 from bench.common import (
     ROOT,
+    copy_subset,
     flower_files,
     free_port,
-    link_subset,
     load_test,
     percentile,
     post_image,
@@ -143,7 +143,7 @@ def bench_service(quick: bool) -> tuple[dict, str]:
         ("inception_v3 (random weights)", "inception_v3", "none", 8),
     ):
         with tempfile.TemporaryDirectory(prefix="imgsim-service-") as tmp:
-            photos = link_subset(flower_files(per_class), Path(tmp) / "flowers")
+            photos = copy_subset(flower_files(per_class), Path(tmp) / "flowers")
             cfg = config.Config(index_dir=Path(tmp) / "index", model=model, weights=weights)
             indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
             for variant, settings, workers in VARIANTS:

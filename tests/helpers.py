@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,14 @@ requires_shared = pytest.mark.skipif(
 
 
 def flower_subset(folder: Path, per_class: int = 30, seed: int = 0) -> Path:
-    """A fixed random subset of the shared flowers5, linked into ``folder`` as class/file.jpg."""
+    """A fixed random subset of the shared flowers5, copied into ``folder`` as class/file.jpg (links
+    to files outside a collection are not indexed)."""
     rng = random.Random(seed)
     for name in FLOWER_CLASSES:
         photos = sorted((config.SHARED_FLOWERS / name).glob("*.jpg"))
         (folder / name).mkdir(parents=True)
         for photo in rng.sample(photos, per_class):
-            (folder / name / photo.name).symlink_to(photo)
+            shutil.copyfile(photo, folder / name / photo.name)
     return folder
 
 
