@@ -114,6 +114,11 @@ class Config:
     # Where gunicorn listens, and where nginx listens in front of it (proxy.py, make serve-proxy).
     bind: str = "127.0.0.1:8000"
     proxy_bind: str = "127.0.0.1:8080"
+    # HTTPS in nginx: a certificate and its key (PEM files); both set = nginx also listens with TLS
+    # on proxy_tls_bind, so that the admin token does not cross the network in clear.
+    tls_cert: str = ""
+    tls_key: str = ""
+    proxy_tls_bind: str = "127.0.0.1:8443"
 
     def __post_init__(self) -> None:
         token = self.admin_token.strip()
@@ -202,6 +207,9 @@ _HELP = {
     "reload_interval": "seconds between checks for a new index version (default %(default)s)",
     "bind": "address gunicorn listens on (default %(default)s)",
     "proxy_bind": "address nginx listens on (default %(default)s)",
+    "tls_cert": "PEM certificate for nginx's HTTPS listener; with --tls-key, HTTPS is on",
+    "tls_key": "PEM private key of --tls-cert",
+    "proxy_tls_bind": "address nginx listens on with TLS (default %(default)s)",
     "max_upload_bytes": "largest upload accepted, in bytes (default %(default)s)",
     "engine": "where to embed: local (this process) or ray (a Ray cluster) (default %(default)s)",
     "ray_address": "Ray cluster to join (auto, ray://host:10001); empty = start one here",

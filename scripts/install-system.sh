@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The Debian packages the tests and `make serve-proxy` use: headless Chromium and its driver (the
-# real-browser test), nginx (the buffering proxy) and PostgreSQL (the shared live layer; the tests
-# start a throwaway server of their own). Installs only what is missing; needs root or sudo for
-# that, otherwise the tests that need a package skip and say why.
+# real-browser test), nginx (the buffering proxy), openssl (the HTTPS test's certificate) and
+# PostgreSQL (the shared live layer; the tests start a throwaway server of their own). Installs
+# only what is missing; needs root or sudo for that, otherwise the tests that need a package skip
+# and say why.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import urllib.error
@@ -181,6 +184,28 @@ def test_nginx_slows_down_guessing_the_admin_token(stack):
     assert statuses.count(401) <= 25 and statuses.count(429) >= 15  # a burst of 20, then 2 a second
     with urllib.request.urlopen(stack.proxied + "/images/1") as reply:  # reading is not limited
         assert reply.status == 200
+
+
+def test_nginx_serves_https_with_the_configured_certificate(gunicorn_only, tmp_path):
+    """nginx listened on plain HTTP only: the admin token crossed the network in clear."""
+    if not _nginx_installed() or shutil.which("openssl") is None:
+        pytest.skip("needs Debian's nginx and openssl (scripts/install-system.sh installs them)")
+    _, cfg, root = gunicorn_only
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    ports = {name: f"127.0.0.1:{servers.free_port()}" for name in ("proxy_bind", "proxy_tls_bind")}
+    tls = cfg.replace(tls_cert=str(cert), tls_key=str(key), **ports)
+    with servers.nginx(tls, tmp_path / "nginx"):
+        trusted = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"https://{tls.proxy_tls_bind}/healthz", context=trusted) as reply:
+            assert json.load(reply)["status"] == "ok"
+            assert reply.headers["X-Frame-Options"] == "DENY"
+    with pytest.raises(proxy.ProxyError, match="both tls_cert and tls_key"):
+        proxy.render(cfg.replace(tls_cert=str(cert)), tmp_path)
 
 
 def test_a_short_soak_with_additions_and_deletions_loses_nothing(gunicorn_only, capsys):

@@ -53,11 +53,27 @@ def render(cfg: config.Config, run_dir: Path) -> str:
         "STATIC_DIR": str(resource("static")),
         "MAX_UPLOAD_BYTES": str(cfg.max_upload_bytes),
         "MAX_UPLOAD_TEXT": f"{cfg.max_upload_bytes:,}",
+        "TLS": tls_lines(cfg),
     }
     text = TEMPLATE.read_text()
     for name, value in values.items():
         text = text.replace(f"@{name}@", value)
     return text
+
+
+def tls_lines(cfg: config.Config) -> str:
+    """The HTTPS listener of the server block, where a certificate and its key are set."""
+    if not (cfg.tls_cert and cfg.tls_key):
+        if cfg.tls_cert or cfg.tls_key:
+            raise ProxyError("set both tls_cert and tls_key (IMGSIM_TLS_CERT, IMGSIM_TLS_KEY), or neither")
+        return ""
+    return (
+        f"listen {cfg.proxy_tls_bind} ssl;\n"
+        f"        ssl_certificate {Path(cfg.tls_cert).resolve()};\n"
+        f"        ssl_certificate_key {Path(cfg.tls_key).resolve()};\n"
+        "        ssl_protocols TLSv1.2 TLSv1.3;\n"
+        "        ssl_session_cache shared:tls:10m;"
+    )
 
 
 def start_nginx(cfg: config.Config, run_dir: Path) -> subprocess.Popen:
@@ -89,13 +105,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--print", action="store_true", help="print the nginx configuration and exit")
     parser.add_argument("--run-dir", type=Path, help="where nginx keeps its pid, logs and buffers")
-    config.add_flags(parser, "bind", "proxy_bind", "max_upload_bytes")
+    settings = ("bind", "proxy_bind", "max_upload_bytes", "tls_cert", "tls_key", "proxy_tls_bind")
+    config.add_flags(parser, *settings)
     args, cfg = config.parse_args(parser, argv)
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="imgsim-nginx-"))
-    if args.print:
-        print(render(cfg, run_dir))
-        return 0
     try:
+        if args.print:
+            print(render(cfg, run_dir))
+            return 0
         nginx = start_nginx(cfg, run_dir)
     except ProxyError as error:
         print(f"error: {error}", file=sys.stderr)
