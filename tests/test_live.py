@@ -162,6 +162,24 @@ def test_a_worker_still_on_the_old_version_finds_additions_after_compaction(
     assert body["index"]["version"] == before and body["results"][0]["id"] == added
 
 
+def test_a_worker_that_cannot_load_the_new_version_keeps_finding_what_it_absorbed(
+    app, photos, service_config, tmp_path, monkeypatch
+):
+    """Its view read additions compacted in the last RECENT_S (120 s) only: past that, the ones the
+    new version took in dropped out of the answers of a worker still on the old one."""
+    monkeypatch.setattr(live, "RECENT_S", 0.5)
+    slow = app_module.create_app(service_config.replace(reload_interval=600))  # stays on its version
+    client = slow.test_client()
+    new = write_images(tmp_path / "new", 1, seed=89)[0].read_bytes()
+    added = AdminActions(client).add(new).get_json()["id"]
+    before = client.post("/search", data=new, content_type="image/png").get_json()["index"]["version"]
+    quiet_build(photos, service_config)  # another worker's compaction takes the addition in
+    time.sleep(1.0)  # longer ago than RECENT_S
+    AdminActions(client).remove(0)  # any change: the view is read again
+    body = client.post("/search", data=new, content_type="image/png").get_json()
+    assert body["index"]["version"] == before and body["results"][0]["id"] == added
+
+
 def test_concurrent_adds_and_searches_lose_nothing(app, tmp_path):
     flask_app = app
     files = write_images(tmp_path / "new", 12, seed=21)

@@ -19,6 +19,7 @@ keep deleted files out of later rebuilds too. This module stores vectors; it nev
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,10 +124,12 @@ class LiveLayer:
         with self._lock:
             key = (self.store.change_marker(), index.version)
             if key != self._key:
-                # Deletions the build had read are applied in its version: only later ones matter.
+                # What this version's build read is in it: only later changes matter, deletions and
+                # the additions later versions took in. The window is this version's, not the
+                # clock's: a worker that cannot load a newer version keeps finding what it absorbed.
                 since = max(0.0, index.manifest.live_read_at - RECENT_S)
                 state = self.store.read(
-                    index.manifest.model_key, compacted_within=RECENT_S, deleted_since=since
+                    index.manifest.model_key, compacted_within=time.time() - since, deleted_since=since
                 )
                 self._view = view_of(state, index)
                 self._key = key
