@@ -37,6 +37,8 @@ MODULES = {_module_name(p): p for p in sorted((ROOT / "imgsim").rglob("*.py"))}
 
 def _layer(module: str) -> int | None:
     parts = module.split(".")
+    if parts[1:] == ["__main__"]:  # python -m imgsim: the command line
+        return LAYER_OF["cli"]
     return LAYER_OF.get(parts[1]) if len(parts) > 1 else None  # "imgsim" itself sits under every layer
 
 
