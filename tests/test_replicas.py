@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import servers
 from helpers import ADMIN, TOKEN, quiet_build, write_images
 from imgsim import config
+from imgsim.index import store
+from imgsim.search import ann
 
 
 @dataclass
@@ -140,3 +143,43 @@ def test_exactly_one_replica_compacts_and_both_serve_the_new_version(shared, tmp
         assert len(versions) == 2
         for item_id, data in zip(added, images, strict=True):
             assert a.image(item_id).content == data and b.top_hit(data) == item_id
+
+
+def _end_the_lock_session(url: str) -> None:
+    """What a dropped connection does: the server ends the session that holds the compaction lock."""
+    import psycopg
+
+    from imgsim.live import pgstore
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
+            (pgstore.COMPACTION_LOCK,),
+        )
+
+
+def test_a_compaction_that_lost_its_lock_does_not_publish(shared, tmp_path):
+    """The lock went with its connection without notice, and another replica could compact at once."""
+    from imgsim.build import indexer
+    from imgsim.live import live
+    from imgsim.serve import compaction
+
+    live_store = live.open_store(shared.index_dir, shared.live_url)
+    with live_store.compaction_lock() as mine:
+        assert mine and live_store.holds_compaction_lock()
+        _end_the_lock_session(shared.live_url)
+        assert not live_store.holds_compaction_lock()
+
+    def build_while_the_connection_drops(*args, **kwargs):
+        _end_the_lock_session(shared.live_url)
+        return indexer.build_index(*args, **kwargs)
+
+    before = store.current_version(shared.index_dir)
+    compactor = compaction.Compactor(
+        shared, build_while_the_connection_drops, live_store, logging.getLogger("t")
+    )
+    snap = type("Snap", (), {"index": ann.open_index(shared.index_dir), "embedder": None})()
+    write_images(tmp_path / "photos", 1, seed=5, prefix="late")  # something for the build to publish
+    compactor._run(snap)
+    assert compactor.failures == 1 and store.current_version(shared.index_dir) == before
+    live_store.close()

@@ -59,6 +59,7 @@ class BuildPlan:
     live_read_at: float = 0.0
     removed: int = 0
     up_to_date: bool = False
+    before_publish: Callable[[], None] | None = None
 
     @property
     def previous(self) -> store.Manifest | None:
@@ -88,28 +89,27 @@ def build_index(
     retrain: bool = False,
     plot: Path | None = None,
     live_store: live.LiveStore | None = None,
+    before_publish: Callable[[], None] | None = None,
 ) -> BuildReport:
     """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``.
 
     ``live_store`` is the running service's (a compaction); a build of its own opens and closes one.
+    ``before_publish`` runs just before ``current`` moves and may refuse by raising (a compaction
+    checks that it still holds its lock).
     """
     if live_store is None:
         with contextlib.closing(live.open_store(cfg.index_dir, cfg.live_url)) as own:
-            return build_index(dataset, cfg, embedder, progress, full, log, retrain, plot, own)
+            args = (embedder, progress, full, log, retrain, plot, own, before_publish)
+            return build_index(dataset, cfg, *args)
     started = time.perf_counter()
     with store.build_lock(cfg.index_dir):
         store.clean(cfg.index_dir, cfg.keep_versions)
         plan = plan_build(dataset, cfg, live_store, embedder, full, retrain, plot, 2 if progress else 0, log)
+        plan.before_publish = before_publish
         if plan.up_to_date:
             log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
-            count = len(plan.entries)
-            return BuildReport(
-                plan.current.version,
-                count,
-                reused=count,
-                seconds=time.perf_counter() - started,
-                up_to_date=True,
-            )
+            count, seconds = len(plan.entries), time.perf_counter() - started
+            return BuildReport(plan.current.version, count, reused=count, seconds=seconds, up_to_date=True)
         log(
             f"{len(plan.entries)} images in {plan.root}: {len(plan.unchanged)} unchanged, "
             f"{len(plan.to_embed)} to embed" + (f", {plan.removed} removed" if plan.removed else "")
@@ -293,6 +293,8 @@ def _write_version(
         manifest.build_seconds = round(time.perf_counter() - started, 2)
         manifest.annoy_build_seconds = round(annoy_seconds, 2)
         store.write_manifest(building, manifest)
+        if plan.before_publish is not None:
+            plan.before_publish()
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)

@@ -97,6 +97,9 @@ class LiveStore(Protocol):
     def compaction_lock(self) -> Iterator[bool]:
         """A context manager: True inside it for the one process allowed to compact now."""
 
+    def holds_compaction_lock(self) -> bool:
+        """Whether the lock compaction_lock gave is still this process's (a connection can drop)."""
+
     def describe(self) -> str:
         """Where the delta lives, for logs (no password)."""
 
@@ -238,3 +241,6 @@ class SqliteStore:
     def compaction_lock(self) -> Iterator[bool]:
         """On one machine the build's own lock file (store.lock) is enough."""
         yield True
+
+    def holds_compaction_lock(self) -> bool:
+        return True  # a lock file is held until this process lets it go or dies

@@ -51,6 +51,7 @@ class PostgresStore:
 
     def __init__(self, url: str, pool_size: int = 4):
         self.url = url
+        self._lock_conn: psycopg.Connection | None = None
         self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, name="imgsim-live")
         try:
             self.pool.open(wait=True, timeout=15)
@@ -132,14 +133,32 @@ class PostgresStore:
 
     @contextmanager
     def compaction_lock(self) -> Iterator[bool]:
-        """PostgreSQL's session advisory lock, held on one pooled connection for the compaction;
-        released by the server itself if this process dies."""
-        with self.pool.connection() as conn:
-            conn.autocommit = True
+        """PostgreSQL's session advisory lock, on a connection of its own for the compaction (the
+        pool's stay free for requests), with TCP keepalives so that a dead peer is noticed;
+        released by the server itself if this process dies. holds_compaction_lock says whether
+        that session, and so the lock, is still there."""
+        conn = psycopg.connect(
+            self.url,
+            autocommit=True,
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+        )
+        try:
             mine = conn.execute("SELECT pg_try_advisory_lock(%s)", (COMPACTION_LOCK,)).fetchone()[0]
-            try:
-                yield mine
-            finally:
-                if mine:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (COMPACTION_LOCK,))
-                conn.autocommit = False
+            self._lock_conn = conn if mine else None
+            yield mine
+        finally:
+            self._lock_conn = None
+            conn.close()  # ends the session: the lock goes with it
+
+    def holds_compaction_lock(self) -> bool:
+        """A session lock lasts as long as its session: the lock is ours while its connection lives."""
+        conn = self._lock_conn
+        if conn is None or conn.closed:
+            return False
+        try:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+        except psycopg.Error:
+            return False

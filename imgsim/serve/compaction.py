@@ -22,6 +22,11 @@ from imgsim.search import ann
 from imgsim.serve import metrics
 
 MAX_BACKOFF_S = 600.0
+
+
+class LockLost(RuntimeError):
+    """The compaction's lock went with its database connection while it ran."""
+
 Build = Callable[..., object]  # indexer.build_index: (dataset, cfg, embedder=, progress=, log=, live_store=)
 
 
@@ -69,6 +74,11 @@ class Compactor:
         self.logger.info("compaction %s: %s (next try in %.0f s)", outcome, why, wait)
         metrics.COMPACTIONS.labels(outcome).inc()
 
+    def _still_holding(self) -> None:
+        """Just before publishing: another replica may have taken over a lock this one lost."""
+        if not self.live_store.holds_compaction_lock():
+            raise LockLost("the compaction lock was lost (its database connection dropped): not publishing")
+
     @property
     def failing(self) -> bool:
         return self.failures > 0
@@ -91,7 +101,7 @@ class Compactor:
                 try:
                     report = self.build(
                         dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info,
-                        live_store=self.live_store,
+                        live_store=self.live_store, before_publish=self._still_holding,
                     )  # fmt: skip
                 finally:
                     imaging.release_memory()  # what the build took (Annoy, vectors) back to the system
