@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -25,6 +26,7 @@ _CHOICES = {
     "reduce": REDUCTIONS, "metric": METRICS, "engine": ENGINES, "runtime": RUNTIMES,
     "pooling": POOLINGS, "centre": CENTRINGS, "tta": TTAS,
 }  # fmt: skip
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750's b64token: safe in headers and nginx
 MIN_ADMIN_TOKEN = 16  # a shorter token can be guessed; it guards adding and deleting images
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -123,10 +125,16 @@ class Config:
     def __post_init__(self) -> None:
         token = self.admin_token.strip()
         object.__setattr__(self, "admin_token", token)  # " " is no token: the admin routes are off
+        make_one = "make one with python -c 'import secrets; print(secrets.token_urlsafe(24))'"
         if 0 < len(token) < MIN_ADMIN_TOKEN:
             raise ConfigError(
-                f"admin_token (IMGSIM_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN} characters, got "
-                f"{len(token)}: make one with python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+                f"admin_token (IMGSIM_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN} characters, "
+                f"got {len(token)}: {make_one}"
+            )
+        if token and not BEARER_TOKEN.fullmatch(token):
+            raise ConfigError(
+                "admin_token (IMGSIM_ADMIN_TOKEN) may hold only letters, digits and -._~+/ "
+                f"(then =), as a bearer token does: {make_one}"
             )
 
     def replace(self, **changes: object) -> Config:

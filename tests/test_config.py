@@ -111,3 +111,5 @@ def test_a_blank_admin_token_is_no_token_and_a_short_one_is_refused():
         config.Config(admin_token="s3cret")
     with pytest.raises(config.ConfigError, match="at least 16 characters"):
         config.load(environ={"IMGSIM_ADMIN_TOKEN": "letmein"})
+    with pytest.raises(config.ConfigError, match="only letters, digits and"):  # it goes into nginx's config
+        config.Config(admin_token='long enough but "quoted"; deny all;')

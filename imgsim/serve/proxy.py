@@ -54,6 +54,9 @@ def render(cfg: config.Config, run_dir: Path) -> str:
         "MAX_UPLOAD_BYTES": str(cfg.max_upload_bytes),
         "MAX_UPLOAD_TEXT": f"{cfg.max_upload_bytes:,}",
         "TLS": tls_lines(cfg),
+        "ADMIN_EXACT": "".join(f'"{m}:Bearer {cfg.admin_token}" "";' for m in ("POST", "DELETE"))
+        if cfg.admin_token
+        else "",
     }
     text = TEMPLATE.read_text()
     for name, value in values.items():
