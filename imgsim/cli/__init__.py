@@ -11,6 +11,7 @@ imgsim proxy         = gunicorn behind nginx
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from imgsim import __version__
@@ -39,7 +40,14 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return dispatch(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:  # `imgsim config | head`: the reader went away, which is no error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 0
+
+
+def dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
