@@ -15,6 +15,7 @@ from apiflask.validators import Length, OneOf
 from marshmallow import EXCLUDE, ValidationError
 
 from imgsim.index import queries
+from imgsim.serve.web import current_service
 
 MAX_OFFSET = 10_000
 MAX_FOLDERS = 20
@@ -29,12 +30,6 @@ CODES = {
 }  # fmt: skip
 
 
-def _max_k() -> int:
-    from flask import current_app  # the setting of the app answering this request
-
-    return current_app.extensions["imgsim"].cfg.max_k
-
-
 class WholeNumber(fields.Integer):
     """An integer written in ASCII digits only, within [low, high]; the messages name the field."""
 
@@ -45,7 +40,7 @@ class WholeNumber(fields.Integer):
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> int:
-        high = self.high if self.high is not None else _max_k()
+        high = self.high if self.high is not None else current_service().cfg.max_k  # this app's setting
         raw = value if isinstance(value, str) else str(value)
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
             raise ValidationError(
