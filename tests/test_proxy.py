@@ -222,3 +222,31 @@ def test_a_short_soak_with_additions_and_deletions_loses_nothing(gunicorn_only, 
     assert result["errors"] == {} and result["requests"] > 20
     assert result["acknowledged_additions"] > 0 and result["acknowledged_deletions"] > 0
     assert result["lost_or_wrong"] == result["deleted_but_served"] == result["duplicate_ids"] == []
+
+
+def test_the_cards_gunicorn_command_serves_from_a_checkout(gunicorn_only):
+    """gunicorn -c gunicorn.conf.py 'app:create_app()': the root files stand for the package."""
+    import os
+    import sys
+
+    from helpers import ROOT
+
+    _, cfg, _ = gunicorn_only
+    bind = f"127.0.0.1:{servers.free_port()}"
+    environ = {**os.environ, **config.to_environ(cfg.replace(bind=bind)), "WEB_CONCURRENCY": "1"}
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:create_app()"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        servers.wait_until_up(f"http://{bind}/healthz", process)
+        with urllib.request.urlopen(f"http://{bind}/healthz") as reply:
+            assert json.load(reply)["status"] == "ok"
+    finally:
+        servers.stop(process)
