@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo index serve serve-proxy test lint system clean
+.PHONY: demo index serve serve-proxy test lint system clean image
 
 demo: index serve
 
@@ -26,6 +26,12 @@ test: $(VENV)/.package system
 
 system:
 	bash scripts/install-system.sh
+
+# The container (Dockerfile) with podman where it is installed, else docker. BASE=IMAGE builds on
+# another base; IMAGE_FLAGS adds engine flags (e.g. --isolation=chroot, a CA bundle for pip).
+ENGINE ?= $(if $(shell command -v podman),podman,docker)
+image:
+	$(ENGINE) build $(IMAGE_FLAGS) $(if $(BASE),--build-arg BASE=$(BASE)) -t imgsim .
 
 lint: $(VENV)/.package
 	$(BIN)/ruff check .

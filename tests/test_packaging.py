@@ -103,3 +103,13 @@ def test_index_and_search_work_from_the_installed_package(installed, tmp_path, t
     assert json.loads(found.stdout)[0]["results"][0]["path"] == "img0002.png"
     where = _run(installed.parent / "python", "-c", "import imgsim; print(imgsim.__file__)", cwd=tmp_path)
     assert "site-packages" in where.stdout and str(ROOT) not in where.stdout
+
+
+def test_the_serving_image_installs_the_same_pins_without_tensorflow_or_test_tools():
+    text = (ROOT / "requirements.txt").read_text()
+    pinned = {line.split("==")[0]: line for line in _pins(text.splitlines())}
+    serving = _pins((ROOT / "deploy" / "requirements-serve.txt").read_text().splitlines())
+    assert all(pinned[line.split("==")[0]] == line for line in serving)  # the same versions
+    names = {line.split("==")[0].split("[")[0] for line in serving}
+    left_out = {"tensorflow-cpu", "keras", "ray", "pytest", "ruff", "selenium", "schemathesis", "hatchling"}
+    assert not names & left_out
