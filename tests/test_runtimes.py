@@ -164,3 +164,21 @@ def test_the_runtime_setting_is_checked():
     assert config.load({}).runtime == "openvino"
     assert config.decode_threads(config.Config()) == os.cpu_count()
     assert config.decode_threads(config.Config(decode_workers=3)) == 3
+
+
+def test_a_version_serves_from_its_conversion_where_its_keras_file_is_gone(tmp_path, tiny_config):
+    """A serving machine (the container) has the index, not the .keras file it was built from:
+    loading the version failed with "unknown model" although it carries the converted network."""
+    import shutil
+
+    model = tmp_path / "copy-of-tiny.keras"
+    shutil.copyfile(tiny_config.model, model)
+    cfg = tiny_config.replace(model=str(model))
+    write_images(tmp_path / "photos", 6)
+    quiet_build(tmp_path / "photos", cfg)
+    model.unlink()
+    index = ann.open_index(cfg.index_dir)
+    embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
+    assert embedder.runtime == "openvino" and embedder.key == index.manifest.model_key
+    image = imaging.open_rgb(tmp_path / "photos" / "img0003.png", min_side=embedder.decode_side)
+    assert index.search(embedder.embed_images([image])[0], 1)[0].path == "img0003.png"

@@ -12,6 +12,7 @@ provide them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 import time
@@ -281,6 +282,11 @@ def for_index(manifest: store.Manifest, version: Path, runtime: Runtime = TENSOR
     pooling, trim, size = key_options(manifest.model_key)  # the settings the vectors were made with
     converted = Path(version) / runtimes.VERSION_FOLDER
     weights = weights_setting(manifest.weights)
+    carried = runtime.name == "openvino" and runtimes.is_converted(converted, manifest.model_key)
+    if carried and not trained:  # the very network of the build: its .keras file need not be here
+        with contextlib.suppress(Exception):  # else as below: from the source, where it still is
+            network = _on_openvino(source, weights, size, manifest.model_key, converted, runtime)
+            return dataclasses.replace(network, trim=trim)
     embedder = load_embedder(source, weights, size, runtime, converted, pooling, trim)
     if trained:
         embedder = dataclasses.replace(
