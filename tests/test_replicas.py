@@ -153,8 +153,9 @@ def _end_the_lock_session(url: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s",
-            (pgstore.COMPACTION_LOCK,),
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (pgstore.COMPACTION_LOCK,),  # this test's database only: other tests' servers keep theirs
         )
 
 
