@@ -329,8 +329,8 @@ def test_a_workers_view_does_not_read_additions_compacted_long_ago(
     quiet_build(photos, service_config)  # a compaction takes it in
     live_store = web.service_of(app).live.store
     assert added in {a.id for a in live_store.read().additions.values()}  # kept for slower workers
-    assert added in {a.id for a in live_store.read(compacted_within=60).additions.values()}
-    assert not live_store.read(compacted_within=0).additions
+    assert added in {a.id for a in live_store.read(compacted_since=time.time() - 60).additions.values()}
+    assert not live_store.read(compacted_since=time.time()).additions
 
 
 def test_deleted_additions_are_not_read_back(app, admin, tmp_path):

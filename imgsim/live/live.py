@@ -19,7 +19,6 @@ keep deleted files out of later rebuilds too. This module stores vectors; it nev
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +128,7 @@ class LiveLayer:
                 # clock's: a worker that cannot load a newer version keeps finding what it absorbed.
                 since = max(0.0, index.manifest.live_read_at - RECENT_S)
                 state = self.store.read(
-                    index.manifest.model_key, compacted_within=time.time() - since, deleted_since=since
+                    index.manifest.model_key, compacted_since=since, deleted_since=since
                 )
                 self._view = view_of(state, index)
                 self._key = key

@@ -73,10 +73,10 @@ class LiveStore(Protocol):
     """What the service and the builds need of the delta's storage."""
 
     def read(
-        self, model_key: str | None = None, compacted_within: float | None = None, deleted_since: float = 0.0
+        self, model_key: str | None = None, compacted_since: float | None = None, deleted_since: float = 0.0
     ) -> LiveState:
         """Additions not deleted since (only those made with ``model_key``, if given; with
-        ``compacted_within``, none compacted more than that many seconds ago) and the deletions
+        ``compacted_since``, none compacted before that time, in epoch seconds) and the deletions
         made after ``deleted_since`` (epoch seconds), consistently."""
 
     def allocate_ids(self, count: int, floor: int = 0) -> int:
@@ -127,14 +127,14 @@ def addition_row(item_id: int, addition: Addition) -> tuple:
     return (item_id, a.path, a.sha1, a.size, a.mtime_ns, a.model_key, vector, metadata, time.time())
 
 
-def select_additions(model_key: str | None, compacted_within: float | None) -> tuple[str, tuple]:
+def select_additions(model_key: str | None, compacted_since: float | None) -> tuple[str, tuple]:
     """The query (with ? placeholders) and parameters of ``LiveStore.read``'s additions."""
     query, params = SELECT_ADDITIONS, ()
     if model_key is not None:
         query, params = query + " AND model_key = ?", (model_key,)
-    if compacted_within is not None:
+    if compacted_since is not None:
         query += " AND (compacted_at IS NULL OR compacted_at > ?)"
-        params += (time.time() - compacted_within,)
+        params += (compacted_since,)
     return query + " ORDER BY id", params
 
 
@@ -182,11 +182,11 @@ class SqliteStore:
             conn.execute("COMMIT")
 
     def read(
-        self, model_key: str | None = None, compacted_within: float | None = None, deleted_since: float = 0.0
+        self, model_key: str | None = None, compacted_since: float | None = None, deleted_since: float = 0.0
     ) -> LiveState:
         if not self.path.exists():
             return LiveState()
-        query, params = select_additions(model_key, compacted_within)
+        query, params = select_additions(model_key, compacted_since)
         with self._transaction("DEFERRED") as conn:
             rows = conn.execute(query, params).fetchall()
             deletions = dict(conn.execute(SELECT_DELETIONS, (deleted_since,)).fetchall())

@@ -73,9 +73,9 @@ class PostgresStore:
         self.pool.close()
 
     def read(
-        self, model_key: str | None = None, compacted_within: float | None = None, deleted_since: float = 0.0
+        self, model_key: str | None = None, compacted_since: float | None = None, deleted_since: float = 0.0
     ) -> LiveState:
-        query, params = select_additions(model_key, compacted_within)
+        query, params = select_additions(model_key, compacted_since)
         query = query.replace("?", "%s")
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one consistent snapshot
