@@ -99,8 +99,9 @@ def build_index(
     """
     if live_store is None:
         with contextlib.closing(live.open_store(cfg.index_dir, cfg.live_url)) as own:
-            args = (embedder, progress, full, log, retrain, plot, own, before_publish)
-            return build_index(dataset, cfg, *args)
+            return build_index(
+                dataset, cfg, embedder, progress, full, log, retrain, plot, own, before_publish
+            )  # fmt: skip
     started = time.perf_counter()
     with store.build_lock(cfg.index_dir):
         store.clean(cfg.index_dir, cfg.keep_versions)

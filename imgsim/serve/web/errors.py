@@ -43,8 +43,13 @@ def http_error(error: HTTPException):
     if error.code == 413:
         drain_body()
         return service_error(ServiceError(413, "too_large", too_large_message()))
-    code = (error.name or "error").lower().replace(" ", "_")
+    code = code_of(error.name)
     return service_error(ServiceError(error.code or 400, code, error.description or code))
+
+
+def code_of(reason: str | None) -> str:
+    """A stable code from an HTTP reason phrase: "Not Found" -> not_found."""
+    return (reason or "error").lower().replace(" ", "_")
 
 
 def declared_error(error: HTTPError):
@@ -52,7 +57,7 @@ def declared_error(error: HTTPError):
     if isinstance(error.detail, dict) and error.detail:
         code, message = validation_message(error.detail)
     else:
-        code, message = (error.message or "error").lower().replace(" ", "_"), error.message or "error"
+        code, message = code_of(error.message), error.message or "error"
     return service_error(ServiceError(error.status_code, code, message))
 
 
