@@ -1,6 +1,8 @@
 """Measure imgsim on this machine and print Markdown tables (also written as JSON).
 
-    python bench/run.py [--quick] [--only embed,annoy,quality,service,live,engine,runtime,robust] [--out FILE]
+    python bench/run.py [--quick] [--only SECTION,...] [--out FILE]
+
+Sections (default: all):
 
 1. embed:   images/s and peak memory of InceptionV3 (random weights: speed only) and the shared
             EfficientNet-Lite0 at batch sizes 1, 8, 32; decoding cost alone; decode vs network
@@ -22,6 +24,9 @@
             the original per edit and class P@1/P@10/mAP for each descriptor option (average
             pooling, + border trimming, + GeM, + centring, + query-side rotations); Annoy's recall
             curve on edited queries at 100,000 vectors and the query time at the chosen depth.
+11. precision: f32 vs bf16 vs int8 (NNCF) on this CPU: matrix-multiply GFLOP/s, InceptionV3 and
+            Lite0 images/s at batch 1/8/32, agreement with f32, flowers5 P@1/P@10/mAP and edited-copy
+            rank-1, img2vec on 200 camera JPEGs, POST /search p50 / 8-client rate / worker RSS.
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -44,6 +49,7 @@ from bench.common import FLOWERS, ROOT, cpu_peak_gflops  # noqa: E402
 from bench.engines import bench_engine  # noqa: E402
 from bench.indexes import bench_annoy, bench_live  # noqa: E402
 from bench.models import bench_embed, bench_quality, embed_child  # noqa: E402
+from bench.precisions import bench_precision  # noqa: E402
 from bench.robustness import bench_robustness  # noqa: E402
 from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
 from bench.service import bench_service  # noqa: E402
@@ -58,6 +64,7 @@ SECTIONS = {
     "engine": bench_engine,
     "runtime": bench_runtime,
     "robust": bench_robustness,
+    "precision": bench_precision,
 }
 
 

@@ -19,12 +19,13 @@ REDUCTIONS = ("none", "autoencoder", "pca")
 METRICS = ("angular", "euclidean", "manhattan", "dot")
 ENGINES = ("local", "ray")
 RUNTIMES = ("openvino", "tensorflow")
+PRECISIONS = ("auto", "f32", "bf16", "int8")
 POOLINGS = ("gem", "avg")
 CENTRINGS = ("mean", "none")
 TTAS = ("none", "rotations")
 _CHOICES = {
     "reduce": REDUCTIONS, "metric": METRICS, "engine": ENGINES, "runtime": RUNTIMES,
-    "pooling": POOLINGS, "centre": CENTRINGS, "tta": TTAS,
+    "precision": PRECISIONS, "pooling": POOLINGS, "centre": CENTRINGS, "tta": TTAS,
 }  # fmt: skip
 BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750's b64token: safe in headers and nginx
 MIN_ADMIN_TOKEN = 16  # a shorter token can be guessed; it guards adding and deleting images
@@ -59,6 +60,14 @@ class Config:
     # The inference runtime: "openvino" (the Keras model converted once per model and cached, the
     # same vectors, faster; a service worker then needs no TensorFlow) or "tensorflow".
     runtime: str = "openvino"
+    # The arithmetic OpenVINO runs the network in: "auto" (the build picks the fastest precision
+    # this CPU runs natively whose vectors agree with f32 on the collection's own sample, and
+    # queries run at the index's precision; models/precision.py), "f32", "bf16" or "int8" (NNCF
+    # post-training quantization calibrated on the collection's photos).
+    precision: str = "auto"
+    # Photos of the collection that auto's agreement check embeds at each precision (and int8 is
+    # calibrated on); int8 is considered only for collections of at least this many photos.
+    precision_sample: int = 300
     # Where converted models are cached; empty = ~/.keras/imgsim-openvino (or $KERAS_HOME/...).
     model_cache: str = ""
     # Concurrent searches in one worker share one forward pass of at most this many images; 1 = off.
@@ -193,6 +202,8 @@ _HELP = {
     "batch_size": "images per forward pass (default %(default)s)",
     "decode_workers": "threads decoding images ahead of the network; 0 = one per core (default %(default)s)",
     "runtime": "inference runtime: openvino or tensorflow (default %(default)s)",
+    "precision": "network arithmetic: auto, f32, bf16 or int8 (default %(default)s)",
+    "precision_sample": "photos auto checks agreement with f32 on (default %(default)s)",
     "model_cache": "folder for converted models; empty = beside the Keras cache",
     "query_batch": "concurrent searches sharing one forward pass, at most (default %(default)s)",
     "checkpoint_every": "save progress every N embedded images (default %(default)s)",

@@ -114,10 +114,14 @@ def test_the_manifest_records_the_runtime_and_the_version_carries_the_conversion
     version = quiet_build(tmp_path / "photos", tiny_config).version
     manifest = store.read_manifest(version)
     assert manifest.runtime == "openvino"
-    assert runtimes.is_converted(version / runtimes.VERSION_FOLDER, manifest.model_key)
+    assert runtimes.is_converted(
+        version / runtimes.VERSION_FOLDER, embedders.with_precision(manifest.model_key, "f32")
+    )
     (tmp_path / "photos" / "img0005.png").unlink()  # a rebuild that embeds nothing keeps it
     version = quiet_build(tmp_path / "photos", tiny_config).version
-    assert runtimes.is_converted(version / runtimes.VERSION_FOLDER, manifest.model_key)
+    assert runtimes.is_converted(
+        version / runtimes.VERSION_FOLDER, embedders.with_precision(manifest.model_key, "f32")
+    )
 
     on_tf = tiny_config.replace(index_dir=tmp_path / "tf", runtime="tensorflow")
     version = quiet_build(tmp_path / "photos", on_tf).version
@@ -182,3 +186,17 @@ def test_a_version_serves_from_its_conversion_where_its_keras_file_is_gone(tmp_p
     assert embedder.runtime == "openvino" and embedder.key == index.manifest.model_key
     image = imaging.open_rgb(tmp_path / "photos" / "img0003.png", min_side=embedder.decode_side)
     assert index.search(embedder.embed_images([image])[0], 1)[0].path == "img0003.png"
+
+
+def test_openvino_and_nncf_send_no_telemetry():
+    """Their sender forked a process that held a killed build's lock (and called Google Analytics)."""
+    code = (
+        "import imgsim.models.runtimes, nncf\n"
+        "from openvino.tools.ovc import telemetry_utils\n"
+        "try:\n    import openvino_telemetry\nexcept ImportError:\n    print('blocked')\n"
+        "print(type(nncf.telemetry.telemetry).__name__, telemetry_utils.tm.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    blocked, nncf_sender, ovc_sender = out.stdout.split()
+    assert (blocked, ovc_sender) == ("blocked", "openvino.tools.ovc.telemetry_stub")
+    assert nncf_sender != "NNCFTelemetry"  # its stub (a MagicMock where it sees a test running)

@@ -10,7 +10,6 @@ through every rebuild, whatever the model.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import time
@@ -21,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build import collection
-from imgsim.build.collection import FileEntry, Known
+from imgsim.build import collection, manifests, precisions
+from imgsim.build.collection import Known
 from imgsim.build.embedding import EmbedResult, embed_files
+from imgsim.build.plan import BuildPlan
 from imgsim.images import imaging
 from imgsim.index import matching, recall, store
 from imgsim.index import vectors as vector_math
@@ -36,34 +36,6 @@ Log = Callable[[str], None]
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr)  # progress and news go to stderr; results to stdout
-
-
-@dataclass
-class BuildPlan:
-    """Everything a build decided before running the network."""
-
-    cfg: config.Config
-    dataset: str
-    root: Path
-    entries: list[FileEntry]  # what the version will hold, if readable
-    key: str  # the model key the vectors are made with
-    embedder: embedders.Embedder | None
-    unchanged: dict[str, tuple[str, np.ndarray]]  # path -> (sha1, vector) reused as they are
-    to_embed: list[FileEntry]
-    known_sha1: dict[str, tuple[str, np.ndarray]]  # earlier vectors, reused if the content matches
-    ids: dict[str, int]  # the ids files already have (current version and live additions)
-    current: collection.Previous | None  # the version this build starts from, read once
-    refused: list[tuple[str, str]]  # (path, reason) of files the scan would not take
-    live_state: live.LiveState
-    live_store: live.LiveStore
-    live_read_at: float = 0.0
-    removed: int = 0
-    up_to_date: bool = False
-    before_publish: Callable[[], None] | None = None
-
-    @property
-    def previous(self) -> store.Manifest | None:
-        return self.current.manifest if self.current else None
 
 
 @dataclass
@@ -152,7 +124,11 @@ def plan_build(
         before = (current.version, current.manifest) if current else None
         embedder = embedders.trained_on_collection(cfg, root, images, retrain, plot, verbose, log, before)
     weights = embedders.weights_setting(cfg.weights)
-    key = embedder.key if embedder else embedders.model_key(*_model_settings(cfg, weights))
+    network_key = embedders.with_precision(embedder.key, "f32") if embedder else None
+    network_key = network_key or embedders.model_key(*_model_settings(cfg, weights))
+    choice = precisions.decide(cfg, entries, current, network_key, embedder, log)
+    embedder = embedder or choice.embedder
+    key = embedder.key if embedder else embedders.with_precision(network_key, choice.precision)
     known = {} if full else collection.known_vectors(cfg.index_dir, current, key, root)
     for addition in state.additions.values():
         if addition.model_key == key and not full:  # --full re-embeds uploads too
@@ -170,6 +146,7 @@ def plan_build(
         known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
         ids=ids, current=current, refused=refused, live_state=state, live_store=live_store,
         live_read_at=live_read_at, removed=len(set(catalogue) - {e.path for e in entries}),
+        precision=choice,
     )  # fmt: skip
     plan.up_to_date = _up_to_date(plan)
     return plan
@@ -206,9 +183,7 @@ def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResul
     if not plan.to_embed:
         return EmbedResult()
     cfg = plan.cfg
-    if plan.embedder is None:
-        plan.embedder = embedders.from_config(cfg, log)
-    embedder = plan.embedder
+    embedder = _embedder(plan, log)
     side, runtime = embedder.input_size, embedder.runtime
     log(f"Model {embedder.name} on {runtime}: {side}x{side} in, {embedder.dim}-d out")
     save = lambda done: collection.save_checkpoint(cfg.index_dir, plan.key, plan.root, done)  # noqa: E731
@@ -274,9 +249,10 @@ def _write_version(
         if embedder is not None and embedder.trained_files is not None:
             for trained in embedder.trained_files.glob("*.keras"):
                 shutil.copy2(trained, building / trained.name)
-        converted = _conversion_to_keep(plan)
-        if converted is not None:  # queries load it without TensorFlow
-            runtimes.copy_converted(converted, building / runtimes.VERSION_FOLDER)
+        for folder in (runtimes.VERSION_FOLDER, runtimes.INT8_FOLDER):
+            converted = _conversion_to_keep(plan, folder)
+            if converted is not None:  # queries load it without TensorFlow
+                runtimes.copy_converted(converted, building / folder)
         store.write_items(building, items)
         store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
         to_index = _index_space(plan, vectors, building, verbose, log)
@@ -287,7 +263,7 @@ def _write_version(
         ann.build(index_vectors, building / "index.ann", cfg.metric, cfg.trees)
         annoy_seconds = time.perf_counter() - annoy_started
         curve, thresholds = _measure_depth(plan, building, items, index_vectors, to_index, log)
-        manifest = _manifest(plan, len(items), vectors.shape[1], index_vectors.shape[1], result, next_id)
+        manifest = manifests.make(plan, len(items), vectors.shape[1], index_vectors.shape[1], result, next_id)
         manifest.centre = _centring(cfg)
         manifest.search_k, manifest.recall = (curve.search_k, curve.to_dict()) if curve else (-1, {})
         manifest.thresholds = thresholds.to_dict() if thresholds else {}
@@ -333,67 +309,35 @@ def _measure_depth(
     previous = plan.current.version if plan.current else None
     found = tuning.reusable(previous, plan.key, items, cfg.recall_sample)
     if found is None:
-        plan.embedder = plan.embedder or embedders.from_config(cfg, log)
-        found = tuning.edited_vectors(plan.root, items, plan.embedder, cfg)
+        found = tuning.edited_vectors(plan.root, items, _embedder(plan, log), cfg)
     tuning.save(building, plan.key, items, found)
     rows_by_id = {item.id: row for row, item in enumerate(items)}
     queries = to_index(found.vectors)
     return tuning.measure(building / "index.ann", index_vectors, queries, found, rows_by_id, cfg, log)
 
 
-def _conversion_to_keep(plan: BuildPlan) -> Path | None:
-    """The OpenVINO conversion the new version carries: the one this run embedded with, else the
-    copy the version before carries for the same model (a rebuild that only removed files).
+def _embedder(plan: BuildPlan, log: Log) -> embedders.Embedder:
+    """The plan's model, loaded at the plan's precision the first time it is needed."""
+    if plan.embedder is None:
+        chosen = plan.precision.precision if plan.precision else "f32"
+        plan.embedder = precisions.load_at(plan.cfg, chosen, plan.current, log)
+    return plan.embedder
+
+
+def _conversion_to_keep(plan: BuildPlan, folder: str = runtimes.VERSION_FOLDER) -> Path | None:
+    """The OpenVINO conversion (or, with ``INT8_FOLDER``, the int8 model) the new version carries:
+    the one this run embedded with, else the copy the version before carries for the same model
+    (a rebuild that only removed files).
 
     A serving worker's embedder runs the copy in the version it first loaded; once keep_versions
     has pruned that version, its folder is gone, and the current version's copy stands in."""
-    folders = [plan.embedder.converted] if plan.embedder is not None else []
+    int8 = folder == runtimes.INT8_FOLDER
+    if int8 and embedders.key_precision(plan.key) != "int8":
+        return None
+    embedder = plan.embedder
+    folders = [(embedder.quantized if int8 else embedder.converted)] if embedder is not None else []
     if plan.current is not None and plan.current.manifest.model_key == plan.key:
-        folders.append(plan.current.version / runtimes.VERSION_FOLDER)
-    return next((f for f in folders if f is not None and runtimes.is_converted(f, plan.key)), None)
-
-
-def _weights_of(embedder: embedders.Embedder) -> str:
-    """Where the weights came from when no --weights applied: inside a model file, or random."""
-    return "none" if embedder.source in embedders.BACKBONES else "file"
-
-
-def _manifest(
-    plan: BuildPlan, items: int, embedding_dim: int, dims: int, result: EmbedResult, next_id: int
-) -> store.Manifest:
-    cfg, embedder = plan.cfg, plan.embedder
-    same_model = plan.previous if plan.previous and plan.previous.model_key == plan.key else None
-    if embedder is not None:
-        model, source, weights = embedder.name, embedder.source, embedder.weights or _weights_of(embedder)
-        input_size: int | None = embedder.input_size
-    elif same_model is not None:  # nothing embedded: the model is the one of the version before
-        model, source, weights = same_model.model, same_model.model_source, same_model.weights
-        input_size = same_model.input_size
-    else:
-        model, source, weights, input_size = cfg.model, cfg.model, cfg.weights, None
-    # the runtime that made this run's vectors, else the one that made the reused ones
-    runtime = embedder.runtime if embedder is not None else same_model.runtime if same_model else cfg.runtime
-    return store.Manifest(
-        model=model,
-        model_source=source,
-        model_key=plan.key,
-        weights=weights,
-        input_size=input_size,
-        embedding_dim=int(embedding_dim),
-        reduce=cfg.reduce,
-        dims=int(dims),
-        metric=cfg.metric,
-        trees=cfg.trees,
-        items=items,
-        skipped=len(result.skipped),
-        next_id=next_id,
-        collection_root=str(plan.root),
-        dataset=os.path.abspath(plan.dataset),
-        created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        embedded_this_run=result.embedded,
-        live_read_at=plan.live_read_at,
-        runtime=runtime,
-        engine=result.engine,
-        engine_actors=result.actors,
-        engine_nodes=result.nodes,
-    )
+        folders.append(plan.current.version / folder)
+    network = embedders.with_precision(plan.key, "f32")
+    done = runtimes.is_quantized if int8 else runtimes.is_converted
+    return next((f for f in folders if f is not None and done(f, network)), None)

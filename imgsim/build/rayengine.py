@@ -15,8 +15,10 @@ import math
 import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +47,8 @@ class EmbedActor:
         runtime: str = "tensorflow",
         model_cache: str = "",
         threads: int = 0,
+        precision: str = "f32",
+        quantized: dict[str, bytes] | None = None,
     ):
         if not os.access(root, os.R_OK | os.X_OK):
             raise CollectionUnreadable(
@@ -52,9 +56,16 @@ class EmbedActor:
                 "collection on a file system that every Ray node mounts at the same path"
             )
         config.quiet_tensorflow()
-        on = runtimes.Runtime(runtime, runtimes.cache_root(model_cache), threads)
+        on = runtimes.Runtime(runtime, runtimes.cache_root(model_cache), threads, precision)
         pooling, trim, _ = embedders.key_options(key)  # made the driver's way
-        self.embedder = embedders.load_embedder(model, weights, image_size, on, pooling=pooling, trim=trim)
+        folder = None
+        if quantized:  # the driver's very int8 model, calibrated once: written where this actor reads it
+            folder = Path(tempfile.mkdtemp(prefix="imgsim-int8-"))
+            for name, data in quantized.items():
+                (folder / name).write_bytes(data)
+        self.embedder = embedders.load_embedder(
+            model, weights, image_size, on, pooling=pooling, trim=trim, quantized_in=folder
+        )
         if self.embedder.key != key:  # never mix vectors of two models in one index
             raise RuntimeError(f"the Ray actor loaded {self.embedder.key}, the driver {key}")
         self.max_pixels = max_pixels
@@ -124,7 +135,15 @@ def actor_arguments(embedder: embedders.Embedder, cfg: config.Config, root: str)
         "runtime": embedder.runtime,
         "model_cache": cfg.model_cache,
         "threads": max(1, math.ceil(cfg.ray_cpus_per_actor)),
+        "precision": embedder.precision,
+        "quantized": _files(embedder.quantized) if embedder.quantized else None,
     }
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """An int8 model's files, to ship to the actors (a few MB: NNCF calibrates it once, on the driver)."""
+    names = (runtimes.MODEL_XML, runtimes.MODEL_BIN, runtimes.KEY_FILE)
+    return {name: (folder / name).read_bytes() for name in names}
 
 
 def _embedding_pipeline(

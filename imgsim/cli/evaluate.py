@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )  # fmt: skip
     config.add_flags(
         parser, "index_dir", "model", "weights", "image_size", "batch_size", "reduce", "dims", "trees",
-        "search_k", "epochs", "runtime", "model_cache", "pooling", "trim_borders", "centre", "tta",
+        "search_k", "epochs", "runtime", "precision", "precision_sample", "model_cache", "pooling",
+        "trim_borders", "centre", "tta",
         "target_recall", "recall_sample",
     )  # fmt: skip
     args, cfg = config.parse_args(parser, argv)

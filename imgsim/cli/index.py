@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser, "index_dir", "model", "weights", "image_size", "batch_size", "decode_workers",
         "checkpoint_every", "reduce", "dims", "trees", "metric", "epochs", "ae_epochs", "ae_train_images",
         "keep_versions", "live_url", "engine", "ray_address", "ray_actors", "ray_cpus_per_actor",
-        "runtime", "model_cache", "pooling", "trim_borders", "centre", "target_recall", "recall_sample",
+        "runtime", "precision", "precision_sample", "model_cache", "pooling", "trim_borders", "centre",
+        "target_recall", "recall_sample",
     )  # fmt: skip
     args, cfg = config.parse_args(parser, argv)
     if not args.dataset and not args.sample and not args.add and not args.remove:

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "--threshold", type=float, metavar="D",
         help="with --duplicates: distance under which photos are copies (default: the index's own)",
     )  # fmt: skip
-    config.add_flags(parser, "index_dir", "k", "search_k", "tta", "runtime", "model_cache")
+    config.add_flags(parser, "index_dir", "k", "search_k", "tta", "runtime", "precision", "model_cache")
     args, cfg = config.parse_args(parser, argv)
     if not args.queries and not args.map and not args.duplicates:
         parser.error("give QUERY images, --map OUT.png or --duplicates")

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--dev", action="store_true", help="Flask's development server instead of gunicorn")
     parser.add_argument("--host", help="address to listen on (default: 127.0.0.1; gunicorn: from --bind)")
     parser.add_argument("--port", type=int, help="port to listen on (default: 5000; gunicorn: from --bind)")
-    config.add_flags(parser, "index_dir", "k", "search_k", "tta", "bind")
+    config.add_flags(parser, "index_dir", "k", "search_k", "tta", "precision", "bind")
     args, cfg = config.parse_args(parser, argv)
     config.quiet_tensorflow()
     if args.dev:

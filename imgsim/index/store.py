@@ -81,6 +81,8 @@ class Manifest:
     embedded_this_run: int = 0
     live_read_at: float = 0.0  # when the build read the live store: deletions before it are applied
     runtime: str = "tensorflow"  # what ran the network: tensorflow or openvino (the same vectors)
+    precision: str = "f32"  # the arithmetic that made the vectors: f32, bf16 or int8 (also in the key)
+    precision_choice: dict = field(default_factory=dict)  # why: asked, kept or measured (how well)
     centre: str = "none"  # "mean": the collection's mean direction (centre.npy) is taken off vectors
     search_k: int = -1  # the depth queries run at: chosen for recall["target"], 0 = exact, -1 = trees * k
     recall: dict = field(default_factory=dict)  # what the choice was measured on (recall.RecallCurve)

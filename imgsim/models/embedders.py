@@ -27,18 +27,20 @@ from imgsim import config
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.models import autoencoder, runtimes
+from imgsim.models.keys import (  # noqa: F401 (the names callers know embedders by)
+    BACKBONES,
+    PRECISION_OPTIONS,
+    WeightsUnavailable,
+    key_options,
+    key_precision,
+    model_key,
+    weights_setting,
+    with_precision,
+)
 from imgsim.models.runtimes import Runtime
 
 TENSORFLOW = Runtime("tensorflow")
 
-# name -> (keras.applications class, how its preprocess_input scales pixels, default input side)
-BACKBONES = {
-    "inception_v3": ("InceptionV3", "tf", 299),
-    "vgg19": ("VGG19", "caffe", 224),
-    "resnet50": ("ResNet50", "caffe", 224),
-    "mobilenet_v2": ("MobileNetV2", "tf", 224),
-    "efficientnetb0": ("EfficientNetB0", "none", 224),  # rescales inside the model
-}
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 
 
@@ -50,10 +52,6 @@ def preprocess_function(mode: str) -> Callable[[np.ndarray], np.ndarray]:
     if mode == "caffe":
         return lambda x: x[..., ::-1] - _CAFFE_MEAN_BGR
     return lambda x: x
-
-
-class WeightsUnavailable(RuntimeError):
-    """Pretrained weights could not be downloaded or read; the message says how to provide them."""
 
 
 @dataclass
@@ -70,6 +68,8 @@ class Embedder:
     preprocess: Callable[[np.ndarray], np.ndarray]
     runtime: str = "tensorflow"
     converted: Path | None = None  # the OpenVINO conversion it runs, copied into index versions
+    precision: str = "f32"  # the arithmetic it runs in (precision.py): f32, bf16 or int8
+    quantized: Path | None = None  # the int8 model it runs, where precision is int8
     trim: bool = False  # uniform borders are trimmed before resizing (see imaging.trim_border)
     # for models trained on the collection (convae, simpleae): the folder holding the trained
     # files, copied into every index version built with them
@@ -93,52 +93,6 @@ class Embedder:
         return self.embed(np.stack([self.prepare(image) for image in images]))
 
 
-def weights_setting(weights: str) -> str | None:
-    """The --weights setting as load_embedder takes it: "none" means random weights."""
-    return None if weights == "none" else weights
-
-
-def _options(pooling: str, trim: bool) -> str:
-    """The part of a model key that names how vectors are made from the network's features;
-    empty for average pooling without trimming, the only way before they existed."""
-    named = [name for name, used in (("gem", pooling == "gem"), ("trim", trim)) if used]
-    return "|" + ",".join(named) if named else ""
-
-
-def key_options(key: str) -> tuple[str, bool, int]:
-    """(pooling, trim, input-size setting) that a model key was made with."""
-    base, _, options = key.partition("|")
-    named = options.split(",") if options else []
-    return ("gem" if "gem" in named else "avg"), "trim" in named, int(base.rsplit(":", 1)[1])
-
-
-def model_key(
-    model: str, weights: str | None = "imagenet", image_size: int = 0, pooling: str = "avg",
-    trim: bool = False,
-) -> str:  # fmt: skip
-    """What the vectors depend on, cheap to compute before the model is loaded."""
-    return _base_key(model, weights, image_size) + _options(pooling, trim)
-
-
-def _base_key(model: str, weights: str | None, image_size: int) -> str:
-    if model in autoencoder.PIXEL_MODELS:
-        raise WeightsUnavailable(f"{model} is trained on the collection: build the index with img2vec.py")
-    if model in BACKBONES:
-        side = image_size or BACKBONES[model][2]
-        weights_id = weights
-        if weights not in (None, "imagenet"):
-            if not Path(weights).is_file():
-                raise WeightsUnavailable(f"weights file {weights} does not exist")
-            weights_id = f"{Path(weights).name}:{store.file_sha1(Path(weights))[:12]}"
-        return f"{model}:{weights_id}:{side}"
-    path = Path(model)
-    if not path.is_file():
-        raise WeightsUnavailable(
-            f"unknown model {model!r}: use one of {', '.join(BACKBONES)} or the path of a .keras file"
-        )
-    return f"file:{path.name}:{store.file_sha1(path)[:12]}:{image_size}"
-
-
 def load_embedder(
     model: str,
     weights: str | None = "imagenet",
@@ -147,6 +101,7 @@ def load_embedder(
     converted_in: Path | None = None,
     pooling: str = "avg",
     trim: bool = False,
+    quantized_in: Path | None = None,
 ) -> Embedder:
     """Load a backbone by name (penultimate layer, globally pooled) or a .keras model file.
 
@@ -155,23 +110,29 @@ def load_embedder(
     conversion (in ``converted_in``, else in the runtime's cache) is loaded without TensorFlow;
     otherwise the Keras model is loaded and converted, and where conversion fails the model runs
     on TensorFlow and the log says so. ``pooling`` "gem" replaces the global average pooling (where
-    the model has one; the log says where it has none); ``trim`` trims uniform borders.
+    the model has one; the log says where it has none); ``trim`` trims uniform borders. The
+    runtime's precision (f32 for auto; int8 only with the model quantized for it in
+    ``quantized_in``) is the one run, or the next one down where this CPU lacks it.
     """
-    key = model_key(model, weights, image_size, pooling, trim)
-    loaded = _load(model, weights, image_size, key, runtime, converted_in, pooling)
+    precision = runtimes.runnable(runtime.precision, runtime.log) if runtime.name == "openvino" else "f32"
+    key = model_key(model, weights, image_size, pooling, trim)  # the network's: what conversions are of
+    if precision == "int8" and not (quantized_in and runtimes.is_quantized(quantized_in, key)):
+        raise ValueError("int8 runs a model quantized on the collection: build with --precision int8")
+    runtime = dataclasses.replace(runtime, precision=precision)
+    loaded = _load(model, weights, image_size, key, runtime, converted_in, pooling, quantized_in)
     return dataclasses.replace(loaded, trim=trim)
 
 
 def _load(
     model: str, weights: str | None, image_size: int, key: str, runtime: Runtime, converted_in: Path | None,
-    pooling: str,
+    pooling: str, quantized_in: Path | None = None,
 ) -> Embedder:  # fmt: skip
     if runtime.name == "openvino":
         cached = runtimes.cache_folder(runtime.cache, key) if runtime.cache else None
         done = next((f for f in (converted_in, cached) if f and runtimes.is_converted(f, key)), None)
         if done is not None:
             try:
-                return _on_openvino(model, weights, image_size, key, done, runtime)
+                return _on_openvino(model, weights, image_size, key, done, runtime, quantized_in)
             except Exception as error:  # e.g. openvino missing here: the Keras model still runs
                 keras_model = _load_keras(model, weights, image_size, key, pooling, runtime.log)
                 return _on_tensorflow(keras_model, runtime, "load", error)
@@ -182,7 +143,7 @@ def _load(
     folder = runtimes.cache_folder(cache, key)
     try:
         runtimes.convert(embedder.model, folder, key)
-        return _on_openvino(model, weights, image_size, key, folder, runtime)
+        return _on_openvino(model, weights, image_size, key, folder, runtime, quantized_in)
     except Exception as error:  # any exporter or compiler failure: run the model as it is
         return _on_tensorflow(embedder, runtime, "convert", error)
 
@@ -202,17 +163,42 @@ def _identity(model: str) -> tuple[str, str, str]:
 
 
 def _on_openvino(
-    model: str, weights: str | None, image_size: int, key: str, folder: Path, runtime: Runtime
-) -> Embedder:
-    network = runtimes.OpenVinoModel(folder, runtime.threads)
+    model: str, weights: str | None, image_size: int, key: str, folder: Path, runtime: Runtime,
+    quantized: Path | None = None,
+) -> Embedder:  # fmt: skip
+    """The conversion in ``folder`` (of the network with ``key``) at the runtime's precision: int8
+    runs the model quantized from it in ``quantized``."""
+    precision = runtime.precision if runtime.precision in runtimes.FASTEST_FIRST else "f32"
+    quantized = quantized if precision == "int8" else None
+    network = runtimes.OpenVinoModel(quantized or folder, runtime.threads, precision)
     name, source, mode = _identity(model)
     weights = weights if model in BACKBONES else None  # a .keras file carries its weights
     side = image_size or network.input_size
     if not side:
         raise ValueError(f"{model} has no fixed input size: pass --image-size")
     return Embedder(
-        name, source, weights, key, side, network.dim, network, preprocess_function(mode),
-        runtime="openvino", converted=folder,
+        name, source, weights, with_precision(key, precision), side, network.dim, network,
+        preprocess_function(mode), runtime="openvino", converted=folder, precision=precision,
+        quantized=quantized,
+    )  # fmt: skip
+
+
+def at_precision(embedder: Embedder, precision: str, quantized: Path | None = None) -> Embedder:
+    """The same converted network compiled for another precision (int8: the model in ``quantized``)."""
+    if precision == embedder.precision and precision != "int8":
+        return embedder
+    if embedder.runtime != "openvino" or embedder.converted is None:
+        raise ValueError(f"{embedder.name} runs on {embedder.runtime}: only OpenVINO runs bf16 or int8")
+    if precision == "int8" and not (
+        quantized and runtimes.is_quantized(quantized, with_precision(embedder.key, "f32"))
+    ):
+        raise WeightsUnavailable(
+            f"no int8 model of {embedder.name} in {quantized}: rebuild with img2vec.py --full"
+        )
+    network = runtimes.OpenVinoModel(quantized if precision == "int8" else embedder.converted, 0, precision)
+    return dataclasses.replace(
+        embedder, model=network, key=with_precision(embedder.key, precision), precision=precision,
+        quantized=quantized if precision == "int8" else None,
     )  # fmt: skip
 
 
@@ -280,24 +266,46 @@ def for_index(manifest: store.Manifest, version: Path, runtime: Runtime = TENSOR
     if trained:
         source = str(Path(version) / autoencoder.ENCODER_FILE)
     pooling, trim, size = key_options(manifest.model_key)  # the settings the vectors were made with
-    converted = Path(version) / runtimes.VERSION_FOLDER
+    network_key = with_precision(manifest.model_key, "f32")
+    converted, quantized = Path(version) / runtimes.VERSION_FOLDER, Path(version) / runtimes.INT8_FOLDER
     weights = weights_setting(manifest.weights)
-    carried = runtime.name == "openvino" and runtimes.is_converted(converted, manifest.model_key)
+    runtime = dataclasses.replace(
+        runtime, precision=_query_precision(manifest, runtime, quantized, network_key)
+    )
+    carried = runtime.name == "openvino" and runtimes.is_converted(converted, network_key)
+    embedder = None
     if carried and not trained:  # the very network of the build: its .keras file need not be here
         with contextlib.suppress(Exception):  # else as below: from the source, where it still is
-            network = _on_openvino(source, weights, size, manifest.model_key, converted, runtime)
-            return dataclasses.replace(network, trim=trim)
-    embedder = load_embedder(source, weights, size, runtime, converted, pooling, trim)
+            embedder = _on_openvino(source, weights, size, network_key, converted, runtime, quantized)
+            embedder = dataclasses.replace(embedder, trim=trim)
+    if embedder is None:
+        embedder = load_embedder(source, weights, size, runtime, converted, pooling, trim, quantized)
     if trained:
         embedder = dataclasses.replace(
             embedder, name=manifest.model_source, source=manifest.model_source, trained_files=Path(version)
         )
-    if embedder.key != manifest.model_key:
+    if with_precision(embedder.key, "f32") != network_key:
         raise WeightsUnavailable(
             f"the model {manifest.model_source} changed since the index was built; rebuild the "
             "index with img2vec.py"
         )
-    return embedder
+    # the index's key, whatever precision runs here: an addition or a compaction made with this
+    # embedder belongs to the index, as its vectors agree with the index's (precision.py's gates)
+    return dataclasses.replace(embedder, key=manifest.model_key)
+
+
+def _query_precision(manifest: store.Manifest, runtime: Runtime, quantized: Path, network_key: str) -> str:
+    """What queries run at: the index's precision (or the one asked for), else the next one down
+    that this CPU has, or that the version has a model for (said in one line)."""
+    if runtime.name != "openvino":
+        return "f32"
+    wanted = key_precision(manifest.model_key) if runtime.precision == "auto" else runtime.precision
+    precision = runtimes.runnable(wanted, runtime.log)
+    if precision == "int8" and not runtimes.is_quantized(quantized, network_key):
+        precision = runtimes.runnable("bf16", runtime.log)
+        built = key_precision(manifest.model_key)
+        runtime.log(f"This index has no int8 model (it is {built}): queries run {precision} instead.")
+    return precision
 
 
 def best_available(cfg: config.Config, log: Callable[[str], None] = print) -> Embedder:

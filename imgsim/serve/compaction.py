@@ -27,6 +27,7 @@ MAX_BACKOFF_S = 600.0
 class LockLost(RuntimeError):
     """The compaction's lock went with its database connection while it ran."""
 
+
 Build = Callable[..., object]  # indexer.build_index: (dataset, cfg, embedder=, progress=, log=, live_store=)
 
 

@@ -1,0 +1,171 @@
+"""The precision a build embeds in: asked for, kept from the version before, or measured.
+
+``auto`` measures only when it must (a first build, or a new model): it embeds a fixed sample of
+the collection's own photos and edited copies of some of them at f32 and at each faster precision
+this CPU runs natively, and keeps the fastest that agrees (models/precision.py). A later build of
+the same model keeps the version's precision and, for int8, its very quantized model, so that the
+vectors of one index are always made the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imgsim import config
+from imgsim.build import collection
+from imgsim.build.collection import FileEntry
+from imgsim.images import edits, imaging
+from imgsim.models import embedders, precision, runtimes
+from imgsim.models.embedders import Embedder
+
+EDITED_PHOTOS = 30  # photos of the sample whose edited copies (edits.CALIBRATION) are checked too
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Choice:
+    """What the build embeds in, why, and what was measured to decide it."""
+
+    precision: str
+    how: str  # "asked", "kept" (from the version before), "measured", or "f32 only" (no OpenVINO)
+    embedder: Embedder | None = None  # loaded at that precision, where deciding needed it
+    measured: list[dict] = field(default_factory=list)
+
+    def to_dict(self, asked: str) -> dict:
+        cpu = sorted(runtimes.capabilities())
+        return {"asked": asked, "how": self.how, "cpu": cpu, "measured": self.measured}
+
+
+def decide(
+    cfg: config.Config,
+    entries: list[FileEntry],
+    current: collection.Previous | None,
+    network_key: str,
+    embedder: Embedder | None,
+    log: Log,
+) -> Choice:
+    """The precision for a build of ``entries`` with the network of ``network_key``."""
+    if embedder is not None:  # made by the caller (a compaction, a trained autoencoder)
+        return Choice(embedder.precision, "given", embedder)
+    if cfg.runtime != "openvino":
+        return Choice("f32", "f32 only")
+    before = current.manifest if current is not None else None
+    if before is not None and embedders.with_precision(before.model_key, "f32") == network_key:
+        was = embedders.key_precision(before.model_key)
+        if cfg.precision in ("auto", was):  # the same model again: its vectors made the same way
+            kept = runtimes.runnable(was, log)
+            measured = before.precision_choice.get("measured", [])
+            return Choice(kept, "kept", None, measured)  # loaded only if something is to be embedded
+    asked = runtimes.runnable(cfg.precision, log)
+    native = runtimes.native_precisions()
+    if asked == "f32" and (cfg.precision != "auto" or native == ["f32"]):
+        return Choice("f32", "asked" if cfg.precision != "auto" else "f32 only")
+    reference = embedders.from_config(cfg.replace(precision="f32"), log)
+    if reference.runtime != "openvino":  # OpenVINO could not convert it: TensorFlow runs it, in f32
+        return Choice("f32", "f32 only", reference)
+    sample = collection.training_sample(entries, cfg.precision_sample)
+    if cfg.precision != "auto":  # asked for by name: run as asked, nothing to measure but int8's calibration
+        originals, _, _ = _photos(sample, reference, cfg, edited=0) if asked == "int8" else (None, None, None)
+        quantized = _int8(cfg, reference, network_key, sample, originals, log)() if asked == "int8" else None
+        chosen = asked if asked != "int8" or quantized else runtimes.runnable("bf16", log)
+        return Choice(chosen, "asked", embedders.at_precision(reference, chosen, quantized))
+    originals, copies, owners = _photos(sample, reference, cfg)
+    quantized = _int8(cfg, reference, network_key, sample, originals, log)
+    # int8 calibrates on the sample: a collection with fewer photos than it asks for gets no int8
+    candidates = [p for p in native if p != "int8" or len(originals) >= cfg.precision_sample]
+
+    def embed_at(chosen: str) -> precision.Embed | None:
+        if chosen == "f32":
+            return reference.embed
+        if chosen == "int8" and quantized() is None:
+            return None
+        return embedders.at_precision(reference, chosen, quantized() if chosen == "int8" else None).embed
+
+    photos = f"{len(originals)} photos and {len(copies)} edited copies"
+    log(f"Measuring {', '.join(candidates)} against f32 on {photos} of the collection ...")
+    chosen, measured = precision.choose(candidates, embed_at, originals, copies, owners, time.perf_counter)
+    for agreement in measured[1:]:
+        verdict = "agrees" if agreement.passed else "misses: " + "; ".join(agreement.misses)
+        scores = f"cosine {agreement.mean_cosine:.4f}, top-10 {agreement.top10:.3f}"
+        log(f"  {agreement.precision}: {scores} ({verdict})")
+    log(f"Embedding in {chosen} (the fastest that agrees with f32 on this collection).")
+    model = embedders.at_precision(reference, chosen, quantized() if chosen == "int8" else None)
+    return Choice(chosen, "measured", model, [m.to_dict() for m in measured])
+
+
+def load_at(cfg: config.Config, chosen: str, current: collection.Previous | None, log: Log) -> Embedder:
+    """The configured model at ``chosen`` (int8: the quantized model the current version carries)."""
+    quantized = current.version / runtimes.INT8_FOLDER if chosen == "int8" and current is not None else None
+    reference = embedders.from_config(cfg.replace(precision="f32"), log)
+    if chosen == "f32":
+        return reference
+    return embedders.at_precision(reference, chosen, quantized)
+
+
+def _photos(
+    sample: list[FileEntry], embedder: Embedder, cfg: config.Config, edited: int = EDITED_PHOTOS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sample as network input (uint8), edited copies of its first ``edited`` photos, and whose
+    copy each is."""
+    originals: list[np.ndarray] = []
+    copies: list[np.ndarray] = []
+    owners: list[int] = []
+    for entry in sample:
+        try:
+            image = imaging.open_rgb(entry.abspath, cfg.max_image_pixels, embedder.decode_side)
+        except imaging.UnreadableImage:
+            continue
+        if len(originals) < edited:
+            for name in edits.CALIBRATION:
+                copies.append(embedder.prepare(edits.apply(name, image)))
+                owners.append(len(originals))
+        originals.append(embedder.prepare(image))
+    side = embedder.input_size
+    empty = np.zeros((0, side, side, 3), np.uint8)
+    return (
+        np.stack(originals) if originals else empty,
+        np.stack(copies) if copies else empty,
+        np.array(owners),
+    )
+
+
+def _int8(
+    cfg: config.Config, reference: Embedder, network_key: str, sample: list[FileEntry], originals: np.ndarray,
+    log: Log,
+) -> Callable[[], Path | None]:  # fmt: skip
+    """The int8 model of this network calibrated on ``sample``, quantized the first time it is asked
+    for and cached per model key and calibration; None where NNCF cannot quantize it."""
+    photos = "\n".join(f"{e.path}:{e.size}:{e.mtime_ns}" for e in sample)
+    key = f"{network_key}|int8:{hashlib.sha1(photos.encode()).hexdigest()[:16]}"
+    cache = runtimes.cache_root(cfg.model_cache)
+    folder = runtimes.cache_folder(cache, key)
+    made: list[Path | None] = []
+
+    def quantized() -> Path | None:
+        if not made:
+            made.append(_quantize(reference, folder, key, originals, log))
+        return made[0]
+
+    return quantized
+
+
+def _quantize(reference: Embedder, folder: Path, key: str, originals: np.ndarray, log: Log) -> Path | None:
+    try:
+        if (folder / runtimes.KEY_FILE).is_file() and (folder / runtimes.KEY_FILE).read_text() == key:
+            return folder
+        log(f"Quantizing {reference.name} to int8 with NNCF on {len(originals)} of the collection's photos")
+        batches = [
+            reference.preprocess(originals[i : i + 1].astype(np.float32)) for i in range(len(originals))
+        ]
+        runtimes.quantize(reference.converted, folder, key, batches)
+        return folder
+    except Exception as error:  # NNCF missing or failing on this model: int8 is not a candidate
+        log(f"int8 is not available for {reference.name} ({str(error).strip().splitlines()[0]}).")
+        return None
