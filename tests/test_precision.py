@@ -159,3 +159,18 @@ def test_int8_is_quantized_on_the_collection_carried_by_the_version_and_kept(tmp
     quiet_build(folder, cfg)  # the same quantized model: the index's vectors stay comparable
     after = store.current_version(cfg.index_dir)
     assert after != version and (after / runtimes.INT8_FOLDER / runtimes.KEY_FILE).read_text() == calibrated
+
+
+@requires_shared
+@needs_bf16
+def test_stats_say_what_the_index_was_built_in_and_what_this_worker_queries_in(tmp_path):
+    from helpers import ADMIN
+    from imgsim.serve import app as app_module
+
+    folder = flower_subset(tmp_path / "flowers", per_class=4)
+    cfg = _flowers_config(tmp_path, precision="bf16", admin_token="s3cret-token-of-the-tests")
+    quiet_build(folder, cfg)
+    client = app_module.create_app(cfg).test_client()
+    stats = client.get("/stats", headers=ADMIN).get_json()
+    assert stats["index"]["precision"] == "bf16" and stats["query_precision"] == "bf16"
+    assert stats["index"]["precision_choice"]["asked"] == "bf16"

@@ -72,12 +72,12 @@ def decide(
         return Choice("f32", "f32 only", reference)
     sample = collection.training_sample(entries, cfg.precision_sample)
     if cfg.precision != "auto":  # asked for by name: run as asked, nothing to measure but int8's calibration
-        originals, _, _ = _photos(sample, reference, cfg, edited=0) if asked == "int8" else (None, None, None)
-        quantized = _int8(cfg, reference, network_key, sample, originals, log)() if asked == "int8" else None
+        photos = lambda: _photos(sample, reference, cfg, edited=0)[0]  # noqa: E731 (only if not cached)
+        quantized = _int8(cfg, reference, network_key, sample, photos, log)() if asked == "int8" else None
         chosen = asked if asked != "int8" or quantized else runtimes.runnable("bf16", log)
         return Choice(chosen, "asked", embedders.at_precision(reference, chosen, quantized))
     originals, copies, owners = _photos(sample, reference, cfg)
-    quantized = _int8(cfg, reference, network_key, sample, originals, log)
+    quantized = _int8(cfg, reference, network_key, sample, lambda: originals, log)
     # int8 calibrates on the sample: a collection with fewer photos than it asks for gets no int8
     candidates = [p for p in native if p != "int8" or len(originals) >= cfg.precision_sample]
 
@@ -137,8 +137,8 @@ def _photos(
 
 
 def _int8(
-    cfg: config.Config, reference: Embedder, network_key: str, sample: list[FileEntry], originals: np.ndarray,
-    log: Log,
+    cfg: config.Config, reference: Embedder, network_key: str, sample: list[FileEntry],
+    originals: Callable[[], np.ndarray], log: Log,
 ) -> Callable[[], Path | None]:  # fmt: skip
     """The int8 model of this network calibrated on ``sample``, quantized the first time it is asked
     for and cached per model key and calibration; None where NNCF cannot quantize it."""
@@ -156,10 +156,13 @@ def _int8(
     return quantized
 
 
-def _quantize(reference: Embedder, folder: Path, key: str, originals: np.ndarray, log: Log) -> Path | None:
+def _quantize(
+    reference: Embedder, folder: Path, key: str, photos: Callable[[], np.ndarray], log: Log
+) -> Path | None:
     try:
         if (folder / runtimes.KEY_FILE).is_file() and (folder / runtimes.KEY_FILE).read_text() == key:
             return folder
+        originals = photos()
         log(f"Quantizing {reference.name} to int8 with NNCF on {len(originals)} of the collection's photos")
         batches = [
             reference.preprocess(originals[i : i + 1].astype(np.float32)) for i in range(len(originals))

@@ -389,5 +389,6 @@ class Service:
             "uptime_s": round(time.time() - self.started, 1),
             "requests": dict(self.counts),
             "index": index,
+            "query_precision": None if snap is None else snap.embedder.precision,  # may be below the index's
             "load_error": self.holder.load_error,
         }
