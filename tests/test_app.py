@@ -198,4 +198,3 @@ def test_stats_and_health_show_paths_and_errors_only_to_the_admin(client, admin,
     empty = app_module.create_app(tiny_config.replace(index_dir=tmp_path / "nothing")).test_client()
     reason = empty.get("/healthz").get_json()["reason"]
     assert str(tmp_path) not in reason and "img2vec.py" in reason
-

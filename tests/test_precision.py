@@ -53,7 +53,7 @@ def test_the_choice_is_the_fastest_candidate_that_agrees_and_f32_when_none_does(
     photos, copies, owners = rng.normal(size=(30, 16)), rng.normal(size=(0, 16)), np.array([], int)
     exact = lambda x: x  # noqa: E731
     noisy = lambda x: x + rng.normal(size=x.shape)  # noqa: E731
-    chosen, measured = precision.choose(
+    chosen, measured, vectors = precision.choose(
         ["int8", "bf16", "f32"],
         {"f32": exact, "int8": noisy, "bf16": exact}.get,
         photos,
@@ -62,8 +62,8 @@ def test_the_choice_is_the_fastest_candidate_that_agrees_and_f32_when_none_does(
         lambda: 0,
     )
     assert chosen == "bf16" and [m.precision for m in measured] == ["f32", "int8", "bf16"]
-    assert not measured[1].passed and measured[2].passed
-    chosen, _ = precision.choose(
+    assert not measured[1].passed and measured[2].passed and np.array_equal(vectors, photos)
+    chosen, _, _ = precision.choose(
         ["int8"], {"f32": exact, "int8": noisy}.get, photos, copies, owners, lambda: 0
     )
     assert chosen == "f32"
@@ -106,6 +106,9 @@ def test_auto_measures_once_records_why_and_later_builds_keep_the_choice(tmp_pat
     chosen = next(m for m in choice["measured"] if m["precision"] == manifest.precision)
     assert chosen["passed"] and chosen["mean_cosine"] >= precision.GATES.mean_cosine
     assert any(line.startswith("Measuring") for line in said)
+    # the sample was the whole collection: its vectors at the chosen precision are the index's
+    assert not any(line.startswith("Model ") for line in said)  # the network did not run again
+    assert _rank1_of_every_photo(cfg, folder, manifest.precision) == 1.0
     (folder / "rose" / sorted((folder / "rose").iterdir())[0].name).unlink()
     said.clear()
     indexer.build_index(folder, cfg, progress=False, log=said.append)

@@ -179,9 +179,18 @@ def _up_to_date(plan: BuildPlan) -> bool:
 
 
 def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResult:
-    """Run the network on the plan's new and changed files, checkpointing as it goes."""
-    if not plan.to_embed:
-        return EmbedResult()
+    """Run the network on the plan's new and changed files, checkpointing as it goes; the photos
+    that choosing the precision embedded at the chosen one are not embedded again."""
+    measured = plan.precision.vectors if plan.precision else {}
+    done = {e.path: measured[e.path] for e in plan.to_embed if e.path in measured}
+    rest = [e for e in plan.to_embed if e.path not in done]
+    result = _run(plan, rest, progress, log) if rest else EmbedResult()
+    result.vectors.update(done)
+    result.embedded += len(done)
+    return result
+
+
+def _run(plan: BuildPlan, entries: list, progress: bool, log: Log) -> EmbedResult:
     cfg = plan.cfg
     embedder = _embedder(plan, log)
     side, runtime = embedder.input_size, embedder.runtime
@@ -191,15 +200,8 @@ def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResul
         from imgsim.build import rayengine
 
         root = str(plan.root)
-        return rayengine.embed_files(plan.to_embed, embedder, cfg, root, plan.known_sha1, save, progress, log)
-    return embed_files(
-        plan.to_embed,
-        embedder,
-        cfg,
-        plan.known_sha1,
-        checkpoint=save,
-        progress=progress,
-    )
+        return rayengine.embed_files(entries, embedder, cfg, root, plan.known_sha1, save, progress, log)
+    return embed_files(entries, embedder, cfg, plan.known_sha1, checkpoint=save, progress=progress)
 
 
 def publish(

@@ -37,6 +37,8 @@ class Choice:
     how: str  # "asked", "kept" (from the version before), "measured", or "f32 only" (no OpenVINO)
     embedder: Embedder | None = None  # loaded at that precision, where deciding needed it
     measured: list[dict] = field(default_factory=list)
+    # the sample's vectors at that precision, path -> (sha1, vector): the build need not embed them again
+    vectors: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
 
     def to_dict(self, asked: str) -> dict:
         cpu = sorted(runtimes.capabilities())
@@ -76,7 +78,7 @@ def decide(
         quantized = _int8(cfg, reference, network_key, sample, photos, log)() if asked == "int8" else None
         chosen = asked if asked != "int8" or quantized else runtimes.runnable("bf16", log)
         return Choice(chosen, "asked", embedders.at_precision(reference, chosen, quantized))
-    originals, copies, owners = _photos(sample, reference, cfg)
+    originals, copies, owners, read = _photos(sample, reference, cfg)
     quantized = _int8(cfg, reference, network_key, sample, lambda: originals, log)
     # int8 calibrates on the sample: a collection with fewer photos than it asks for gets no int8
     candidates = [p for p in native if p != "int8" or len(originals) >= cfg.precision_sample]
@@ -90,14 +92,17 @@ def decide(
 
     photos = f"{len(originals)} photos and {len(copies)} edited copies"
     log(f"Measuring {', '.join(candidates)} against f32 on {photos} of the collection ...")
-    chosen, measured = precision.choose(candidates, embed_at, originals, copies, owners, time.perf_counter)
+    chosen, measured, vectors = precision.choose(
+        candidates, embed_at, originals, copies, owners, time.perf_counter
+    )
     for agreement in measured[1:]:
         verdict = "agrees" if agreement.passed else "misses: " + "; ".join(agreement.misses)
         scores = f"cosine {agreement.mean_cosine:.4f}, top-10 {agreement.top10:.3f}"
         log(f"  {agreement.precision}: {scores} ({verdict})")
     log(f"Embedding in {chosen} (the fastest that agrees with f32 on this collection).")
     model = embedders.at_precision(reference, chosen, quantized() if chosen == "int8" else None)
-    return Choice(chosen, "measured", model, [m.to_dict() for m in measured])
+    kept = {entry.path: (sha1, vector) for (entry, sha1), vector in zip(read, vectors, strict=True)}
+    return Choice(chosen, "measured", model, [m.to_dict() for m in measured], kept)
 
 
 def load_at(cfg: config.Config, chosen: str, current: collection.Previous | None, log: Log) -> Embedder:
@@ -111,17 +116,20 @@ def load_at(cfg: config.Config, chosen: str, current: collection.Previous | None
 
 def _photos(
     sample: list[FileEntry], embedder: Embedder, cfg: config.Config, edited: int = EDITED_PHOTOS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The sample as network input (uint8), edited copies of its first ``edited`` photos, and whose
-    copy each is."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[FileEntry, str]]]:
+    """The sample as network input (uint8), edited copies of its first ``edited`` photos, whose
+    copy each is, and which file (with its content hash) each original is."""
     originals: list[np.ndarray] = []
     copies: list[np.ndarray] = []
     owners: list[int] = []
+    read: list[tuple[FileEntry, str]] = []
     for entry in sample:
         try:
-            image = imaging.open_rgb(entry.abspath, cfg.max_image_pixels, embedder.decode_side)
-        except imaging.UnreadableImage:
+            data = entry.abspath.read_bytes()
+            image = imaging.decode_rgb(data, cfg.max_image_pixels, embedder.decode_side)  # as embedding does
+        except (OSError, imaging.UnreadableImage):
             continue
+        read.append((entry, hashlib.sha1(data).hexdigest()))
         if len(originals) < edited:
             for name in edits.CALIBRATION:
                 copies.append(embedder.prepare(edits.apply(name, image)))
@@ -133,6 +141,7 @@ def _photos(
         np.stack(originals) if originals else empty,
         np.stack(copies) if copies else empty,
         np.array(owners),
+        read,
     )
 
 

@@ -121,8 +121,9 @@ def choose(
     owners: np.ndarray,
     clock: Callable[[], float],
     gates: Gates = GATES,
-) -> tuple[str, list[Agreement]]:
-    """The first of ``candidates`` (fastest first) whose vectors pass ``gates`` against f32's.
+) -> tuple[str, list[Agreement], np.ndarray]:
+    """The first of ``candidates`` (fastest first) whose vectors pass ``gates`` against f32's, what
+    was measured, and the originals' vectors at the chosen precision (a build keeps them).
 
     ``embed_at(precision)`` gives that precision's embedding function, or None where it cannot be
     had (a quantization that failed); f32 is the reference and always the last resort.
@@ -143,5 +144,5 @@ def choose(
         agreement = compare(precision, reference, candidate, owners, clock() - started, gates)
         measured.append(agreement)
         if agreement.passed:
-            return precision, measured
-    return "f32", measured
+            return precision, measured, candidate[0]
+    return "f32", measured, reference[0]

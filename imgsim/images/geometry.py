@@ -1,0 +1,147 @@
+"""Whether two images show the same picture: local features matched and checked for one transform.
+
+A global embedding says "these look alike"; it cannot tell a copy of a photo from another photo of
+the same kind of flower. Local features can: OpenCV's ORB keypoints (binary, 32 bytes each, found
+under turns, scaling, recolouring and re-encoding) are matched between the two images, and RANSAC
+looks for one similarity transform (turn, uniform scale, shift) that most matches agree on. A copy,
+however cropped, framed, turned, resized or turned gray, has many matches that fit one transform;
+two different photos have matches that agree on nothing.
+
+The transform then explains the match: where each image lies in the other (a polygon in each
+image's own pixels), the share of each image the match covers, the turn and the scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# Chosen on flowers5 (docs/benchmarks.md section 12): 60 photos, 10 kinds of edited copy, against
+# each photo's 5 nearest other photos by the embedding. At 320 px, 500 keypoints and 12 inliers,
+# every kind but a 70 % crop verified for 0.97-1.00 of the photos (the crop 0.90), and no
+# look-alike did; 480 px lost small copies, 300 keypoints or 10 inliers let look-alikes through.
+ANALYSED_SIDE = 320  # the longer side images are analysed at (small ones are enlarged to it)
+KEYPOINTS = 500
+RATIO = 0.8  # Lowe's ratio test: a match must be clearly better than the second best
+MIN_INLIERS = 12  # matches that agree on one transform for a verified copy
+MIN_INLIER_SHARE = 0.25  # of the matches that passed the ratio test
+CLOSE = 40  # of 256 bits: descriptors this near are the same patch (where the ratio test cannot tell)
+
+
+@dataclass(frozen=True)
+class Features:
+    """One image's local features, in the pixels of the image as given (not the analysed size)."""
+
+    points: np.ndarray  # (n, 2) float32 x, y
+    descriptors: np.ndarray  # (n, 32) uint8 ORB
+    size: tuple[int, int]  # width, height of the image as given
+    gray: bool  # the image carries (almost) no colour
+
+    def nbytes(self) -> int:
+        return self.points.nbytes + self.descriptors.nbytes
+
+
+@dataclass(frozen=True)
+class Match:
+    """A verified match of image A (the query) with image B (a candidate)."""
+
+    inliers: int
+    matches: int
+    turn: float  # degrees B is turned by against A, counter-clockwise, in (-180, 180]
+    scale: float  # B's pixels per A's pixel
+    a_in_b: list[tuple[float, float]]  # A's outline in B's pixels, clipped to B
+    b_in_a: list[tuple[float, float]]  # B's outline in A's pixels, clipped to A
+    coverage_a: float  # share of A that B shows
+    coverage_b: float  # share of B that A shows
+
+    def to_dict(self) -> dict:
+        rounded = lambda polygon: [[round(x, 1), round(y, 1)] for x, y in polygon]  # noqa: E731
+        return {
+            "inliers": self.inliers, "turn": round(self.turn, 1), "scale": round(self.scale, 3),
+            "region_in_query": rounded(self.b_in_a), "query_in_region": rounded(self.a_in_b),
+            "query_coverage": round(self.coverage_a, 3), "result_coverage": round(self.coverage_b, 3),
+        }  # fmt: skip
+
+
+def _is_gray(image: Image.Image) -> bool:
+    small = np.asarray(image.convert("RGB").resize((32, 32)), np.int16)
+    return int(np.abs(small - small.mean(axis=2, keepdims=True)).max()) <= 12
+
+
+def features(image: Image.Image, side: int = ANALYSED_SIDE, count: int = KEYPOINTS) -> Features:
+    """ORB keypoints of an image, analysed with its longer side at ``side`` pixels."""
+    import cv2
+
+    width, height = image.size
+    factor = side / max(width, height)
+    analysed = image.convert("L").resize(
+        (max(1, round(width * factor)), max(1, round(height * factor))), Image.Resampling.BILINEAR
+    )
+    orb = cv2.ORB_create(nfeatures=count, edgeThreshold=15, patchSize=15, fastThreshold=10)
+    keypoints, descriptors = orb.detectAndCompute(np.asarray(analysed), None)
+    if descriptors is None:  # a blank picture: nothing to match
+        nothing = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+        return Features(*nothing, (width, height), _is_gray(image))
+    points = np.array([k.pt for k in keypoints], np.float32) / factor
+    return Features(points, descriptors, (width, height), _is_gray(image))
+
+
+def _outline(size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+
+
+def _clipped(polygon: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    area, clipped = cv2.intersectConvexConvex(polygon.astype(np.float32), _outline(size))
+    return clipped.reshape(-1, 2) if clipped is not None and area > 0 else np.zeros((0, 2), np.float32)
+
+
+def _area(polygon: np.ndarray) -> float:
+    if len(polygon) < 3:
+        return 0.0
+    x, y = polygon[:, 0], polygon[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def verify(a: Features, b: Features) -> Match | None:
+    """The match of A with B where they show the same picture, else None."""
+    import cv2
+
+    if len(a.descriptors) < MIN_INLIERS or len(b.descriptors) < MIN_INLIERS:
+        return None
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS:  # a repeating pattern (a chessboard) has no clear best match:
+        mutual = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(a.descriptors, b.descriptors)
+        good = [m for m in mutual if m.distance <= CLOSE]  # mutual and close; RANSAC then decides
+    if len(good) < MIN_INLIERS:
+        return None
+    source = a.points[[m.queryIdx for m in good]]
+    target = b.points[[m.trainIdx for m in good]]
+    tolerance = 0.02 * max(b.size)  # pixels of B a matched point may lie off the transform
+    transform, mask = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=2000, confidence=0.995
+    )
+    if transform is None:
+        return None
+    inliers = int(mask.sum())
+    if inliers < MIN_INLIERS or inliers < MIN_INLIER_SHARE * len(good):
+        return None
+    scale = math.hypot(transform[0, 0], transform[1, 0])
+    if not 0.1 <= scale <= 10:
+        return None
+    turn = math.degrees(math.atan2(transform[1, 0], transform[0, 0]))
+    inverse = cv2.invertAffineTransform(transform)
+    a_in_b = _clipped(cv2.transform(_outline(a.size)[None], transform)[0], b.size)
+    b_in_a = _clipped(cv2.transform(_outline(b.size)[None], inverse)[0], a.size)
+    coverage_a = _area(b_in_a) / (a.size[0] * a.size[1])
+    coverage_b = _area(a_in_b) / (b.size[0] * b.size[1])
+    return Match(
+        inliers, len(good), -turn, scale, [tuple(map(float, p)) for p in a_in_b],
+        [tuple(map(float, p)) for p in b_in_a], min(1.0, coverage_a), min(1.0, coverage_b),
+    )  # fmt: skip

@@ -1,0 +1,88 @@
+"""Geometric verification: a copy is the same picture however edited; a look-alike photo is not."""
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+from helpers import requires_shared
+from imgsim import config
+from imgsim.images import edits, geometry, imaging
+
+# the kinds of copy a photo library holds (the issue's planted set), each verified against its original
+COPIES = ("reencode_q30", "resize_50", "border_10", "crop_85", "brighter_40", "grayscale", "rotate_90")
+
+
+def _photos(count: int, seed: int = 0) -> list:
+    files = sorted(config.SHARED_FLOWERS.rglob("*.jpg"))
+    return random.Random(seed).sample(files, count)
+
+
+@requires_shared
+@pytest.mark.parametrize("edit", COPIES)
+def test_an_edited_copy_is_verified_as_the_same_picture(edit):
+    photos = _photos(12)
+    verified = 0
+    for path in photos:
+        original = imaging.open_rgb(path)
+        match = geometry.verify(geometry.features(edits.apply(edit, original)), geometry.features(original))
+        verified += match is not None
+    assert verified >= 11, f"{edit}: {verified} of {len(photos)} copies verified"
+
+
+@requires_shared
+def test_what_a_match_says_about_a_turned_halved_copy():
+    original = imaging.open_rgb(_photos(1, seed=3)[0])
+    copy = edits.apply("resize_50", edits.apply("rotate_90", original))
+    match = geometry.verify(geometry.features(copy), geometry.features(original))
+    assert match is not None
+    assert abs(abs(match.turn) - 90) < 3  # a quarter turn, one way or the other
+    assert match.scale == pytest.approx(2.0, rel=0.08)  # the original has twice the copy's pixels
+    assert match.coverage_a > 0.9 and match.coverage_b > 0.9  # the whole picture, both ways
+    described = match.to_dict()
+    assert len(described["region_in_query"]) >= 3 and len(described["query_in_region"]) >= 3
+
+
+@requires_shared
+def test_a_crop_covers_the_share_of_the_original_it_kept():
+    original = imaging.open_rgb(_photos(1, seed=4)[0])
+    match = geometry.verify(geometry.features(edits.apply("crop_70", original)), geometry.features(original))
+    assert match is not None
+    assert match.coverage_b == pytest.approx(0.49, abs=0.08)  # 70 % of each side: 49 % of the original
+    assert match.coverage_a > 0.9  # and all of the crop lies in the original
+
+
+@requires_shared
+def test_different_photos_that_look_alike_are_not_verified():
+    """Each photo against the photos of its class nearest to it in colour: the look-alikes a
+    global embedding confuses with copies."""
+    photos = _photos(80, seed=1)
+    images = [imaging.open_rgb(path) for path in photos]
+    found = [geometry.features(image) for image in images]
+    colours = np.array([np.asarray(image.resize((8, 8)), np.float32).ravel() for image in images])
+    false = []
+    for n, path in enumerate(photos):
+        same_class = [m for m, other in enumerate(photos) if m != n and other.parent == path.parent]
+        for m in sorted(same_class, key=lambda m: float(np.linalg.norm(colours[m] - colours[n])))[:5]:
+            if path.read_bytes() != photos[m].read_bytes() and geometry.verify(found[n], found[m]):
+                false.append((path.name, photos[m].name))
+    assert false == []
+
+
+def test_the_chessboard_in_colour_and_in_gray_is_the_same_picture():
+    import skimage
+
+    folder = os.path.dirname(skimage.data.__file__)
+    colour = imaging.open_rgb(os.path.join(folder, "chessboard_RGB.png"))
+    gray = imaging.open_rgb(os.path.join(folder, "chessboard_GRAY.png"))
+    match = geometry.verify(geometry.features(colour), geometry.features(gray))  # a repeating pattern
+    assert match is not None and match.coverage_a > 0.95 and abs(match.turn) < 1
+
+
+def test_a_blank_picture_matches_nothing():
+    from PIL import Image
+
+    blank = geometry.features(Image.new("RGB", (64, 64), (90, 90, 90)))
+    assert len(blank.points) == 0
+    assert geometry.verify(blank, blank) is None
