@@ -13,7 +13,7 @@ from helpers import FLOWER_CLASSES, quiet_build, requires_shared
 from imgsim import config
 from imgsim.cli import search as search_cli
 from imgsim.images import edits
-from imgsim.index import duplicates, store
+from imgsim.index import copies, duplicates, store
 
 PLANTED = ("exact", "reencode_q50", "resize_50", "border_10")
 
@@ -129,7 +129,7 @@ def test_the_duplicates_page_lists_copies_and_an_admin_deletes_them(copies_app):
     found = client.get("/duplicates?format=json").get_json()
     [group] = [g for g in found["groups"] if g["kind"] == "exact"]
     assert {m["path"] for m in group["members"]} == {"img0003.png", "img0003-again.png"}
-    assert found["threshold"] == found["calibrated"]  # the index's own, calibrated at build time
+    assert found["threshold"] == pytest.approx(copies.REACH * found["calibrated"], abs=1e-5)  # its reach
     page = client.get("/duplicates", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "img0003-again.png" in page and 'class="delete-copy"' in page and 'id="admin-token"' in page
 

@@ -25,7 +25,7 @@ from imgsim.build.collection import Known
 from imgsim.build.embedding import EmbedResult, embed_files
 from imgsim.build.plan import BuildPlan
 from imgsim.images import imaging
-from imgsim.index import matching, recall, store
+from imgsim.index import copies, matching, recall, store
 from imgsim.index import vectors as vector_math
 from imgsim.live import live
 from imgsim.models import autoencoder, embedders, runtimes
@@ -272,6 +272,8 @@ def _write_version(
         manifest.build_seconds = round(time.perf_counter() - started, 2)
         manifest.annoy_build_seconds = round(annoy_seconds, 2)
         store.write_manifest(building, manifest)
+        if manifest.thresholds:  # the copies in the collection, verified once per version
+            _verify_copies(building, plan, log)
         if plan.before_publish is not None:
             plan.before_publish()
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
@@ -280,6 +282,16 @@ def _write_version(
         raise
     shutil.rmtree(store.partial_dir(cfg.index_dir), ignore_errors=True)
     return version
+
+
+def _verify_copies(building: Path, plan: BuildPlan, log: Log) -> None:
+    started = time.perf_counter()
+    known = copies.verdicts_of(plan.current.version if plan.current else None)
+    reach, pairs, verdicts = ann.verified_pairs(ann.open_version(building), plan.cfg.max_image_pixels, known)
+    copies.save(building, pairs, reach, verdicts)
+    near, checked = sum(1 for pair in pairs if pair.match is not None), len(set(verdicts) - set(known))
+    log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
+        f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s).")  # fmt: skip
 
 
 def _index_space(

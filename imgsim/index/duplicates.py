@@ -27,6 +27,8 @@ class Copy:
     path: str
     pixels: int  # width x height, read from the file's header; 0 if it cannot be read
     mtime_ns: int
+    what: str = ""  # how it differs from the copy to keep (verified copies: copies.py)
+    match: dict | None = None  # its verified match with the copy to keep: region, coverage, turn, scale
 
 
 @dataclass

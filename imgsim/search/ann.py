@@ -7,13 +7,14 @@ page cache. ``imgsim search`` (cli/search.py, ``python ann.py``) is its command 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
 
-from imgsim.index import duplicates, store
+from imgsim.index import copies, duplicates, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.recall import EXACT
 from imgsim.index.vectors import distance_to_score
@@ -133,7 +134,11 @@ class SearchIndex:
 
 def open_index(index_dir: Path) -> SearchIndex:
     """Open the version that ``current`` points to. Raises store.IndexMissing if none."""
-    version = store.current_version(index_dir)
+    return open_version(store.current_version(index_dir))
+
+
+def open_version(version: Path) -> SearchIndex:
+    """Open one version's folder (a build opens the one it is writing)."""
     raw = store.read_json(version / "manifest.json")
     if raw.get("format_version") != store.FORMAT_VERSION:
         raise store.IndexMissing(
@@ -147,18 +152,36 @@ def open_index(index_dir: Path) -> SearchIndex:
     return SearchIndex(version, manifest, store.read_items(version), annoy, reducer, centre)
 
 
+def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[float]]]:
+    """A row's nearest rows: a copy is among an item's very nearest, Annoy's own depth finds it."""
+    k = duplicates.NEIGHBOURS + 1
+    depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
+    return lambda row: index.nearest_rows(index.stored_vector(row), k, depth)
+
+
+def verified_pairs(
+    index: SearchIndex, max_pixels: int, known: copies.Verdicts | None = None
+) -> tuple[float, list[copies.Pair], copies.Verdicts]:
+    """copies.find_pairs over an opened index, within the reach of its calibrated duplicate distance."""
+    reach = round(copies.REACH * duplicates.threshold_of(index.manifest.thresholds), 6)
+    features = copies.features_of(index.collection_root, index.items, max_pixels)
+    return (reach, *copies.find_pairs(index.items, _neighbours(index), reach, features, known))
+
+
 def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(), bar: bool = False):
-    """duplicates.find_groups over an opened index: its neighbours, its calibrated distance."""
+    """The groups of copies: from the pairs the build verified (copies.json), filtered by
+    ``threshold``; in a version built before them, duplicates.find_groups by distance alone."""
+    stored = copies.load(index.version)
+    if stored is not None:
+        reach, pairs = stored
+        limit = reach if threshold is None else min(threshold, reach)
+        return limit, copies.groups(index.items, pairs, limit, index.collection_root, hidden)
     from tqdm import tqdm
 
     limit = duplicates.threshold_of(index.manifest.thresholds, threshold)
-    # a copy is among an item's very nearest: Annoy's own depth finds it, at a fraction of the time
-    k = duplicates.NEIGHBOURS + 1
-    depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
-    neighbours = lambda row: index.nearest_rows(index.stored_vector(row), k, depth)  # noqa: E731
     progress = lambda rows: tqdm(rows, desc="Duplicates", unit="img", disable=not bar)  # noqa: E731
     vector = index.stored_vector
     distance = lambda a, b: float(vector_math.distances(vector(a)[None, :], vector(b), index.metric)[0])  # noqa: E731
     root = index.collection_root
-    groups = duplicates.find_groups(index.items, neighbours, limit, root, hidden, progress, distance)
+    groups = duplicates.find_groups(index.items, _neighbours(index), limit, root, hidden, progress, distance)
     return limit, groups

@@ -157,7 +157,8 @@ class Service:
         self.compactor = Compactor(cfg, build, live_store, self.logger) if build is not None else None
         self.started = time.time()
         self.counts: Counter[str] = Counter()
-        self._map_lock = threading.Lock()  # one t-SNE map, one duplicates search at a time
+        self._map_lock = threading.Lock()  # one t-SNE map at a time
+        self._duplicates_lock = threading.Lock()  # one duplicates search (of an old version) at a time
         self._duplicates: dict[tuple[str, float | None], tuple[float, list[duplicates.Group]]] = {}
 
     def close(self) -> None:
@@ -344,11 +345,12 @@ class Service:
             self.compactor.maybe_start(snap, self.live.view(snap.index))
 
     def duplicates(self, threshold: float | None = None) -> tuple[Snapshot, float, list[duplicates.Group]]:
-        """Groups of copies in the built index, minus what was deleted since; computed once per
-        index version and threshold (a query per item), then only filtered."""
+        """Groups of copies in the built index, minus what was deleted since: from the pairs the
+        build verified (a pass over them), or in a version built before them, computed once per
+        version and threshold under a lock of their own (a query per item), then only filtered."""
         snap, view = self.current()
         key = (snap.index.version.name, threshold)
-        with self._map_lock:
+        with self._duplicates_lock:
             if key not in self._duplicates:
                 try:
                     self._duplicates = {key: ann.find_duplicates(snap.index, threshold)}

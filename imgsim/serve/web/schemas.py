@@ -240,11 +240,27 @@ class Deleted(Schema):
     path = fields.String(required=True)
 
 
+class VerifiedMatch(Schema):
+    """How a copy matches the copy to keep (the copy is the query, the keeper the result)."""
+
+    inliers = fields.Integer(required=True)
+    turn = fields.Float(required=True, metadata={"description": "degrees, counter-clockwise"})
+    scale = fields.Float(required=True)
+    region_in_query = fields.List(fields.List(fields.Float()), required=True)
+    query_in_region = fields.List(fields.List(fields.Float()), required=True)
+    query_coverage = fields.Float(required=True)
+    result_coverage = fields.Float(required=True)
+    a_gray = fields.Boolean(required=True)
+    b_gray = fields.Boolean(required=True)
+
+
 class Copy(Schema):
     id = fields.Integer(required=True)
     path = fields.String(required=True)
     pixels = fields.Integer(required=True)
     mtime_ns = fields.Integer(required=True)
+    what = fields.String(required=True, metadata={"description": "how it differs from the copy to keep"})
+    match = fields.Nested(VerifiedMatch, allow_none=True, required=True)
 
 
 class Group(Schema):

@@ -1,0 +1,209 @@
+"""Verified copies: pairs of images that show the same picture, and the groups they make.
+
+The embedding proposes candidates (each image's nearest neighbours within a reach of the
+calibrated duplicate distance); geometric verification (images/geometry.py) decides. Only
+verified pairs, and files with the same bytes, join a group, so a chain of look-alike photos
+never becomes one. The pairs are found once per index version (the build stores them in
+``copies.json``); a request for another threshold only filters them, so no request costs more
+than a pass over the stored pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgsim.images import geometry, imaging
+from imgsim.index import duplicates, store
+from imgsim.index.duplicates import Copy, Group
+
+COPIES_FILE = "copies.json"
+REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
+CANDIDATES = 5  # and among an image's nearest: a copy is among the very nearest
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two rows that show the same picture: the same bytes (match None) or a verified match."""
+
+    a: int
+    b: int
+    distance: float
+    match: dict | None  # geometry.Match.to_dict() of a against b, with "a_gray" and "b_gray"
+
+
+def features_of(
+    root: Path, items: list[store.Item], max_pixels: int
+) -> Callable[[int], geometry.Features | None]:
+    """Features of a row's file, computed the first time they are asked for (None: unreadable)."""
+    cache: dict[int, geometry.Features | None] = {}
+
+    def get(row: int) -> geometry.Features | None:
+        if row not in cache:
+            try:
+                image = imaging.open_rgb(root / items[row].path, max_pixels, geometry.ANALYSED_SIDE)
+                cache[row] = geometry.features(image)
+            except imaging.UnreadableImage:
+                cache[row] = None
+        return cache[row]
+
+    return get
+
+
+Verdicts = dict[tuple[str, str], dict | None]  # (sha1, sha1) in order -> the match, None: refused
+
+
+def find_pairs(
+    items: list[store.Item],
+    neighbours: Callable[[int], tuple[list[int], list[float]]],
+    reach: float,
+    features: Callable[[int], geometry.Features | None],
+    known: Verdicts | None = None,
+    threads: int = 0,
+) -> tuple[list[Pair], Verdicts]:
+    """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
+    CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
+
+    A verdict depends only on the two files' contents, so one ``known`` from an earlier version
+    is reused, and a rebuild verifies only the pairs its changes made. OpenCV releases the GIL:
+    the candidates are checked in threads. Each pair is oriented from the file with the lower
+    SHA-1 to the other, so that a verdict reads the same whatever rows the files have."""
+    known = known or {}
+    pairs: list[Pair] = []
+    first_of: dict[str, int] = {}
+    candidates: dict[tuple[int, int], float] = {}
+    for row in range(len(items)):
+        sha1 = items[row].sha1
+        if sha1 in first_of:
+            pairs.append(Pair(first_of[sha1], row, 0.0, None))
+        first_of.setdefault(sha1, row)
+        rows, distances = neighbours(row)
+        for other, distance in list(zip(rows, distances, strict=True))[: CANDIDATES + 1]:
+            if other != row and distance <= reach and items[other].sha1 != sha1:
+                oriented = (row, other) if sha1 < items[other].sha1 else (other, row)
+                candidates.setdefault(oriented, float(distance))
+
+    def check(pair: tuple[int, int]) -> tuple[tuple[str, str], dict | None]:
+        key = (items[pair[0]].sha1, items[pair[1]].sha1)
+        if key in known:
+            return key, known[key]
+        mine, theirs = features(pair[0]), features(pair[1])
+        match = geometry.verify(mine, theirs) if mine is not None and theirs is not None else None
+        return key, None if match is None else match.to_dict() | {"a_gray": mine.gray, "b_gray": theirs.gray}
+
+    ordered = sorted(candidates)
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        verdicts = dict(pool.map(check, ordered))
+    for pair in ordered:
+        match = verdicts[items[pair[0]].sha1, items[pair[1]].sha1]
+        if match is not None:
+            pairs.append(Pair(pair[0], pair[1], round(candidates[pair], 6), match))
+    return pairs, verdicts
+
+
+def save(version: Path, pairs: list[Pair], reach: float, verdicts: Verdicts) -> None:
+    body = {
+        "reach": reach,
+        "pairs": [[p.a, p.b, p.distance, p.match] for p in pairs],
+        "verdicts": [[a, b, match] for (a, b), match in verdicts.items()],
+    }
+    store.atomic_write(version / COPIES_FILE, lambda handle: handle.write(json.dumps(body).encode()))
+
+
+def load(version: Path) -> tuple[float, list[Pair]] | None:
+    """The pairs a build stored in a version, or None for a version built before them."""
+    try:
+        body = json.loads((version / COPIES_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    return float(body["reach"]), [Pair(a, b, d, m) for a, b, d, m in body["pairs"]]
+
+
+def verdicts_of(version: Path | None) -> Verdicts:
+    """The verdicts a version's build reached, to reuse (none where it stored none)."""
+    try:
+        body = json.loads((version / COPIES_FILE).read_text()) if version is not None else {}
+    except FileNotFoundError:
+        return {}
+    return {(a, b): match for a, b, match in body.get("verdicts", [])}
+
+
+def what_it_is(match: dict | None, copy_is_a: bool) -> str:
+    """How a copy differs from the copy to keep, read off their match (``copy_is_a``: the copy is
+    the match's first image)."""
+    if match is None:
+        return "the same file"
+    query, other = ("query", "result") if copy_is_a else ("result", "query")
+    seen = match[f"{other}_coverage"]  # the share of the keeper the copy shows
+    filled = match[f"{query}_coverage"]  # the share of the copy the keeper fills
+    scale = match["scale"] if copy_is_a else 1 / match["scale"]  # keeper pixels per copy pixel
+    turn = match["turn"] if copy_is_a else -match["turn"]
+    said = []
+    quarter = round(turn / 90) * 90 % 360
+    if abs(turn) > 10:
+        said.append(f"turned {quarter}°")
+    if seen < 0.93:
+        said.append(f"cropped to {seen:.0%} of it")
+    if filled < 0.93:
+        said.append(f"framed (the picture fills {filled:.0%})")
+    if not 0.9 <= scale <= 1.11:
+        said.append(f"resized to {1 / scale:.0%}")
+    copy_gray, keeper_gray = (
+        (match["a_gray"], match["b_gray"]) if copy_is_a else (match["b_gray"], match["a_gray"])
+    )
+    if copy_gray and not keeper_gray:
+        said.append("grayscale")
+    return ", ".join(said) or "re-encoded"
+
+
+def groups(
+    items: list[store.Item], pairs: list[Pair], threshold: float, root: Path, hidden: Iterable[int] = ()
+) -> list[Group]:
+    """The groups that the pairs within ``threshold`` (the same bytes always) make, ``hidden`` ids
+    left out; each with the copy to keep and, for every other member, what it is."""
+    gone = set(hidden)
+    kept = [
+        p
+        for p in pairs
+        if (p.match is None or p.distance <= threshold) and not {items[p.a].id, items[p.b].id} & gone
+    ]
+    sets = duplicates._Sets(len(items))
+    for pair in kept:
+        sets.join(pair.a, pair.b)
+    members: dict[int, list[int]] = {}
+    for row in {r for p in kept for r in (p.a, p.b)}:
+        members.setdefault(sets.find(row), []).append(row)
+    by_rows = {(p.a, p.b): p for p in kept} | {(p.b, p.a): p for p in kept}
+    found = [_group(items, sorted(rows), by_rows, root) for rows in members.values()]
+    return sorted(found, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
+
+
+def _group(items: list[store.Item], rows: list[int], by_rows: dict, root: Path) -> Group:
+    copies = {
+        row: Copy(
+            items[row].id, items[row].path, duplicates._pixels(root / items[row].path), items[row].mtime_ns
+        )
+        for row in rows
+    }
+    keep_row = min(rows, key=lambda r: (-copies[r].pixels, copies[r].mtime_ns, copies[r].id))
+    for row in rows:
+        if row == keep_row:
+            continue
+        pair = by_rows.get((row, keep_row))
+        if pair is None:
+            copies[row].what = "a copy of another copy in the group"
+            continue
+        copies[row].what = what_it_is(pair.match, copy_is_a=pair.a == row)
+        copies[row].match = pair.match
+    exact = len({items[row].sha1 for row in rows}) == 1
+    distance = max((by_rows[(a, b)].distance for a in rows for b in rows if (a, b) in by_rows), default=0.0)
+    reason = (
+        "the same file content (SHA-1)" if exact else "the same picture: verified by matching local features"
+    )
+    return Group(
+        "exact" if exact else "near", copies[keep_row].id, reason, [copies[r] for r in rows], distance
+    )
