@@ -72,7 +72,8 @@ def test_ray_builds_the_same_index_as_in_process_and_lists_the_corrupt_file(clus
 def test_an_actor_killed_mid_run_still_gives_a_complete_build(cluster, tmp_path, tiny_config):
     photos = tmp_path / "many"
     write_images(photos, 160, size=64)
-    cfg = ray_config(tiny_config, image_size=256, checkpoint_every=8)
+    # f32 by name: auto's precision check would embed so small a collection whole, before the engine runs
+    cfg = ray_config(tiny_config, image_size=256, checkpoint_every=8, precision="f32")
     outcome: dict = {}
     build = threading.Thread(target=lambda: outcome.update(report=quiet_build(photos, cfg)))
     build.start()
@@ -90,11 +91,11 @@ def test_an_actor_killed_mid_run_still_gives_a_complete_build(cluster, tmp_path,
 def test_a_driver_killed_mid_run_resumes_without_embedding_again(cluster, tmp_path, tiny_config):
     photos = tmp_path / "many"
     write_images(photos, 200, size=64)
-    cfg = ray_config(tiny_config, image_size=256, checkpoint_every=8, ray_address=cluster)
+    cfg = ray_config(tiny_config, image_size=256, checkpoint_every=8, ray_address=cluster, precision="f32")
     command = [
         sys.executable, "img2vec.py", str(photos), "--no-progress", "--engine", "ray", "--ray-actors", "2",
         "--ray-address", cluster, "--index-dir", str(cfg.index_dir), "--model", cfg.model,
-        "--image-size", "256", "--batch-size", "4", "--checkpoint-every", "8",
+        "--image-size", "256", "--batch-size", "4", "--checkpoint-every", "8", "--precision", "f32",
     ]  # fmt: skip
     driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = store.partial_dir(cfg.index_dir)

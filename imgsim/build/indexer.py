@@ -273,7 +273,7 @@ def _write_version(
         manifest.annoy_build_seconds = round(annoy_seconds, 2)
         store.write_manifest(building, manifest)
         if manifest.thresholds:  # the copies in the collection, verified once per version
-            _verify_copies(building, plan, log)
+            _verify_copies(building, items, plan, log)
         if plan.before_publish is not None:
             plan.before_publish()
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
@@ -284,10 +284,11 @@ def _write_version(
     return version
 
 
-def _verify_copies(building: Path, plan: BuildPlan, log: Log) -> None:
+def _verify_copies(building: Path, items: list[store.Item], plan: BuildPlan, log: Log) -> None:
     started = time.perf_counter()
     known = copies.verdicts_of(plan.current.version if plan.current else None)
-    reach, pairs, verdicts = ann.verified_pairs(ann.open_version(building), plan.cfg.max_image_pixels, known)
+    opened = ann.open_version(building, items)
+    reach, pairs, verdicts = ann.verified_pairs(opened, plan.cfg.max_image_pixels, known)
     copies.save(building, pairs, reach, verdicts)
     near, checked = sum(1 for pair in pairs if pair.match is not None), len(set(verdicts) - set(known))
     log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "

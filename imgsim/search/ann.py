@@ -137,8 +137,8 @@ def open_index(index_dir: Path) -> SearchIndex:
     return open_version(store.current_version(index_dir))
 
 
-def open_version(version: Path) -> SearchIndex:
-    """Open one version's folder (a build opens the one it is writing)."""
+def open_version(version: Path, items: list[store.Item] | None = None) -> SearchIndex:
+    """Open one version's folder (a build opens the one it is writing, with the items it holds)."""
     raw = store.read_json(version / "manifest.json")
     if raw.get("format_version") != store.FORMAT_VERSION:
         raise store.IndexMissing(
@@ -149,7 +149,8 @@ def open_version(version: Path) -> SearchIndex:
     annoy = load(version / "index.ann", manifest.dims, manifest.metric)
     reducer = autoencoder.load_reducer(manifest.reduce, version)
     centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None
-    return SearchIndex(version, manifest, store.read_items(version), annoy, reducer, centre)
+    items = store.read_items(version) if items is None else items
+    return SearchIndex(version, manifest, items, annoy, reducer, centre)
 
 
 def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[float]]]:

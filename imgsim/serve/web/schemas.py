@@ -291,6 +291,9 @@ class Stats(Schema):
     uptime_s = fields.Float()
     requests = fields.Dict()
     index = fields.Dict(allow_none=True)
+    query_precision = fields.String(
+        allow_none=True, metadata={"description": "what this worker's queries run in: f32, bf16 or int8"}
+    )
     load_error = fields.String(allow_none=True)
 
 
