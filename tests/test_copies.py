@@ -4,6 +4,7 @@ import random
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -106,3 +107,52 @@ def test_any_threshold_is_answered_from_the_stored_pairs_while_searches_go_on(tm
         assert reply.get_json()["threshold"] <= 1.5 * reply.get_json()["calibrated"] + 1e-6  # its reach
     worker.join()
     assert len(searched) == 10
+
+
+@requires_shared
+def test_an_edited_upload_finds_its_original_first_and_says_where_it_lies(tmp_path):
+    import io
+
+    from helpers import flower_subset
+    from imgsim.serve import app as app_module
+
+    folder = flower_subset(tmp_path / "flowers", per_class=10)
+    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
+    quiet_build(folder, cfg)
+    client = app_module.create_app(cfg).test_client()
+    for original in sorted(folder.glob("*/*.jpg"))[::10]:
+        for edit in ("crop_70", "rotate_90", "reencode_q10"):
+            buffer = io.BytesIO()
+            edits.apply(edit, Image.open(original).convert("RGB")).save(buffer, "PNG")
+            reply = client.post("/search?k=5", data=buffer.getvalue(), content_type="image/png", headers=JSON)
+            first = reply.get_json()["results"][0]
+            assert first["path"] == str(original.relative_to(folder)), (edit, original.name)
+            assert first["match"] == "duplicate" and len(first["verified"]["region_in_query"]) >= 3
+            if edit == "rotate_90":
+                assert abs(abs(first["verified"]["turn"]) - 90) < 5
+
+
+@requires_shared
+def test_a_look_alike_upload_is_never_verified(tmp_path):
+    from helpers import flower_subset
+    from imgsim.serve import app as app_module
+
+    folder = flower_subset(tmp_path / "flowers", per_class=10)
+    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
+    quiet_build(folder, cfg)
+    client = app_module.create_app(cfg).test_client()
+    inside = {p.name for p in folder.glob("*/*.jpg")}
+    for name in FLOWER_CLASSES:
+        others = [p for p in sorted((config.SHARED_FLOWERS / name).glob("*.jpg")) if p.name not in inside][:4]
+        for photo in others:  # the same kind of flower, another photo
+            reply = client.post(
+                "/search?k=10", data=photo.read_bytes(), content_type="image/jpeg", headers=JSON
+            )
+            stems = {
+                Path(r["path"]).stem.removesuffix("_n").removesuffix("_m")
+                for r in reply.get_json()["results"]
+                if r["verified"]
+            }
+            assert stems <= {photo.stem.removesuffix("_n").removesuffix("_m")}, (
+                photo.name
+            )  # only itself at another size

@@ -25,7 +25,7 @@ from imgsim.build.collection import Known
 from imgsim.build.embedding import EmbedResult, embed_files
 from imgsim.build.plan import BuildPlan
 from imgsim.images import imaging
-from imgsim.index import copies, matching, recall, store
+from imgsim.index import copies, keypoints, matching, recall, store
 from imgsim.index import vectors as vector_math
 from imgsim.live import live
 from imgsim.models import autoencoder, embedders, runtimes
@@ -285,14 +285,34 @@ def _write_version(
 
 
 def _verify_copies(building: Path, items: list[store.Item], plan: BuildPlan, log: Log) -> None:
+    """Every item's local features (stored for searches to verify with) and the verified copies."""
     started = time.perf_counter()
+    found = _features(items, plan)
+    keypoints.save(building, found)
     known = copies.verdicts_of(plan.current.version if plan.current else None)
     opened = ann.open_version(building, items)
-    reach, pairs, verdicts = ann.verified_pairs(opened, plan.cfg.max_image_pixels, known)
+    reach, pairs, verdicts = ann.verified_pairs(opened, plan.cfg.max_image_pixels, known, found.__getitem__)
     copies.save(building, pairs, reach, verdicts)
     near, checked = sum(1 for pair in pairs if pair.match is not None), len(set(verdicts) - set(known))
     log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
         f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s).")  # fmt: skip
+
+
+def _features(items: list[store.Item], plan: BuildPlan) -> list:
+    """Each item's features: copied from the version before where the file is unchanged, else
+    computed from the file (in threads: OpenCV and PIL release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = keypoints.load(plan.current.version) if plan.current else None
+    rows_before = {item.sha1: row for row, item in enumerate(plan.current.items)} if before else {}
+    compute = copies.features_of(plan.root, items, plan.cfg.max_image_pixels)
+
+    def one(row: int):
+        kept = rows_before.get(items[row].sha1)
+        return before.get(kept) if kept is not None and kept < len(before) else compute(row)
+
+    with ThreadPoolExecutor(max_workers=config.decode_threads(plan.cfg)) as pool:
+        return list(pool.map(one, range(len(items))))
 
 
 def _index_space(

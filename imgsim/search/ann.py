@@ -56,6 +56,7 @@ class Hit:
     path: str
     distance: float
     score: float
+    verified: dict | None = None  # the same picture as the query: its match (verification.py)
 
 
 @dataclass
@@ -161,11 +162,12 @@ def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[flo
 
 
 def verified_pairs(
-    index: SearchIndex, max_pixels: int, known: copies.Verdicts | None = None
+    index: SearchIndex, max_pixels: int, known: copies.Verdicts | None = None, features=None
 ) -> tuple[float, list[copies.Pair], copies.Verdicts]:
-    """copies.find_pairs over an opened index, within the reach of its calibrated duplicate distance."""
+    """copies.find_pairs over an opened index, within the reach of its calibrated duplicate distance
+    (``features(row)``: the build's; by default computed from the files as needed)."""
     reach = round(copies.REACH * duplicates.threshold_of(index.manifest.thresholds), 6)
-    features = copies.features_of(index.collection_root, index.items, max_pixels)
+    features = features or copies.features_of(index.collection_root, index.items, max_pixels)
     return (reach, *copies.find_pairs(index.items, _neighbours(index), reach, features, known))
 
 

@@ -33,7 +33,7 @@ from imgsim.index import duplicates, queries, store
 from imgsim.live import live
 from imgsim.measure import plots
 from imgsim.models import batching, embedders, runtimes, tta
-from imgsim.search import ann
+from imgsim.search import ann, verification
 from imgsim.serve import metrics
 from imgsim.serve.compaction import Build, Compactor
 
@@ -215,11 +215,13 @@ class Service:
                 ]
                 chosen = tta.best_orientation([first.hits for first in firsts])
                 vector = vectors[next(n for n, first in enumerate(firsts) if first.hits is chosen)]
+            wanted = k if offset else max(k, verification.RERANK)  # the first page: the original first
             page = live.search_page(
-                snap.index, view, vector, k, self.cfg.search_k, offset=offset, folders=folders
+                snap.index, view, vector, wanted, self.cfg.search_k, offset=offset, folders=folders
             )
+            hits = verification.verified_first(snap.index, image, page.hits, k, offset)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
-        return Answer(snap, view, page.hits, query, page.more, page.truncated)
+        return Answer(snap, view, hits, query, page.more or len(page.hits) > k, page.truncated)
 
     def search_id(self, item_id: int, k: int, offset: int = 0, folders: tuple = ()) -> Answer:
         """Neighbours of an indexed image, from its stored vector: no upload, no model run."""
@@ -345,9 +347,8 @@ class Service:
             self.compactor.maybe_start(snap, self.live.view(snap.index))
 
     def duplicates(self, threshold: float | None = None) -> tuple[Snapshot, float, list[duplicates.Group]]:
-        """Groups of copies in the built index, minus what was deleted since: from the pairs the
-        build verified (a pass over them), or in a version built before them, computed once per
-        version and threshold under a lock of their own (a query per item), then only filtered."""
+        """Groups of copies in the built index, minus what was deleted since: from the pairs the build
+        verified, or (older versions) computed once per version and threshold, under their own lock."""
         snap, view = self.current()
         key = (snap.index.version.name, threshold)
         with self._duplicates_lock:

@@ -197,6 +197,12 @@ class Hit(Schema):
         required=True, allow_none=True, validate=OneOf(["duplicate", "similar", "related", "weak"]),
         metadata={"description": "from distances calibrated on this index version"},
     )  # fmt: skip
+    verified = fields.Dict(
+        allow_none=True,
+        metadata={"description": "the same picture as the query, verified by local features: inliers, "
+                  "turn, scale, region_in_query and query_in_region (polygons in each image's pixels), "
+                  "query_coverage and result_coverage"},
+    )  # fmt: skip
 
 
 class IndexInfo(Schema):

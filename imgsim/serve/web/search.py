@@ -77,7 +77,8 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
             "thumbnail": f"/thumbs/{hit.id}",
             "distance": round(hit.distance, 6),
             "score": round(hit.score, 6),
-            "match": matching.label(hit.distance, thresholds),
+            "match": "duplicate" if hit.verified else matching.label(hit.distance, thresholds),
+            "verified": hit.verified,
         }
         for hit in answer.hits
         if hit.score >= min_score

@@ -1,0 +1,59 @@
+"""Every item's local features (images/geometry.py), stored once per version, memory-mapped.
+
+Verifying a search's candidates must not decode their files: the build computes each image's ORB
+keypoints once (a rebuild copies those of unchanged files from the version before) and keeps them
+in five flat arrays, which every worker maps and shares, as it does the Annoy file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from imgsim.images import geometry
+
+OFFSETS, POINTS, DESCRIPTORS, SIZES, GRAY = (
+    "kp_offsets.npy", "kp_points.npy", "kp_descriptors.npy", "kp_sizes.npy", "kp_gray.npy",
+)  # fmt: skip
+
+
+def save(version: Path, found: list[geometry.Features | None]) -> None:
+    """Write the features of every row (None: an unreadable file, stored as no keypoints)."""
+    counts = [0 if f is None else len(f.points) for f in found]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    present = [f for f in found if f is not None and len(f.points)]
+    points = np.concatenate([f.points for f in present]) if present else np.zeros((0, 2), np.float32)
+    descriptors = np.concatenate([f.descriptors for f in present]) if present else np.zeros((0, 32), np.uint8)
+    sizes = np.array([(0, 0) if f is None else f.size for f in found], np.int32).reshape(-1, 2)
+    gray = np.array([f is not None and f.gray for f in found], bool)
+    for name, array in ((OFFSETS, offsets), (POINTS, points.astype(np.float32)), (DESCRIPTORS, descriptors),
+                        (SIZES, sizes), (GRAY, gray)):  # fmt: skip
+        np.save(version / name, array)
+
+
+class Keypoints:
+    """The stored features of one version, by row."""
+
+    def __init__(self, version: Path):
+        load = lambda name: np.load(version / name, mmap_mode="r")  # noqa: E731
+        self.offsets, self.points, self.descriptors = load(OFFSETS), load(POINTS), load(DESCRIPTORS)
+        self.sizes, self.gray = load(SIZES), load(GRAY)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def get(self, row: int) -> geometry.Features | None:
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        width, height = (int(v) for v in self.sizes[row])
+        if not width:
+            return None
+        points, descriptors = np.array(self.points[start:end]), np.array(self.descriptors[start:end])
+        return geometry.Features(points, descriptors, (width, height), bool(self.gray[row]))
+
+
+def load(version: Path | None) -> Keypoints | None:
+    """A version's stored features, or None for one built without them."""
+    if version is None or not (version / SIZES).is_file():
+        return None
+    return Keypoints(version)
