@@ -156,3 +156,24 @@ def test_a_look_alike_upload_is_never_verified(tmp_path):
             assert stems <= {photo.stem.removesuffix("_n").removesuffix("_m")}, (
                 photo.name
             )  # only itself at another size
+
+
+@requires_shared
+def test_the_results_page_outlines_the_match_on_both_images(tmp_path):
+    import io
+
+    from helpers import BROWSER, flower_subset
+    from imgsim.serve import app as app_module
+
+    folder = flower_subset(tmp_path / "flowers", per_class=4)
+    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
+    quiet_build(folder, cfg)
+    client = app_module.create_app(cfg).test_client()
+    original = sorted(folder.glob("*/*.jpg"))[3]
+    buffer = io.BytesIO()
+    edits.apply("crop_70", Image.open(original).convert("RGB")).save(buffer, "PNG")
+    form = {"image": (io.BytesIO(buffer.getvalue()), "crop.png")}
+    page = client.post("/search", data=form, headers=BROWSER, content_type="multipart/form-data")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="query-region-outline"' in html
+    assert html.count('class="verified-region"') >= 2 and "the same picture" in html

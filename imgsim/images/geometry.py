@@ -61,6 +61,8 @@ class Match:
     b_in_a: list[tuple[float, float]]  # B's outline in A's pixels, clipped to A
     coverage_a: float  # share of A that B shows
     coverage_b: float  # share of B that A shows
+    size_a: tuple[int, int] = (0, 0)  # the pixels the polygons are in: A's and B's width, height
+    size_b: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict:
         rounded = lambda polygon: [[round(x, 1), round(y, 1)] for x, y in polygon]  # noqa: E731
@@ -68,6 +70,7 @@ class Match:
             "inliers": self.inliers, "turn": round(self.turn, 1), "scale": round(self.scale, 3),
             "region_in_query": rounded(self.b_in_a), "query_in_region": rounded(self.a_in_b),
             "query_coverage": round(self.coverage_a, 3), "result_coverage": round(self.coverage_b, 3),
+            "query_size": list(self.size_a), "result_size": list(self.size_b),
         }  # fmt: skip
 
 
@@ -155,5 +158,5 @@ def verify(a: Features, b: Features) -> Match | None:
         return None  # the agreeing matches crowd into one corner of what the images share: chance
     return Match(
         inliers, len(good), -turn, scale, [tuple(map(float, p)) for p in a_in_b],
-        [tuple(map(float, p)) for p in b_in_a], min(1.0, coverage_a), min(1.0, coverage_b),
+        [tuple(map(float, p)) for p in b_in_a], min(1.0, coverage_a), min(1.0, coverage_b), a.size, b.size,
     )  # fmt: skip
