@@ -52,7 +52,7 @@ def test_cli_answers_json_and_plots_each_query(tmp_path, tiny_config):
     assert "not an image" in answers["broken.jpg"]["error"]
     hits = answers["a.png"]["results"]
     assert len(hits) == 3 and hits[0]["path"] == "img0002.png" and hits[0]["distance"] < 1e-3
-    assert set(hits[0]) == {"id", "path", "distance", "score"}
+    assert set(hits[0]) == {"id", "path", "distance", "score", "verified"}
     assert (plots / "a_results.png").stat().st_size > 1000
 
 

@@ -19,6 +19,7 @@ from imgsim.images import geometry
 from imgsim.index import keypoints
 from imgsim.search.ann import Hit, SearchIndex
 
+SAME_BYTES = 1e-4  # a distance this small is the query's own file, whatever verification says
 STRONG = 40  # agreeing matches that settle it (look-alikes that got past the checks had 12-13)
 RERANK = 20  # candidates verified per search: on flowers5 the original of a 70 % crop, a 90 degree
 # turn or a q10 re-encode is among the 20 nearest 0.98 of the time
@@ -47,9 +48,21 @@ def verified_first(
             found.append((match, hit))
             if match.inliers >= STRONG:
                 break  # the query's picture beyond doubt: the rest need not be checked
-    first = [
-        dataclasses.replace(hit, verified=match.to_dict())
-        for match, hit in sorted(found, key=lambda p: -p[0].inliers)
-    ]
-    taken = {hit.id for _, hit in found}
-    return (first + [hit for hit in hits if hit.id not in taken])[:k]
+    if not found:
+        return hits[:k]
+    ranked = sorted(found, key=lambda pair: -pair[0].inliers)
+    verified = [dataclasses.replace(hit, verified=match.to_dict()) for match, hit in ranked]
+    taken, nearest = {hit.id for _, hit in found}, min(hit.distance for _, hit in found)
+    # what could not be checked (a live addition, a file without features) or is the query's own
+    # bytes keeps its place before a verified result further away: verification only promotes
+    others = [hit for hit in hits if hit.id not in taken]
+    ahead = [
+        hit for hit in others
+        if hit.distance <= SAME_BYTES or (hit.distance < nearest and not _checkable(index, stored, hit))
+    ]  # fmt: skip
+    return (ahead + verified + [hit for hit in others if hit not in ahead])[:k]
+
+
+def _checkable(index: SearchIndex, stored: keypoints.Keypoints, hit: Hit) -> bool:
+    row = index.rows_by_id.get(hit.id)
+    return row is not None and row < len(stored) and stored.get(row) is not None
