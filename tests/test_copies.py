@@ -34,6 +34,15 @@ MAKE = {
 }  # fmt: skip
 
 
+def _served(folder, tmp_path):
+    """A test client of the service over an index of ``folder`` built with the shared model."""
+    from imgsim.serve import app as app_module
+
+    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
+    quiet_build(folder, cfg)
+    return app_module.create_app(cfg).test_client()
+
+
 @pytest.fixture
 def planted(tmp_path):
     """16 distinct flowers per class and one copy of each kind, of a different original each."""
@@ -61,12 +70,8 @@ def planted(tmp_path):
 
 @requires_shared
 def test_each_copy_says_what_it_is_and_where_it_lies(tmp_path, planted):
-    from imgsim.serve import app as app_module
-
     folder, made = planted
-    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
-    quiet_build(folder, cfg)
-    client = app_module.create_app(cfg).test_client()
+    client = _served(folder, tmp_path)
     groups = client.get("/duplicates", headers=JSON).get_json()["groups"]
     by_paths = {frozenset(m["path"] for m in g["members"]): g for g in groups}
     assert set(by_paths) == {frozenset(paths) for paths in made.values()}  # each planted pair, nothing else
@@ -82,13 +87,9 @@ def test_each_copy_says_what_it_is_and_where_it_lies(tmp_path, planted):
 
 @requires_shared
 def test_any_threshold_is_answered_from_the_stored_pairs_while_searches_go_on(tmp_path, planted):
-    from imgsim.serve import app as app_module
-
     folder, _ = planted
-    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
-    quiet_build(folder, cfg)
-    assert (store.current_version(cfg.index_dir) / "copies.json").is_file()
-    client = app_module.create_app(cfg).test_client()
+    client = _served(folder, tmp_path)
+    assert (store.current_version(tmp_path / "index") / "copies.json").is_file()
     photo = next(folder.glob("*/*.jpg")).read_bytes()
     searched = []
 
@@ -114,12 +115,9 @@ def test_an_edited_upload_finds_its_original_first_and_says_where_it_lies(tmp_pa
     import io
 
     from helpers import flower_subset
-    from imgsim.serve import app as app_module
 
     folder = flower_subset(tmp_path / "flowers", per_class=10)
-    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
-    quiet_build(folder, cfg)
-    client = app_module.create_app(cfg).test_client()
+    client = _served(folder, tmp_path)
     for original in sorted(folder.glob("*/*.jpg"))[::10]:
         for edit in ("crop_70", "rotate_90", "reencode_q10"):
             buffer = io.BytesIO()
@@ -135,12 +133,9 @@ def test_an_edited_upload_finds_its_original_first_and_says_where_it_lies(tmp_pa
 @requires_shared
 def test_a_look_alike_upload_is_never_verified(tmp_path):
     from helpers import flower_subset
-    from imgsim.serve import app as app_module
 
     folder = flower_subset(tmp_path / "flowers", per_class=10)
-    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
-    quiet_build(folder, cfg)
-    client = app_module.create_app(cfg).test_client()
+    client = _served(folder, tmp_path)
     inside = {p.name for p in folder.glob("*/*.jpg")}
     for name in FLOWER_CLASSES:
         others = [p for p in sorted((config.SHARED_FLOWERS / name).glob("*.jpg")) if p.name not in inside][:4]
@@ -163,12 +158,9 @@ def test_the_results_page_outlines_the_match_on_both_images(tmp_path):
     import io
 
     from helpers import BROWSER, flower_subset
-    from imgsim.serve import app as app_module
 
     folder = flower_subset(tmp_path / "flowers", per_class=4)
-    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
-    quiet_build(folder, cfg)
-    client = app_module.create_app(cfg).test_client()
+    client = _served(folder, tmp_path)
     original = sorted(folder.glob("*/*.jpg"))[3]
     buffer = io.BytesIO()
     edits.apply("crop_70", Image.open(original).convert("RGB")).save(buffer, "PNG")
