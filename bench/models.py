@@ -16,6 +16,7 @@ from bench.common import ROOT, copy_subset, count_flops, cpu_peak_gflops, flower
 from imgsim import config
 from imgsim.build import indexer
 from imgsim.images import imaging
+from imgsim.index import store
 from imgsim.measure import evaluate
 from imgsim.models import autoencoder, embedders
 from imgsim.search import ann
@@ -125,7 +126,7 @@ def bench_quality(quick: bool) -> tuple[dict, str]:
             seconds = time.perf_counter() - began
             index = ann.open_index(cfg.index_dir)
             scores = evaluate.evaluate_index(index)
-            full = np.load(index.version / "vectors.npy")
+            full = store.read_vectors(index.version)
             reduced = index.stored_vectors()
             kept = 1.0 if reduce == "none" else autoencoder.neighbour_preservation(full, reduced)
             record = {

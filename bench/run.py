@@ -27,6 +27,9 @@ Sections (default: all):
 11. precision: f32 vs bf16 vs int8 (NNCF) on this CPU: matrix-multiply GFLOP/s, InceptionV3 and
             Lite0 images/s at batch 1/8/32, agreement with f32, flowers5 P@1/P@10/mAP and edited-copy
             rank-1, img2vec on 200 camera JPEGs, POST /search p50 / 8-client rate / worker RSS.
+13. segments: at 100k and 1M vectors (stand-ins, plus real flowers): the first build's time and
+            peak memory, a compaction of 1,000 real additions in a worker (time, memory), query p50
+            over every segment vs one, recall@10 against exact search, worker RSS/PSS.
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -52,6 +55,8 @@ from bench.models import bench_embed, bench_quality, embed_child  # noqa: E402
 from bench.precisions import bench_precision  # noqa: E402
 from bench.robustness import bench_robustness  # noqa: E402
 from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
+from bench.segments import bench_segments  # noqa: E402
+from bench.segments import child as segments_child  # noqa: E402
 from bench.service import bench_service  # noqa: E402
 from imgsim import config  # noqa: E402
 
@@ -65,6 +70,7 @@ SECTIONS = {
     "runtime": bench_runtime,
     "robust": bench_robustness,
     "precision": bench_precision,
+    "segments": bench_segments,
 }
 
 
@@ -75,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="JSON file to write (default bench/results/<time>.json)")
     parser.add_argument("--child-embed", nargs=2, metavar=("MODEL", "COUNT"), help=argparse.SUPPRESS)
     parser.add_argument("--child-runtime", nargs=2, metavar=("MODEL", "ROUNDS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-segments", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_segments:
+        print(json.dumps(segments_child(args.child_segments)))
+        return 0
     if args.child_embed:
         print(json.dumps(embed_child(args.child_embed[0], int(args.child_embed[1]))))
         return 0

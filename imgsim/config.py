@@ -100,6 +100,10 @@ class Config:
     epochs: int = 50
     ae_epochs: int = 20
     ae_train_images: int = 5000
+    # Segments (index/segments.py): the largest segment a build or a merge writes (a bigger first
+    # build is written as several), and how many segments of one size tier trigger their merge.
+    segment_items: int = 250_000
+    segments_per_tier: int = 10
     # Old index versions kept beside `current` (workers may still be reading them).
     keep_versions: int = 3
     k: int = 10
@@ -221,6 +225,8 @@ _HELP = {
     "epochs": "autoencoder training epochs, with early stopping (default %(default)s)",
     "ae_epochs": "convae/simpleae training epochs, with early stopping (default %(default)s)",
     "ae_train_images": "convae/simpleae train on at most this many images (default %(default)s)",
+    "segment_items": "largest segment a build or merge writes, in items (default %(default)s)",
+    "segments_per_tier": "segments of one size tier that are merged into one (default %(default)s)",
     "keep_versions": "old index versions kept (default %(default)s)",
     "k": "number of results (default %(default)s)",
     "reload_interval": "seconds between checks for a new index version (default %(default)s)",

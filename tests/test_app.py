@@ -160,7 +160,7 @@ def test_hot_swap_under_concurrent_requests(app, client, photos, service_config)
     assert new_version != old_version
     assert replies and all(reply.status_code == 200 for reply in replies)
     catalogues = {
-        name: {item["id"] for item in store.read_json(cfg.index_dir / "versions" / name / "items.json")}
+        name: {item.id for item in store.read_items(cfg.index_dir / "versions" / name)}
         for name in (old_version, new_version)
     }
     for reply in replies:  # each answer comes wholly from one version

@@ -68,7 +68,7 @@ def test_json_mode_prints_only_json_on_stdout(tmp_path, tiny_model, monkeypatch,
     assert code == 0
     scores = json.loads(out)  # the whole of stdout is one JSON document
     assert scores["items"] == 12
-    assert "Building Annoy index" in err
+    assert "Writing segment" in err
 
 
 def test_edited_copies_are_searched_as_uploads_and_reported_per_edit(tmp_path, tiny_model, capsys):

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import ROOT, quiet_build, write_images
 from imgsim.build import collection, indexer
-from imgsim.index import store
+from imgsim.index import segments, store
 from imgsim.models import embedders
 from imgsim.search import ann
 
@@ -68,7 +68,7 @@ def test_build_then_search_finds_each_image_itself(tmp_path, tiny_config):
     assert (report.items, report.embedded) == (12, 12)
     index = ann.open_index(tiny_config.index_dir)
     assert index.manifest.items == 12 and index.manifest.dims == 16
-    vectors = np.load(index.version / "vectors.npy")
+    vectors = store.read_vectors(index.version)
     hits = index.search(vectors[3], k=3)
     assert hits[0].path == index.items[3].path and hits[0].distance < 1e-3
 
@@ -149,7 +149,7 @@ def test_a_failed_build_leaves_the_previous_version_serving(tmp_path, tiny_confi
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(ann, "build", disk_full)
+    monkeypatch.setattr(segments, "build_annoy", disk_full)
     with pytest.raises(OSError, match="No space"):
         quiet_build(photos, tiny_config)
     assert store.current_version(tiny_config.index_dir) == first
@@ -216,7 +216,7 @@ def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_conf
     index = ann.open_index(cfg.index_dir)
     assert (index.manifest.dims, index.manifest.embedding_dim) == (8, 16)
     assert index.annoy.f == 8
-    vectors = np.load(index.version / "vectors.npy")
+    vectors = store.read_vectors(index.version)
     assert index.search(vectors[5], k=1)[0].path == index.items[5].path
 
 

@@ -100,7 +100,7 @@ def test_a_removed_image_never_comes_back(client, admin, photos, service_config,
     assert added not in [h["id"] for h in search_hits(client, new, k=12)]
     # the folder is still the source of truth, and deletions stay deleted there too
     report = quiet_build(photos, cfg)
-    ids = {item["path"]: item["id"] for item in store.read_json(report.version / "items.json")}
+    ids = {item.path: item.id for item in store.read_items(report.version)}
     assert "img0005.png" not in ids and report.embedded == 0
 
 
@@ -122,7 +122,7 @@ def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(admin, photos, 
     assert 3 not in [h["id"] for h in search_hits(restarted, (photos / "img0003.png").read_bytes(), k=12)]
     report = quiet_build(photos, cfg)  # what compaction runs: uploads are reused, not re-embedded
     assert report.embedded == 0 and report.items == 13
-    catalogue = {item["id"]: item["path"] for item in store.read_json(report.version / "items.json")}
+    catalogue = {item.id: item.path for item in store.read_items(report.version)}
     assert all(catalogue[i].startswith("uploads/") for i in ids)
     again_app = app_module.create_app(cfg)
     again = again_app.test_client()
@@ -144,7 +144,7 @@ def test_an_index_built_from_a_glob_keeps_its_uploads(tmp_path, service_config):
     added = AdminActions(client).add(new.read_bytes()).get_json()
     report = quiet_build(pattern, cfg)  # what compaction runs
     assert report.items == 7 and report.embedded == 0
-    ids = {item["id"] for item in store.read_json(report.version / "items.json")}
+    ids = {item.id for item in store.read_items(report.version)}
     assert added["id"] in ids
 
 

@@ -29,7 +29,7 @@ def test_trains_one_epoch_and_embeds_with_the_documented_shape(tmp_path, kind, d
     assert report.items == 10 and report.embedded == 10
     index = ann.open_index(cfg.index_dir)
     assert index.manifest.model == kind and index.manifest.embedding_dim == dims
-    assert np.load(index.version / "vectors.npy").shape == (10, dims)
+    assert store.read_vectors(index.version).shape == (10, dims)
     assert (index.version / autoencoder.ENCODER_FILE).is_file()
     assert plot.stat().st_size > 5_000
     # queries go through exactly the encoder stored in the version: the same vector comes back.
@@ -38,7 +38,7 @@ def test_trains_one_epoch_and_embeds_with_the_documented_shape(tmp_path, kind, d
     embedder = embedders.for_index(index.manifest, index.version)
     query = embedder.embed_images([imaging.open_rgb(photos / "img0003.png")])[0]
     row = next(row for row, item in enumerate(index.items) if item.path == "img0003.png")
-    np.testing.assert_allclose(query, np.load(index.version / "vectors.npy")[row], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(query, store.read_vectors(index.version)[row], rtol=1e-5, atol=1e-6)
     assert index.search(query, k=1)[0].distance < 1e-3
 
 

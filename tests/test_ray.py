@@ -34,7 +34,7 @@ def ray_config(cfg, **changes):
 
 def _vectors_by_path(index_dir) -> dict[str, np.ndarray]:
     index = ann.open_index(index_dir)
-    vectors = np.load(index.version / "vectors.npy")
+    vectors = store.read_vectors(index.version)
     return {item.path: vectors[row] for row, item in enumerate(index.items)}
 
 

@@ -159,7 +159,7 @@ def _end_the_lock_session(url: str) -> None:
         )
 
 
-def test_a_compaction_that_lost_its_lock_does_not_publish(shared, tmp_path):
+def test_a_compaction_that_lost_its_lock_does_not_publish(shared):
     """The lock went with its connection without notice, and another replica could compact at once."""
     from imgsim.build import indexer
     from imgsim.live import live
@@ -180,7 +180,8 @@ def test_a_compaction_that_lost_its_lock_does_not_publish(shared, tmp_path):
         shared, build_while_the_connection_drops, live_store, logging.getLogger("t")
     )
     snap = type("Snap", (), {"index": ann.open_index(shared.index_dir), "embedder": None})()
-    write_images(tmp_path / "photos", 1, seed=5, prefix="late")  # something for the build to publish
+    first = snap.index.items[0]
+    assert live_store.delete(first.id, first.path)  # something for the compaction to publish
     compactor._run(snap)
     assert compactor.failures == 1 and store.current_version(shared.index_dir) == before
     live_store.close()

@@ -4,12 +4,13 @@ import numpy as np
 
 from helpers import flower_subset, quiet_build, requires_shared
 from imgsim import config
+from imgsim.index import store
 from imgsim.models import embedders
 from imgsim.search import ann
 
 
 def _leave_one_out_top1(index) -> float:
-    vectors = np.load(index.version / "vectors.npy")
+    vectors = store.read_vectors(index.version)
     matches = []
     for row, item in enumerate(index.items):
         hits = [h for h in index.search(vectors[row], k=2) if h.id != item.id]

@@ -48,7 +48,7 @@ def test_centring_is_stored_and_applied_to_queries_as_to_the_collection(photos, 
     quiet_build(photos, tiny_config)
     index = ann.open_index(tiny_config.index_dir)
     assert index.manifest.centre == "mean" and index.centre is not None
-    vectors = np.load(index.version / "vectors.npy")
+    vectors = store.read_vectors(index.version)
     assert np.allclose(index.to_index_space(vectors[:3]), index.stored_vectors()[:3], atol=1e-5)
     # a query equal to a stored photo finds that photo first, through the centring
     assert index.search(vectors[5], k=1)[0].id == index.items[5].id

@@ -85,6 +85,13 @@ def entry(root: Path, path: Path) -> FileEntry:
     return FileEntry(path.relative_to(root).as_posix(), path, stat.st_size, stat.st_mtime_ns)
 
 
+def catalogued(previous: Previous) -> list[FileEntry]:
+    """The files of a version's catalogue as they were when it was built (a compaction's view
+    of the collection: it applies the live changes, and img2vec.py finds the rest)."""
+    root = Path(previous.manifest.collection_root)
+    return [FileEntry(item.path, root / item.path, item.size, item.mtime_ns) for item in previous.items]
+
+
 def indexable(
     scanned: list[FileEntry], root: Path, deleted: Set[str], uploaded: Set[str], ids: dict[str, int]
 ) -> list[FileEntry]:
@@ -134,9 +141,15 @@ def known_vectors(index_dir: Path, previous: Previous | None, key: str, root: Pa
         key,
         str(root),
     ):
-        vectors = np.load(previous.version / "vectors.npy")
-        for row, item in enumerate(previous.items):
-            known[item.path] = Known(item.size, item.mtime_ns, item.sha1, vectors[row])
+        row = 0  # each segment's vectors mapped, not read: a build reads only those it writes anew
+        for ref in store.read_segments(previous.version):
+            vectors = np.load(
+                store.segment_dir(previous.version, ref.name) / store.VECTORS_FILE, mmap_mode="r"
+            )
+            for local in store.live_rows(ref):
+                item = previous.items[row]
+                known[item.path] = Known(item.size, item.mtime_ns, item.sha1, vectors[local])
+                row += 1
     for chunk in sorted(store.partial_dir(index_dir).glob("chunk-*.npz")):
         with np.load(chunk) as data:
             if str(data["model_key"]) != key or str(data["root"]) != str(root):

@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build import collection, manifests, precisions
+from imgsim.build import collection, manifests, precisions, segmenting
 from imgsim.build.collection import Known
 from imgsim.build.embedding import EmbedResult, embed_files
 from imgsim.build.plan import BuildPlan
 from imgsim.images import imaging
-from imgsim.index import copies, keypoints, matching, recall, store
-from imgsim.index import vectors as vector_math
+from imgsim.index import copies, keypoints, merge_policy, segments, store
 from imgsim.live import live
 from imgsim.models import autoencoder, embedders, runtimes
 from imgsim.search import ann, tuning
@@ -62,8 +61,16 @@ def build_index(
     plot: Path | None = None,
     live_store: live.LiveStore | None = None,
     before_publish: Callable[[], None] | None = None,
+    merge: bool = False,
+    delta_only: bool = False,
 ) -> BuildReport:
     """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``.
+
+    A build keeps the segments of the version before that still hold the same items and writes
+    only new ones (segmenting.py); ``full`` re-embeds and rewrites everything, ``merge`` merges
+    the segments down to the fewest the size limit allows. ``delta_only`` (a compaction) takes the
+    current version's catalogue as it is and applies only the live layer's changes, without
+    scanning the collection: its cost is that of the delta, not of the collection.
 
     ``live_store`` is the running service's (a compaction); a build of its own opens and closes one.
     ``before_publish`` runs just before ``current`` moves and may refuse by raising (a compaction
@@ -72,13 +79,16 @@ def build_index(
     if live_store is None:
         with contextlib.closing(live.open_store(cfg.index_dir, cfg.live_url)) as own:
             return build_index(
-                dataset, cfg, embedder, progress, full, log, retrain, plot, own, before_publish
+                dataset, cfg, embedder, progress, full, log, retrain, plot, own, before_publish, merge,
+                delta_only,
             )  # fmt: skip
     started = time.perf_counter()
     with store.build_lock(cfg.index_dir):
         store.clean(cfg.index_dir, cfg.keep_versions)
-        plan = plan_build(dataset, cfg, live_store, embedder, full, retrain, plot, 2 if progress else 0, log)
-        plan.before_publish = before_publish
+        verbose = 2 if progress else 0
+        plan = plan_build(dataset, cfg, live_store, embedder, full, retrain, plot, verbose, log, delta_only)
+        plan.before_publish, plan.merge = before_publish, merge
+        plan.up_to_date = plan.up_to_date and not (merge and _mergeable(plan))
         if plan.up_to_date:
             log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
             count, seconds = len(plan.entries), time.perf_counter() - started
@@ -101,12 +111,18 @@ def plan_build(
     plot: Path | None = None,
     verbose: int = 2,
     log: Log = _log,
+    delta_only: bool = False,
 ) -> BuildPlan:
-    """Scan the collection and decide what to embed, from what earlier runs and the service know."""
-    root, entries, refused = collection.scan(dataset)
+    """Scan the collection (or, ``delta_only``, take the current catalogue) and decide what to
+    embed, from what earlier runs and the service know."""
+    current = collection.read_previous(cfg.index_dir) if delta_only else None
+    if current is not None:
+        root, entries, refused = Path(current.manifest.collection_root), collection.catalogued(current), []
+    else:
+        root, entries, refused = collection.scan(dataset)
     live_read_at = time.time()
     state = live_store.read()  # after the scan: see collection.indexable
-    current = collection.read_previous(cfg.index_dir)  # read once: ids and vectors come from it
+    current = current or collection.read_previous(cfg.index_dir)  # read once: ids and vectors come from it
     catalogue = collection.previous_ids(current, root)
     ids = catalogue | {addition.path: addition.id for addition in state.additions.values()}
     entries = collection.indexable(entries, root, state.deleted_paths, set(state.additions), ids)
@@ -146,7 +162,7 @@ def plan_build(
         known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
         ids=ids, current=current, refused=refused, live_state=state, live_store=live_store,
         live_read_at=live_read_at, removed=len(set(catalogue) - {e.path for e in entries}),
-        precision=choice,
+        precision=choice, full=full,
     )  # fmt: skip
     plan.up_to_date = _up_to_date(plan)
     return plan
@@ -154,12 +170,6 @@ def plan_build(
 
 def _model_settings(cfg: config.Config, weights: str | None) -> tuple[str, str | None, int, str, bool]:
     return cfg.model, weights, cfg.image_size, cfg.pooling, cfg.trim_borders
-
-
-def _centring(cfg: config.Config) -> str:
-    """The centring a version gets: the setting's, unless a reducer maps the vectors (PCA centres
-    on its own terms, the autoencoder not at all)."""
-    return cfg.centre if cfg.reduce == "none" else "none"
 
 
 def _up_to_date(plan: BuildPlan) -> bool:
@@ -172,10 +182,16 @@ def _up_to_date(plan: BuildPlan) -> bool:
         and (previous.reduce, previous.trees, previous.metric) == (cfg.reduce, cfg.trees, cfg.metric)
         and (cfg.reduce == "none" or previous.dims == cfg.dims)
         and previous.items == len(plan.entries)
-        and previous.centre == _centring(cfg)
+        and previous.centre == segmenting.centring(cfg)
         and previous.recall.get("target") == (cfg.target_recall if cfg.recall_sample > 0 else None)
         and (bool(previous.thresholds) or cfg.recall_sample <= 0 or cfg.metric == "dot")
     )
+
+
+def _mergeable(plan: BuildPlan) -> bool:
+    """Whether --merge has anything to merge in the current version."""
+    refs = store.read_segments(plan.current.version)
+    return bool(merge_policy.merges(refs, segmenting.policy_of(plan.cfg), force=True))
 
 
 def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResult:
@@ -207,7 +223,7 @@ def _run(plan: BuildPlan, entries: list, progress: bool, log: Log) -> EmbedResul
 def publish(
     plan: BuildPlan, result: EmbedResult, started: float, verbose: int = 2, log: Log = _log
 ) -> BuildReport:
-    """Number the new files, write the version (reduced vectors, Annoy) and switch ``current``."""
+    """Number the new files, write the version (its segments) and switch ``current``."""
     vectors_by_path = plan.unchanged | result.vectors
     kept = [e for e in plan.entries if e.path in vectors_by_path]
     if not kept:
@@ -218,9 +234,9 @@ def publish(
     first = live_store.allocate_ids(len(new), floor)  # the one authority, shared with the uploads
     ids = plan.ids | {e.path: first + n for n, e in enumerate(new)}
     items = [store.Item(ids[e.path], e.path, e.size, e.mtime_ns, vectors_by_path[e.path][0]) for e in kept]
-    vectors = np.stack([vectors_by_path[e.path][1] for e in kept]).astype(np.float32)
     result.skipped[:0] = plan.refused  # reported with the unreadable files, in skipped.json too
-    version = _write_version(plan, items, vectors, result, first + len(new), started, verbose, log)
+    vector_of = lambda item: vectors_by_path[item.path][1]  # noqa: E731
+    version = _write_version(plan, items, vector_of, result, first + len(new), started, verbose, log)
     live_store.mark_compacted({item.id for item in items if item.path in plan.live_state.additions})
     return BuildReport(
         version,
@@ -237,7 +253,7 @@ def publish(
 def _write_version(
     plan: BuildPlan,
     items: list[store.Item],
-    vectors: np.ndarray,
+    vector_of: Callable[[store.Item], np.ndarray],
     result: EmbedResult,
     next_id: int,
     started: float,
@@ -247,7 +263,6 @@ def _write_version(
     cfg, embedder = plan.cfg, plan.embedder
     building = store.start_version(cfg.index_dir)
     try:
-        np.save(building / "vectors.npy", vectors)
         if embedder is not None and embedder.trained_files is not None:
             for trained in embedder.trained_files.glob("*.keras"):
                 shutil.copy2(trained, building / trained.name)
@@ -255,25 +270,24 @@ def _write_version(
             converted = _conversion_to_keep(plan, folder)
             if converted is not None:  # queries load it without TensorFlow
                 runtimes.copy_converted(converted, building / folder)
-        store.write_items(building, items)
         store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
-        to_index = _index_space(plan, vectors, building, verbose, log)
-        index_vectors = to_index(vectors)
-        shape = f"{len(items)} vectors x {index_vectors.shape[1]} dims"
-        log(f"Building Annoy index: {shape}, {cfg.trees} trees ...")
-        annoy_started = time.perf_counter()
-        ann.build(index_vectors, building / "index.ann", cfg.metric, cfg.trees)
-        annoy_seconds = time.perf_counter() - annoy_started
-        curve, thresholds = _measure_depth(plan, building, items, index_vectors, to_index, log)
-        manifest = manifests.make(plan, len(items), vectors.shape[1], index_vectors.shape[1], result, next_id)
-        manifest.centre = _centring(cfg)
-        manifest.search_k, manifest.recall = (curve.search_k, curve.to_dict()) if curve else (-1, {})
-        manifest.thresholds = thresholds.to_dict() if thresholds else {}
+        layout = segmenting.lay_out(plan, items)
+        found = _calibration(plan, items, building, log)
+        calibration = found.vectors if found is not None else None
+        written = segmenting.write(building, plan, layout, vector_of, calibration, verbose, log)
+        store.write_segments(building, written.refs)
+        items = store.items_of(building, written.refs)  # the version's rows: its segments' in turn
+        log(f"Index: {segmenting.summary(written.refs)}; {len(written.new)} written by this run.")
+        one = np.asarray(vector_of(items[0]), np.float32)[None, :]
+        dims = written.to_index(one).shape[1]
+        manifest = manifests.make(plan, len(items), one.shape[1], dims, result, next_id)
+        manifest.centre = segmenting.centring(cfg)
+        _depth_and_labels(manifest, plan, layout, building, written, found, log)
         manifest.build_seconds = round(time.perf_counter() - started, 2)
-        manifest.annoy_build_seconds = round(annoy_seconds, 2)
+        manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
         store.write_manifest(building, manifest)
         if manifest.thresholds:  # the copies in the collection, verified once per version
-            _verify_copies(building, items, plan, log)
+            _verify_copies(building, items, plan, layout, log)
         if plan.before_publish is not None:
             plan.before_publish()
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
@@ -284,71 +298,69 @@ def _write_version(
     return version
 
 
-def _verify_copies(building: Path, items: list[store.Item], plan: BuildPlan, log: Log) -> None:
-    """Every item's local features (stored for searches to verify with) and the verified copies."""
+def _verify_copies(
+    building: Path, items: list[store.Item], plan: BuildPlan, layout: segmenting.Layout, log: Log
+) -> None:
+    """The verified copies: every pair a fresh item makes (all of them in a build that kept no
+    segment), and the pairs the version before verified between the items it keeps."""
     started = time.perf_counter()
-    found = _features(items, plan)
-    keypoints.save(building, found)
     known = copies.verdicts_of(plan.current.version if plan.current else None)
     opened = ann.open_version(building, items)
-    reach, pairs, verdicts = ann.verified_pairs(opened, plan.cfg.max_image_pixels, known, found.__getitem__)
+    stored = keypoints.load(building)
+    rows_by_id = opened.rows_by_id
+    fresh = [rows_by_id[item.id] for item in layout.fresh] if layout.source is not None else None
+    reach, pairs, verdicts = ann.verified_pairs(opened, plan.cfg.max_image_pixels, known, stored.get, fresh)
+    before = plan.current.items if plan.current else []
+    pairs += segmenting.carried_pairs(layout.source, before, items, fresh or ())
     copies.save(building, pairs, reach, verdicts)
     near, checked = sum(1 for pair in pairs if pair.match is not None), len(set(verdicts) - set(known))
     log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
         f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s).")  # fmt: skip
 
 
-def _features(items: list[store.Item], plan: BuildPlan) -> list:
-    """Each item's features: copied from the version before where the file is unchanged, else
-    computed from the file (in threads: OpenCV and PIL release the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    before = keypoints.load(plan.current.version) if plan.current else None
-    rows_before = {item.sha1: row for row, item in enumerate(plan.current.items)} if before else {}
-    compute = copies.features_of(plan.root, items, plan.cfg.max_image_pixels)
-
-    def one(row: int):
-        kept = rows_before.get(items[row].sha1)
-        return before.get(kept) if kept is not None and kept < len(before) else compute(row)
-
-    with ThreadPoolExecutor(max_workers=config.decode_threads(plan.cfg)) as pool:
-        return list(pool.map(one, range(len(items))))
-
-
-def _index_space(
-    plan: BuildPlan, vectors: np.ndarray, building: Path, verbose: int, log: Log
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Fit what maps embeddings to the vectors Annoy holds (centring, or a reducer), store it in
-    the version, and return the mapping."""
+def _calibration(
+    plan: BuildPlan, items: list[store.Item], building: Path, log: Log
+) -> tuning.EditedQueries | None:
+    """The edited queries that tune each new segment's depth (and, in a first build, the match
+    labels): the version before's where they still apply, else new ones embedded now."""
     cfg = plan.cfg
-    if cfg.reduce == "none":
-        if _centring(cfg) != "mean":
-            return lambda v: np.asarray(v, np.float32)
-        mean = vector_math.mean_direction(vectors)
-        np.save(building / ann.CENTRE_FILE, mean)
-        return lambda v: vector_math.centred(v, mean)
-    fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
-    autoencoder.save_reducer(cfg.reduce, fitted, building)
-    return autoencoder.load_reducer(cfg.reduce, building)
-
-
-def _measure_depth(
-    plan: BuildPlan, building: Path, items: list[store.Item], index_vectors: np.ndarray,
-    to_index: Callable[[np.ndarray], np.ndarray], log: Log,
-) -> tuple[recall.RecallCurve | None, matching.Thresholds | None]:  # fmt: skip
-    """Choose search_k for the target recall and the match labels' thresholds (tuning.py), with
-    the previous version's edited queries where they still apply, else new ones embedded now."""
-    cfg = plan.cfg
-    if cfg.recall_sample <= 0:
-        return None, None
+    if cfg.recall_sample <= 0 or cfg.metric == "dot":
+        return None
     previous = plan.current.version if plan.current else None
     found = tuning.reusable(previous, plan.key, items, cfg.recall_sample)
     if found is None:
         found = tuning.edited_vectors(plan.root, items, _embedder(plan, log), cfg)
     tuning.save(building, plan.key, items, found)
-    rows_by_id = {item.id: row for row, item in enumerate(items)}
-    queries = to_index(found.vectors)
-    return tuning.measure(building / "index.ann", index_vectors, queries, found, rows_by_id, cfg, log)
+    return found
+
+
+def _depth_and_labels(
+    manifest: store.Manifest, plan: BuildPlan, layout: segmenting.Layout, building: Path,
+    written: segmenting.Written, found: tuning.EditedQueries | None, log: Log,
+) -> None:  # fmt: skip
+    """The manifest's depth and recall (those of the largest segment) and the match labels'
+    distances: measured on the largest segment this run wrote, or kept from the version before
+    where its segments are kept."""
+    before = plan.previous
+    largest = max(written.refs, key=lambda ref: ref.live)
+    folder = store.segment_dir(building, largest.name)
+    described = store.read_json(folder / segments.SEGMENT_FILE)
+    manifest.search_k, manifest.recall = described["search_k"], described["recall"]
+    if layout.source is not None and before is not None and before.thresholds:
+        manifest.thresholds = before.thresholds
+        return
+    if found is None or not len(found.ids):
+        log("Search depth and match labels not measured (no readable images, or metric dot).")
+        return
+    index_vectors = written.to_index(np.load(folder / store.VECTORS_FILE))
+    thresholds = tuning.thresholds_of(
+        folder / segments.ANNOY_FILE, index_vectors, store.segment_items(building, largest),
+        written.to_index(found.vectors), found, manifest.search_k, plan.cfg.metric,
+    )  # fmt: skip
+    manifest.thresholds = thresholds.to_dict() if thresholds else {}
+    if thresholds:
+        log(f"Match distances: duplicate <= {thresholds.duplicate}, similar <= {thresholds.similar}, "
+            f"related <= {thresholds.related}.")  # fmt: skip
 
 
 def _embedder(plan: BuildPlan, log: Log) -> embedders.Embedder:

@@ -39,6 +39,8 @@ class BuildPlan:
     up_to_date: bool = False
     before_publish: Callable[[], None] | None = None
     precision: precisions.Choice | None = None  # what the vectors are made in, and why
+    full: bool = False  # write every item anew (--full): no segment of the version before is kept
+    merge: bool = False  # merge segments down to the fewest the size limit allows (--merge)
 
     @property
     def previous(self) -> store.Manifest | None:

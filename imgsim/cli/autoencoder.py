@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from imgsim import config
 from imgsim.index import store
 from imgsim.models.autoencoder import (
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     manifest = store.read_manifest(version)
-    vectors = np.load(version / "vectors.npy")
+    vectors = store.read_vectors(version)
     try:
         check_dims(vectors, cfg.dims)
     except ValueError as error:

@@ -42,7 +42,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         help="index scikit-image's sample photos (copied to INDEX_DIR/sample_images) "
         "with the best model available here",
     )
-    parser.add_argument("--full", action="store_true", help="re-embed every image, ignoring earlier runs")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="re-embed every image and rewrite every segment, ignoring earlier runs",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge the index's segments into the fewest the size limit allows",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--add",
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "checkpoint_every", "reduce", "dims", "trees", "metric", "epochs", "ae_epochs", "ae_train_images",
         "keep_versions", "live_url", "engine", "ray_address", "ray_actors", "ray_cpus_per_actor",
         "runtime", "precision", "precision_sample", "model_cache", "pooling", "trim_borders", "centre",
-        "target_recall", "recall_sample",
+        "target_recall", "recall_sample", "segment_items", "segments_per_tier",
     )  # fmt: skip
     args, cfg = config.parse_args(parser, argv)
     if not args.dataset and not args.sample and not args.add and not args.remove:
@@ -79,7 +88,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             embedder = embedders.best_available(cfg, log=_log)
         report = build_index(
             dataset, cfg, embedder, progress=not args.no_progress, full=args.full, retrain=args.retrain,
-            plot=Path(args.plot) if args.plot else None,
+            plot=Path(args.plot) if args.plot else None, merge=args.merge,
         )  # fmt: skip
     except (embedders.WeightsUnavailable, store.BuildInProgress, OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

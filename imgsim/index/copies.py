@@ -64,6 +64,7 @@ def find_pairs(
     features: Callable[[int], geometry.Features | None],
     known: Verdicts | None = None,
     threads: int = 0,
+    rows: Iterable[int] | None = None,
 ) -> tuple[list[Pair], Verdicts]:
     """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
     CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
@@ -71,7 +72,9 @@ def find_pairs(
     A verdict depends only on the two files' contents, so one ``known`` from an earlier version
     is reused, and a rebuild verifies only the pairs its changes made. OpenCV releases the GIL:
     the candidates are checked in threads. Each pair is oriented from the file with the lower
-    SHA-1 to the other, so that a verdict reads the same whatever rows the files have."""
+    SHA-1 to the other, so that a verdict reads the same whatever rows the files have. ``rows``
+    limits the candidates to those of some rows (a build's new items; the rest were checked by
+    the builds before); pairs of the same bytes are always found over every row."""
     known = known or {}
     pairs: list[Pair] = []
     first_of: dict[str, int] = {}
@@ -81,8 +84,10 @@ def find_pairs(
         if sha1 in first_of:
             pairs.append(Pair(first_of[sha1], row, 0.0, None))
         first_of.setdefault(sha1, row)
-        rows, distances = neighbours(row)
-        for other, distance in list(zip(rows, distances, strict=True))[: CANDIDATES + 1]:
+    for row in range(len(items)) if rows is None else sorted(set(rows)):
+        sha1 = items[row].sha1
+        near, distances = neighbours(row)
+        for other, distance in list(zip(near, distances, strict=True))[: CANDIDATES + 1]:
             if other != row and distance <= reach and items[other].sha1 != sha1:
                 oriented = (row, other) if sha1 < items[other].sha1 else (other, row)
                 candidates.setdefault(oriented, float(distance))

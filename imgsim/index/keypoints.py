@@ -1,8 +1,9 @@
-"""Every item's local features (images/geometry.py), stored once per version, memory-mapped.
+"""Every item's local features (images/geometry.py), stored once per segment, memory-mapped.
 
 Verifying a search's candidates must not decode their files: the build computes each image's ORB
-keypoints once (a rebuild copies those of unchanged files from the version before) and keeps them
-in five flat arrays, which every worker maps and shares, as it does the Annoy file.
+keypoints once, when its segment is written (a merge copies those of the segments it merges), and
+keeps them in five flat arrays beside the segment's Annoy file, which every worker maps and
+shares as it does that file.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from imgsim.images import geometry
+from imgsim.index import store
 
 OFFSETS, POINTS, DESCRIPTORS, SIZES, GRAY = (
     "kp_offsets.npy", "kp_points.npy", "kp_descriptors.npy", "kp_sizes.npy", "kp_gray.npy",
 )  # fmt: skip
 
 
-def save(version: Path, found: list[geometry.Features | None]) -> None:
+def save(folder: Path, found: list[geometry.Features | None]) -> None:
     """Write the features of every row (None: an unreadable file, stored as no keypoints)."""
     counts = [0 if f is None else len(f.points) for f in found]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -29,14 +31,14 @@ def save(version: Path, found: list[geometry.Features | None]) -> None:
     gray = np.array([f is not None and f.gray for f in found], bool)
     for name, array in ((OFFSETS, offsets), (POINTS, points.astype(np.float32)), (DESCRIPTORS, descriptors),
                         (SIZES, sizes), (GRAY, gray)):  # fmt: skip
-        np.save(version / name, array)
+        np.save(folder / name, array)
 
 
 class Keypoints:
-    """The stored features of one version, by row."""
+    """The stored features of one segment, by local row."""
 
-    def __init__(self, version: Path):
-        load = lambda name: np.load(version / name, mmap_mode="r")  # noqa: E731
+    def __init__(self, folder: Path):
+        load = lambda name: np.load(folder / name, mmap_mode="r")  # noqa: E731
         self.offsets, self.points, self.descriptors = load(OFFSETS), load(POINTS), load(DESCRIPTORS)
         self.sizes, self.gray = load(SIZES), load(GRAY)
 
@@ -52,8 +54,30 @@ class Keypoints:
         return geometry.Features(points, descriptors, (width, height), bool(self.gray[row]))
 
 
-def load(version: Path | None) -> Keypoints | None:
+class VersionKeypoints:
+    """The stored features of a version, by the version's row, over its segments."""
+
+    def __init__(self, parts: list[tuple[Keypoints, np.ndarray]]):
+        self.parts = parts  # each segment's features and its live local rows
+        self.starts = np.cumsum([0] + [len(rows) for _, rows in parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def get(self, row: int) -> geometry.Features | None:
+        part = int(np.searchsorted(self.starts, row, side="right")) - 1
+        found, rows = self.parts[part]
+        return found.get(int(rows[row - self.starts[part]]))
+
+
+def load(version: Path | None) -> VersionKeypoints | None:
     """A version's stored features, or None for one built without them."""
-    if version is None or not (version / SIZES).is_file():
+    if version is None:
         return None
-    return Keypoints(version)
+    parts = []
+    for ref in store.read_segments(version):
+        folder = store.segment_dir(version, ref.name)
+        if not (folder / SIZES).is_file():
+            return None
+        parts.append((Keypoints(folder), store.live_rows(ref)))
+    return VersionKeypoints(parts)

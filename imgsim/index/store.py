@@ -4,16 +4,24 @@
       current -> versions/20261123T101500-3f2a     (symlink, replaced atomically)
       versions/20261123T101500-3f2a/
         manifest.json   model, dimensions, metric, trees, counts, timestamps, format version
-        items.json      catalogue: row -> Item {id, path, size, mtime_ns, sha1}
-        vectors.npy     float32 embeddings, one row per item, before any reduction
-        index.ann       the Annoy index over the (reduced) vectors, row numbers as Annoy ids
+        segments.json   the segments the version is made of, in row order, each with its tombstones
+        segments/NAME/  one immutable segment (index/segments.py), hard-linked from version to version:
+          items.json      its items: local row -> Item {id, path, size, mtime_ns, sha1}
+          vectors.npy     float32 embeddings, one row per item, before any reduction
+          index.ann       the Annoy index over the (reduced) vectors, local rows as Annoy ids
+          segment.json    its size and the search depth tuned for it
         reducer.*       the fitted reducer, if any (see autoencoder.py)
         skipped.json    files that could not be read, with the reason
       .partial/         embeddings of an unfinished run, so that a rerun resumes
       .lock             held by the one rebuild allowed at a time
 
+A version's rows are its segments' live rows (those without a tombstone), one segment after the
+other. A segment is written once and never changed: a new version links the segments it keeps
+(no copy, no rewrite) and writes only new ones, so a change costs what it changes.
+
 A version is written completely under ``versions/.building-*`` and renamed into place before
 ``current`` moves, so a build that fails or is killed leaves the previous version serving.
+Format 1 (before segments) kept one index at the version's top; it is read as one segment.
 """
 
 from __future__ import annotations
@@ -28,13 +36,21 @@ import secrets
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-FORMAT_VERSION = 1
+import numpy as np
+
+FORMAT_VERSION = 2  # 2: a list of segments; 1: one index at the version's top (still read)
+READABLE_FORMATS = (1, 2)
 BUILDING_PREFIX = ".building-"
+SEGMENTS_FILE = "segments.json"
+SEGMENTS_DIR = "segments"
+ITEMS_FILE = "items.json"
+VECTORS_FILE = "vectors.npy"
 
 
 class IndexMissing(RuntimeError):
@@ -165,12 +181,115 @@ def write_manifest(version: Path, manifest: Manifest) -> None:
     write_json(Path(version) / "manifest.json", manifest.to_dict())
 
 
+@dataclass(frozen=True)
+class SegmentRef:
+    """One segment of a version: its name, how many items it was written with, and which of its
+    local rows the version has deleted (tombstones, dropped when a merge rewrites it)."""
+
+    name: str  # "" = the version's own top folder (format 1)
+    count: int
+    deleted: tuple[int, ...] = ()
+
+    @property
+    def live(self) -> int:
+        return self.count - len(self.deleted)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "count": self.count, "deleted": list(self.deleted)}
+
+
+def segment_dir(version: Path, name: str) -> Path:
+    return Path(version) / SEGMENTS_DIR / name if name else Path(version)
+
+
+def read_segments(version: Path) -> list[SegmentRef]:
+    """A version's segments in row order; a format-1 version is one segment, its own folder."""
+    path = Path(version) / SEGMENTS_FILE
+    if not path.is_file():
+        return [SegmentRef("", len(_item_rows(Path(version) / ITEMS_FILE)))]
+    return [SegmentRef(r["name"], r["count"], tuple(r["deleted"])) for r in read_json(path)]
+
+
+def write_segments(version: Path, refs: list[SegmentRef]) -> None:
+    write_json(Path(version) / SEGMENTS_FILE, [ref.to_dict() for ref in refs])
+
+
+def live_rows(ref: SegmentRef) -> np.ndarray:
+    """The local rows of a segment that its version holds, in order."""
+    alive = np.ones(ref.count, bool)
+    alive[list(ref.deleted)] = False
+    return np.flatnonzero(alive)
+
+
+_ITEM_CACHE: OrderedDict[tuple, list[Item]] = OrderedDict()
+_ITEM_CACHE_SIZE = 64
+
+
+def _item_rows(path: Path) -> list[Item]:
+    """A segment's items, parsed once per process: a segment never changes, and every version
+    that keeps it links the same file (the cache key is the file itself, not its name)."""
+    stat = path.stat()
+    key = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    with _ITEM_LOCK:
+        found = _ITEM_CACHE.get(key)
+        if found is not None:
+            _ITEM_CACHE.move_to_end(key)
+            return found
+    found = [Item(**row) for row in read_json(path)]
+    with _ITEM_LOCK:
+        _ITEM_CACHE[key] = found
+        while len(_ITEM_CACHE) > _ITEM_CACHE_SIZE:
+            _ITEM_CACHE.popitem(last=False)
+    return found
+
+
+_ITEM_LOCK = threading.Lock()
+
+
+def segment_items(version: Path, ref: SegmentRef) -> list[Item]:
+    """Every item a segment was written with (tombstoned ones included), by local row."""
+    return _item_rows(segment_dir(version, ref.name) / ITEMS_FILE)
+
+
 def read_items(version: Path) -> list[Item]:
-    return [Item(**row) for row in read_json(Path(version) / "items.json")]
+    """The version's catalogue: row -> Item, over its segments' live rows."""
+    return items_of(version, read_segments(version))
 
 
-def write_items(version: Path, items: list[Item]) -> None:
-    write_json(Path(version) / "items.json", [dataclasses.asdict(item) for item in items])
+def items_of(version: Path, refs: list[SegmentRef]) -> list[Item]:
+    """The items of some segments' live rows, one segment after the other."""
+    items: list[Item] = []
+    for ref in refs:
+        written = segment_items(version, ref)
+        items.extend(written) if not ref.deleted else items.extend(written[r] for r in live_rows(ref))
+    return items
+
+
+def write_items(folder: Path, items: list[Item]) -> None:
+    write_json(Path(folder) / ITEMS_FILE, [dataclasses.asdict(item) for item in items])
+
+
+def read_vectors(version: Path) -> np.ndarray:
+    """The version's full embeddings (before any reduction), one row per item, in memory."""
+    parts = []
+    for ref in read_segments(version):
+        stored = np.load(segment_dir(version, ref.name) / VECTORS_FILE, mmap_mode="r")
+        parts.append(np.asarray(stored if not ref.deleted else stored[live_rows(ref)], np.float32))
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Give ``target`` the files of ``source`` by hard links (the same bytes, nothing copied);
+    a copy where the file system cannot link."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in Path(source).iterdir():
+        if path.is_dir():
+            link_tree(path, target / path.name)
+            continue
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
 
 
 def file_sha1(path: Path) -> str:

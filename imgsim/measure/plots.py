@@ -67,7 +67,7 @@ def map_points(index, seed: int = 0) -> list[dict]:
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    vectors = np.load(Path(index.version) / "vectors.npy")
+    vectors = store.read_vectors(Path(index.version))
     rows = np.arange(len(vectors))
     if len(rows) > MAP_MAX_POINTS:
         rows = np.sort(np.random.default_rng(seed).choice(len(rows), MAP_MAX_POINTS, replace=False))

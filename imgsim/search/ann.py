@@ -14,23 +14,13 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from imgsim.index import copies, duplicates, store
+from imgsim.index import copies, duplicates, segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.recall import EXACT
 from imgsim.index.vectors import distance_to_score
 from imgsim.models import autoencoder
 
-
-def build(vectors: np.ndarray, path: Path, metric: str = "angular", trees: int = 100) -> None:
-    """Build an Annoy index with row numbers as item ids and save it to ``path``."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    index = AnnoyIndex(vectors.shape[1], metric)
-    index.set_seed(42)
-    for row, vector in enumerate(vectors):
-        index.add_item(row, vector)
-    index.build(trees, n_jobs=-1)
-    index.save(str(path))
-    index.unload()
+build = segments.build_annoy  # one Annoy file: seeded, every core
 
 
 def load(path: Path, dims: int, metric: str = "angular") -> AnnoyIndex:
@@ -66,12 +56,10 @@ class SearchIndex:
     version: Path
     manifest: store.Manifest
     items: list[store.Item]
-    annoy: AnnoyIndex
+    annoy: segments.Segments | AnnoyIndex  # a version's segments; one AnnoyIndex in benches
     reducer: autoencoder.Reducer | None
     centre: np.ndarray | None = None  # the collection's mean direction, taken off every vector
     rows_by_id: dict[int, int] = field(init=False, repr=False)
-    _matrix: np.ndarray | None = field(default=None, init=False, repr=False)  # for exact search
-    _norms: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rows_by_id = {item.id: row for row, item in enumerate(self.items)}
@@ -110,6 +98,14 @@ class SearchIndex:
             for r, d in zip(rows, distances, strict=True)
         ]
 
+    def segments(self) -> list[dict]:
+        """Each segment's name, live and deleted rows and tuned depth (what /stats shows)."""
+        parts = getattr(self.annoy, "parts", [])
+        return [
+            {"name": p.ref.name, "items": p.ref.live, "deleted": len(p.ref.deleted), "search_k": p.search_k}
+            for p in parts
+        ]
+
     @functools.cached_property
     def folders(self) -> list[str]:
         """The collection's top-level folders, for narrowing a search to one of them."""
@@ -120,17 +116,12 @@ class SearchIndex:
         return self.manifest.search_k if search_k == -1 else search_k
 
     def nearest_rows(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
-        """Rows and distances of the k nearest items, by Annoy or, at depth EXACT, by every vector."""
+        """Rows and distances of the k nearest items over every segment: each at the depth tuned
+        for it (``search_k`` -1), or at ``search_k`` (EXACT: by every vector)."""
         k = min(k, len(self.items))
-        depth = self.depth(search_k)
-        if depth != EXACT:  # a long list needs at least Annoy's own depth for its length
-            return query(self.annoy, vector, k, depth if depth == -1 else max(depth, self.manifest.trees * k))
-        if self._matrix is None:  # chosen only for collections where this is small and fast
-            self._matrix = self.stored_vectors()
-            self._norms = vector_math.row_norms(self._matrix)
-        found = vector_math.distances(self._matrix, np.asarray(vector, np.float32), self.metric, self._norms)
-        rows = vector_math.smallest(found, k)
-        return rows.tolist(), found[rows].tolist()
+        if isinstance(self.annoy, AnnoyIndex):  # one bare Annoy file (the benches' indexes)
+            return query(self.annoy, vector, k, self.depth(search_k))
+        return self.annoy.nearest(np.asarray(vector, np.float32), k, search_k)
 
 
 def open_index(index_dir: Path) -> SearchIndex:
@@ -141,13 +132,13 @@ def open_index(index_dir: Path) -> SearchIndex:
 def open_version(version: Path, items: list[store.Item] | None = None) -> SearchIndex:
     """Open one version's folder (a build opens the one it is writing, with the items it holds)."""
     raw = store.read_json(version / "manifest.json")
-    if raw.get("format_version") != store.FORMAT_VERSION:
+    if raw.get("format_version") not in store.READABLE_FORMATS:
         raise store.IndexMissing(
             f"{version} has index format {raw.get('format_version')}, "
-            f"this imgsim reads {store.FORMAT_VERSION}: rebuild it"
+            f"this imgsim reads {', '.join(map(str, store.READABLE_FORMATS))}: rebuild it"
         )
     manifest = store.Manifest.from_dict(raw)
-    annoy = load(version / "index.ann", manifest.dims, manifest.metric)
+    annoy = segments.Segments(version, manifest.dims, manifest.metric, manifest.trees, manifest.search_k)
     reducer = autoencoder.load_reducer(manifest.reduce, version)
     centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None
     items = store.read_items(version) if items is None else items
@@ -162,13 +153,14 @@ def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[flo
 
 
 def verified_pairs(
-    index: SearchIndex, max_pixels: int, known: copies.Verdicts | None = None, features=None
+    index: SearchIndex, max_pixels: int, known: copies.Verdicts | None = None, features=None, rows=None
 ) -> tuple[float, list[copies.Pair], copies.Verdicts]:
     """copies.find_pairs over an opened index, within the reach of its calibrated duplicate distance
-    (``features(row)``: the build's; by default computed from the files as needed)."""
+    (``features(row)``: the build's; by default computed from the files as needed), for the
+    candidates of ``rows`` (default: every row)."""
     reach = round(copies.REACH * duplicates.threshold_of(index.manifest.thresholds), 6)
     features = features or copies.features_of(index.collection_root, index.items, max_pixels)
-    return (reach, *copies.find_pairs(index.items, _neighbours(index), reach, features, known))
+    return (reach, *copies.find_pairs(index.items, _neighbours(index), reach, features, known, rows=rows))
 
 
 def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(), bar: bool = False):

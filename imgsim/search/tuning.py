@@ -124,6 +124,39 @@ def measure(
     return curve, thresholds
 
 
+def calibrate_segment(
+    annoy_path: Path, index_vectors: np.ndarray, queries: np.ndarray, cfg: config.Config
+) -> recall.RecallCurve | None:
+    """The depth one segment needs for the target recall on the calibration queries (in the
+    index's space), against exact search over that segment; None where it cannot be measured."""
+    if not len(queries) or cfg.metric == "dot":
+        return None
+    annoy = AnnoyIndex(index_vectors.shape[1], cfg.metric)
+    annoy.load(str(annoy_path))
+    try:
+        return recall.calibrate(annoy, index_vectors, queries, cfg.target_recall, cfg.trees, cfg.metric)
+    finally:
+        annoy.unload()
+
+
+def thresholds_of(
+    annoy_path: Path, index_vectors: np.ndarray, items: list[store.Item], queries: np.ndarray,
+    found: EditedQueries, depth: int, metric: str,
+) -> matching.Thresholds | None:  # fmt: skip
+    """The match labels' distances, measured on one segment (its ``items``), with the queries
+    whose originals it holds."""
+    rows_by_id = {item.id: row for row, item in enumerate(items)}
+    mine = np.array([int(i) in rows_by_id for i in found.ids], bool)
+    if metric == "dot" or not mine.any():
+        return None
+    annoy = AnnoyIndex(index_vectors.shape[1], metric)
+    annoy.load(str(annoy_path))
+    try:
+        return _thresholds(annoy, index_vectors, queries[mine], found.keep(mine), rows_by_id, depth, metric)
+    finally:
+        annoy.unload()
+
+
 def _thresholds(
     annoy: AnnoyIndex, matrix: np.ndarray, queries: np.ndarray, found: EditedQueries,
     rows_by_id: dict[int, int], depth: int, metric: str,

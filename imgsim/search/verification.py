@@ -26,7 +26,7 @@ RERANK = 20  # candidates verified per search: on flowers5 the original of a 70 
 
 
 @functools.lru_cache(maxsize=4)  # a worker searches one version, and for a while the one before
-def stored_features(version: Path) -> keypoints.Keypoints | None:
+def stored_features(version: Path) -> keypoints.VersionKeypoints | None:
     return keypoints.load(version)
 
 
@@ -63,6 +63,6 @@ def verified_first(
     return (ahead + verified + [hit for hit in others if hit not in ahead])[:k]
 
 
-def _checkable(index: SearchIndex, stored: keypoints.Keypoints, hit: Hit) -> bool:
+def _checkable(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> bool:
     row = index.rows_by_id.get(hit.id)
     return row is not None and row < len(stored) and stored.get(row) is not None

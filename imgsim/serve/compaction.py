@@ -1,4 +1,8 @@
-"""Rebuilding the index in the background once the live delta is large (a compaction).
+"""Writing the live delta into the index in the background once it is large (a compaction).
+
+A compaction takes the current catalogue as it is (no scan of the collection), writes the live
+additions as one new segment and the deletions as tombstones (build/segmenting.py), so its cost
+is that of the delta; the merge policy may then merge small segments.
 
 The build function is handed in (indexer.build_index), not imported, so that this sits below the
 indexer; only one compaction runs at a time across workers and replicas (the live store's lock),
@@ -28,7 +32,7 @@ class LockLost(RuntimeError):
     """The compaction's lock went with its database connection while it ran."""
 
 
-Build = Callable[..., object]  # indexer.build_index: (dataset, cfg, embedder=, progress=, log=, live_store=)
+Build = Callable[..., object]  # indexer.build_index(dataset, cfg, embedder=, live_store=, delta_only=, ...)
 
 
 class Serving(Protocol):
@@ -102,7 +106,7 @@ class Compactor:
                 try:
                     report = self.build(
                         dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info,
-                        live_store=self.live_store, before_publish=self._still_holding,
+                        live_store=self.live_store, before_publish=self._still_holding, delta_only=True,
                     )  # fmt: skip
                 finally:
                     imaging.release_memory()  # what the build took (Annoy, vectors) back to the system

@@ -384,9 +384,10 @@ class Service:
 
     def stats(self) -> dict:
         snap = self.holder.get()
-        index = (
-            None if snap is None else {**snap.index.manifest.to_dict(), "version": snap.index.version.name}
-        )
+        index = None
+        if snap is not None:
+            index = snap.index.manifest.to_dict() | {"version": snap.index.version.name}
+            index["segments"] = snap.index.segments()
         return {
             "worker_pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),

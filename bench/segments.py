@@ -1,0 +1,239 @@
+"""Section 13 (segments): what a change costs at 100k and 1M vectors, and what queries pay.
+
+For each size: a real index of 300 flowers (EfficientNet-Lite0, f32) gives the model, the match
+labels and the calibration queries; stand-in vectors (1280-d, clustered, as section 2) fill it up
+to the size, written as segments of ``segment_items`` by a child process (its peak memory is the
+first build's). Then 1,000 other flowers are embedded for real and added through the service's
+own add path, and a child process that has opened the index as a worker does runs the compaction
+(its time, and its memory before and at peak). Queries (stand-in vectors plus noise, and the real
+flowers) are searched over every segment at the tuned depths: p50 and recall@10 against exact
+search over all vectors; one segment of the same vectors is the baseline at 100k, one segment of
+the largest size a build writes at 1M (one segment of 1M does not fit this machine's memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import ROOT, clustered, copy_subset, flower_files, percentile, rss_mb, table
+from imgsim import config
+from imgsim.build import indexer, segmenting
+from imgsim.index import keypoints, segments, store
+from imgsim.index import vectors as vector_math
+from imgsim.live import live
+from imgsim.search import ann, tuning
+
+DIMS, REAL, DELTA = 1280, 300, 1000
+
+
+def _cfg(workdir: Path) -> config.Config:
+    return config.Config(
+        index_dir=workdir / "index", model=str(config.SHARED_MODEL), precision="f32", admin_token="x" * 24
+    )
+
+
+def _reset_peak() -> None:
+    """Start this process's peak-memory count (VmHWM) afresh: imports and model loading are not
+    what is measured."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mb() -> float:
+    """The peak resident memory since the last _reset_peak (else since the start)."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    found = [int(line.split()[1]) for line in status if line.startswith("VmHWM")]
+    return found[0] / 1024 if found else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def standin_child(workdir: str, count: int) -> dict:
+    """Fill the real index up to ``count`` with stand-in vectors, one segment at a time (a child
+    process: its peak memory is what writing the segments took)."""
+    cfg = _cfg(Path(workdir))
+    _reset_peak()
+    began = time.perf_counter()
+    version = store.current_version(cfg.index_dir)
+    manifest, refs = store.read_manifest(version), store.read_segments(version)
+    to_index = segmenting._load_space(cfg, version)
+    with np.load(version / tuning.CALIBRATION_FILE) as saved:
+        queries = to_index(saved["vectors"])
+    live_store = live.open_store(cfg.index_dir)
+    extra = count - manifest.items
+    first = live_store.allocate_ids(extra, manifest.next_id)
+    building = store.start_version(cfg.index_dir)
+    for name in (tuning.CALIBRATION_FILE, ann.CENTRE_FILE, "copies.json"):
+        shutil.copy2(version / name, building / name)
+    for ref in refs:
+        store.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
+    annoy_s = 0.0
+    for start in range(0, extra, cfg.segment_items):
+        size = min(cfg.segment_items, extra - start)
+        vectors = np.abs(clustered(size, DIMS, seed=start))  # GeM features are not negative
+        items = [store.Item(first + start + i, f"standin/{first + start + i}.jpg", 1, 1, f"s{start + i}")
+                 for i in range(size)]  # fmt: skip
+        name = segments.new_name()
+        folder = store.segment_dir(building, name)
+        index_vectors = to_index(vectors)
+        annoy_s += segments.write(folder, items, vectors, index_vectors, cfg.metric, cfg.trees)
+        keypoints.save(folder, [None] * size)
+        curve = tuning.calibrate_segment(folder / segments.ANNOY_FILE, index_vectors, queries, cfg)
+        segments.describe(folder, size, curve.search_k, curve.to_dict())
+        refs.append(store.SegmentRef(name, size))
+        del vectors, index_vectors
+        took = time.perf_counter() - began
+        print(f"  stand-in segment {len(refs)}: {size:,} ({took:.0f} s)", file=sys.stderr, flush=True)
+    store.write_segments(building, refs)
+    manifest.items, manifest.next_id = count, first + extra
+    store.write_manifest(building, manifest)
+    store.publish(cfg.index_dir, building, keep=1)
+    return {"seconds": time.perf_counter() - began, "annoy_s": annoy_s, "peak_mb": _peak_mb()}
+
+
+def compact_child(workdir: str) -> dict:
+    """What a serving worker pays: open the index and the model, compact the delta, then search."""
+    from imgsim.serve import service
+
+    cfg = _cfg(Path(workdir))
+    svc = service.Service(cfg)
+    snap = svc.holder.get()
+    snap.index.search_reduced(snap.index.stored_vector(0), 10)
+    rss_before, pss_before = rss_mb(os.getpid())
+    _reset_peak()
+    began = time.perf_counter()
+    report = indexer.build_index(
+        snap.index.manifest.collection_root, cfg, embedder=snap.embedder, progress=False,
+        log=lambda line: print("  " + line, file=sys.stderr), live_store=svc.live.store, delta_only=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - began
+    return {
+        "compaction_s": seconds, "items": report.items, "embedded": report.embedded,
+        "rss_before_mb": rss_before, "pss_before_mb": pss_before, "peak_mb": _peak_mb(),
+        "segments": [ref.live for ref in store.read_segments(report.version)],
+    }  # fmt: skip
+
+
+def query_child(workdir: str, baseline: str) -> dict:
+    """Query p50 and recall@10 against exact search over the current version, and over one segment
+    (``baseline``: that segment's name) as the baseline; the worker's RSS and PSS after."""
+    cfg = _cfg(Path(workdir))
+    index = ann.open_index(cfg.index_dir)
+    rng = np.random.default_rng(5)
+    picks = rng.choice(len(index.items), 200, replace=False)
+    stored = np.stack([index.stored_vector(int(r)) for r in picks])
+    queries = stored + 0.3 * rng.normal(size=stored.shape).astype(np.float32) * np.abs(stored).mean()
+    truth = _exact(index, queries)
+    found, times = [], []
+    for query in queries:
+        began = time.perf_counter()
+        found.append(index.nearest_rows(query, 10)[0])
+        times.append(1000 * (time.perf_counter() - began))
+    hits = sum(len(set(f) & set(t)) for f, t in zip(found, truth, strict=True))
+    result = {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95)}
+    result["recall"] = hits / (10 * len(truth))
+    part = next(p for p in index.annoy.parts if p.ref.name == baseline)
+    one = []
+    for query in queries:
+        began = time.perf_counter()
+        part.nearest(query, 10, -1, index.metric, index.manifest.trees)
+        one.append(1000 * (time.perf_counter() - began))
+    rss, pss = rss_mb(os.getpid())
+    return result | {"one_segment_p50_ms": percentile(one, 50), "one_segment_items": part.ref.live,
+                     "rss_mb": rss, "pss_mb": pss, "segments": len(index.annoy.parts)}  # fmt: skip
+
+
+def _exact(index: ann.SearchIndex, queries: np.ndarray) -> list[list[int]]:
+    """The true 10 nearest rows of each query, segment by segment (no matrix of all in memory)."""
+    best = [[] for _ in queries]
+    for part in index.annoy.parts:
+        vectors = np.load(part.folder / store.VECTORS_FILE, mmap_mode="r")
+        for start in range(0, len(part.local), 50_000):
+            local = part.local[start : start + 50_000]
+            matrix = index.to_index_space(np.asarray(vectors[local]))
+            norms = vector_math.row_norms(matrix)
+            for q, query in enumerate(queries):
+                found = vector_math.distances(matrix, query, index.metric, norms)
+                top = vector_math.smallest(found, 10)
+                best[q] += [(float(found[t]), int(part.start + start + t)) for t in top]
+                best[q] = sorted(best[q])[:10]
+    return [[row for _, row in b] for b in best]
+
+
+def _child(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--child-segments", *args],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    sys.stderr.write(done.stderr[-3000:])
+    if done.returncode != 0:
+        raise RuntimeError(f"segments child {args[0]} failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(args: list[str]) -> dict:
+    kind, workdir, *rest = args
+    if kind == "standin":
+        return standin_child(workdir, int(rest[0]))
+    if kind == "compact":
+        return compact_child(workdir)
+    return query_child(workdir, rest[0])
+
+
+def _one_size(count: int, workdir: Path) -> dict:
+    from imgsim.serve import service
+
+    cfg = _cfg(workdir)
+    files = flower_files(None)
+    photos = copy_subset(files[:REAL], workdir / "photos")
+    indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
+    standin = _child("standin", str(workdir), str(count))
+    svc = service.Service(cfg)
+    began = time.perf_counter()
+    for path in files[REAL : REAL + DELTA]:
+        data = path.read_bytes()
+        svc.add(data, svc.decode(data), {})
+    add_s = time.perf_counter() - began
+    svc.close()
+    before = [ref.name for ref in store.read_segments(store.current_version(cfg.index_dir))]
+    compaction = _child("compact", str(workdir))
+    largest = max(store.read_segments(store.current_version(cfg.index_dir)), key=lambda r: r.live).name
+    queries = _child("query", str(workdir), largest)
+    return {"items": count, "standin": standin, "add_s": add_s, "segments_before": len(before),
+            "compaction": compaction, "queries": queries}  # fmt: skip
+
+
+def bench_segments(quick: bool) -> tuple[dict, str]:
+    sizes = (100_000,) if quick else (100_000, 1_000_000)
+    data, rows, query_rows = [], [], []
+    for count in sizes:
+        workdir = Path(tempfile.mkdtemp(prefix="imgsim-segments-"))
+        try:
+            found = _one_size(count, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        data.append(found)
+        s, c, q = found["standin"], found["compaction"], found["queries"]
+        rows.append([f"{count:,}", s["seconds"], s["peak_mb"], DELTA, c["compaction_s"], c["rss_before_mb"],
+                     c["peak_mb"], len(c["segments"])])  # fmt: skip
+        one = f"{q['one_segment_items']:,}"
+        query_rows.append([f"{count:,}", q["segments"], q["recall"], q["p50_ms"], q["p95_ms"], one,
+                           q["one_segment_p50_ms"], q["rss_mb"], q["pss_mb"]])  # fmt: skip
+        print(f"  segments {count:,} done", file=sys.stderr, flush=True)
+    text = table(
+        ["vectors", "first build s", "first build peak MB", "added", "compaction s", "worker MB before",
+         "worker peak MB", "segments after"], rows,
+    )  # fmt: skip
+    text += "\n\n" + table(
+        ["vectors", "segments", "recall@10", "query p50 ms", "p95 ms", "one segment of", "its p50 ms",
+         "worker RSS MB", "PSS MB"], query_rows,
+    )  # fmt: skip
+    return {"segments": data}, text
+

@@ -1,0 +1,254 @@
+"""How a build writes a version's segments: keep what is unchanged, write what is new, merge.
+
+A build whose version before holds the same model in the same index space (reduction, centring,
+trees, metric) keeps that version's segments: each is linked into the new version, rows whose
+file changed or went away get tombstones, and only the new and changed files are written, as new
+segments. The merge policy (index/merge_policy.py) then picks segments to merge. A first build,
+``--full``, or a change of model or index space writes every item anew, in segments of at most
+``segment_items`` (so a build's Annoy memory is bounded by one segment's).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imgsim import config
+from imgsim.build.plan import BuildPlan
+from imgsim.index import copies, keypoints, merge_policy, segments, store
+from imgsim.index import vectors as vector_math
+from imgsim.models import autoencoder
+from imgsim.search import ann, tuning
+
+Log = Callable[[str], None]
+ToIndex = Callable[[np.ndarray], np.ndarray]
+SPACE_FILES = (ann.CENTRE_FILE, "reducer_pca.npz", "reducer_autoencoder.keras")
+
+
+@dataclass
+class Layout:
+    """The segments a new version keeps from the one before, and the items it writes anew."""
+
+    kept: list[store.SegmentRef]
+    fresh: list[store.Item]
+    source: Path | None  # the version the kept segments come from
+
+
+@dataclass
+class Written:
+    """What writing the segments made: the version's segments, the ones this build wrote, and
+    what maps an embedding into the index's space."""
+
+    refs: list[store.SegmentRef]
+    new: list[str]
+    to_index: ToIndex
+    annoy_seconds: float
+
+
+def policy_of(cfg: config.Config) -> merge_policy.MergePolicy:
+    return merge_policy.MergePolicy(per_tier=cfg.segments_per_tier, max_items=cfg.segment_items)
+
+
+def centring(cfg: config.Config) -> str:
+    """The centring a version gets: the setting's, unless a reducer maps the vectors (PCA centres
+    on its own terms, the autoencoder not at all)."""
+    return cfg.centre if cfg.reduce == "none" else "none"
+
+
+def can_keep(plan: BuildPlan) -> bool:
+    """Whether the version before's segments hold this build's vectors in this build's space."""
+    before, cfg = plan.previous, plan.cfg
+    return (
+        before is not None
+        and not plan.full
+        and (plan.current.version / store.SEGMENTS_FILE).is_file()
+        and (before.model_key, before.collection_root) == (plan.key, str(plan.root))
+        and (before.reduce, before.trees, before.metric) == (cfg.reduce, cfg.trees, cfg.metric)
+        and (cfg.reduce == "none" or before.dims == cfg.dims)
+        and before.centre == centring(cfg)
+    )
+
+
+def lay_out(plan: BuildPlan, items: list[store.Item]) -> Layout:
+    """Which rows of the version before stay (an item the same in every field), which get a
+    tombstone, and which items are new."""
+    if not can_keep(plan):
+        return Layout([], items, None)
+    version = plan.current.version
+    wanted = {item.id: item for item in items}
+    kept, covered = [], set()
+    for ref in store.read_segments(version):
+        deleted = set(ref.deleted)
+        for local, old in enumerate(store.segment_items(version, ref)):
+            if local in deleted:
+                continue
+            if wanted.get(old.id) != old or old.id in covered:
+                deleted.add(local)
+            else:
+                covered.add(old.id)
+        kept.append(store.SegmentRef(ref.name, ref.count, tuple(sorted(deleted))))
+    return Layout(kept, [item for item in items if item.id not in covered], version)
+
+
+def write(
+    building: Path, plan: BuildPlan, layout: Layout, vector_of: Callable[[store.Item], np.ndarray],
+    calibration: np.ndarray | None, verbose: int, log: Log,
+) -> Written:  # fmt: skip
+    """Link the kept segments, write the fresh items as new segments, run the merges the policy
+    asks for (all with ``plan.merge``), and return the version's segments in row order. Each new
+    segment's depth is tuned with the ``calibration`` queries (full embeddings) where given."""
+    cfg = plan.cfg
+    for ref in layout.kept:
+        store.link_tree(store.segment_dir(layout.source, ref.name), store.segment_dir(building, ref.name))
+    to_index = _index_space(plan, layout, vector_of, building, verbose, log)
+    queries = to_index(calibration) if calibration is not None and len(calibration) else np.zeros((0, 1))
+
+    def write_one(items: list[store.Item], vectors: np.ndarray, found: list):
+        return _write_one(building, items, vectors, to_index, found, queries, cfg, log)
+
+    refs, new, seconds = list(layout.kept), [], 0.0
+    features = _feature_source(plan)
+    for start in range(0, len(layout.fresh), cfg.segment_items):
+        chunk = layout.fresh[start : start + cfg.segment_items]
+        vectors = np.stack([vector_of(item) for item in chunk]).astype(np.float32)
+        ref, took = write_one(chunk, vectors, features(chunk))
+        refs.append(ref)
+        new.append(ref.name)
+        seconds += took
+    for group in merge_policy.merges(refs, policy_of(cfg), force=plan.merge):
+        refs, made, took = _merge(building, refs, group, write_one, log)
+        new = [name for name in new if name not in group] + ([made] if made else [])
+        seconds += took
+    return Written(refs, new, to_index, seconds)
+
+
+def _write_one(
+    building: Path, items: list[store.Item], vectors: np.ndarray, to_index: ToIndex, found: list,
+    queries: np.ndarray, cfg: config.Config, log: Log,
+) -> tuple[store.SegmentRef, float]:  # fmt: skip
+    """One new segment: Annoy, features, and the depth tuned for it on the calibration queries."""
+    name = segments.new_name()
+    folder = store.segment_dir(building, name)
+    index_vectors = to_index(vectors)
+    log(
+        f"Writing segment {name}: {len(items)} vectors x {index_vectors.shape[1]} dims, {cfg.trees} trees ..."
+    )
+    took = segments.write(folder, items, vectors, index_vectors, cfg.metric, cfg.trees)
+    keypoints.save(folder, found)
+    curve = tuning.calibrate_segment(folder / segments.ANNOY_FILE, index_vectors, queries, cfg)
+    depth = curve.search_k if curve is not None else -1
+    segments.describe(
+        folder, len(items), depth, curve.to_dict() if curve else {}, annoy_seconds=round(took, 2)
+    )
+    if curve is not None:
+        chosen = "exact search" if depth == 0 else f"search_k {depth}"
+        log(f"Segment {name}: {chosen} for recall@{curve.k} {curve.recall:.3f} ({curve.ms:.2f} ms a query).")
+    return store.SegmentRef(name, len(items)), took
+
+
+def _merge(
+    building: Path, refs: list[store.SegmentRef], group: list[str], write_one, log: Log
+) -> tuple[list[store.SegmentRef], str | None, float]:
+    """Write the live rows of the segments in ``group`` as one segment, in the place of the first."""
+    members = [ref for ref in refs if ref.name in group]
+    items, vectors, found = [], [], []
+    for ref in members:
+        folder, rows = store.segment_dir(building, ref.name), store.live_rows(ref)
+        written = store.segment_items(building, ref)
+        items += [written[r] for r in rows]
+        vectors.append(np.asarray(np.load(folder / store.VECTORS_FILE, mmap_mode="r")[rows], np.float32))
+        stored = keypoints.Keypoints(folder) if (folder / keypoints.SIZES).is_file() else None
+        found += [stored.get(int(r)) if stored is not None else None for r in rows]
+    at = refs.index(members[0])
+    rest = [ref for ref in refs if ref.name not in group]
+    made, took = None, 0.0
+    if items:
+        log(f"Merging {len(members)} segments ({len(items)} live items) into one ...")
+        ref, took = write_one(items, np.concatenate(vectors), found)
+        rest.insert(min(at, len(rest)), ref)
+        made = ref.name
+    for ref in members:
+        shutil.rmtree(store.segment_dir(building, ref.name))
+    return rest, made, took
+
+
+def _index_space(
+    plan: BuildPlan, layout: Layout, vector_of: Callable[[store.Item], np.ndarray], building: Path,
+    verbose: int, log: Log,
+) -> ToIndex:  # fmt: skip
+    """What maps embeddings to the vectors Annoy holds (centring, or a reducer): the version
+    before's where its segments are kept, else fitted now on every vector, stored in the version."""
+    cfg = plan.cfg
+    if layout.source is not None:
+        for name in SPACE_FILES:
+            if (layout.source / name).exists():
+                shutil.copy2(layout.source / name, building / name)
+        return _load_space(cfg, building)
+    if cfg.reduce == "none" and centring(cfg) != "mean":
+        return lambda v: np.asarray(v, np.float32)
+    vectors = np.stack([vector_of(item) for item in layout.fresh]).astype(np.float32)
+    if cfg.reduce == "none":
+        np.save(building / ann.CENTRE_FILE, vector_math.mean_direction(vectors))
+    else:
+        fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
+        autoencoder.save_reducer(cfg.reduce, fitted, building)
+    return _load_space(cfg, building)
+
+
+def _load_space(cfg: config.Config, building: Path) -> ToIndex:
+    if cfg.reduce != "none":
+        return autoencoder.load_reducer(cfg.reduce, building)
+    if centring(cfg) != "mean":
+        return lambda v: np.asarray(v, np.float32)
+    mean = np.load(building / ann.CENTRE_FILE)
+    return lambda v: vector_math.centred(v, mean)
+
+
+def _feature_source(plan: BuildPlan) -> Callable[[list[store.Item]], list]:
+    """Each fresh item's local features: the version before's where it holds the same contents
+    (a --full rebuild, a model change), else computed from the file, in threads (OpenCV and PIL
+    release the GIL)."""
+    before = keypoints.load(plan.current.version) if plan.current else None
+    rows_before = {item.sha1: row for row, item in enumerate(plan.current.items)} if before else {}
+
+    def features(chunk: list[store.Item]) -> list:
+        compute = copies.features_of(plan.root, chunk, plan.cfg.max_image_pixels)
+
+        def one(row: int):
+            kept = rows_before.get(chunk[row].sha1)
+            return before.get(kept) if kept is not None and kept < len(before) else compute(row)
+
+        with ThreadPoolExecutor(max_workers=config.decode_threads(plan.cfg)) as pool:
+            return list(pool.map(one, range(len(chunk))))
+
+    return features
+
+
+def carried_pairs(
+    before: Path | None, old_items: list[store.Item], items: list[store.Item], fresh: Iterable[int]
+) -> list[copies.Pair]:
+    """The verified pairs of the version before (its items ``old_items``) between items this
+    version keeps unchanged."""
+    stored = copies.load(before) if before is not None else None
+    if stored is None:
+        return []
+    rows = {item.id: row for row, item in enumerate(items)}
+    skip = set(fresh)
+    found = []
+    for pair in stored[1]:
+        if pair.match is None:
+            continue  # pairs of the same bytes are found again over every row
+        a, b = rows.get(old_items[pair.a].id), rows.get(old_items[pair.b].id)
+        if a is not None and b is not None and a not in skip and b not in skip:
+            found.append(copies.Pair(a, b, pair.distance, pair.match))
+    return found
+
+
+def summary(refs: list[store.SegmentRef]) -> str:
+    live = sorted((ref.live for ref in refs), reverse=True)
+    return f"{len(refs)} segment(s) of {', '.join(map(str, live[:8]))}{' ...' if len(live) > 8 else ''} items"

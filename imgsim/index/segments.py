@@ -1,0 +1,197 @@
+"""Segments: the immutable pieces a version is made of, written once and searched together.
+
+As in Lucene, an index that changes is a list of immutable segments instead of one structure
+rewritten on every change: a change writes one new small segment, deletions are tombstones on the
+segments they hit, and a merge policy (merge_policy.py) now and then rewrites a few segments of
+similar size into one. Each segment is an Annoy file with its vectors and items, memory-mapped and
+shared by every worker; a query searches every segment, each at the depth tuned for it, in
+threads (Annoy releases the GIL), and merges the answers by distance.
+
+``Segments`` offers the part of AnnoyIndex that the rest of imgsim uses, over a version's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from annoy import AnnoyIndex
+
+from imgsim.index import store
+from imgsim.index import vectors as vector_math
+from imgsim.index.recall import EXACT
+
+SEGMENT_FILE = "segment.json"
+ANNOY_FILE = "index.ann"
+EXACT_FILE = "index_vectors.npy"  # a small segment's vectors as Annoy holds them, for exact search
+EXACT_FILE_ITEMS = 20_000  # segments up to this size keep them (exact search beats Annoy there)
+
+
+def new_name() -> str:
+    """A name no other segment of any index has (time first, so that names sort by age)."""
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
+
+
+def build_annoy(vectors: np.ndarray, path: Path, metric: str = "angular", trees: int = 100) -> None:
+    """Build an Annoy index with row numbers as item ids and save it to ``path``."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    index = AnnoyIndex(vectors.shape[1], metric)
+    index.set_seed(42)
+    for row, vector in enumerate(vectors):
+        index.add_item(row, vector)
+    index.build(trees, n_jobs=-1)
+    index.save(str(path))
+    index.unload()
+
+
+def write(
+    folder: Path, items: list[store.Item], vectors: np.ndarray, index_vectors: np.ndarray,
+    metric: str, trees: int,
+) -> float:  # fmt: skip
+    """Write one segment's items, vectors and Annoy index; the seconds Annoy took to build."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store.write_items(folder, items)
+    np.save(folder / store.VECTORS_FILE, np.asarray(vectors, np.float32))
+    if len(items) <= EXACT_FILE_ITEMS:
+        np.save(folder / EXACT_FILE, np.asarray(index_vectors, np.float32))
+    began = time.perf_counter()
+    build_annoy(index_vectors, folder / ANNOY_FILE, metric, trees)
+    return time.perf_counter() - began
+
+
+def describe(folder: Path, count: int, search_k: int, recall: dict | None = None, **facts) -> None:
+    """Write what queries need to know of a segment: its depth, and what it was chosen from."""
+    body = {"count": count, "search_k": search_k, "recall": recall or {}} | facts
+    store.write_json(folder / SEGMENT_FILE, body)
+
+
+def depth_of(folder: Path, default: int) -> int:
+    """The search_k tuned for a segment (a format-1 version's: the manifest's, ``default``)."""
+    path = folder / SEGMENT_FILE
+    return int(json.loads(path.read_text())["search_k"]) if path.is_file() else default
+
+
+@dataclass
+class Opened:
+    """One segment of a version, opened: its Annoy file mapped, its live rows and their place."""
+
+    folder: Path
+    ref: store.SegmentRef
+    annoy: AnnoyIndex
+    search_k: int
+    start: int  # the version's row of this segment's first live row
+    local: np.ndarray  # version row - start -> local row
+    global_of: np.ndarray  # local row -> version row, -1 where deleted
+    _matrix: np.ndarray | None = field(default=None, repr=False)
+    _norms: np.ndarray | None = field(default=None, repr=False)
+
+    def matrix(self, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The segment's vectors as Annoy holds them, for exact search (read once)."""
+        if self._matrix is None:
+            path = self.folder / EXACT_FILE
+            if path.is_file():
+                self._matrix = np.load(path, mmap_mode="r")
+            else:
+                get = self.annoy.get_item_vector
+                self._matrix = np.array([get(r) for r in range(self.ref.count)], np.float32)
+            self._norms = vector_math.row_norms(self._matrix) if metric == "angular" else None
+        return self._matrix, self._norms
+
+    def nearest(self, vector: np.ndarray, k: int, search_k: int, metric: str, trees: int):
+        """Version rows and distances of this segment's k nearest live items."""
+        depth = self.search_k if search_k == -1 else search_k
+        if depth == EXACT:
+            matrix, norms = self.matrix(metric)
+            found = vector_math.distances(matrix, vector, metric, norms)
+            if self.ref.deleted:
+                found[list(self.ref.deleted)] = np.inf
+            local = vector_math.smallest(found, min(k, self.ref.live))
+            return self.global_of[local].tolist(), found[local].tolist()
+        wanted = min(self.ref.count, k if not self.ref.deleted else 2 * k + 8)
+        as_list = vector.tolist()
+        while True:  # tombstoned rows take places in Annoy's answer: ask for more until k are live
+            deep = depth if depth == -1 else max(depth, trees * wanted)  # a long list needs more depth
+            local, distances = self.annoy.get_nns_by_vector(
+                as_list, wanted, search_k=deep, include_distances=True
+            )
+            rows = self.global_of[np.asarray(local, np.int64)] if local else np.zeros(0, np.int64)
+            keep = rows >= 0
+            if keep.sum() >= min(k, self.ref.live) or wanted >= self.ref.count:
+                return rows[keep][:k].tolist(), np.asarray(distances, np.float64)[keep][:k].tolist()
+            wanted = min(self.ref.count, 4 * wanted)
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that search segments side by side, made in the process that uses them (a
+    gunicorn worker forks after the master loaded the app: threads do not survive a fork)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)))
+        return _POOL[1]
+
+
+class Segments:
+    """A version's segments searched as one index over the version's rows (AnnoyIndex's calls)."""
+
+    def __init__(self, version: Path, dims: int, metric: str, trees: int, default_depth: int = -1):
+        self.f, self.metric, self.trees = dims, metric, trees
+        self.parts: list[Opened] = []
+        start = 0
+        for ref in store.read_segments(version):
+            folder = store.segment_dir(version, ref.name)
+            annoy = AnnoyIndex(dims, metric)
+            annoy.load(str(folder / ANNOY_FILE), prefault=False)
+            local = store.live_rows(ref)
+            global_of = np.full(ref.count, -1, np.int64)
+            global_of[local] = np.arange(start, start + len(local))
+            depth = depth_of(folder, default_depth)
+            self.parts.append(Opened(folder, ref, annoy, depth, start, local, global_of))
+            start += len(local)
+        self.starts = np.array([p.start for p in self.parts], np.int64)
+        self.count = start
+
+    def get_n_items(self) -> int:
+        return self.count
+
+    def _part(self, row: int) -> tuple[Opened, int]:
+        if not 0 <= row < self.count:
+            raise IndexError(f"row {row} out of range")
+        part = self.parts[int(np.searchsorted(self.starts, row, side="right")) - 1]
+        return part, int(part.local[row - part.start])
+
+    def get_item_vector(self, row: int) -> list[float]:
+        part, local = self._part(row)
+        return part.annoy.get_item_vector(local)
+
+    def nearest(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
+        """The version rows and distances of the k nearest items over every segment."""
+        vector = np.asarray(vector, np.float32)
+        search = lambda part: part.nearest(vector, k, search_k, self.metric, self.trees)  # noqa: E731
+        parts = [p for p in self.parts if p.ref.live]
+        answers = list(_pool().map(search, parts)) if len(parts) > 1 else [search(p) for p in parts]
+        merged = sorted(
+            ((d, r) for rows, distances in answers for r, d in zip(rows, distances, strict=True)),
+        )[:k]
+        return [r for _, r in merged], [d for d, _ in merged]
+
+    def get_nns_by_vector(self, vector, n: int, search_k: int = -1, include_distances: bool = False):
+        rows, distances = self.nearest(np.asarray(vector, np.float32), n, search_k)
+        return (rows, distances) if include_distances else rows
+
+    def get_nns_by_item(self, row: int, n: int, search_k: int = -1, include_distances: bool = False):
+        return self.get_nns_by_vector(self.get_item_vector(row), n, search_k, include_distances)
+
+    def unload(self) -> None:
+        for part in self.parts:
+            part.annoy.unload()

@@ -1,0 +1,238 @@
+"""A version is a list of immutable segments: a change writes what it changes, merges are tiered."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, quiet_build, write_images
+from imgsim.index import merge_policy, store
+from imgsim.index.merge_policy import MergePolicy
+from imgsim.index.store import SegmentRef
+from imgsim.search import ann
+
+
+def _refs(*sizes: int, deleted: dict[int, int] | None = None) -> list[SegmentRef]:
+    deleted = deleted or {}
+    return [SegmentRef(f"s{n}", size, tuple(range(deleted.get(n, 0)))) for n, size in enumerate(sizes)]
+
+
+def _segments(version) -> list[SegmentRef]:
+    return store.read_segments(version)
+
+
+def _inode(version, ref: SegmentRef, name: str = "vectors.npy") -> int:
+    return (store.segment_dir(version, ref.name) / name).stat().st_ino
+
+
+# --- the merge policy -------------------------------------------------------------------------
+
+
+def test_a_tier_merges_once_it_holds_per_tier_segments():
+    policy = MergePolicy(per_tier=4, max_items=10_000, floor_items=10)
+    assert merge_policy.merges(_refs(5, 5, 5), policy) == []
+    assert merge_policy.merges(_refs(5, 5, 5, 5), policy) == [["s0", "s1", "s2", "s3"]]
+
+
+def test_segments_of_different_tiers_are_not_merged_together():
+    policy = MergePolicy(per_tier=4, max_items=100_000, floor_items=10)
+    assert merge_policy.merges(_refs(5, 5, 5, 500), policy) == []
+
+
+def test_a_merge_that_fills_a_tier_cascades_into_one_merge():
+    policy = MergePolicy(per_tier=2, max_items=100_000, floor_items=10)
+    planned = merge_policy.merges(_refs(20, 10, 10), policy)  # 10 + 10 make a second 20
+    assert sorted(map(sorted, planned)) == [["s0", "s1", "s2"]]
+
+
+def test_no_merge_writes_a_segment_above_the_size_limit():
+    policy = MergePolicy(per_tier=3, max_items=100, floor_items=1)
+    planned = merge_policy.merges(_refs(40, 40, 40), policy)
+    assert planned == [["s0", "s1"]] or planned == []
+    assert all(sum((40,) * len(group)) <= 100 for group in planned)
+
+
+def test_a_segment_with_too_many_deletions_is_rewritten_and_an_emptied_one_dropped():
+    policy = MergePolicy(per_tier=10, max_items=10_000, floor_items=10, deletes_allowed=0.25)
+    assert merge_policy.merges(_refs(100, 100, deleted={0: 20}), policy) == []
+    assert merge_policy.merges(_refs(100, 100, deleted={0: 30}), policy) == [["s0"]]
+    assert merge_policy.merges(_refs(100, 4, deleted={1: 4}), policy) == [["s1"]]
+
+
+def test_forced_merging_packs_into_the_fewest_segments_the_limit_allows():
+    policy = MergePolicy(per_tier=10, max_items=100, floor_items=1)
+    refs = _refs(100, 30, 30, 30, 20, 10)
+    planned = merge_policy.merges(refs, policy, force=True)
+    sizes = {ref.name: ref.live for ref in refs}
+    merged = {name for group in planned for name in group}
+    assert all(sum(sizes[n] for n in group) <= 100 for group in planned)
+    assert len(planned) + len(set(sizes) - merged) == 3  # 100 | 90 | 30: no fewer can hold 220 in 100s
+    assert "s0" not in merged  # full and clean: left alone
+
+
+# --- builds -----------------------------------------------------------------------------------
+
+
+def test_a_rebuild_writes_only_the_new_files_and_links_the_rest(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 10)
+    first = quiet_build(photos, tiny_config).version
+    [old] = _segments(first)
+    write_images(photos, 3, seed=5, prefix="more")
+    second = quiet_build(photos, tiny_config)
+    kept, new = _segments(second.version)
+    assert second.embedded == 3 and (kept.name, kept.count, new.count) == (old.name, 10, 3)
+    for name in ("vectors.npy", "index.ann", "items.json"):  # the same file: linked, not rewritten
+        assert _inode(second.version, kept, name) == _inode(first, old, name)
+    index = ann.open_index(tiny_config.index_dir)
+    for row, item in enumerate(index.items):  # every image, old or new, finds itself first
+        assert index.search_reduced(index.stored_vector(row), k=1)[0].id == item.id
+
+
+def test_a_changed_or_removed_file_becomes_a_tombstone_and_keeps_its_id(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    paths = write_images(photos, 10)
+    first = ann.open_index(quiet_build(photos, tiny_config).version.parent.parent)
+    ids = {item.path: item.id for item in first.items}
+    paths[0].unlink()
+    write_images(photos, 1, seed=9)  # img0000.png again, with other pixels
+    paths[1].unlink()
+    report = quiet_build(photos, tiny_config)
+    kept, new = _segments(report.version)
+    assert kept.deleted == (0, 1) and new.count == 1
+    index = ann.open_index(tiny_config.index_dir)
+    ids.pop("img0001.png")
+    assert {item.path: item.id for item in index.items} == ids
+    changed = index.rows_by_id[ids["img0000.png"]]
+    hits = index.search_reduced(index.stored_vector(changed), k=len(index.items))
+    assert hits[0].id == ids["img0000.png"] and {h.id for h in hits} == set(ids.values())
+
+
+def test_search_over_segments_finds_what_one_segment_finds(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 24)
+    cfg = tiny_config.replace(segment_items=7)
+    split = quiet_build(photos, cfg).version
+    assert [ref.count for ref in _segments(split)] == [7, 7, 7, 3]
+    index = ann.open_index(cfg.index_dir)
+    queries = [index.stored_vector(row) + 0.05 for row in range(0, 24, 3)]
+    answers = [[h.id for h in index.search_reduced(q, k=5, search_k=0)] for q in queries]  # exact
+    merged = quiet_build(photos, cfg.replace(segment_items=100), merge=True)
+    assert len(_segments(merged.version)) == 1 and merged.embedded == 0
+    one = ann.open_index(cfg.index_dir)
+    assert [[h.id for h in one.search_reduced(q, k=5, search_k=0)] for q in queries] == answers
+    assert [[h.id for h in one.search_reduced(q, k=5)] for q in queries] == answers
+
+
+def test_small_additions_are_merged_by_the_tier_policy(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 10)
+    cfg = tiny_config.replace(segments_per_tier=3)
+    quiet_build(photos, cfg)
+    counts = []
+    for batch in range(3):
+        write_images(photos, 2, seed=20 + batch, prefix=f"batch{batch}-")
+        counts.append([ref.count for ref in _segments(quiet_build(photos, cfg).version)])
+    # below floor_items (1,000) every segment is in the lowest tier: the third fills it, one merge
+    assert counts == [[10, 2], [14], [14, 2]]
+    assert len(ann.open_index(cfg.index_dir).items) == 16
+
+
+def test_full_rewrites_every_segment(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 6)
+    first = quiet_build(photos, tiny_config).version
+    again = quiet_build(photos.parent / "photos", tiny_config, full=True).version
+    assert {r.name for r in _segments(first)}.isdisjoint({r.name for r in _segments(again)})
+
+
+def test_a_compaction_writes_the_uploads_as_one_new_segment(photos, service_config):
+    from helpers import AdminActions, png
+    from imgsim.serve import app as app_module
+    from imgsim.serve import web
+
+    quiet_build(photos, service_config)
+    before = store.current_version(service_config.index_dir)
+    flask_app = app_module.create_app(service_config.replace(compact_threshold=3))
+    admin = AdminActions(flask_app.test_client())
+    added = [admin.add(png(colour=(60 * n, 200, 10)), name=f"new{n}.png").get_json()["id"] for n in range(3)]
+    compactor = web.service_of(flask_app).compactor
+    assert compactor.thread is not None
+    compactor.thread.join(timeout=120)
+    after = store.current_version(service_config.index_dir)
+    [old], [kept, new] = _segments(before), _segments(after)
+    assert kept.name == old.name and _inode(after, kept) == _inode(before, old) and new.count == 3
+    assert {item.id for item in store.items_of(after, [new])} == set(added)
+
+
+def test_a_format_1_version_is_still_read_and_the_next_build_rewrites_it(tmp_path, tiny_config):
+    photos = tmp_path / "photos"
+    write_images(photos, 5)
+    version = quiet_build(photos, tiny_config).version
+    [ref] = _segments(version)
+    folder = store.segment_dir(version, ref.name)
+    for path in folder.iterdir():  # the layout before segments: one index at the version's top
+        os.replace(path, version / path.name)
+    (version / store.SEGMENTS_FILE).unlink()
+    manifest = store.read_json(version / "manifest.json") | {"format_version": 1}
+    store.write_json(version / "manifest.json", manifest)
+    index = ann.open_index(tiny_config.index_dir)
+    assert len(index.items) == 5
+    assert index.search_reduced(index.stored_vector(2), k=1)[0].id == index.items[2].id
+    write_images(photos, 1, seed=4, prefix="new")
+    rebuilt = quiet_build(photos, tiny_config)
+    assert rebuilt.items == 6 and len(_segments(rebuilt.version)) == 1
+
+
+DIE_AFTER = """
+import importlib, os, signal, sys
+module, name = sys.argv[1].split(":")
+module = importlib.import_module(module)
+original = getattr(module, name)
+
+def then_die(*args, **kwargs):
+    original(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # kill -9, at exactly this point
+
+setattr(module, name, then_die)
+from imgsim.cli import index
+sys.exit(index.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "imgsim.build.segmenting:_write_one",  # a new segment written, the version not yet published
+        "imgsim.build.segmenting:_merge",  # a merge written, not published
+        "imgsim.index.store:publish",  # published, the run not yet finished
+    ],
+)
+def test_a_build_or_merge_killed_at_any_point_loses_and_renumbers_nothing(tmp_path, tiny_config, point):
+    photos = tmp_path / "photos"
+    write_images(photos, 6)
+    cfg = tiny_config.replace(segment_items=3, precision="f32")  # as the command line asks
+    quiet_build(photos, cfg)
+    write_images(photos, 4, seed=7, prefix="more")
+    before = quiet_build(photos, cfg).version
+    ids = {item.path: item.id for item in store.read_items(before)}
+    write_images(photos, 2, seed=8, prefix="late")
+    command = [
+        sys.executable, "-c", DIE_AFTER, point, str(photos), "--no-progress", "--model", cfg.model,
+        "--image-size", "32", "--trees", "10", "--segment-items", "100", "--index-dir", str(cfg.index_dir),
+        "--precision", "f32", "--merge",
+    ]  # fmt: skip
+    killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    published = store.current_version(cfg.index_dir) != before
+    assert published == point.endswith("publish")
+    survived = {item.path: item.id for item in ann.open_index(cfg.index_dir).items}
+    assert {p: i for p, i in survived.items() if p in ids} == ids
+    merged = quiet_build(photos, cfg.replace(segment_items=100), merge=True)
+    final = {item.path: item.id for item in store.read_items(merged.version)}
+    assert {p: i for p, i in final.items() if p in ids} == ids and len(final) == 12
+    assert len(set(final.values())) == 12 and all(final[p] == i for p, i in survived.items())
+    assert len(_segments(merged.version)) == 1 and np.isfinite(store.read_vectors(merged.version)).all()
