@@ -1,14 +1,16 @@
 """Section 13 (segments): what a change costs at 100k and 1M vectors, and what queries pay.
 
 For each size: a real index of 300 flowers (EfficientNet-Lite0, f32) gives the model, the match
-labels and the calibration queries; stand-in vectors (1280-d, clustered, as section 2) fill it up
-to the size, written as segments of ``segment_items`` by a child process (its peak memory is the
-first build's). Then 1,000 other flowers are embedded for real and added through the service's
-own add path, and a child process that has opened the index as a worker does runs the compaction
-(its time, and its memory before and at peak). Queries (stand-in vectors plus noise, and the real
-flowers) are searched over every segment at the tuned depths: p50 and recall@10 against exact
-search over all vectors; one segment of the same vectors is the baseline at 100k, one segment of
-the largest size a build writes at 1M (one segment of 1M does not fit this machine's memory).
+labels and the calibration queries; stand-in vectors (1280-d mixtures of those real vectors, so
+that they lie as embeddings do) fill it up to the size, written as segments of ``segment_items``
+by a child process (its peak memory is the first build's). Then 1,000 other flowers are embedded
+for real and added through the service's own add path, and a child process that has opened the
+index as a worker does runs the compaction (its time, and its memory before and at peak). Queries
+(stand-ins moved as an edit would move them) are searched over every segment at the tuned depths:
+p50 and recall@10 against exact search over all vectors; one segment of the same vectors is the
+baseline at 100k, one segment of the largest size a build writes at 1M (one segment of 1M does
+not fit this machine's memory). Last, nine more small segments (as nine more compactions would
+write) and the build that the merge policy then makes merge them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, clustered, copy_subset, flower_files, percentile, rss_mb, table
+from bench.common import ROOT, copy_subset, flower_files, percentile, rss_mb, table
 from imgsim import config
 from imgsim.build import indexer, segmenting
 from imgsim.index import keypoints, segments, store
@@ -33,7 +35,7 @@ from imgsim.index import vectors as vector_math
 from imgsim.live import live
 from imgsim.search import ann, tuning
 
-DIMS, REAL, DELTA = 1280, 300, 1000
+REAL, DELTA = 300, 1000
 
 
 def _cfg(workdir: Path) -> config.Config:
@@ -63,9 +65,7 @@ def standin_child(workdir: str, count: int) -> dict:
     began = time.perf_counter()
     version = store.current_version(cfg.index_dir)
     manifest, refs = store.read_manifest(version), store.read_segments(version)
-    to_index = segmenting._load_space(cfg, version)
-    with np.load(version / tuning.CALIBRATION_FILE) as saved:
-        queries = to_index(saved["vectors"])
+    to_index = segmenting.load_space(cfg, version)
     live_store = live.open_store(cfg.index_dir)
     extra = count - manifest.items
     first = live_store.allocate_ids(extra, manifest.next_id)
@@ -74,10 +74,11 @@ def standin_child(workdir: str, count: int) -> dict:
         shutil.copy2(version / name, building / name)
     for ref in refs:
         store.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
+    pool = _pool(version)
     annoy_s = 0.0
     for start in range(0, extra, cfg.segment_items):
         size = min(cfg.segment_items, extra - start)
-        vectors = np.abs(clustered(size, DIMS, seed=start))  # GeM features are not negative
+        vectors = _standins(pool, size, np.random.default_rng(start))
         items = [store.Item(first + start + i, f"standin/{first + start + i}.jpg", 1, 1, f"s{start + i}")
                  for i in range(size)]  # fmt: skip
         name = segments.new_name()
@@ -85,7 +86,9 @@ def standin_child(workdir: str, count: int) -> dict:
         index_vectors = to_index(vectors)
         annoy_s += segments.write(folder, items, vectors, index_vectors, cfg.metric, cfg.trees)
         keypoints.save(folder, [None] * size)
-        curve = tuning.calibrate_segment(folder / segments.ANNOY_FILE, index_vectors, queries, cfg)
+        edited = _edited(index_vectors, np.random.default_rng(start))  # queries like its own vectors
+        curve = tuning.calibrate_segment(folder / segments.ANNOY_FILE, index_vectors, edited, cfg)
+        segments.keep_for_exact_search(folder, index_vectors, curve.search_k)
         segments.describe(folder, size, curve.search_k, curve.to_dict())
         refs.append(store.SegmentRef(name, size))
         del vectors, index_vectors
@@ -93,9 +96,107 @@ def standin_child(workdir: str, count: int) -> dict:
         print(f"  stand-in segment {len(refs)}: {size:,} ({took:.0f} s)", file=sys.stderr, flush=True)
     store.write_segments(building, refs)
     manifest.items, manifest.next_id = count, first + extra
+    largest = store.read_json(store.segment_dir(building, refs[-1].name) / segments.SEGMENT_FILE)
+    manifest.search_k, manifest.recall = largest["search_k"], largest["recall"]  # as a build says
     store.write_manifest(building, manifest)
     store.publish(cfg.index_dir, building, keep=1)
     return {"seconds": time.perf_counter() - began, "annoy_s": annoy_s, "peak_mb": _peak_mb()}
+
+
+def merge_child(workdir: str, small: int, each: int) -> dict:
+    """A tier merge as compactions cause it: ``small`` more segments of ``each`` stand-ins written
+    (as compactions would), then the build that the policy makes merge them; its time and peak."""
+    cfg = _cfg(Path(workdir))
+    version = store.current_version(cfg.index_dir)
+    manifest, refs = store.read_manifest(version), store.read_segments(version)
+    to_index = segmenting.load_space(cfg, version)
+    first = live.open_store(cfg.index_dir).allocate_ids(small * each, manifest.next_id)
+    building = store.start_version(cfg.index_dir)
+    for name in (tuning.CALIBRATION_FILE, ann.CENTRE_FILE, "copies.json"):
+        shutil.copy2(version / name, building / name)
+    for ref in refs:
+        store.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
+    for n in range(small):
+        vectors = _standins(_pool(version), each, np.random.default_rng(10_000 + n))
+        start = first + n * each
+        items = [store.Item(start + i, f"standin/{start + i}.jpg", 1, 1, f"m{i}") for i in range(each)]
+        name = segments.new_name()
+        folder = store.segment_dir(building, name)
+        index_vectors = to_index(vectors)
+        segments.write(folder, items, vectors, index_vectors, cfg.metric, cfg.trees)
+        keypoints.save(folder, [None] * each)
+        segments.describe(folder, each, 0)
+        refs.append(store.SegmentRef(name, each))
+    store.write_segments(building, refs)
+    manifest.items, manifest.next_id = manifest.items + small * each, first + small * each
+    store.write_manifest(building, manifest)
+    store.publish(cfg.index_dir, building, keep=1)
+    _reset_peak()
+    began = time.perf_counter()
+    lines: list[str] = []
+    with AnonPeak() as anon:
+        root = manifest.collection_root  # as a compaction: the delta (none) and the merge policy
+        report = indexer.build_index(root, cfg, progress=False, log=lines.append, delta_only=True)
+    seconds, merged = time.perf_counter() - began, sum("Merging" in line for line in lines)
+    segments_after = [ref.live for ref in store.read_segments(report.version)]
+    return {"merge_s": seconds, "peak_mb": anon.peak, "merged": merged, "segments": segments_after}
+
+
+def _pool(version: Path) -> np.ndarray:
+    """Real vectors to make stand-ins of: the real photos' and their edited copies'."""
+    with np.load(version / tuning.CALIBRATION_FILE) as saved:
+        return np.concatenate([store.read_vectors(version), saved["vectors"]]).astype(np.float32)
+
+
+def _standins(pool: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Stand-in embeddings that lie as real ones do: mixtures of three real vectors (random
+    weights) plus a little noise, so that they share the real vectors' few directions instead of
+    filling all 1,280 (random vectors do: Annoy then needs exact search to reach any recall)."""
+    out = np.empty((count, pool.shape[1]), np.float32)
+    for start in range(0, count, 50_000):
+        size = min(50_000, count - start)
+        picks = rng.integers(0, len(pool), (size, 3))
+        weights = rng.dirichlet(np.ones(3), size).astype(np.float32)
+        mixed = np.einsum("nk,nkd->nd", weights, pool[picks])
+        noise = rng.normal(size=mixed.shape).astype(np.float32)
+        out[start : start + size] = mixed + 0.05 * pool.std() * noise
+    return out
+
+
+def _edited(vectors: np.ndarray, rng: np.random.Generator, count: int = 250) -> np.ndarray:
+    """Stand-ins for edited copies: some of the vectors moved by a quarter of their length in a
+    random direction (about as far as a real photo's re-encoded or cropped copy lies from it)."""
+    picked = np.asarray(vectors[rng.choice(len(vectors), min(count, len(vectors)), replace=False)])
+    noise = rng.normal(size=picked.shape).astype(np.float32)
+    lengths = np.linalg.norm(picked, axis=1, keepdims=True)
+    noise *= 0.25 * lengths / np.linalg.norm(noise, axis=1, keepdims=True)
+    return picked + noise
+
+
+class AnonPeak:
+    """The peak of this process's anonymous memory (RssAnon: what it allocated itself, not the
+    index files it maps, which the page cache shares), sampled every 10 ms while it runs."""
+
+    def __enter__(self) -> AnonPeak:
+        import threading
+
+        self.peak, self._stop = _anon_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, _anon_mb())
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _anon_mb() -> float:
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("RssAnon")) / 1024
 
 
 def compact_child(workdir: str) -> dict:
@@ -107,16 +208,19 @@ def compact_child(workdir: str) -> dict:
     snap = svc.holder.get()
     snap.index.search_reduced(snap.index.stored_vector(0), 10)
     rss_before, pss_before = rss_mb(os.getpid())
+    anon_before = _anon_mb()
     _reset_peak()
     began = time.perf_counter()
-    report = indexer.build_index(
-        snap.index.manifest.collection_root, cfg, embedder=snap.embedder, progress=False,
-        log=lambda line: print("  " + line, file=sys.stderr), live_store=svc.live.store, delta_only=True,
-    )  # fmt: skip
+    with AnonPeak() as anon:
+        report = indexer.build_index(
+            snap.index.manifest.collection_root, cfg, embedder=snap.embedder, progress=False,
+            log=lambda line: print("  " + line, file=sys.stderr), live_store=svc.live.store, delta_only=True,
+        )  # fmt: skip
     seconds = time.perf_counter() - began
     return {
         "compaction_s": seconds, "items": report.items, "embedded": report.embedded,
         "rss_before_mb": rss_before, "pss_before_mb": pss_before, "peak_mb": _peak_mb(),
+        "anon_before_mb": anon_before, "anon_peak_mb": anon.peak,
         "segments": [ref.live for ref in store.read_segments(report.version)],
     }  # fmt: skip
 
@@ -128,8 +232,7 @@ def query_child(workdir: str, baseline: str) -> dict:
     index = ann.open_index(cfg.index_dir)
     rng = np.random.default_rng(5)
     picks = rng.choice(len(index.items), 200, replace=False)
-    stored = np.stack([index.stored_vector(int(r)) for r in picks])
-    queries = stored + 0.3 * rng.normal(size=stored.shape).astype(np.float32) * np.abs(stored).mean()
+    queries = _edited(np.stack([index.stored_vector(int(r)) for r in picks]), rng)
     truth = _exact(index, queries)
     found, times = [], []
     for query in queries:
@@ -184,6 +287,8 @@ def child(args: list[str]) -> dict:
         return standin_child(workdir, int(rest[0]))
     if kind == "compact":
         return compact_child(workdir)
+    if kind == "merge":
+        return merge_child(workdir, int(rest[0]), int(rest[1]))
     return query_child(workdir, rest[0])
 
 
@@ -206,8 +311,9 @@ def _one_size(count: int, workdir: Path) -> dict:
     compaction = _child("compact", str(workdir))
     largest = max(store.read_segments(store.current_version(cfg.index_dir)), key=lambda r: r.live).name
     queries = _child("query", str(workdir), largest)
+    merge = _child("merge", str(workdir), "9", str(DELTA))  # nine more compactions' worth, then the merge
     return {"items": count, "standin": standin, "add_s": add_s, "segments_before": len(before),
-            "compaction": compaction, "queries": queries}  # fmt: skip
+            "compaction": compaction, "queries": queries, "merge": merge}  # fmt: skip
 
 
 def bench_segments(quick: bool) -> tuple[dict, str]:
@@ -220,16 +326,18 @@ def bench_segments(quick: bool) -> tuple[dict, str]:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         data.append(found)
-        s, c, q = found["standin"], found["compaction"], found["queries"]
-        rows.append([f"{count:,}", s["seconds"], s["peak_mb"], DELTA, c["compaction_s"], c["rss_before_mb"],
-                     c["peak_mb"], len(c["segments"])])  # fmt: skip
+        s, c, q, m = found["standin"], found["compaction"], found["queries"], found["merge"]
+        rows.append([f"{count:,}", s["seconds"], s["peak_mb"], DELTA, c["compaction_s"], c["anon_before_mb"],
+                     c["anon_peak_mb"], c["peak_mb"], len(c["segments"]), m["merge_s"], m["peak_mb"],
+                     len(m["segments"])])  # fmt: skip
         one = f"{q['one_segment_items']:,}"
         query_rows.append([f"{count:,}", q["segments"], q["recall"], q["p50_ms"], q["p95_ms"], one,
                            q["one_segment_p50_ms"], q["rss_mb"], q["pss_mb"]])  # fmt: skip
         print(f"  segments {count:,} done", file=sys.stderr, flush=True)
     text = table(
-        ["vectors", "first build s", "first build peak MB", "added", "compaction s", "worker MB before",
-         "worker peak MB", "segments after"], rows,
+        ["vectors", "first build s", "first build peak MB", "added", "compaction s", "worker anon MB before",
+         "anon peak MB", "RSS peak MB (with mapped files)", "segments after", "tier merge s",
+         "merge anon peak MB", "segments after merge"], rows,
     )  # fmt: skip
     text += "\n\n" + table(
         ["vectors", "segments", "recall@10", "query p50 ms", "p95 ms", "one segment of", "its p50 ms",

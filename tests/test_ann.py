@@ -52,8 +52,29 @@ def test_cli_answers_json_and_plots_each_query(tmp_path, tiny_config):
     assert "not an image" in answers["broken.jpg"]["error"]
     hits = answers["a.png"]["results"]
     assert len(hits) == 3 and hits[0]["path"] == "img0002.png" and hits[0]["distance"] < 1e-3
-    assert set(hits[0]) == {"id", "path", "distance", "score", "verified"}
+    assert set(hits[0]) == {"id", "path", "distance", "score", "verified", "match"}
+    assert hits[0]["match"] == "duplicate"
     assert (plots / "a_results.png").stat().st_size > 1000
+
+
+def test_cli_and_service_give_the_same_results_and_labels(tmp_path, tiny_config):
+    """ann.py --json had no labels at all while the service labelled every result."""
+    from helpers import JSON
+    from imgsim.serve import app as app_module
+
+    photos = tmp_path / "photos"
+    write_images(photos, 12)
+    quiet_build(photos, tiny_config)
+    query = tmp_path / "q.png"
+    query.write_bytes((photos / "img0005.png").read_bytes())
+    result = _run_cli(query, "--k", 6, "--json", "--index-dir", tiny_config.index_dir)
+    assert result.returncode == 0, result.stderr
+    [answer] = json.loads(result.stdout)
+    client = app_module.create_app(tiny_config).test_client()
+    reply = client.post("/search?k=6", data=query.read_bytes(), content_type="image/png", headers=JSON)
+    served = reply.get_json()["results"]
+    assert [(h["id"], h["match"]) for h in answer["results"]] == [(h["id"], h["match"]) for h in served]
+    assert {h["match"] for h in served} <= {"duplicate", "similar", "related", "weak"}
 
 
 def test_cli_without_an_index_says_how_to_build_one(tmp_path):

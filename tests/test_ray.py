@@ -69,6 +69,20 @@ def test_ray_builds_the_same_index_as_in_process_and_lists_the_corrupt_file(clus
     assert (manifest.engine, manifest.engine_actors, manifest.engine_nodes) == ("ray", 2, 1)
 
 
+def test_a_first_build_over_the_segment_size_builds_its_segments_as_ray_tasks(cluster, photos, tiny_config):
+    from imgsim.build import indexer
+
+    lines: list[str] = []
+    cfg = ray_config(tiny_config, segment_items=5)
+    report = indexer.build_index(photos, cfg, progress=False, log=lines.append)
+    refs = store.read_segments(report.version)
+    assert [ref.count for ref in refs] == [5, 5, 2]
+    assert any("built as tasks" in line for line in lines), lines
+    index = ann.open_index(cfg.index_dir)
+    for row, item in enumerate(index.items):  # each segment's Annoy file answers for its rows
+        assert index.search_reduced(index.stored_vector(row), k=1, search_k=1000)[0].id == item.id
+
+
 def test_an_actor_killed_mid_run_still_gives_a_complete_build(cluster, tmp_path, tiny_config):
     photos = tmp_path / "many"
     write_images(photos, 160, size=64)

@@ -198,8 +198,15 @@ def then_die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)  # kill -9, at exactly this point
 
 setattr(module, name, then_die)
-from imgsim.cli import index
-sys.exit(index.main(sys.argv[2:]))
+if sys.argv[2] == "compact":  # what a serving worker's compaction runs, configured by IMGSIM_*
+    from imgsim import config
+    from imgsim.build import indexer
+
+    indexer.build_index(sys.argv[3], config.load(), progress=False, delta_only=True)
+else:
+    from imgsim.cli import index
+
+    sys.exit(index.main(sys.argv[2:]))
 """
 
 
@@ -236,3 +243,38 @@ def test_a_build_or_merge_killed_at_any_point_loses_and_renumbers_nothing(tmp_pa
     assert {p: i for p, i in final.items() if p in ids} == ids and len(final) == 12
     assert len(set(final.values())) == 12 and all(final[p] == i for p, i in survived.items())
     assert len(_segments(merged.version)) == 1 and np.isfinite(store.read_vectors(merged.version)).all()
+
+
+@pytest.mark.parametrize("point", ["imgsim.build.segmenting:_write_one", "imgsim.index.store:publish"])
+def test_a_compaction_killed_at_any_point_loses_and_renumbers_nothing(photos, service_config, point):
+    from helpers import AdminActions, png
+    from imgsim import config
+    from imgsim.serve import app as app_module
+
+    quiet_build(photos, service_config)
+    before = store.current_version(service_config.index_dir)
+    admin = AdminActions(app_module.create_app(service_config).test_client())
+    added = [admin.add(png(colour=(50 * n, 90, 200)), name=f"n{n}.png").get_json()["id"] for n in range(3)]
+    assert admin.remove(store.read_items(before)[0].id).status_code == 200
+    environment = os.environ | config.to_environ(service_config)
+    killed = subprocess.run(
+        [sys.executable, "-c", DIE_AFTER, point, "compact", str(photos)], env=environment, cwd=ROOT,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    published = store.current_version(service_config.index_dir) != before
+    assert published == point.endswith("publish")
+    client = app_module.create_app(service_config).test_client()
+    for item_id in added:  # acknowledged additions: searchable by id, from the delta or the base
+        assert client.get(f"/search?id={item_id}&format=json").status_code == 200
+    quiet_build(photos, service_config, delta_only=True)  # the next compaction finishes the job
+    final = store.read_items(store.current_version(service_config.index_dir))
+    assert set(added) <= {item.id for item in final} and len(final) == 12 + 3 - 1
+    assert len({item.id for item in final}) == len(final)
+
+
+def test_versions_made_within_one_second_sort_by_age(tmp_path):
+    """Compactions now publish several versions a second: pruning kept a random one of them (the
+    names were to the second), and the oldest could outlive the newer ones."""
+    made = [store.start_version(tmp_path).name for _ in range(20)]
+    assert made == sorted(made)

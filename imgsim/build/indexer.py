@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build import collection, manifests, precisions, segmenting
+from imgsim.build import collection, compacting, manifests, precisions, segmenting
 from imgsim.build.collection import Known
 from imgsim.build.embedding import EmbedResult, embed_files
 from imgsim.build.plan import BuildPlan
@@ -85,10 +85,18 @@ def build_index(
     started = time.perf_counter()
     with store.build_lock(cfg.index_dir):
         store.clean(cfg.index_dir, cfg.keep_versions)
+        if delta_only:
+            current, read_at = collection.read_previous(cfg.index_dir), time.time()
+            state = live_store.read()
+            if compacting.can_compact(current, state):
+                version, count, added = compacting.compact(
+                    cfg, current, live_store, state, read_at, log, before_publish
+                )
+                return BuildReport(version, count, reused=added, seconds=time.perf_counter() - started)
         verbose = 2 if progress else 0
         plan = plan_build(dataset, cfg, live_store, embedder, full, retrain, plot, verbose, log, delta_only)
         plan.before_publish, plan.merge = before_publish, merge
-        plan.up_to_date = plan.up_to_date and not (merge and _mergeable(plan))
+        plan.up_to_date = plan.up_to_date and not _mergeable(plan, force=merge)
         if plan.up_to_date:
             log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
             count, seconds = len(plan.entries), time.perf_counter() - started
@@ -188,10 +196,11 @@ def _up_to_date(plan: BuildPlan) -> bool:
     )
 
 
-def _mergeable(plan: BuildPlan) -> bool:
-    """Whether --merge has anything to merge in the current version."""
+def _mergeable(plan: BuildPlan, force: bool) -> bool:
+    """Whether the merge policy (or --merge, ``force``) has segments to merge in the current
+    version: then a run with nothing new to embed still writes a version."""
     refs = store.read_segments(plan.current.version)
-    return bool(merge_policy.merges(refs, segmenting.policy_of(plan.cfg), force=True))
+    return bool(merge_policy.merges(refs, segmenting.policy_of(plan.cfg), force=force))
 
 
 def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResult:
@@ -312,7 +321,7 @@ def _verify_copies(
     reach, pairs, verdicts = ann.verified_pairs(opened, plan.cfg.max_image_pixels, known, stored.get, fresh)
     before = plan.current.items if plan.current else []
     pairs += segmenting.carried_pairs(layout.source, before, items, fresh or ())
-    copies.save(building, pairs, reach, verdicts)
+    copies.save(building, pairs, reach, known | verdicts if fresh is not None else verdicts)
     near, checked = sum(1 for pair in pairs if pair.match is not None), len(set(verdicts) - set(known))
     log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
         f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s).")  # fmt: skip

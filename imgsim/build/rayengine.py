@@ -10,6 +10,7 @@ file system, at the same path on every node.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -17,7 +18,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,36 @@ def cluster(cfg: config.Config) -> tuple[bool, int, float]:
         )
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
     return started, nodes, float(ray.cluster_resources().get("CPU", 1))
+
+
+def _build_annoy(vectors: np.ndarray, path: str, metric: str, trees: int) -> float:
+    """A Ray task: one segment's Annoy index, written where the driver will read it."""
+    from imgsim.index import segments
+
+    began = time.perf_counter()
+    segments.build_annoy(vectors, Path(path), metric, trees)
+    return time.perf_counter() - began
+
+
+@contextlib.contextmanager
+def annoy_builds(cfg: config.Config, log: Callable[[str], None]) -> Iterator[Callable]:
+    """``submit(vectors, path)`` starts a segment's Annoy build as a Ray task and returns what
+    waits for it (its seconds); the cluster is joined or started for the while."""
+    import ray
+
+    started, nodes, cpus = cluster(cfg)
+    log(f"Ray: {nodes} node(s), {cpus:g} CPUs: the segments' Annoy indexes are built as tasks")
+    task = ray.remote(num_cpus=1)(_build_annoy)
+
+    def submit(vectors: np.ndarray, path: Path) -> Callable[[], float]:
+        ref = task.remote(ray.put(vectors), str(path), cfg.metric, cfg.trees)
+        return lambda: float(ray.get(ref))
+
+    try:
+        yield submit
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def actor_arguments(embedder: embedders.Embedder, cfg: config.Config, root: str) -> dict:

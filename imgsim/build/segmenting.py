@@ -102,29 +102,42 @@ def write(
     """Link the kept segments, write the fresh items as new segments, run the merges the policy
     asks for (all with ``plan.merge``), and return the version's segments in row order. Each new
     segment's depth is tuned with the ``calibration`` queries (full embeddings) where given."""
-    cfg = plan.cfg
     for ref in layout.kept:
         store.link_tree(store.segment_dir(layout.source, ref.name), store.segment_dir(building, ref.name))
     to_index = _index_space(plan, layout, vector_of, building, verbose, log)
+    features = _feature_source(plan)
+    cfg = plan.cfg
+    return write_segments(building, cfg, layout, vector_of, to_index, features, calibration, plan.merge, log)
+
+
+def write_segments(
+    building: Path, cfg: config.Config, layout: Layout, vector_of: Callable[[store.Item], np.ndarray],
+    to_index: ToIndex, features: Callable[[list[store.Item]], list], calibration: np.ndarray | None,
+    merge: bool, log: Log,
+) -> Written:  # fmt: skip
+    """The fresh items as new segments beside the kept ones (already linked into ``building``),
+    then the merges the policy asks for (all, with ``merge``)."""
     queries = to_index(calibration) if calibration is not None and len(calibration) else np.zeros((0, 1))
 
     def write_one(items: list[store.Item], vectors: np.ndarray, found: list):
         return _write_one(building, items, vectors, to_index, found, queries, cfg, log)
 
-    refs, new, seconds = list(layout.kept), [], 0.0
-    features = _feature_source(plan)
-    for start in range(0, len(layout.fresh), cfg.segment_items):
-        chunk = layout.fresh[start : start + cfg.segment_items]
-        vectors = np.stack([vector_of(item) for item in chunk]).astype(np.float32)
-        ref, took = write_one(chunk, vectors, features(chunk))
-        refs.append(ref)
-        new.append(ref.name)
-        seconds += took
-    for group in merge_policy.merges(refs, policy_of(cfg), force=plan.merge):
+    chunks = [layout.fresh[i : i + cfg.segment_items] for i in range(0, len(layout.fresh), cfg.segment_items)]
+    if cfg.engine == "ray" and len(chunks) > 1:
+        written = _on_ray(building, chunks, vector_of, to_index, features, queries, cfg, log)
+    else:
+        written = [write_one(chunk, _stack(chunk, vector_of), features(chunk)) for chunk in chunks]
+    refs, new = list(layout.kept) + [ref for ref, _ in written], [ref.name for ref, _ in written]
+    seconds = sum(took for _, took in written)
+    for group in merge_policy.merges(refs, policy_of(cfg), force=merge):
         refs, made, took = _merge(building, refs, group, write_one, log)
         new = [name for name in new if name not in group] + ([made] if made else [])
         seconds += took
     return Written(refs, new, to_index, seconds)
+
+
+def _stack(items: list[store.Item], vector_of: Callable[[store.Item], np.ndarray]) -> np.ndarray:
+    return np.stack([vector_of(item) for item in items]).astype(np.float32)
 
 
 def _write_one(
@@ -140,15 +153,57 @@ def _write_one(
     )
     took = segments.write(folder, items, vectors, index_vectors, cfg.metric, cfg.trees)
     keypoints.save(folder, found)
+    return store.SegmentRef(name, len(items)), _tune(
+        folder, len(items), index_vectors, queries, took, cfg, log
+    )
+
+
+def _on_ray(
+    building: Path, chunks: list[list[store.Item]], vector_of: Callable[[store.Item], np.ndarray],
+    to_index: ToIndex, features: Callable[[list[store.Item]], list], queries: np.ndarray,
+    cfg: config.Config, log: Log,
+) -> list[tuple[store.SegmentRef, float]]:  # fmt: skip
+    """The new segments' Annoy builds as Ray tasks, in parallel across the cluster (the index
+    directory on a file system every node mounts at the same path, like the collection); the
+    driver writes the rest of each segment meanwhile, one segment's vectors in memory at a time."""
+    from imgsim.build import rayengine
+
+    made = []
+    with rayengine.annoy_builds(cfg, log) as submit:
+        pending = []
+        for chunk in chunks:
+            name = segments.new_name()
+            folder = store.segment_dir(building, name)
+            vectors = _stack(chunk, vector_of)
+            index_vectors = to_index(vectors)
+            log(f"Writing segment {name}: {len(chunk)} vectors, its Annoy index built by a Ray task ...")
+            segments.write(folder, chunk, vectors, index_vectors, cfg.metric, cfg.trees, annoy=False)
+            keypoints.save(folder, features(chunk))
+            pending.append((name, folder, len(chunk), submit(index_vectors, folder / segments.ANNOY_FILE)))
+            del vectors, index_vectors
+        for name, folder, count, task in pending:
+            took = task()
+            index_vectors = to_index(np.load(folder / store.VECTORS_FILE))
+            made.append(
+                (store.SegmentRef(name, count), _tune(folder, count, index_vectors, queries, took, cfg, log))
+            )
+    return made
+
+
+def _tune(
+    folder: Path, count: int, index_vectors: np.ndarray, queries: np.ndarray, took: float,
+    cfg: config.Config, log: Log,
+) -> float:  # fmt: skip
+    """The depth a new segment needs, measured and written beside it; returns ``took``."""
     curve = tuning.calibrate_segment(folder / segments.ANNOY_FILE, index_vectors, queries, cfg)
     depth = curve.search_k if curve is not None else -1
-    segments.describe(
-        folder, len(items), depth, curve.to_dict() if curve else {}, annoy_seconds=round(took, 2)
-    )
+    segments.keep_for_exact_search(folder, index_vectors, depth)
+    segments.describe(folder, count, depth, curve.to_dict() if curve else {}, annoy_seconds=round(took, 2))
     if curve is not None:
         chosen = "exact search" if depth == 0 else f"search_k {depth}"
-        log(f"Segment {name}: {chosen} for recall@{curve.k} {curve.recall:.3f} ({curve.ms:.2f} ms a query).")
-    return store.SegmentRef(name, len(items)), took
+        reached = f"recall@{curve.k} {curve.recall:.3f}, {curve.ms:.2f} ms a query"
+        log(f"Segment {folder.name}: {chosen} ({reached}).")
+    return took
 
 
 def _merge(
@@ -185,10 +240,7 @@ def _index_space(
     before's where its segments are kept, else fitted now on every vector, stored in the version."""
     cfg = plan.cfg
     if layout.source is not None:
-        for name in SPACE_FILES:
-            if (layout.source / name).exists():
-                shutil.copy2(layout.source / name, building / name)
-        return _load_space(cfg, building)
+        return same_space(cfg, layout.source, building)
     if cfg.reduce == "none" and centring(cfg) != "mean":
         return lambda v: np.asarray(v, np.float32)
     vectors = np.stack([vector_of(item) for item in layout.fresh]).astype(np.float32)
@@ -197,10 +249,18 @@ def _index_space(
     else:
         fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
         autoencoder.save_reducer(cfg.reduce, fitted, building)
-    return _load_space(cfg, building)
+    return load_space(cfg, building)
 
 
-def _load_space(cfg: config.Config, building: Path) -> ToIndex:
+def same_space(cfg: config.Config, source: Path, building: Path) -> ToIndex:
+    """The index space of version ``source``, copied into ``building`` (whose segments it keeps)."""
+    for name in SPACE_FILES:
+        if (source / name).exists():
+            shutil.copy2(source / name, building / name)
+    return load_space(cfg, building)
+
+
+def load_space(cfg: config.Config, building: Path) -> ToIndex:
     if cfg.reduce != "none":
         return autoencoder.load_reducer(cfg.reduce, building)
     if centring(cfg) != "mean":
@@ -211,19 +271,28 @@ def _load_space(cfg: config.Config, building: Path) -> ToIndex:
 
 def _feature_source(plan: BuildPlan) -> Callable[[list[store.Item]], list]:
     """Each fresh item's local features: the version before's where it holds the same contents
-    (a --full rebuild, a model change), else computed from the file, in threads (OpenCV and PIL
-    release the GIL)."""
+    (a --full rebuild, a model change), else computed from the file."""
     before = keypoints.load(plan.current.version) if plan.current else None
     rows_before = {item.sha1: row for row, item in enumerate(plan.current.items)} if before else {}
+    return feature_source(plan.root, plan.cfg, before, rows_before)
+
+
+def feature_source(
+    root: Path, cfg: config.Config, before: keypoints.VersionKeypoints | None = None,
+    rows_before: dict | None = None,
+) -> Callable[[list[store.Item]], list]:  # fmt: skip
+    """Features of items' files, computed in threads (OpenCV and PIL release the GIL), or taken
+    from ``before`` where it holds the same contents (``rows_before``: sha1 -> its row)."""
+    rows_before = rows_before or {}
 
     def features(chunk: list[store.Item]) -> list:
-        compute = copies.features_of(plan.root, chunk, plan.cfg.max_image_pixels)
+        compute = copies.features_of(root, chunk, cfg.max_image_pixels)
 
         def one(row: int):
             kept = rows_before.get(chunk[row].sha1)
             return before.get(kept) if kept is not None and kept < len(before) else compute(row)
 
-        with ThreadPoolExecutor(max_workers=config.decode_threads(plan.cfg)) as pool:
+        with ThreadPoolExecutor(max_workers=config.decode_threads(cfg)) as pool:
             return list(pool.map(one, range(len(chunk))))
 
     return features

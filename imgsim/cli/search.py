@@ -17,9 +17,10 @@ from pathlib import Path
 
 from imgsim import config
 from imgsim.images import imaging
-from imgsim.index import store
+from imgsim.index import matching, store
 from imgsim.measure import plots
 from imgsim.models import embedders, runtimes, tta
+from imgsim.search import verification
 from imgsim.search.ann import find_duplicates, open_index
 
 
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except Exception as error:  # missing index or model: one clear line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    thresholds = matching.Thresholds.from_dict(index.manifest.thresholds)
     files = _query_files(args.queries)
     if not files:
         print("error: no query images found", file=sys.stderr)
@@ -112,12 +114,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 print(f"{query_file}: cannot read: {error}", file=sys.stderr)
             continue
         vectors = embedder.embed_images(tta.variants(image, cfg.tta))
-        hits = list(tta.best_orientation([index.search(vector, cfg.k, cfg.search_k) for vector in vectors]))
-        answers.append({"query": str(query_file), "results": [asdict(h) for h in hits]})
+        wanted = max(cfg.k, verification.RERANK)  # as the service: the original first, then the rest
+        found = tta.best_orientation([index.search(vector, wanted, cfg.search_k) for vector in vectors])
+        hits = verification.verified_first(index, image, list(found), cfg.k)
+        word = lambda hit: matching.word(hit.distance, hit.verified is not None, thresholds)  # noqa: E731
+        results = [asdict(hit) | {"match": word(hit)} for hit in hits]
+        answers.append({"query": str(query_file), "results": results})
         if not args.json:
             print(f"{query_file}:")
-            for rank, hit in enumerate(hits, 1):
-                print(f"  {rank:>3}. {hit.distance:.4f}  {hit.path}")
+            for rank, (hit, result) in enumerate(zip(hits, results, strict=True), 1):
+                print(f"  {rank:>3}. {hit.distance:.4f}  {result['match'] or '':<9}  {hit.path}")
         if args.plot:
             out = Path(args.plot) / f"{query_file.stem}_results.png"
             plots.plot_results(query_file, image, hits, index.collection_root, out)

@@ -81,6 +81,12 @@ def calibrate(copies: np.ndarray, nearest: np.ndarray, tenth: np.ndarray) -> Thr
     return Thresholds(round(duplicate, 4), round(similar, 4), round(related, 4), evidence)
 
 
+def word(distance: float, verified: bool, thresholds: Thresholds | None) -> str | None:
+    """A result's label as every answer gives it (the service, ``ann.py --json``): ``duplicate``
+    for a verified copy, else its distance's label."""
+    return "duplicate" if verified else label(distance, thresholds)
+
+
 def label(distance: float, thresholds: Thresholds | None) -> str | None:
     """The label of one result; None where the index has no thresholds."""
     if thresholds is None:

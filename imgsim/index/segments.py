@@ -31,6 +31,8 @@ SEGMENT_FILE = "segment.json"
 ANNOY_FILE = "index.ann"
 EXACT_FILE = "index_vectors.npy"  # a small segment's vectors as Annoy holds them, for exact search
 EXACT_FILE_ITEMS = 20_000  # segments up to this size keep them (exact search beats Annoy there)
+SHALLOW = -2  # a search_k: Annoy's own depth (trees x k) in each segment searched by Annoy, exact
+# in those searched exactly (a copy is among an item's very nearest: candidates need no more)
 
 
 def new_name() -> str:
@@ -52,17 +54,27 @@ def build_annoy(vectors: np.ndarray, path: Path, metric: str = "angular", trees:
 
 def write(
     folder: Path, items: list[store.Item], vectors: np.ndarray, index_vectors: np.ndarray,
-    metric: str, trees: int,
+    metric: str, trees: int, annoy: bool = True,
 ) -> float:  # fmt: skip
-    """Write one segment's items, vectors and Annoy index; the seconds Annoy took to build."""
+    """Write one segment's items, vectors and (unless ``annoy`` is False: built elsewhere) its
+    Annoy index; the seconds Annoy took to build."""
     folder.mkdir(parents=True, exist_ok=True)
     store.write_items(folder, items)
     np.save(folder / store.VECTORS_FILE, np.asarray(vectors, np.float32))
     if len(items) <= EXACT_FILE_ITEMS:
         np.save(folder / EXACT_FILE, np.asarray(index_vectors, np.float32))
+    if not annoy:
+        return 0.0
     began = time.perf_counter()
     build_annoy(index_vectors, folder / ANNOY_FILE, metric, trees)
     return time.perf_counter() - began
+
+
+def keep_for_exact_search(folder: Path, index_vectors: np.ndarray, search_k: int) -> None:
+    """A segment searched exactly keeps its vectors as Annoy holds them (not read back from Annoy
+    one row at a time by every worker)."""
+    if search_k == EXACT and not (folder / EXACT_FILE).is_file():
+        np.save(folder / EXACT_FILE, np.asarray(index_vectors, np.float32))
 
 
 def describe(folder: Path, count: int, search_k: int, recall: dict | None = None, **facts) -> None:
@@ -97,15 +109,18 @@ class Opened:
             path = self.folder / EXACT_FILE
             if path.is_file():
                 self._matrix = np.load(path, mmap_mode="r")
-            else:
-                get = self.annoy.get_item_vector
-                self._matrix = np.array([get(r) for r in range(self.ref.count)], np.float32)
+            else:  # asked for exact search where the build chose Annoy: read back once, row by row
+                self._matrix = np.empty((self.ref.count, self.annoy.f), np.float32)
+                for row in range(self.ref.count):
+                    self._matrix[row] = self.annoy.get_item_vector(row)
             self._norms = vector_math.row_norms(self._matrix) if metric == "angular" else None
         return self._matrix, self._norms
 
     def nearest(self, vector: np.ndarray, k: int, search_k: int, metric: str, trees: int):
         """Version rows and distances of this segment's k nearest live items."""
-        depth = self.search_k if search_k == -1 else search_k
+        depth = self.search_k if search_k in (-1, SHALLOW) else search_k
+        if search_k == SHALLOW and depth != EXACT:
+            depth = -1
         if depth == EXACT:
             matrix, norms = self.matrix(metric)
             found = vector_math.distances(matrix, vector, metric, norms)

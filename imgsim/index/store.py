@@ -1,8 +1,8 @@
 """The on-disk layout of an index, and the atomic switch between its versions.
 
     rsc_files/
-      current -> versions/20261123T101500-3f2a     (symlink, replaced atomically)
-      versions/20261123T101500-3f2a/
+      current -> versions/20261123T101500.123456-3f2a   (symlink, replaced atomically)
+      versions/20261123T101500.123456-3f2a/
         manifest.json   model, dimensions, metric, trees, counts, timestamps, format version
         segments.json   the segments the version is made of, in row order, each with its tombstones
         segments/NAME/  one immutable segment (index/segments.py), hard-linked from version to version:
@@ -301,8 +301,11 @@ def file_sha1(path: Path) -> str:
 
 
 def start_version(index_dir: Path) -> Path:
-    """A fresh, empty directory to write a new version into, invisible to readers."""
-    name = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(2)
+    """A fresh, empty directory to write a new version into, invisible to readers. Names sort by
+    age (pruning keeps the newest), to the microsecond: compactions can publish several a second."""
+    now = time.time()
+    name = time.strftime("%Y%m%dT%H%M%S", time.localtime(now)) + f".{int(now * 1e6) % 1_000_000:06d}"
+    name += "-" + secrets.token_hex(2)
     path = versions_dir(index_dir) / (BUILDING_PREFIX + name)
     path.mkdir(parents=True)
     return path

@@ -148,8 +148,10 @@ def open_version(version: Path, items: list[store.Item] | None = None) -> Search
 def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[float]]]:
     """A row's nearest rows: a copy is among an item's very nearest, Annoy's own depth finds it."""
     k = duplicates.NEIGHBOURS + 1
-    depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
-    return lambda row: index.nearest_rows(index.stored_vector(row), k, depth)
+    if isinstance(index.annoy, AnnoyIndex):
+        depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
+        return lambda row: index.nearest_rows(index.stored_vector(row), k, depth)
+    return lambda row: index.nearest_rows(index.stored_vector(row), k, segments.SHALLOW)
 
 
 def verified_pairs(

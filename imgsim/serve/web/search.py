@@ -77,7 +77,7 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
             "thumbnail": f"/thumbs/{hit.id}",
             "distance": round(hit.distance, 6),
             "score": round(hit.score, 6),
-            "match": "duplicate" if hit.verified else matching.label(hit.distance, thresholds),
+            "match": matching.word(hit.distance, hit.verified is not None, thresholds),
             "verified": hit.verified,
         }
         for hit in answer.hits

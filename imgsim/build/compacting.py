@@ -1,0 +1,151 @@
+"""A compaction: the live delta written into the index at the cost of the delta.
+
+The live layer holds additions with their vectors (made by the index's model) and tombstones. A
+compaction links every segment of the current version into a new one, puts each tombstone on the
+segment that holds its row, and writes the additions as one new segment (build/segmenting.py);
+the merge policy may then merge small segments. It neither scans the collection nor reads the
+vectors of the segments it keeps, so its cost follows the delta, not the collection (docs/
+scaling.md). A delta it cannot write this way (additions made by another model) goes through a
+build instead (indexer.build_index), which embeds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from imgsim import config
+from imgsim.build import collection, segmenting
+from imgsim.index import copies, keypoints, store
+from imgsim.live import live
+from imgsim.search import ann, tuning
+
+Log = Callable[[str], None]
+
+
+def can_compact(current: collection.Previous | None, state: live.LiveState) -> bool:
+    """Whether the delta can be written without a build: a segmented version, and additions all
+    made by its model."""
+    return (
+        current is not None
+        and (current.version / store.SEGMENTS_FILE).is_file()
+        and all(a.model_key == current.manifest.model_key for a in state.additions.values())
+    )
+
+
+def compact(
+    cfg: config.Config, current: collection.Previous, live_store: live.LiveStore, state: live.LiveState,
+    live_read_at: float, log: Log, before_publish: Callable[[], None] | None = None,
+) -> tuple[Path, int, int]:  # fmt: skip
+    """Write the live delta ``state`` (read at ``live_read_at``) over ``current`` as a new version
+    and publish it (the caller holds the build lock and checked can_compact); returns the
+    version, its items and the additions it took in."""
+    began = time.perf_counter()
+    version, manifest = current.version, dataclasses.replace(current.manifest)
+    rows_by_id = {item.id: row for row, item in enumerate(current.items)}
+    root = Path(manifest.collection_root)
+    added = [a for a in sorted(state.additions.values(), key=lambda a: a.id) if a.id not in rows_by_id]
+    added = [a for a in added if a.id not in state.deletions and (root / a.path).is_file()]
+    refs = _tombstoned(
+        store.read_segments(version), [rows_by_id[i] for i in state.deletions if i in rows_by_id]
+    )
+    items = [store.Item(a.id, a.path, a.size, a.mtime_ns, a.sha1) for a in added]
+    by_id = {a.id: a.vector for a in added}
+    building = store.start_version(cfg.index_dir)
+    try:
+        for ref in refs:
+            store.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
+        for name in ("skipped.json", tuning.CALIBRATION_FILE):
+            if (version / name).exists():
+                shutil.copy2(version / name, building / name)
+        _keep_models(version, building)
+        to_index = segmenting.same_space(cfg, version, building)
+        calibration = _calibration(version, manifest.model_key)
+        layout = segmenting.Layout(refs, items, version)
+        features = segmenting.feature_source(root, cfg)
+        written = segmenting.write_segments(
+            building, cfg, layout, lambda item: by_id[item.id], to_index, features, calibration, False, log
+        )
+        store.write_segments(building, written.refs)
+        all_items = store.items_of(building, written.refs)
+        log(f"Compaction: {len(items)} additions, {sum(len(r.deleted) for r in refs) - _deleted(version)} "
+            f"deletions; {segmenting.summary(written.refs)}")  # fmt: skip
+        manifest.items, manifest.live_read_at, manifest.embedded_this_run = len(all_items), live_read_at, 0
+        manifest.next_id = max([manifest.next_id, *(a.id + 1 for a in added)])
+        manifest.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        manifest.build_seconds = round(time.perf_counter() - began, 2)
+        manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
+        store.write_manifest(building, manifest)
+        _copies(building, version, current.items, all_items, {item.id for item in items}, cfg)
+        if before_publish is not None:
+            before_publish()
+        published = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    live_store.mark_compacted({a.id for a in added})
+    return published, len(all_items), len(added)
+
+
+def _tombstoned(refs: list[store.SegmentRef], rows: list[int]) -> list[store.SegmentRef]:
+    """The segments with a tombstone on each of the version's ``rows`` (deleted items)."""
+    starts = np.cumsum([0] + [ref.live for ref in refs])
+    deleted: dict[int, set[int]] = {}
+    for row in rows:
+        part = int(np.searchsorted(starts, row, side="right")) - 1
+        deleted.setdefault(part, set()).add(row - int(starts[part]))
+    out = []
+    for part, ref in enumerate(refs):
+        if part not in deleted:
+            out.append(ref)
+            continue
+        local = store.live_rows(ref)[sorted(deleted[part])]
+        out.append(
+            store.SegmentRef(ref.name, ref.count, tuple(sorted(set(ref.deleted) | set(local.tolist()))))
+        )
+    return out
+
+
+def _deleted(version: Path) -> int:
+    return sum(len(ref.deleted) for ref in store.read_segments(version))
+
+
+def _keep_models(version: Path, building: Path) -> None:
+    """The converted and trained models the version carries (queries load them), linked."""
+    for path in version.iterdir():
+        if path.name.startswith(("openvino", "reducer")) or path.suffix == ".keras":
+            if path.is_dir():
+                store.link_tree(path, building / path.name)
+            elif not (building / path.name).exists():
+                shutil.copy2(path, building / path.name)
+
+
+def _calibration(version: Path, key: str) -> np.ndarray | None:
+    """The version's edited queries (full vectors), to tune the new segment's depth with."""
+    path = version / tuning.CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        return saved["vectors"] if str(saved["model_key"]) == key else None
+
+
+def _copies(
+    building: Path, version: Path, old_items: list[store.Item], items: list[store.Item], fresh: set[int],
+    cfg: config.Config,
+) -> None:  # fmt: skip
+    """The version's verified copies: the ones before (between items still there) and those the
+    additions make, each addition checked against its nearest."""
+    if not store.read_manifest(version).thresholds:
+        return
+    opened = ann.open_version(building, items)
+    stored = keypoints.load(building)
+    rows = [opened.rows_by_id[i] for i in fresh]
+    known = copies.verdicts_of(version)
+    reach, pairs, verdicts = ann.verified_pairs(opened, cfg.max_image_pixels, known, stored.get, rows)
+    pairs += segmenting.carried_pairs(version, old_items, items, rows)
+    copies.save(building, pairs, reach, known | verdicts)  # every verdict stays for later builds
