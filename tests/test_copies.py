@@ -169,3 +169,17 @@ def test_the_results_page_outlines_the_match_on_both_images(tmp_path):
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'id="query-region-outline"' in html
     assert html.count('class="verified-region"') >= 2 and "the same picture" in html
+
+
+@requires_shared
+def test_a_search_by_id_puts_the_images_copies_first_and_verified(tmp_path, planted):
+    """Searches by an indexed image were not verified: a copy was "duplicate" by distance alone,
+    or not at all where look-alikes came closer."""
+    folder, made = planted
+    client = _served(folder, tmp_path)
+    catalogue = {item.path: item.id for item in store.read_items(store.current_version(tmp_path / "index"))}
+    for kind in ("crop_90", "rotate_90", "border_10", "grayscale"):
+        original, copy = sorted(made[kind], key=lambda path: "-" in path)
+        reply = client.get(f"/search?id={catalogue[original]}&k=5&format=json").get_json()
+        first = reply["results"][0]
+        assert first["path"] == copy and first["match"] == "duplicate" and first["verified"], (kind, first)

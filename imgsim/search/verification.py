@@ -38,7 +38,25 @@ def verified_first(
     stored = stored_features(index.version)
     if stored is None or not hits or offset:
         return hits[:k]
-    query = geometry.features(image)
+    return _promoted(index, stored, geometry.features(image), hits, k)
+
+
+def verified_first_by_id(
+    index: SearchIndex, item_id: int, hits: list[Hit], k: int, offset: int = 0
+) -> list[Hit]:
+    """The same for a search by an indexed image, with its stored features (none for a live
+    addition: then the embedding's order stands)."""
+    stored = stored_features(index.version)
+    row = index.rows_by_id.get(item_id)
+    query = stored.get(row) if stored is not None and row is not None and row < len(stored) else None
+    if query is None or not hits or offset:
+        return hits[:k]
+    return _promoted(index, stored, query, hits, k)
+
+
+def _promoted(
+    index: SearchIndex, stored: keypoints.VersionKeypoints, query: geometry.Features, hits: list[Hit], k: int
+) -> list[Hit]:
     found = []
     for hit in hits[:RERANK]:
         row = index.rows_by_id.get(hit.id)  # live additions have no stored features

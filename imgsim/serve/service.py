@@ -1,10 +1,10 @@
 """The search service without the web: what a worker answers from, and every operation on it.
 
-A Service owns the index it answers from (IndexHolder follows ``current`` when a rebuild moves
-it, and keeps the model that embeds queries for that version), the live layer (additions and
-deletions since the build) and a Compactor (compaction.py), which rebuilds in the background
-once the delta is large. The build function is given to it, not imported, so the service sits
-below the indexer.
+A Service owns the index it answers from (holder.py: IndexHolder follows ``current`` when a
+rebuild moves it, and keeps the model that embeds queries for that version), the live layer
+(additions and deletions since the build) and a Compactor (compaction.py), which writes the delta
+into the index in the background once it is large. The build function is given to it, not
+imported, so the service sits below the indexer.
 Every request works on one Snapshot and one LiveView from start to end, whatever happens meanwhile.
 Failures a client caused are ServiceErrors: the web layer turns them into 4xx answers.
 """
@@ -19,8 +19,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +30,13 @@ from imgsim.images import imaging
 from imgsim.index import duplicates, queries, store
 from imgsim.live import live
 from imgsim.measure import plots
-from imgsim.models import batching, embedders, runtimes, tta
+from imgsim.models import embedders, tta
 from imgsim.search import ann, verification
 from imgsim.serve import metrics
 from imgsim.serve.compaction import Build, Compactor
+from imgsim.serve.holder import Answer, IndexHolder, Snapshot
+
+__all__ = ["THUMB_SIDE", "Answer", "Catalogued", "IndexHolder", "Service", "ServiceError", "Snapshot"]
 
 THUMB_SIDE = 256
 Catalogued = store.Item | live.Addition  # an item of the base index or of the delta
@@ -47,91 +48,6 @@ class ServiceError(Exception):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One index version and the model that embeds queries for it: what one request uses."""
-
-    index: ann.SearchIndex
-    embedder: embedders.Embedder
-    link_target: str
-    queries: batching.Batcher  # the embedder's network, shared by concurrent queries
-
-    def embed(self, image: Image.Image) -> np.ndarray:
-        """An image's vector, from a forward pass shared with concurrent queries."""
-        return self.queries.embed(self.embedder.prepare(image))
-
-    def embed_all(self, images: list[Image.Image]) -> np.ndarray:
-        """The vectors of a query's variants (tta.py), from passes shared with concurrent queries."""
-        return self.queries.embed_all([self.embedder.prepare(image) for image in images])
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Search results and where they came from."""
-
-    snap: Snapshot
-    view: live.LiveView
-    hits: list[ann.Hit]
-    query: dict
-    more: bool = False  # results beyond these may exist (ask with offset = offset + k)
-    truncated: bool = False  # the folder filter may have left out results beyond those examined
-
-
-class IndexHolder:
-    """Keeps the current index (and its model) open, and follows ``current`` when it moves."""
-
-    def __init__(
-        self,
-        cfg: config.Config,
-        embedder: embedders.Embedder | None = None,
-        log: Callable[[str], None] = print,
-    ):
-        self.cfg = cfg
-        self.log = log
-        self._given_embedder = embedder
-        self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
-        self._checked_at = 0.0
-        self.load_error: str | None = None
-
-    def _link_target(self) -> str | None:
-        try:
-            return os.readlink(Path(self.cfg.index_dir) / "current")
-        except OSError:
-            return None
-
-    def _open(self, target: str) -> Snapshot:
-        index = ann.open_index(self.cfg.index_dir)
-        old = self._snapshot
-        if old is not None and (self._given_embedder or old.embedder.key == index.manifest.model_key):
-            return Snapshot(index, old.embedder, target, old.queries)  # the same model: keep it loaded
-        embedder = self._given_embedder or embedders.for_index(
-            index.manifest, index.version, runtimes.of(self.cfg, self.log)
-        )
-        queries = batching.Batcher(embedder.embed, self.cfg.query_batch, metrics.query_batch)
-        return Snapshot(index, embedder, target, queries)
-
-    def get(self) -> Snapshot | None:
-        """The snapshot to answer with; reopens at most every ``reload_interval`` seconds."""
-        now = time.monotonic()
-        if self._snapshot is not None and now - self._checked_at < self.cfg.reload_interval:
-            return self._snapshot
-        with self._lock:
-            if self._snapshot is not None and now - self._checked_at < self.cfg.reload_interval:
-                return self._snapshot
-            self._checked_at = now
-            target = self._link_target()
-            if target is not None and (self._snapshot is None or target != self._snapshot.link_target):
-                try:
-                    self._snapshot = self._open(target)
-                    self.load_error = None
-                except Exception as error:  # keep serving the old version; say why on /healthz
-                    self.load_error = f"{type(error).__name__}: {error}"
-            elif target is None and self._snapshot is None:
-                self.load_error = "no index built yet: run python img2vec.py FOLDER"
-            return self._snapshot
 
 
 def _id_query(item: Catalogued) -> dict:
@@ -227,11 +143,21 @@ class Service:
         """Neighbours of an indexed image, from its stored vector: no upload, no model run."""
         snap, view = self.current()
         vector, item = self.item(snap, view, item_id)
+        wanted = k if offset else max(k, verification.RERANK)  # the first page: its copies first
         with metrics.stage("search"):
             page = live.search_page(
-                snap.index, view, vector, k, self.cfg.search_k, item.id, True, offset=offset, folders=folders
+                snap.index,
+                view,
+                vector,
+                wanted,
+                self.cfg.search_k,
+                item.id,
+                True,
+                offset=offset,
+                folders=folders,
             )
-        return Answer(snap, view, page.hits, _id_query(item), page.more, page.truncated)
+            hits = verification.verified_first_by_id(snap.index, item.id, page.hits, k, offset)
+        return Answer(snap, view, hits, _id_query(item), page.more or len(page.hits) > k, page.truncated)
 
     def search_region(
         self, item_id: int, box: queries.Box, k: int, offset: int = 0, folders: tuple = ()
