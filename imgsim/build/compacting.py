@@ -21,9 +21,9 @@ import numpy as np
 
 from imgsim import config
 from imgsim.build import collection, segmenting
-from imgsim.index import copies, keypoints, store
+from imgsim.index import store
 from imgsim.live import live
-from imgsim.search import ann, tuning
+from imgsim.search import tuning
 
 Log = Callable[[str], None]
 
@@ -51,9 +51,8 @@ def compact(
     root = Path(manifest.collection_root)
     added = [a for a in sorted(state.additions.values(), key=lambda a: a.id) if a.id not in rows_by_id]
     added = [a for a in added if a.id not in state.deletions and (root / a.path).is_file()]
-    refs = _tombstoned(
-        store.read_segments(version), [rows_by_id[i] for i in state.deletions if i in rows_by_id]
-    )
+    refs_before = store.read_segments(version)
+    refs = _tombstoned(refs_before, [rows_by_id[i] for i in state.deletions if i in rows_by_id])
     items = [store.Item(a.id, a.path, a.size, a.mtime_ns, a.sha1) for a in added]
     by_id = {a.id: a.vector for a in added}
     building = store.start_version(cfg.index_dir)
@@ -73,7 +72,7 @@ def compact(
         )
         store.write_segments(building, written.refs)
         all_items = store.items_of(building, written.refs)
-        log(f"Compaction: {len(items)} additions, {sum(len(r.deleted) for r in refs) - _deleted(version)} "
+        log(f"Compaction: {len(items)} additions, {_deleted(refs) - _deleted(refs_before)} "
             f"deletions; {segmenting.summary(written.refs)}")  # fmt: skip
         manifest.items, manifest.live_read_at, manifest.embedded_this_run = len(all_items), live_read_at, 0
         manifest.next_id = max([manifest.next_id, *(a.id + 1 for a in added)])
@@ -81,7 +80,9 @@ def compact(
         manifest.build_seconds = round(time.perf_counter() - began, 2)
         manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
         store.write_manifest(building, manifest)
-        _copies(building, version, current.items, all_items, {item.id for item in items}, cfg)
+        if manifest.thresholds:
+            fresh = {item.id for item in items}
+            segmenting.verify_copies(building, all_items, version, current.items, fresh, cfg, log)
         if before_publish is not None:
             before_publish()
         published = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
@@ -111,8 +112,8 @@ def _tombstoned(refs: list[store.SegmentRef], rows: list[int]) -> list[store.Seg
     return out
 
 
-def _deleted(version: Path) -> int:
-    return sum(len(ref.deleted) for ref in store.read_segments(version))
+def _deleted(refs: list[store.SegmentRef]) -> int:
+    return sum(len(ref.deleted) for ref in refs)
 
 
 def _keep_models(version: Path, building: Path) -> None:
@@ -132,20 +133,3 @@ def _calibration(version: Path, key: str) -> np.ndarray | None:
         return None
     with np.load(path) as saved:
         return saved["vectors"] if str(saved["model_key"]) == key else None
-
-
-def _copies(
-    building: Path, version: Path, old_items: list[store.Item], items: list[store.Item], fresh: set[int],
-    cfg: config.Config,
-) -> None:  # fmt: skip
-    """The version's verified copies: the ones before (between items still there) and those the
-    additions make, each addition checked against its nearest."""
-    if not store.read_manifest(version).thresholds:
-        return
-    opened = ann.open_version(building, items)
-    stored = keypoints.load(building)
-    rows = [opened.rows_by_id[i] for i in fresh]
-    known = copies.verdicts_of(version)
-    reach, pairs, verdicts = ann.verified_pairs(opened, cfg.max_image_pixels, known, stored.get, rows)
-    pairs += segmenting.carried_pairs(version, old_items, items, rows)
-    copies.save(building, pairs, reach, known | verdicts)  # every verdict stays for later builds

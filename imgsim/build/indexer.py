@@ -25,10 +25,10 @@ from imgsim.build.collection import Known
 from imgsim.build.embedding import EmbedResult, embed_files
 from imgsim.build.plan import BuildPlan
 from imgsim.images import imaging
-from imgsim.index import copies, keypoints, merge_policy, segments, store
+from imgsim.index import merge_policy, segments, store
 from imgsim.live import live
 from imgsim.models import autoencoder, embedders, runtimes
-from imgsim.search import ann, tuning
+from imgsim.search import tuning
 
 Log = Callable[[str], None]
 
@@ -296,7 +296,11 @@ def _write_version(
         manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
         store.write_manifest(building, manifest)
         if manifest.thresholds:  # the copies in the collection, verified once per version
-            _verify_copies(building, items, plan, layout, log)
+            before = plan.current
+            fresh = {item.id for item in layout.fresh} if layout.source is not None else None
+            segmenting.verify_copies(
+                building, items, before and before.version, before.items if before else [], fresh, cfg, log
+            )
         if plan.before_publish is not None:
             plan.before_publish()
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
@@ -305,26 +309,6 @@ def _write_version(
         raise
     shutil.rmtree(store.partial_dir(cfg.index_dir), ignore_errors=True)
     return version
-
-
-def _verify_copies(
-    building: Path, items: list[store.Item], plan: BuildPlan, layout: segmenting.Layout, log: Log
-) -> None:
-    """The verified copies: every pair a fresh item makes (all of them in a build that kept no
-    segment), and the pairs the version before verified between the items it keeps."""
-    started = time.perf_counter()
-    known = copies.verdicts_of(plan.current.version if plan.current else None)
-    opened = ann.open_version(building, items)
-    stored = keypoints.load(building)
-    rows_by_id = opened.rows_by_id
-    fresh = [rows_by_id[item.id] for item in layout.fresh] if layout.source is not None else None
-    reach, pairs, verdicts = ann.verified_pairs(opened, plan.cfg.max_image_pixels, known, stored.get, fresh)
-    before = plan.current.items if plan.current else []
-    pairs += segmenting.carried_pairs(layout.source, before, items, fresh or ())
-    copies.save(building, pairs, reach, known | verdicts if fresh is not None else verdicts)
-    near, checked = sum(1 for pair in pairs if pair.match is not None), len(set(verdicts) - set(known))
-    log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
-        f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s).")  # fmt: skip
 
 
 def _calibration(

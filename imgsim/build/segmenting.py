@@ -11,6 +11,7 @@ segments. The merge policy (index/merge_policy.py) then picks segments to merge.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -145,17 +146,24 @@ def _write_one(
     queries: np.ndarray, cfg: config.Config, log: Log,
 ) -> tuple[store.SegmentRef, float]:  # fmt: skip
     """One new segment: Annoy, features, and the depth tuned for it on the calibration queries."""
-    name = segments.new_name()
-    folder = store.segment_dir(building, name)
+    folder, index_vectors, took = _write_files(building, items, vectors, to_index, found, cfg, log)
+    ref = store.SegmentRef(folder.name, len(items))
+    return ref, _tune(folder, len(items), index_vectors, queries, took, cfg, log)
+
+
+def _write_files(
+    building: Path, items: list[store.Item], vectors: np.ndarray, to_index: ToIndex, found: list,
+    cfg: config.Config, log: Log, annoy: bool = True,
+) -> tuple[Path, np.ndarray, float]:  # fmt: skip
+    """A new segment's items, vectors, features and (unless ``annoy`` is False: a Ray task
+    builds it) Annoy index; its folder, its vectors in the index's space and Annoy's seconds."""
+    folder = store.segment_dir(building, segments.new_name())
     index_vectors = to_index(vectors)
-    log(
-        f"Writing segment {name}: {len(items)} vectors x {index_vectors.shape[1]} dims, {cfg.trees} trees ..."
-    )
-    took = segments.write(folder, items, vectors, index_vectors, cfg.metric, cfg.trees)
+    built = f"{cfg.trees} trees" if annoy else "its Annoy index built by a Ray task"
+    log(f"Writing segment {folder.name}: {len(items)} vectors x {index_vectors.shape[1]} dims, {built} ...")
+    took = segments.write(folder, items, vectors, index_vectors, cfg.metric, cfg.trees, annoy=annoy)
     keypoints.save(folder, found)
-    return store.SegmentRef(name, len(items)), _tune(
-        folder, len(items), index_vectors, queries, took, cfg, log
-    )
+    return folder, index_vectors, took
 
 
 def _on_ray(
@@ -171,21 +179,20 @@ def _on_ray(
     made = []
     with rayengine.annoy_builds(cfg, log) as submit:
         pending = []
-        for chunk in chunks:
-            name = segments.new_name()
-            folder = store.segment_dir(building, name)
-            vectors = _stack(chunk, vector_of)
-            index_vectors = to_index(vectors)
-            log(f"Writing segment {name}: {len(chunk)} vectors, its Annoy index built by a Ray task ...")
-            segments.write(folder, chunk, vectors, index_vectors, cfg.metric, cfg.trees, annoy=False)
-            keypoints.save(folder, features(chunk))
-            pending.append((name, folder, len(chunk), submit(index_vectors, folder / segments.ANNOY_FILE)))
-            del vectors, index_vectors
-        for name, folder, count, task in pending:
+        for chunk in chunks:  # one segment's vectors in memory at a time, the Ray object store aside
+            folder, index_vectors, _ = _write_files(
+                building, chunk, _stack(chunk, vector_of), to_index, features(chunk), cfg, log, annoy=False
+            )
+            pending.append((folder, len(chunk), submit(index_vectors, folder / segments.ANNOY_FILE)))
+            del index_vectors
+        for folder, count, task in pending:
             took = task()
             index_vectors = to_index(np.load(folder / store.VECTORS_FILE))
             made.append(
-                (store.SegmentRef(name, count), _tune(folder, count, index_vectors, queries, took, cfg, log))
+                (
+                    store.SegmentRef(folder.name, count),
+                    _tune(folder, count, index_vectors, queries, took, cfg, log),
+                )
             )
     return made
 
@@ -243,7 +250,7 @@ def _index_space(
         return same_space(cfg, layout.source, building)
     if cfg.reduce == "none" and centring(cfg) != "mean":
         return lambda v: np.asarray(v, np.float32)
-    vectors = np.stack([vector_of(item) for item in layout.fresh]).astype(np.float32)
+    vectors = _stack(layout.fresh, vector_of)
     if cfg.reduce == "none":
         np.save(building / ann.CENTRE_FILE, vector_math.mean_direction(vectors))
     else:
@@ -296,6 +303,29 @@ def feature_source(
             return list(pool.map(one, range(len(chunk))))
 
     return features
+
+
+def verify_copies(
+    building: Path, items: list[store.Item], before: Path | None, old_items: list[store.Item],
+    fresh: set[int] | None, cfg: config.Config, log: Log,
+) -> None:  # fmt: skip
+    """The version's verified copies: every candidate pair of the ``fresh`` items (ids; None: of
+    every item), and the pairs version ``before`` (its items ``old_items``) verified between the
+    items it keeps, whose verdicts stand for later builds."""
+    started = time.perf_counter()
+    known = copies.verdicts_of(before)
+    opened = ann.open_version(building, items)
+    stored = keypoints.load(building)
+    rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
+    reach, pairs, verdicts = ann.verified_pairs(opened, cfg.max_image_pixels, known, stored.get, rows)
+    checked = len(set(verdicts) - set(known))
+    if rows is not None:  # the builds before checked the rest
+        pairs += carried_pairs(before, old_items, items, rows)
+        verdicts = known | verdicts
+    copies.save(building, pairs, reach, verdicts)
+    near = sum(1 for pair in pairs if pair.match is not None)
+    log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
+        f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s).")  # fmt: skip
 
 
 def carried_pairs(

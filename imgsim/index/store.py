@@ -223,6 +223,7 @@ def live_rows(ref: SegmentRef) -> np.ndarray:
 
 _ITEM_CACHE: OrderedDict[tuple, list[Item]] = OrderedDict()
 _ITEM_CACHE_SIZE = 64
+_ITEM_LOCK = threading.Lock()
 
 
 def _item_rows(path: Path) -> list[Item]:
@@ -241,9 +242,6 @@ def _item_rows(path: Path) -> list[Item]:
         while len(_ITEM_CACHE) > _ITEM_CACHE_SIZE:
             _ITEM_CACHE.popitem(last=False)
     return found
-
-
-_ITEM_LOCK = threading.Lock()
 
 
 def segment_items(version: Path, ref: SegmentRef) -> list[Item]:
