@@ -8,7 +8,6 @@ network again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,34 +93,6 @@ def save(version: Path, key: str, items: list[store.Item], found: EditedQueries)
         sha1=np.array([sha1[int(i)] for i in found.ids]),
         vectors=found.vectors,
     )
-
-
-def measure(
-    annoy_path: Path, index_vectors: np.ndarray, queries: np.ndarray, found: EditedQueries,
-    rows_by_id: dict[int, int], cfg: config.Config, log: Callable[[str], None],
-) -> tuple[recall.RecallCurve | None, matching.Thresholds | None]:  # fmt: skip
-    """The depth the new index needs for the target recall (with the curve it was chosen from) and
-    the thresholds of its match labels, from the edited queries (already in the index's space).
-    (None, None) where they cannot be measured: no queries, or the dot metric (no exact search)."""
-    if not len(queries) or cfg.metric == "dot":
-        reason = "no readable images" if not len(queries) else "metric dot"
-        log(f"Search depth and match labels not measured ({reason}): Annoy's default depth.")
-        return None, None
-    annoy = AnnoyIndex(index_vectors.shape[1], cfg.metric)
-    annoy.load(str(annoy_path))
-    try:
-        curve = recall.calibrate(annoy, index_vectors, queries, cfg.target_recall, cfg.trees, cfg.metric)
-        thresholds = _thresholds(annoy, index_vectors, queries, found, rows_by_id, curve.search_k, cfg.metric)
-    finally:
-        annoy.unload()
-    chosen = "exact search" if curve.search_k == recall.EXACT else f"search_k {curve.search_k}"
-    log(
-        f"Search depth for recall@{curve.k} >= {curve.target} on {curve.queries} edited queries: {chosen} "
-        f"(recall {curve.recall:.3f}, {curve.ms:.2f} ms a query; exact search {curve.exact_ms:.2f} ms). "
-        f"Match distances: duplicate <= {thresholds.duplicate}, similar <= {thresholds.similar}, "
-        f"related <= {thresholds.related}."
-    )
-    return curve, thresholds
 
 
 def calibrate_segment(
