@@ -21,26 +21,28 @@ import numpy as np
 
 from bench.common import FLOWERS, percentile, table
 from imgsim import config
-from imgsim.build import indexer
-from imgsim.images import edits
-from imgsim.index import recall
+from imgsim.build import collection, indexer
+from imgsim.images import edits, hashing, imaging
+from imgsim.index import keypoints, recall
 from imgsim.index.vectors import normalise
 from imgsim.measure import evaluate
 from imgsim.models import embedders, runtimes
-from imgsim.search import ann, tuning
+from imgsim.search import ann, tuning, verification
 
-# (label, settings changed from the defaults, query-side tta): each adds one thing to the one before
+# (label, settings changed from the defaults, query-side tta, verified): each adds one thing to the
+# one before; the embedding alone, then as the service searches: its candidates verified
 OPTIONS = [
-    ("before: avg", {"pooling": "avg", "trim_borders": False, "centre": "none"}, "none"),
-    ("+ trim", {"pooling": "avg", "centre": "none"}, "none"),
-    ("+ GeM", {"centre": "none"}, "none"),
-    ("+ centre = defaults", {}, "none"),
-    ("defaults + tta rotations", {}, "rotations"),
-    ("defaults, PCA-256", {"reduce": "pca", "dims": 256}, "none"),
+    ("before: avg", {"pooling": "avg", "trim_borders": False, "centre": "none"}, "none", False),
+    ("+ trim", {"pooling": "avg", "centre": "none"}, "none", False),
+    ("+ GeM", {"centre": "none"}, "none", False),
+    ("+ centre = defaults, embedding alone", {}, "none", False),
+    ("defaults + tta rotations", {}, "rotations", False),
+    ("defaults, PCA-256", {"reduce": "pca", "dims": 256}, "none", False),
+    ("the service: defaults, verified", {}, "none", True),
 ]
 
 
-def _measure_option(workdir: Path, settings: dict, mode: str, sample: int) -> dict:
+def _measure_option(workdir: Path, settings: dict, mode: str, sample: int, verify: bool) -> dict:
     """Build (or reuse) the index for ``settings`` and measure it."""
     base = config.Config(model=str(config.SHARED_MODEL), trees=100, index_dir=workdir / "index")
     cfg = base.replace(**settings)
@@ -48,9 +50,48 @@ def _measure_option(workdir: Path, settings: dict, mode: str, sample: int) -> di
     report = indexer.build_index(FLOWERS, cfg, progress=False, log=lambda line: None)
     index = ann.open_index(cfg.index_dir)
     embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
-    scores = evaluate.evaluate_index(index) | evaluate.evaluate_edits(index, embedder, sample, mode=mode)
-    print(f"  robustness {settings} {mode}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+    scores = evaluate.evaluate_index(index) | evaluate.evaluate_edits(
+        index, embedder, sample, mode=mode, verify=verify
+    )
+    if verify:
+        scores |= _novel_queries(index, embedder)
+    took = time.perf_counter() - began
+    print(f"  robustness {settings} {mode} verify={verify}: {took:.0f} s", file=sys.stderr, flush=True)
     return scores | {"build_s": round(report.seconds, 1), "search_k": index.manifest.search_k}
+
+
+def _novel_queries(index: ann.SearchIndex, embedder: embedders.Embedder) -> dict:
+    """What verification costs a search whose picture the collection does not hold (nothing
+    verifies, so every candidate and the mirrored check are paid): scikit-image's sample photos
+    searched against the flowers; and the hash lookup over 100,000 stored hashes (random stand-ins)."""
+    folder = collection.export_sample_images(Path(tempfile.mkdtemp(prefix="imgsim-bench-novel-")))
+    seconds = []
+    for path in sorted(folder.iterdir()):
+        try:
+            image = imaging.open_rgb(path, min_side=embedder.decode_side)
+        except imaging.UnreadableImage:
+            continue
+        vector = index.to_index_space(embedder.embed_images([image]))[0]
+        hits = index.search_reduced(vector, verification.RERANK)
+        began = time.perf_counter()
+        extra = verification.by_hash(index, image, vector)
+        verification.verified_first(index, image, hits, 10, extra=extra)
+        seconds.append(time.perf_counter() - began)
+    shutil.rmtree(folder, ignore_errors=True)
+    stand_in = keypoints.VersionKeypoints([])
+    stand_in.hashes = np.random.default_rng(0).integers(0, 256, (100_000, 8), dtype=np.uint8)
+    query = hashing.turned(imaging.open_rgb(next(FLOWERS.rglob("*.jpg"))))
+    lookups = []
+    for _ in range(50):
+        began = time.perf_counter()
+        stand_in.nearest_by_hash(query, verification.HASH_NEAR, verification.HASH_LIMIT)
+        lookups.append(time.perf_counter() - began)
+    return {
+        "novel_verify_ms_p50": 1000 * float(np.median(seconds)),
+        "novel_verify_ms_p95": 1000 * float(np.percentile(seconds, 95)),
+        "novel_queries": len(seconds),
+        "hash_lookup_100k_ms_p50": 1000 * float(np.median(lookups)),
+    }
 
 
 def _at_100k(workdir: Path, quick: bool) -> tuple[list[dict], list[list]]:
@@ -101,6 +142,12 @@ def _large_curve(
     return data, rows
 
 
+def _verify_ms(result: dict) -> str:
+    if "verify_ms_p50" not in result:
+        return "-"
+    return f"{result['verify_ms_p50']:.1f} / {result['verify_ms_p95']:.1f}"
+
+
 def bench_robustness(quick: bool) -> tuple[dict, str]:
     if not config.SHARED_MODEL.is_file() or not FLOWERS.is_dir():
         return {}, f"skipped: needs the shared model and flowers5 in {config.SHARED_DIR}"
@@ -108,12 +155,12 @@ def bench_robustness(quick: bool) -> tuple[dict, str]:
     workdir = Path(tempfile.mkdtemp(prefix="imgsim-bench-robust-"))
     results = {}
     try:
-        for label, settings, mode in OPTIONS:
-            results[label] = _measure_option(workdir, settings, mode, sample)
+        for label, settings, mode, verify in OPTIONS:
+            results[label] = _measure_option(workdir, settings, mode, sample, verify)
         large, curve_rows = _at_100k(workdir, quick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    labels = [label for label, _, _ in OPTIONS]
+    labels = [label for label, *_ in OPTIONS]
     rows = [
         [name]
         + [
@@ -126,6 +173,18 @@ def bench_robustness(quick: bool) -> tuple[dict, str]:
         rows.append([f"class {metric} (leave-one-out)"] + [f"{results[x][metric]:.3f}" for x in labels])
     rows.append(["search ms (edited queries)"] + [f"{results[x]['edited_query_ms']:.2f}" for x in labels])
     rows.append(["search_k chosen (0 = exact)"] + [results[x]["search_k"] for x in labels])
+    rows.append(["verification ms p50 / p95"] + [_verify_ms(results[x]) for x in labels])
+    rows.append(["verification ms p50 / p95, photos the collection lacks"] + [
+        f"{results[x]['novel_verify_ms_p50']:.1f} / {results[x]['novel_verify_ms_p95']:.1f}"
+        if "novel_verify_ms_p50" in results[x] else "-" for x in labels
+    ])  # fmt: skip
+    rows.append(["hash lookup over 100,000 hashes, ms p50"] + [
+        f"{results[x]['hash_lookup_100k_ms_p50']:.2f}" if "hash_lookup_100k_ms_p50" in results[x] else "-"
+        for x in labels
+    ])  # fmt: skip
+    rows.append(["rank 1: the original or a copy of it the build verified"] + [
+        f"{min(e['rank1_or_copy'] for e in results[x]['edits'].values()):.3f} (lowest edit)" for x in labels
+    ])  # fmt: skip
     text = f"Rank 1 / top 10 of the original, {sample} photos x {len(edits.EDITS)} edits, 4,317 indexed:\n\n"
     text += table(["edit", *labels], rows)
     text += f"\n\nAnnoy at {large[0]['items']:,} vectors (100 trees), "

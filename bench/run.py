@@ -30,6 +30,8 @@ Sections (default: all):
 13. segments: at 100k and 1M vectors (stand-ins, plus real flowers): the first build's time and
             peak memory, a compaction of 1,000 real additions in a worker (time, memory), query p50
             over every segment vs one, recall@10 against exact search, worker RSS/PSS.
+14. planted: flowers5 with 20 planted copies of each of 8 kinds: duplicate pair precision and
+            recall of ann.py --duplicates beside imagededup's PHash (a peer, installed apart).
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -52,6 +54,7 @@ from bench.common import FLOWERS, ROOT, cpu_peak_gflops  # noqa: E402
 from bench.engines import bench_engine  # noqa: E402
 from bench.indexes import bench_annoy, bench_live  # noqa: E402
 from bench.models import bench_embed, bench_quality, embed_child  # noqa: E402
+from bench.planted import bench_planted  # noqa: E402
 from bench.precisions import bench_precision  # noqa: E402
 from bench.robustness import bench_robustness  # noqa: E402
 from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
@@ -71,6 +74,7 @@ SECTIONS = {
     "robust": bench_robustness,
     "precision": bench_precision,
     "segments": bench_segments,
+    "planted": bench_planted,
 }
 
 

@@ -344,4 +344,3 @@ def bench_segments(quick: bool) -> tuple[dict, str]:
          "worker RSS MB", "PSS MB"], query_rows,
     )  # fmt: skip
     return {"segments": data}, text
-

@@ -52,7 +52,7 @@ def test_cli_answers_json_and_plots_each_query(tmp_path, tiny_config):
     assert "not an image" in answers["broken.jpg"]["error"]
     hits = answers["a.png"]["results"]
     assert len(hits) == 3 and hits[0]["path"] == "img0002.png" and hits[0]["distance"] < 1e-3
-    assert set(hits[0]) == {"id", "path", "distance", "score", "verified", "match"}
+    assert set(hits[0]) == {"id", "path", "distance", "score", "verified", "match", "likeness"}
     assert hits[0]["match"] == "duplicate"
     assert (plots / "a_results.png").stat().st_size > 1000
 
@@ -60,11 +60,17 @@ def test_cli_answers_json_and_plots_each_query(tmp_path, tiny_config):
 def test_cli_and_service_give_the_same_results_and_labels(tmp_path, tiny_config):
     """ann.py --json had no labels at all while the service labelled every result."""
     from helpers import JSON
+    from imgsim.index import store
+    from imgsim.models import reference, runtimes
     from imgsim.serve import app as app_module
 
     photos = tmp_path / "photos"
     write_images(photos, 12)
     quiet_build(photos, tiny_config)
+    key = store.read_json(store.current_version(tiny_config.index_dir) / "manifest.json")["model_key"]
+    lines = reference.Reference(reference.identity(key), 0.002, 0.01, {"name": "made up"})
+    reference.save(lines, runtimes.cache_root(tiny_config.model_cache))
+    quiet_build(photos, tiny_config)  # the next build states the model's reference, nothing else changed
     query = tmp_path / "q.png"
     query.write_bytes((photos / "img0005.png").read_bytes())
     result = _run_cli(query, "--k", 6, "--json", "--index-dir", tiny_config.index_dir)
@@ -74,7 +80,11 @@ def test_cli_and_service_give_the_same_results_and_labels(tmp_path, tiny_config)
     reply = client.post("/search?k=6", data=query.read_bytes(), content_type="image/png", headers=JSON)
     served = reply.get_json()["results"]
     assert [(h["id"], h["match"]) for h in answer["results"]] == [(h["id"], h["match"]) for h in served]
+    assert [h["likeness"] for h in answer["results"]] == pytest.approx(
+        [h["likeness"] for h in served], abs=1e-5
+    )
     assert {h["match"] for h in served} <= {"duplicate", "similar", "related", "weak"}
+    assert len({h["match"] for h in served}) >= 2
 
 
 def test_cli_without_an_index_says_how_to_build_one(tmp_path):

@@ -86,3 +86,32 @@ def test_a_blank_picture_matches_nothing():
     blank = geometry.features(Image.new("RGB", (64, 64), (90, 90, 90)))
     assert len(blank.points) == 0
     assert geometry.verify(blank, blank) is None
+
+
+# 70 % crops that had 4-24 keypoints at FAST's usual contrast and did not verify before keypoints
+# were looked for at lower contrast where too few were found
+SOFT_CROPS = (
+    "daisy/14354051035_1037b30421_n.jpg", "daisy/15207766_fc2f1d692c_n.jpg", "rose/319298955_0c72bd36bf.jpg",
+    "rose/4396642388_3081a38875_n.jpg", "dandelion/2476098674_e6f39536f5_n.jpg",
+)  # fmt: skip
+
+
+@requires_shared
+def test_a_soft_70_percent_crop_finds_enough_keypoints_to_verify():
+    for name in SOFT_CROPS:
+        original = imaging.open_rgb(config.SHARED_FLOWERS / name)
+        crop = geometry.features(edits.apply("crop_70", original))
+        assert len(crop.points) >= geometry.ENOUGH, name
+        assert geometry.verify(crop, geometry.features(original)) is not None, name
+
+
+@requires_shared
+def test_a_mirrored_copy_is_verified_as_mirrored_with_its_outline_in_the_querys_pixels():
+    path = _photos(1, seed=4)[0]
+    original = imaging.open_rgb(path)
+    mirrored = edits.apply("flip", original)
+    assert geometry.verify(geometry.features(mirrored), geometry.features(original)) is None  # by design
+    match = geometry.verify_mirrored(geometry.mirrored_features(mirrored), geometry.features(original))
+    assert match is not None and match.mirrored and match.to_dict()["mirrored"] is True
+    xs = [x for x, _ in match.b_in_a]
+    assert min(xs) >= -1 and max(xs) <= mirrored.width + 1 and match.coverage_a > 0.9

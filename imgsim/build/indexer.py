@@ -25,9 +25,9 @@ from imgsim.build.collection import Known
 from imgsim.build.embedding import EmbedResult, embed_files
 from imgsim.build.plan import BuildPlan
 from imgsim.images import imaging
-from imgsim.index import merge_policy, segments, store
+from imgsim.index import matching, merge_policy, segments, store
 from imgsim.live import live
-from imgsim.models import autoencoder, embedders, runtimes
+from imgsim.models import autoencoder, embedders, reference, runtimes
 from imgsim.search import tuning
 
 Log = Callable[[str], None]
@@ -193,7 +193,18 @@ def _up_to_date(plan: BuildPlan) -> bool:
         and previous.centre == segmenting.centring(cfg)
         and previous.recall.get("target") == (cfg.target_recall if cfg.recall_sample > 0 else None)
         and (bool(previous.thresholds) or cfg.recall_sample <= 0 or cfg.metric == "dot")
+        and (not previous.thresholds or _stated_reference(previous) == _reference_of(plan))
     )
+
+
+def _stated_reference(manifest: store.Manifest) -> dict:
+    return (manifest.thresholds or {}).get("reference") or {}
+
+
+def _reference_of(plan: BuildPlan) -> dict:
+    """The model's reference as a build would state it now (one measured since: a new version)."""
+    found = reference.find(plan.key, runtimes.cache_root(plan.cfg.model_cache))
+    return found.to_dict() if found is not None else {}
 
 
 def _mergeable(plan: BuildPlan, force: bool) -> bool:
@@ -339,8 +350,10 @@ def _depth_and_labels(
     folder = store.segment_dir(building, largest.name)
     described = store.read_json(folder / segments.SEGMENT_FILE)
     manifest.search_k, manifest.recall = described["search_k"], described["recall"]
+    known = reference.find(manifest.model_key, runtimes.cache_root(plan.cfg.model_cache))
     if layout.source is not None and before is not None and before.thresholds:
-        manifest.thresholds = before.thresholds
+        kept = matching.Thresholds.from_dict(before.thresholds)
+        manifest.thresholds = kept.with_reference(known).to_dict() if kept else {}
         return
     if found is None or not len(found.ids):
         log("Search depth and match labels not measured (no readable images, or metric dot).")
@@ -350,10 +363,11 @@ def _depth_and_labels(
         folder / segments.ANNOY_FILE, index_vectors, store.segment_items(building, largest),
         written.to_index(found.vectors), found, manifest.search_k, plan.cfg.metric,
     )  # fmt: skip
+    thresholds = thresholds.with_reference(known) if thresholds else None
     manifest.thresholds = thresholds.to_dict() if thresholds else {}
     if thresholds:
-        log(f"Match distances: duplicate <= {thresholds.duplicate}, similar <= {thresholds.similar}, "
-            f"related <= {thresholds.related}.")  # fmt: skip
+        log(f"Copies looked for within {thresholds.duplicate} (calibrated on this collection); "
+            f"labels: {reference.describe(known)}.")  # fmt: skip
 
 
 def _embedder(plan: BuildPlan, log: Log) -> embedders.Embedder:

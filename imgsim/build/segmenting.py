@@ -317,7 +317,9 @@ def verify_copies(
     opened = ann.open_version(building, items)
     stored = keypoints.load(building)
     rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
-    reach, pairs, verdicts = ann.verified_pairs(opened, cfg.max_image_pixels, known, stored.get, rows)
+    reach, pairs, verdicts = ann.verified_pairs(
+        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes
+    )
     checked = len(set(verdicts) - set(known))
     if rows is not None:  # the builds before checked the rest
         pairs += carried_pairs(before, old_items, items, rows)

@@ -1,6 +1,7 @@
 """``imgsim evaluate`` (``python evaluate.py``): retrieval quality on a folder of class sub-folders.
 
 imgsim evaluate DATASET [--model ...] [--reduce none|pca|autoencoder] [--trees 100] [--json]
+imgsim evaluate DATASET --reference   # also keep the model's reference for the match labels
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from imgsim import config
 from imgsim.build import indexer
+from imgsim.index import store
 from imgsim.measure.evaluate import class_folders, evaluate_edits, evaluate_index
-from imgsim.models import embedders, runtimes
+from imgsim.models import embedders, reference, runtimes
 from imgsim.search import ann
 
 
@@ -31,6 +33,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument(
         "--edited", type=int, default=50, metavar="N",
         help="search with every edit of N images of the collection; 0 = skip (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference", action="store_true",
+        help="measure the model's match-label reference on these labelled photos and keep it for every "
+        "later build with this model (models/reference.py)",
     )  # fmt: skip
     config.add_flags(
         parser, "index_dir", "model", "weights", "image_size", "batch_size", "reduce", "dims", "trees",
@@ -54,7 +61,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             scores = evaluate_index(index, search_k=cfg.search_k)
             if args.edited > 0:
                 embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
-                scores |= evaluate_edits(index, embedder, args.edited, cfg.search_k, cfg.tta)
+                scores |= evaluate_edits(index, embedder, args.edited, cfg.search_k, cfg.tta, verify=True)
+            if args.reference:
+                labels = [item.path.split("/", 1)[0] for item in index.items]
+                measured = reference.measure(
+                    index.manifest.model_key, store.read_vectors(index.version), labels, dataset.name
+                )
+                kept = reference.save(measured, runtimes.cache_root(cfg.model_cache))
+                scores["reference"] = measured.to_dict() | {"file": str(kept)}
     except (embedders.WeightsUnavailable, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -78,6 +92,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print("  edit            rank 1   top 10")
         for name, found in scores["edits"].items():
             print(f"  {name:<15} {found['rank1']:.3f}    {found['top10']:.3f}")
+    if "reference" in scores:
+        kept = dict(scores["reference"])
+        print(f"\nReference for {kept['model']} kept in {kept.pop('file')}:")
+        print(f"  {reference.describe(reference.Reference(**kept))}")
     return 0
 
 

@@ -20,7 +20,7 @@ from imgsim.images import imaging
 from imgsim.index import matching, store
 from imgsim.measure import plots
 from imgsim.models import embedders, runtimes, tta
-from imgsim.search import verification
+from imgsim.search import likeness, verification
 from imgsim.search.ann import find_duplicates, open_index
 
 
@@ -115,9 +115,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             continue
         vectors = embedder.embed_images(tta.variants(image, cfg.tta))
         wanted = max(cfg.k, verification.RERANK)  # as the service: the original first, then the rest
-        found = tta.best_orientation([index.search(vector, wanted, cfg.search_k) for vector in vectors])
-        hits = verification.verified_first(index, image, list(found), cfg.k)
-        word = lambda hit: matching.word(hit.distance, hit.verified is not None, thresholds)  # noqa: E731
+        found_all = [index.search(vector, wanted, cfg.search_k) for vector in vectors]
+        found = tta.best_orientation(found_all)
+        chosen = next(v for v, hits in zip(vectors, found_all, strict=True) if hits is found)
+        extra = verification.by_hash(index, image, index.to_index_space(chosen[None, :])[0])
+        hits = verification.verified_first(index, image, list(found), cfg.k, extra=extra)
+        hits = likeness.with_likeness(index, [chosen], hits)
+        word = lambda hit: matching.word(hit.likeness, hit.verified is not None, thresholds)  # noqa: E731
         results = [asdict(hit) | {"match": word(hit)} for hit in hits]
         answers.append({"query": str(query_file), "results": results})
         if not args.json:

@@ -13,11 +13,14 @@ image's own pixels), the share of each image the match covers, the turn and the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+
+from imgsim.images import hashing
 
 # Chosen on flowers5 (docs/benchmarks.md section 12): 60 photos, 10 kinds of edited copy, against
 # each photo's 5 nearest other photos by the embedding. At 320 px, 500 keypoints and 12 inliers,
@@ -34,6 +37,12 @@ QUARTER_TOLERANCE = 5.0  # degrees a copy's turn may lie off a quarter turn
 MIN_COVERAGE = 0.25  # of each image, the region the two share
 MIN_SPREAD = 0.05  # the agreeing points must span this share of the region the images share
 CLOSE = 40  # of 256 bits: descriptors this near are the same patch (where the ratio test cannot tell)
+# A soft picture (a 70 % crop of a small photo, enlarged to ANALYSED_SIDE) has few corners at
+# FAST's usual contrast: 4-24 keypoints, too few to verify 11 of 100 such crops on flowers5. The
+# threshold is lowered until ENOUGH keypoints are found: 0.98 of those crops then verified, and
+# still none of 1,800 look-alike pairs (docs/benchmarks.md section 12).
+FAST_THRESHOLDS = (10, 5, 2)
+ENOUGH = 150
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Features:
     descriptors: np.ndarray  # (n, 32) uint8 ORB
     size: tuple[int, int]  # width, height of the image as given
     gray: bool  # the image carries (almost) no colour
+    phash: np.ndarray | None = None  # (4, 8) uint8: its perceptual hash at each quarter turn, if known
 
     def nbytes(self) -> int:
         return self.points.nbytes + self.descriptors.nbytes
@@ -63,11 +73,13 @@ class Match:
     coverage_b: float  # share of B that A shows
     size_a: tuple[int, int] = (0, 0)  # the pixels the polygons are in: A's and B's width, height
     size_b: tuple[int, int] = (0, 0)
+    mirrored: bool = False  # B is A mirrored (left to right), then turned and scaled
 
     def to_dict(self) -> dict:
         rounded = lambda polygon: [[round(x, 1), round(y, 1)] for x, y in polygon]  # noqa: E731
         return {
             "inliers": self.inliers, "turn": round(self.turn, 1), "scale": round(self.scale, 3),
+            "mirrored": self.mirrored,
             "region_in_query": rounded(self.b_in_a), "query_in_region": rounded(self.a_in_b),
             "query_coverage": round(self.coverage_a, 3), "result_coverage": round(self.coverage_b, 3),
             "query_size": list(self.size_a), "result_size": list(self.size_b),
@@ -88,13 +100,18 @@ def features(image: Image.Image, side: int = ANALYSED_SIDE, count: int = KEYPOIN
     analysed = image.convert("L").resize(
         (max(1, round(width * factor)), max(1, round(height * factor))), Image.Resampling.BILINEAR
     )
-    orb = cv2.ORB_create(nfeatures=count, edgeThreshold=15, patchSize=15, fastThreshold=10)
-    keypoints, descriptors = orb.detectAndCompute(np.asarray(analysed), None)
+    pixels = np.asarray(analysed)
+    for threshold in FAST_THRESHOLDS:
+        orb = cv2.ORB_create(nfeatures=count, edgeThreshold=15, patchSize=15, fastThreshold=threshold)
+        keypoints, descriptors = orb.detectAndCompute(pixels, None)
+        if descriptors is not None and len(keypoints) >= ENOUGH:
+            break
+    gray, phash = _is_gray(image), hashing.turned(analysed)
     if descriptors is None:  # a blank picture: nothing to match
         nothing = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
-        return Features(*nothing, (width, height), _is_gray(image))
+        return Features(*nothing, (width, height), gray, phash)
     points = np.array([k.pt for k in keypoints], np.float32) / factor
-    return Features(points, descriptors, (width, height), _is_gray(image))
+    return Features(points, descriptors, (width, height), gray, phash)
 
 
 def _outline(size: tuple[int, int]) -> np.ndarray:
@@ -160,3 +177,20 @@ def verify(a: Features, b: Features) -> Match | None:
         inliers, len(good), -turn, scale, [tuple(map(float, p)) for p in a_in_b],
         [tuple(map(float, p)) for p in b_in_a], min(1.0, coverage_a), min(1.0, coverage_b), a.size, b.size,
     )  # fmt: skip
+
+
+def mirrored_features(image: Image.Image) -> Features:
+    """The features of an image mirrored left to right (ORB's descriptors are not
+    mirror-symmetric, so the mirrored image is analysed anew), once per query."""
+    return features(ImageOps.mirror(image))
+
+
+def verify_mirrored(mirrored: Features, b: Features) -> Match | None:
+    """The match of an image with B where B shows it mirrored (a similarity transform cannot
+    mirror), given the image's ``mirrored_features``, with both polygons in the image's own pixels."""
+    match = verify(mirrored, b)
+    if match is None:
+        return None
+    width = mirrored.size[0]
+    unmirrored = [(width - x, y) for x, y in match.b_in_a]
+    return dataclasses.replace(match, b_in_a=unmirrored, mirrored=True)

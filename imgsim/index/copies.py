@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from imgsim.index.duplicates import Copy, Group
 COPIES_FILE = "copies.json"
 REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
 CANDIDATES = 5  # and among an image's nearest: a copy is among the very nearest
+HASH_NEAR = 3  # bits: perceptual hashes this near make a candidate pair too (grayscale copies: 0-2)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def find_pairs(
     known: Verdicts | None = None,
     threads: int = 0,
     rows: Iterable[int] | None = None,
+    hashed: Mapping[tuple[int, int], float] | None = None,
 ) -> tuple[list[Pair], Verdicts]:
     """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
     CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
@@ -74,7 +76,9 @@ def find_pairs(
     the candidates are checked in threads. Each pair is oriented from the file with the lower
     SHA-1 to the other, so that a verdict reads the same whatever rows the files have. ``rows``
     limits the candidates to those of some rows (a build's new items; the rest were checked by
-    the builds before); pairs of the same bytes are always found over every row."""
+    the builds before); pairs of the same bytes are always found over every row. ``hashed``: more
+    candidate pairs, whose perceptual hashes are near (a grayscale copy the embedding puts far:
+    they are checked whatever their distance, and so marked ``found_by`` "hash")."""
     known = known or {}
     pairs: list[Pair] = []
     first_of: dict[str, int] = {}
@@ -91,6 +95,14 @@ def find_pairs(
             if other != row and distance <= reach and items[other].sha1 != sha1:
                 oriented = (row, other) if sha1 < items[other].sha1 else (other, row)
                 candidates.setdefault(oriented, float(distance))
+    by_hash = set()
+    wanted = None if rows is None else set(rows)
+    for (a, b), distance in (hashed or {}).items():
+        if items[a].sha1 != items[b].sha1 and (wanted is None or a in wanted or b in wanted):
+            oriented = (a, b) if items[a].sha1 < items[b].sha1 else (b, a)
+            if oriented not in candidates:
+                by_hash.add(oriented)
+                candidates[oriented] = float(distance)
 
     def check(pair: tuple[int, int]) -> tuple[tuple[str, str], dict | None]:
         key = (items[pair[0]].sha1, items[pair[1]].sha1)
@@ -106,6 +118,7 @@ def find_pairs(
     for pair in ordered:
         match = verdicts[items[pair[0]].sha1, items[pair[1]].sha1]
         if match is not None:
+            match = match | {"found_by": "hash"} if pair in by_hash else match
             pairs.append(Pair(pair[0], pair[1], round(candidates[pair], 6), match))
     return pairs, verdicts
 
@@ -168,14 +181,12 @@ def what_it_is(match: dict | None, copy_is_a: bool) -> str:
 def groups(
     items: list[store.Item], pairs: list[Pair], threshold: float, root: Path, hidden: Iterable[int] = ()
 ) -> list[Group]:
-    """The groups that the pairs within ``threshold`` (the same bytes always) make, ``hidden`` ids
-    left out; each with the copy to keep and, for every other member, what it is."""
+    """The groups that the pairs within ``threshold`` make (the same bytes and pairs found by their
+    hash at any threshold: the embedding's distance does not measure them), ``hidden`` ids left
+    out; each with the copy to keep and, for every other member, what it is."""
     gone = set(hidden)
-    kept = [
-        p
-        for p in pairs
-        if (p.match is None or p.distance <= threshold) and not {items[p.a].id, items[p.b].id} & gone
-    ]
+    listed = lambda p: p.match is None or p.distance <= threshold or p.match.get("found_by") == "hash"  # noqa: E731
+    kept = [p for p in pairs if listed(p) and not {items[p.a].id, items[p.b].id} & gone]
     sets = duplicates._Sets(len(items))
     for pair in kept:
         sets.join(pair.a, pair.b)

@@ -8,16 +8,18 @@ shares as it does that file.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 
-from imgsim.images import geometry
+from imgsim.images import geometry, hashing
 from imgsim.index import store
 
-OFFSETS, POINTS, DESCRIPTORS, SIZES, GRAY = (
-    "kp_offsets.npy", "kp_points.npy", "kp_descriptors.npy", "kp_sizes.npy", "kp_gray.npy",
+OFFSETS, POINTS, DESCRIPTORS, SIZES, GRAY, HASHES = (
+    "kp_offsets.npy", "kp_points.npy", "kp_descriptors.npy", "kp_sizes.npy", "kp_gray.npy", "kp_hash.npy",
 )  # fmt: skip
+NO_HASH = np.zeros((len(hashing.TURNS), 8), np.uint8)  # an unreadable file's: never near
 
 
 def save(folder: Path, found: list[geometry.Features | None]) -> None:
@@ -29,8 +31,10 @@ def save(folder: Path, found: list[geometry.Features | None]) -> None:
     descriptors = np.concatenate([f.descriptors for f in present]) if present else np.zeros((0, 32), np.uint8)
     sizes = np.array([(0, 0) if f is None else f.size for f in found], np.int32).reshape(-1, 2)
     gray = np.array([f is not None and f.gray for f in found], bool)
+    hashes = np.array([NO_HASH if f is None or f.phash is None else f.phash for f in found], np.uint8)
+    hashes = hashes.reshape(-1, *NO_HASH.shape)
     for name, array in ((OFFSETS, offsets), (POINTS, points.astype(np.float32)), (DESCRIPTORS, descriptors),
-                        (SIZES, sizes), (GRAY, gray)):  # fmt: skip
+                        (SIZES, sizes), (GRAY, gray), (HASHES, hashes)):  # fmt: skip
         np.save(folder / name, array)
 
 
@@ -41,6 +45,8 @@ class Keypoints:
         load = lambda name: np.load(folder / name, mmap_mode="r")  # noqa: E731
         self.offsets, self.points, self.descriptors = load(OFFSETS), load(POINTS), load(DESCRIPTORS)
         self.sizes, self.gray = load(SIZES), load(GRAY)
+        # segments written before hashes were stored have none: their copies are found by the embedding
+        self.hashes = load(HASHES) if (folder / HASHES).is_file() else None
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -51,7 +57,8 @@ class Keypoints:
         if not width:
             return None
         points, descriptors = np.array(self.points[start:end]), np.array(self.descriptors[start:end])
-        return geometry.Features(points, descriptors, (width, height), bool(self.gray[row]))
+        phash = None if self.hashes is None else np.array(self.hashes[row])
+        return geometry.Features(points, descriptors, (width, height), bool(self.gray[row]), phash)
 
 
 class VersionKeypoints:
@@ -68,6 +75,27 @@ class VersionKeypoints:
         part = int(np.searchsorted(self.starts, row, side="right")) - 1
         found, rows = self.parts[part]
         return found.get(int(rows[row - self.starts[part]]))
+
+    @functools.cached_property
+    def hashes(self) -> np.ndarray:
+        """Every row's perceptual hash at each quarter turn, (rows, 4, 8) uint8, NO_HASH where its
+        segment has none."""
+        empty = lambda count: np.zeros((count, *NO_HASH.shape), np.uint8)  # noqa: E731
+        return np.concatenate(
+            [empty(len(rows)) if kp.hashes is None else np.asarray(kp.hashes)[rows]
+             for kp, rows in self.parts] or [empty(0)]
+        )  # fmt: skip
+
+    def nearest_by_hash(self, queries: np.ndarray, within: int, limit: int) -> list[int]:
+        """Rows whose hash lies within ``within`` bits of any of ``queries`` ((q, 8): the query at
+        each turn), nearest first, at most ``limit``."""
+        if not len(self.hashes):
+            return []
+        unturned = np.ascontiguousarray(self.hashes[:, 0])
+        bits = np.min([hashing.distances(unturned, query) for query in queries], axis=0)
+        bits[~unturned.any(axis=1)] = hashing.BITS + 1  # no hash stored: never near
+        near = np.flatnonzero(bits <= within)
+        return [int(row) for row in near[np.argsort(bits[near], kind="stable")][:limit]]
 
 
 def load(version: Path | None) -> VersionKeypoints | None:

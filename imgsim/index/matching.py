@@ -1,16 +1,16 @@
-"""Words for distances: what a result is to the query, calibrated on the collection itself.
+"""Words for results: what a result is to the query, in terms that mean the same on every collection.
 
-A raw distance means nothing to a person, and its meaning changes with the model, the pooling and
-the collection. Each build measures two things on its own index (see tuning.py): how far an edited
-copy lies from its original (re-saved at quality 30, framed by a 20 % border: what a duplicate
-looks like), and how far a photo's nearest and tenth-nearest *other* photos lie. The thresholds
-come from those distributions and are stored in the manifest, so every index version labels its
-results on its own terms:
-
-- ``duplicate``: as close as a re-saved or framed copy of the same photo;
-- ``similar``:   closer than the median photo's nearest neighbour;
-- ``related``:   closer than the median photo's tenth-nearest neighbour;
+- ``duplicate``: a verified copy of the query's picture (search/verification.py), nothing else;
+- ``similar``:   as close as photos of one kind of subject are and photos of two rarely are,
+- ``related``:   closer than most photos of different subjects,
+  both on a reference measured once per model on labelled photos (models/reference.py), in cosine
+  distance of the full embeddings, so that no collection ranks itself;
 - ``weak``:      further: shown only because k results were asked for.
+
+A model without a reference gets no ``similar`` or ``related`` (None): a word that cannot be made
+honest is dropped. The collection still calibrates one distance of its own, ``duplicate``: how far
+its edited copies lie from their originals in the index's space, the reach within which a build
+looks for candidate copies to verify.
 """
 
 from __future__ import annotations
@@ -25,20 +25,34 @@ COPY_EDITS = ("reencode_q30", "border_20")  # what a re-saved or framed copy loo
 
 @dataclass
 class Thresholds:
-    """Distances (in the index's space) at or below which a result earns each label."""
+    """An index version's lines: ``duplicate`` in the index's space (where copies are looked for),
+    ``similar`` and ``related`` in cosine distance of full embeddings (None without a reference)."""
 
     duplicate: float
-    similar: float
-    related: float
-    evidence: dict = field(default_factory=dict)  # the distributions' percentiles they came from
+    similar: float | None = None
+    related: float | None = None
+    evidence: dict = field(default_factory=dict)  # the copies' and neighbours' percentiles
+    reference: dict = field(default_factory=dict)  # what similar and related were measured on
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Thresholds | None:
-        """None for an index built before thresholds existed: its results carry no label."""
-        return cls(**data) if data else None
+        """None for an index built before thresholds existed. A version built before references
+        had collection quantiles for similar and related: those are not kept."""
+        if not data:
+            return None
+        if not data.get("reference"):
+            data = data | {"similar": None, "related": None}
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+    def with_reference(self, reference) -> Thresholds:
+        """These lines with a model's reference's (models/reference.Reference, or None)."""
+        if reference is None:
+            return Thresholds(self.duplicate, None, None, self.evidence, {})
+        found = reference.similar, reference.related
+        return Thresholds(self.duplicate, *found, self.evidence, reference.to_dict())
 
 
 def _percentiles(values: np.ndarray) -> dict[str, float]:
@@ -48,8 +62,8 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
 
 
 def calibrate(copies: np.ndarray, nearest: np.ndarray, tenth: np.ndarray) -> Thresholds:
-    """Thresholds from the distances of copies to their originals, and of photos to their nearest
-    and tenth-nearest other photos.
+    """The duplicate line from the distances of copies to their originals, and of photos to their
+    nearest and tenth-nearest other photos (kept as evidence).
 
     A collection holds copies of its own, so its nearest-neighbour distances mix copies with
     different photos; only those beyond the 95th percentile of the known copies count as
@@ -66,8 +80,6 @@ def calibrate(copies: np.ndarray, nearest: np.ndarray, tenth: np.ndarray) -> Thr
     else:
         different_1 = float(np.percentile(different, 1))
         duplicate = (copy_99 + different_1) / 2 if copy_99 < different_1 else min(copy_95, different_1)
-    similar = max(duplicate, float(np.median(nearest)))
-    related = max(similar, float(np.median(tenth)))
     evidence = {
         name: _percentiles(values)
         for name, values in (
@@ -78,18 +90,17 @@ def calibrate(copies: np.ndarray, nearest: np.ndarray, tenth: np.ndarray) -> Thr
         )
         if len(values)
     }
-    return Thresholds(round(duplicate, 4), round(similar, 4), round(related, 4), evidence)
+    return Thresholds(round(duplicate, 4), evidence=evidence)
 
 
-def word(distance: float, verified: bool, thresholds: Thresholds | None) -> str | None:
+def word(likeness: float | None, verified: bool, thresholds: Thresholds | None) -> str | None:
     """A result's label as every answer gives it (the service, ``ann.py --json``): ``duplicate``
-    for a verified copy, else its distance's label."""
-    return "duplicate" if verified else label(distance, thresholds)
-
-
-def label(distance: float, thresholds: Thresholds | None) -> str | None:
-    """The label of one result; None where the index has no thresholds."""
-    if thresholds is None:
+    for a verified copy, else what its ``likeness`` (cosine distance of the full embeddings)
+    earns; None where that cannot be said honestly (no reference for the model)."""
+    if verified:
+        return "duplicate"
+    if thresholds is None or thresholds.similar is None or thresholds.related is None or likeness is None:
         return None
-    limits = (thresholds.duplicate, thresholds.similar, thresholds.related)
-    return next((name for name, limit in zip(LABELS, limits, strict=False) if distance <= limit), "weak")
+    if likeness <= thresholds.similar:
+        return "similar"
+    return "related" if likeness <= thresholds.related else "weak"

@@ -102,6 +102,7 @@ class Opened:
     global_of: np.ndarray  # local row -> version row, -1 where deleted
     _matrix: np.ndarray | None = field(default=None, repr=False)
     _norms: np.ndarray | None = field(default=None, repr=False)
+    _raw: np.ndarray | None = field(default=None, repr=False)
 
     def matrix(self, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The segment's vectors as Annoy holds them, for exact search (read once)."""
@@ -188,6 +189,14 @@ class Segments:
     def get_item_vector(self, row: int) -> list[float]:
         part, local = self._part(row)
         return part.annoy.get_item_vector(local)
+
+    def raw_vector(self, row: int) -> np.ndarray:
+        """A row's full embedding as the network gave it (before centring or reduction), read from
+        its segment's memory-mapped vectors: match labels compare those (models/reference.py)."""
+        part, local = self._part(row)
+        if part._raw is None:
+            part._raw = np.load(part.folder / store.VECTORS_FILE, mmap_mode="r")
+        return np.asarray(part._raw[local], np.float32)
 
     def nearest(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
         """The version rows and distances of the k nearest items over every segment."""

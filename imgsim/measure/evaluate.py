@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from imgsim.images import edits, imaging
+from imgsim.index import copies
 from imgsim.index.recall import EXACT
 from imgsim.index.vectors import normalise, similarities_to_others
 from imgsim.models import embedders, tta
-from imgsim.search import ann, tuning
+from imgsim.search import ann, tuning, verification
 
 
 def precision_at_k(retrieved_labels: list, query_label, k: int) -> float:
@@ -89,13 +90,15 @@ def evaluate_index(index: ann.SearchIndex, k: int = 10, search_k: int = -1) -> d
 
 def evaluate_edits(
     index: ann.SearchIndex, embedder: embedders.Embedder, sample: int = 50, search_k: int = -1,
-    mode: str = "none", k: int = 10,
+    mode: str = "none", k: int = 10, verify: bool = False,
 ) -> dict:  # fmt: skip
     """Search with every edit of ``sample`` items (a seed apart from the build's own sample) as an
-    upload would; per edit the share of originals at rank 1 and in the top k, and overall the
-    recall@k of those searches against exact search in the same space."""
-    found: dict[str, list[tuple[bool, bool]]] = {name: [] for name in edits.EDITS}
-    recalls, seconds = [], 0.0
+    upload would (``verify``: its candidates verified, as the service does); per edit the share of
+    originals at rank 1 and in the top k, and overall the recall@k of those searches against exact
+    search in the same space, and the verification's milliseconds per search."""
+    found: dict[str, list[tuple[bool, bool, bool]]] = {name: [] for name in edits.EDITS}
+    recalls, seconds, checking = [], 0.0, []
+    same = _copies_of(index)
     for row in tuning.sample_rows(len(index.items), sample, seed=1):
         item = index.items[row]
         try:
@@ -109,21 +112,53 @@ def evaluate_edits(
         for name, variants in zip(edits.EDITS, edited, strict=True):
             mine, start = spaced[start : start + len(variants)], start + len(variants)
             began = time.perf_counter()
-            hits = tta.best_orientation([index.search_reduced(vector, k, search_k) for vector in mine])
+            wanted = max(k, verification.RERANK) if verify else k
+            every = [index.search_reduced(vector, wanted, search_k) for vector in mine]
+            hits = tta.best_orientation(every)
             seconds += time.perf_counter() - began
+            if verify:
+                began, query = time.perf_counter(), variants[0]
+                chosen = mine[next(n for n, found_n in enumerate(every) if found_n is hits)]
+                extra = verification.by_hash(index, query, chosen)
+                hits = verification.verified_first(index, query, hits, k, extra=extra)
+                checking.append(time.perf_counter() - began)
             ids = [hit.id for hit in hits]
-            found[name].append((ids[:1] == [item.id], item.id in ids))
+            first_is = ids[:1] in ([item.id], *same.get(item.id, []))  # the original, or a copy of it
+            found[name].append((ids[:1] == [item.id], item.id in ids, first_is))
             approximate, _ = index.nearest_rows(mine[0], k, search_k)
             exact, _ = index.nearest_rows(mine[0], k, EXACT)
             recalls.append(recall_against_exact(approximate, exact))
     per_edit = {
-        name: {"rank1": float(np.mean([a for a, _ in hits])), f"top{k}": float(np.mean([b for _, b in hits]))}
+        name: {
+            "rank1": float(np.mean([a for a, _, _ in hits])),
+            f"top{k}": float(np.mean([b for _, b, _ in hits])),
+            "rank1_or_copy": float(np.mean([c for _, _, c in hits])),
+        }
         for name, hits in found.items()
         if hits
-    }
+    }  # fmt: skip
     count = max(1, len(recalls))
     return {
         "edits": per_edit,
         f"edited_recall@{k}": float(np.mean(recalls or [0.0])),
         "edited_query_ms": 1000 * seconds / count,
-    }
+    } | _milliseconds("verify", checking)
+
+
+def _copies_of(index: ann.SearchIndex) -> dict[int, list[list[int]]]:
+    """Per id, the ids of the copies of it the build verified (the collection's own duplicates:
+    the same photo twice, which is as much the original as the other)."""
+    stored = copies.load(index.version)
+    found: dict[int, list[list[int]]] = {}
+    for pair in stored[1] if stored is not None else []:
+        a, b = index.items[pair.a].id, index.items[pair.b].id
+        found.setdefault(a, []).append([b])
+        found.setdefault(b, []).append([a])
+    return found
+
+
+def _milliseconds(name: str, seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {}
+    p50, p95 = (1000 * float(np.percentile(seconds, q)) for q in (50, 95))
+    return {f"{name}_ms_p50": p50, f"{name}_ms_p95": p95}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from imgsim.images import hashing
 from imgsim.index import copies, duplicates, segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.recall import EXACT
@@ -47,6 +48,7 @@ class Hit:
     distance: float
     score: float
     verified: dict | None = None  # the same picture as the query: its match (verification.py)
+    likeness: float | None = None  # cosine distance of the full embeddings (match labels), if known
 
 
 @dataclass
@@ -82,6 +84,10 @@ class SearchIndex:
     def stored_vector(self, row: int) -> np.ndarray:
         """The vector of one row as the index holds it (reduced, if the index is)."""
         return np.array(self.annoy.get_item_vector(row), np.float32)
+
+    def raw_vector(self, row: int) -> np.ndarray | None:
+        """A row's full embedding, before centring or reduction (None in a bare Annoy file)."""
+        return None if isinstance(self.annoy, AnnoyIndex) else self.annoy.raw_vector(row)
 
     def stored_vectors(self) -> np.ndarray:
         return np.array([self.annoy.get_item_vector(row) for row in range(len(self.items))], np.float32)
@@ -155,14 +161,21 @@ def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[flo
 
 
 def verified_pairs(
-    index: SearchIndex, max_pixels: int, known: copies.Verdicts | None = None, features=None, rows=None
-) -> tuple[float, list[copies.Pair], copies.Verdicts]:
+    index: SearchIndex, max_pixels: int, known: copies.Verdicts | None = None, features=None, rows=None,
+    hashes: np.ndarray | None = None,
+) -> tuple[float, list[copies.Pair], copies.Verdicts]:  # fmt: skip
     """copies.find_pairs over an opened index, within the reach of its calibrated duplicate distance
     (``features(row)``: the build's; by default computed from the files as needed), for the
-    candidates of ``rows`` (default: every row)."""
+    candidates of ``rows`` (default: every row), and the pairs whose stored ``hashes`` are near."""
     reach = round(copies.REACH * duplicates.threshold_of(index.manifest.thresholds), 6)
     features = features or copies.features_of(index.collection_root, index.items, max_pixels)
-    return (reach, *copies.find_pairs(index.items, _neighbours(index), reach, features, known, rows=rows))
+    hashed = {}
+    for a, b in hashing.near_pairs(hashes, copies.HASH_NEAR, rows) if hashes is not None else ():
+        vectors = index.stored_vector(a)[None, :], index.stored_vector(b)
+        hashed[a, b] = float(vector_math.distances(*vectors, index.metric)[0])
+    neighbours = _neighbours(index)
+    found = copies.find_pairs(index.items, neighbours, reach, features, known, rows=rows, hashed=hashed)
+    return (reach, *found)
 
 
 def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(), bar: bool = False):

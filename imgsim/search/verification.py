@@ -13,16 +13,24 @@ import dataclasses
 import functools
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from imgsim.images import geometry
+from imgsim.images import geometry, hashing
 from imgsim.index import keypoints
+from imgsim.index import vectors as vector_math
+from imgsim.index.vectors import distance_to_score
 from imgsim.search.ann import Hit, SearchIndex
 
 SAME_BYTES = 1e-4  # a distance this small is the query's own file, whatever verification says
 STRONG = 40  # agreeing matches that settle it (look-alikes that got past the checks had 12-13)
-RERANK = 20  # candidates verified per search: on flowers5 the original of a 70 % crop, a 90 degree
-# turn or a q10 re-encode is among the 20 nearest 0.98 of the time
+RERANK = 30  # candidates verified per search: on flowers5 the original of a 70 % crop is among the
+# 20 nearest 0.97 of the time, the 50 nearest 0.99; 30 found it at rank 1 for 0.97 (section 12)
+HASH_NEAR = 8  # bits: items whose perceptual hash lies this near the query's (at any quarter turn)
+HASH_LIMIT = 5  # are verified too, at most this many: a grayscale copy's original (0-2 bits), which
+# the embedding ranks among the 20 nearest 0.46 of the time; the nearest different photo lay at
+# 12 bits or more for 97 % of queries on flowers5
+MIRRORED = 5  # where nothing verified, the nearest this many are checked for a mirrored copy
 
 
 @functools.lru_cache(maxsize=4)  # a worker searches one version, and for a while the one before
@@ -30,19 +38,50 @@ def stored_features(version: Path) -> keypoints.VersionKeypoints | None:
     return keypoints.load(version)
 
 
+def by_hash(index: SearchIndex, image: Image.Image, vector: np.ndarray) -> list[Hit]:
+    """The items whose perceptual hash is near the query's (``vector``: its embedding in the
+    index's space, for their distances), nearest hash first: candidates the embedding may miss."""
+    stored = stored_features(index.version)
+    if stored is None:
+        return []
+    return _hits(index, stored.nearest_by_hash(hashing.turned(image), HASH_NEAR, HASH_LIMIT), vector)
+
+
+def by_hash_of(index: SearchIndex, item_id: int) -> list[Hit]:
+    """The same for an indexed image, from its stored hash."""
+    stored = stored_features(index.version)
+    row = index.rows_by_id.get(item_id)
+    if stored is None or row is None or row >= len(stored) or not stored.hashes[row].any():
+        return []
+    near = stored.nearest_by_hash(stored.hashes[row], HASH_NEAR, HASH_LIMIT + 1)
+    near = [r for r in near if r != row]
+    return _hits(index, near[:HASH_LIMIT], index.stored_vector(row))
+
+
+def _hits(index: SearchIndex, rows: list[int], vector: np.ndarray) -> list[Hit]:
+    if not rows:
+        return []
+    found = vector_math.distances(np.stack([index.stored_vector(r) for r in rows]), vector, index.metric)
+    return [
+        Hit(index.items[r].id, index.items[r].path, float(d), distance_to_score(float(d), index.metric))
+        for r, d in zip(rows, found, strict=True)
+    ]
+
+
 def verified_first(
-    index: SearchIndex, image: Image.Image, hits: list[Hit], k: int, offset: int = 0
+    index: SearchIndex, image: Image.Image, hits: list[Hit], k: int, offset: int = 0, extra: list[Hit] = ()
 ) -> list[Hit]:
     """The first ``k`` of ``hits`` with those that show the query's very picture first (on the
-    first page only: a later page keeps the embedding's order, ``offset`` into it)."""
+    first page only: a later page keeps the embedding's order, ``offset`` into it); ``extra``:
+    more candidates (by_hash), shown only if they verify."""
     stored = stored_features(index.version)
     if stored is None or not hits or offset:
         return hits[:k]
-    return _promoted(index, stored, geometry.features(image), hits, k)
+    return _promoted(index, stored, geometry.features(image), hits, k, extra, image)
 
 
 def verified_first_by_id(
-    index: SearchIndex, item_id: int, hits: list[Hit], k: int, offset: int = 0
+    index: SearchIndex, item_id: int, hits: list[Hit], k: int, offset: int = 0, extra: list[Hit] = ()
 ) -> list[Hit]:
     """The same for a search by an indexed image, with its stored features (none for a live
     addition: then the embedding's order stands)."""
@@ -51,21 +90,31 @@ def verified_first_by_id(
     query = stored.get(row) if stored is not None and row is not None and row < len(stored) else None
     if query is None or not hits or offset:
         return hits[:k]
-    return _promoted(index, stored, query, hits, k)
+    return _promoted(index, stored, query, hits, k, extra)
 
 
 def _promoted(
-    index: SearchIndex, stored: keypoints.VersionKeypoints, query: geometry.Features, hits: list[Hit], k: int
-) -> list[Hit]:
+    index: SearchIndex, stored: keypoints.VersionKeypoints, query: geometry.Features, hits: list[Hit],
+    k: int, extra: list[Hit] = (), image: Image.Image | None = None,
+) -> list[Hit]:  # fmt: skip
+    listed = {hit.id for hit in hits[:RERANK]}
+    candidates = hits[:RERANK] + [hit for hit in extra if hit.id not in listed]
     found = []
-    for hit in hits[:RERANK]:
-        row = index.rows_by_id.get(hit.id)  # live additions have no stored features
-        theirs = stored.get(row) if row is not None and row < len(stored) else None
+    for hit in candidates:  # one at a time: OpenCV's matcher already uses every core
+        theirs = _stored(index, stored, hit)  # live additions have none
         match = geometry.verify(query, theirs) if theirs is not None else None
         if match is not None:
             found.append((match, hit))
             if match.inliers >= STRONG:
                 break  # the query's picture beyond doubt: the rest need not be checked
+    if not found and image is not None:  # a mirrored copy, among the very nearest (the embedding
+        mirrored = geometry.mirrored_features(image)  # hardly tells a mirrored picture from the picture)
+        for hit in hits[:MIRRORED]:
+            theirs = _stored(index, stored, hit)
+            match = geometry.verify_mirrored(mirrored, theirs) if theirs is not None else None
+            if match is not None:
+                found.append((match, hit))
+                break
     if not found:
         return hits[:k]
     ranked = sorted(found, key=lambda pair: -pair[0].inliers)
@@ -73,7 +122,7 @@ def _promoted(
     taken, nearest = {hit.id for _, hit in found}, min(hit.distance for _, hit in found)
     # what could not be checked (a live addition, a file without features) or is the query's own
     # bytes keeps its place before a verified result further away: verification only promotes
-    others = [hit for hit in hits if hit.id not in taken]
+    others = [hit for hit in hits if hit.id not in taken]  # extra candidates that did not verify: gone
     ahead = [
         hit for hit in others
         if hit.distance <= SAME_BYTES or (hit.distance < nearest and not _checkable(index, stored, hit))
@@ -81,6 +130,10 @@ def _promoted(
     return (ahead + verified + [hit for hit in others if hit not in ahead])[:k]
 
 
-def _checkable(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> bool:
+def _stored(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> geometry.Features | None:
     row = index.rows_by_id.get(hit.id)
-    return row is not None and row < len(stored) and stored.get(row) is not None
+    return stored.get(row) if row is not None and row < len(stored) else None
+
+
+def _checkable(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> bool:
+    return _stored(index, stored, hit) is not None

@@ -31,7 +31,7 @@ from imgsim.index import duplicates, queries, store
 from imgsim.live import live
 from imgsim.measure import plots
 from imgsim.models import embedders, tta
-from imgsim.search import ann, verification
+from imgsim.search import ann, likeness, verification
 from imgsim.serve import metrics
 from imgsim.serve.compaction import Build, Compactor
 from imgsim.serve.holder import Answer, IndexHolder, Snapshot
@@ -135,8 +135,12 @@ class Service:
             page = live.search_page(
                 snap.index, view, vector, wanted, self.cfg.search_k, offset=offset, folders=folders
             )
-            hits = verification.verified_first(snap.index, image, page.hits, k, offset)
+            in_space = snap.index.to_index_space(vector[None, :])[0]
+            near = [] if offset else verification.by_hash(snap.index, image, in_space)
+            extra = _visible(near, view, folders)
+            hits = verification.verified_first(snap.index, image, page.hits, k, offset, extra)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
+        hits = _liken(snap, view, [vector], hits)
         return Answer(snap, view, hits, query, page.more or len(page.hits) > k, page.truncated)
 
     def search_id(self, item_id: int, k: int, offset: int = 0, folders: tuple = ()) -> Answer:
@@ -156,7 +160,9 @@ class Service:
                 offset=offset,
                 folders=folders,
             )
-            hits = verification.verified_first_by_id(snap.index, item.id, page.hits, k, offset)
+            extra = [] if offset else _visible(verification.by_hash_of(snap.index, item.id), view, folders)
+            hits = verification.verified_first_by_id(snap.index, item.id, page.hits, k, offset, extra)
+        hits = _liken(snap, view, self.raw(snap, view, [item.id]), hits)
         return Answer(snap, view, hits, _id_query(item), page.more or len(page.hits) > k, page.truncated)
 
     def search_region(
@@ -173,7 +179,7 @@ class Service:
         vector, depth = snap.embed(region), self.cfg.search_k
         page = live.search_page(snap.index, view, vector, k, depth, item_id, False, offset, folders)
         query = _id_query(item) | {"box": list(box)}
-        return Answer(snap, view, page.hits, query, page.more, page.truncated)
+        return Answer(snap, view, _liken(snap, view, [vector], page.hits), query, page.more, page.truncated)
 
     def search_combined(
         self, images: list, ids: list[int], negatives: list, negative_ids: list[int], k: int,
@@ -182,7 +188,8 @@ class Service:
         """Several images and ids as one query, pushed away from the negative ones (queries.py)."""
         snap, view = self.current()
         pictures = images + negatives
-        embedded = list(snap.index.to_index_space(snap.embed_all(pictures))) if pictures else []
+        full = list(snap.embed_all(pictures)) if pictures else []
+        embedded = list(snap.index.to_index_space(np.stack(full))) if full else []
         stored = lambda chosen: [self.item(snap, view, i)[0] for i in chosen]  # noqa: E731
         positive = embedded[: len(images)] + stored(ids)
         negative = embedded[len(images) :] + stored(negative_ids)
@@ -194,7 +201,8 @@ class Service:
         page = live.search_page(snap.index, view, vector, k, depth, excluded, True, offset, folders)
         query = {"type": "combined", "images": len(images), "ids": ids, "negative_images": len(negatives),
                  "negative_ids": negative_ids}  # fmt: skip
-        return Answer(snap, view, page.hits, query, page.more, page.truncated)
+        hits = _liken(snap, view, full[: len(images)] + self.raw(snap, view, ids), page.hits)
+        return Answer(snap, view, hits, query, page.more, page.truncated)
 
     def item(self, snap: Snapshot, view: live.LiveView, item_id: int) -> tuple[np.ndarray, Catalogued]:
         """An item's vector (in the index's space) and catalogue entry, from the base or the delta."""
@@ -205,6 +213,16 @@ class Service:
         if row is not None:
             return view.vectors[row], view.additions[row]
         raise ServiceError(404, "unknown_id", f"no image with id {item_id} in the index")
+
+    def raw(self, snap: Snapshot, view: live.LiveView, ids: list[int]) -> list[np.ndarray]:
+        """The full embeddings of indexed items (for the match labels), those known."""
+        found = []
+        for item_id in ids:
+            row, added = snap.index.rows_by_id.get(item_id), view.rows_by_id.get(item_id)
+            vector = snap.index.raw_vector(row) if row is not None else None
+            vector = view.additions[added].vector if vector is None and added is not None else vector
+            found += [] if vector is None else [vector]
+        return found
 
     def image_path(self, item_id: int) -> Path:
         return self._file(item_id)[1]
@@ -322,3 +340,15 @@ class Service:
             "query_precision": None if snap is None else snap.embedder.precision,  # may be below the index's
             "load_error": self.holder.load_error,
         }
+
+
+def _liken(snap: Snapshot, view: live.LiveView, queries: list, hits: list[ann.Hit]) -> list[ann.Hit]:
+    """Each hit's likeness to the query (search/likeness.py), live additions' from the delta."""
+    others = {addition.id: addition.vector for addition in view.additions}
+    return likeness.with_likeness(snap.index, queries, hits, others)
+
+
+def _visible(hits: list[ann.Hit], view: live.LiveView, folders: tuple) -> list[ann.Hit]:
+    """The hits a search may show: not deleted live, within ``folders`` if given."""
+    hidden = set(view.hidden)
+    return [hit for hit in hits if hit.id not in hidden and live.under(hit.path, folders)]

@@ -195,13 +195,18 @@ class Hit(Schema):
     score = fields.Float(required=True, metadata={"description": "similarity 0..1"})
     match = fields.String(
         required=True, allow_none=True, validate=OneOf(["duplicate", "similar", "related", "weak"]),
-        metadata={"description": "from distances calibrated on this index version"},
+        metadata={"description": "duplicate: a verified copy; similar, related, weak: the likeness "
+                  "against the model's reference (null where the model has none)"},
     )  # fmt: skip
+    likeness = fields.Float(
+        allow_none=True,
+        metadata={"description": "cosine distance of the full embeddings of the query and the result"},
+    )
     verified = fields.Dict(
         allow_none=True,
         metadata={"description": "the same picture as the query, verified by local features: inliers, "
-                  "turn, scale, region_in_query and query_in_region (polygons in each image's pixels), "
-                  "query_coverage and result_coverage"},
+                  "turn, scale, mirrored, region_in_query and query_in_region (polygons in each image's "
+                  "pixels), query_coverage and result_coverage"},
     )  # fmt: skip
 
 
@@ -213,9 +218,9 @@ class IndexInfo(Schema):
 
 
 class Legend(Schema):
-    duplicate = fields.Float()
-    similar = fields.Float()
-    related = fields.Float()
+    similar = fields.Float(metadata={"description": "the lowest cosine of full embeddings that is similar"})
+    related = fields.Float(metadata={"description": "the lowest that is related"})
+    reference = fields.String(metadata={"description": "the labelled photos the lines were measured on"})
 
 
 class SearchResult(Schema):

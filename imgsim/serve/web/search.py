@@ -13,7 +13,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from imgsim.images import imaging
 from imgsim.index import matching, queries
-from imgsim.index.vectors import distance_to_score
 from imgsim.measure import plots
 from imgsim.serve.service import THUMB_SIDE, Answer, ServiceError
 from imgsim.serve.web import PAGE, counted, current_service, page_responses
@@ -77,7 +76,8 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
             "thumbnail": f"/thumbs/{hit.id}",
             "distance": round(hit.distance, 6),
             "score": round(hit.score, 6),
-            "match": matching.word(hit.distance, hit.verified is not None, thresholds),
+            "match": matching.word(hit.likeness, hit.verified is not None, thresholds),
+            "likeness": hit.likeness,
             "verified": hit.verified,
         }
         for hit in answer.hits
@@ -96,7 +96,7 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
         "offset": offset, "folders": list(folders), "more": answer.more, "truncated": answer.truncated,
         "next_offset": offset + k if answer.more else None,
         # nothing better than "weak": the page says so instead of presenting them as answers
-        "nothing_similar": thresholds is not None and all(r["match"] == "weak" for r in results),
+        "nothing_similar": bool(results) and all(r["match"] == "weak" for r in results),
     }  # fmt: skip
     if wants_json():
         return jsonify(payload)
@@ -108,11 +108,16 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
 
 
 def _legend(thresholds: matching.Thresholds | None, metric: str) -> dict | None:
-    """The lowest score of each label on this index version (None where it has no labels)."""
-    if thresholds is None:
+    """What the labels mean on this index version: the lowest cosine of full embeddings that earns
+    ``similar`` and ``related``, and the reference they were measured on (None without one:
+    then only verified copies are labelled)."""
+    if thresholds is None or thresholds.similar is None or thresholds.related is None:
         return None
-    limits = {"duplicate": thresholds.duplicate, "similar": thresholds.similar, "related": thresholds.related}
-    return {name: round(distance_to_score(limit, metric), 4) for name, limit in limits.items()}
+    on = thresholds.reference.get("measured_on", {})
+    return {
+        "similar": round(1 - thresholds.similar, 4), "related": round(1 - thresholds.related, 4),
+        "reference": f"{on.get('name')}: {on.get('photos')} photos of {on.get('classes')} classes",
+    }  # fmt: skip
 
 
 @bp.get("/")

@@ -1,0 +1,85 @@
+"""Benchmark section planted: verified duplicates against imagededup's PHash on a planted set.
+
+flowers5's distinct photos (look-alikes: many photos of one kind of flower) with 20 copies of each
+kind of issue 22 (measure/planted.py), indexed with the defaults and EfficientNet-Lite0; the
+pairs in ``ann.py --duplicates``' groups against those of imagededup's PHash at its default
+threshold (10 bits of 64), scored against the planted pairs in one run.
+
+imagededup is a peer, not a dependency: ``pip install --no-deps imagededup==0.3.3.post2`` (its
+CNN method needs torch, which the PHash does not use; the two modules that import torch are
+stood in for by empty ones, so its real PHash code runs). The section is skipped without it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+from bench.common import FLOWERS, table
+from imgsim import config
+from imgsim.build import indexer
+from imgsim.measure import planted
+from imgsim.search import ann
+
+
+def _phash():
+    for name in ("imagededup.methods.cnn", "imagededup.utils.models"):  # the torch-only modules
+        stub = types.ModuleType(name)
+        stub.CNN = stub.CustomModel = None
+        sys.modules.setdefault(name, stub)
+    from imagededup.methods import PHash
+
+    return PHash(verbose=False)
+
+
+def _imagededup(folder: Path) -> tuple[set, float]:
+    began = time.perf_counter()
+    method = _phash()
+    encodings = method.encode_images(image_dir=folder, recursive=True)
+    found = method.find_duplicates(encoding_map=encodings)  # max_distance_threshold=10, its default
+    pairs = {frozenset((a, b)) for a, others in found.items() for b in others}
+    return pairs, time.perf_counter() - began
+
+
+def bench_planted(quick: bool) -> tuple[dict, str]:
+    try:
+        _phash()
+    except ImportError:
+        return {}, "skipped: imagededup is not installed (pip install --no-deps imagededup==0.3.3.post2)"
+    workdir = Path(tempfile.mkdtemp(prefix="imgsim-bench-planted-"))
+    try:
+        folder = workdir / "photos"
+        truth = planted.plant(FLOWERS, folder, per_class=60 if quick else 10_000, per_kind=20, seed=0)
+        cfg = config.Config(model=str(config.SHARED_MODEL), index_dir=workdir / "index")
+        report = indexer.build_index(folder, cfg, progress=False, log=lambda line: None)
+        began = time.perf_counter()
+        index = ann.open_index(cfg.index_dir)
+        _, groups = ann.find_duplicates(index)
+        ours = planted.pairs_of([[m.path for m in group.members] for group in groups])
+        took = time.perf_counter() - began
+        theirs, their_s = _imagededup(folder)
+        items = len(index.items)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    us, peer = "imgsim (defaults)", "imagededup PHash (10 bits)"
+    scored = {us: planted.score(ours, truth), peer: planted.score(theirs, truth)}
+    seconds = {us: f"{took:.2f} (build {report.seconds:.0f})", peer: f"{their_s:.1f}"}
+    kinds = list(planted.KINDS)
+    rows = [
+        [name, s["pairs"], s["right"], f"{s['precision']:.3f}", f"{s['recall']:.3f}",
+         *(f"{s['per_kind'][k]:.2f}" for k in kinds), seconds[name]]
+        for name, s in scored.items()
+    ]  # fmt: skip
+    text = (
+        f"{items:,} photos: {items - 20 * len(kinds)} of flowers5 and 20 copies of each of {len(kinds)} "
+        f"kinds; pairs reported and right, pair precision and recall, recall per kind, seconds:\n\n"
+    )
+    text += table(["method", "pairs", "right", "precision", "recall", *kinds, "s"], rows)
+    for name, s in scored.items():
+        shown = "; ".join(" = ".join(pair) for pair in s["wrong"][:12])
+        text += f"\n\n{name}: {len(s['wrong'])} pairs not planted{': ' + shown if shown else ''}"
+    return {"planted": scored, "items": items}, text

@@ -1,0 +1,104 @@
+"""A planted set of copies among look-alike photos: what duplicates are scored against.
+
+Photos of one kind of flower look alike; copies of a photo are the same picture. The set holds a
+collection's photos (one of each distinct photo: its own copies under another name or size left
+out, by name and by a 16x16 thumbnail) and,
+for some of them, one copy each of the kinds a photo library collects (issue 22): the same file,
+re-saved at JPEG quality 40, half size, a 10 % frame, a 90 % crop, 30 % brighter, grayscale and
+turned 90 degrees. The truth is the pairs (original, copy); a method is scored on the pairs it
+reports, every pair within one of its groups.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from imgsim.images import edits
+
+KINDS = {
+    "exact": None, "reencode_q40": edits.reencode(40), "resize_50": edits.EDITS["resize_50"],
+    "border_10": edits.border(0.10), "crop_90": edits.centre_crop(0.9),
+    "brighter_30": edits.brightness(1.3), "grayscale": edits.EDITS["grayscale"],
+    "rotate_90": edits.EDITS["rotate_90"],
+}  # fmt: skip
+
+
+def _stem(path: Path) -> str:
+    """A Flickr photo's id: the same photo at another size ends in _n or _m."""
+    return path.stem.removesuffix("_n").removesuffix("_m")
+
+
+SAME_PICTURE = 4.0  # grey levels: thumbnails this close on average are one picture under two names
+
+
+def _thumbnail(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("L").resize((16, 16), Image.Resampling.BOX), np.float32)
+
+
+def _seen_before(thumb: np.ndarray, taken: list[np.ndarray]) -> bool:
+    """Whether a photo is one already taken under another name (flowers5 holds the same picture
+    under two Flickr ids, and bursts of one scene): a copy already, not a look-alike."""
+    return bool(taken) and float(np.abs(np.stack(taken) - thumb).mean(axis=(1, 2)).min()) < SAME_PICTURE
+
+
+def plant(
+    source: Path, target: Path, per_class: int, per_kind: int, seed: int = 0
+) -> dict[str, set[frozenset[str]]]:
+    """Copy ``per_class`` distinct photos of each class folder of ``source`` into ``target`` and
+    one copy of each kind for ``per_kind`` of them each (different originals); the planted pairs
+    per kind, as paths relative to ``target``."""
+    rng, seen, originals, taken = random.Random(seed), set(), [], []
+    for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+        photos = sorted(folder.glob("*.jpg"))
+        rng.shuffle(photos)
+        (target / folder.name).mkdir(parents=True, exist_ok=True)
+        kept = 0
+        for photo in photos:
+            thumb = _thumbnail(photo)
+            if kept == per_class or _stem(photo) in seen or _seen_before(thumb, taken):
+                continue
+            seen.add(_stem(photo))
+            taken.append(thumb)
+            shutil.copy(photo, target / folder.name / photo.name)
+            originals.append(target / folder.name / photo.name)
+            kept += 1
+    rng.shuffle(originals)
+    if len(originals) < per_kind * len(KINDS):
+        raise ValueError(f"{len(originals)} photos cannot take {per_kind} copies of {len(KINDS)} kinds")
+    planted: dict[str, set[frozenset[str]]] = {}
+    for number, (kind, make) in enumerate(KINDS.items()):
+        for original in originals[number * per_kind : (number + 1) * per_kind]:
+            suffix = ".jpg" if make is None else ".png"
+            copy = original.with_name(f"{original.stem}-{kind}{suffix}")
+            if make is None:
+                shutil.copy(original, copy)
+            else:
+                make(Image.open(original).convert("RGB")).save(copy)
+            pair = frozenset(str(p.relative_to(target)) for p in (original, copy))
+            planted.setdefault(kind, set()).add(pair)
+    return planted
+
+
+def pairs_of(groups: Iterable[Iterable[str]]) -> set[frozenset[str]]:
+    """Every pair within each group (of paths)."""
+    return {frozenset(pair) for group in groups for pair in itertools.combinations(sorted(group), 2)}
+
+
+def score(found: set[frozenset[str]], planted: dict[str, set[frozenset[str]]]) -> dict:
+    """Pair precision and recall, and recall per kind."""
+    truth = set().union(*planted.values())
+    right = found & truth
+    return {
+        "pairs": len(found), "right": len(right), "planted": len(truth),
+        "precision": len(right) / len(found) if found else 1.0,
+        "recall": len(right) / len(truth) if truth else 1.0,
+        "per_kind": {kind: len(pairs & found) / len(pairs) for kind, pairs in planted.items()},
+        "wrong": sorted(sorted(pair) for pair in found - truth),
+    }  # fmt: skip

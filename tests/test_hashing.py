@@ -1,0 +1,57 @@
+"""Perceptual hashes: a copy the embedding loses (grayscale) still lies a few bits from its original."""
+
+import itertools
+
+import numpy as np
+
+from helpers import requires_shared
+from imgsim import config
+from imgsim.images import edits, hashing, imaging
+
+
+def _random_hashes(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 8), dtype=np.uint8)
+
+
+def test_near_pairs_finds_exactly_the_pairs_within_three_bits():
+    hashes = _random_hashes(300)
+    rng = np.random.default_rng(1)
+    for row in range(0, 300, 10):  # plant neighbours 0-4 bits away
+        flipped = hashes[row].copy()
+        for bit in rng.choice(64, size=row % 5, replace=False):
+            flipped[bit // 8] ^= 1 << (bit % 8)
+        hashes[row + 1] = flipped
+    brute = {
+        (a, b) for a, b in itertools.combinations(range(len(hashes)), 2)
+        if np.unpackbits(hashes[a] ^ hashes[b]).sum() <= 3
+    }  # fmt: skip
+    assert hashing.near_pairs(hashes, 3) == brute and len(brute) >= 20
+    fresh = set(range(0, 300, 20))  # a build's new rows: their pairs with any row, no others
+    assert hashing.near_pairs(hashes, 3, fresh) == {pair for pair in brute if set(pair) & fresh}
+
+
+def test_near_pairs_finds_a_copy_whose_turned_hash_matches():
+    hashes = np.zeros((3, 4, 8), np.uint8)
+    hashes[:, :, :] = _random_hashes(12, seed=3).reshape(3, 4, 8)
+    hashes[2, 1] = hashes[0, 0]  # row 2 turned a quarter is row 0
+    assert hashing.near_pairs(hashes, 3) == {(0, 2)}
+    assert (
+        hashing.near_pairs(hashes, 3, rows=[2]) == {(0, 2)}
+        and hashing.near_pairs(hashes, 3, rows=[1]) == set()
+    )
+
+
+def test_distances_count_differing_bits():
+    hashes = np.zeros((3, 8), np.uint8)
+    hashes[1, 0], hashes[2] = 0b101, 255
+    assert hashing.distances(hashes, np.zeros(8, np.uint8)).tolist() == [0, 2, 64]
+
+
+@requires_shared
+def test_grayscale_and_turned_copies_hash_within_a_few_bits_of_their_original():
+    photos = sorted(config.SHARED_FLOWERS.rglob("*.jpg"))[::400]
+    for path in photos:
+        original = hashing.phash(imaging.open_rgb(path).convert("L"))
+        for edit in ("grayscale", "rotate_90", "reencode_q30"):
+            turned = hashing.turned(edits.apply(edit, imaging.open_rgb(path)))
+            assert hashing.distances(turned, original).min() <= 4, (path.name, edit)
