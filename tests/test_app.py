@@ -28,7 +28,8 @@ def test_json_search_returns_the_documented_shape(client, photos):
     assert set(body) == {"query", "k", "results", "index", "took_ms"} | labels | paging
     assert body["k"] == 3 and len(body["results"]) == 3
     first = body["results"][0]
-    assert set(first) == {"id", "path", "url", "thumbnail", "distance", "score", "match", "verified"}
+    shown = {"id", "path", "url", "thumbnail", "distance", "score", "match", "likeness", "verified"}
+    assert set(first) == shown
     assert first["path"] == "img0004.png" and first["distance"] < 1e-3 and first["score"] > 0.99
     assert first["match"] == "duplicate" and body["nothing_similar"] is False
     assert first["url"] == f"/images/{first['id']}"

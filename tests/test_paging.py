@@ -5,7 +5,7 @@ import pytest
 
 from helpers import quiet_build, upload, write_images
 from imgsim.live import live
-from imgsim.search import ann
+from imgsim.search import ann, verification
 from imgsim.serve import web
 
 
@@ -61,6 +61,7 @@ def test_an_upload_pages_the_same_way_and_both_folders_together_are_everything(t
 
 def test_a_filter_that_runs_out_of_candidates_says_so(two_folders, monkeypatch):
     monkeypatch.setattr(live, "MAX_CANDIDATES", 6)
+    monkeypatch.setattr(verification, "RERANK", 10)  # the first page's candidates: fewer than the items
     index = web.service_of(two_folders).holder.get().index
     body = (
         two_folders.test_client().get(f"/search?id={index.items[0].id}&folder=b&k=10&format=json").get_json()

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         extra = verification.by_hash(index, image, index.to_index_space(chosen[None, :])[0])
         hits = verification.verified_first(index, image, list(found), cfg.k, extra=extra)
         hits = likeness.with_likeness(index, [chosen], hits)
-        word = lambda hit: matching.word(hit.likeness, hit.verified is not None, thresholds)  # noqa: E731
+        word = lambda hit: matching.word(hit.likeness, verification.is_copy(hit), thresholds)  # noqa: E731
         results = [asdict(hit) | {"match": word(hit)} for hit in hits]
         answers.append({"query": str(query_file), "results": results})
         if not args.json:

@@ -38,6 +38,12 @@ def stored_features(version: Path) -> keypoints.VersionKeypoints | None:
     return keypoints.load(version)
 
 
+def is_copy(hit: Hit) -> bool:
+    """Whether a result is the query's picture: verified, or at no distance at all from it (the
+    query's own file: a picture too plain for local features is still its own copy)."""
+    return hit.verified is not None or hit.distance <= SAME_BYTES
+
+
 def by_hash(index: SearchIndex, image: Image.Image, vector: np.ndarray) -> list[Hit]:
     """The items whose perceptual hash is near the query's (``vector``: its embedding in the
     index's space, for their distances), nearest hash first: candidates the embedding may miss."""
