@@ -79,7 +79,7 @@ def _novel_queries(index: ann.SearchIndex, embedder: embedders.Embedder) -> dict
         seconds.append(time.perf_counter() - began)
     shutil.rmtree(folder, ignore_errors=True)
     stand_in = keypoints.VersionKeypoints([])
-    stand_in.hashes = np.random.default_rng(0).integers(0, 256, (100_000, 8), dtype=np.uint8)
+    stand_in.hashes = np.random.default_rng(0).integers(0, 256, (100_000, 4, 8), dtype=np.uint8)
     query = hashing.turned(imaging.open_rgb(next(FLOWERS.rglob("*.jpg"))))
     lookups = []
     for _ in range(50):

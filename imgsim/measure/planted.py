@@ -91,14 +91,27 @@ def pairs_of(groups: Iterable[Iterable[str]]) -> set[frozenset[str]]:
     return {frozenset(pair) for group in groups for pair in itertools.combinations(sorted(group), 2)}
 
 
-def score(found: set[frozenset[str]], planted: dict[str, set[frozenset[str]]]) -> dict:
-    """Pair precision and recall, and recall per kind."""
+def original_of(path: str) -> str:
+    """The source photo a planted copy was made of (``folder/stem-kind.png`` -> ``folder/stem.jpg``)."""
+    folder, _, name = path.rpartition("/")
+    return f"{folder}/{Path(name).stem.split('-')[0]}.jpg"
+
+
+def score(
+    found: set[frozenset[str]], planted: dict[str, set[frozenset[str]]],
+    same_pictures: set[frozenset[str]] = frozenset(),
+) -> dict:  # fmt: skip
+    """Pair precision and recall (of the planted pairs), and recall per kind. ``same_pictures``:
+    pairs of source photos reviewed as one picture (the source's own copies), right when reported
+    (also between copies of them), neither counted in recall nor wrong."""
     truth = set().union(*planted.values())
+    own = {pair for pair in found - truth if frozenset(map(original_of, pair)) in same_pictures}
     right = found & truth
     return {
-        "pairs": len(found), "right": len(right), "planted": len(truth),
-        "precision": len(right) / len(found) if found else 1.0,
+        "pairs": len(found), "right": len(right), "planted": len(truth), "source_copies": len(own),
+        "precision": (len(right) + len(own)) / len(found) if found else 1.0,
+        "precision_planted_only": len(right) / len(found) if found else 1.0,
         "recall": len(right) / len(truth) if truth else 1.0,
         "per_kind": {kind: len(pairs & found) / len(pairs) for kind, pairs in planted.items()},
-        "wrong": sorted(sorted(pair) for pair in found - truth),
+        "wrong": sorted(sorted(pair) for pair in found - truth - own),
     }  # fmt: skip
