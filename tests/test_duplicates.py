@@ -181,7 +181,8 @@ def test_the_planted_set_of_issue_22_is_found_with_precision_and_recall_of_097(t
     cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
     quiet_build(tmp_path / "photos", cfg)
     _, groups = ann.find_duplicates(ann.open_index(cfg.index_dir))
-    reviewed = json.loads((Path(__file__).parent.parent / "bench" / "flowers5_reviewed_pairs.json").read_text())
+    reviewed_file = Path(__file__).parent.parent / "bench" / "flowers5_reviewed_pairs.json"
+    reviewed = json.loads(reviewed_file.read_text())
     same = {frozenset(pair) for pair in reviewed["same_picture"]}  # flowers5's own copies, looked at
     scored = planted.score(planted.pairs_of([[m.path for m in g.members] for g in groups]), truth, same)
     assert scored["precision"] >= 0.97 and scored["recall"] >= 0.97, scored
