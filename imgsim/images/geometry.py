@@ -179,10 +179,10 @@ def verify(a: Features, b: Features) -> Match | None:
     )  # fmt: skip
 
 
-def mirrored_features(image: Image.Image) -> Features:
+def mirrored_features(image: Image.Image, count: int = KEYPOINTS) -> Features:
     """The features of an image mirrored left to right (ORB's descriptors are not
     mirror-symmetric, so the mirrored image is analysed anew), once per query."""
-    return features(ImageOps.mirror(image))
+    return features(ImageOps.mirror(image), count=count)
 
 
 def verify_mirrored(mirrored: Features, b: Features) -> Match | None:

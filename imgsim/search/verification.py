@@ -24,8 +24,10 @@ from imgsim.search.ann import Hit, SearchIndex
 
 SAME_BYTES = 1e-4  # a distance this small is the query's own file, whatever verification says
 STRONG = 40  # agreeing matches that settle it (look-alikes that got past the checks had 12-13)
-RERANK = 30  # candidates verified per search: on flowers5 the original of a 70 % crop is among the
-# 20 nearest 0.97 of the time, the 50 nearest 0.99; 30 found it at rank 1 for 0.97 (section 12)
+RERANK = 40  # candidates verified per search: on flowers5 the original of a 70 % crop is among the
+# 20 nearest 0.97 of the time, the 50 nearest 0.99; 30 brought it to rank 1 for 0.965, 40 for 0.97
+QUERY_KEYPOINTS = 300  # the query's strongest: matching costs in proportion (a search whose picture
+# the collection lacks checks every candidate: 46 ms at 30 x 500, 43 at 40 x 300; section 14)
 HASH_NEAR = 8  # bits: items whose perceptual hash lies this near the query's (at any quarter turn)
 HASH_LIMIT = 5  # are verified too, at most this many: a grayscale copy's original (0-2 bits), which
 # the embedding ranks among the 20 nearest 0.46 of the time; the nearest different photo lay at
@@ -83,7 +85,7 @@ def verified_first(
     stored = stored_features(index.version)
     if stored is None or not hits or offset:
         return hits[:k]
-    return _promoted(index, stored, geometry.features(image), hits, k, extra, image)
+    return _promoted(index, stored, geometry.features(image, count=QUERY_KEYPOINTS), hits, k, extra, image)
 
 
 def verified_first_by_id(
@@ -113,8 +115,8 @@ def _promoted(
             found.append((match, hit))
             if match.inliers >= STRONG:
                 break  # the query's picture beyond doubt: the rest need not be checked
-    if not found and image is not None:  # a mirrored copy, among the very nearest (the embedding
-        mirrored = geometry.mirrored_features(image)  # hardly tells a mirrored picture from the picture)
+    if not found and image is not None:  # a mirrored copy, among the very nearest: the embedding
+        mirrored = geometry.mirrored_features(image, QUERY_KEYPOINTS)  # hardly tells it from the picture
         for hit in hits[:MIRRORED]:
             theirs = _stored(index, stored, hit)
             match = geometry.verify_mirrored(mirrored, theirs) if theirs is not None else None
