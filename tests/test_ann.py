@@ -64,6 +64,7 @@ def test_cli_and_service_give_the_same_results_and_labels(tmp_path, tiny_config)
     from imgsim.models import reference, runtimes
     from imgsim.serve import app as app_module
 
+    tiny_config = tiny_config.replace(model_cache=str(tmp_path / "models"))  # its own references
     photos = tmp_path / "photos"
     write_images(photos, 12)
     quiet_build(photos, tiny_config)
