@@ -86,6 +86,12 @@ def test_a_reference_puts_similar_where_pairs_are_ten_times_likelier_of_one_clas
     assert reference.measure("key", vectors, labels, "clusters") == found  # deterministic
 
 
+def test_a_reference_needs_enough_labelled_photos():
+    vectors, labels = _clusters(per=20)
+    with pytest.raises(ValueError, match="at least 100 labelled photos"):
+        reference.measure("key", vectors[:80], labels[:80], "few")
+
+
 def test_a_reference_measured_here_is_found_before_the_shipped_one(tmp_path):
     assert reference.find(LITE0_KEY + ",bf16", tmp_path) is not None  # shipped, whatever the precision
     assert reference.find("inception_v3:imagenet:299|gem,trim", tmp_path) is None  # never measured here

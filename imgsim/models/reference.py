@@ -25,6 +25,7 @@ from imgsim.models import keys
 SIMILAR_ODDS = 10.0  # pairs this close: ten times likelier of one class than of two
 RELATED_ODDS = 3.0
 MAX_PHOTOS = 3000  # a fixed sample: 4.5 M pairs, enough for the 0.1 % tails
+MIN_PHOTOS = 100  # fewer leave the lines to a handful of pairs
 SHIPPED = Path(__file__).with_name("references.json")  # measured here (docs/benchmarks.md section 10)
 
 
@@ -65,7 +66,13 @@ def _line(distances: np.ndarray, same: np.ndarray, odds: float) -> float:
 
 
 def measure(model_key: str, vectors: np.ndarray, labels: list[str], name: str) -> Reference:
-    """The reference of a model from the full embeddings of labelled photos."""
+    """The reference of a model from the full embeddings of labelled photos (ValueError where
+    they are too few to say anything)."""
+    if len(vectors) < MIN_PHOTOS or len(set(labels)) < 2:
+        raise ValueError(
+            f"a reference needs at least {MIN_PHOTOS} labelled photos in 2 classes or more, "
+            f"{name} has {len(vectors)} in {len(set(labels))}"
+        )
     rows = np.random.default_rng(0).permutation(len(vectors))[:MAX_PHOTOS]
     unit, classes = normalise(np.asarray(vectors, np.float32)[rows]), np.array(labels)[rows]
     upper = np.triu_indices(len(rows), 1)
