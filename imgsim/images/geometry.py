@@ -91,8 +91,11 @@ def _is_gray(image: Image.Image) -> bool:
     return int(np.abs(small - small.mean(axis=2, keepdims=True)).max()) <= 12
 
 
-def features(image: Image.Image, side: int = ANALYSED_SIDE, count: int = KEYPOINTS) -> Features:
-    """ORB keypoints of an image, analysed with its longer side at ``side`` pixels."""
+def features(
+    image: Image.Image, side: int = ANALYSED_SIDE, count: int = KEYPOINTS, hashed: bool = True
+) -> Features:
+    """ORB keypoints of an image, analysed with its longer side at ``side`` pixels, and its
+    perceptual hashes unless ``hashed`` is False (a query's: matching never reads them)."""
     import cv2
 
     width, height = image.size
@@ -106,7 +109,7 @@ def features(image: Image.Image, side: int = ANALYSED_SIDE, count: int = KEYPOIN
         keypoints, descriptors = orb.detectAndCompute(pixels, None)
         if descriptors is not None and len(keypoints) >= ENOUGH:
             break
-    gray, phash = _is_gray(image), hashing.turned(analysed)
+    gray, phash = _is_gray(image), hashing.turned(analysed) if hashed else None
     if descriptors is None:  # a blank picture: nothing to match
         nothing = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
         return Features(*nothing, (width, height), gray, phash)
@@ -182,7 +185,7 @@ def verify(a: Features, b: Features) -> Match | None:
 def mirrored_features(image: Image.Image, count: int = KEYPOINTS) -> Features:
     """The features of an image mirrored left to right (ORB's descriptors are not
     mirror-symmetric, so the mirrored image is analysed anew), once per query."""
-    return features(ImageOps.mirror(image), count=count)
+    return features(ImageOps.mirror(image), count=count, hashed=False)
 
 
 def verify_mirrored(mirrored: Features, b: Features) -> Match | None:

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-LABELS = ("duplicate", "similar", "related", "weak")
 COPY_EDITS = ("reencode_q30", "border_20")  # what a re-saved or framed copy looks like
 
 
@@ -46,6 +45,11 @@ class Thresholds:
         if not data.get("reference"):
             data = data | {"similar": None, "related": None}
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+    @property
+    def labelled(self) -> bool:
+        """Whether these lines give similar and related (the model has a reference)."""
+        return self.similar is not None and self.related is not None
 
     def with_reference(self, reference) -> Thresholds:
         """These lines with a model's reference's (models/reference.Reference, or None)."""
@@ -99,7 +103,7 @@ def word(likeness: float | None, verified: bool, thresholds: Thresholds | None) 
     earns; None where that cannot be said honestly (no reference for the model)."""
     if verified:
         return "duplicate"
-    if thresholds is None or thresholds.similar is None or thresholds.related is None or likeness is None:
+    if thresholds is None or not thresholds.labelled or likeness is None:
         return None
     if likeness <= thresholds.similar:
         return "similar"

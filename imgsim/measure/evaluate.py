@@ -123,7 +123,7 @@ def evaluate_edits(
                 hits = verification.verified_first(index, query, hits, k, extra=extra)
                 checking.append(time.perf_counter() - began)
             ids = [hit.id for hit in hits]
-            first_is = ids[:1] in ([item.id], *same.get(item.id, []))  # the original, or a copy of it
+            first_is = bool(ids) and ids[0] in {item.id} | same.get(item.id, set())  # or a copy of it
             found[name].append((ids[:1] == [item.id], item.id in ids, first_is))
             approximate, _ = index.nearest_rows(mine[0], k, search_k)
             exact, _ = index.nearest_rows(mine[0], k, EXACT)
@@ -145,15 +145,15 @@ def evaluate_edits(
     } | _milliseconds("verify", checking)
 
 
-def _copies_of(index: ann.SearchIndex) -> dict[int, list[list[int]]]:
+def _copies_of(index: ann.SearchIndex) -> dict[int, set[int]]:
     """Per id, the ids of the copies of it the build verified (the collection's own duplicates:
     the same photo twice, which is as much the original as the other)."""
     stored = copies.load(index.version)
-    found: dict[int, list[list[int]]] = {}
+    found: dict[int, set[int]] = {}
     for pair in stored[1] if stored is not None else []:
         a, b = index.items[pair.a].id, index.items[pair.b].id
-        found.setdefault(a, []).append([b])
-        found.setdefault(b, []).append([a])
+        found.setdefault(a, set()).add(b)
+        found.setdefault(b, set()).add(a)
     return found
 
 

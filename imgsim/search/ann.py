@@ -7,7 +7,7 @@ page cache. ``imgsim search`` (cli/search.py, ``python ann.py``) is its command 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,9 +98,12 @@ class SearchIndex:
 
     def search_reduced(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
         """Nearest items to a vector already in the index's space (e.g. one read back from it)."""
-        rows, distances = self.nearest_rows(vector, k, search_k)
+        return self.hits(*self.nearest_rows(vector, k, search_k))
+
+    def hits(self, rows: list[int], distances: Iterable[float]) -> list[Hit]:
+        """Results for rows at their distances from a query."""
         return [
-            Hit(self.items[r].id, self.items[r].path, float(d), distance_to_score(d, self.metric))
+            Hit(self.items[r].id, self.items[r].path, float(d), distance_to_score(float(d), self.metric))
             for r, d in zip(rows, distances, strict=True)
         ]
 

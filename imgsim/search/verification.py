@@ -19,7 +19,6 @@ from PIL import Image
 from imgsim.images import geometry, hashing
 from imgsim.index import keypoints
 from imgsim.index import vectors as vector_math
-from imgsim.index.vectors import distance_to_score
 from imgsim.search.ann import Hit, SearchIndex
 
 SAME_BYTES = 1e-4  # a distance this small is the query's own file, whatever verification says
@@ -69,11 +68,8 @@ def by_hash_of(index: SearchIndex, item_id: int) -> list[Hit]:
 def _hits(index: SearchIndex, rows: list[int], vector: np.ndarray) -> list[Hit]:
     if not rows:
         return []
-    found = vector_math.distances(np.stack([index.stored_vector(r) for r in rows]), vector, index.metric)
-    return [
-        Hit(index.items[r].id, index.items[r].path, float(d), distance_to_score(float(d), index.metric))
-        for r, d in zip(rows, found, strict=True)
-    ]
+    matrix = np.stack([index.stored_vector(r) for r in rows])
+    return index.hits(rows, vector_math.distances(matrix, vector, index.metric))
 
 
 def verified_first(
@@ -85,7 +81,8 @@ def verified_first(
     stored = stored_features(index.version)
     if stored is None or not hits or offset:
         return hits[:k]
-    return _promoted(index, stored, geometry.features(image, count=QUERY_KEYPOINTS), hits, k, extra, image)
+    query = geometry.features(image, count=QUERY_KEYPOINTS, hashed=False)  # by_hash hashes the query
+    return _promoted(index, stored, query, hits, k, extra, image)
 
 
 def verified_first_by_id(

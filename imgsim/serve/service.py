@@ -135,9 +135,10 @@ class Service:
             page = live.search_page(
                 snap.index, view, vector, wanted, self.cfg.search_k, offset=offset, folders=folders
             )
-            in_space = snap.index.to_index_space(vector[None, :])[0]
-            near = [] if offset else verification.by_hash(snap.index, image, in_space)
-            extra = _visible(near, view, folders)
+            extra = []
+            if not offset:  # the first page: items whose hash is near the query's are candidates too
+                in_space = snap.index.to_index_space(vector[None, :])[0]
+                extra = _visible(verification.by_hash(snap.index, image, in_space), view, folders)
             hits = verification.verified_first(snap.index, image, page.hits, k, offset, extra)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
         hits = _liken(snap, view, [vector], hits)

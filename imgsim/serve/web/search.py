@@ -93,7 +93,7 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
     took_ms = round((time.perf_counter() - began) * 1000, 1)
     payload = {
         "query": answer.query, "k": k, "results": results, "index": index, "took_ms": took_ms,
-        "min_score": min_score, "matches": _legend(thresholds, manifest.metric),
+        "min_score": min_score, "matches": _legend(thresholds),
         "offset": offset, "folders": list(folders), "more": answer.more, "truncated": answer.truncated,
         "next_offset": offset + k if answer.more else None,
         # nothing better than "weak": the page says so instead of presenting them as answers
@@ -108,11 +108,11 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
     return make_response(page)  # a Response: @bp.output serialises only the JSON answer
 
 
-def _legend(thresholds: matching.Thresholds | None, metric: str) -> dict | None:
+def _legend(thresholds: matching.Thresholds | None) -> dict | None:
     """What the labels mean on this index version: the lowest cosine of full embeddings that earns
     ``similar`` and ``related``, and the reference they were measured on (None without one:
     then only verified copies are labelled)."""
-    if thresholds is None or thresholds.similar is None or thresholds.related is None:
+    if thresholds is None or not thresholds.labelled:
         return None
     on = thresholds.reference.get("measured_on", {})
     return {
