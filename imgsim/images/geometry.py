@@ -43,6 +43,9 @@ CLOSE = 40  # of 256 bits: descriptors this near are the same patch (where the r
 # still none of 1,800 look-alike pairs (docs/benchmarks.md section 12).
 FAST_THRESHOLDS = (10, 5, 2)
 ENOUGH = 150
+# ORB's eight-level pyramid shrinks the picture 3.6x and keeps a 15-pixel border: a thinner one
+# (a 4000 x 3 strip) has no keypoints, and OpenCV fails on it instead of saying so
+MIN_ANALYSED_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,16 @@ def features(
         (max(1, round(width * factor)), max(1, round(height * factor))), Image.Resampling.BILINEAR
     )
     pixels = np.asarray(analysed)
+    gray, phash = _is_gray(image), hashing.turned(analysed) if hashed else None
+    nothing = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    if min(pixels.shape) < MIN_ANALYSED_SIDE:  # too thin for ORB's pyramid: nothing to match
+        return Features(*nothing, (width, height), gray, phash)
     for threshold in FAST_THRESHOLDS:
         orb = cv2.ORB_create(nfeatures=count, edgeThreshold=15, patchSize=15, fastThreshold=threshold)
         keypoints, descriptors = orb.detectAndCompute(pixels, None)
         if descriptors is not None and len(keypoints) >= ENOUGH:
             break
-    gray, phash = _is_gray(image), hashing.turned(analysed) if hashed else None
     if descriptors is None:  # a blank picture: nothing to match
-        nothing = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
         return Features(*nothing, (width, height), gray, phash)
     points = np.array([k.pt for k in keypoints], np.float32) / factor
     return Features(points, descriptors, (width, height), gray, phash)
