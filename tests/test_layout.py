@@ -17,7 +17,9 @@ import pytest
 from helpers import ROOT
 
 # Lowest first: imgsim.<name> for each layer.
-LAYERS = ["config", "images", "index", "models", "search", "live", "build", "measure", "serve", "cli"]
+LAYERS = [
+    "config", "images", "index", "models", "search", "live", "query", "build", "measure", "serve", "cli"
+]  # fmt: skip
 LAYER_OF = {name: depth for depth, name in enumerate(LAYERS)}
 ENTRY_POINTS = {
     "app.py", "config.py", "img2vec.py", "ann.py", "autoencoder.py", "evaluate.py", "gunicorn.conf.py"

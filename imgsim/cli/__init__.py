@@ -60,6 +60,6 @@ def dispatch(argv: list[str]) -> int:
     module, before, _ = COMMANDS[argv[0]]
     command = importlib.import_module(f"imgsim.{module}")
     rest = argv[1:]
-    if before and rest in ([], ["-h"], ["--help"]):  # `imgsim add --help` shows the script's help
+    if before and rest in (["-h"], ["--help"]):  # `imgsim add --help` shows the script's help
         before = []
     return command.main([*before, *rest], prog=f"imgsim {argv[0]}")

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from imgsim import config
 from imgsim.images import imaging
-from imgsim.index import matching, store
+from imgsim.index import store
+from imgsim.live import live
 from imgsim.measure import plots
-from imgsim.models import embedders, runtimes, tta
-from imgsim.search import likeness, verification
-from imgsim.search.ann import find_duplicates, open_index
+from imgsim.models import embedders, runtimes
+from imgsim.query import pipeline
+from imgsim.search.ann import Hit, find_duplicates, open_index
 
 
 def _query_files(queries: list[str]) -> list[Path]:
@@ -57,6 +58,12 @@ def _print_duplicates(cfg: config.Config, threshold: float | None, as_json: bool
     return 0
 
 
+def _print_hits(query_file: Path, hits: list[Hit]) -> None:
+    print(f"{query_file}:")
+    for rank, hit in enumerate(hits, 1):
+        print(f"  {rank:>3}. {hit.distance:.4f}  {hit.match or '':<9}  {hit.path}")
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -72,7 +79,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "--threshold", type=float, metavar="D",
         help="with --duplicates: distance under which photos are copies (default: the index's own)",
     )  # fmt: skip
-    config.add_flags(parser, "index_dir", "k", "search_k", "tta", "runtime", "precision", "model_cache")
+    config.add_flags(
+        parser, "index_dir", "k", "search_k", "tta", "runtime", "precision", "model_cache", "live_url"
+    )
     args, cfg = config.parse_args(parser, argv)
     if not args.queries and not args.map and not args.duplicates:
         parser.error("give QUERY images, --map OUT.png or --duplicates")
@@ -92,11 +101,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             return 0
     try:
         index = open_index(cfg.index_dir)
+        view = live.LiveLayer(live.open_store(cfg.index_dir, cfg.live_url)).view(index)
         embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
-    except Exception as error:  # missing index or model: one clear line, not a traceback
+    except Exception as error:  # missing index, model or live store: one clear line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
-    thresholds = matching.Thresholds.from_dict(index.manifest.thresholds)
     files = _query_files(args.queries)
     if not files:
         print("error: no query images found", file=sys.stderr)
@@ -113,24 +122,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             if not args.json:
                 print(f"{query_file}: cannot read: {error}", file=sys.stderr)
             continue
-        vectors = embedder.embed_images(tta.variants(image, cfg.tta))
-        wanted = max(cfg.k, verification.RERANK)  # as the service: the original first, then the rest
-        found_all = [index.search(vector, wanted, cfg.search_k) for vector in vectors]
-        found = tta.best_orientation(found_all)
-        chosen = next(v for v, hits in zip(vectors, found_all, strict=True) if hits is found)
-        extra = verification.by_hash(index, image, index.to_index_space(chosen[None, :])[0])
-        hits = verification.verified_first(index, image, list(found), cfg.k, extra=extra)
-        hits = likeness.with_likeness(index, [chosen], hits)
-        word = lambda hit: matching.word(hit.likeness, verification.is_copy(hit), thresholds)  # noqa: E731
-        results = [asdict(hit) | {"match": word(hit)} for hit in hits]
-        answers.append({"query": str(query_file), "results": results})
+        found = pipeline.search_image(index, view, image, embedder.embed_images, cfg.k, cfg.search_k, cfg.tta)
+        answers.append({"query": str(query_file), "results": [asdict(hit) for hit in found.hits]})
         if not args.json:
-            print(f"{query_file}:")
-            for rank, (hit, result) in enumerate(zip(hits, results, strict=True), 1):
-                print(f"  {rank:>3}. {hit.distance:.4f}  {result['match'] or '':<9}  {hit.path}")
+            _print_hits(query_file, found.hits)
         if args.plot:
             out = Path(args.plot) / f"{query_file.stem}_results.png"
-            plots.plot_results(query_file, image, hits, index.collection_root, out)
+            plots.plot_results(query_file, image, found.hits, index.collection_root, out)
             if not args.json:
                 print(f"  plot: {out}")
     if args.json:

@@ -24,8 +24,10 @@ from imgsim.images import edits, imaging
 from imgsim.index import copies
 from imgsim.index.recall import EXACT
 from imgsim.index.vectors import normalise, similarities_to_others
+from imgsim.live import live
 from imgsim.models import embedders, tta
-from imgsim.search import ann, tuning, verification
+from imgsim.query import pipeline
+from imgsim.search import ann, tuning
 
 
 def precision_at_k(retrieved_labels: list, query_label, k: int) -> float:
@@ -99,6 +101,7 @@ def evaluate_edits(
     found: dict[str, list[tuple[bool, bool, bool]]] = {name: [] for name in edits.EDITS}
     recalls, seconds, checking = [], 0.0, []
     same = _copies_of(index)
+    nothing_live = live.LiveView()  # a measurement's own index: no additions or deletions over it
     for row in tuning.sample_rows(len(index.items), sample, seed=1):
         item = index.items[row]
         try:
@@ -107,26 +110,22 @@ def evaluate_edits(
             continue
         # one photo's edits (and their variants) at a time: camera photos' copies add up fast
         edited = [tta.variants(edits.apply(name, image), mode) for name in edits.EDITS]
-        spaced = index.to_index_space(embedder.embed_images([v for variants in edited for v in variants]))
+        embedded = embedder.embed_images([v for variants in edited for v in variants])
         start = 0
         for name, variants in zip(edits.EDITS, edited, strict=True):
-            mine, start = spaced[start : start + len(variants)], start + len(variants)
+            mine, start = embedded[start : start + len(variants)], start + len(variants)
             began = time.perf_counter()
-            wanted = max(k, verification.RERANK) if verify else k
-            every = [index.search_reduced(vector, wanted, search_k) for vector in mine]
-            hits = tta.best_orientation(every)
-            seconds += time.perf_counter() - began
-            if verify:
-                began, query = time.perf_counter(), variants[0]
-                chosen = mine[next(n for n, found_n in enumerate(every) if found_n is hits)]
-                extra = verification.by_hash(index, query, chosen)
-                hits = verification.verified_first(index, query, hits, k, extra=extra)
-                checking.append(time.perf_counter() - began)
-            ids = [hit.id for hit in hits]
+            found_edit = pipeline.search_embedded(
+                index, nothing_live, variants[0], mine, k, search_k, verify=verify
+            )
+            seconds += time.perf_counter() - began - found_edit.verify_seconds
+            checking += [found_edit.verify_seconds] if verify else []
+            ids = [hit.id for hit in found_edit.hits]
             first_is = bool(ids) and ids[0] in {item.id} | same.get(item.id, set())  # or a copy of it
             found[name].append((ids[:1] == [item.id], item.id in ids, first_is))
-            approximate, _ = index.nearest_rows(mine[0], k, search_k)
-            exact, _ = index.nearest_rows(mine[0], k, EXACT)
+            spaced = index.to_index_space(mine[:1])[0]
+            approximate, _ = index.nearest_rows(spaced, k, search_k)
+            exact, _ = index.nearest_rows(spaced, k, EXACT)
             recalls.append(recall_against_exact(approximate, exact))
     per_edit = {
         name: {

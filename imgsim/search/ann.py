@@ -49,6 +49,7 @@ class Hit:
     score: float
     verified: dict | None = None  # the same picture as the query: its match (verification.py)
     likeness: float | None = None  # cosine distance of the full embeddings (match labels), if known
+    match: str | None = None  # its label: duplicate, similar, related or weak (index/matching.py)
 
 
 @dataclass

@@ -31,7 +31,8 @@ from imgsim.index import duplicates, queries, store
 from imgsim.live import live
 from imgsim.measure import plots
 from imgsim.models import embedders, tta
-from imgsim.search import ann, likeness, verification
+from imgsim.query import pipeline
+from imgsim.search import ann
 from imgsim.serve import metrics
 from imgsim.serve.compaction import Build, Compactor
 from imgsim.serve.holder import Answer, IndexHolder, Snapshot
@@ -123,48 +124,22 @@ class Service:
         with metrics.stage("embed"):
             vectors = snap.embed_all(tta.variants(image, self.cfg.tta))
         with metrics.stage("search"):
-            vector = vectors[0]
-            if len(vectors) > 1:  # the orientation is chosen on each one's best match, then paged
-                firsts = [
-                    live.search_page(snap.index, view, v, 1, self.cfg.search_k, folders=folders)
-                    for v in vectors
-                ]
-                chosen = tta.best_orientation([first.hits for first in firsts])
-                vector = vectors[next(n for n, first in enumerate(firsts) if first.hits is chosen)]
-            wanted = k if offset else max(k, verification.RERANK)  # the first page: the original first
-            page = live.search_page(
-                snap.index, view, vector, wanted, self.cfg.search_k, offset=offset, folders=folders
+            found = pipeline.search_embedded(
+                snap.index, view, image, vectors, k, self.cfg.search_k, offset, folders
             )
-            extra = []
-            if not offset:  # the first page: items whose hash is near the query's are candidates too
-                in_space = snap.index.to_index_space(vector[None, :])[0]
-                extra = _visible(verification.by_hash(snap.index, image, in_space), view, folders)
-            hits = verification.verified_first(snap.index, image, page.hits, k, offset, extra)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
-        hits = _liken(snap, view, [vector], hits)
-        return Answer(snap, view, hits, query, page.more or len(page.hits) > k, page.truncated)
+        return Answer(snap, view, found.hits, query, found.more, found.truncated)
 
     def search_id(self, item_id: int, k: int, offset: int = 0, folders: tuple = ()) -> Answer:
         """Neighbours of an indexed image, from its stored vector: no upload, no model run."""
         snap, view = self.current()
         vector, item = self.item(snap, view, item_id)
-        wanted = k if offset else max(k, verification.RERANK)  # the first page: its copies first
+        raw = self.raw(snap, view, [item.id])
         with metrics.stage("search"):
-            page = live.search_page(
-                snap.index,
-                view,
-                vector,
-                wanted,
-                self.cfg.search_k,
-                item.id,
-                True,
-                offset=offset,
-                folders=folders,
+            found = pipeline.search_id(
+                snap.index, view, item.id, vector, raw, k, self.cfg.search_k, offset, folders
             )
-            extra = [] if offset else _visible(verification.by_hash_of(snap.index, item.id), view, folders)
-            hits = verification.verified_first_by_id(snap.index, item.id, page.hits, k, offset, extra)
-        hits = _liken(snap, view, self.raw(snap, view, [item.id]), hits)
-        return Answer(snap, view, hits, _id_query(item), page.more or len(page.hits) > k, page.truncated)
+        return Answer(snap, view, found.hits, _id_query(item), found.more, found.truncated)
 
     def search_region(
         self, item_id: int, box: queries.Box, k: int, offset: int = 0, folders: tuple = ()
@@ -177,10 +152,12 @@ class Service:
             region = queries.crop(imaging.open_rgb(path, self.cfg.max_image_pixels, side), box)
         except (imaging.UnreadableImage, queries.BadBox) as error:
             raise ServiceError(400, "bad_box", f"cannot search that region: {error}") from None
-        vector, depth = snap.embed(region), self.cfg.search_k
-        page = live.search_page(snap.index, view, vector, k, depth, item_id, False, offset, folders)
+        vector = snap.embed(region)
+        found = pipeline.search_vector(
+            snap.index, view, vector, [vector], k, self.cfg.search_k, item_id, False, offset, folders
+        )
         query = _id_query(item) | {"box": list(box)}
-        return Answer(snap, view, _liken(snap, view, [vector], page.hits), query, page.more, page.truncated)
+        return Answer(snap, view, found.hits, query, found.more, found.truncated)
 
     def search_combined(
         self, images: list, ids: list[int], negatives: list, negative_ids: list[int], k: int,
@@ -198,12 +175,13 @@ class Service:
             raise ServiceError(400, "no_image", "give at least one image or id to search with")
         vector = queries.combine(np.stack(positive), np.stack(negative) if negative else None)
         excluded = set(ids) | set(negative_ids)
-        depth = self.cfg.search_k
-        page = live.search_page(snap.index, view, vector, k, depth, excluded, True, offset, folders)
+        raw = full[: len(images)] + self.raw(snap, view, ids)
+        found = pipeline.search_vector(
+            snap.index, view, vector, raw, k, self.cfg.search_k, excluded, True, offset, folders
+        )
         query = {"type": "combined", "images": len(images), "ids": ids, "negative_images": len(negatives),
                  "negative_ids": negative_ids}  # fmt: skip
-        hits = _liken(snap, view, full[: len(images)] + self.raw(snap, view, ids), page.hits)
-        return Answer(snap, view, hits, query, page.more, page.truncated)
+        return Answer(snap, view, found.hits, query, found.more, found.truncated)
 
     def item(self, snap: Snapshot, view: live.LiveView, item_id: int) -> tuple[np.ndarray, Catalogued]:
         """An item's vector (in the index's space) and catalogue entry, from the base or the delta."""
@@ -341,15 +319,3 @@ class Service:
             "query_precision": None if snap is None else snap.embedder.precision,  # may be below the index's
             "load_error": self.holder.load_error,
         }
-
-
-def _liken(snap: Snapshot, view: live.LiveView, queries: list, hits: list[ann.Hit]) -> list[ann.Hit]:
-    """Each hit's likeness to the query (search/likeness.py), live additions' from the delta."""
-    others = {addition.id: addition.vector for addition in view.additions}
-    return likeness.with_likeness(snap.index, queries, hits, others)
-
-
-def _visible(hits: list[ann.Hit], view: live.LiveView, folders: tuple) -> list[ann.Hit]:
-    """The hits a search may show: not deleted live, within ``folders`` if given."""
-    hidden = set(view.hidden)
-    return [hit for hit in hits if hit.id not in hidden and live.under(hit.path, folders)]

@@ -14,7 +14,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from imgsim.images import imaging
 from imgsim.index import matching, queries
 from imgsim.measure import plots
-from imgsim.search import verification
 from imgsim.serve.service import THUMB_SIDE, Answer, ServiceError
 from imgsim.serve.web import PAGE, counted, current_service, page_responses
 from imgsim.serve.web.errors import wants_json
@@ -77,7 +76,7 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
             "thumbnail": f"/thumbs/{hit.id}",
             "distance": round(hit.distance, 6),
             "score": round(hit.score, 6),
-            "match": matching.word(hit.likeness, verification.is_copy(hit), thresholds),
+            "match": hit.match,
             "likeness": hit.likeness,
             "verified": hit.verified,
         }

@@ -1,0 +1,126 @@
+"""One query path: what the service, ``imgsim search``, ``evaluate.py`` and the benches all call.
+
+A search by a picture embeds its variants (tta.py) and keeps the orientation whose nearest is
+nearest, ranks the built index's segments and the live delta together (live.search_page: the
+same tombstones and additions the service sees), adds the items whose perceptual hash is near
+the query's as candidates, puts the verified copies first (verification.py), and gives each
+result its likeness and match label. The callers only embed (each with its own model handle)
+and format the answer, so the command line and the service cannot drift apart again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from imgsim.index import matching
+from imgsim.live import live
+from imgsim.models import tta
+from imgsim.search import likeness, verification
+from imgsim.search.ann import Hit, SearchIndex
+
+Embed = Callable[[list[Image.Image]], np.ndarray]  # pictures -> full embeddings, one row each
+
+
+@dataclass
+class Found:
+    """One page of labelled results and what a caller may report about them."""
+
+    hits: list[Hit]
+    more: bool = False  # results beyond these may exist (ask with offset = offset + k)
+    truncated: bool = False  # the folder filter may have left out results beyond those examined
+    vector: np.ndarray | None = None  # the query's full embedding, in the orientation searched
+    verify_seconds: float = 0.0  # of the search, spent checking candidates for being the same picture
+
+
+def search_image(
+    index: SearchIndex, view: live.LiveView, image: Image.Image, embed: Embed, k: int,
+    search_k: int = -1, tta_mode: str = "none", offset: int = 0, folders: Sequence[str] = (),
+) -> Found:  # fmt: skip
+    """Results ``offset`` to ``offset + k`` for a picture, within ``folders`` if given."""
+    vectors = embed(tta.variants(image, tta_mode))
+    return search_embedded(index, view, image, vectors, k, search_k, offset, folders)
+
+
+def search_embedded(
+    index: SearchIndex, view: live.LiveView, image: Image.Image, vectors: np.ndarray, k: int,
+    search_k: int = -1, offset: int = 0, folders: Sequence[str] = (), verify: bool = True,
+) -> Found:  # fmt: skip
+    """search_image with the variants already embedded (``vectors``: a caller that embeds many
+    pictures in one batch); ``verify`` False ranks by the embedding alone (a measurement's
+    baseline)."""
+    vector = _oriented(index, view, vectors, search_k, folders)
+    wanted = k if offset or not verify else max(k, verification.RERANK)  # first page: the original first
+    page = live.search_page(index, view, vector, wanted, search_k, offset=offset, folders=folders)
+    hits, began = page.hits[:k], time.perf_counter()
+    if verify:
+        extra = []
+        if not offset:  # the first page: items whose hash is near the query's are candidates too
+            in_space = index.to_index_space(vector[None, :])[0]
+            extra = visible(verification.by_hash(index, image, in_space), view, folders)
+        hits = verification.verified_first(index, image, page.hits, k, offset, extra)
+    checked = time.perf_counter() - began if verify else 0.0
+    hits = labelled(index, view, [vector], hits)
+    return Found(hits, page.more or len(page.hits) > k, page.truncated, vector, checked)
+
+
+def search_id(
+    index: SearchIndex, view: live.LiveView, item_id: int, vector: np.ndarray, raw: list[np.ndarray],
+    k: int, search_k: int = -1, offset: int = 0, folders: Sequence[str] = (),
+) -> Found:  # fmt: skip
+    """Neighbours of an indexed item from its stored ``vector`` (in the index's space), its
+    copies first; ``raw``: its full embedding where known (for the labels)."""
+    wanted = k if offset else max(k, verification.RERANK)
+    page = live.search_page(
+        index, view, vector, wanted, search_k, item_id, True, offset=offset, folders=folders
+    )
+    extra = [] if offset else visible(verification.by_hash_of(index, item_id), view, folders)
+    hits = verification.verified_first_by_id(index, item_id, page.hits, k, offset, extra)
+    return Found(labelled(index, view, raw, hits), page.more or len(page.hits) > k, page.truncated)
+
+
+def search_vector(
+    index: SearchIndex, view: live.LiveView, vector: np.ndarray, queries: list[np.ndarray], k: int,
+    search_k: int = -1, exclude: Collection[int] | int | None = None, reduced: bool = False,
+    offset: int = 0, folders: Sequence[str] = (),
+) -> Found:  # fmt: skip
+    """The nearest to a made vector (a region's, several pictures' combined; ``reduced``: already
+    in the index's space), labelled by its likeness to ``queries``; nothing is verified, as
+    no single picture was given."""
+    page = live.search_page(index, view, vector, k, search_k, exclude, reduced, offset, folders)
+    return Found(labelled(index, view, queries, page.hits), page.more, page.truncated)
+
+
+def labelled(
+    index: SearchIndex, view: live.LiveView, queries: list[np.ndarray], hits: list[Hit]
+) -> list[Hit]:
+    """Each hit with its likeness to the nearest of ``queries`` (full embeddings; live additions'
+    own from the delta) and its match label on this index version (index/matching.py)."""
+    others = {addition.id: addition.vector for addition in view.additions}
+    thresholds = matching.Thresholds.from_dict(index.manifest.thresholds)
+    return [
+        dataclasses.replace(hit, match=matching.word(hit.likeness, verification.is_copy(hit), thresholds))
+        for hit in likeness.with_likeness(index, queries, hits, others)
+    ]
+
+
+def visible(hits: list[Hit], view: live.LiveView, folders: Sequence[str]) -> list[Hit]:
+    """The hits a search may show: not deleted live, within ``folders`` if given."""
+    hidden = set(view.hidden)
+    return [hit for hit in hits if hit.id not in hidden and live.under(hit.path, folders)]
+
+
+def _oriented(
+    index: SearchIndex, view: live.LiveView, vectors: np.ndarray, search_k: int, folders: Sequence[str]
+) -> np.ndarray:
+    """The variant to search with: the only one, or the one whose nearest match is nearest."""
+    if len(vectors) == 1:
+        return vectors[0]
+    firsts = [live.search_page(index, view, v, 1, search_k, folders=folders).hits for v in vectors]
+    chosen = tta.best_orientation(firsts)
+    return vectors[next(n for n, first in enumerate(firsts) if first is chosen)]
