@@ -204,7 +204,9 @@ class Service:
         return found
 
     def image_path(self, item_id: int) -> Path:
-        return self._file(item_id)[1]
+        """An item's file, absolute: Flask's send_file reads a relative path against the package's
+        folder, not the working directory that a relative index or collection folder means."""
+        return self._file(item_id)[1].absolute()
 
     def _file(self, item_id: int) -> tuple[Catalogued, Path]:
         """An item and its file, found through the catalogue (never the request), inside the collection."""
@@ -220,7 +222,7 @@ class Service:
     def thumbnail_path(self, item_id: int) -> Path:
         """A JPEG of at most THUMB_SIDE pixels, made once per content and cached by its hash."""
         item, path = self._file(item_id)
-        cached = Path(self.cfg.index_dir) / "thumbs" / f"{item.sha1}.jpg"
+        cached = Path(self.cfg.index_dir).absolute() / "thumbs" / f"{item.sha1}.jpg"  # see image_path
         if not cached.is_file():
             try:
                 image = imaging.open_rgb(path, self.cfg.max_image_pixels, THUMB_SIDE)
