@@ -8,3 +8,7 @@ command. Each sub-package imports only from the ones listed before it here:
 """
 
 __version__ = "0.3.0"
+
+from imgsim import config as _config  # noqa: E402 (after the version, which the build reads)
+
+_config.quiet_tensorflow()  # before any entry point can import TensorFlow

@@ -1,4 +1,5 @@
 import argparse
+import os
 
 import pytest
 
@@ -113,3 +114,21 @@ def test_a_blank_admin_token_is_no_token_and_a_short_one_is_refused():
         config.load(environ={"IMGSIM_ADMIN_TOKEN": "letmein"})
     with pytest.raises(config.ConfigError, match="only letters, digits and"):  # it goes into nginx's config
         config.Config(admin_token='long enough but "quoted"; deny all;')
+
+
+def test_no_command_prints_tensorflows_start_up_lines(photos, tiny_model, tmp_path):
+    """TF_CPP_MIN_LOG_LEVEL does not hide what TensorFlow's libraries print while loading: the
+    package loads TensorFlow with standard error set aside (config.quiet_tensorflow)."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    command = [sys.executable, str(ROOT / "img2vec.py"), str(photos), "--model", tiny_model,
+               "--image-size", "32", "--index-dir", str(tmp_path / "index"), "--no-progress"]  # fmt: skip
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environ)
+    assert run.returncode == 0, run.stderr
+    assert "Indexed 12 images" in run.stdout
+    for chatter in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):
+        assert chatter not in run.stderr, run.stderr

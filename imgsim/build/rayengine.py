@@ -56,7 +56,6 @@ class EmbedActor:
                 f"node {socket.gethostname()} cannot read the collection root {root}: put the "
                 "collection on a file system that every Ray node mounts at the same path"
             )
-        config.quiet_tensorflow()
         on = runtimes.Runtime(runtime, runtimes.cache_root(model_cache), threads, precision)
         pooling, trim, _ = embedders.key_options(key)  # made the driver's way
         folder = None

@@ -33,7 +33,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     config.add_flags(parser, "index_dir", "dims", "epochs")
     _, cfg = config.parse_args(parser, argv)
-    config.quiet_tensorflow()
     try:
         version = store.current_version(cfg.index_dir)
     except store.IndexMissing as error:

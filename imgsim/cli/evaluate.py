@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "target_recall", "recall_sample",
     )  # fmt: skip
     args, cfg = config.parse_args(parser, argv)
-    config.quiet_tensorflow()
     dataset = Path(args.dataset)
     if not dataset.is_dir():
         parser.error(f"{dataset} is not a folder")

@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args, cfg = config.parse_args(parser, argv)
     if not args.dataset and not args.sample and not args.add and not args.remove:
         parser.error("give a DATASET folder or glob, --sample, --add FILE... or --remove ID...")
-    config.quiet_tensorflow()
     if args.add or args.remove:
         return edit_live(cfg, args.add or [], args.remove or [])
     try:

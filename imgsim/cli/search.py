@@ -87,7 +87,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser.error("give QUERY images, --map OUT.png or --duplicates")
     if args.threshold is not None and not args.duplicates:
         parser.error("--threshold goes with --duplicates")
-    config.quiet_tensorflow()
     if args.duplicates:
         return _print_duplicates(cfg, args.threshold, args.json)
     if args.map:

@@ -23,7 +23,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--port", type=int, help="port to listen on (default: 5000; gunicorn: from --bind)")
     config.add_flags(parser, "index_dir", "k", "search_k", "tta", "precision", "bind")
     args, cfg = config.parse_args(parser, argv)
-    config.quiet_tensorflow()
     if args.dev:
         from imgsim.serve.app import create_app
 
