@@ -60,3 +60,21 @@ def test_a_removed_item_is_gone_from_the_next_search(indexed, photos, capsys):
     assert cli.main(["remove", str(first["id"])]) == 0
     (after,) = _searched(capsys, str(photos / "img0003.png"), "--k", "3")
     assert first["id"] not in [hit["id"] for hit in after["results"]]
+
+
+def test_a_build_whose_photos_were_all_embedded_choosing_the_precision_gives_no_rate_of_zero(capsys):
+    from pathlib import Path
+
+    from imgsim.build.indexer import BuildReport
+    from imgsim.cli import index as index_cli
+
+    measured = BuildReport(Path("v"), 40, embedded=40, measured=40, embed_seconds=0.0, seconds=3.0)
+    index_cli._print_report(measured)
+    said = capsys.readouterr().out
+    assert "0.0 img/s" not in said and "embedded 40, 40 while choosing the precision" in said
+    both = BuildReport(Path("v"), 340, embedded=340, measured=40, embed_seconds=10.0, seconds=12.0)
+    index_cli._print_report(both)
+    assert "embedded 340: 300 at 30.0 img/s, 40 while choosing the precision" in capsys.readouterr().out
+    plain = BuildReport(Path("v"), 12, embedded=12, embed_seconds=2.0, seconds=3.0)
+    index_cli._print_report(plain)
+    assert "embedded 12 at 6.0 img/s" in capsys.readouterr().out

@@ -27,6 +27,7 @@ Done = list[tuple[FileEntry, str, np.ndarray]]  # (file, sha1, vector)
 class EmbedResult:
     vectors: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # path -> (sha1, vector)
     embedded: int = 0  # run through the network (the rest reused a vector by content hash)
+    measured: int = 0  # of those, embedded while choosing the precision (not in ``seconds``)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seconds: float = 0.0
     engine: str = "local"  # or "ray", with how many actors on how many nodes

@@ -42,6 +42,7 @@ class BuildReport:
     version: Path
     items: int
     embedded: int = 0
+    measured: int = 0  # of the embedded, those embedded while choosing the precision
     reused: int = 0
     removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -223,6 +224,7 @@ def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResul
     result = _run(plan, rest, progress, log) if rest else EmbedResult()
     result.vectors.update(done)
     result.embedded += len(done)
+    result.measured = len(done)
     return result
 
 
@@ -262,6 +264,7 @@ def publish(
         version,
         len(items),
         embedded=result.embedded,
+        measured=result.measured,
         reused=len(plan.unchanged) + (len(result.vectors) - result.embedded),
         removed=plan.removed,
         skipped=result.skipped,

@@ -102,12 +102,22 @@ def _print_report(report: BuildReport) -> None:
         for path, reason in report.skipped:
             print(f"  {path}: {reason}", file=sys.stderr)
     if not report.up_to_date:
-        rate = report.embedded / report.embed_seconds if report.embed_seconds else 0.0
         print(
             f"Indexed {report.items} images into {report.version} in {report.seconds:.1f} s "
-            f"(embedded {report.embedded} at {rate:.1f} img/s, reused {report.reused}, "
+            f"(embedded {embedded_rate(report)}, reused {report.reused}, "
             f"removed {report.removed}, skipped {len(report.skipped)})."
         )
+
+
+def embedded_rate(report: BuildReport) -> str:
+    """How many were embedded, and how fast where the run timed it: the photos embedded while
+    choosing the precision were timed with the precisions they were compared at."""
+    timed = report.embedded - report.measured
+    rate = f"{timed} at {timed / report.embed_seconds:.1f} img/s" if timed and report.embed_seconds else ""
+    if not report.measured:
+        return rate or f"{report.embedded}"
+    measuring = f"{report.measured} while choosing the precision"
+    return f"{report.embedded}: {rate}, {measuring}" if rate else f"{report.embedded}, {measuring}"
 
 
 def edit_live(cfg: config.Config, files: list[str], ids: list[int]) -> int:
