@@ -8,6 +8,7 @@ sees this environment's packages for the dependencies, and nothing of the checko
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, write_images
+from helpers import ROOT, quiet_build, write_images
+from imgsim import config
 
 
 def _pins(lines: list[str]) -> list[str]:
@@ -113,3 +115,46 @@ def test_the_serving_image_installs_the_same_pins_without_tensorflow_or_test_too
     names = {line.split("==")[0].split("[")[0] for line in serving}
     left_out = {"tensorflow-cpu", "keras", "ray", "pytest", "ruff", "selenium", "schemathesis", "hatchling"}
     assert not names & left_out
+
+
+SERVE_CHECK = """
+import io, json, sys
+from PIL import Image
+from imgsim import config
+from imgsim.serve.app import create_app
+
+app = create_app(config.load())
+buffer = io.BytesIO()
+Image.open(sys.argv[1]).save(buffer, "PNG")
+reply = app.test_client().post("/search?k=3&format=json", data=buffer.getvalue(), content_type="image/png")
+print(json.dumps({"status": reply.status_code, "body": reply.get_json()}))
+"""
+
+
+def test_the_serving_environment_answers_a_search(wheel, tiny_model, tmp_path):
+    """What the container installs (deploy/requirements-serve.txt, then the wheel) in a fresh
+    environment, from the package index: the app imports and answers a search on an index built
+    here. Once it lacked imagehash and OpenCV, which the service imports, and could not start."""
+    photos, index = tmp_path / "photos", tmp_path / "index"
+    write_images(photos, 6)
+    cfg = config.Config(index_dir=index, model=tiny_model, image_size=32, trees=5)
+    quiet_build(photos, cfg)
+    venv = tmp_path / "serve-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    requirements = ROOT / "deploy" / "requirements-serve.txt"
+    install = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(requirements)]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    wheel_install = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    subprocess.run(wheel_install, check=True, capture_output=True, timeout=300)
+    environ = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KERAS_HOME": os.environ["KERAS_HOME"]}
+    environ |= config.to_environ(cfg)
+    query = [python, "-c", SERVE_CHECK, str(photos / "img0004.png")]
+    answered = subprocess.run(query, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=600)
+    assert answered.returncode == 0, answered.stderr[-3000:]
+    reply = json.loads(answered.stdout.strip().splitlines()[-1])
+    assert reply["status"] == 200, reply
+    assert reply["body"]["results"][0]["path"] == "img0004.png"
+    missing = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, timeout=60)
+    assert missing.returncode != 0  # the serving image runs without TensorFlow
