@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from helpers import requires_shared
 from imgsim import config
@@ -115,3 +116,27 @@ def test_a_mirrored_copy_is_verified_as_mirrored_with_its_outline_in_the_querys_
     assert match is not None and match.mirrored and match.to_dict()["mirrored"] is True
     xs = [x for x, _ in match.b_in_a]
     assert min(xs) >= -1 and max(xs) <= mirrored.width + 1 and match.coverage_a > 0.9
+
+
+def test_a_one_channel_file_is_grayer_than_the_same_gray_pixels_in_colour_channels(tmp_path):
+    """scikit-image's chessboard_GRAY.png is chessboard_RGB.png's very pixels in one channel: the
+    duplicates page once called it a re-encoded copy; it is the grayscale one."""
+    from imgsim.index import copies
+
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    Image.fromarray(pixels).convert("RGB").save(tmp_path / "board_rgb.png")
+    Image.fromarray(pixels).save(tmp_path / "board_gray.png")
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
+
+    def level(name: str) -> int:
+        return geometry.features(imaging.open_rgb(tmp_path / name)).gray
+
+    assert (level("red.png"), level("board_rgb.png"), level("board_gray.png")) == (
+        geometry.COLOUR,
+        geometry.COLOURLESS,
+        geometry.ONE_CHANNEL,
+    )
+    match = {"query_coverage": 1.0, "result_coverage": 1.0, "scale": 1.0, "turn": 0.0}
+    gray_copy = match | {"a_gray": geometry.ONE_CHANNEL, "b_gray": geometry.COLOURLESS}
+    assert copies.what_it_is(gray_copy, copy_is_a=True) == "grayscale"
+    assert copies.what_it_is(gray_copy, copy_is_a=False) == "re-encoded"

@@ -173,7 +173,7 @@ def what_it_is(match: dict | None, copy_is_a: bool) -> str:
     copy_gray, keeper_gray = (
         (match["a_gray"], match["b_gray"]) if copy_is_a else (match["b_gray"], match["a_gray"])
     )
-    if copy_gray and not keeper_gray:
+    if copy_gray > keeper_gray:  # less colour than the keeper, or the same gray in one channel
         said.append("grayscale")
     return ", ".join(said) or "re-encoded"
 
