@@ -15,8 +15,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # the user's ~/.keras; the servers the tests start inherit it.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="imgsim-test-keras-")
 
+import demo as demo_module  # noqa: E402
 import servers  # noqa: E402
-from helpers import TOKEN, AdminActions, quiet_build, tiny_settings, write_images  # noqa: E402
+from helpers import (  # noqa: E402
+    CHROMEDRIVER,
+    CHROMIUM,
+    ROOT,
+    TOKEN,
+    AdminActions,
+    quiet_build,
+    tiny_settings,
+    write_images,
+)
 from imgsim import config  # noqa: E402
 
 
@@ -107,3 +117,41 @@ def client(app):
 @pytest.fixture
 def admin(client) -> AdminActions:
     return AdminActions(client)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium driven by Selenium, its console kept for the test to read."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for tests to read
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """``make demo`` running in a copy of the checkout (tests/demo.py), for every test that
+    meets the product as a newcomer does; stopped at the end of the run."""
+    if not (ROOT / ".venv" / ".package").is_file():
+        pytest.skip("needs make's .venv (make test builds it)")
+    with demo_module.running(tmp_path_factory.mktemp("newcomer")) as running:
+        yield running

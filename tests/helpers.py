@@ -21,6 +21,12 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
 FLOWER_CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (scripts/install-system.sh installs them)",
+)
 requires_shared = pytest.mark.skipif(
     not (config.SHARED_MODEL.is_file() and config.SHARED_FLOWERS.is_dir()),
     reason=f"needs the shared pretrained model and flowers5 photos in {config.SHARED_DIR} (absent here)",

@@ -6,15 +6,10 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from helpers import quiet_build, write_images
+from helpers import needs_chromium, quiet_build, write_images
 from imgsim.serve import app as app_module
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Debian's chromium and chromium-driver (scripts/install-system.sh installs them)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -32,32 +27,6 @@ def _served(photos, cfg):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}", photos
     server.shutdown()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
 
 
 def test_upload_see_results_and_search_by_a_result(live_server, browser, tmp_path):

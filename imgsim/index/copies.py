@@ -205,7 +205,7 @@ def _group(items: list[store.Item], rows: list[int], by_rows: dict, root: Path) 
         )
         for row in rows
     }
-    keep_row = min(rows, key=lambda r: (-copies[r].pixels, copies[r].mtime_ns, copies[r].id))
+    keep_row = min(rows, key=lambda r: duplicates.keeper_key(copies[r], root))
     for row in rows:
         if row == keep_row:
             continue

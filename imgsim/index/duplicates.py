@@ -3,8 +3,8 @@
 Exact copies share a content hash. Near copies lie within the index version's duplicate distance,
 which each build calibrates on its own photos (matching.py): one k-nearest-neighbour query per
 item and a union-find over the pairs under it, so the cost grows linearly with the collection.
-Each group suggests the copy to keep (the most pixels, then the oldest file, then the lowest id)
-and says why its members were grouped.
+Each group suggests the copy to keep (keeper_key: the most pixels, then a colour file over a
+one-channel one, then the oldest file, then the lowest id) and says why its members were grouped.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imgsim.images import imaging
 from imgsim.index import matching, store
 
 NEIGHBOURS = 10  # per item: more copies of one photo than this are still joined through each other
@@ -62,6 +63,21 @@ def _pixels(path: Path) -> int:
             return image.width * image.height
     except (OSError, ValueError):
         return 0
+
+
+def one_channel(path: Path) -> bool:
+    """Whether a file holds one channel (grayscale): of two copies as large, the colour file is kept."""
+    try:
+        with Image.open(path) as image:
+            return image.mode in imaging.ONE_CHANNEL_MODES
+    except (OSError, ValueError):
+        return False
+
+
+def keeper_key(copy: Copy, root: Path) -> tuple:
+    """The order in which a group's copy to keep is chosen: the most pixels, then a colour file
+    over a one-channel one, then the oldest, then the lowest id."""
+    return (-copy.pixels, one_channel(root / copy.path), copy.mtime_ns, copy.id)
 
 
 def threshold_of(thresholds: dict, given: float | None = None) -> float:
@@ -129,7 +145,7 @@ def _group(
 ) -> Group:
     chosen = [items[row] for row in rows]
     copies = [Copy(i.id, i.path, _pixels(root / i.path), i.mtime_ns) for i in chosen]
-    keep = min(copies, key=lambda c: (-c.pixels, c.mtime_ns, c.id))
+    keep = min(copies, key=lambda c: keeper_key(c, root))
     if len({item.sha1 for item in chosen}) == 1:
         return Group("exact", keep.id, "the same file content (SHA-1)", copies, 0.0)
     distance = float(max(joined[row] for row in rows))
