@@ -110,6 +110,7 @@ class Config:
     segments_per_tier: int = 10
     # Old index versions kept beside `current` (workers may still be reading them).
     keep_versions: int = 3
+    # Results a search returns when it does not say, and the most one request may ask for.
     k: int = 10
     max_k: int = 100
     # Uploads: bytes per request and decoded pixels per image (decompression-bomb guard).
@@ -202,7 +203,7 @@ def load(environ: dict[str, str] | None = None, args: argparse.Namespace | None 
     return Config(**values)
 
 
-_HELP = {
+HELP = {
     "index_dir": "directory of the built index (default %(default)s)",
     "model": "backbone name or path to a .keras model (default %(default)s)",
     "weights": "'imagenet', a weights file, or 'none' = random (timing only) (default %(default)s)",
@@ -267,7 +268,7 @@ def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
             type=str,
             default=None,
             metavar=name.upper(),
-            help=_HELP[name] % {"default": getattr(defaults, field.name)},
+            help=HELP[name] % {"default": getattr(defaults, field.name)},
         )
 
 
@@ -298,7 +299,7 @@ def describe(cfg: Config) -> list[dict[str, str]]:
                 "setting": field.name,
                 "default": str(field.default),
                 "variable": ENV_PREFIX + field.name.upper(),
-                "flag": "--" + field.name.replace("_", "-") if field.name in _HELP else "",
+                "flag": "--" + field.name.replace("_", "-") if field.name in HELP else "",
                 "value": str(value),
             }
         )

@@ -1,4 +1,5 @@
 import argparse
+import dataclasses
 import os
 
 import pytest
@@ -132,3 +133,16 @@ def test_no_command_prints_tensorflows_start_up_lines(photos, tiny_model, tmp_pa
     assert "Indexed 12 images" in run.stdout
     for chatter in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):
         assert chatter not in run.stderr, run.stderr
+
+
+def test_the_configuration_page_is_the_table_the_declarations_make():
+    """docs/configuration.md describes each setting once: as imgsim/config.py declares it."""
+    from helpers import ROOT
+    from imgsim.cli import config as config_cli
+
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    generated = page.split("do not edit below this line -->\n", 1)[1]
+    assert generated.strip() == config_cli.markdown().strip()
+    described = {line.split(" | ")[0].strip("| ") for line in generated.splitlines()[2:]}
+    assert described == {field.name for field in dataclasses.fields(config.Config)}
+    assert all(not line.endswith("|  |") for line in generated.splitlines())  # none left undescribed
