@@ -3,7 +3,7 @@
     python img2vec.py DATASET [--model inception_v3] [--reduce none|autoencoder|pca] [--index-dir rsc_files]
     python img2vec.py --add FILE... | --remove ID...      (the live layer, as POST/DELETE /images)
 
-The command line is imgsim/cli/index.py, the build imgsim/build/indexer.py.
+The command line is imgsim/cli/index.py, the build imgsim/indexing/indexer.py.
 """
 
 import sys

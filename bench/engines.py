@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.common import copy_subset, flower_files, table
 from imgsim import config
-from imgsim.build import indexer
+from imgsim.indexing import indexer
 from imgsim.live import live
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from bench import pg
 from bench.common import clustered, copy_subset, flower_files, percentile, table
 from imgsim import config
-from imgsim.build import indexer
 from imgsim.index import store
+from imgsim.indexing import indexer
 from imgsim.live import live
 from imgsim.search import ann
 from imgsim.serve import app as app_module

@@ -14,9 +14,9 @@ import numpy as np
 
 from bench.common import ROOT, copy_subset, count_flops, cpu_peak_gflops, flower_files, table
 from imgsim import config
-from imgsim.build import indexer
 from imgsim.images import imaging
 from imgsim.index import store
+from imgsim.indexing import indexer
 from imgsim.measure import evaluate
 from imgsim.models import autoencoder, embedders
 from imgsim.search import ann

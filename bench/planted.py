@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.common import FLOWERS, table
 from imgsim import config
-from imgsim.build import indexer
+from imgsim.indexing import indexer
 from imgsim.measure import planted
 from imgsim.search import ann
 

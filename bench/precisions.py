@@ -24,8 +24,8 @@ from bench.common import FLOWERS, flower_files, free_port, table
 from bench.runtimes import camera_jpegs
 from bench.service import _measure, gunicorn
 from imgsim import config
-from imgsim.build import indexer
 from imgsim.images import imaging
+from imgsim.indexing import indexer
 from imgsim.measure import evaluate
 from imgsim.models import embedders, precision, runtimes
 from imgsim.search import ann

@@ -21,10 +21,10 @@ import numpy as np
 
 from bench.common import FLOWERS, percentile, table
 from imgsim import config
-from imgsim.build import collection, indexer
 from imgsim.images import edits, hashing, imaging
 from imgsim.index import keypoints, recall
 from imgsim.index.vectors import normalise
+from imgsim.indexing import collection, indexer
 from imgsim.live import live
 from imgsim.measure import evaluate
 from imgsim.models import embedders, runtimes

@@ -20,8 +20,8 @@ from PIL import Image
 
 from bench.common import ROOT, count_flops, flower_files, table
 from imgsim import config
-from imgsim.build import indexer
 from imgsim.images import imaging
+from imgsim.indexing import indexer
 from imgsim.models import embedders, runtimes
 
 CAMERA = (4000, 3000)

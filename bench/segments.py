@@ -29,9 +29,9 @@ import numpy as np
 
 from bench.common import ROOT, copy_subset, flower_files, percentile, rss_mb, table
 from imgsim import config
-from imgsim.build import indexer, segmenting
 from imgsim.index import keypoints, segments, store
 from imgsim.index import vectors as vector_math
+from imgsim.indexing import indexer, segmenting
 from imgsim.live import live
 from imgsim.search import ann, tuning
 

@@ -25,8 +25,8 @@ from bench.common import (
     table,
 )
 from imgsim import config
-from imgsim.build import indexer
 from imgsim.images import imaging
+from imgsim.indexing import indexer
 from imgsim.models import embedders, runtimes
 from imgsim.search import ann
 

@@ -1,10 +1,11 @@
 """imgsim: self-hosted image similarity search.
 
 Images become vectors (models/), the vectors an Annoy index on disk (index/, search/), built
-offline (build/), changed live (live/), searched through one query path (query/) and served
-over HTTP (serve/); cli/ is the ``imgsim`` command. Each sub-package imports only from the ones listed before it here:
+offline (indexing/), changed live (live/), searched through one query path (query/) and served
+over HTTP (serve/); cli/ is the ``imgsim`` command. Each sub-package imports only from the ones
+listed before it here:
 
-    config < images < index < models < search < live < query < build < measure < serve < cli
+    config < images < index < models < search < live < query < indexing < measure < serve < cli
 """
 
 __version__ = "0.3.0"

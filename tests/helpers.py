@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from imgsim import config
-from imgsim.build import indexer
+from imgsim.indexing import indexer
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-token-of-the-tests"

@@ -65,8 +65,8 @@ def test_a_removed_item_is_gone_from_the_next_search(indexed, photos, capsys):
 def test_a_build_whose_photos_were_all_embedded_choosing_the_precision_gives_no_rate_of_zero(capsys):
     from pathlib import Path
 
-    from imgsim.build.indexer import BuildReport
     from imgsim.cli import index as index_cli
+    from imgsim.indexing.indexer import BuildReport
 
     measured = BuildReport(Path("v"), 40, embedded=40, measured=40, embed_seconds=0.0, seconds=3.0)
     index_cli._print_report(measured)

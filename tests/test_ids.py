@@ -6,8 +6,8 @@ import pytest
 
 import img2vec
 from helpers import AdminActions, on_live_backend, quiet_build, write_images
-from imgsim.build import indexer
 from imgsim.index import store
+from imgsim.indexing import indexer
 from imgsim.serve import app as app_module
 from imgsim.serve import web
 

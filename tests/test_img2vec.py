@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, quiet_build, write_images
-from imgsim.build import collection, indexer
 from imgsim.index import segments, store
+from imgsim.indexing import collection, indexer
 from imgsim.models import embedders
 from imgsim.search import ann
 

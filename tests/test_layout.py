@@ -18,7 +18,7 @@ from helpers import ROOT
 
 # Lowest first: imgsim.<name> for each layer.
 LAYERS = [
-    "config", "images", "index", "models", "search", "live", "query", "build", "measure", "serve", "cli"
+    "config", "images", "index", "models", "search", "live", "query", "indexing", "measure", "serve", "cli"
 ]  # fmt: skip
 LAYER_OF = {name: depth for depth, name in enumerate(LAYERS)}
 ENTRY_POINTS = {
@@ -127,3 +127,25 @@ def test_bench_and_tests_are_not_imported_by_the_package():
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not {n.split(".")[0] for n in names} & {"bench", "helpers", "servers", "conftest"}, module
+
+
+GENERATED_OUTPUT_NAMES = {
+    "build",
+    "dist",
+    "eggs",
+    "lib",
+    "lib64",
+    "parts",
+    "sdist",
+    "var",
+    "wheels",
+    "env",
+    "venv",
+}
+
+
+def test_no_package_folder_has_a_name_that_tools_treat_as_generated_output():
+    """GitHub's Python .gitignore ignores build/, dist/, lib/ ... and clean targets delete them: the
+    indexer once lived in imgsim/build/, which a fork starting from that template silently lost."""
+    folders = {path.parent.name for path in MODULES.values()}
+    assert not folders & GENERATED_OUTPUT_NAMES

@@ -142,7 +142,7 @@ def test_the_page_says_when_nothing_similar_was_found(app, client):
 @requires_shared
 def test_on_the_sample_photos_no_different_subject_is_similar_and_the_chessboards_are_one_picture(tmp_path):
     from helpers import quiet_build
-    from imgsim.build import collection
+    from imgsim.indexing import collection
     from imgsim.serve import app as app_module
 
     folder = collection.export_sample_images(tmp_path / "samples")

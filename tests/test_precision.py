@@ -5,9 +5,9 @@ import pytest
 
 from helpers import flower_subset, quiet_build, requires_shared
 from imgsim import config
-from imgsim.build import indexer
 from imgsim.images import imaging
 from imgsim.index import store
+from imgsim.indexing import indexer
 from imgsim.models import embedders, precision, runtimes
 from imgsim.search import ann
 

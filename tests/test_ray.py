@@ -70,7 +70,7 @@ def test_ray_builds_the_same_index_as_in_process_and_lists_the_corrupt_file(clus
 
 
 def test_a_first_build_over_the_segment_size_builds_its_segments_as_ray_tasks(cluster, photos, tiny_config):
-    from imgsim.build import indexer
+    from imgsim.indexing import indexer
 
     lines: list[str] = []
     cfg = ray_config(tiny_config, segment_items=5)
@@ -123,7 +123,7 @@ def test_a_driver_killed_mid_run_resumes_without_embedding_again(cluster, tmp_pa
 
 
 def test_a_node_that_cannot_read_the_collection_says_so_in_one_sentence(tiny_model, tmp_path):
-    from imgsim.build import rayengine
+    from imgsim.indexing import rayengine
 
     expected = r"cannot read the collection root .*absent: put"
     with pytest.raises(rayengine.CollectionUnreadable, match=expected):
@@ -135,7 +135,7 @@ def test_actors_load_the_drivers_model_under_the_same_key(tmp_path):
     """With the default image size (0 = the model's own) the actors asked for 224 and refused to
     embed: their model key differed from the driver's."""
     from imgsim import config
-    from imgsim.build import rayengine
+    from imgsim.indexing import rayengine
     from imgsim.models import embedders
 
     cfg = config.Config(model=str(config.SHARED_MODEL))
@@ -148,7 +148,7 @@ def test_actors_run_the_drivers_runtime_with_as_many_threads_as_their_cpus(tmp_p
     """A driver on OpenVINO gets actors on OpenVINO (the same conversion, from the cache); one that
     fell back to TensorFlow gets actors on TensorFlow."""
     from imgsim import config
-    from imgsim.build import rayengine
+    from imgsim.indexing import rayengine
     from imgsim.models import embedders, runtimes
 
     cfg = config.Config(model=tiny_model, image_size=32, ray_cpus_per_actor=1.5)

@@ -161,7 +161,7 @@ def _end_the_lock_session(url: str) -> None:
 
 def test_a_compaction_that_lost_its_lock_does_not_publish(shared):
     """The lock went with its connection without notice, and another replica could compact at once."""
-    from imgsim.build import indexer
+    from imgsim.indexing import indexer
     from imgsim.live import live
     from imgsim.serve import compaction
 

@@ -200,7 +200,7 @@ def then_die(*args, **kwargs):
 setattr(module, name, then_die)
 if sys.argv[2] == "compact":  # what a serving worker's compaction runs, configured by IMGSIM_*
     from imgsim import config
-    from imgsim.build import indexer
+    from imgsim.indexing import indexer
 
     indexer.build_index(sys.argv[3], config.load(), progress=False, delta_only=True)
 else:
@@ -213,8 +213,8 @@ else:
 @pytest.mark.parametrize(
     "point",
     [
-        "imgsim.build.segmenting:_write_one",  # a new segment written, the version not yet published
-        "imgsim.build.segmenting:_merge",  # a merge written, not published
+        "imgsim.indexing.segmenting:_write_one",  # a new segment written, the version not yet published
+        "imgsim.indexing.segmenting:_merge",  # a merge written, not published
         "imgsim.index.store:publish",  # published, the run not yet finished
     ],
 )
@@ -245,7 +245,7 @@ def test_a_build_or_merge_killed_at_any_point_loses_and_renumbers_nothing(tmp_pa
     assert len(_segments(merged.version)) == 1 and np.isfinite(store.read_vectors(merged.version)).all()
 
 
-@pytest.mark.parametrize("point", ["imgsim.build.segmenting:_write_one", "imgsim.index.store:publish"])
+@pytest.mark.parametrize("point", ["imgsim.indexing.segmenting:_write_one", "imgsim.index.store:publish"])
 def test_a_compaction_killed_at_any_point_loses_and_renumbers_nothing(photos, service_config, point):
     from helpers import AdminActions, png
     from imgsim import config

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from imgsim import config
-from imgsim.build import indexer
 from imgsim.index import store
+from imgsim.indexing import indexer
 from imgsim.measure.evaluate import class_folders, evaluate_edits, evaluate_index
 from imgsim.models import embedders, reference, runtimes
 from imgsim.search import ann

@@ -5,7 +5,7 @@
 DATASET is a folder (walked recursively) or a glob such as ``'photos/**/*.jpg'``. Rerunning it is how
 the index is rebuilt: only new or changed files are embedded, vectors of deleted files are dropped,
 and an interrupted run resumes where it stopped. The new version is switched in atomically.
-The build itself is build/indexer.py; this is its command line, and --add / --remove (``imgsim add``,
+The build itself is indexing/indexer.py; this is its command line, and --add / --remove (``imgsim add``,
 ``imgsim remove``) for the live layer.
 """
 
@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from imgsim import config
-from imgsim.build import collection
-from imgsim.build.indexer import BuildReport, build_index
 from imgsim.index import store
+from imgsim.indexing import collection
+from imgsim.indexing.indexer import BuildReport, build_index
 from imgsim.live import live
 from imgsim.models import embedders
 from imgsim.serve import service

@@ -79,11 +79,10 @@ class Match:
     mirrored: bool = False  # B is A mirrored (left to right), then turned and scaled
 
     def to_dict(self) -> dict:
-        rounded = lambda polygon: [[round(x, 1), round(y, 1)] for x, y in polygon]  # noqa: E731
         return {
             "inliers": self.inliers, "turn": round(self.turn, 1), "scale": round(self.scale, 3),
             "mirrored": self.mirrored,
-            "region_in_query": rounded(self.b_in_a), "query_in_region": rounded(self.a_in_b),
+            "region_in_query": _rounded(self.b_in_a), "query_in_region": _rounded(self.a_in_b),
             "query_coverage": round(self.coverage_a, 3), "result_coverage": round(self.coverage_b, 3),
             "query_size": list(self.size_a), "result_size": list(self.size_b),
         }  # fmt: skip
@@ -127,6 +126,10 @@ def features(
         return Features(*nothing, (width, height), gray, phash)
     points = np.array([k.pt for k in keypoints], np.float32) / factor
     return Features(points, descriptors, (width, height), gray, phash)
+
+
+def _rounded(polygon: np.ndarray) -> list[list[float]]:
+    return [[round(float(x), 1), round(float(y), 1)] for x, y in polygon]
 
 
 def _outline(size: tuple[int, int]) -> np.ndarray:

@@ -185,7 +185,10 @@ def groups(
     hash at any threshold: the embedding's distance does not measure them), ``hidden`` ids left
     out; each with the copy to keep and, for every other member, what it is."""
     gone = set(hidden)
-    listed = lambda p: p.match is None or p.distance <= threshold or p.match.get("found_by") == "hash"  # noqa: E731
+
+    def listed(p: Pair) -> bool:
+        return p.match is None or p.distance <= threshold or p.match.get("found_by") == "hash"
+
     kept = [p for p in pairs if listed(p) and not {items[p.a].id, items[p.b].id} & gone]
     sets = duplicates._Sets(len(items))
     for pair in kept:

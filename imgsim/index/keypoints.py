@@ -38,11 +38,19 @@ def save(folder: Path, found: list[geometry.Features | None]) -> None:
         np.save(folder / name, array)
 
 
+def _mapped(folder: Path, name: str) -> np.ndarray:
+    return np.load(folder / name, mmap_mode="r")
+
+
+def _no_hashes(count: int) -> np.ndarray:
+    return np.zeros((count, *NO_HASH.shape), np.uint8)
+
+
 class Keypoints:
     """The stored features of one segment, by local row."""
 
     def __init__(self, folder: Path):
-        load = lambda name: np.load(folder / name, mmap_mode="r")  # noqa: E731
+        load = functools.partial(_mapped, folder)
         self.offsets, self.points, self.descriptors = load(OFFSETS), load(POINTS), load(DESCRIPTORS)
         self.sizes, self.gray = load(SIZES), load(GRAY)
         # segments written before hashes were stored have none: their copies are found by the embedding
@@ -80,10 +88,9 @@ class VersionKeypoints:
     def hashes(self) -> np.ndarray:
         """Every row's perceptual hash at each quarter turn, (rows, 4, 8) uint8, NO_HASH where its
         segment has none."""
-        empty = lambda count: np.zeros((count, *NO_HASH.shape), np.uint8)  # noqa: E731
         return np.concatenate(
-            [empty(len(rows)) if kp.hashes is None else np.asarray(kp.hashes)[rows]
-             for kp, rows in self.parts] or [empty(0)]
+            [_no_hashes(len(rows)) if kp.hashes is None else np.asarray(kp.hashes)[rows]
+             for kp, rows in self.parts] or [_no_hashes(0)]
         )  # fmt: skip
 
     def nearest_by_hash(self, queries: np.ndarray, within: int, limit: int) -> list[int]:

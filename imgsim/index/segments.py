@@ -201,7 +201,10 @@ class Segments:
     def nearest(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
         """The version rows and distances of the k nearest items over every segment."""
         vector = np.asarray(vector, np.float32)
-        search = lambda part: part.nearest(vector, k, search_k, self.metric, self.trees)  # noqa: E731
+
+        def search(part):
+            return part.nearest(vector, k, search_k, self.metric, self.trees)
+
         parts = [p for p in self.parts if p.ref.live]
         answers = list(_pool().map(search, parts)) if len(parts) > 1 else [search(p) for p in parts]
         merged = sorted(

@@ -175,7 +175,10 @@ def search_page(
     excluded = {exclude} if isinstance(exclude, int) else set(exclude or ())
     hidden = set(view.hidden) | excluded
     need, count = offset + k, len(index.items)
-    keep = lambda hit: hit.id not in hidden and under(hit.path, folders)  # noqa: E731
+
+    def keep(hit: Hit) -> bool:
+        return hit.id not in hidden and under(hit.path, folders)
+
     # Few tombstones fall among a query's neighbours: a small margin first, more only if needed.
     cap = min(count, max(need + len(hidden), MAX_CANDIDATES))
     wanted = min(cap, need + min(len(hidden), need) if not folders else 4 * need)

@@ -54,6 +54,10 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 1.0 - normalise(b) @ normalise(np.asarray(a, np.float32)[None, :])[0]
 
 
+def percentiles(values: np.ndarray) -> dict[str, float]:
+    return {f"p{q}": round(float(np.percentile(values, q)), 4) for q in (0.1, 1, 5, 50)}
+
+
 def _line(distances: np.ndarray, same: np.ndarray, odds: float) -> float:
     """The largest distance d such that P(d' <= d | same) >= odds * P(d' <= d | different)."""
     order = np.argsort(distances, kind="stable")
@@ -78,7 +82,6 @@ def measure(model_key: str, vectors: np.ndarray, labels: list[str], name: str) -
     upper = np.triu_indices(len(rows), 1)
     distances = (1.0 - (unit @ unit.T)[upper]).astype(np.float32)
     same = classes[upper[0]] == classes[upper[1]]
-    percentiles = lambda values: {f"p{q}": round(float(np.percentile(values, q)), 4) for q in (0.1, 1, 5, 50)}  # noqa: E731
     return Reference(
         identity(model_key),
         round(_line(distances, same, SIMILAR_ODDS), 4),

@@ -193,9 +193,14 @@ def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(
     from tqdm import tqdm
 
     limit = duplicates.threshold_of(index.manifest.thresholds, threshold)
-    progress = lambda rows: tqdm(rows, desc="Duplicates", unit="img", disable=not bar)  # noqa: E731
     vector = index.stored_vector
-    distance = lambda a, b: float(vector_math.distances(vector(a)[None, :], vector(b), index.metric)[0])  # noqa: E731
+
+    def progress(rows):
+        return tqdm(rows, desc="Duplicates", unit="img", disable=not bar)
+
+    def distance(a: int, b: int) -> float:
+        return float(vector_math.distances(vector(a)[None, :], vector(b), index.metric)[0])
+
     root = index.collection_root
     groups = duplicates.find_groups(index.items, _neighbours(index), limit, root, hidden, progress, distance)
     return limit, groups

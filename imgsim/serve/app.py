@@ -17,7 +17,7 @@ from __future__ import annotations
 from apiflask import APIFlask
 
 from imgsim import __version__, config
-from imgsim.build import indexer
+from imgsim.indexing import indexer
 from imgsim.models.embedders import Embedder
 from imgsim.serve import web
 from imgsim.serve.resources import resource

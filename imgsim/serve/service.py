@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 from imgsim import config
-from imgsim.build import collection
 from imgsim.images import imaging
 from imgsim.index import duplicates, queries, store
+from imgsim.indexing import collection
 from imgsim.live import live
 from imgsim.measure import plots
 from imgsim.models import embedders, tta
@@ -168,9 +168,8 @@ class Service:
         pictures = images + negatives
         full = list(snap.embed_all(pictures)) if pictures else []
         embedded = list(snap.index.to_index_space(np.stack(full))) if full else []
-        stored = lambda chosen: [self.item(snap, view, i)[0] for i in chosen]  # noqa: E731
-        positive = embedded[: len(images)] + stored(ids)
-        negative = embedded[len(images) :] + stored(negative_ids)
+        positive = embedded[: len(images)] + [self.item(snap, view, i)[0] for i in ids]
+        negative = embedded[len(images) :] + [self.item(snap, view, i)[0] for i in negative_ids]
         if not positive:
             raise ServiceError(400, "no_image", "give at least one image or id to search with")
         vector = queries.combine(np.stack(positive), np.stack(negative) if negative else None)

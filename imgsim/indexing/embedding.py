@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imgsim import config
-from imgsim.build.collection import FileEntry, prefetch
 from imgsim.images import imaging
+from imgsim.indexing.collection import FileEntry, prefetch
 from imgsim.models.embedders import Embedder
 
 Done = list[tuple[FileEntry, str, np.ndarray]]  # (file, sha1, vector)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build.plan import BuildPlan
 from imgsim.index import copies, keypoints, merge_policy, segments, store
 from imgsim.index import vectors as vector_math
+from imgsim.indexing.plan import BuildPlan
 from imgsim.models import autoencoder
 from imgsim.search import ann, tuning
 
@@ -174,7 +174,7 @@ def _on_ray(
     """The new segments' Annoy builds as Ray tasks, in parallel across the cluster (the index
     directory on a file system every node mounts at the same path, like the collection); the
     driver writes the rest of each segment meanwhile, one segment's vectors in memory at a time."""
-    from imgsim.build import rayengine
+    from imgsim.indexing import rayengine
 
     made = []
     with rayengine.annoy_builds(cfg, log) as submit:

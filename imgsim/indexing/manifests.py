@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-from imgsim.build.embedding import EmbedResult
-from imgsim.build.plan import BuildPlan
 from imgsim.index import store
+from imgsim.indexing.embedding import EmbedResult
+from imgsim.indexing.plan import BuildPlan
 from imgsim.models import embedders
 
 

@@ -2,7 +2,7 @@
 
 The live layer holds additions with their vectors (made by the index's model) and tombstones. A
 compaction links every segment of the current version into a new one, puts each tombstone on the
-segment that holds its row, and writes the additions as one new segment (build/segmenting.py);
+segment that holds its row, and writes the additions as one new segment (indexing/segmenting.py);
 the merge policy may then merge small segments. It neither scans the collection nor reads the
 vectors of the segments it keeps, so its cost follows the delta, not the collection (docs/
 scaling.md). A delta it cannot write this way (additions made by another model) goes through a
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build import collection, segmenting
 from imgsim.index import store
+from imgsim.indexing import collection, segmenting
 from imgsim.live import live
 from imgsim.search import tuning
 

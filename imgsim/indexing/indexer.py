@@ -10,6 +10,7 @@ through every rebuild, whatever the model.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import sys
 import time
@@ -20,15 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build import collection, compacting, manifests, precisions, segmenting
-from imgsim.build.collection import Known
-from imgsim.build.embedding import EmbedResult, embed_files
-from imgsim.build.plan import BuildPlan
 from imgsim.images import imaging
-from imgsim.index import matching, merge_policy, segments, store
+from imgsim.index import merge_policy, store
+from imgsim.indexing import calibrating, collection, compacting, manifests, precisions, segmenting
+from imgsim.indexing.collection import Known
+from imgsim.indexing.embedding import EmbedResult, embed_files
+from imgsim.indexing.plan import BuildPlan
 from imgsim.live import live
 from imgsim.models import autoencoder, embedders, reference, runtimes
-from imgsim.search import tuning
 
 Log = Callable[[str], None]
 
@@ -233,9 +233,9 @@ def _run(plan: BuildPlan, entries: list, progress: bool, log: Log) -> EmbedResul
     embedder = _embedder(plan, log)
     side, runtime = embedder.input_size, embedder.runtime
     log(f"Model {embedder.name} on {runtime}: {side}x{side} in, {embedder.dim}-d out")
-    save = lambda done: collection.save_checkpoint(cfg.index_dir, plan.key, plan.root, done)  # noqa: E731
+    save = functools.partial(collection.save_checkpoint, cfg.index_dir, plan.key, plan.root)
     if cfg.engine == "ray":
-        from imgsim.build import rayengine
+        from imgsim.indexing import rayengine
 
         root = str(plan.root)
         return rayengine.embed_files(entries, embedder, cfg, root, plan.known_sha1, save, progress, log)
@@ -257,7 +257,10 @@ def publish(
     ids = plan.ids | {e.path: first + n for n, e in enumerate(new)}
     items = [store.Item(ids[e.path], e.path, e.size, e.mtime_ns, vectors_by_path[e.path][0]) for e in kept]
     result.skipped[:0] = plan.refused  # reported with the unreadable files, in skipped.json too
-    vector_of = lambda item: vectors_by_path[item.path][1]  # noqa: E731
+
+    def vector_of(item: store.Item) -> np.ndarray:
+        return vectors_by_path[item.path][1]
+
     version = _write_version(plan, items, vector_of, result, first + len(new), started, verbose, log)
     live_store.mark_compacted({item.id for item in items if item.path in plan.live_state.additions})
     return BuildReport(
@@ -295,7 +298,7 @@ def _write_version(
                 runtimes.copy_converted(converted, building / folder)
         store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
         layout = segmenting.lay_out(plan, items)
-        found = _calibration(plan, items, building, log)
+        found = calibrating.edited_queries(plan, items, building, functools.partial(_embedder, plan, log))
         calibration = found.vectors if found is not None else None
         written = segmenting.write(building, plan, layout, vector_of, calibration, verbose, log)
         store.write_segments(building, written.refs)
@@ -305,7 +308,7 @@ def _write_version(
         dims = written.to_index(one).shape[1]
         manifest = manifests.make(plan, len(items), one.shape[1], dims, result, next_id)
         manifest.centre = segmenting.centring(cfg)
-        _depth_and_labels(manifest, plan, layout, building, written, found, log)
+        calibrating.depth_and_labels(manifest, plan, layout, building, written, found, log)
         manifest.build_seconds = round(time.perf_counter() - started, 2)
         manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
         store.write_manifest(building, manifest)
@@ -323,54 +326,6 @@ def _write_version(
         raise
     shutil.rmtree(store.partial_dir(cfg.index_dir), ignore_errors=True)
     return version
-
-
-def _calibration(
-    plan: BuildPlan, items: list[store.Item], building: Path, log: Log
-) -> tuning.EditedQueries | None:
-    """The edited queries that tune each new segment's depth (and, in a first build, the match
-    labels): the version before's where they still apply, else new ones embedded now."""
-    cfg = plan.cfg
-    if cfg.recall_sample <= 0 or cfg.metric == "dot":
-        return None
-    previous = plan.current.version if plan.current else None
-    found = tuning.reusable(previous, plan.key, items, cfg.recall_sample)
-    if found is None:
-        found = tuning.edited_vectors(plan.root, items, _embedder(plan, log), cfg)
-    tuning.save(building, plan.key, items, found)
-    return found
-
-
-def _depth_and_labels(
-    manifest: store.Manifest, plan: BuildPlan, layout: segmenting.Layout, building: Path,
-    written: segmenting.Written, found: tuning.EditedQueries | None, log: Log,
-) -> None:  # fmt: skip
-    """The manifest's depth and recall (those of the largest segment) and the match labels'
-    distances: measured on the largest segment this run wrote, or kept from the version before
-    where its segments are kept."""
-    before = plan.previous
-    largest = max(written.refs, key=lambda ref: ref.live)
-    folder = store.segment_dir(building, largest.name)
-    described = store.read_json(folder / segments.SEGMENT_FILE)
-    manifest.search_k, manifest.recall = described["search_k"], described["recall"]
-    known = reference.find(manifest.model_key, runtimes.cache_root(plan.cfg.model_cache))
-    if layout.source is not None and before is not None and before.thresholds:
-        kept = matching.Thresholds.from_dict(before.thresholds)
-        manifest.thresholds = kept.with_reference(known).to_dict() if kept else {}
-        return
-    if found is None or not len(found.ids):
-        log("Search depth and match labels not measured (no readable images, or metric dot).")
-        return
-    index_vectors = written.to_index(np.load(folder / store.VECTORS_FILE))
-    thresholds = tuning.thresholds_of(
-        folder / segments.ANNOY_FILE, index_vectors, store.segment_items(building, largest),
-        written.to_index(found.vectors), found, manifest.search_k, plan.cfg.metric,
-    )  # fmt: skip
-    thresholds = thresholds.with_reference(known) if thresholds else None
-    manifest.thresholds = thresholds.to_dict() if thresholds else {}
-    if thresholds:
-        log(f"Copies looked for within {thresholds.duplicate} (calibrated on this collection); "
-            f"labels: {reference.describe(known)}.")  # fmt: skip
 
 
 def _embedder(plan: BuildPlan, log: Log) -> embedders.Embedder:

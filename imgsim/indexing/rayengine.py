@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build.collection import FileEntry
-from imgsim.build.embedding import Done, EmbedResult
 from imgsim.images import imaging
+from imgsim.indexing.collection import FileEntry
+from imgsim.indexing.embedding import Done, EmbedResult
 from imgsim.models import embedders, runtimes
 
 

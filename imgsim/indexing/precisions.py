@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build import collection
-from imgsim.build.collection import FileEntry
 from imgsim.images import edits, imaging
+from imgsim.indexing import collection
+from imgsim.indexing.collection import FileEntry
 from imgsim.models import embedders, precision, runtimes
 from imgsim.models.embedders import Embedder
 
@@ -74,7 +74,10 @@ def decide(
         return Choice("f32", "f32 only", reference)
     sample = collection.training_sample(entries, cfg.precision_sample)
     if cfg.precision != "auto":  # asked for by name: run as asked, nothing to measure but int8's calibration
-        photos = lambda: _photos(sample, reference, cfg, edited=0)[0]  # noqa: E731 (only if not cached)
+
+        def photos() -> np.ndarray:  # read only if no quantized model is cached
+            return _photos(sample, reference, cfg, edited=0)[0]
+
         quantized = _int8(cfg, reference, network_key, sample, photos, log)() if asked == "int8" else None
         chosen = asked if asked != "int8" or quantized else runtimes.runnable("bf16", log)
         return Choice(chosen, "asked", embedders.at_precision(reference, chosen, quantized))

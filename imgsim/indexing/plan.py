@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.build import collection, precisions
-from imgsim.build.collection import FileEntry
 from imgsim.index import store
+from imgsim.indexing import collection, precisions
+from imgsim.indexing.collection import FileEntry
 from imgsim.live import live
 from imgsim.models import embedders
 

@@ -1,0 +1,70 @@
+"""What a build measures on its own collection: the edited queries that tune each new segment's
+search depth, the depth and recall the manifest states, and the distances of the match labels.
+
+A rebuild reuses the version before's edited queries where they still apply, and keeps its labels
+where its segments are kept, so that measuring costs what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from imgsim.index import matching, segments, store
+from imgsim.indexing import segmenting
+from imgsim.indexing.plan import BuildPlan
+from imgsim.models import reference, runtimes
+from imgsim.models.embedders import Embedder
+from imgsim.search import tuning
+
+Log = Callable[[str], None]
+
+
+def edited_queries(
+    plan: BuildPlan, items: list[store.Item], building: Path, embedder: Callable[[], Embedder]
+) -> tuning.EditedQueries | None:
+    """The edited queries that tune each new segment's depth (and, in a first build, the match
+    labels): the version before's where they still apply, else new ones embedded now."""
+    cfg = plan.cfg
+    if cfg.recall_sample <= 0 or cfg.metric == "dot":
+        return None
+    previous = plan.current.version if plan.current else None
+    found = tuning.reusable(previous, plan.key, items, cfg.recall_sample)
+    if found is None:
+        found = tuning.edited_vectors(plan.root, items, embedder(), cfg)
+    tuning.save(building, plan.key, items, found)
+    return found
+
+
+def depth_and_labels(
+    manifest: store.Manifest, plan: BuildPlan, layout: segmenting.Layout, building: Path,
+    written: segmenting.Written, found: tuning.EditedQueries | None, log: Log,
+) -> None:  # fmt: skip
+    """The manifest's depth and recall (those of the largest segment) and the match labels'
+    distances: measured on the largest segment this run wrote, or kept from the version before
+    where its segments are kept."""
+    before = plan.previous
+    largest = max(written.refs, key=lambda ref: ref.live)
+    folder = store.segment_dir(building, largest.name)
+    described = store.read_json(folder / segments.SEGMENT_FILE)
+    manifest.search_k, manifest.recall = described["search_k"], described["recall"]
+    known = reference.find(manifest.model_key, runtimes.cache_root(plan.cfg.model_cache))
+    if layout.source is not None and before is not None and before.thresholds:
+        kept = matching.Thresholds.from_dict(before.thresholds)
+        manifest.thresholds = kept.with_reference(known).to_dict() if kept else {}
+        return
+    if found is None or not len(found.ids):
+        log("Search depth and match labels not measured (no readable images, or metric dot).")
+        return
+    index_vectors = written.to_index(np.load(folder / store.VECTORS_FILE))
+    thresholds = tuning.thresholds_of(
+        folder / segments.ANNOY_FILE, index_vectors, store.segment_items(building, largest),
+        written.to_index(found.vectors), found, manifest.search_k, plan.cfg.metric,
+    )  # fmt: skip
+    thresholds = thresholds.with_reference(known) if thresholds else None
+    manifest.thresholds = thresholds.to_dict() if thresholds else {}
+    if thresholds:
+        log(f"Copies looked for within {thresholds.duplicate} (calibrated on this collection); "
+            f"labels: {reference.describe(known)}.")  # fmt: skip
