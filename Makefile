@@ -22,6 +22,8 @@ serve-proxy: $(VENV)/.package system
 
 test: $(VENV)/.package system
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 system:
@@ -35,6 +37,8 @@ image:
 
 lint: $(VENV)/.package
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)

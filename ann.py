@@ -4,7 +4,7 @@
     python ann.py --map OUT.png                            (a t-SNE map of the indexed collection)
     python ann.py --duplicates [--threshold D] [--json]    (groups of copies in the collection)
 
-The command line is imgsim/cli/search.py; the Annoy index it opens is imgsim/search/ann.py.
+The command line is imgsim/cli/search.py; the Annoy index it opens is imgsim/search/annoy_index.py.
 """
 
 import sys

@@ -17,7 +17,7 @@ from imgsim import config
 from imgsim.index import store
 from imgsim.indexing import indexer
 from imgsim.live import live
-from imgsim.search import ann
+from imgsim.search import annoy_index
 from imgsim.serve import app as app_module
 from imgsim.serve import web
 
@@ -49,15 +49,15 @@ def _exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[list[l
 def _annoy_runs(vectors, queries, exact, trees, k, path: Path) -> list[dict]:
     """Build one Annoy index and query it at the default and a 10x larger search_k."""
     began = time.perf_counter()
-    ann.build(vectors, path, "angular", trees)
+    annoy_index.build(vectors, path, "angular", trees)
     build_s = time.perf_counter() - began
-    index = ann.load(path, vectors.shape[1])
+    index = annoy_index.load(path, vectors.shape[1])
     records = []
     for search_k in (-1, 10 * trees * k):
         latencies, recalls = [], []
         for query, truth in zip(queries, exact, strict=True):
             began = time.perf_counter()
-            found, _ = ann.query(index, query, k, search_k)
+            found, _ = annoy_index.query(index, query, k, search_k)
             latencies.append(1000 * (time.perf_counter() - began))
             recalls.append(len(set(found) & set(truth)) / k)
         records.append(
@@ -115,9 +115,9 @@ def bench_annoy(quick: bool) -> tuple[dict, str]:
     return {"annoy": data}, text
 
 
-def _synthetic_index(workdir: Path, vectors: np.ndarray) -> ann.SearchIndex:
+def _synthetic_index(workdir: Path, vectors: np.ndarray) -> annoy_index.SearchIndex:
     dims = vectors.shape[1]
-    ann.build(vectors, workdir / "index.ann", "angular", 100)
+    annoy_index.build(vectors, workdir / "index.ann", "angular", 100)
     manifest = store.Manifest(
         "synthetic",
         "synthetic",
@@ -135,7 +135,9 @@ def _synthetic_index(workdir: Path, vectors: np.ndarray) -> ann.SearchIndex:
         str(workdir),
     )
     items = [store.Item(i, f"{i}.jpg", 0, 0, "") for i in range(len(vectors))]
-    return ann.SearchIndex(workdir, manifest, items, ann.load(workdir / "index.ann", dims), None)
+    return annoy_index.SearchIndex(
+        workdir, manifest, items, annoy_index.load(workdir / "index.ann", dims), None
+    )
 
 
 def _live_latency(quick: bool) -> tuple[list[dict], list[list]]:

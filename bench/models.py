@@ -19,7 +19,7 @@ from imgsim.index import store
 from imgsim.indexing import indexer
 from imgsim.measure import evaluate
 from imgsim.models import autoencoder, embedders
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 def embed_child(model: str, count: int) -> dict:
@@ -124,7 +124,7 @@ def bench_quality(quick: bool) -> tuple[dict, str]:
                 photos, cfg.replace(reduce=reduce, dims=256), progress=False, log=lambda _: None
             )
             seconds = time.perf_counter() - began
-            index = ann.open_index(cfg.index_dir)
+            index = annoy_index.open_index(cfg.index_dir)
             scores = evaluate.evaluate_index(index)
             full = store.read_vectors(index.version)
             reduced = index.stored_vectors()

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from bench.common import FLOWERS, table
 from imgsim import config
+from imgsim.duplicates import finding
 from imgsim.indexing import indexer
 from imgsim.measure import planted
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 REVIEWED = Path(__file__).with_name("flowers5_reviewed_pairs.json")
 
@@ -60,8 +61,8 @@ def bench_planted(quick: bool) -> tuple[dict, str]:
         cfg = config.Config(model=str(config.SHARED_MODEL), index_dir=workdir / "index")
         report = indexer.build_index(folder, cfg, progress=False, log=lambda line: None)
         began = time.perf_counter()
-        index = ann.open_index(cfg.index_dir)
-        _, groups = ann.find_duplicates(index)
+        index = annoy_index.open_index(cfg.index_dir)
+        _, groups = finding.find_duplicates(index)
         ours = planted.pairs_of([[m.path for m in group.members] for group in groups])
         took = time.perf_counter() - began
         theirs, their_s = _imagededup(folder)

@@ -27,8 +27,8 @@ from imgsim import config
 from imgsim.images import imaging
 from imgsim.indexing import indexer
 from imgsim.measure import evaluate
-from imgsim.models import embedders, precision, runtimes
-from imgsim.search import ann
+from imgsim.models import embedders, runtimes
+from imgsim.search import annoy_index
 
 PRECISIONS = ("f32", "bf16", "int8")
 BATCHES = (1, 8, 32)
@@ -113,7 +113,7 @@ def _quality(workdir: Path, quick: bool) -> list[dict]:
             model_cache=str(workdir / "cache"),
         )  # fmt: skip
         report = indexer.build_index(FLOWERS, cfg, progress=False, log=lambda _: None)
-        index = ann.open_index(cfg.index_dir)
+        index = annoy_index.open_index(cfg.index_dir)
         embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg, lambda _: None))
         scores = evaluate.evaluate_index(index) | evaluate.evaluate_edits(
             index, embedder, 20 if quick else 50
@@ -187,7 +187,7 @@ def _bench(workdir: Path, quick: bool) -> tuple[dict, str]:
             ref = networks["f32"].embed(pixels)
             for name in PRECISIONS:
                 got = networks[name].embed(pixels)
-                agreement[name] = precision.compare(
+                agreement[name] = agreement.compare(
                     name, (ref, ref[:0]), (got, got[:0]), np.array([], int)
                 ).to_dict()
     data["speed"], data["agreement"] = speed_rows, agreement

@@ -29,7 +29,7 @@ from imgsim.live import live
 from imgsim.measure import evaluate
 from imgsim.models import embedders, runtimes
 from imgsim.query import pipeline
-from imgsim.search import ann, tuning, verification
+from imgsim.search import annoy_index, tuning, verification
 
 # (label, settings changed from the defaults, query-side tta, verified): each adds one thing to the
 # one before; the embedding alone, then as the service searches: its candidates verified
@@ -50,7 +50,7 @@ def _measure_option(workdir: Path, settings: dict, mode: str, sample: int, verif
     cfg = base.replace(**settings)
     began = time.perf_counter()
     report = indexer.build_index(FLOWERS, cfg, progress=False, log=lambda line: None)
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
     scores = evaluate.evaluate_index(index) | evaluate.evaluate_edits(
         index, embedder, sample, mode=mode, verify=verify
@@ -62,7 +62,7 @@ def _measure_option(workdir: Path, settings: dict, mode: str, sample: int, verif
     return scores | {"build_s": round(report.seconds, 1), "search_k": index.manifest.search_k}
 
 
-def _novel_queries(index: ann.SearchIndex, embedder: embedders.Embedder) -> dict:
+def _novel_queries(index: annoy_index.SearchIndex, embedder: embedders.Embedder) -> dict:
     """What verification costs a search whose picture the collection does not hold (nothing
     verifies, so every candidate and the mirrored check are paid): scikit-image's sample photos
     searched against the flowers; and the hash lookup over 100,000 stored hashes (random stand-ins)."""
@@ -101,7 +101,7 @@ def _at_100k(workdir: Path, quick: bool) -> tuple[list[dict], list[list]]:
     for reduce in ("none", "pca"):
         cfg = config.Config(model=str(config.SHARED_MODEL), index_dir=workdir / "index", reduce=reduce)
         indexer.build_index(FLOWERS, cfg, progress=False, log=lambda line: None)
-        index = ann.open_index(workdir / "index")
+        index = annoy_index.open_index(workdir / "index")
         with np.load(index.version / tuning.CALIBRATION_FILE) as saved:
             queries = index.to_index_space(saved["vectors"])
         found, curve_rows = _large_curve(workdir, index.stored_vectors(), queries, quick)
@@ -120,9 +120,9 @@ def _large_curve(
     blends = mix * real[a] + (1 - mix) * real[b] + rng.normal(0, 0.01, (count - len(real), real.shape[1]))
     matrix = np.concatenate([real, normalise(blends.astype(np.float32))])
     began = time.perf_counter()
-    ann.build(matrix, workdir / "large.ann", "angular", 100)
+    annoy_index.build(matrix, workdir / "large.ann", "angular", 100)
     build_s = time.perf_counter() - began
-    annoy = ann.load(workdir / "large.ann", matrix.shape[1])
+    annoy = annoy_index.load(workdir / "large.ann", matrix.shape[1])
     curve = recall.calibrate(annoy, matrix, queries, 0.98, 100)
     latencies = []
     for query in queries:
@@ -130,7 +130,7 @@ def _large_curve(
         if curve.search_k == recall.EXACT:
             recall.exact_top(matrix, query[None, :], 10, "angular")
         else:
-            ann.query(annoy, query, 10, curve.search_k)
+            annoy_index.query(annoy, query, 10, curve.search_k)
         latencies.append(1000 * (time.perf_counter() - started))
     rows = [[f"{count:,}", matrix.shape[1], p.search_k, p.recall, p.ms] for p in curve.points]
     data = {

@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import ROOT, copy_subset, flower_files, percentile, rss_mb, table
-from imgsim import config
+from imgsim import config, durable
 from imgsim.index import keypoints, segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.indexing import indexer, segmenting
 from imgsim.live import live
-from imgsim.search import ann, tuning
+from imgsim.search import annoy_index, tuning
 
 REAL, DELTA = 300, 1000
 
@@ -70,10 +70,10 @@ def standin_child(workdir: str, count: int) -> dict:
     extra = count - manifest.items
     first = live_store.allocate_ids(extra, manifest.next_id)
     building = store.start_version(cfg.index_dir)
-    for name in (tuning.CALIBRATION_FILE, ann.CENTRE_FILE, "copies.json"):
+    for name in (tuning.CALIBRATION_FILE, annoy_index.CENTRE_FILE, "copies.json"):
         shutil.copy2(version / name, building / name)
     for ref in refs:
-        store.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
+        durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
     pool = _pool(version)
     annoy_s = 0.0
     for start in range(0, extra, cfg.segment_items):
@@ -96,7 +96,7 @@ def standin_child(workdir: str, count: int) -> dict:
         print(f"  stand-in segment {len(refs)}: {size:,} ({took:.0f} s)", file=sys.stderr, flush=True)
     store.write_segments(building, refs)
     manifest.items, manifest.next_id = count, first + extra
-    largest = store.read_json(store.segment_dir(building, refs[-1].name) / segments.SEGMENT_FILE)
+    largest = durable.read_json(store.segment_dir(building, refs[-1].name) / segments.SEGMENT_FILE)
     manifest.search_k, manifest.recall = largest["search_k"], largest["recall"]  # as a build says
     store.write_manifest(building, manifest)
     store.publish(cfg.index_dir, building, keep=1)
@@ -112,10 +112,10 @@ def merge_child(workdir: str, small: int, each: int) -> dict:
     to_index = segmenting.load_space(cfg, version)
     first = live.open_store(cfg.index_dir).allocate_ids(small * each, manifest.next_id)
     building = store.start_version(cfg.index_dir)
-    for name in (tuning.CALIBRATION_FILE, ann.CENTRE_FILE, "copies.json"):
+    for name in (tuning.CALIBRATION_FILE, annoy_index.CENTRE_FILE, "copies.json"):
         shutil.copy2(version / name, building / name)
     for ref in refs:
-        store.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
+        durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
     for n in range(small):
         vectors = _standins(_pool(version), each, np.random.default_rng(10_000 + n))
         start = first + n * each
@@ -229,7 +229,7 @@ def query_child(workdir: str, baseline: str) -> dict:
     """Query p50 and recall@10 against exact search over the current version, and over one segment
     (``baseline``: that segment's name) as the baseline; the worker's RSS and PSS after."""
     cfg = _cfg(Path(workdir))
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     rng = np.random.default_rng(5)
     picks = rng.choice(len(index.items), 200, replace=False)
     queries = _edited(np.stack([index.stored_vector(int(r)) for r in picks]), rng)
@@ -253,7 +253,7 @@ def query_child(workdir: str, baseline: str) -> dict:
                      "rss_mb": rss, "pss_mb": pss, "segments": len(index.annoy.parts)}  # fmt: skip
 
 
-def _exact(index: ann.SearchIndex, queries: np.ndarray) -> list[list[int]]:
+def _exact(index: annoy_index.SearchIndex, queries: np.ndarray) -> list[list[int]]:
     """The true 10 nearest rows of each query, segment by segment (no matrix of all in memory)."""
     best = [[] for _ in queries]
     for part in index.annoy.parts:

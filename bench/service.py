@@ -28,7 +28,7 @@ from imgsim import config
 from imgsim.images import imaging
 from imgsim.indexing import indexer
 from imgsim.models import embedders, runtimes
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 HEADERS = [
     "model",
@@ -120,7 +120,7 @@ def _measure(
 
 def bare_pass_ms(index_dir: Path, runtime: str, body: bytes, rounds: int = 30) -> float:
     """The network alone on one query (batch 1), median of ``rounds``: what a search cannot beat."""
-    index = ann.open_index(index_dir)
+    index = annoy_index.open_index(index_dir)
     cfg = config.Config(runtime=runtime)
     embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg, lambda _: None))
     pixels = embedder.prepare(imaging.decode_rgb(body, min_side=embedder.decode_side))[None]

@@ -15,18 +15,29 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, Literal, get_args
 
 ENV_PREFIX = "IMGSIM_"
-REDUCTIONS = ("none", "autoencoder", "pca")
-METRICS = ("angular", "euclidean", "manhattan", "dot")
-ENGINES = ("local", "ray")
-RUNTIMES = ("openvino", "tensorflow")
-PRECISIONS = ("auto", "f32", "bf16", "int8")
-POOLINGS = ("gem", "avg")
-CENTRINGS = ("mean", "none")
-TTAS = ("none", "rotations")
+# The string choices, as types (checked statically) and as the values a setting accepts.
+Reduction = Literal["none", "autoencoder", "pca"]
+Metric = Literal["angular", "euclidean", "manhattan", "dot"]
+Engine = Literal["local", "ray"]
+RuntimeName = Literal["openvino", "tensorflow"]
+Precision = Literal["auto", "f32", "bf16", "int8"]
+Pooling = Literal["gem", "avg"]
+Centring = Literal["mean", "none"]
+Tta = Literal["none", "rotations"]
+REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
+METRICS: tuple[Metric, ...] = get_args(Metric)
+ENGINES: tuple[Engine, ...] = get_args(Engine)
+RUNTIMES: tuple[RuntimeName, ...] = get_args(RuntimeName)
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
+CENTRINGS: tuple[Centring, ...] = get_args(Centring)
+TTAS: tuple[Tta, ...] = get_args(Tta)
 _CHOICES = {
     "reduce": REDUCTIONS, "metric": METRICS, "engine": ENGINES, "runtime": RUNTIMES,
     "precision": PRECISIONS, "pooling": POOLINGS, "centre": CENTRINGS, "tta": TTAS,
@@ -63,12 +74,12 @@ class Config:
     decode_workers: int = 0
     # The inference runtime: "openvino" (the Keras model converted once per model and cached, the
     # same vectors, faster; a service worker then needs no TensorFlow) or "tensorflow".
-    runtime: str = "openvino"
+    runtime: RuntimeName = "openvino"
     # The arithmetic OpenVINO runs the network in: "auto" (the build picks the fastest precision
     # this CPU runs natively whose vectors agree with f32 on the collection's own sample, and
-    # queries run at the index's precision; models/precision.py), "f32", "bf16" or "int8" (NNCF
+    # queries run at the index's precision; models/agreement.py), "f32", "bf16" or "int8" (NNCF
     # post-training quantization calibrated on the collection's photos).
-    precision: str = "auto"
+    precision: Precision = "auto"
     # Photos of the collection that auto's agreement check embeds at each precision (and int8 is
     # calibrated on); int8 is considered only for collections of at least this many photos.
     precision_sample: int = 300
@@ -79,10 +90,10 @@ class Config:
     query_batch: int = 4
     # Save embeddings of an interrupted run every this many images, so a rerun resumes.
     checkpoint_every: int = 512
-    reduce: str = "none"
+    reduce: Reduction = "none"
     dims: int = 256
     trees: int = 100
-    metric: str = "angular"
+    metric: Metric = "angular"
     # Annoy's search_k: nodes inspected per query. -1 = the depth the build measured for
     # target_recall (recall.py, kept in the manifest); 0 = exact search; N = N nodes.
     search_k: int = -1
@@ -92,14 +103,14 @@ class Config:
     recall_sample: int = 50
     # How a photo becomes a vector (docs/benchmarks.md section 9 measured each):
     # "gem" pools the last feature map with a generalised mean (p = 3), "avg" averages it;
-    pooling: str = "gem"
+    pooling: Pooling = "gem"
     # trim uniform borders (a screenshot's frame) off every image before embedding it;
     trim_borders: bool = True
     # "mean" subtracts the collection's mean direction from every vector before indexing;
-    centre: str = "mean"
+    centre: Centring = "mean"
     # query-side test-time augmentation: "rotations" also searches with the query turned by
     # 90, 180 and 270 degrees (4 passes per query) and keeps each item's best distance.
-    tta: str = "none"
+    tta: Tta = "none"
     # Autoencoder training: the vector reducer, and the pixel autoencoders (--model convae/simpleae).
     epochs: int = 50
     ae_epochs: int = 20
@@ -127,7 +138,7 @@ class Config:
     live_url: str = ""
     # Where the embedding runs: "local" (in this process) or "ray" (a Ray cluster: ray_address
     # empty = start one on this machine, "auto" or "ray://host:10001" = join one).
-    engine: str = "local"
+    engine: Engine = "local"
     ray_address: str = ""
     ray_actors: int = 0  # embedding actors; 0 = as many as the cluster's CPUs allow
     ray_cpus_per_actor: float = 1.0
@@ -155,7 +166,7 @@ class Config:
                 f"(then =), as a bearer token does: {make_one}"
             )
 
-    def replace(self, **changes: object) -> Config:
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
@@ -189,10 +200,10 @@ def _parse(field: dataclasses.Field, raw: str, source: str) -> object:
     return value
 
 
-def load(environ: dict[str, str] | None = None, args: argparse.Namespace | None = None) -> Config:
+def load(environ: Mapping[str, str] | None = None, args: argparse.Namespace | None = None) -> Config:
     """Build the effective configuration: defaults, then IMGSIM_* variables, then CLI flags."""
     environ = os.environ if environ is None else environ
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for field in fields(Config):
         env_name = ENV_PREFIX + field.name.upper()
         if environ.get(env_name, "") != "":

@@ -8,19 +8,20 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, quiet_build, write_images
+from imgsim import durable
 from imgsim.index.vectors import distance_to_score
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 def test_annoy_finds_the_true_nearest_neighbours(tmp_path):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(500, 32)).astype(np.float32)
-    ann.build(vectors, tmp_path / "index.ann", "angular", trees=20)
-    index = ann.load(tmp_path / "index.ann", 32, "angular")
+    annoy_index.build(vectors, tmp_path / "index.ann", "angular", trees=20)
+    index = annoy_index.load(tmp_path / "index.ann", 32, "angular")
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     query = vectors[7] + 0.05 * rng.normal(size=32).astype(np.float32)
     exact = np.argsort(-(unit @ (query / np.linalg.norm(query))))[:5]
-    rows, distances = ann.query(index, query, 5, search_k=10_000)
+    rows, distances = annoy_index.query(index, query, 5, search_k=10_000)
     assert rows[0] == 7 and rows == exact.tolist()
     assert distances == sorted(distances)
 
@@ -68,7 +69,7 @@ def test_cli_and_service_give_the_same_results_and_labels(tmp_path, tiny_config)
     photos = tmp_path / "photos"
     write_images(photos, 12)
     quiet_build(photos, tiny_config)
-    key = store.read_json(store.current_version(tiny_config.index_dir) / "manifest.json")["model_key"]
+    key = durable.read_json(store.current_version(tiny_config.index_dir) / "manifest.json")["model_key"]
     lines = reference.Reference(reference.identity(key), 0.002, 0.01, {"name": "made up"})
     reference.save(lines, runtimes.cache_root(tiny_config.model_cache))
     quiet_build(photos, tiny_config)  # the next build states the model's reference, nothing else changed

@@ -187,12 +187,12 @@ def test_a_grayscale_upload_finds_its_original_by_its_hash_where_the_embedding_r
     original of a grayscale upload came first for 0.22 of the flowers."""
     from helpers import flower_subset
     from imgsim.models import embedders, runtimes
-    from imgsim.search import ann, verification
+    from imgsim.search import annoy_index, verification
 
     folder = flower_subset(tmp_path / "flowers", per_class=10)
     cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=10)
     quiet_build(folder, cfg)
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
     for item in index.items[::7]:
         gray = edits.apply("grayscale", Image.open(folder / item.path).convert("RGB"))
@@ -207,8 +207,8 @@ def test_a_grayscale_upload_finds_its_original_by_its_hash_where_the_embedding_r
 def test_a_pair_whose_hashes_are_near_is_checked_whatever_its_distance_and_listed_at_any_threshold(tmp_path):
     import numpy as np
 
+    from imgsim.duplicates import copy_pairs, grouping
     from imgsim.images import geometry, imaging
-    from imgsim.index import copies
 
     source = tmp_path / "a.png"
     noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
@@ -218,9 +218,9 @@ def test_a_pair_whose_hashes_are_near_is_checked_whatever_its_distance_and_liste
     items = [store.Item(n, path.name, 1, 0, f"sha{n}") for n, path in enumerate((source, gray))]
     features = {n: geometry.features(imaging.open_rgb(path)) for n, path in enumerate((source, gray))}
     nowhere = lambda row: ([row], [0.0])  # noqa: E731  the embedding proposes no candidate
-    pairs, _ = copies.find_pairs(items, nowhere, 0.5, features.get, hashed={(0, 1): 1.3})
+    pairs, _ = copy_pairs.find_pairs(items, nowhere, 0.5, features.get, hashed={(0, 1): 1.3})
     [pair] = pairs
     assert pair.match["found_by"] == "hash" and pair.distance == 1.3
-    [group] = copies.groups(items, pairs, 0.1, tmp_path)
+    [group] = grouping.from_pairs(items, pairs, 0.1, tmp_path)
     assert {member.path for member in group.members} == {"a.png", "b.png"}
     assert "grayscale" in " ".join(member.what for member in group.members)

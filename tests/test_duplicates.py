@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from helpers import FLOWER_CLASSES, quiet_build, requires_shared
-from imgsim import config
+from imgsim import config, durable
 from imgsim.cli import search as search_cli
+from imgsim.duplicates import copy_pairs, finding, grouping
 from imgsim.images import edits
-from imgsim.index import copies, duplicates, store
+from imgsim.index import store
 
 PLANTED = ("exact", "reencode_q50", "resize_50", "border_10")
 
@@ -29,7 +30,7 @@ def _distinct_flowers(folder, per_class=30, seed=0):
         rng.shuffle(photos)
         kept = 0
         for photo in photos:
-            digest, stem = store.file_sha1(photo), photo.stem.removesuffix("_n").removesuffix("_m")
+            digest, stem = durable.file_sha1(photo), photo.stem.removesuffix("_n").removesuffix("_m")
             if digest in seen_hashes or stem in seen_stems:
                 continue
             seen_hashes.add(digest)
@@ -89,25 +90,25 @@ def test_the_copy_to_keep_has_the_most_pixels_then_is_the_oldest(tmp_path):
     Image.new("RGB", (80, 60)).save(tmp_path / "large-older.png")
     items = [_item(0, "small.png", "a"), _item(1, "large.png", "b", 20), _item(2, "large-older.png", "c", 10)]
     near = lambda row: ([0, 1, 2], [0.1, 0.1, 0.1])  # noqa: E731
-    [group] = duplicates.find_groups(items, near, 0.2, tmp_path)
+    [group] = grouping.find_groups(items, near, 0.2, tmp_path)
     assert group.kind == "near" and group.keep == 2 and len(group.members) == 3
-    assert [g.keep for g in duplicates.find_groups(items, near, 0.2, tmp_path, hidden=[2])] == [1]
+    assert [g.keep for g in grouping.find_groups(items, near, 0.2, tmp_path, hidden=[2])] == [1]
 
 
 def test_exact_copies_are_grouped_by_content_whatever_the_distance(tmp_path):
     items = [_item(0, "a.jpg", "same"), _item(1, "b.jpg", "same"), _item(2, "c.jpg", "other")]
     far = lambda row: ([row], [0.0])  # noqa: E731
-    [group] = duplicates.find_groups(items, far, 0.2, tmp_path)
+    [group] = grouping.find_groups(items, far, 0.2, tmp_path)
     assert group.kind == "exact" and {m.id for m in group.members} == {0, 1}
     assert "SHA-1" in group.reason and group.keep == 0  # no pixels to compare: the lowest id
 
 
 def test_an_index_without_calibrated_distances_asks_for_a_threshold():
     with pytest.raises(ValueError, match="give a threshold"):
-        duplicates.threshold_of({})
-    assert duplicates.threshold_of({}, 0.3) == 0.3
-    assert duplicates.threshold_of({"duplicate": 0.5, "similar": 0.9, "related": 1.0}) == 0.5
-    assert np.isfinite(duplicates.threshold_of({"duplicate": 0.5, "similar": 0.9, "related": 1.0}, 0.1))
+        grouping.threshold_of({})
+    assert grouping.threshold_of({}, 0.3) == 0.3
+    assert grouping.threshold_of({"duplicate": 0.5, "similar": 0.9, "related": 1.0}) == 0.5
+    assert np.isfinite(grouping.threshold_of({"duplicate": 0.5, "similar": 0.9, "related": 1.0}, 0.1))
 
 
 @pytest.fixture
@@ -130,7 +131,7 @@ def test_the_duplicates_page_lists_copies_and_an_admin_deletes_them(copies_app):
     found = client.get("/duplicates?format=json").get_json()
     [group] = [g for g in found["groups"] if g["kind"] == "exact"]
     assert {m["path"] for m in group["members"]} == {"img0003.png", "img0003-again.png"}
-    assert found["threshold"] == pytest.approx(copies.REACH * found["calibrated"], abs=1e-5)  # its reach
+    assert found["threshold"] == pytest.approx(copy_pairs.REACH * found["calibrated"], abs=1e-5)  # its reach
     page = client.get("/duplicates", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "img0003-again.png" in page and 'class="delete-copy"' in page and 'id="admin-token"' in page
 
@@ -156,9 +157,9 @@ def test_a_chain_of_similar_photos_is_not_one_group(tmp_path):
     apart = {(0, 1): 0.1, (1, 2): 0.15, (0, 2): 0.5}
     distance = lambda x, y: 0.0 if x == y else apart[(min(x, y), max(x, y))]  # noqa: E731
     near = lambda row: ([0, 1, 2], [distance(row, other) for other in (0, 1, 2)])  # noqa: E731
-    [group] = duplicates.find_groups(items, near, 0.2, tmp_path, distance=distance)
+    [group] = grouping.find_groups(items, near, 0.2, tmp_path, distance=distance)
     assert {m.id for m in group.members} == {0, 1}  # the closest pair; C stays alone
-    assert len(duplicates.find_groups(items, near, 0.2, tmp_path)[0].members) == 3  # single linkage chains
+    assert len(grouping.find_groups(items, near, 0.2, tmp_path)[0].members) == 3  # single linkage chains
 
 
 def test_the_page_sends_large_collections_to_the_command_line(copies_app, monkeypatch):
@@ -175,12 +176,12 @@ def test_the_planted_set_of_issue_22_is_found_with_precision_and_recall_of_097(t
     """300 look-alike flowers and 20 copies of each of 8 kinds: distance alone made groups of
     different photos of one kind of flower (pair precision 0.59 on 102 species)."""
     from imgsim.measure import planted
-    from imgsim.search import ann
+    from imgsim.search import annoy_index
 
     truth = planted.plant(config.SHARED_FLOWERS, tmp_path / "photos", per_class=60, per_kind=20, seed=0)
     cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
     quiet_build(tmp_path / "photos", cfg)
-    _, groups = ann.find_duplicates(ann.open_index(cfg.index_dir))
+    _, groups = finding.find_duplicates(annoy_index.open_index(cfg.index_dir))
     reviewed_file = Path(__file__).parent.parent / "bench" / "flowers5_reviewed_pairs.json"
     reviewed = json.loads(reviewed_file.read_text())
     same = {frozenset(pair) for pair in reviewed["same_picture"]}  # flowers5's own copies, looked at

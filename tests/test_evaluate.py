@@ -35,19 +35,19 @@ def test_recall_against_exact_ignores_order():
 def test_leave_one_out_on_a_tiny_labelled_index(tmp_path):
     """Two well separated classes of 3 vectors each: every metric is perfect."""
     from imgsim.index import store
-    from imgsim.search import ann
+    from imgsim.search import annoy_index
 
     vectors = np.array(
         [[1, 0.0, 0], [1, 0.1, 0], [1, 0, 0.1], [0, 1, 0.0], [0.1, 1, 0], [0, 1, 0.1]], dtype=np.float32
     )
-    ann.build(vectors, tmp_path / "index.ann", "angular", trees=5)
-    index = ann.SearchIndex(
+    annoy_index.build(vectors, tmp_path / "index.ann", "angular", trees=5)
+    index = annoy_index.SearchIndex(
         version=tmp_path,
         manifest=store.Manifest(
             "m", "m", "m:0", "none", 0, 3, "none", 3, "angular", 5, 6, 0, 6, str(tmp_path)
         ),
         items=[store.Item(i, f"{'ab'[i // 3]}/{i}.jpg", 0, 0, "") for i in range(6)],
-        annoy=ann.load(tmp_path / "index.ann", 3),
+        annoy=annoy_index.load(tmp_path / "index.ann", 3),
         reducer=None,
     )
     scores = evaluate.evaluate_index(index, k=2)

@@ -121,7 +121,7 @@ def test_a_mirrored_copy_is_verified_as_mirrored_with_its_outline_in_the_querys_
 def test_a_one_channel_file_is_grayer_than_the_same_gray_pixels_in_colour_channels(tmp_path):
     """scikit-image's chessboard_GRAY.png is chessboard_RGB.png's very pixels in one channel: the
     duplicates page once called it a re-encoded copy; it is the grayscale one."""
-    from imgsim.index import copies
+    from imgsim.duplicates import grouping
 
     pixels = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     Image.fromarray(pixels).convert("RGB").save(tmp_path / "board_rgb.png")
@@ -138,5 +138,5 @@ def test_a_one_channel_file_is_grayer_than_the_same_gray_pixels_in_colour_channe
     )
     match = {"query_coverage": 1.0, "result_coverage": 1.0, "scale": 1.0, "turn": 0.0}
     gray_copy = match | {"a_gray": geometry.ONE_CHANNEL, "b_gray": geometry.COLOURLESS}
-    assert copies.what_it_is(gray_copy, copy_is_a=True) == "grayscale"
-    assert copies.what_it_is(gray_copy, copy_is_a=False) == "re-encoded"
+    assert grouping.what_it_is(gray_copy, copy_is_a=True) == "grayscale"
+    assert grouping.what_it_is(gray_copy, copy_is_a=False) == "re-encoded"

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, quiet_build, write_images
+from imgsim import durable
 from imgsim.index import segments, store
 from imgsim.indexing import collection, indexer
 from imgsim.models import embedders
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 def _current_ids(index_dir):
@@ -66,7 +67,7 @@ def test_build_then_search_finds_each_image_itself(tmp_path, tiny_config):
     write_images(tmp_path / "photos", 12)
     report = quiet_build(tmp_path / "photos", tiny_config)
     assert (report.items, report.embedded) == (12, 12)
-    index = ann.open_index(tiny_config.index_dir)
+    index = annoy_index.open_index(tiny_config.index_dir)
     assert index.manifest.items == 12 and index.manifest.dims == 16
     vectors = store.read_vectors(index.version)
     hits = index.search(vectors[3], k=3)
@@ -136,7 +137,7 @@ def test_unreadable_files_are_skipped_and_reported_without_stopping_the_run(tmp_
     report = quiet_build(photos, tiny_config)
     assert report.items == 5
     assert sorted(path for path, _ in report.skipped) == ["corrupt.jpg", "truncated.png"]
-    skipped = store.read_json(report.version / "skipped.json")
+    skipped = durable.read_json(report.version / "skipped.json")
     assert {entry["path"] for entry in skipped} == {"corrupt.jpg", "truncated.png"}
 
 
@@ -154,7 +155,7 @@ def test_a_failed_build_leaves_the_previous_version_serving(tmp_path, tiny_confi
         quiet_build(photos, tiny_config)
     assert store.current_version(tiny_config.index_dir) == first
     assert not list(store.versions_dir(tiny_config.index_dir).glob(".building-*"))
-    assert ann.open_index(tiny_config.index_dir).manifest.items == 6
+    assert annoy_index.open_index(tiny_config.index_dir).manifest.items == 6
 
 
 def test_only_one_rebuild_at_a_time(tmp_path, tiny_config):
@@ -199,7 +200,7 @@ def test_a_killed_build_keeps_current_and_the_rerun_resumes(tmp_path, tiny_confi
     process.wait()
     assert list(partial.glob("chunk-*.npz")), "the build ended before it saved a checkpoint"
     assert store.current_version(tiny_config.index_dir) == first  # still the old version
-    assert ann.open_index(tiny_config.index_dir).manifest.items == 4
+    assert annoy_index.open_index(tiny_config.index_dir).manifest.items == 4
 
     resumed = quiet_build(photos, tiny_config.replace(image_size=320, precision="f32"))
     assert resumed.items == 244
@@ -213,7 +214,7 @@ def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_conf
     write_images(photos, 40)
     cfg = tiny_config.replace(reduce=reduction, dims=8, epochs=2)
     quiet_build(photos, cfg)
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     assert (index.manifest.dims, index.manifest.embedding_dim) == (8, 16)
     assert index.annoy.f == 8
     vectors = store.read_vectors(index.version)
@@ -258,7 +259,7 @@ def test_a_link_to_a_file_outside_the_collection_is_skipped_and_never_served(tmp
     report = quiet_build(photos, tiny_config)
     assert report.items == 5 and ("link.png", collection.OUTSIDE) in report.skipped
     version = store.current_version(tiny_config.index_dir)
-    assert {"path": "link.png", "reason": collection.OUTSIDE} in store.read_json(version / "skipped.json")
+    assert {"path": "link.png", "reason": collection.OUTSIDE} in durable.read_json(version / "skipped.json")
     items = store.read_items(version)
     assert "link.png" not in {i.path for i in items}
     client = app_module.create_app(tiny_config).test_client()
@@ -285,7 +286,7 @@ def fsynced(monkeypatch) -> list[str]:
 
 def test_a_durable_write_is_on_disk_with_its_folder_before_it_returns(tmp_path, fsynced):
     """After os.replace the folder was not fsynced: after a power cut the row could survive the file."""
-    store.atomic_write(tmp_path / "upload.png", lambda handle: handle.write(b"png"), durable=True)
+    durable.atomic_write(tmp_path / "upload.png", lambda handle: handle.write(b"png"), durable=True)
     written, folder = fsynced[-2:]
     assert Path(written).name.startswith(".upload.png.") and folder == str(tmp_path)  # bytes, then the name
 

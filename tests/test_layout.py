@@ -18,8 +18,20 @@ from helpers import ROOT
 
 # Lowest first: imgsim.<name> for each layer.
 LAYERS = [
-    "config", "images", "index", "models", "search", "live", "query", "indexing", "measure", "serve", "cli"
-]  # fmt: skip
+    "config",
+    "durable",
+    "images",
+    "index",
+    "models",
+    "search",
+    "duplicates",
+    "live",
+    "query",
+    "indexing",
+    "measure",
+    "serve",
+    "cli",
+]  # fmt: skip (one row per layer would hide their order)
 LAYER_OF = {name: depth for depth, name in enumerate(LAYERS)}
 ENTRY_POINTS = {
     "app.py", "config.py", "img2vec.py", "ann.py", "autoencoder.py", "evaluate.py", "gunicorn.conf.py"

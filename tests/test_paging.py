@@ -5,7 +5,7 @@ import pytest
 
 from helpers import quiet_build, upload, write_images
 from imgsim.live import live
-from imgsim.search import ann, verification
+from imgsim.search import annoy_index, verification
 from imgsim.serve import web
 
 
@@ -23,7 +23,7 @@ def two_folders(tmp_path, service_config):
     web.service_of(application).close()
 
 
-def _exact_ranking(index: ann.SearchIndex, query_id: int, folder: str) -> list[int]:
+def _exact_ranking(index: annoy_index.SearchIndex, query_id: int, folder: str) -> list[int]:
     vectors = index.stored_vectors()
     row = index.rows_by_id[query_id]
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

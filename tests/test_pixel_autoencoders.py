@@ -11,7 +11,7 @@ from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.measure import plots
 from imgsim.models import autoencoder, embedders
-from imgsim.search import ann
+from imgsim.search import annoy_index
 from imgsim.serve import app as app_module
 
 
@@ -27,7 +27,7 @@ def test_trains_one_epoch_and_embeds_with_the_documented_shape(tmp_path, kind, d
     plot = tmp_path / "reconstructions.png"
     report = quiet_build(photos, cfg, plot=plot)
     assert report.items == 10 and report.embedded == 10
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     assert index.manifest.model == kind and index.manifest.embedding_dim == dims
     assert store.read_vectors(index.version).shape == (10, dims)
     assert (index.version / autoencoder.ENCODER_FILE).is_file()
@@ -81,7 +81,7 @@ def test_map_png_and_page(tmp_path, tiny_config):
     write_images(photos / "red", 6, seed=1)
     write_images(photos / "blue", 6, seed=2)
     quiet_build(photos, tiny_config)
-    index = ann.open_index(tiny_config.index_dir)
+    index = annoy_index.open_index(tiny_config.index_dir)
     out = tmp_path / "map.png"
     plots.draw_map(index, out)
     assert out.stat().st_size > 10_000

@@ -8,8 +8,8 @@ from imgsim import config
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.indexing import indexer
-from imgsim.models import embedders, precision, runtimes
-from imgsim.search import ann
+from imgsim.models import agreement, embedders, runtimes
+from imgsim.search import annoy_index
 
 needs_bf16 = pytest.mark.skipif(
     "bf16" not in runtimes.native_precisions(), reason="this CPU has no native bf16 (OpenVINO lists none)"
@@ -26,7 +26,7 @@ def _flowers_config(tmp_path, **changes) -> config.Config:
 
 def _rank1_of_every_photo(cfg: config.Config, folder, query_precision: str, log=lambda _: None) -> float:
     """Share of the collection's own files found first when searched as uploads at ``query_precision``."""
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     runtime = runtimes.Runtime("openvino", cfg.index_dir / "cache", precision=query_precision, log=log)
     embedder = embedders.for_index(index.manifest, index.version, runtime)
     assert embedder.precision == query_precision
@@ -42,8 +42,8 @@ def test_a_precision_that_moves_vectors_misses_the_gates_by_how_much():
     owners = np.repeat(np.arange(8), 2)
     copies = originals[owners] + 0.05 * rng.normal(size=(16, 64)).astype(np.float32)
     moved = (originals + 0.4 * rng.normal(size=originals.shape), copies + 0.4 * rng.normal(size=copies.shape))
-    kept = precision.compare("bf16", (originals, copies), (originals * 1.0001, copies), owners)
-    missed = precision.compare("int8", (originals, copies), moved, owners)
+    kept = agreement.compare("bf16", (originals, copies), (originals * 1.0001, copies), owners)
+    missed = agreement.compare("int8", (originals, copies), moved, owners)
     assert kept.passed and kept.mean_cosine > 0.999 and kept.top10 == 1.0
     assert not missed.passed and any(miss.startswith("mean cosine") for miss in missed.misses)
 
@@ -53,7 +53,7 @@ def test_the_choice_is_the_fastest_candidate_that_agrees_and_f32_when_none_does(
     photos, copies, owners = rng.normal(size=(30, 16)), rng.normal(size=(0, 16)), np.array([], int)
     exact = lambda x: x  # noqa: E731
     noisy = lambda x: x + rng.normal(size=x.shape)  # noqa: E731
-    chosen, measured, vectors = precision.choose(
+    chosen, measured, vectors = agreement.choose(
         ["int8", "bf16", "f32"],
         {"f32": exact, "int8": noisy, "bf16": exact}.get,
         photos,
@@ -63,7 +63,7 @@ def test_the_choice_is_the_fastest_candidate_that_agrees_and_f32_when_none_does(
     )
     assert chosen == "bf16" and [m.precision for m in measured] == ["f32", "int8", "bf16"]
     assert not measured[1].passed and measured[2].passed and np.array_equal(vectors, photos)
-    chosen, _, _ = precision.choose(
+    chosen, _, _ = agreement.choose(
         ["int8"], {"f32": exact, "int8": noisy}.get, photos, copies, owners, lambda: 0
     )
     assert chosen == "f32"
@@ -104,7 +104,7 @@ def test_auto_measures_once_records_why_and_later_builds_keep_the_choice(tmp_pat
     assert [m["precision"] for m in choice["measured"]][0] == "f32"
     assert manifest.precision == embedders.key_precision(manifest.model_key)
     chosen = next(m for m in choice["measured"] if m["precision"] == manifest.precision)
-    assert chosen["passed"] and chosen["mean_cosine"] >= precision.GATES.mean_cosine
+    assert chosen["passed"] and chosen["mean_cosine"] >= agreement.GATES.mean_cosine
     assert any(line.startswith("Measuring") for line in said)
     # the sample was the whole collection: its vectors at the chosen precision are the index's
     assert not any(line.startswith("Model ") for line in said)  # the network did not run again
@@ -136,7 +136,7 @@ def test_a_bf16_index_on_a_cpu_without_bf16_queries_in_f32_and_says_so(tmp_path,
     folder = flower_subset(tmp_path / "flowers", per_class=4)
     cfg = _flowers_config(tmp_path, precision="bf16")
     quiet_build(folder, cfg)
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     monkeypatch.setattr(runtimes, "capabilities", lambda: frozenset({"FP32"}))
     said: list[str] = []
     runtime = runtimes.Runtime("openvino", tmp_path / "cache", log=said.append)

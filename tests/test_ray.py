@@ -15,7 +15,7 @@ import pytest
 
 from helpers import ROOT, quiet_build, requires_shared, write_images
 from imgsim.index import store
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 ray = pytest.importorskip("ray", reason="needs ray[data] (requirements.txt)")
 
@@ -33,7 +33,7 @@ def ray_config(cfg, **changes):
 
 
 def _vectors_by_path(index_dir) -> dict[str, np.ndarray]:
-    index = ann.open_index(index_dir)
+    index = annoy_index.open_index(index_dir)
     vectors = store.read_vectors(index.version)
     return {item.path: vectors[row] for row, item in enumerate(index.items)}
 
@@ -78,7 +78,7 @@ def test_a_first_build_over_the_segment_size_builds_its_segments_as_ray_tasks(cl
     refs = store.read_segments(report.version)
     assert [ref.count for ref in refs] == [5, 5, 2]
     assert any("built as tasks" in line for line in lines), lines
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     for row, item in enumerate(index.items):  # each segment's Annoy file answers for its rows
         assert index.search_reduced(index.stored_vector(row), k=1, search_k=1000)[0].id == item.id
 

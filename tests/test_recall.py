@@ -7,7 +7,7 @@ from bench.common import clustered
 from helpers import quiet_build
 from imgsim.index import recall
 from imgsim.index.recall import EXACT, RecallPoint
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 def _points(*triples):
@@ -30,8 +30,8 @@ def test_exact_search_is_chosen_where_annoy_would_cost_more_to_reach_the_target(
 def test_a_measured_curve_keeps_its_promise_on_the_queries_it_was_measured_with(tmp_path):
     vectors = clustered(3000, 32, seed=3)
     queries = vectors[::30] + np.random.default_rng(4).normal(0, 0.3, (100, 32)).astype(np.float32)
-    ann.build(vectors, tmp_path / "index.ann", "angular", trees=10)
-    curve = recall.calibrate(ann.load(tmp_path / "index.ann", 32), vectors, queries, 0.95, trees=10)
+    annoy_index.build(vectors, tmp_path / "index.ann", "angular", trees=10)
+    curve = recall.calibrate(annoy_index.load(tmp_path / "index.ann", 32), vectors, queries, 0.95, trees=10)
 
     depths = [p.search_k for p in curve.points]
     assert depths[0] == 10 * 10 and all(b == 2 * a for a, b in zip(depths, depths[1:], strict=False))
@@ -47,7 +47,7 @@ def test_a_measured_curve_keeps_its_promise_on_the_queries_it_was_measured_with(
 
 def test_exact_search_answers_as_the_brute_force_ranking(tmp_path, photos, tiny_config):
     quiet_build(photos, tiny_config)
-    index = ann.open_index(tiny_config.index_dir)
+    index = annoy_index.open_index(tiny_config.index_dir)
     index.manifest.search_k = EXACT
     query = index.stored_vector(3) + 0.05
     rows, distances = index.nearest_rows(query, 5)

@@ -16,7 +16,7 @@ import servers
 from helpers import ADMIN, TOKEN, quiet_build, write_images
 from imgsim import config
 from imgsim.index import store
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 @dataclass
@@ -179,7 +179,7 @@ def test_a_compaction_that_lost_its_lock_does_not_publish(shared):
     compactor = compaction.Compactor(
         shared, build_while_the_connection_drops, live_store, logging.getLogger("t")
     )
-    snap = type("Snap", (), {"index": ann.open_index(shared.index_dir), "embedder": None})()
+    snap = type("Snap", (), {"index": annoy_index.open_index(shared.index_dir), "embedder": None})()
     first = snap.index.items[0]
     assert live_store.delete(first.id, first.path)  # something for the compaction to publish
     compactor._run(snap)

@@ -6,7 +6,7 @@ from helpers import flower_subset, quiet_build, requires_shared
 from imgsim import config
 from imgsim.index import store
 from imgsim.models import embedders
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 def _leave_one_out_top1(index) -> float:
@@ -24,7 +24,7 @@ def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
     cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=50)
     report = quiet_build(photos, cfg)
     assert report.items == 150 and not report.skipped
-    full = ann.open_index(cfg.index_dir)
+    full = annoy_index.open_index(cfg.index_dir)
     top1 = _leave_one_out_top1(full)
     print(f"top-1 class match {top1:.3f}")
     assert top1 >= 0.5, f"top-1 class match {top1:.2f}; chance is 0.20"
@@ -32,7 +32,7 @@ def test_pretrained_model_retrieves_the_same_flower_far_above_chance(tmp_path):
     # PCA to 32-d reuses the stored embeddings (nothing re-embedded) and keeps most of the quality
     reduced = quiet_build(photos, cfg.replace(reduce="pca", dims=32))
     assert reduced.embedded == 0
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     assert index.manifest.dims == 32 and index.manifest.reduce == "pca"
     assert _leave_one_out_top1(index) >= top1 - 0.15
 

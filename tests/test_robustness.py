@@ -11,7 +11,7 @@ from helpers import flower_subset, quiet_build, requires_shared
 from imgsim import config
 from imgsim.measure import evaluate
 from imgsim.models import embedders, runtimes
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 BEFORE = {"pooling": "avg", "trim_borders": False, "centre": "none"}
 
@@ -25,7 +25,7 @@ def measured(tmp_path_factory):
     for name, settings in (("before", BEFORE), ("defaults", {})):
         cfg = config.Config(index_dir=tmp / name, model=str(config.SHARED_MODEL), trees=50, **settings)
         quiet_build(photos, cfg)
-        index = ann.open_index(cfg.index_dir)
+        index = annoy_index.open_index(cfg.index_dir)
         embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
         results[name] = evaluate.evaluate_index(index) | evaluate.evaluate_edits(index, embedder, 30)
         if name == "defaults":

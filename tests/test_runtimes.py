@@ -13,7 +13,7 @@ from imgsim import config
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.models import embedders, runtimes
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def test_vectors_embedded_on_one_runtime_are_reused_on_the_other(tmp_path, tiny_
     write_images(tmp_path / "photos", 7)  # one new image
     report = quiet_build(tmp_path / "photos", tiny_config)
     assert (report.embedded, report.reused) == (1, 6)
-    index = ann.open_index(tiny_config.index_dir)
+    index = annoy_index.open_index(tiny_config.index_dir)
     query = embedders.for_index(index.manifest, index.version, _openvino(tmp_path))
     vector = query.embed_images([imaging.open_rgb(tmp_path / "photos" / "img0002.png")])[0]
     assert index.search(vector, k=1)[0].path == "img0002.png"
@@ -181,7 +181,7 @@ def test_a_version_serves_from_its_conversion_where_its_keras_file_is_gone(tmp_p
     write_images(tmp_path / "photos", 6)
     quiet_build(tmp_path / "photos", cfg)
     model.unlink()
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
     assert embedder.runtime == "openvino" and embedder.key == index.manifest.model_key
     image = imaging.open_rgb(tmp_path / "photos" / "img0003.png", min_side=embedder.decode_side)

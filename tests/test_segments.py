@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, quiet_build, write_images
+from imgsim import durable
 from imgsim.index import merge_policy, store
 from imgsim.index.merge_policy import MergePolicy
 from imgsim.index.store import SegmentRef
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 def _refs(*sizes: int, deleted: dict[int, int] | None = None) -> list[SegmentRef]:
@@ -87,7 +88,7 @@ def test_a_rebuild_writes_only_the_new_files_and_links_the_rest(tmp_path, tiny_c
     assert second.embedded == 3 and (kept.name, kept.count, new.count) == (old.name, 10, 3)
     for name in ("vectors.npy", "index.ann", "items.json"):  # the same file: linked, not rewritten
         assert _inode(second.version, kept, name) == _inode(first, old, name)
-    index = ann.open_index(tiny_config.index_dir)
+    index = annoy_index.open_index(tiny_config.index_dir)
     for row, item in enumerate(index.items):  # every image, old or new, finds itself first
         assert index.search_reduced(index.stored_vector(row), k=1)[0].id == item.id
 
@@ -95,7 +96,7 @@ def test_a_rebuild_writes_only_the_new_files_and_links_the_rest(tmp_path, tiny_c
 def test_a_changed_or_removed_file_becomes_a_tombstone_and_keeps_its_id(tmp_path, tiny_config):
     photos = tmp_path / "photos"
     paths = write_images(photos, 10)
-    first = ann.open_index(quiet_build(photos, tiny_config).version.parent.parent)
+    first = annoy_index.open_index(quiet_build(photos, tiny_config).version.parent.parent)
     ids = {item.path: item.id for item in first.items}
     paths[0].unlink()
     write_images(photos, 1, seed=9)  # img0000.png again, with other pixels
@@ -103,7 +104,7 @@ def test_a_changed_or_removed_file_becomes_a_tombstone_and_keeps_its_id(tmp_path
     report = quiet_build(photos, tiny_config)
     kept, new = _segments(report.version)
     assert kept.deleted == (0, 1) and new.count == 1
-    index = ann.open_index(tiny_config.index_dir)
+    index = annoy_index.open_index(tiny_config.index_dir)
     ids.pop("img0001.png")
     assert {item.path: item.id for item in index.items} == ids
     changed = index.rows_by_id[ids["img0000.png"]]
@@ -117,12 +118,12 @@ def test_search_over_segments_finds_what_one_segment_finds(tmp_path, tiny_config
     cfg = tiny_config.replace(segment_items=7)
     split = quiet_build(photos, cfg).version
     assert [ref.count for ref in _segments(split)] == [7, 7, 7, 3]
-    index = ann.open_index(cfg.index_dir)
+    index = annoy_index.open_index(cfg.index_dir)
     queries = [index.stored_vector(row) + 0.05 for row in range(0, 24, 3)]
     answers = [[h.id for h in index.search_reduced(q, k=5, search_k=0)] for q in queries]  # exact
     merged = quiet_build(photos, cfg.replace(segment_items=100), merge=True)
     assert len(_segments(merged.version)) == 1 and merged.embedded == 0
-    one = ann.open_index(cfg.index_dir)
+    one = annoy_index.open_index(cfg.index_dir)
     assert [[h.id for h in one.search_reduced(q, k=5, search_k=0)] for q in queries] == answers
     assert [[h.id for h in one.search_reduced(q, k=5)] for q in queries] == answers
 
@@ -138,7 +139,7 @@ def test_small_additions_are_merged_by_the_tier_policy(tmp_path, tiny_config):
         counts.append([ref.count for ref in _segments(quiet_build(photos, cfg).version)])
     # below floor_items (1,000) every segment is in the lowest tier: the third fills it, one merge
     assert counts == [[10, 2], [14], [14, 2]]
-    assert len(ann.open_index(cfg.index_dir).items) == 16
+    assert len(annoy_index.open_index(cfg.index_dir).items) == 16
 
 
 def test_full_rewrites_every_segment(tmp_path, tiny_config):
@@ -177,9 +178,9 @@ def test_a_format_1_version_is_still_read_and_the_next_build_rewrites_it(tmp_pat
     for path in folder.iterdir():  # the layout before segments: one index at the version's top
         os.replace(path, version / path.name)
     (version / store.SEGMENTS_FILE).unlink()
-    manifest = store.read_json(version / "manifest.json") | {"format_version": 1}
-    store.write_json(version / "manifest.json", manifest)
-    index = ann.open_index(tiny_config.index_dir)
+    manifest = durable.read_json(version / "manifest.json") | {"format_version": 1}
+    durable.write_json(version / "manifest.json", manifest)
+    index = annoy_index.open_index(tiny_config.index_dir)
     assert len(index.items) == 5
     assert index.search_reduced(index.stored_vector(2), k=1)[0].id == index.items[2].id
     write_images(photos, 1, seed=4, prefix="new")
@@ -236,7 +237,7 @@ def test_a_build_or_merge_killed_at_any_point_loses_and_renumbers_nothing(tmp_pa
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     published = store.current_version(cfg.index_dir) != before
     assert published == point.endswith("publish")
-    survived = {item.path: item.id for item in ann.open_index(cfg.index_dir).items}
+    survived = {item.path: item.id for item in annoy_index.open_index(cfg.index_dir).items}
     assert {p: i for p, i in survived.items() if p in ids} == ids
     merged = quiet_build(photos, cfg.replace(segment_items=100), merge=True)
     final = {item.path: item.id for item in store.read_items(merged.version)}

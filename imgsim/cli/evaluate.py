@@ -11,13 +11,14 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from imgsim import config
 from imgsim.index import store
 from imgsim.indexing import indexer
 from imgsim.measure.evaluate import class_folders, evaluate_edits, evaluate_index
 from imgsim.models import embedders, reference, runtimes
-from imgsim.search import ann
+from imgsim.search import annoy_index
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -56,8 +57,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:  # Keras prints training progress on stdout: keep stdout for the answer
         with contextlib.redirect_stdout(sys.stderr):
             indexer.build_index(dataset, eval_cfg, progress=not args.no_progress)
-            index = ann.open_index(eval_cfg.index_dir)
-            scores = evaluate_index(index, search_k=cfg.search_k)
+            index = annoy_index.open_index(eval_cfg.index_dir)
+            scores: dict[str, Any] = evaluate_index(index, search_k=cfg.search_k)
             if args.edited > 0:
                 embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
                 scores |= evaluate_edits(index, embedder, args.edited, cfg.search_k, cfg.tta, verify=True)
@@ -92,9 +93,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         for name, found in scores["edits"].items():
             print(f"  {name:<15} {found['rank1']:.3f}    {found['top10']:.3f}")
     if "reference" in scores:
-        kept = dict(scores["reference"])
-        print(f"\nReference for {kept['model']} kept in {kept.pop('file')}:")
-        print(f"  {reference.describe(reference.Reference(**kept))}")
+        stated = dict(scores["reference"])
+        print(f"\nReference for {stated['model']} kept in {stated.pop('file')}:")
+        print(f"  {reference.describe(reference.Reference(**stated))}")
     return 0
 
 

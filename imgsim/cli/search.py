@@ -14,15 +14,17 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from imgsim import config
+from imgsim.duplicates.finding import find_duplicates
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.live import live
 from imgsim.measure import plots
 from imgsim.models import embedders, runtimes
 from imgsim.query import pipeline
-from imgsim.search.ann import Hit, find_duplicates, open_index
+from imgsim.search.annoy_index import Hit, open_index
 
 
 def _query_files(queries: list[str]) -> list[Path]:
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 2
     if args.plot:
         Path(args.plot).mkdir(parents=True, exist_ok=True)
-    answers, failures = [], 0
+    answers: list[dict[str, Any]] = []
+    failures = 0
     for query_file in files:
         try:
             image = imaging.open_rgb(query_file, cfg.max_image_pixels, embedder.decode_side)

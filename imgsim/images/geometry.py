@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,7 +119,9 @@ def features(
     if min(pixels.shape) < MIN_ANALYSED_SIDE:  # too thin for ORB's pyramid: nothing to match
         return Features(*nothing, (width, height), gray, phash)
     for threshold in FAST_THRESHOLDS:
-        orb = cv2.ORB_create(nfeatures=count, edgeThreshold=15, patchSize=15, fastThreshold=threshold)
+        orb = cv2.ORB_create(  # type: ignore[attr-defined]  # not in OpenCV's stubs
+            nfeatures=count, edgeThreshold=15, patchSize=15, fastThreshold=threshold
+        )
         keypoints, descriptors = orb.detectAndCompute(pixels, None)
         if descriptors is not None and len(keypoints) >= ENOUGH:
             break
@@ -128,7 +131,7 @@ def features(
     return Features(points, descriptors, (width, height), gray, phash)
 
 
-def _rounded(polygon: np.ndarray) -> list[list[float]]:
+def _rounded(polygon: Sequence[tuple[float, float]]) -> list[list[float]]:
     return [[round(float(x), 1), round(float(y), 1)] for x, y in polygon]
 
 
@@ -192,8 +195,8 @@ def verify(a: Features, b: Features) -> Match | None:
     if _area(cv2.convexHull(inlying).reshape(-1, 2)) < MIN_SPREAD * _area(b_in_a):
         return None  # the agreeing matches crowd into one corner of what the images share: chance
     return Match(
-        inliers, len(good), -turn, scale, [tuple(map(float, p)) for p in a_in_b],
-        [tuple(map(float, p)) for p in b_in_a], min(1.0, coverage_a), min(1.0, coverage_b), a.size, b.size,
+        inliers, len(good), -turn, scale, [(float(x), float(y)) for x, y in a_in_b],
+        [(float(x), float(y)) for x, y in b_in_a], min(1.0, coverage_a), min(1.0, coverage_b), a.size, b.size,
     )  # fmt: skip
 
 

@@ -121,7 +121,8 @@ def _is_wide(image: Image.Image) -> bool:
 
 def _full_scale(image: Image.Image) -> float:
     """The value that maps to 255 in a 16-bit or float image, decided once for the whole image."""
-    low, high = image.getextrema()
+    low, high = image.getextrema()  # one band: (low, high) numbers
+    assert isinstance(high, int | float)
     if image.mode == "F":
         return 1.0 if high <= 1.0 else 255.0
     return 65535.0 if high > 255 else 255.0  # 16-bit data unless every value already fits in a byte

@@ -103,8 +103,8 @@ def word(likeness: float | None, verified: bool, thresholds: Thresholds | None) 
     earns; None where that cannot be said honestly (no reference for the model)."""
     if verified:
         return "duplicate"
-    if thresholds is None or not thresholds.labelled or likeness is None:
-        return None
+    if thresholds is None or thresholds.similar is None or thresholds.related is None or likeness is None:
+        return None  # not labelled: no reference for the model
     if likeness <= thresholds.similar:
         return "similar"
     return "related" if likeness <= thresholds.related else "weak"

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from annoy import AnnoyIndex
 
+from imgsim import config
 from imgsim.index.vectors import distances, row_norms, smallest
 
 EXACT = 0  # the search_k that means "compare with every vector"
@@ -50,7 +51,9 @@ class RecallCurve:
         return cls(**{**data, "points": points})
 
 
-def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[list[np.ndarray], float]:
+def exact_top(
+    matrix: np.ndarray, queries: np.ndarray, k: int, metric: config.Metric
+) -> tuple[list[np.ndarray], float]:
     """The exact top-k rows of each query, and the mean ms of one exact query."""
     norms = row_norms(matrix) if metric == "angular" else None
     began = time.perf_counter()
@@ -73,7 +76,7 @@ def _annoy_point(
 
 def calibrate(
     annoy: AnnoyIndex, matrix: np.ndarray, queries: np.ndarray, target: float, trees: int,
-    metric: str = "angular", k: int = 10,
+    metric: config.Metric = "angular", k: int = 10,
 ) -> RecallCurve:  # fmt: skip
     """Measure recall@k at doubling search_k from Annoy's default; choose the cheapest that meets
     ``target``, or exact search where Annoy would need more time than exact search to get there."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
+from imgsim import config, durable
 from imgsim.index import store
 from imgsim.index import vectors as vector_math
 from imgsim.index.recall import EXACT
@@ -40,7 +41,7 @@ def new_name() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
 
 
-def build_annoy(vectors: np.ndarray, path: Path, metric: str = "angular", trees: int = 100) -> None:
+def build_annoy(vectors: np.ndarray, path: Path, metric: config.Metric = "angular", trees: int = 100) -> None:
     """Build an Annoy index with row numbers as item ids and save it to ``path``."""
     vectors = np.asarray(vectors, dtype=np.float32)
     index = AnnoyIndex(vectors.shape[1], metric)
@@ -54,7 +55,7 @@ def build_annoy(vectors: np.ndarray, path: Path, metric: str = "angular", trees:
 
 def write(
     folder: Path, items: list[store.Item], vectors: np.ndarray, index_vectors: np.ndarray,
-    metric: str, trees: int, annoy: bool = True,
+    metric: config.Metric, trees: int, annoy: bool = True,
 ) -> float:  # fmt: skip
     """Write one segment's items, vectors and (unless ``annoy`` is False: built elsewhere) its
     Annoy index; the seconds Annoy took to build."""
@@ -80,7 +81,7 @@ def keep_for_exact_search(folder: Path, index_vectors: np.ndarray, search_k: int
 def describe(folder: Path, count: int, search_k: int, recall: dict | None = None, **facts) -> None:
     """Write what queries need to know of a segment: its depth, and what it was chosen from."""
     body = {"count": count, "search_k": search_k, "recall": recall or {}} | facts
-    store.write_json(folder / SEGMENT_FILE, body)
+    durable.write_json(folder / SEGMENT_FILE, body)
 
 
 def depth_of(folder: Path, default: int) -> int:
@@ -104,7 +105,7 @@ class Opened:
     _norms: np.ndarray | None = field(default=None, repr=False)
     _raw: np.ndarray | None = field(default=None, repr=False)
 
-    def matrix(self, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def matrix(self, metric: config.Metric) -> tuple[np.ndarray, np.ndarray | None]:
         """The segment's vectors as Annoy holds them, for exact search (read once)."""
         if self._matrix is None:
             path = self.folder / EXACT_FILE
@@ -117,7 +118,7 @@ class Opened:
             self._norms = vector_math.row_norms(self._matrix) if metric == "angular" else None
         return self._matrix, self._norms
 
-    def nearest(self, vector: np.ndarray, k: int, search_k: int, metric: str, trees: int):
+    def nearest(self, vector: np.ndarray, k: int, search_k: int, metric: config.Metric, trees: int):
         """Version rows and distances of this segment's k nearest live items."""
         depth = self.search_k if search_k in (-1, SHALLOW) else search_k
         if search_k == SHALLOW and depth != EXACT:
@@ -127,8 +128,8 @@ class Opened:
             found = vector_math.distances(matrix, vector, metric, norms)
             if self.ref.deleted:
                 found[list(self.ref.deleted)] = np.inf
-            local = vector_math.smallest(found, min(k, self.ref.live))
-            return self.global_of[local].tolist(), found[local].tolist()
+            best = vector_math.smallest(found, min(k, self.ref.live))
+            return self.global_of[best].tolist(), found[best].tolist()
         wanted = min(self.ref.count, k if not self.ref.deleted else 2 * k + 8)
         as_list = vector.tolist()
         while True:  # tombstoned rows take places in Annoy's answer: ask for more until k are live
@@ -160,7 +161,7 @@ def _pool() -> ThreadPoolExecutor:
 class Segments:
     """A version's segments searched as one index over the version's rows (AnnoyIndex's calls)."""
 
-    def __init__(self, version: Path, dims: int, metric: str, trees: int, default_depth: int = -1):
+    def __init__(self, version: Path, dims: int, metric: config.Metric, trees: int, default_depth: int = -1):
         self.f, self.metric, self.trees = dims, metric, trees
         self.parts: list[Opened] = []
         start = 0

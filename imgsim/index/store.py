@@ -29,20 +29,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
-import json
 import os
 import secrets
 import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
+
+from imgsim import config, durable
 
 FORMAT_VERSION = 2  # 2: a list of segments; 1: one index at the version's top (still read)
 READABLE_FORMATS = (1, 2)
@@ -84,7 +83,7 @@ class Manifest:
     embedding_dim: int
     reduce: str
     dims: int
-    metric: str
+    metric: config.Metric
     trees: int
     items: int
     skipped: int
@@ -139,46 +138,12 @@ def current_version(index_dir: Path) -> Path:
     return target
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
-    """Write a file so that readers see either the old one or the whole new one, never a part.
-
-    ``durable`` also forces the bytes to disk before the rename, and the rename itself (the folder)
-    after it, for data that is acknowledged: after a power cut, the file is there whole or the
-    request was never answered. The temporary name is unique per process and thread, so
-    concurrent writers never collide.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        if durable:
-            _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def write_json(path: Path, data: object) -> None:
-    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
-def read_json(path: Path) -> object:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def read_manifest(version: Path) -> Manifest:
-    return Manifest.from_dict(read_json(Path(version) / "manifest.json"))
+    return Manifest.from_dict(durable.read_json(Path(version) / "manifest.json"))
 
 
 def write_manifest(version: Path, manifest: Manifest) -> None:
-    write_json(Path(version) / "manifest.json", manifest.to_dict())
+    durable.write_json(Path(version) / "manifest.json", manifest.to_dict())
 
 
 @dataclass(frozen=True)
@@ -207,11 +172,11 @@ def read_segments(version: Path) -> list[SegmentRef]:
     path = Path(version) / SEGMENTS_FILE
     if not path.is_file():
         return [SegmentRef("", len(_item_rows(Path(version) / ITEMS_FILE)))]
-    return [SegmentRef(r["name"], r["count"], tuple(r["deleted"])) for r in read_json(path)]
+    return [SegmentRef(r["name"], r["count"], tuple(r["deleted"])) for r in durable.read_json(path)]
 
 
 def write_segments(version: Path, refs: list[SegmentRef]) -> None:
-    write_json(Path(version) / SEGMENTS_FILE, [ref.to_dict() for ref in refs])
+    durable.write_json(Path(version) / SEGMENTS_FILE, [ref.to_dict() for ref in refs])
 
 
 def live_rows(ref: SegmentRef) -> np.ndarray:
@@ -236,7 +201,7 @@ def _item_rows(path: Path) -> list[Item]:
         if found is not None:
             _ITEM_CACHE.move_to_end(key)
             return found
-    found = [Item(**row) for row in read_json(path)]
+    found = [Item(**row) for row in durable.read_json(path)]
     with _ITEM_LOCK:
         _ITEM_CACHE[key] = found
         while len(_ITEM_CACHE) > _ITEM_CACHE_SIZE:
@@ -264,7 +229,7 @@ def items_of(version: Path, refs: list[SegmentRef]) -> list[Item]:
 
 
 def write_items(folder: Path, items: list[Item]) -> None:
-    write_json(Path(folder) / ITEMS_FILE, [dataclasses.asdict(item) for item in items])
+    durable.write_json(Path(folder) / ITEMS_FILE, [dataclasses.asdict(item) for item in items])
 
 
 def read_vectors(version: Path) -> np.ndarray:
@@ -274,28 +239,6 @@ def read_vectors(version: Path) -> np.ndarray:
         stored = np.load(segment_dir(version, ref.name) / VECTORS_FILE, mmap_mode="r")
         parts.append(np.asarray(stored if not ref.deleted else stored[live_rows(ref)], np.float32))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-
-
-def link_tree(source: Path, target: Path) -> None:
-    """Give ``target`` the files of ``source`` by hard links (the same bytes, nothing copied);
-    a copy where the file system cannot link."""
-    target.mkdir(parents=True, exist_ok=True)
-    for path in Path(source).iterdir():
-        if path.is_dir():
-            link_tree(path, target / path.name)
-            continue
-        try:
-            os.link(path, target / path.name)
-        except OSError:
-            shutil.copy2(path, target / path.name)
-
-
-def file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def start_version(index_dir: Path) -> Path:
@@ -315,16 +258,16 @@ def publish(index_dir: Path, building: Path, keep: int = 3) -> Path:
     Every file of the version is on disk before ``current`` can point at it: after a power cut
     ``current`` names either the old version or a complete new one."""
     final = building.with_name(building.name.removeprefix(BUILDING_PREFIX))
-    _fsync_tree(building)
+    durable.fsync_tree(building)
     os.rename(building, final)
-    _fsync_dir(final.parent)
+    durable.fsync_dir(final.parent)
     link = Path(index_dir) / "current"
     tmp_link = link.with_name(f".current-{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
         tmp_link.unlink()
     os.symlink(os.path.relpath(final, link.parent), tmp_link)
     os.replace(tmp_link, link)
-    _fsync_dir(link.parent)
+    durable.fsync_dir(link.parent)
     prune(index_dir, keep)
     return final
 
@@ -353,23 +296,6 @@ def clean(index_dir: Path, keep: int) -> None:
     for chunk in partial_dir(index_dir).glob("chunk-*.npz"):
         if chunk.stat().st_mtime_ns < published:
             chunk.unlink(missing_ok=True)
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Force every file under ``folder`` and every folder in it to disk."""
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            with open(Path(parent, name), "rb") as handle:
-                os.fsync(handle.fileno())
-        _fsync_dir(Path(parent))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgsim import config
+
 _TINY = 1e-12
 
 
@@ -38,7 +40,7 @@ def row_norms(matrix: np.ndarray) -> np.ndarray:
 
 
 def distances(
-    matrix: np.ndarray, query: np.ndarray, metric: str, norms: np.ndarray | None = None
+    matrix: np.ndarray, query: np.ndarray, metric: config.Metric, norms: np.ndarray | None = None
 ) -> np.ndarray:
     """The distance Annoy would report between ``query`` and every row of ``matrix``, exactly."""
     if metric == "angular":  # Annoy's angular distance is sqrt(2 - 2 cos)
@@ -58,7 +60,7 @@ def smallest(found: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(found[top], kind="stable")]
 
 
-def distance_to_score(distance: float, metric: str) -> float:
+def distance_to_score(distance: float, metric: config.Metric) -> float:
     """A similarity in 0..1 (1 = identical direction) that people can read."""
     if metric == "angular":
         return max(0.0, min(1.0, 1.0 - distance * distance / 2.0))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsim import durable
 from imgsim.index import matching, segments, store
 from imgsim.indexing import segmenting
 from imgsim.indexing.plan import BuildPlan
@@ -48,7 +49,7 @@ def depth_and_labels(
     before = plan.previous
     largest = max(written.refs, key=lambda ref: ref.live)
     folder = store.segment_dir(building, largest.name)
-    described = store.read_json(folder / segments.SEGMENT_FILE)
+    described = durable.read_json(folder / segments.SEGMENT_FILE)
     manifest.search_k, manifest.recall = described["search_k"], described["recall"]
     known = reference.find(manifest.model_key, runtimes.cache_root(plan.cfg.model_cache))
     if layout.source is not None and before is not None and before.thresholds:

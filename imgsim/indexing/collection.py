@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterator, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from imgsim import durable
 from imgsim.images import imaging
 from imgsim.index import store
 
@@ -55,7 +57,7 @@ def scan(dataset: str | Path) -> tuple[Path, list[FileEntry], list[tuple[str, st
     dataset = str(dataset)
     if Path(dataset).is_dir():
         root = Path(dataset).resolve()
-        paths = []
+        paths: list[Path] = []
         for folder, subfolders, names in os.walk(root):
             subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
             paths.extend(Path(folder, n) for n in sorted(names) if imaging.is_image_path(n))
@@ -180,10 +182,16 @@ def save_checkpoint(
         "sha1s": np.array([s for _, s, _ in done]),
         "vectors": np.stack([v for _, _, v in done]).astype(np.float32),
     }
-    store.atomic_write(folder / f"chunk-{number:06d}.npz", lambda handle: np.savez(handle, **arrays))
+    durable.atomic_write(folder / f"chunk-{number:06d}.npz", lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
 
 
-def prefetch(items: list, work: Callable, workers: int, ahead: int) -> Iterator[tuple[object, Future]]:
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def prefetch(
+    items: list[T], work: Callable[[T], R], workers: int, ahead: int
+) -> Iterator[tuple[T, Future[R]]]:
     """Run ``work`` on items in threads, at most ``ahead`` in flight, yielding in input order."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         source = iter(items)

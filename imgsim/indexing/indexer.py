@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsim import config
+from imgsim import config, durable
 from imgsim.images import imaging
 from imgsim.index import merge_policy, store
-from imgsim.indexing import calibrating, collection, compacting, manifests, precisions, segmenting
+from imgsim.indexing import calibrating, collection, delta, manifests, precision, segmenting
 from imgsim.indexing.collection import Known
 from imgsim.indexing.embedding import EmbedResult, embed_files
 from imgsim.indexing.plan import BuildPlan
@@ -89,8 +89,8 @@ def build_index(
         if delta_only:
             current, read_at = collection.read_previous(cfg.index_dir), time.time()
             state = live_store.read()
-            if compacting.can_compact(current, state):
-                version, count, added = compacting.compact(
+            if current is not None and delta.can_compact(current, state):
+                version, count, added = delta.compact(
                     cfg, current, live_store, state, read_at, log, before_publish
                 )
                 return BuildReport(version, count, reused=added, seconds=time.perf_counter() - started)
@@ -98,7 +98,7 @@ def build_index(
         plan = plan_build(dataset, cfg, live_store, embedder, full, retrain, plot, verbose, log, delta_only)
         plan.before_publish, plan.merge = before_publish, merge
         plan.up_to_date = plan.up_to_date and not _mergeable(plan, force=merge)
-        if plan.up_to_date:
+        if plan.up_to_date and plan.current is not None:  # up to date: a version is there
             log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
             count, seconds = len(plan.entries), time.perf_counter() - started
             return BuildReport(plan.current.version, count, reused=count, seconds=seconds, up_to_date=True)
@@ -125,8 +125,9 @@ def plan_build(
     """Scan the collection (or, ``delta_only``, take the current catalogue) and decide what to
     embed, from what earlier runs and the service know."""
     current = collection.read_previous(cfg.index_dir) if delta_only else None
+    refused: list[tuple[str, str]] = []
     if current is not None:
-        root, entries, refused = Path(current.manifest.collection_root), collection.catalogued(current), []
+        root, entries = Path(current.manifest.collection_root), collection.catalogued(current)
     else:
         root, entries, refused = collection.scan(dataset)
     live_read_at = time.time()
@@ -151,7 +152,7 @@ def plan_build(
     weights = embedders.weights_setting(cfg.weights)
     network_key = embedders.with_precision(embedder.key, "f32") if embedder else None
     network_key = network_key or embedders.model_key(*_model_settings(cfg, weights))
-    choice = precisions.decide(cfg, entries, current, network_key, embedder, log)
+    choice = precision.decide(cfg, entries, current, network_key, embedder, log)
     embedder = embedder or choice.embedder
     key = embedder.key if embedder else embedders.with_precision(network_key, choice.precision)
     known = {} if full else collection.known_vectors(cfg.index_dir, current, key, root)
@@ -211,6 +212,8 @@ def _reference_of(plan: BuildPlan) -> dict:
 def _mergeable(plan: BuildPlan, force: bool) -> bool:
     """Whether the merge policy (or --merge, ``force``) has segments to merge in the current
     version: then a run with nothing new to embed still writes a version."""
+    if plan.current is None:
+        return False
     refs = store.read_segments(plan.current.version)
     return bool(merge_policy.merges(refs, segmenting.policy_of(plan.cfg), force=force))
 
@@ -296,7 +299,7 @@ def _write_version(
             converted = _conversion_to_keep(plan, folder)
             if converted is not None:  # queries load it without TensorFlow
                 runtimes.copy_converted(converted, building / folder)
-        store.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
+        durable.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
         layout = segmenting.lay_out(plan, items)
         found = calibrating.edited_queries(plan, items, building, functools.partial(_embedder, plan, log))
         calibration = found.vectors if found is not None else None
@@ -315,9 +318,8 @@ def _write_version(
         if manifest.thresholds:  # the copies in the collection, verified once per version
             before = plan.current
             fresh = {item.id for item in layout.fresh} if layout.source is not None else None
-            segmenting.verify_copies(
-                building, items, before and before.version, before.items if before else [], fresh, cfg, log
-            )
+            source, old_items = (before.version, before.items) if before is not None else (None, [])
+            segmenting.verify_copies(building, items, source, old_items, fresh, cfg, log)
         if plan.before_publish is not None:
             plan.before_publish()
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
@@ -332,7 +334,7 @@ def _embedder(plan: BuildPlan, log: Log) -> embedders.Embedder:
     """The plan's model, loaded at the plan's precision the first time it is needed."""
     if plan.embedder is None:
         chosen = plan.precision.precision if plan.precision else "f32"
-        plan.embedder = precisions.load_at(plan.cfg, chosen, plan.current, log)
+        plan.embedder = precision.load_at(plan.cfg, chosen, plan.current, log)
     return plan.embedder
 
 

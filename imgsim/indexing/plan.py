@@ -10,8 +10,9 @@ import numpy as np
 
 from imgsim import config
 from imgsim.index import store
-from imgsim.indexing import collection, precisions
+from imgsim.indexing import collection
 from imgsim.indexing.collection import FileEntry
+from imgsim.indexing.precision import Choice
 from imgsim.live import live
 from imgsim.models import embedders
 
@@ -38,7 +39,7 @@ class BuildPlan:
     removed: int = 0
     up_to_date: bool = False
     before_publish: Callable[[], None] | None = None
-    precision: precisions.Choice | None = None  # what the vectors are made in, and why
+    precision: Choice | None = None  # what the vectors are made in, and why
     full: bool = False  # write every item anew (--full): no segment of the version before is kept
     merge: bool = False  # merge segments down to the fewest the size limit allows (--merge)
 

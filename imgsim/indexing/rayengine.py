@@ -93,7 +93,8 @@ class EmbedActor:
         vectors = np.zeros((len(prepared), self.embedder.dim), np.float32)
         rows = [n for n, (_, pixels, _) in enumerate(prepared) if pixels is not None]
         if rows:
-            vectors[rows] = self.embedder.embed(np.stack([prepared[n][1] for n in rows]))
+            pixels = [prepared[n][1] for n in rows]
+            vectors[rows] = self.embedder.embed(np.stack([p for p in pixels if p is not None]))
         embedded = np.zeros(len(prepared), bool)
         embedded[rows] = True
         return {
@@ -121,7 +122,7 @@ def cluster(cfg: config.Config) -> tuple[bool, int, float]:
     return started, nodes, float(ray.cluster_resources().get("CPU", 1))
 
 
-def _build_annoy(vectors: np.ndarray, path: str, metric: str, trees: int) -> float:
+def _build_annoy(vectors: np.ndarray, path: str, metric: config.Metric, trees: int) -> float:
     """A Ray task: one segment's Annoy index, written where the driver will read it."""
     from imgsim.index import segments
 

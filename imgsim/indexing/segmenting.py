@@ -19,16 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsim import config
-from imgsim.index import copies, keypoints, merge_policy, segments, store
+from imgsim import config, durable
+from imgsim.duplicates import copy_pairs, finding
+from imgsim.index import keypoints, merge_policy, segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.indexing.plan import BuildPlan
 from imgsim.models import autoencoder
-from imgsim.search import ann, tuning
+from imgsim.search import annoy_index, tuning
 
 Log = Callable[[str], None]
 ToIndex = Callable[[np.ndarray], np.ndarray]
-SPACE_FILES = (ann.CENTRE_FILE, "reducer_pca.npz", "reducer_autoencoder.keras")
+SPACE_FILES = (annoy_index.CENTRE_FILE, "reducer_pca.npz", "reducer_autoencoder.keras")
 
 
 @dataclass
@@ -66,6 +67,7 @@ def can_keep(plan: BuildPlan) -> bool:
     before, cfg = plan.previous, plan.cfg
     return (
         before is not None
+        and plan.current is not None
         and not plan.full
         and (plan.current.version / store.SEGMENTS_FILE).is_file()
         and (before.model_key, before.collection_root) == (plan.key, str(plan.root))
@@ -80,6 +82,7 @@ def lay_out(plan: BuildPlan, items: list[store.Item]) -> Layout:
     tombstone, and which items are new."""
     if not can_keep(plan):
         return Layout([], items, None)
+    assert plan.current is not None  # can_keep checked it
     version = plan.current.version
     wanted = {item.id: item for item in items}
     kept, covered = [], set()
@@ -103,8 +106,9 @@ def write(
     """Link the kept segments, write the fresh items as new segments, run the merges the policy
     asks for (all with ``plan.merge``), and return the version's segments in row order. Each new
     segment's depth is tuned with the ``calibration`` queries (full embeddings) where given."""
-    for ref in layout.kept:
-        store.link_tree(store.segment_dir(layout.source, ref.name), store.segment_dir(building, ref.name))
+    for ref in layout.kept:  # kept segments come from a source version
+        assert layout.source is not None
+        durable.link_tree(store.segment_dir(layout.source, ref.name), store.segment_dir(building, ref.name))
     to_index = _index_space(plan, layout, vector_of, building, verbose, log)
     features = _feature_source(plan)
     cfg = plan.cfg
@@ -252,7 +256,7 @@ def _index_space(
         return lambda v: np.asarray(v, np.float32)
     vectors = _stack(layout.fresh, vector_of)
     if cfg.reduce == "none":
-        np.save(building / ann.CENTRE_FILE, vector_math.mean_direction(vectors))
+        np.save(building / annoy_index.CENTRE_FILE, vector_math.mean_direction(vectors))
     else:
         fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
         autoencoder.save_reducer(cfg.reduce, fitted, building)
@@ -269,17 +273,21 @@ def same_space(cfg: config.Config, source: Path, building: Path) -> ToIndex:
 
 def load_space(cfg: config.Config, building: Path) -> ToIndex:
     if cfg.reduce != "none":
-        return autoencoder.load_reducer(cfg.reduce, building)
+        reducer = autoencoder.load_reducer(cfg.reduce, building)
+        assert reducer is not None  # a reducing build wrote it
+        return reducer
     if centring(cfg) != "mean":
         return lambda v: np.asarray(v, np.float32)
-    mean = np.load(building / ann.CENTRE_FILE)
+    mean = np.load(building / annoy_index.CENTRE_FILE)
     return lambda v: vector_math.centred(v, mean)
 
 
 def _feature_source(plan: BuildPlan) -> Callable[[list[store.Item]], list]:
     """Each fresh item's local features: the version before's where it holds the same contents
     (a --full rebuild, a model change), else computed from the file."""
-    before = keypoints.load(plan.current.version) if plan.current else None
+    if plan.current is None:
+        return feature_source(plan.root, plan.cfg, None, {})
+    before = keypoints.load(plan.current.version)
     rows_before = {item.sha1: row for row, item in enumerate(plan.current.items)} if before else {}
     return feature_source(plan.root, plan.cfg, before, rows_before)
 
@@ -293,11 +301,13 @@ def feature_source(
     rows_before = rows_before or {}
 
     def features(chunk: list[store.Item]) -> list:
-        compute = copies.features_of(root, chunk, cfg.max_image_pixels)
+        compute = copy_pairs.features_of(root, chunk, cfg.max_image_pixels)
 
         def one(row: int):
             kept = rows_before.get(chunk[row].sha1)
-            return before.get(kept) if kept is not None and kept < len(before) else compute(row)
+            if before is not None and kept is not None and kept < len(before):
+                return before.get(kept)
+            return compute(row)
 
         with ThreadPoolExecutor(max_workers=config.decode_threads(cfg)) as pool:
             return list(pool.map(one, range(len(chunk))))
@@ -313,18 +323,19 @@ def verify_copies(
     every item), and the pairs version ``before`` (its items ``old_items``) verified between the
     items it keeps, whose verdicts stand for later builds."""
     started = time.perf_counter()
-    known = copies.verdicts_of(before)
-    opened = ann.open_version(building, items)
+    known = copy_pairs.verdicts_of(before)
+    opened = annoy_index.open_version(building, items)
     stored = keypoints.load(building)
+    assert stored is not None  # the build wrote every segment's features
     rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
-    reach, pairs, verdicts = ann.verified_pairs(
+    reach, pairs, verdicts = finding.verified_pairs(
         opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes
     )
     checked = len(set(verdicts) - set(known))
     if rows is not None:  # the builds before checked the rest
         pairs += carried_pairs(before, old_items, items, rows)
         verdicts = known | verdicts
-    copies.save(building, pairs, reach, verdicts)
+    copy_pairs.save(building, pairs, reach, verdicts)
     near = sum(1 for pair in pairs if pair.match is not None)
     log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
         f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s).")  # fmt: skip
@@ -332,10 +343,10 @@ def verify_copies(
 
 def carried_pairs(
     before: Path | None, old_items: list[store.Item], items: list[store.Item], fresh: Iterable[int]
-) -> list[copies.Pair]:
+) -> list[copy_pairs.Pair]:
     """The verified pairs of the version before (its items ``old_items``) between items this
     version keeps unchanged."""
-    stored = copies.load(before) if before is not None else None
+    stored = copy_pairs.load(before) if before is not None else None
     if stored is None:
         return []
     rows = {item.id: row for row, item in enumerate(items)}
@@ -346,7 +357,7 @@ def carried_pairs(
             continue  # pairs of the same bytes are found again over every row
         a, b = rows.get(old_items[pair.a].id), rows.get(old_items[pair.b].id)
         if a is not None and b is not None and a not in skip and b not in skip:
-            found.append(copies.Pair(a, b, pair.distance, pair.match))
+            found.append(copy_pairs.Pair(a, b, pair.distance, pair.match))
     return found
 
 

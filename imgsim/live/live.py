@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsim.index import store
+from imgsim import durable
 from imgsim.index.vectors import distance_to_score, distances, row_norms
 from imgsim.live.livestore import (
     DB_FILE,
@@ -36,7 +36,7 @@ from imgsim.live.livestore import (
     SqliteStore,
     StoreUnavailable,
 )
-from imgsim.search.ann import Hit, SearchIndex
+from imgsim.search.annoy_index import Hit, SearchIndex
 
 __all__ = [
     "Addition", "LiveLayer", "LiveState", "LiveStore", "LiveView", "StoreUnavailable", "open_store", "search",
@@ -73,7 +73,7 @@ def open_store(index_dir: Path, live_url: str = "") -> LiveStore:
         opened = SqliteStore(index_dir)
     if not marker.is_file():  # recorded once the store could be opened
         Path(index_dir).mkdir(parents=True, exist_ok=True)
-        store.atomic_write(marker, lambda handle: handle.write(kind.encode() + b"\n"))
+        durable.atomic_write(marker, lambda handle: handle.write(kind.encode() + b"\n"))
     return opened
 
 

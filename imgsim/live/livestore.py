@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -94,7 +94,7 @@ class LiveStore(Protocol):
     def change_marker(self) -> object:
         """A cheap value that differs after any committed change, by any process."""
 
-    def compaction_lock(self) -> Iterator[bool]:
+    def compaction_lock(self) -> AbstractContextManager[bool]:
         """A context manager: True inside it for the one process allowed to compact now."""
 
     def holds_compaction_lock(self) -> bool:
@@ -129,7 +129,7 @@ def addition_row(item_id: int, addition: Addition) -> tuple:
 
 def select_additions(model_key: str | None, compacted_since: float | None) -> tuple[str, tuple]:
     """The query (with ? placeholders) and parameters of ``LiveStore.read``'s additions."""
-    query, params = SELECT_ADDITIONS, ()
+    query, params = SELECT_ADDITIONS, ()  # type: tuple[str, tuple[object, ...]]
     if model_key is not None:
         query, params = query + " AND model_key = ?", (model_key,)
     if compacted_since is not None:

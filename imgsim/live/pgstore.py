@@ -80,7 +80,9 @@ class PostgresStore:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one consistent snapshot
             rows = conn.execute(query, params).fetchall()
-            deletions = dict(conn.execute(SELECT_DELETIONS.replace("?", "%s"), (deleted_since,)).fetchall())
+            deletions: dict[int, str] = dict(
+                conn.execute(SELECT_DELETIONS.replace("?", "%s"), (deleted_since,)).fetchall()
+            )
         rows = [(*row[:6], bytes(row[6]), row[7]) for row in rows]
         return LiveState({row[1]: row_to_addition(row) for row in rows}, deletions)
 
@@ -92,6 +94,7 @@ class PostgresStore:
             " DO UPDATE SET value = GREATEST(c.value, %(floor)s) + %(count)s RETURNING value",
             {"floor": floor, "count": count},
         ).fetchone()
+        assert row is not None  # RETURNING always gives the row
         return row[0] - count
 
     def allocate_ids(self, count: int, floor: int = 0) -> int:
@@ -146,7 +149,8 @@ class PostgresStore:
             keepalives_count=3,
         )
         try:
-            mine = conn.execute("SELECT pg_try_advisory_lock(%s)", (COMPACTION_LOCK,)).fetchone()[0]
+            answer = conn.execute("SELECT pg_try_advisory_lock(%s)", (COMPACTION_LOCK,)).fetchone()
+            mine = answer is not None and answer[0]
             self._lock_conn = conn if mine else None
             yield mine
         finally:

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsim.duplicates import copy_pairs
 from imgsim.images import edits, imaging
-from imgsim.index import copies
 from imgsim.index.recall import EXACT
 from imgsim.index.vectors import normalise, similarities_to_others
 from imgsim.live import live
 from imgsim.models import embedders, tta
 from imgsim.query import pipeline
-from imgsim.search import ann, tuning
+from imgsim.search import annoy_index, tuning
 
 
 def precision_at_k(retrieved_labels: list, query_label, k: int) -> float:
@@ -61,14 +61,14 @@ def class_folders(dataset: Path) -> list[str]:
     )  # fmt: skip
 
 
-def evaluate_index(index: ann.SearchIndex, k: int = 10, search_k: int = -1) -> dict[str, float]:
+def evaluate_index(index: annoy_index.SearchIndex, k: int = 10, search_k: int = -1) -> dict[str, float]:
     """Leave-one-out quality of an opened index whose paths start with the class folder."""
     labels = np.array([item.path.split("/")[0] for item in index.items])
     count = len(labels)
     if len(set(labels)) < 2:
         raise ValueError("the dataset needs at least two class sub-folders")
     unit = normalise(index.stored_vectors())
-    scores = {"p@1": [], "p@5": [], "p@10": [], "map": [], "recall@10": []}
+    scores: dict[str, list[float]] = {"p@1": [], "p@5": [], "p@10": [], "map": [], "recall@10": []}
     query_seconds = 0.0
     for start in range(0, count, 256):
         rows = np.arange(start, min(start + 256, count))
@@ -91,7 +91,7 @@ def evaluate_index(index: ann.SearchIndex, k: int = 10, search_k: int = -1) -> d
 
 
 def evaluate_edits(
-    index: ann.SearchIndex, embedder: embedders.Embedder, sample: int = 50, search_k: int = -1,
+    index: annoy_index.SearchIndex, embedder: embedders.Embedder, sample: int = 50, search_k: int = -1,
     mode: str = "none", k: int = 10, verify: bool = False,
 ) -> dict:  # fmt: skip
     """Search with every edit of ``sample`` items (a seed apart from the build's own sample) as an
@@ -144,10 +144,10 @@ def evaluate_edits(
     } | _milliseconds("verify", checking)
 
 
-def _copies_of(index: ann.SearchIndex) -> dict[int, set[int]]:
+def _copies_of(index: annoy_index.SearchIndex) -> dict[int, set[int]]:
     """Per id, the ids of the copies of it the build verified (the collection's own duplicates:
     the same photo twice, which is as much the original as the other)."""
-    stored = copies.load(index.version)
+    stored = copy_pairs.load(index.version)
     found: dict[int, set[int]] = {}
     for pair in stored[1] if stored is not None else []:
         a, b = index.items[pair.a].id, index.items[pair.b].id

@@ -15,6 +15,7 @@ import itertools
 import random
 import shutil
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,8 @@ def plant(
     """Copy ``per_class`` distinct photos of each class folder of ``source`` into ``target`` and
     one copy of each kind for ``per_kind`` of them each (different originals); the planted pairs
     per kind, as paths relative to ``target``."""
-    rng, seen, originals, taken = random.Random(seed), set(), [], []
+    rng, seen, originals = random.Random(seed), set(), []
+    taken: list[np.ndarray] = []
     for folder in sorted(p for p in source.iterdir() if p.is_dir()):
         photos = sorted(folder.glob("*.jpg"))
         rng.shuffle(photos)
@@ -99,7 +101,7 @@ def original_of(path: str) -> str:
 
 def score(
     found: set[frozenset[str]], planted: dict[str, set[frozenset[str]]],
-    same_pictures: set[frozenset[str]] = frozenset(),
+    same_pictures: AbstractSet[frozenset[str]] = frozenset(),
 ) -> dict:  # fmt: skip
     """Pair precision and recall (of the planted pairs), and recall per kind. ``same_pictures``:
     pairs of source photos reviewed as one picture (the source's own copies), right when reported

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsim import durable
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.index.vectors import normalise
@@ -54,16 +55,17 @@ def class_of(path: str) -> str | None:
 def collection_classes(items: list[store.Item]) -> list[str] | None:
     """The class sub-folders, when every item sits in one and there are 2 to 20 of them."""
     classes = {class_of(item.path) for item in items}
-    if None in classes or not 2 <= len(classes) <= 20:
+    named = {name for name in classes if name is not None}
+    if len(named) < len(classes) or not 2 <= len(named) <= 20:
         return None
-    return sorted(classes)
+    return sorted(named)
 
 
 def map_points(index, seed: int = 0) -> list[dict]:
     """t-SNE coordinates (0..1) of up to MAP_MAX_POINTS items, cached in the index version."""
     cache = Path(index.version) / MAP_FILE
     if cache.is_file():
-        return store.read_json(cache)
+        return durable.read_json(cache)
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -83,7 +85,7 @@ def map_points(index, seed: int = 0) -> list[dict]:
         {"id": index.items[row].id, "path": index.items[row].path, "x": float(x), "y": float(y)}
         for row, (x, y) in zip(rows, xy, strict=True)
     ]
-    store.write_json(cache, points)
+    durable.write_json(cache, points)
     return points
 
 

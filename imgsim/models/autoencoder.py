@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsim import config
-from imgsim.index import store
+from imgsim import config, durable
 from imgsim.index.vectors import exact_neighbours, normalise
 
 Reducer = Callable[[np.ndarray], np.ndarray]
@@ -146,7 +145,7 @@ def fit_for_build(
     saved = Path(cfg.index_dir) / AUTOENCODER_FILE
     info_path = Path(cfg.index_dir) / AUTOENCODER_INFO
     if saved.is_file() and info_path.is_file():
-        info = store.read_json(info_path)
+        info = durable.read_json(info_path)
         if info.get("model_key") == model_key and info.get("dims") == cfg.dims:
             log(f"Using the autoencoder trained on {info.get('trained_at')} ({saved})")
             return keras.saving.load_model(saved)
@@ -167,7 +166,7 @@ def save_trained(encoder, cfg: config.Config, model_key: str, count: int, **extr
         "trained_on": count,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    store.write_json(Path(cfg.index_dir) / AUTOENCODER_INFO, info | extra)
+    durable.write_json(Path(cfg.index_dir) / AUTOENCODER_INFO, info | extra)
 
 
 # --- autoencoders on the collection's own pixels: an embedder with no pretrained network ----

@@ -74,7 +74,7 @@ class Batcher:
         for waiting in mine:
             if waiting.error is not None:
                 raise waiting.error
-        return np.stack([waiting.result for waiting in mine])
+        return np.stack([waiting.result for waiting in mine if waiting.result is not None])
 
     def _run(self, batch: list[_Waiting]) -> None:
         """One pass for the batch; every caller in it gets its row, or the pass's error."""

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -54,6 +55,12 @@ def preprocess_function(mode: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: x
 
 
+class Network(Protocol):
+    """What runs the network on a batch: a Keras model, or runtimes.OpenVinoModel."""
+
+    def predict_on_batch(self, batch: np.ndarray) -> Any: ...
+
+
 @dataclass
 class Embedder:
     """A network that maps a batch of RGB 0..255 images to one vector each."""
@@ -64,7 +71,7 @@ class Embedder:
     key: str  # identifies model + weights + input size; vectors are reused only under the same key
     input_size: int
     dim: int
-    model: object  # anything with Keras' predict_on_batch: a Keras model or runtimes.OpenVinoModel
+    model: Network
     preprocess: Callable[[np.ndarray], np.ndarray]
     runtime: str = "tensorflow"
     converted: Path | None = None  # the OpenVINO conversion it runs, copied into index versions
@@ -195,7 +202,9 @@ def at_precision(embedder: Embedder, precision: str, quantized: Path | None = No
         raise WeightsUnavailable(
             f"no int8 model of {embedder.name} in {quantized}: rebuild with img2vec.py --full"
         )
-    network = runtimes.OpenVinoModel(quantized if precision == "int8" else embedder.converted, 0, precision)
+    folder = quantized if precision == "int8" else embedder.converted
+    assert folder is not None  # checked above (int8), or the embedder runs on OpenVINO
+    network = runtimes.OpenVinoModel(folder, 0, precision)
     return dataclasses.replace(
         embedder, model=network, key=with_precision(embedder.key, precision), precision=precision,
         quantized=quantized if precision == "int8" else None,

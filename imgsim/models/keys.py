@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgsim.index import store
+from imgsim import durable
 from imgsim.models import autoencoder
 
 # name -> (keras.applications class, how its preprocess_input scales pixels, default input side)
@@ -81,11 +81,11 @@ def _base_key(model: str, weights: str | None, image_size: int) -> str:
         if weights not in (None, "imagenet"):
             if not Path(weights).is_file():
                 raise WeightsUnavailable(f"weights file {weights} does not exist")
-            weights_id = f"{Path(weights).name}:{store.file_sha1(Path(weights))[:12]}"
+            weights_id = f"{Path(weights).name}:{durable.file_sha1(Path(weights))[:12]}"
         return f"{model}:{weights_id}:{side}"
     path = Path(model)
     if not path.is_file():
         raise WeightsUnavailable(
             f"unknown model {model!r}: use one of {', '.join(BACKBONES)} or the path of a .keras file"
         )
-    return f"file:{path.name}:{store.file_sha1(path)[:12]}:{image_size}"
+    return f"file:{path.name}:{durable.file_sha1(path)[:12]}:{image_size}"

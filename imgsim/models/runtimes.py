@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from imgsim import config
 # folder says no; its sender forks a process, which inherits open files (the build's lock) and
 # waits on the network. A self-hosted service sends nothing: both fall back to their stubs when
 # the package cannot be imported, and a None in sys.modules makes every import of it fail.
-sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[assignment]
+sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
 
 MODEL_XML = "model.xml"
 MODEL_BIN = "model.bin"
@@ -116,7 +117,7 @@ def is_converted(folder: Path, key: str) -> bool:
         return False
 
 
-def convert(keras_model: object, folder: Path, key: str) -> None:
+def convert(keras_model: Any, folder: Path, key: str) -> None:
     """Export a Keras model to OpenVINO into ``folder``.
 
     Written into a sibling temporary folder and renamed into place, so that a worker or a second
@@ -170,7 +171,7 @@ def quantize(source: Path, folder: Path, key: str, batches: list[np.ndarray]) ->
     _save(folder, key, lambda building: openvino.save_model(quantized, str(building / MODEL_XML)))
 
 
-def _quantized(nncf: object, model: object, batches: list[np.ndarray]) -> object:
+def _quantized(nncf: Any, model: Any, batches: list[np.ndarray]) -> Any:
     ops = model.get_ordered_ops()
     convolutions = [op.get_friendly_name() for op in ops if op.get_type_name() == "Convolution"]
     ignored = nncf.IgnoredScope(names=[convolutions[0], convolutions[-1]]) if len(convolutions) > 2 else None
@@ -204,7 +205,7 @@ class OpenVinoModel:
 
         self.precision = precision
         hint = "bf16" if precision == "bf16" else "f32"
-        properties = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+        properties: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             properties["INFERENCE_NUM_THREADS"] = threads
         core = openvino.Core()

@@ -22,7 +22,7 @@ from imgsim.index import matching
 from imgsim.live import live
 from imgsim.models import tta
 from imgsim.search import likeness, verification
-from imgsim.search.ann import Hit, SearchIndex
+from imgsim.search.annoy_index import Hit, SearchIndex
 
 Embed = Callable[[list[Image.Image]], np.ndarray]  # pictures -> full embeddings, one row each
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from imgsim.models.reference import cosine_distance
-from imgsim.search.ann import Hit, SearchIndex
+from imgsim.search.annoy_index import Hit, SearchIndex
 
 
 def with_likeness(

@@ -112,7 +112,7 @@ def calibrate_segment(
 
 def thresholds_of(
     annoy_path: Path, index_vectors: np.ndarray, items: list[store.Item], queries: np.ndarray,
-    found: EditedQueries, depth: int, metric: str,
+    found: EditedQueries, depth: int, metric: config.Metric,
 ) -> matching.Thresholds | None:  # fmt: skip
     """The match labels' distances, measured on one segment (its ``items``), with the queries
     whose originals it holds."""
@@ -130,7 +130,7 @@ def thresholds_of(
 
 def _thresholds(
     annoy: AnnoyIndex, matrix: np.ndarray, queries: np.ndarray, found: EditedQueries,
-    rows_by_id: dict[int, int], depth: int, metric: str,
+    rows_by_id: dict[int, int], depth: int, metric: config.Metric,
 ) -> matching.Thresholds:  # fmt: skip
     """Copies' distances to their originals; a sample's distances to their nearest and tenth-nearest
     other photos (exact where the index searches exactly, else at its depth)."""

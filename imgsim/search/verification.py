@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 from imgsim.images import geometry, hashing
 from imgsim.index import keypoints
 from imgsim.index import vectors as vector_math
-from imgsim.search.ann import Hit, SearchIndex
+from imgsim.search.annoy_index import Hit, SearchIndex
 
 SAME_BYTES = 1e-4  # a distance this small is the query's own file, whatever verification says
 STRONG = 40  # agreeing matches that settle it (look-alikes that got past the checks had 12-13)
@@ -73,7 +74,12 @@ def _hits(index: SearchIndex, rows: list[int], vector: np.ndarray) -> list[Hit]:
 
 
 def verified_first(
-    index: SearchIndex, image: Image.Image, hits: list[Hit], k: int, offset: int = 0, extra: list[Hit] = ()
+    index: SearchIndex,
+    image: Image.Image,
+    hits: list[Hit],
+    k: int,
+    offset: int = 0,
+    extra: Sequence[Hit] = (),
 ) -> list[Hit]:
     """The first ``k`` of ``hits`` with those that show the query's very picture first (on the
     first page only: a later page keeps the embedding's order, ``offset`` into it); ``extra``:
@@ -86,21 +92,23 @@ def verified_first(
 
 
 def verified_first_by_id(
-    index: SearchIndex, item_id: int, hits: list[Hit], k: int, offset: int = 0, extra: list[Hit] = ()
+    index: SearchIndex, item_id: int, hits: list[Hit], k: int, offset: int = 0, extra: Sequence[Hit] = ()
 ) -> list[Hit]:
     """The same for a search by an indexed image, with its stored features (none for a live
     addition: then the embedding's order stands)."""
     stored = stored_features(index.version)
     row = index.rows_by_id.get(item_id)
-    query = stored.get(row) if stored is not None and row is not None and row < len(stored) else None
-    if query is None or not hits or offset:
+    if stored is None or row is None or row >= len(stored) or not hits or offset:
+        return hits[:k]
+    query = stored.get(row)
+    if query is None:
         return hits[:k]
     return _promoted(index, stored, query, hits, k, extra)
 
 
 def _promoted(
     index: SearchIndex, stored: keypoints.VersionKeypoints, query: geometry.Features, hits: list[Hit],
-    k: int, extra: list[Hit] = (), image: Image.Image | None = None,
+    k: int, extra: Sequence[Hit] = (), image: Image.Image | None = None,
 ) -> list[Hit]:  # fmt: skip
     listed = {hit.id for hit in hits[:RERANK]}
     candidates = hits[:RERANK] + [hit for hit in extra if hit.id not in listed]

@@ -30,7 +30,7 @@ def create_app(cfg: config.Config | None = None, embedder: Embedder | None = Non
     cfg = cfg or config.load()
     app = APIFlask(
         __name__, title="imgsim", version=__version__, json_errors=False, docs_path="/docs",
-        template_folder=resource("templates"), static_folder=resource("static"),
+        template_folder=str(resource("templates")), static_folder=str(resource("static")),
     )  # fmt: skip
     openapi.init_app(app)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes

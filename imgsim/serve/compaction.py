@@ -22,7 +22,7 @@ from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.live import live
 from imgsim.models import embedders
-from imgsim.search import ann
+from imgsim.search import annoy_index
 from imgsim.serve import metrics
 
 MAX_BACKOFF_S = 600.0
@@ -38,8 +38,11 @@ Build = Callable[..., object]  # indexer.build_index(dataset, cfg, embedder=, li
 class Serving(Protocol):
     """What a compaction needs of the version being served (service.Snapshot)."""
 
-    index: ann.SearchIndex
-    embedder: embedders.Embedder
+    @property
+    def index(self) -> annoy_index.SearchIndex: ...
+
+    @property
+    def embedder(self) -> embedders.Embedder: ...
 
 
 class Compactor:

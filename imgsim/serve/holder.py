@@ -20,7 +20,7 @@ from PIL import Image
 from imgsim import config
 from imgsim.live import live
 from imgsim.models import batching, embedders, runtimes
-from imgsim.search import ann
+from imgsim.search import annoy_index
 from imgsim.serve import metrics
 
 
@@ -28,7 +28,7 @@ from imgsim.serve import metrics
 class Snapshot:
     """One index version and the model that embeds queries for it: what one request uses."""
 
-    index: ann.SearchIndex
+    index: annoy_index.SearchIndex
     embedder: embedders.Embedder
     link_target: str
     queries: batching.Batcher  # the embedder's network, shared by concurrent queries
@@ -48,7 +48,7 @@ class Answer:
 
     snap: Snapshot
     view: live.LiveView
-    hits: list[ann.Hit]
+    hits: list[annoy_index.Hit]
     query: dict
     more: bool = False  # results beyond these may exist (ask with offset = offset + k)
     truncated: bool = False  # the folder filter may have left out results beyond those examined
@@ -78,7 +78,7 @@ class IndexHolder:
             return None
 
     def _open(self, target: str) -> Snapshot:
-        index = ann.open_index(self.cfg.index_dir)
+        index = annoy_index.open_index(self.cfg.index_dir)
         old = self._snapshot
         if old is not None and (self._given_embedder or old.embedder.key == index.manifest.model_key):
             return Snapshot(index, old.embedder, target, old.queries)  # the same model: keep it loaded

@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgsim import config
+from imgsim import config, durable
+from imgsim.duplicates import finding, grouping
 from imgsim.images import imaging
-from imgsim.index import duplicates, queries, store
+from imgsim.index import queries, store
 from imgsim.indexing import collection
 from imgsim.live import live
 from imgsim.measure import plots
 from imgsim.models import embedders, tta
 from imgsim.query import pipeline
-from imgsim.search import ann
 from imgsim.serve import metrics
 from imgsim.serve.compaction import Build, Compactor
 from imgsim.serve.holder import Answer, IndexHolder, Snapshot
@@ -76,7 +76,7 @@ class Service:
         self.counts: Counter[str] = Counter()
         self._map_lock = threading.Lock()  # one t-SNE map at a time
         self._duplicates_lock = threading.Lock()  # one duplicates search (of an old version) at a time
-        self._duplicates: dict[tuple[str, float | None], tuple[float, list[duplicates.Group]]] = {}
+        self._duplicates: dict[tuple[str, float | None], tuple[float, list[grouping.Group]]] = {}
 
     def close(self) -> None:
         """Give back the live store's connections (PostgreSQL) at shutdown."""
@@ -229,7 +229,7 @@ class Service:
                 raise ServiceError(404, "file_missing", f"image {item_id} cannot be read: {error}") from None
             image.thumbnail((THUMB_SIDE, THUMB_SIDE))
             cached.parent.mkdir(parents=True, exist_ok=True)
-            store.atomic_write(cached, lambda handle: image.save(handle, "JPEG", quality=85))
+            durable.atomic_write(cached, lambda handle: image.save(handle, "JPEG", quality=85))
         return cached
 
     def add(self, data: bytes, image: Image.Image, metadata: dict) -> live.Addition:
@@ -241,7 +241,7 @@ class Service:
         name = uuid.uuid4().hex + imaging.SUFFIX_OF.get(imaging.image_format(data) or "", ".img")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            store.atomic_write(folder / name, lambda handle: handle.write(data), durable=True)
+            durable.atomic_write(folder / name, lambda handle: handle.write(data), durable=True)
         except OSError as error:  # e.g. the collection is mounted read-only
             self.logger.error("cannot store an upload: %s", error)
             raise ServiceError(
@@ -270,7 +270,7 @@ class Service:
         if self.compactor is not None:
             self.compactor.maybe_start(snap, self.live.view(snap.index))
 
-    def duplicates(self, threshold: float | None = None) -> tuple[Snapshot, float, list[duplicates.Group]]:
+    def duplicates(self, threshold: float | None = None) -> tuple[Snapshot, float, list[grouping.Group]]:
         """Groups of copies in the built index, minus what was deleted since: from the pairs the build
         verified, or (older versions) computed once per version and threshold, under their own lock."""
         snap, view = self.current()
@@ -278,7 +278,7 @@ class Service:
         with self._duplicates_lock:
             if key not in self._duplicates:
                 try:
-                    self._duplicates = {key: ann.find_duplicates(snap.index, threshold)}
+                    self._duplicates = {key: finding.find_duplicates(snap.index, threshold)}
                 except ValueError as error:
                     raise ServiceError(409, "not_calibrated", str(error)) from None
         limit, groups = self._duplicates[key]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.http import HTTP_STATUS_CODES
@@ -64,7 +65,7 @@ def current_service() -> Service:
     return service_of(current_app)
 
 
-def page_responses(*statuses: int) -> dict:
+def page_responses(*statuses: int) -> dict[Any, Any]:
     """The error answers of a route that people also open in a browser: JSON or an HTML page."""
     return {
         status: {"description": HTTP_STATUS_CODES[status], "content": ERROR_CONTENT} for status in statuses
@@ -81,7 +82,9 @@ def api_responses(*statuses: int) -> dict:
 
 ERROR_CONTENT_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 ERROR_CONTENT = ERROR_CONTENT_JSON | {"text/html": {"schema": {"type": "string"}}}
-PAGE = {200: {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
+PAGE: dict[Any, Any] = {
+    200: {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+}
 
 
 def has_admin_token() -> bool:
@@ -91,7 +94,10 @@ def has_admin_token() -> bool:
     return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
-def counted(blueprint: Blueprint) -> Blueprint:
+BlueprintT = TypeVar("BlueprintT", bound=Blueprint)
+
+
+def counted(blueprint: BlueprintT) -> BlueprintT:
     """Count the blueprint's requests by view name, for /stats."""
 
     @blueprint.before_request

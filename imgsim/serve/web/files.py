@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import APIBlueprint
 from flask import send_file
 
 from imgsim.serve.web import counted, current_service
 
-IMAGE = {
+IMAGE: dict[Any, Any] = {
     200: {
         "description": "The image file",
         "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},

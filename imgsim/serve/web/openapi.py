@@ -3,6 +3,8 @@ from the routes' declarations (schemas.py); this only fills in what decorators c
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import APIFlask
 
 from imgsim.serve.web import schemas
@@ -34,7 +36,7 @@ def init_app(app: APIFlask) -> None:
     app.spec_processor(complete)
 
 
-def complete(spec: dict) -> dict:
+def complete(spec: Any) -> Any:
     """What the decorators cannot declare: a raw image as POST /search's body, HTML pages."""
     assert "Error" in spec["components"]["schemas"], "the error answers refer to it"
     upload = spec["paths"]["/search"]["post"].setdefault("requestBody", {"content": {}})

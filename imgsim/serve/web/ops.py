@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import APIBlueprint
 from flask import Response, jsonify
 
@@ -12,17 +14,22 @@ from imgsim.serve.web.schemas import Health, Stats
 
 bp = APIBlueprint("ops", __name__, tag="operations")
 
+UNAVAILABLE: dict[Any, Any] = {
+    503: {
+        "description": "No index loaded",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+    }
+}
+PROMETHEUS_TEXT: dict[Any, Any] = {
+    200: {"description": "Prometheus' text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+}
+
 
 @bp.get("/healthz")
 @bp.output(Health)
 @bp.doc(
     summary="Whether this worker serves an index",
-    responses={
-        503: {
-            "description": "No index loaded",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
-        }
-    },
+    responses=UNAVAILABLE,
 )
 def healthz():
     body, status = current_service().health()
@@ -59,12 +66,7 @@ def public(stats: dict) -> dict:
 @bp.get("/metrics")
 @bp.doc(
     summary="Prometheus metrics",
-    responses={
-        200: {
-            "description": "Prometheus' text format",
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-        }
-    },
+    responses=PROMETHEUS_TEXT,
 )
 def prometheus_metrics():
     """Prometheus' text format, summed over every worker; the index facts are read at scrape time."""

@@ -61,7 +61,7 @@ class Fraction(fields.Float):
         kwargs["metadata"] |= {"minimum": low, "maximum": high}
         super().__init__(**kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs) -> float | None:
+    def _deserialize(self, value, attr, data, **kwargs) -> float | None:  # type: ignore[override]
         raw = value if isinstance(value, str) else str(value)
         if self.empty_is_none and raw == "":
             return None
@@ -101,7 +101,7 @@ class Folder(fields.String):
 
 
 class Box(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs) -> queries.Box | None:
+    def _deserialize(self, value, attr, data, **kwargs) -> queries.Box | None:  # type: ignore[override]
         raw = super()._deserialize(value, attr, data, **kwargs)
         try:
             return queries.parse_box(raw) if raw else None

@@ -111,8 +111,8 @@ def _legend(thresholds: matching.Thresholds | None) -> dict | None:
     """What the labels mean on this index version: the lowest cosine of full embeddings that earns
     ``similar`` and ``related``, and the reference they were measured on (None without one:
     then only verified copies are labelled)."""
-    if thresholds is None or not thresholds.labelled:
-        return None
+    if thresholds is None or thresholds.similar is None or thresholds.related is None:
+        return None  # no reference for the model: only verified copies are labelled
     on = thresholds.reference.get("measured_on", {})
     return {
         "similar": round(1 - thresholds.similar, 4), "related": round(1 - thresholds.related, 4),

@@ -7,24 +7,23 @@ page cache. ``imgsim search`` (cli/search.py, ``python ann.py``) is its command 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from annoy import AnnoyIndex
 
-from imgsim.images import hashing
-from imgsim.index import copies, duplicates, segments, store
+from imgsim import config, durable
+from imgsim.index import segments, store
 from imgsim.index import vectors as vector_math
-from imgsim.index.recall import EXACT
 from imgsim.index.vectors import distance_to_score
 from imgsim.models import autoencoder
 
 build = segments.build_annoy  # one Annoy file: seeded, every core
 
 
-def load(path: Path, dims: int, metric: str = "angular") -> AnnoyIndex:
+def load(path: Path, dims: int, metric: config.Metric = "angular") -> AnnoyIndex:
     """Open a saved index memory-mapped (shared between processes, nothing read up front)."""
     index = AnnoyIndex(dims, metric)
     index.load(str(path), prefault=False)
@@ -68,7 +67,7 @@ class SearchIndex:
         self.rows_by_id = {item.id: row for row, item in enumerate(self.items)}
 
     @property
-    def metric(self) -> str:
+    def metric(self) -> config.Metric:
         return self.manifest.metric
 
     @property
@@ -141,7 +140,7 @@ def open_index(index_dir: Path) -> SearchIndex:
 
 def open_version(version: Path, items: list[store.Item] | None = None) -> SearchIndex:
     """Open one version's folder (a build opens the one it is writing, with the items it holds)."""
-    raw = store.read_json(version / "manifest.json")
+    raw = durable.read_json(version / "manifest.json")
     if raw.get("format_version") not in store.READABLE_FORMATS:
         raise store.IndexMissing(
             f"{version} has index format {raw.get('format_version')}, "
@@ -153,54 +152,3 @@ def open_version(version: Path, items: list[store.Item] | None = None) -> Search
     centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None
     items = store.read_items(version) if items is None else items
     return SearchIndex(version, manifest, items, annoy, reducer, centre)
-
-
-def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[float]]]:
-    """A row's nearest rows: a copy is among an item's very nearest, Annoy's own depth finds it."""
-    k = duplicates.NEIGHBOURS + 1
-    if isinstance(index.annoy, AnnoyIndex):
-        depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
-        return lambda row: index.nearest_rows(index.stored_vector(row), k, depth)
-    return lambda row: index.nearest_rows(index.stored_vector(row), k, segments.SHALLOW)
-
-
-def verified_pairs(
-    index: SearchIndex, max_pixels: int, known: copies.Verdicts | None = None, features=None, rows=None,
-    hashes: np.ndarray | None = None,
-) -> tuple[float, list[copies.Pair], copies.Verdicts]:  # fmt: skip
-    """copies.find_pairs over an opened index, within the reach of its calibrated duplicate distance
-    (``features(row)``: the build's; by default computed from the files as needed), for the
-    candidates of ``rows`` (default: every row), and the pairs whose stored ``hashes`` are near."""
-    reach = round(copies.REACH * duplicates.threshold_of(index.manifest.thresholds), 6)
-    features = features or copies.features_of(index.collection_root, index.items, max_pixels)
-    hashed = {}
-    for a, b in hashing.near_pairs(hashes, copies.HASH_NEAR, rows) if hashes is not None else ():
-        vectors = index.stored_vector(a)[None, :], index.stored_vector(b)
-        hashed[a, b] = float(vector_math.distances(*vectors, index.metric)[0])
-    neighbours = _neighbours(index)
-    found = copies.find_pairs(index.items, neighbours, reach, features, known, rows=rows, hashed=hashed)
-    return (reach, *found)
-
-
-def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(), bar: bool = False):
-    """The groups of copies: from the pairs the build verified (copies.json), filtered by
-    ``threshold``; in a version built before them, duplicates.find_groups by distance alone."""
-    stored = copies.load(index.version)
-    if stored is not None:
-        reach, pairs = stored
-        limit = reach if threshold is None else min(threshold, reach)
-        return limit, copies.groups(index.items, pairs, limit, index.collection_root, hidden)
-    from tqdm import tqdm
-
-    limit = duplicates.threshold_of(index.manifest.thresholds, threshold)
-    vector = index.stored_vector
-
-    def progress(rows):
-        return tqdm(rows, desc="Duplicates", unit="img", disable=not bar)
-
-    def distance(a: int, b: int) -> float:
-        return float(vector_math.distances(vector(a)[None, :], vector(b), index.metric)[0])
-
-    root = index.collection_root
-    groups = duplicates.find_groups(index.items, _neighbours(index), limit, root, hidden, progress, distance)
-    return limit, groups

@@ -1,5 +1,10 @@
 """Groups of copies in a collection: the same file twice, and re-saved, resized or framed copies.
 
+A version's verified pairs (copy_pairs.py) make its groups (``from_pairs``): only verified pairs
+and files with the same bytes join one, so a chain of look-alike photos never becomes a group, and
+each copy says what it is against the copy to keep (``what_it_is``). A version built before
+verified copies is grouped by distance alone (``find_groups``, below):
+
 Exact copies share a content hash. Near copies lie within the index version's duplicate distance,
 which each build calibrates on its own photos (matching.py): one k-nearest-neighbour query per
 item and a union-find over the pairs under it, so the cost grows linearly with the collection.
@@ -16,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from imgsim.duplicates.copy_pairs import Pair
 from imgsim.images import imaging
 from imgsim.index import matching, store
 
@@ -28,7 +34,7 @@ class Copy:
     path: str
     pixels: int  # width x height, read from the file's header; 0 if it cannot be read
     mtime_ns: int
-    what: str = ""  # how it differs from the copy to keep (verified copies: copies.py)
+    what: str = ""  # how it differs from the copy to keep (verified copies: what_it_is)
     match: dict | None = None  # its verified match with the copy to keep: region, coverage, turn, scale
 
 
@@ -129,7 +135,9 @@ def find_groups(
         if a != b and close:
             _merge(sets, members, a, b)
             joined[row] = max(joined[row], found)
-    groups = [_group(items, group, joined, threshold, root) for group in members.values() if len(group) > 1]
+    groups = [
+        _distance_group(items, group, joined, threshold, root) for group in members.values() if len(group) > 1
+    ]
     return sorted(groups, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
 
 
@@ -140,7 +148,7 @@ def _merge(sets: _Sets, members: dict[int, list[int]], a: int, b: int) -> None:
         members[b] = members.pop(b) + members.pop(a)
 
 
-def _group(
+def _distance_group(
     items: list[store.Item], rows: list[int], joined: np.ndarray, threshold: float, root: Path
 ) -> Group:
     chosen = [items[row] for row in rows]
@@ -151,3 +159,79 @@ def _group(
     distance = float(max(joined[row] for row in rows))
     reason = f"within distance {threshold:.4f} of each other: as close as a re-saved or framed copy"
     return Group("near", keep.id, reason, copies, round(distance, 6))
+
+
+def what_it_is(match: dict | None, copy_is_a: bool) -> str:
+    """How a copy differs from the copy to keep, read off their match (``copy_is_a``: the copy is
+    the match's first image)."""
+    if match is None:
+        return "the same file"
+    query, other = ("query", "result") if copy_is_a else ("result", "query")
+    seen = match[f"{other}_coverage"]  # the share of the keeper the copy shows
+    filled = match[f"{query}_coverage"]  # the share of the copy the keeper fills
+    scale = match["scale"] if copy_is_a else 1 / match["scale"]  # keeper pixels per copy pixel
+    turn = match["turn"] if copy_is_a else -match["turn"]
+    said = []
+    quarter = round(turn / 90) * 90 % 360
+    if abs(turn) > 10:
+        said.append(f"turned {quarter}°")
+    if seen < 0.93:
+        said.append(f"cropped to {seen:.0%} of it")
+    if filled < 0.93:
+        said.append(f"framed (the picture fills {filled:.0%})")
+    if not 0.9 <= scale <= 1.11:
+        said.append(f"resized to {1 / scale:.0%}")
+    copy_gray, keeper_gray = (
+        (match["a_gray"], match["b_gray"]) if copy_is_a else (match["b_gray"], match["a_gray"])
+    )
+    if copy_gray > keeper_gray:  # less colour than the keeper, or the same gray in one channel
+        said.append("grayscale")
+    return ", ".join(said) or "re-encoded"
+
+
+def from_pairs(
+    items: list[store.Item], pairs: list[Pair], threshold: float, root: Path, hidden: Iterable[int] = ()
+) -> list[Group]:
+    """The groups that the pairs within ``threshold`` make (the same bytes and pairs found by their
+    hash at any threshold: the embedding's distance does not measure them), ``hidden`` ids left
+    out; each with the copy to keep and, for every other member, what it is."""
+    gone = set(hidden)
+
+    def listed(p: Pair) -> bool:
+        return p.match is None or p.distance <= threshold or p.match.get("found_by") == "hash"
+
+    kept = [p for p in pairs if listed(p) and not {items[p.a].id, items[p.b].id} & gone]
+    sets = _Sets(len(items))
+    for pair in kept:
+        sets.join(pair.a, pair.b)
+    members: dict[int, list[int]] = {}
+    for row in {r for p in kept for r in (p.a, p.b)}:
+        members.setdefault(sets.find(row), []).append(row)
+    by_rows = {(p.a, p.b): p for p in kept} | {(p.b, p.a): p for p in kept}
+    found = [_verified_group(items, sorted(rows), by_rows, root) for rows in members.values()]
+    return sorted(found, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
+
+
+def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, root: Path) -> Group:
+    copies = {
+        row: Copy(items[row].id, items[row].path, _pixels(root / items[row].path), items[row].mtime_ns)
+        for row in rows
+    }
+    keep_row = min(rows, key=lambda r: keeper_key(copies[r], root))
+    for row in rows:
+        if row == keep_row:
+            continue
+        pair = by_rows.get((row, keep_row))
+        if pair is None:
+            copies[row].what = "a copy of another copy in the group"
+            continue
+        copies[row].what = what_it_is(pair.match, copy_is_a=pair.a == row)
+        copies[row].match = pair.match
+    exact = len({items[row].sha1 for row in rows}) == 1
+    distance = max((by_rows[(a, b)].distance for a in rows for b in rows if (a, b) in by_rows), default=0.0)
+    reason = (
+        "the same file content (SHA-1)" if exact else "the same picture: verified by matching local features"
+    )
+    return Group(
+        "exact" if exact else "near", copies[keep_row].id, reason, [copies[r] for r in rows], distance
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgsim import config
+from imgsim import config, durable
 from imgsim.index import store
 from imgsim.indexing import collection, segmenting
 from imgsim.live import live
@@ -58,7 +58,7 @@ def compact(
     building = store.start_version(cfg.index_dir)
     try:
         for ref in refs:
-            store.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
+            durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
         for name in ("skipped.json", tuning.CALIBRATION_FILE):
             if (version / name).exists():
                 shutil.copy2(version / name, building / name)
@@ -121,7 +121,7 @@ def _keep_models(version: Path, building: Path) -> None:
     for path in version.iterdir():
         if path.name.startswith(("openvino", "reducer")) or path.suffix == ".keras":
             if path.is_dir():
-                store.link_tree(path, building / path.name)
+                durable.link_tree(path, building / path.name)
             elif not (building / path.name).exists():
                 shutil.copy2(path, building / path.name)
 

@@ -130,6 +130,7 @@ def choose(
     """
     started = clock()
     f32 = embed_at("f32")
+    assert f32 is not None  # the reference is always there
     reference = (f32(originals), f32(copies))
     measured = [Agreement("f32", 1.0, 1.0, 1.0, 0, 0, round(clock() - started, 2))]
     measured[0].rank1 = measured[0].rank1_f32 = round(_rank1(*reference, owners), 4)

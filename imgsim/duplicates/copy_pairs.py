@@ -1,4 +1,4 @@
-"""Verified copies: pairs of images that show the same picture, and the groups they make.
+"""Verified copies: pairs of images that show the same picture (duplicates/grouping.py groups them).
 
 The embedding proposes candidates (each image's nearest neighbours within a reach of the
 calibrated duplicate distance); geometric verification (images/geometry.py) decides. Only
@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgsim import durable
 from imgsim.images import geometry, imaging
-from imgsim.index import duplicates, store
-from imgsim.index.duplicates import Copy, Group
+from imgsim.index import store
 
 COPIES_FILE = "copies.json"
 REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
@@ -109,7 +109,9 @@ def find_pairs(
         if key in known:
             return key, known[key]
         mine, theirs = features(pair[0]), features(pair[1])
-        match = geometry.verify(mine, theirs) if mine is not None and theirs is not None else None
+        if mine is None or theirs is None:
+            return key, None
+        match = geometry.verify(mine, theirs)
         return key, None if match is None else match.to_dict() | {"a_gray": mine.gray, "b_gray": theirs.gray}
 
     ordered = sorted(candidates)
@@ -129,7 +131,7 @@ def save(version: Path, pairs: list[Pair], reach: float, verdicts: Verdicts) -> 
         "pairs": [[p.a, p.b, p.distance, p.match] for p in pairs],
         "verdicts": [[a, b, match] for (a, b), match in verdicts.items()],
     }
-    store.atomic_write(version / COPIES_FILE, lambda handle: handle.write(json.dumps(body).encode()))
+    durable.atomic_write(version / COPIES_FILE, lambda handle: handle.write(json.dumps(body).encode()))
 
 
 def load(version: Path) -> tuple[float, list[Pair]] | None:
@@ -148,81 +150,3 @@ def verdicts_of(version: Path | None) -> Verdicts:
     except FileNotFoundError:
         return {}
     return {(a, b): match for a, b, match in body.get("verdicts", [])}
-
-
-def what_it_is(match: dict | None, copy_is_a: bool) -> str:
-    """How a copy differs from the copy to keep, read off their match (``copy_is_a``: the copy is
-    the match's first image)."""
-    if match is None:
-        return "the same file"
-    query, other = ("query", "result") if copy_is_a else ("result", "query")
-    seen = match[f"{other}_coverage"]  # the share of the keeper the copy shows
-    filled = match[f"{query}_coverage"]  # the share of the copy the keeper fills
-    scale = match["scale"] if copy_is_a else 1 / match["scale"]  # keeper pixels per copy pixel
-    turn = match["turn"] if copy_is_a else -match["turn"]
-    said = []
-    quarter = round(turn / 90) * 90 % 360
-    if abs(turn) > 10:
-        said.append(f"turned {quarter}°")
-    if seen < 0.93:
-        said.append(f"cropped to {seen:.0%} of it")
-    if filled < 0.93:
-        said.append(f"framed (the picture fills {filled:.0%})")
-    if not 0.9 <= scale <= 1.11:
-        said.append(f"resized to {1 / scale:.0%}")
-    copy_gray, keeper_gray = (
-        (match["a_gray"], match["b_gray"]) if copy_is_a else (match["b_gray"], match["a_gray"])
-    )
-    if copy_gray > keeper_gray:  # less colour than the keeper, or the same gray in one channel
-        said.append("grayscale")
-    return ", ".join(said) or "re-encoded"
-
-
-def groups(
-    items: list[store.Item], pairs: list[Pair], threshold: float, root: Path, hidden: Iterable[int] = ()
-) -> list[Group]:
-    """The groups that the pairs within ``threshold`` make (the same bytes and pairs found by their
-    hash at any threshold: the embedding's distance does not measure them), ``hidden`` ids left
-    out; each with the copy to keep and, for every other member, what it is."""
-    gone = set(hidden)
-
-    def listed(p: Pair) -> bool:
-        return p.match is None or p.distance <= threshold or p.match.get("found_by") == "hash"
-
-    kept = [p for p in pairs if listed(p) and not {items[p.a].id, items[p.b].id} & gone]
-    sets = duplicates._Sets(len(items))
-    for pair in kept:
-        sets.join(pair.a, pair.b)
-    members: dict[int, list[int]] = {}
-    for row in {r for p in kept for r in (p.a, p.b)}:
-        members.setdefault(sets.find(row), []).append(row)
-    by_rows = {(p.a, p.b): p for p in kept} | {(p.b, p.a): p for p in kept}
-    found = [_group(items, sorted(rows), by_rows, root) for rows in members.values()]
-    return sorted(found, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
-
-
-def _group(items: list[store.Item], rows: list[int], by_rows: dict, root: Path) -> Group:
-    copies = {
-        row: Copy(
-            items[row].id, items[row].path, duplicates._pixels(root / items[row].path), items[row].mtime_ns
-        )
-        for row in rows
-    }
-    keep_row = min(rows, key=lambda r: duplicates.keeper_key(copies[r], root))
-    for row in rows:
-        if row == keep_row:
-            continue
-        pair = by_rows.get((row, keep_row))
-        if pair is None:
-            copies[row].what = "a copy of another copy in the group"
-            continue
-        copies[row].what = what_it_is(pair.match, copy_is_a=pair.a == row)
-        copies[row].match = pair.match
-    exact = len({items[row].sha1 for row in rows}) == 1
-    distance = max((by_rows[(a, b)].distance for a in rows for b in rows if (a, b) in by_rows), default=0.0)
-    reason = (
-        "the same file content (SHA-1)" if exact else "the same picture: verified by matching local features"
-    )
-    return Group(
-        "exact" if exact else "near", copies[keep_row].id, reason, [copies[r] for r in rows], distance
-    )

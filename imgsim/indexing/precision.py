@@ -2,7 +2,7 @@
 
 ``auto`` measures only when it must (a first build, or a new model): it embeds a fixed sample of
 the collection's own photos and edited copies of some of them at f32 and at each faster precision
-this CPU runs natively, and keeps the fastest that agrees (models/precision.py). A later build of
+this CPU runs natively, and keeps the fastest that agrees (models/agreement.py). A later build of
 the same model keeps the version's precision and, for int8, its very quantized model, so that the
 vectors of one index are always made the same way.
 """
@@ -21,7 +21,7 @@ from imgsim import config
 from imgsim.images import edits, imaging
 from imgsim.indexing import collection
 from imgsim.indexing.collection import FileEntry
-from imgsim.models import embedders, precision, runtimes
+from imgsim.models import agreement, embedders, runtimes
 from imgsim.models.embedders import Embedder
 
 EDITED_PHOTOS = 30  # photos of the sample whose edited copies (edits.CALIBRATION) are checked too
@@ -75,37 +75,39 @@ def decide(
     sample = collection.training_sample(entries, cfg.precision_sample)
     if cfg.precision != "auto":  # asked for by name: run as asked, nothing to measure but int8's calibration
 
-        def photos() -> np.ndarray:  # read only if no quantized model is cached
+        def sample_photos() -> np.ndarray:  # read only if no quantized model is cached
             return _photos(sample, reference, cfg, edited=0)[0]
 
-        quantized = _int8(cfg, reference, network_key, sample, photos, log)() if asked == "int8" else None
-        chosen = asked if asked != "int8" or quantized else runtimes.runnable("bf16", log)
-        return Choice(chosen, "asked", embedders.at_precision(reference, chosen, quantized))
+        int8_model = (
+            _int8(cfg, reference, network_key, sample, sample_photos, log)() if asked == "int8" else None
+        )
+        chosen = asked if asked != "int8" or int8_model else runtimes.runnable("bf16", log)
+        return Choice(chosen, "asked", embedders.at_precision(reference, chosen, int8_model))
     originals, copies, owners, read = _photos(sample, reference, cfg)
     quantized = _int8(cfg, reference, network_key, sample, lambda: originals, log)
     # int8 calibrates on the sample: a collection with fewer photos than it asks for gets no int8
     candidates = [p for p in native if p != "int8" or len(originals) >= cfg.precision_sample]
 
-    def embed_at(chosen: str) -> precision.Embed | None:
+    def embed_at(chosen: str) -> agreement.Embed | None:
         if chosen == "f32":
             return reference.embed
         if chosen == "int8" and quantized() is None:
             return None
         return embedders.at_precision(reference, chosen, quantized() if chosen == "int8" else None).embed
 
-    photos = f"{len(originals)} photos and {len(copies)} edited copies"
-    log(f"Measuring {', '.join(candidates)} against f32 on {photos} of the collection ...")
-    chosen, measured, vectors = precision.choose(
+    measuring = f"{len(originals)} photos and {len(copies)} edited copies"
+    log(f"Measuring {', '.join(candidates)} against f32 on {measuring} of the collection ...")
+    chosen, measured, vectors = agreement.choose(
         candidates, embed_at, originals, copies, owners, time.perf_counter
     )
-    for agreement in measured[1:]:
-        verdict = "agrees" if agreement.passed else "misses: " + "; ".join(agreement.misses)
-        scores = f"cosine {agreement.mean_cosine:.4f}, top-10 {agreement.top10:.3f}"
-        log(f"  {agreement.precision}: {scores} ({verdict})")
+    for checked in measured[1:]:
+        verdict = "agrees" if checked.passed else "misses: " + "; ".join(checked.misses)
+        scores = f"cosine {checked.mean_cosine:.4f}, top-10 {checked.top10:.3f}"
+        log(f"  {checked.precision}: {scores} ({verdict})")
     log(f"Embedding in {chosen} (the fastest that agrees with f32 on this collection).")
     model = embedders.at_precision(reference, chosen, quantized() if chosen == "int8" else None)
-    kept = {entry.path: (sha1, vector) for (entry, sha1), vector in zip(read, vectors, strict=True)}
-    return Choice(chosen, "measured", model, [m.to_dict() for m in measured], kept)
+    reused = {entry.path: (sha1, vector) for (entry, sha1), vector in zip(read, vectors, strict=True)}
+    return Choice(chosen, "measured", model, [m.to_dict() for m in measured], reused)
 
 
 def load_at(cfg: config.Config, chosen: str, current: collection.Previous | None, log: Log) -> Embedder:
@@ -179,6 +181,7 @@ def _quantize(
         batches = [
             reference.preprocess(originals[i : i + 1].astype(np.float32)) for i in range(len(originals))
         ]
+        assert reference.converted is not None  # the caller checked it runs on OpenVINO
         runtimes.quantize(reference.converted, folder, key, batches)
         return folder
     except Exception as error:  # NNCF missing or failing on this model: int8 is not a candidate

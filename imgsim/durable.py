@@ -1,0 +1,90 @@
+"""Files that survive a crash: atomic replacement, forced to disk, hard-linked trees, checksums.
+
+Every layer writes through these (an index version, a converted model, an upload, a checkpoint), so
+they sit at the bottom, under everything but the configuration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
+    """Write a file so that readers see either the old one or the whole new one, never a part.
+
+    ``durable`` also forces the bytes to disk before the rename, and the rename itself (the folder)
+    after it, for data that is acknowledged: after a power cut, the file is there whole or the
+    request was never answered. The temporary name is unique per process and thread, so
+    concurrent writers never collide.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_json(path: Path, data: object) -> None:
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Give ``target`` the files of ``source`` by hard links (the same bytes, nothing copied);
+    a copy where the file system cannot link."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in Path(source).iterdir():
+        if path.is_dir():
+            link_tree(path, target / path.name)
+            continue
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
+
+
+def file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_tree(folder: Path) -> None:
+    """Force every file under ``folder`` and every folder in it to disk."""
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            with open(Path(parent, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        fsync_dir(Path(parent))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
