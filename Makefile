@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo index serve serve-proxy test lint system clean image
+.PHONY: demo index serve serve-proxy test test-fast lint system clean image
 
 demo: index serve
 
@@ -25,6 +25,12 @@ test: $(VENV)/.package system
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# A contributor's quick loop: lint, types and the tests not marked slow (about a minute)
+test-fast: $(VENV)/.package
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -m 'not slow' -q
 
 system:
 	bash scripts/install-system.sh

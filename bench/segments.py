@@ -204,7 +204,7 @@ def compact_child(workdir: str) -> dict:
     from imgsim.serve import service
 
     cfg = _cfg(Path(workdir))
-    svc = service.Service(cfg)
+    svc = service.assemble(cfg)
     snap = svc.holder.get()
     snap.index.search_reduced(snap.index.stored_vector(0), 10)
     rss_before, pss_before = rss_mb(os.getpid())
@@ -214,7 +214,7 @@ def compact_child(workdir: str) -> dict:
     with AnonPeak() as anon:
         report = indexer.build_index(
             snap.index.manifest.collection_root, cfg, embedder=snap.embedder, progress=False,
-            log=lambda line: print("  " + line, file=sys.stderr), live_store=svc.live.store, delta_only=True,
+            log=lambda line: print("  " + line, file=sys.stderr), live_store=svc.live_store, delta_only=True,
         )  # fmt: skip
     seconds = time.perf_counter() - began
     return {
@@ -300,11 +300,11 @@ def _one_size(count: int, workdir: Path) -> dict:
     photos = copy_subset(files[:REAL], workdir / "photos")
     indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
     standin = _child("standin", str(workdir), str(count))
-    svc = service.Service(cfg)
+    svc = service.assemble(cfg)
     began = time.perf_counter()
     for path in files[REAL : REAL + DELTA]:
         data = path.read_bytes()
-        svc.add(data, svc.decode(data), {})
+        svc.ingest.add(data, svc.searching.decode(data), {})
     add_s = time.perf_counter() - began
     svc.close()
     before = [ref.name for ref in store.read_segments(store.current_version(cfg.index_dir))]

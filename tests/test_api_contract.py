@@ -24,6 +24,8 @@ from schemathesis.specs.openapi.checks import (
 
 from helpers import TOKEN
 
+pytestmark = pytest.mark.slow  # Schemathesis' generated requests
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES_PER_ROUTE = 20
 ADMIN_HEADERS = {"Authorization": f"Bearer {TOKEN}"}

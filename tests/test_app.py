@@ -199,3 +199,24 @@ def test_stats_and_health_show_paths_and_errors_only_to_the_admin(client, admin,
     empty = app_module.create_app(tiny_config.replace(index_dir=tmp_path / "nothing")).test_client()
     reason = empty.get("/healthz").get_json()["reason"]
     assert str(tmp_path) not in reason and "img2vec.py" in reason
+
+
+def test_every_refusal_the_service_raises_has_its_status_in_the_web_layer():
+    """The parts raise codes (serve/refusals.py); web/errors.STATUS alone says which HTTP status
+    each is, so no part below the web layer holds an HTTP status number."""
+    import ast
+
+    from helpers import ROOT
+    from imgsim.serve.web import errors
+
+    raised = set()
+    for path in (ROOT / "imgsim").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ServiceError" and node.args:
+                first = node.args[0]
+                assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
+                    f"{path}: {ast.dump(first)}"
+                )
+                raised.add(first.value)
+    assert raised and raised <= set(errors.STATUS), raised - set(errors.STATUS)
+    assert all(400 <= status < 600 for status in errors.STATUS.values())

@@ -21,7 +21,7 @@ import pytest
 from demo import Demo, screenshot_dir
 from helpers import needs_chromium
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]  # make demo in a copy of the checkout, and Chromium
 
 
 def _every_picture_loaded(browser) -> list[str]:

@@ -104,11 +104,11 @@ def test_concurrent_searches_in_the_service_get_the_answers_they_get_alone(app, 
 
     svc = web.service_of(app)
     images = [imaging.open_rgb(photos / f"img{n:04d}.png") for n in range(8)]
-    alone = [[hit.path for hit in svc.search_image(image, 3).hits] for image in images]
+    alone = [[hit.path for hit in svc.searching.search_image(image, 3).hits] for image in images]
     together: list = [None] * len(images)
 
     def search(n: int) -> None:
-        together[n] = [hit.path for hit in svc.search_image(images[n], 3).hits]
+        together[n] = [hit.path for hit in svc.searching.search_image(images[n], 3).hits]
 
     threads = [threading.Thread(target=search, args=(n,)) for n in range(len(images))]
     for thread in threads:

@@ -9,7 +9,7 @@ from werkzeug.serving import make_server
 from helpers import needs_chromium, quiet_build, write_images
 from imgsim.serve import app as app_module
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]  # headless Chromium
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from imgsim.images import edits
 from imgsim.index import store
 from imgsim.measure import planted as planted_set
 
+pytestmark = pytest.mark.slow  # verified copies among flowers5
+
 # the planted kinds -> words the description of such a copy holds (a frame adds pixels, so
 # a framed copy may be the one to keep, and the original then reads as a crop of it)
 KINDS = {

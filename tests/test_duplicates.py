@@ -17,6 +17,8 @@ from imgsim.duplicates import copy_pairs, finding, grouping
 from imgsim.images import edits
 from imgsim.index import store
 
+pytestmark = pytest.mark.slow  # the planted set of duplicates
+
 PLANTED = ("exact", "reencode_q50", "resize_50", "border_10")
 
 

@@ -31,7 +31,7 @@ def test_a_compaction_during_an_upload_never_numbers_its_file_twice(
     client, admin, photos, service_config, monkeypatch, tmp_path
 ):
     """The upload's file is in uploads/ before its row commits; a rebuild scanning then skips it."""
-    kind = type(web.service_of(client.application).live.store)
+    kind = type(web.service_of(client.application).live_store)
     real_add = kind.add
 
     def add_after_a_rebuild(self, addition, floor=0):
@@ -107,13 +107,13 @@ def test_compacted_deletions_no_longer_count_towards_the_threshold(photos, servi
     assert compaction is not None
     compaction.join(timeout=120)
     time.sleep(cfg.reload_interval + 0.05)
-    assert svc.current()[1].pending == 0
+    assert svc.catalogue.current()[1].pending == 0
     assert admin.remove(3).status_code == 200
     assert svc.compactor.thread is compaction  # one deletion does not rebuild the whole index
 
 
 def test_concurrent_deletes_of_one_id_tell_only_one_caller(client, admin):
-    store_ = web.service_of(client.application).live.store
+    store_ = web.service_of(client.application).live_store
     assert store_.delete(5, "img0005.png") is True
     assert store_.delete(5, "img0005.png") is False
     assert admin.remove(5).status_code == 404

@@ -127,7 +127,7 @@ def test_changes_survive_a_restart_and_a_rebuild_keeps_their_ids(admin, photos, 
     again_app = app_module.create_app(cfg)
     again = again_app.test_client()
     svc = web.service_of(again_app)
-    assert svc.current()[1].additions == []  # searched from the base now
+    assert svc.catalogue.current()[1].additions == []  # searched from the base now
     assert search_hits(again, new[0].read_bytes())[0]["id"] == ids[0]
 
 
@@ -327,7 +327,7 @@ def test_a_workers_view_does_not_read_additions_compacted_long_ago(
     new = write_images(tmp_path / "new", 1, seed=21)[0].read_bytes()
     added = admin.add(new).get_json()["id"]
     quiet_build(photos, service_config)  # a compaction takes it in
-    live_store = web.service_of(app).live.store
+    live_store = web.service_of(app).live_store
     assert added in {a.id for a in live_store.read().additions.values()}  # kept for slower workers
     assert added in {a.id for a in live_store.read(compacted_since=time.time() - 60).additions.values()}
     assert not live_store.read(compacted_since=time.time()).additions
@@ -336,7 +336,7 @@ def test_a_workers_view_does_not_read_additions_compacted_long_ago(
 def test_deleted_additions_are_not_read_back(app, admin, tmp_path):
     """Adds and deletes that cancel out re-read every image ever added on every change (and held
     it in memory) until a compaction: the store now leaves deleted additions out."""
-    live_store = web.service_of(app).live.store
+    live_store = web.service_of(app).live_store
     for path in write_images(tmp_path / "new", 6, seed=23):
         added = admin.add(path.read_bytes()).get_json()["id"]
         assert admin.remove(added).status_code == 200
@@ -352,7 +352,7 @@ def test_a_workers_view_reads_only_the_deletions_its_version_has_not_applied(
     assert admin.remove(3).status_code == 200
     quiet_build(photos, service_config)  # applies the deletion: id 3 is not in the new version
     assert admin.remove(4).status_code == 200
-    live_store = web.service_of(app).live.store
+    live_store = web.service_of(app).live_store
     manifest = store.read_manifest(store.current_version(service_config.index_dir))
     assert set(live_store.read().deletions) == {3, 4}
     assert set(live_store.read(deleted_since=manifest.live_read_at).deletions) == {4}
@@ -369,7 +369,7 @@ def test_a_compaction_that_cannot_run_now_is_not_retried_on_every_change(app):
         raise store.BuildInProgress("another rebuild is running")
 
     compactor.build = busy
-    snap, _ = web.service_of(app).current()
+    snap, _ = web.service_of(app).catalogue.current()
     over_the_threshold = live.LiveView(hidden=frozenset(range(compactor.cfg.compact_threshold)))
     for _ in range(20):
         compactor.maybe_start(snap, over_the_threshold)

@@ -21,6 +21,8 @@ import pytest
 from helpers import ROOT, quiet_build, write_images
 from imgsim import config
 
+pytestmark = pytest.mark.slow  # wheels and fresh virtual environments
+
 
 def _pins(lines: list[str]) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]

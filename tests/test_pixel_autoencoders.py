@@ -14,6 +14,8 @@ from imgsim.models import autoencoder, embedders
 from imgsim.search import annoy_index
 from imgsim.serve import app as app_module
 
+pytestmark = pytest.mark.slow  # autoencoders trained on pixels
+
 
 def _sha1(path):
     return hashlib.sha1(path.read_bytes()).hexdigest()

@@ -11,6 +11,8 @@ from imgsim.indexing import indexer
 from imgsim.models import agreement, embedders, runtimes
 from imgsim.search import annoy_index
 
+pytestmark = pytest.mark.slow  # every precision of the shared model, int8 quantization
+
 needs_bf16 = pytest.mark.skipif(
     "bf16" not in runtimes.native_precisions(), reason="this CPU has no native bf16 (OpenVINO lists none)"
 )

@@ -23,6 +23,8 @@ from helpers import TOKEN, png, quiet_build, tiny_settings, write_images
 from imgsim import config
 from imgsim.serve import proxy
 
+pytestmark = pytest.mark.slow  # real gunicorn and nginx servers
+
 
 def _nginx_installed() -> bool:
     try:

@@ -17,6 +17,8 @@ from helpers import ROOT, quiet_build, requires_shared, write_images
 from imgsim.index import store
 from imgsim.search import annoy_index
 
+pytestmark = pytest.mark.slow  # a local Ray cluster
+
 ray = pytest.importorskip("ray", reason="needs ray[data] (requirements.txt)")
 
 

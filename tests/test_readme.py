@@ -27,7 +27,7 @@ SUBSTITUTED = {
     "imgsim index ": f"imgsim index --model {config.SHARED_MODEL} ",
 }
 
-pytestmark = needs_chromium  # the demo fixture's company: the same copy and service
+pytestmark = [needs_chromium, pytest.mark.slow]  # the demo fixture's company: its copy and service
 
 
 def _blocks() -> list[tuple[str, str | None]]:

@@ -18,6 +18,8 @@ from imgsim import config
 from imgsim.index import store
 from imgsim.search import annoy_index
 
+pytestmark = pytest.mark.slow  # two gunicorn replicas on PostgreSQL
+
 
 @dataclass
 class Replica:

@@ -1,12 +1,15 @@
 """End to end with a real pretrained model: similar flowers come back first."""
 
 import numpy as np
+import pytest
 
 from helpers import flower_subset, quiet_build, requires_shared
 from imgsim import config
 from imgsim.index import store
 from imgsim.models import embedders
 from imgsim.search import annoy_index
+
+pytestmark = pytest.mark.slow  # flowers5 through the shared model
 
 
 def _leave_one_out_top1(index) -> float:

@@ -13,6 +13,8 @@ from imgsim.measure import evaluate
 from imgsim.models import embedders, runtimes
 from imgsim.search import annoy_index
 
+pytestmark = pytest.mark.slow  # edited copies of flowers5 through the shared model
+
 BEFORE = {"pooling": "avg", "trim_borders": False, "centre": "none"}
 
 

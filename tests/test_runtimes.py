@@ -15,6 +15,8 @@ from imgsim.index import store
 from imgsim.models import embedders, runtimes
 from imgsim.search import annoy_index
 
+pytestmark = pytest.mark.slow  # InceptionV3 and the shared model on two runtimes
+
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
@@ -148,8 +150,8 @@ def test_a_service_worker_on_openvino_answers_without_importing_tensorflow(tmp_p
     script = (
         "import sys, json; from imgsim import config; from imgsim.images import imaging; "
         "from imgsim.serve import service; "
-        "svc = service.Service(config.load()); "
-        "answer = svc.search_image(imaging.open_rgb(sys.argv[1]), 2); "
+        "svc = service.assemble(config.load()); "
+        "answer = svc.searching.search_image(imaging.open_rgb(sys.argv[1]), 2); "
         "print(json.dumps([answer.hits[0].path, answer.snap.embedder.runtime, "
         "'tensorflow' in sys.modules, 'keras' in sys.modules]))"
     )

@@ -123,7 +123,7 @@ def embedded_rate(report: BuildReport) -> str:
 def edit_live(cfg: config.Config, files: list[str], ids: list[int]) -> int:
     """--add / --remove: the same durable changes as POST and DELETE /images, through the same code."""
     try:
-        svc = service.Service(cfg)
+        svc = service.assemble(cfg)
     except live.StoreUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -134,14 +134,14 @@ def edit_live(cfg: config.Config, files: list[str], ids: list[int]) -> int:
     for name in files:
         try:
             data = Path(name).read_bytes()
-            added = svc.add(data, svc.decode(data), {"original_name": Path(name).name})
+            added = svc.ingest.add(data, svc.searching.decode(data), {"original_name": Path(name).name})
             print(f"added {name} as id {added.id} ({added.path})")
         except (OSError, service.ServiceError) as error:
             failures += 1
             print(f"cannot add {name}: {error}", file=sys.stderr)
     for item_id in ids:
         try:
-            print(f"removed {item_id} ({svc.remove(item_id)})")
+            print(f"removed {item_id} ({svc.ingest.remove(item_id)})")
         except service.ServiceError as error:
             failures += 1
             print(f"cannot remove {item_id}: {error}", file=sys.stderr)

@@ -19,9 +19,8 @@ from apiflask import APIFlask
 from imgsim import __version__, config
 from imgsim.indexing import indexer
 from imgsim.models.embedders import Embedder
-from imgsim.serve import web
+from imgsim.serve import service, web
 from imgsim.serve.resources import resource
-from imgsim.serve.service import Service
 from imgsim.serve.web import admin, copies, errors, files, headers, openapi, ops, search
 
 
@@ -34,7 +33,7 @@ def create_app(cfg: config.Config | None = None, embedder: Embedder | None = Non
     )  # fmt: skip
     openapi.init_app(app)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
-    svc = Service(cfg, build=indexer.build_index, embedder=embedder, logger=app.logger)
+    svc = service.assemble(cfg, build=indexer.build_index, embedder=embedder, logger=app.logger)
     web.init_app(app, svc)
     for blueprint in (search.bp, files.bp, admin.bp, ops.bp, copies.bp):
         app.register_blueprint(blueprint)

@@ -7,7 +7,7 @@ import json
 from apiflask import APIBlueprint
 from flask import jsonify
 
-from imgsim.serve.service import ServiceError
+from imgsim.serve.refusals import ServiceError
 from imgsim.serve.web import api_responses, counted, current_service, has_admin_token
 from imgsim.serve.web.schemas import Added, AddForm, Deleted
 
@@ -18,9 +18,9 @@ ADMIN_ERRORS = api_responses(401, 403)
 @bp.before_request
 def require_admin() -> None:
     if not current_service().cfg.admin_token:
-        raise ServiceError(403, "disabled", "adding and removing images is off: set IMGSIM_ADMIN_TOKEN")
+        raise ServiceError("disabled", "adding and removing images is off: set IMGSIM_ADMIN_TOKEN")
     if not has_admin_token():
-        raise ServiceError(401, "unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
+        raise ServiceError("unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
 
 
 MAX_METADATA_DEPTH = 16
@@ -48,11 +48,11 @@ def parse_metadata(raw: str) -> dict:
     try:
         metadata = json.loads(raw or "{}", parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
-        raise ServiceError(400, "bad_metadata", "metadata must be a JSON object (strict JSON)") from None
+        raise ServiceError("bad_metadata", "metadata must be a JSON object (strict JSON)") from None
     if not isinstance(metadata, dict):
-        raise ServiceError(400, "bad_metadata", "metadata must be a JSON object")
+        raise ServiceError("bad_metadata", "metadata must be a JSON object")
     if _depth(metadata) > MAX_METADATA_DEPTH:
-        raise ServiceError(400, "bad_metadata", f"metadata may nest at most {MAX_METADATA_DEPTH} levels deep")
+        raise ServiceError("bad_metadata", f"metadata may nest at most {MAX_METADATA_DEPTH} levels deep")
     return metadata
 
 
@@ -68,12 +68,12 @@ def add(form: dict):
     upload = form["image"]
     svc = current_service()
     data = upload.read()
-    image = svc.decode(data)  # refuse bad input before anything is stored
+    image = svc.searching.decode(data)  # refuse bad input before anything is stored
     metadata = parse_metadata(form.get("metadata", ""))
     name = form.get("name") or form.get("path") or upload.filename
     if name:
         metadata["original_name"] = name  # kept as data only: the stored file's name is ours
-    added = svc.add(data, image, metadata)
+    added = svc.ingest.add(data, image, metadata)
     answer = jsonify({"id": added.id, "path": added.path, "url": f"/images/{added.id}", "metadata": metadata})
     answer.status_code = 201
     return answer
@@ -85,4 +85,4 @@ def add(form: dict):
     summary="Remove an image from the index", security="bearer", responses=ADMIN_ERRORS | api_responses(404)
 )
 def remove(id: int):
-    return jsonify({"deleted": id, "path": current_service().remove(id)})
+    return jsonify({"deleted": id, "path": current_service().ingest.remove(id)})

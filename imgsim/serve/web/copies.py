@@ -11,7 +11,7 @@ from dataclasses import asdict
 from apiflask import APIBlueprint
 from flask import jsonify, make_response, render_template
 
-from imgsim.serve.service import ServiceError
+from imgsim.serve.refusals import ServiceError
 from imgsim.serve.web import counted, current_service, page_responses
 from imgsim.serve.web.errors import wants_json
 from imgsim.serve.web.schemas import Duplicates, DuplicatesParams
@@ -28,14 +28,13 @@ MAX_PAGE_ITEMS = 50_000  # one query per item inside a request: beyond this, the
 @bp.doc(summary="Groups of copies in the collection", responses=page_responses(400, 409))
 def duplicates_page(params: dict):
     svc = current_service()
-    snap, _ = svc.current()
+    snap, _ = svc.catalogue.current()
     if len(snap.index.items) > MAX_PAGE_ITEMS:
-        raise ServiceError(
-            409, "too_many_for_page",
+        raise ServiceError("too_many_for_page",
             f"the index has {len(snap.index.items):,} images: list their duplicates with "
             f"`python ann.py --duplicates` (this page does it within the request, up to {MAX_PAGE_ITEMS:,})",
         )  # fmt: skip
-    snap, limit, groups = svc.duplicates(params.get("threshold"))
+    snap, limit, groups = svc.reports.duplicates(params.get("threshold"))
     payload = {
         "threshold": limit,
         "calibrated": snap.index.manifest.thresholds.get("duplicate"),

@@ -4,16 +4,53 @@ friendly page for people, never a stack trace."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from apiflask import APIFlask, HTTPError
 from flask import current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from imgsim.serve.service import ServiceError
+from imgsim.serve.refusals import ServiceError
 from imgsim.serve.web import current_service
 from imgsim.serve.web.schemas import validation_message
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+# The HTTP status of every refusal, by its code: the one place that knows HTTP (the parts raise
+# codes, serve/refusals.py). Codes from werkzeug's and apiflask's own errors keep their status.
+STATUS = {
+    "bad_box": 400,
+    "bad_id": 400,
+    "bad_metadata": 400,
+    "empty_body": 400,
+    "no_image": 400,
+    "not_an_image": 400,
+    "too_many_images": 400,
+    "unauthorized": 401,
+    "disabled": 403,
+    "file_missing": 404,
+    "outside_collection": 404,
+    "unknown_id": 404,
+    "empty_index": 409,
+    "no_index": 409,
+    "not_calibrated": 409,
+    "too_few_images": 409,
+    "too_many_for_page": 409,
+    "too_large": 413,
+    "too_many_pixels": 413,
+    "internal": 500,
+    "cannot_store": 507,
+}  # fmt: skip (grouped by status, as a table reads)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What an error answer says: its status, code and message (the page reads them too)."""
+
+    status: int
+    code: str
+    message: str
+
+
 DRAIN_BYTES = 64 * 1024 * 1024  # the most of a refused upload read (and dropped) before answering
 DRAIN_SECONDS = 10.0
 
@@ -33,18 +70,22 @@ def wants_json() -> bool:
 
 
 def service_error(error: ServiceError):
+    return answer(Refusal(STATUS[error.code], error.code, error.message))
+
+
+def answer(refusal: Refusal):
     current_service().counts["errors"] += 1
     if wants_json():
-        return jsonify({"error": error.message, "code": error.code}), error.status
-    return render_template("error.html", error=error), error.status
+        return jsonify({"error": refusal.message, "code": refusal.code}), refusal.status
+    return render_template("error.html", error=refusal), refusal.status
 
 
 def http_error(error: HTTPException):
     if error.code == 413:
         drain_body()
-        return service_error(ServiceError(413, "too_large", too_large_message()))
+        return answer(Refusal(413, "too_large", too_large_message()))
     code = code_of(error.name)
-    return service_error(ServiceError(error.code or 400, code, error.description or code))
+    return answer(Refusal(error.code or 400, code, error.description or code))
 
 
 def code_of(reason: str | None) -> str:
@@ -58,7 +99,7 @@ def declared_error(error: HTTPError):
         code, message = validation_message(error.detail)
     else:
         code, message = code_of(error.message), error.message or "error"
-    return service_error(ServiceError(error.status_code, code, message))
+    return answer(Refusal(error.status_code, code, message))
 
 
 def too_large_message() -> str:
@@ -98,9 +139,7 @@ def drain_body() -> None:
 
 def unexpected(error: Exception):
     current_service().logger.exception("unexpected error")
-    return service_error(
-        ServiceError(500, "internal", "something went wrong on our side; it has been logged")
-    )
+    return answer(Refusal(500, "internal", "something went wrong on our side; it has been logged"))
 
 
 def init_app(app: APIFlask) -> None:

@@ -22,10 +22,10 @@ bp = counted(APIBlueprint("files", __name__, tag="files"))
 @bp.get("/images/<int:id>")
 @bp.doc(summary="An indexed image, as stored", responses=IMAGE)
 def images(id: int):
-    return send_file(current_service().image_path(id), max_age=3600)
+    return send_file(current_service().catalogue.image_path(id), max_age=3600)
 
 
 @bp.get("/thumbs/<int:id>")
 @bp.doc(summary="A JPEG thumbnail of an indexed image", responses=IMAGE)
 def thumbs(id: int):
-    return send_file(current_service().thumbnail_path(id), mimetype="image/jpeg", max_age=86400)
+    return send_file(current_service().catalogue.thumbnail_path(id), mimetype="image/jpeg", max_age=86400)

@@ -8,7 +8,7 @@ from apiflask import APIBlueprint
 from flask import Response, jsonify
 
 from imgsim.serve import metrics
-from imgsim.serve.service import ServiceError
+from imgsim.serve.refusals import ServiceError
 from imgsim.serve.web import current_service, has_admin_token
 from imgsim.serve.web.schemas import Health, Stats
 
@@ -32,11 +32,11 @@ PROMETHEUS_TEXT: dict[Any, Any] = {
     responses=UNAVAILABLE,
 )
 def healthz():
-    body, status = current_service().health()
+    body = current_service().status.health()
     if "reason" in body and not has_admin_token():
         body["reason"] = NOT_LOADED
     answer = jsonify(body)  # a Response, as from every view: @bp.output only documents it
-    answer.status_code = status
+    answer.status_code = 200 if body["status"] == "ok" else 503  # what load balancers read
     return answer
 
 
@@ -44,7 +44,7 @@ def healthz():
 @bp.output(Stats)
 @bp.doc(summary="This worker: requests, the index's manifest")
 def stats():
-    body = current_service().stats()
+    body = current_service().status.stats()
     return jsonify(body if has_admin_token() else public(body))
 
 
@@ -72,7 +72,7 @@ def prometheus_metrics():
     """Prometheus' text format, summed over every worker; the index facts are read at scrape time."""
     svc = current_service()
     try:
-        snap, view = svc.current(allow_empty=True)
+        snap, view = svc.catalogue.current(allow_empty=True)
         index = snap.index
         metrics.index_state(index.manifest.model, index.version.name, view.item_count(index), view.pending)
     except ServiceError:

@@ -14,7 +14,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from imgsim.images import imaging
 from imgsim.index import matching, queries
 from imgsim.measure import plots
-from imgsim.serve.service import THUMB_SIDE, Answer, ServiceError
+from imgsim.serve.catalogue import THUMB_SIDE
+from imgsim.serve.holder import Answer
+from imgsim.serve.refusals import ServiceError
 from imgsim.serve.web import PAGE, counted, current_service, page_responses
 from imgsim.serve.web.errors import wants_json
 from imgsim.serve.web.schemas import MAX_QUERY_PARTS, SearchById, SearchForm, SearchParams, SearchResult
@@ -27,7 +29,7 @@ def uploaded_bytes(images: list) -> tuple[bytes, str | None]:
     if images:
         return images[0].read(), images[0].filename or None
     if request.files:
-        raise ServiceError(400, "no_image", "send the image in a form field named 'image'")
+        raise ServiceError("no_image", "send the image in a form field named 'image'")
     data = request.get_data(cache=False)
     limit = request.max_content_length
     chunked = request.content_length is None
@@ -44,7 +46,7 @@ def within_budget(images: list, negatives: list) -> tuple[list[bytes], list[byte
     total = sum(map(imaging.pixel_count, wanted + unwanted))
     if total > limit:
         message = f"the images of one query hold {total:,} pixels, over the limit of {limit:,}"
-        raise ServiceError(413, "too_many_pixels", message)
+        raise ServiceError("too_many_pixels", message)
     return wanted, unwanted
 
 
@@ -147,23 +149,26 @@ def search_upload(query: dict, form: dict):
     ids, negative_ids = params.get("id", []), params.get("negative_id", [])
     images, negatives = form.get("image", []), form.get("negative", [])
     if len(images) + len(negatives) > MAX_QUERY_PARTS:
-        raise ServiceError(400, "too_many_images", f"send at most {MAX_QUERY_PARTS} images in one query")
+        raise ServiceError("too_many_images", f"send at most {MAX_QUERY_PARTS} images in one query")
     if len(images) > 1 or negatives or ids or negative_ids:  # several things: one combined query
         if box is not None:
-            raise ServiceError(400, "bad_box", "box goes with a single image: search a region of one photo")
+            raise ServiceError("bad_box", "box goes with a single image: search a region of one photo")
         wanted, unwanted = within_budget(images, negatives)
-        decoded, avoided = [svc.decode(data) for data in wanted], [svc.decode(data) for data in unwanted]
-        answer = svc.search_combined(decoded, ids, avoided, negative_ids, k, offset, folders)
+        decoded, avoided = (
+            [svc.searching.decode(data) for data in wanted],
+            [svc.searching.decode(data) for data in unwanted],
+        )
+        answer = svc.searching.search_combined(decoded, ids, avoided, negative_ids, k, offset, folders)
         preview = preview_data_url(decoded[0]) if decoded else f"/thumbs/{ids[0]}"
         return render_answer(answer, params, began, preview)
     data, filename = uploaded_bytes(images)
-    image = svc.decode(data)
+    image = svc.searching.decode(data)
     if box is not None:
         try:
             image = queries.crop(image, box)
         except queries.BadBox as error:
-            raise ServiceError(400, "bad_box", str(error)) from None
-    answer = svc.search_image(image, k, filename, offset, folders)
+            raise ServiceError("bad_box", str(error)) from None
+    answer = svc.searching.search_image(image, k, filename, offset, folders)
     if box is not None:
         answer.query["box"] = list(box)
     return render_answer(answer, params, began, preview_data_url(image))
@@ -179,22 +184,22 @@ def search_id(params: dict):
     k, offset, folders, box = search_settings(params)
     ids, negative_ids = params.get("id", []), params.get("negative_id", [])
     if not ids:
-        raise ServiceError(400, "bad_id", "give the id of an indexed image: /search?id=17")
+        raise ServiceError("bad_id", "give the id of an indexed image: /search?id=17")
     if len(ids) > 1 or negative_ids:
         if box is not None:
-            raise ServiceError(400, "bad_box", "box goes with a single id: search a region of one photo")
-        answer = svc.search_combined([], ids, [], negative_ids, k, offset, folders)
+            raise ServiceError("bad_box", "box goes with a single id: search a region of one photo")
+        answer = svc.searching.search_combined([], ids, [], negative_ids, k, offset, folders)
     elif box is not None:
-        answer = svc.search_region(ids[0], box, k, offset, folders)
+        answer = svc.searching.search_region(ids[0], box, k, offset, folders)
     else:
-        answer = svc.search_id(ids[0], k, offset, folders)
+        answer = svc.searching.search_id(ids[0], k, offset, folders)
     return render_answer(answer, params, began, f"/thumbs/{ids[0]}")
 
 
 @bp.get("/map", endpoint="map")
 @bp.doc(summary="A map of the collection", responses=page_responses(409) | PAGE)
 def collection_map():
-    snap, points = current_service().map_points()
+    snap, points = current_service().reports.map_points()
     classes = plots.collection_classes(snap.index.items) or []
     size = max(2.0, min(8.0, 40 / len(points) ** 0.5))  # % of the map's width: big when few
     return render_template(

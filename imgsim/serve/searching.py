@@ -1,0 +1,113 @@
+"""Searching: an upload decoded, then searched by picture, by an indexed id, by a region of one,
+or by several pictures and ids at once, each through the one query path (query/pipeline.py) over
+what the catalogue gives the request."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from imgsim import config
+from imgsim.images import imaging
+from imgsim.index import queries
+from imgsim.models import tta
+from imgsim.query import pipeline
+from imgsim.serve import metrics
+from imgsim.serve.catalogue import THUMB_SIDE, Catalogue, Catalogued
+from imgsim.serve.holder import Answer
+from imgsim.serve.refusals import ServiceError
+
+
+def _id_query(item: Catalogued) -> dict:
+    """How an answer describes a search by an indexed image."""
+    return {"type": "id", "id": item.id, "path": item.path, "url": f"/images/{item.id}"}
+
+
+class Searching:
+    """Every kind of search a worker answers, over its catalogue."""
+
+    def __init__(self, catalogue: Catalogue, cfg: config.Config):
+        self.catalogue, self.cfg = catalogue, cfg
+
+    def decode(self, data: bytes) -> Image.Image:
+        """An upload as an RGB image, or the 4xx that says why not."""
+        if not data:
+            raise ServiceError("empty_body", "no image received: the upload was empty")
+        try:
+            with metrics.stage("decode"):
+                return imaging.decode_rgb(data, self.cfg.max_image_pixels, self.decode_side())
+        except imaging.ImageTooLarge as error:
+            raise ServiceError("too_many_pixels", str(error)) from None
+        except imaging.UnreadableImage as error:
+            raise ServiceError("not_an_image", f"cannot read the upload as an image: {error}") from None
+
+    def decode_side(self) -> int:
+        """How small an upload may be decoded: enough for the network and for the preview."""
+        snap = self.catalogue.holder.get()
+        return max(THUMB_SIDE, snap.embedder.decode_side if snap is not None else 0)
+
+    def search_image(
+        self, image: Image.Image, k: int, filename: str | None = None, offset: int = 0, folders: tuple = ()
+    ) -> Answer:
+        """Results ``offset`` to ``offset + k`` for an uploaded image, within ``folders`` if given."""
+        snap, view = self.catalogue.current()
+        with metrics.stage("embed"):
+            vectors = snap.embed_all(tta.variants(image, self.cfg.tta))
+        with metrics.stage("search"):
+            found = pipeline.search_embedded(
+                snap.index, view, image, vectors, k, self.cfg.search_k, offset, folders
+            )
+        query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
+        return Answer(snap, view, found.hits, query, found.more, found.truncated)
+
+    def search_id(self, item_id: int, k: int, offset: int = 0, folders: tuple = ()) -> Answer:
+        """Neighbours of an indexed image, from its stored vector: no upload, no model run."""
+        snap, view = self.catalogue.current()
+        vector, item = self.catalogue.item(snap, view, item_id)
+        raw = self.catalogue.raw(snap, view, [item.id])
+        with metrics.stage("search"):
+            found = pipeline.search_id(
+                snap.index, view, item.id, vector, raw, k, self.cfg.search_k, offset, folders
+            )
+        return Answer(snap, view, found.hits, _id_query(item), found.more, found.truncated)
+
+    def search_region(
+        self, item_id: int, box: queries.Box, k: int, offset: int = 0, folders: tuple = ()
+    ) -> Answer:
+        """Neighbours of a region of an indexed image: its file is decoded, cut and embedded."""
+        snap, view = self.catalogue.current()
+        _, item = self.catalogue.item(snap, view, item_id)
+        try:
+            path, side = self.catalogue.image_path(item_id), snap.embedder.decode_side
+            region = queries.crop(imaging.open_rgb(path, self.cfg.max_image_pixels, side), box)
+        except (imaging.UnreadableImage, queries.BadBox) as error:
+            raise ServiceError("bad_box", f"cannot search that region: {error}") from None
+        vector = snap.embed(region)
+        found = pipeline.search_vector(
+            snap.index, view, vector, [vector], k, self.cfg.search_k, item_id, False, offset, folders
+        )
+        query = _id_query(item) | {"box": list(box)}
+        return Answer(snap, view, found.hits, query, found.more, found.truncated)
+
+    def search_combined(
+        self, images: list, ids: list[int], negatives: list, negative_ids: list[int], k: int,
+        offset: int = 0, folders: tuple = (),
+    ) -> Answer:  # fmt: skip
+        """Several images and ids as one query, pushed away from the negative ones (queries.py)."""
+        snap, view = self.catalogue.current()
+        pictures = images + negatives
+        full = list(snap.embed_all(pictures)) if pictures else []
+        embedded = list(snap.index.to_index_space(np.stack(full))) if full else []
+        positive = embedded[: len(images)] + [self.catalogue.item(snap, view, i)[0] for i in ids]
+        negative = embedded[len(images) :] + [self.catalogue.item(snap, view, i)[0] for i in negative_ids]
+        if not positive:
+            raise ServiceError("no_image", "give at least one image or id to search with")
+        vector = queries.combine(np.stack(positive), np.stack(negative) if negative else None)
+        excluded = set(ids) | set(negative_ids)
+        raw = full[: len(images)] + self.catalogue.raw(snap, view, ids)
+        found = pipeline.search_vector(
+            snap.index, view, vector, raw, k, self.cfg.search_k, excluded, True, offset, folders
+        )
+        query = {"type": "combined", "images": len(images), "ids": ids, "negative_images": len(negatives),
+                 "negative_ids": negative_ids}  # fmt: skip
+        return Answer(snap, view, found.hits, query, found.more, found.truncated)
