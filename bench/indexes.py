@@ -233,10 +233,16 @@ def bench_live(quick: bool) -> tuple[dict, str]:
             "compaction_s": compaction_s,
             "compaction_items": items,
         }
-        rows.append([
-            name, percentile(by_id, 50), percentile(by_id, 95), percentile(waits, 50), max(waits),
-            f"{compaction_s:.1f}",
-        ])  # fmt: skip
+        rows.append(
+            [
+                name,
+                percentile(by_id, 50),
+                percentile(by_id, 95),
+                percentile(waits, 50),
+                max(waits),
+                f"{compaction_s:.1f}",
+            ]
+        )
     text += table(
         ["live store", "search by id ms p50", "p95", "add to found ms p50", "max", "compaction s"], rows
     )

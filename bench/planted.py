@@ -76,11 +76,20 @@ def bench_planted(quick: bool) -> tuple[dict, str]:
     seconds = {us: f"{took:.2f} (build {report.seconds:.0f})", peer: f"{their_s:.1f}"}
     kinds = list(planted.KINDS)
     rows = [
-        [name, s["pairs"], s["right"], s["source_copies"], len(s["wrong"]), f"{s['precision']:.3f}",
-         f"{s['precision_planted_only']:.3f}", f"{s['recall']:.3f}",
-         *(f"{s['per_kind'][k]:.2f}" for k in kinds), seconds[name]]
+        [
+            name,
+            s["pairs"],
+            s["right"],
+            s["source_copies"],
+            len(s["wrong"]),
+            f"{s['precision']:.3f}",
+            f"{s['precision_planted_only']:.3f}",
+            f"{s['recall']:.3f}",
+            *(f"{s['per_kind'][k]:.2f}" for k in kinds),
+            seconds[name],
+        ]
         for name, s in scored.items()
-    ]  # fmt: skip
+    ]
     text = (
         f"{items:,} photos: {items - 20 * len(kinds)} of flowers5 and 20 copies of each of {len(kinds)} "
         f"kinds; pairs reported, planted pairs among them, pairs of the source's own copies (reviewed "

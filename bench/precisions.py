@@ -109,9 +109,11 @@ def _quality(workdir: Path, quick: bool) -> list[dict]:
     rows = []
     for name in PRECISIONS:
         cfg = config.Config(
-            model=str(config.SHARED_MODEL), index_dir=workdir / f"quality-{name}", precision=name,
+            model=str(config.SHARED_MODEL),
+            index_dir=workdir / f"quality-{name}",
+            precision=name,
             model_cache=str(workdir / "cache"),
-        )  # fmt: skip
+        )
         report = indexer.build_index(FLOWERS, cfg, progress=False, log=lambda _: None)
         index = annoy_index.open_index(cfg.index_dir)
         embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg, lambda _: None))
@@ -129,9 +131,14 @@ def _end_to_end(workdir: Path, photos: Path) -> list[dict]:
         for name in PRECISIONS:
             weights = "none" if model == "inception_v3" else "imagenet"
             cfg = config.Config(
-                model=model, weights=weights, index_dir=workdir / f"e2e-{name}-{Path(model).stem}",
-                precision=name, model_cache=str(workdir / "cache"), recall_sample=0, precision_sample=100,
-            )  # fmt: skip
+                model=model,
+                weights=weights,
+                index_dir=workdir / f"e2e-{name}-{Path(model).stem}",
+                precision=name,
+                model_cache=str(workdir / "cache"),
+                recall_sample=0,
+                precision_sample=100,
+            )
             indexer.build_index(photos, cfg, progress=False, log=lambda _: None)  # converts, quantizes
             shutil.rmtree(cfg.index_dir)
             report = indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
@@ -220,15 +227,19 @@ def _tables(data: dict) -> str:
     ]
     matmul = [[p, f"{g:.0f}"] for p, g in data["matmul_gflops"].items()]
     speed_headers = ["model", "precision", "b1 img/s", "b8 img/s", "b32 img/s", "b32 vs f32", "b1 vs f32"]
-    return "\n\n".join([
-        f"CPU: {data['cpu']}",
-        table(["precision", "matmul 2048² GFLOP/s"], matmul),
-        table(speed_headers, data["speed"]),
-        table(["precision", "mean cosine", "min cosine", "top-10 shared", "passes the gates"], agreement),
-        table(["precision", "P@1", "P@10", "mAP"] + [f"rank-1 {e}" for e in edit_names], quality),
-        table(["model", "precision", "seconds", "images/s"], end_to_end),
-        table(["precision", "p50 ms", "req/s (8 clients)", "p95 ms under load", "worker RSS MB"], service),
-    ])  # fmt: skip
+    return "\n\n".join(
+        [
+            f"CPU: {data['cpu']}",
+            table(["precision", "matmul 2048² GFLOP/s"], matmul),
+            table(speed_headers, data["speed"]),
+            table(["precision", "mean cosine", "min cosine", "top-10 shared", "passes the gates"], agreement),
+            table(["precision", "P@1", "P@10", "mAP"] + [f"rank-1 {e}" for e in edit_names], quality),
+            table(["model", "precision", "seconds", "images/s"], end_to_end),
+            table(
+                ["precision", "p50 ms", "req/s (8 clients)", "p95 ms under load", "worker RSS MB"], service
+            ),
+        ]
+    )
 
 
 def _edits(quality: list[dict]) -> list[str]:

@@ -134,9 +134,12 @@ def _large_curve(
         latencies.append(1000 * (time.perf_counter() - started))
     rows = [[f"{count:,}", matrix.shape[1], p.search_k, p.recall, p.ms] for p in curve.points]
     data = {
-        "items": count, "build_s": round(build_s, 1), "curve": curve.to_dict(),
-        "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
-    }  # fmt: skip
+        "items": count,
+        "build_s": round(build_s, 1),
+        "curve": curve.to_dict(),
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+    }
     return data, rows
 
 
@@ -172,17 +175,29 @@ def bench_robustness(quick: bool) -> tuple[dict, str]:
     rows.append(["search ms (edited queries)"] + [f"{results[x]['edited_query_ms']:.2f}" for x in labels])
     rows.append(["search_k chosen (0 = exact)"] + [results[x]["search_k"] for x in labels])
     rows.append(["verification ms p50 / p95"] + [_verify_ms(results[x]) for x in labels])
-    rows.append(["verification ms p50 / p95, photos the collection lacks"] + [
-        f"{results[x]['novel_verify_ms_p50']:.1f} / {results[x]['novel_verify_ms_p95']:.1f}"
-        if "novel_verify_ms_p50" in results[x] else "-" for x in labels
-    ])  # fmt: skip
-    rows.append(["hash lookup over 100,000 hashes, ms p50"] + [
-        f"{results[x]['hash_lookup_100k_ms_p50']:.2f}" if "hash_lookup_100k_ms_p50" in results[x] else "-"
-        for x in labels
-    ])  # fmt: skip
-    rows.append(["rank 1: the original or a copy of it the build verified"] + [
-        f"{min(e['rank1_or_copy'] for e in results[x]['edits'].values()):.3f} (lowest edit)" for x in labels
-    ])  # fmt: skip
+    rows.append(
+        ["verification ms p50 / p95, photos the collection lacks"]
+        + [
+            f"{results[x]['novel_verify_ms_p50']:.1f} / {results[x]['novel_verify_ms_p95']:.1f}"
+            if "novel_verify_ms_p50" in results[x]
+            else "-"
+            for x in labels
+        ]
+    )
+    rows.append(
+        ["hash lookup over 100,000 hashes, ms p50"]
+        + [
+            f"{results[x]['hash_lookup_100k_ms_p50']:.2f}" if "hash_lookup_100k_ms_p50" in results[x] else "-"
+            for x in labels
+        ]
+    )
+    rows.append(
+        ["rank 1: the original or a copy of it the build verified"]
+        + [
+            f"{min(e['rank1_or_copy'] for e in results[x]['edits'].values()):.3f} (lowest edit)"
+            for x in labels
+        ]
+    )
     text = f"Rank 1 / top 10 of the original, {sample} photos x {len(edits.EDITS)} edits, 4,317 indexed:\n\n"
     text += table(["edit", *labels], rows)
     text += f"\n\nAnnoy at {large[0]['items']:,} vectors (100 trees), "

@@ -156,8 +156,10 @@ def bench_runtime(quick: bool) -> tuple[dict, str]:
     for model in ("inception_v3", str(config.SHARED_MODEL)):
         out = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "run.py"), "--child-runtime", model, "2" if quick else "5"],
-            capture_output=True, text=True, timeout=1800,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         if out.returncode:
             raise RuntimeError(out.stderr[-2000:])
         models.append(json.loads(out.stdout.strip().splitlines()[-1]))

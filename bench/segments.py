@@ -79,8 +79,10 @@ def standin_child(workdir: str, count: int) -> dict:
     for start in range(0, extra, cfg.segment_items):
         size = min(cfg.segment_items, extra - start)
         vectors = _standins(pool, size, np.random.default_rng(start))
-        items = [store.Item(first + start + i, f"standin/{first + start + i}.jpg", 1, 1, f"s{start + i}")
-                 for i in range(size)]  # fmt: skip
+        items = [
+            store.Item(first + start + i, f"standin/{first + start + i}.jpg", 1, 1, f"s{start + i}")
+            for i in range(size)
+        ]
         name = segments.new_name()
         folder = store.segment_dir(building, name)
         index_vectors = to_index(vectors)
@@ -213,16 +215,26 @@ def compact_child(workdir: str) -> dict:
     began = time.perf_counter()
     with AnonPeak() as anon:
         report = indexer.build_index(
-            snap.index.manifest.collection_root, cfg, embedder=snap.embedder, progress=False,
-            log=lambda line: print("  " + line, file=sys.stderr), live_store=svc.live_store, delta_only=True,
-        )  # fmt: skip
+            snap.index.manifest.collection_root,
+            cfg,
+            embedder=snap.embedder,
+            progress=False,
+            log=lambda line: print("  " + line, file=sys.stderr),
+            live_store=svc.live_store,
+            delta_only=True,
+        )
     seconds = time.perf_counter() - began
     return {
-        "compaction_s": seconds, "items": report.items, "embedded": report.embedded,
-        "rss_before_mb": rss_before, "pss_before_mb": pss_before, "peak_mb": _peak_mb(),
-        "anon_before_mb": anon_before, "anon_peak_mb": anon.peak,
+        "compaction_s": seconds,
+        "items": report.items,
+        "embedded": report.embedded,
+        "rss_before_mb": rss_before,
+        "pss_before_mb": pss_before,
+        "peak_mb": _peak_mb(),
+        "anon_before_mb": anon_before,
+        "anon_peak_mb": anon.peak,
         "segments": [ref.live for ref in store.read_segments(report.version)],
-    }  # fmt: skip
+    }
 
 
 def query_child(workdir: str, baseline: str) -> dict:
@@ -249,8 +261,13 @@ def query_child(workdir: str, baseline: str) -> dict:
         part.nearest(query, 10, -1, index.metric, index.manifest.trees)
         one.append(1000 * (time.perf_counter() - began))
     rss, pss = rss_mb(os.getpid())
-    return result | {"one_segment_p50_ms": percentile(one, 50), "one_segment_items": part.ref.live,
-                     "rss_mb": rss, "pss_mb": pss, "segments": len(index.annoy.parts)}  # fmt: skip
+    return result | {
+        "one_segment_p50_ms": percentile(one, 50),
+        "one_segment_items": part.ref.live,
+        "rss_mb": rss,
+        "pss_mb": pss,
+        "segments": len(index.annoy.parts),
+    }
 
 
 def _exact(index: annoy_index.SearchIndex, queries: np.ndarray) -> list[list[int]]:
@@ -273,8 +290,10 @@ def _exact(index: annoy_index.SearchIndex, queries: np.ndarray) -> list[list[int
 def _child(*args: str) -> dict:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--child-segments", *args],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     sys.stderr.write(done.stderr[-3000:])
     if done.returncode != 0:
         raise RuntimeError(f"segments child {args[0]} failed")
@@ -312,8 +331,15 @@ def _one_size(count: int, workdir: Path) -> dict:
     largest = max(store.read_segments(store.current_version(cfg.index_dir)), key=lambda r: r.live).name
     queries = _child("query", str(workdir), largest)
     merge = _child("merge", str(workdir), "9", str(DELTA))  # nine more compactions' worth, then the merge
-    return {"items": count, "standin": standin, "add_s": add_s, "segments_before": len(before),
-            "compaction": compaction, "queries": queries, "merge": merge}  # fmt: skip
+    return {
+        "items": count,
+        "standin": standin,
+        "add_s": add_s,
+        "segments_before": len(before),
+        "compaction": compaction,
+        "queries": queries,
+        "merge": merge,
+    }
 
 
 def bench_segments(quick: bool) -> tuple[dict, str]:
@@ -327,20 +353,66 @@ def bench_segments(quick: bool) -> tuple[dict, str]:
             shutil.rmtree(workdir, ignore_errors=True)
         data.append(found)
         s, c, q, m = found["standin"], found["compaction"], found["queries"], found["merge"]
-        rows.append([f"{count:,}", s["seconds"], s["peak_mb"], DELTA, c["compaction_s"], c["anon_before_mb"],
-                     c["anon_peak_mb"], c["peak_mb"], len(c["segments"]), m["merge_s"], m["peak_mb"],
-                     len(m["segments"])])  # fmt: skip
+        rows.append(
+            [
+                f"{count:,}",
+                s["seconds"],
+                s["peak_mb"],
+                DELTA,
+                c["compaction_s"],
+                c["anon_before_mb"],
+                c["anon_peak_mb"],
+                c["peak_mb"],
+                len(c["segments"]),
+                m["merge_s"],
+                m["peak_mb"],
+                len(m["segments"]),
+            ]
+        )
         one = f"{q['one_segment_items']:,}"
-        query_rows.append([f"{count:,}", q["segments"], q["recall"], q["p50_ms"], q["p95_ms"], one,
-                           q["one_segment_p50_ms"], q["rss_mb"], q["pss_mb"]])  # fmt: skip
+        query_rows.append(
+            [
+                f"{count:,}",
+                q["segments"],
+                q["recall"],
+                q["p50_ms"],
+                q["p95_ms"],
+                one,
+                q["one_segment_p50_ms"],
+                q["rss_mb"],
+                q["pss_mb"],
+            ]
+        )
         print(f"  segments {count:,} done", file=sys.stderr, flush=True)
     text = table(
-        ["vectors", "first build s", "first build peak MB", "added", "compaction s", "worker anon MB before",
-         "anon peak MB", "RSS peak MB (with mapped files)", "segments after", "tier merge s",
-         "merge anon peak MB", "segments after merge"], rows,
-    )  # fmt: skip
+        [
+            "vectors",
+            "first build s",
+            "first build peak MB",
+            "added",
+            "compaction s",
+            "worker anon MB before",
+            "anon peak MB",
+            "RSS peak MB (with mapped files)",
+            "segments after",
+            "tier merge s",
+            "merge anon peak MB",
+            "segments after merge",
+        ],
+        rows,
+    )
     text += "\n\n" + table(
-        ["vectors", "segments", "recall@10", "query p50 ms", "p95 ms", "one segment of", "its p50 ms",
-         "worker RSS MB", "PSS MB"], query_rows,
-    )  # fmt: skip
+        [
+            "vectors",
+            "segments",
+            "recall@10",
+            "query p50 ms",
+            "p95 ms",
+            "one segment of",
+            "its p50 ms",
+            "worker RSS MB",
+            "PSS MB",
+        ],
+        query_rows,
+    )
     return {"segments": data}, text

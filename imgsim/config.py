@@ -39,9 +39,15 @@ POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
 CENTRINGS: tuple[Centring, ...] = get_args(Centring)
 TTAS: tuple[Tta, ...] = get_args(Tta)
 _CHOICES = {
-    "reduce": REDUCTIONS, "metric": METRICS, "engine": ENGINES, "runtime": RUNTIMES,
-    "precision": PRECISIONS, "pooling": POOLINGS, "centre": CENTRINGS, "tta": TTAS,
-}  # fmt: skip
+    "reduce": REDUCTIONS,
+    "metric": METRICS,
+    "engine": ENGINES,
+    "runtime": RUNTIMES,
+    "precision": PRECISIONS,
+    "pooling": POOLINGS,
+    "centre": CENTRINGS,
+    "tta": TTAS,
+}
 BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750's b64token: safe in headers and nginx
 MIN_ADMIN_TOKEN = 16  # a shorter token can be guessed; it guards adding and deleting images
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -61,8 +61,11 @@ def copy_checkout(parent: Path) -> Path:
     """A copy of this checkout's files as a clone has them, with .venv and ../shared linked."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True, timeout=60,
-    ).stdout.decode()  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
     checkout = parent / "main"
     for name in filter(None, listed.split("\0")):
         source = ROOT / name
@@ -97,9 +100,14 @@ def running(parent: Path, timeout: float = 600) -> Iterator[Demo]:
     log_path = parent / "demo.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            ["make", "demo"], cwd=checkout, env=environ, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            ["make", "demo"],
+            cwd=checkout,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     demo = Demo(checkout, f"http://127.0.0.1:{port}", log_path, environ)
     try:
         _wait_healthy(demo, process, timeout)

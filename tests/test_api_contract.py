@@ -42,9 +42,12 @@ def test_every_answer_is_one_the_document_describes(app, mode):
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
-            max_examples=EXAMPLES_PER_ROUTE, derandomize=True, deadline=None, database=None,
+            max_examples=EXAMPLES_PER_ROUTE,
+            derandomize=True,
+            deadline=None,
+            database=None,
             suppress_health_check=list(HealthCheck),
-        )  # fmt: skip
+        )
         def check(case):
             response = case.call_and_validate(headers=ADMIN_HEADERS, checks=CHECKS)
             sent[f"{case.method} {case.path} {response.status_code}"] += 1

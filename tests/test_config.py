@@ -125,8 +125,18 @@ def test_no_command_prints_tensorflows_start_up_lines(photos, tiny_model, tmp_pa
 
     from helpers import ROOT
 
-    command = [sys.executable, str(ROOT / "img2vec.py"), str(photos), "--model", tiny_model,
-               "--image-size", "32", "--index-dir", str(tmp_path / "index"), "--no-progress"]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "img2vec.py"),
+        str(photos),
+        "--model",
+        tiny_model,
+        "--image-size",
+        "32",
+        "--index-dir",
+        str(tmp_path / "index"),
+        "--no-progress",
+    ]
     environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     run = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environ)
     assert run.returncode == 0, run.stderr

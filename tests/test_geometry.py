@@ -92,9 +92,12 @@ def test_a_blank_picture_matches_nothing():
 # 70 % crops that had 4-24 keypoints at FAST's usual contrast and did not verify before keypoints
 # were looked for at lower contrast where too few were found
 SOFT_CROPS = (
-    "daisy/14354051035_1037b30421_n.jpg", "daisy/15207766_fc2f1d692c_n.jpg", "rose/319298955_0c72bd36bf.jpg",
-    "rose/4396642388_3081a38875_n.jpg", "dandelion/2476098674_e6f39536f5_n.jpg",
-)  # fmt: skip
+    "daisy/14354051035_1037b30421_n.jpg",
+    "daisy/15207766_fc2f1d692c_n.jpg",
+    "rose/319298955_0c72bd36bf.jpg",
+    "rose/4396642388_3081a38875_n.jpg",
+    "dandelion/2476098674_e6f39536f5_n.jpg",
+)
 
 
 @requires_shared

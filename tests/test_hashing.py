@@ -22,9 +22,10 @@ def test_near_pairs_finds_exactly_the_pairs_within_three_bits():
             flipped[bit // 8] ^= 1 << (bit % 8)
         hashes[row + 1] = flipped
     brute = {
-        (a, b) for a, b in itertools.combinations(range(len(hashes)), 2)
+        (a, b)
+        for a, b in itertools.combinations(range(len(hashes)), 2)
         if np.unpackbits(hashes[a] ^ hashes[b]).sum() <= 3
-    }  # fmt: skip
+    }
     assert hashing.near_pairs(hashes, 3) == brute and len(brute) >= 20
     fresh = set(range(0, 300, 20))  # a build's new rows: their pairs with any row, no others
     assert hashing.near_pairs(hashes, 3, fresh) == {pair for pair in brute if set(pair) & fresh}

@@ -34,8 +34,14 @@ LAYERS = [
 ]  # fmt: skip (one row per layer would hide their order)
 LAYER_OF = {name: depth for depth, name in enumerate(LAYERS)}
 ENTRY_POINTS = {
-    "app.py", "config.py", "img2vec.py", "ann.py", "autoencoder.py", "evaluate.py", "gunicorn.conf.py"
-}  # fmt: skip
+    "app.py",
+    "config.py",
+    "img2vec.py",
+    "ann.py",
+    "autoencoder.py",
+    "evaluate.py",
+    "gunicorn.conf.py",
+}
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 MAX_ENTRY_POINT_LINES = 30

@@ -149,10 +149,16 @@ def test_on_the_sample_photos_no_different_subject_is_similar_and_the_chessboard
     cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=10)
     quiet_build(folder, cfg)
     client = app_module.create_app(cfg).test_client()
-    assert reference.find(web.service_of(client.application).holder.get().index.manifest.model_key,
-                          runtimes.cache_root("")) is not None  # fmt: skip
-    same_subject = {frozenset({"chessboard_RGB.png", "chessboard_GRAY.png"}),
-                    frozenset({"motorcycle_left.png", "motorcycle_right.png"})}  # fmt: skip
+    assert (
+        reference.find(
+            web.service_of(client.application).holder.get().index.manifest.model_key, runtimes.cache_root("")
+        )
+        is not None
+    )
+    same_subject = {
+        frozenset({"chessboard_RGB.png", "chessboard_GRAY.png"}),
+        frozenset({"motorcycle_left.png", "motorcycle_right.png"}),
+    }
     labelled = {}
     for photo in sorted(folder.iterdir()):
         if photo.name == "multipage_rgb.tif":

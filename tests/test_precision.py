@@ -20,9 +20,13 @@ needs_bf16 = pytest.mark.skipif(
 
 def _flowers_config(tmp_path, **changes) -> config.Config:
     settings = dict(
-        index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), weights="none", trees=10,
-        recall_sample=0, model_cache=str(tmp_path / "cache"),
-    )  # fmt: skip
+        index_dir=tmp_path / "index",
+        model=str(config.SHARED_MODEL),
+        weights="none",
+        trees=10,
+        recall_sample=0,
+        model_cache=str(tmp_path / "cache"),
+    )
     return config.Config(**(settings | changes))
 
 

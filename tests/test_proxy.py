@@ -204,10 +204,28 @@ def test_nginx_serves_https_with_the_configured_certificate(gunicorn_only, tmp_p
     _, cfg, root = gunicorn_only
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     ports = {name: f"127.0.0.1:{servers.free_port()}" for name in ("proxy_bind", "proxy_tls_bind")}
     tls = cfg.replace(tls_cert=str(cert), tls_key=str(key), **ports)
     with servers.nginx(tls, tmp_path / "nginx"):

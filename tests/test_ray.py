@@ -109,10 +109,29 @@ def test_a_driver_killed_mid_run_resumes_without_embedding_again(cluster, tmp_pa
     write_images(photos, 200, size=64)
     cfg = ray_config(tiny_config, image_size=256, checkpoint_every=8, ray_address=cluster, precision="f32")
     command = [
-        sys.executable, "img2vec.py", str(photos), "--no-progress", "--engine", "ray", "--ray-actors", "2",
-        "--ray-address", cluster, "--index-dir", str(cfg.index_dir), "--model", cfg.model,
-        "--image-size", "256", "--batch-size", "4", "--checkpoint-every", "8", "--precision", "f32",
-    ]  # fmt: skip
+        sys.executable,
+        "img2vec.py",
+        str(photos),
+        "--no-progress",
+        "--engine",
+        "ray",
+        "--ray-actors",
+        "2",
+        "--ray-address",
+        cluster,
+        "--index-dir",
+        str(cfg.index_dir),
+        "--model",
+        cfg.model,
+        "--image-size",
+        "256",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "8",
+        "--precision",
+        "f32",
+    ]
     driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = store.partial_dir(cfg.index_dir)
     while driver.poll() is None and not any(partial.glob("chunk-*.npz")):

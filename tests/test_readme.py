@@ -77,9 +77,14 @@ def test_a_readme_block_runs_as_written(number, demo: Demo, your_photos):
     script = script.replace("http://127.0.0.1:8000", demo.url)
     environ = demo.environ | {"PATH": f"{demo.checkout / '.venv' / 'bin'}:{demo.environ['PATH']}"}
     run = subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", script], cwd=demo.checkout, env=environ,
-        capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=demo.checkout,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
     assert run.returncode == 0, (
         f"{script}\n--- stdout\n{run.stdout[-3000:]}\n--- stderr\n{run.stderr[-3000:]}"
     )

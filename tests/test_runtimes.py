@@ -83,8 +83,11 @@ def test_a_converted_model_is_cached_and_loads_without_tensorflow(tmp_path, tiny
     )
     run = subprocess.run(
         [sys.executable, "-c", script, tiny_model, str(tmp_path / "cache")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.stdout.split() == ["openvino", "(2,", "16)", "False", "False"], run.stderr
 
 
@@ -158,8 +161,12 @@ def test_a_service_worker_on_openvino_answers_without_importing_tensorflow(tmp_p
     env = os.environ | config.to_environ(tiny_config)
     run = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "photos" / "img0003.png")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == ["img0003.png", "openvino", False, False]
 

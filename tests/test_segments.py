@@ -229,10 +229,26 @@ def test_a_build_or_merge_killed_at_any_point_loses_and_renumbers_nothing(tmp_pa
     ids = {item.path: item.id for item in store.read_items(before)}
     write_images(photos, 2, seed=8, prefix="late")
     command = [
-        sys.executable, "-c", DIE_AFTER, point, str(photos), "--no-progress", "--model", cfg.model,
-        "--image-size", "32", "--trees", "10", "--segment-items", "100", "--index-dir", str(cfg.index_dir),
-        "--precision", "f32", "--merge",
-    ]  # fmt: skip
+        sys.executable,
+        "-c",
+        DIE_AFTER,
+        point,
+        str(photos),
+        "--no-progress",
+        "--model",
+        cfg.model,
+        "--image-size",
+        "32",
+        "--trees",
+        "10",
+        "--segment-items",
+        "100",
+        "--index-dir",
+        str(cfg.index_dir),
+        "--precision",
+        "f32",
+        "--merge",
+    ]
     killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     published = store.current_version(cfg.index_dir) != before
@@ -259,9 +275,13 @@ def test_a_compaction_killed_at_any_point_loses_and_renumbers_nothing(photos, se
     assert admin.remove(store.read_items(before)[0].id).status_code == 200
     environment = os.environ | config.to_environ(service_config)
     killed = subprocess.run(
-        [sys.executable, "-c", DIE_AFTER, point, "compact", str(photos)], env=environment, cwd=ROOT,
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "-c", DIE_AFTER, point, "compact", str(photos)],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     published = store.current_version(service_config.index_dir) != before
     assert published == point.endswith("publish")

@@ -20,8 +20,31 @@ from imgsim.measure.evaluate import class_folders, evaluate_edits, evaluate_inde
 from imgsim.models import embedders, reference, runtimes
 from imgsim.search import annoy_index
 
+SETTINGS = [
+    "index_dir",
+    "model",
+    "weights",
+    "image_size",
+    "batch_size",
+    "reduce",
+    "dims",
+    "trees",
+    "search_k",
+    "epochs",
+    "runtime",
+    "precision",
+    "precision_sample",
+    "model_cache",
+    "pooling",
+    "trim_borders",
+    "centre",
+    "tta",
+    "target_recall",
+    "recall_sample",
+]  # the settings this command takes as flags
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+
+def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Leave-one-out retrieval quality on a folder of class sub-folders.",
@@ -32,20 +55,24 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
-        "--edited", type=int, default=50, metavar="N",
+        "--edited",
+        type=int,
+        default=50,
+        metavar="N",
         help="search with every edit of N images of the collection; 0 = skip (default %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--reference", action="store_true",
+        "--reference",
+        action="store_true",
         help="measure the model's match-label reference on these labelled photos and keep it for every "
         "later build with this model (models/reference.py)",
-    )  # fmt: skip
-    config.add_flags(
-        parser, "index_dir", "model", "weights", "image_size", "batch_size", "reduce", "dims", "trees",
-        "search_k", "epochs", "runtime", "precision", "precision_sample", "model_cache", "pooling",
-        "trim_borders", "centre", "tta",
-        "target_recall", "recall_sample",
-    )  # fmt: skip
+    )
+    config.add_flags(parser, *SETTINGS)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = _parser(prog)
     args, cfg = config.parse_args(parser, argv)
     dataset = Path(args.dataset)
     if not dataset.is_dir():
@@ -75,6 +102,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.json:
         print(json.dumps(scores))
         return 0
+    _print_scores(dataset, cfg, scores, args.edited)
+    return 0
+
+
+def _print_scores(dataset: Path, cfg: config.Config, scores: dict[str, Any], edited: int) -> None:
     print(
         f"\n{dataset}: {scores['items']} images, model {cfg.model} on {cfg.runtime}, "
         f"reduce {cfg.reduce}, {cfg.trees} trees"
@@ -86,7 +118,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     if "edits" in scores:
         print(
-            f"\nEdited copies of {args.edited} images searched as uploads (tta {cfg.tta}): recall@10 against "
+            f"\nEdited copies of {edited} images searched as uploads (tta {cfg.tta}): recall@10 against "
             f"exact search {scores['edited_recall@10']:.3f}, {scores['edited_query_ms']:.2f} ms a search"
         )
         print("  edit            rank 1   top 10")
@@ -96,7 +128,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         stated = dict(scores["reference"])
         print(f"\nReference for {stated['model']} kept in {stated.pop('file')}:")
         print(f"  {reference.describe(reference.Reference(**stated))}")
-    return 0
 
 
 if __name__ == "__main__":

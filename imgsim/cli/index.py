@@ -28,7 +28,42 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)  # progress and news go to stderr; results to stdout
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+SETTINGS = [
+    "index_dir",
+    "model",
+    "weights",
+    "image_size",
+    "batch_size",
+    "decode_workers",
+    "checkpoint_every",
+    "reduce",
+    "dims",
+    "trees",
+    "metric",
+    "epochs",
+    "ae_epochs",
+    "ae_train_images",
+    "keep_versions",
+    "live_url",
+    "engine",
+    "ray_address",
+    "ray_actors",
+    "ray_cpus_per_actor",
+    "runtime",
+    "precision",
+    "precision_sample",
+    "model_cache",
+    "pooling",
+    "trim_borders",
+    "centre",
+    "target_recall",
+    "recall_sample",
+    "segment_items",
+    "segments_per_tier",
+]  # the settings this command takes as flags
+
+
+def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Embed every image under DATASET and (re)build the similarity index. "
@@ -68,13 +103,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         metavar="OUT.png",
         help="with --model convae/simpleae: write a few images and their reconstructions",
     )
-    config.add_flags(
-        parser, "index_dir", "model", "weights", "image_size", "batch_size", "decode_workers",
-        "checkpoint_every", "reduce", "dims", "trees", "metric", "epochs", "ae_epochs", "ae_train_images",
-        "keep_versions", "live_url", "engine", "ray_address", "ray_actors", "ray_cpus_per_actor",
-        "runtime", "precision", "precision_sample", "model_cache", "pooling", "trim_borders", "centre",
-        "target_recall", "recall_sample", "segment_items", "segments_per_tier",
-    )  # fmt: skip
+    config.add_flags(parser, *SETTINGS)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = _parser(prog)
     args, cfg = config.parse_args(parser, argv)
     if not args.dataset and not args.sample and not args.add and not args.remove:
         parser.error("give a DATASET folder or glob, --sample, --add FILE... or --remove ID...")
@@ -86,9 +120,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             dataset = collection.export_sample_images(Path(cfg.index_dir) / "sample_images")
             embedder = embedders.best_available(cfg, log=_log)
         report = build_index(
-            dataset, cfg, embedder, progress=not args.no_progress, full=args.full, retrain=args.retrain,
-            plot=Path(args.plot) if args.plot else None, merge=args.merge,
-        )  # fmt: skip
+            dataset,
+            cfg,
+            embedder,
+            progress=not args.no_progress,
+            full=args.full,
+            retrain=args.retrain,
+            plot=Path(args.plot) if args.plot else None,
+            merge=args.merge,
+        )
     except (embedders.WeightsUnavailable, store.BuildInProgress, OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

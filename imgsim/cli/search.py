@@ -78,9 +78,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--map", metavar="OUT.png", help="draw a t-SNE map of the whole indexed collection")
     parser.add_argument("--duplicates", action="store_true", help="list groups of copies in the collection")
     parser.add_argument(
-        "--threshold", type=float, metavar="D",
+        "--threshold",
+        type=float,
+        metavar="D",
         help="with --duplicates: distance under which photos are copies (default: the index's own)",
-    )  # fmt: skip
+    )
     config.add_flags(
         parser, "index_dir", "k", "search_k", "tta", "runtime", "precision", "model_cache", "live_url"
     )

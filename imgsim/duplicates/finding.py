@@ -27,9 +27,13 @@ def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[flo
 
 
 def verified_pairs(
-    index: SearchIndex, max_pixels: int, known: copy_pairs.Verdicts | None = None, features=None, rows=None,
+    index: SearchIndex,
+    max_pixels: int,
+    known: copy_pairs.Verdicts | None = None,
+    features=None,
+    rows=None,
     hashes: np.ndarray | None = None,
-) -> tuple[float, list[copy_pairs.Pair], copy_pairs.Verdicts]:  # fmt: skip
+) -> tuple[float, list[copy_pairs.Pair], copy_pairs.Verdicts]:
     """copy_pairs.find_pairs over an opened index, within the reach of its calibrated duplicate distance
     (``features(row)``: the build's; by default computed from the files as needed), for the
     candidates of ``rows`` (default: every row), and the pairs whose stored ``hashes`` are near."""

@@ -81,12 +81,17 @@ class Match:
 
     def to_dict(self) -> dict:
         return {
-            "inliers": self.inliers, "turn": round(self.turn, 1), "scale": round(self.scale, 3),
+            "inliers": self.inliers,
+            "turn": round(self.turn, 1),
+            "scale": round(self.scale, 3),
             "mirrored": self.mirrored,
-            "region_in_query": _rounded(self.b_in_a), "query_in_region": _rounded(self.a_in_b),
-            "query_coverage": round(self.coverage_a, 3), "result_coverage": round(self.coverage_b, 3),
-            "query_size": list(self.size_a), "result_size": list(self.size_b),
-        }  # fmt: skip
+            "region_in_query": _rounded(self.b_in_a),
+            "query_in_region": _rounded(self.a_in_b),
+            "query_coverage": round(self.coverage_a, 3),
+            "result_coverage": round(self.coverage_b, 3),
+            "query_size": list(self.size_a),
+            "result_size": list(self.size_b),
+        }
 
 
 COLOUR, COLOURLESS, ONE_CHANNEL = 0, 1, 2  # a copy with more of this than its original is "grayscale"
@@ -195,9 +200,17 @@ def verify(a: Features, b: Features) -> Match | None:
     if _area(cv2.convexHull(inlying).reshape(-1, 2)) < MIN_SPREAD * _area(b_in_a):
         return None  # the agreeing matches crowd into one corner of what the images share: chance
     return Match(
-        inliers, len(good), -turn, scale, [(float(x), float(y)) for x, y in a_in_b],
-        [(float(x), float(y)) for x, y in b_in_a], min(1.0, coverage_a), min(1.0, coverage_b), a.size, b.size,
-    )  # fmt: skip
+        inliers,
+        len(good),
+        -turn,
+        scale,
+        [(float(x), float(y)) for x, y in a_in_b],
+        [(float(x), float(y)) for x, y in b_in_a],
+        min(1.0, coverage_a),
+        min(1.0, coverage_b),
+        a.size,
+        b.size,
+    )
 
 
 def mirrored_features(image: Image.Image, count: int = KEYPOINTS) -> Features:

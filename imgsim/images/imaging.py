@@ -24,9 +24,14 @@ Image.MAX_IMAGE_PIXELS = None
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 # The formats accepted, and the suffix a stored upload of each gets (MPO: a JPEG with more frames).
 SUFFIX_OF = {
-    "JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif",
-    "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif",
-}  # fmt: skip
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "GIF": ".gif",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
+}
 ACCEPTED_FORMATS = frozenset(SUFFIX_OF)
 SOURCE_MODE = "imgsim_source_mode"  # a decoded image's info: the mode its file held (L, RGB, P, ...)
 ONE_CHANNEL_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})

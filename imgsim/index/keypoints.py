@@ -17,8 +17,13 @@ from imgsim.images import geometry, hashing
 from imgsim.index import store
 
 OFFSETS, POINTS, DESCRIPTORS, SIZES, GRAY, HASHES = (
-    "kp_offsets.npy", "kp_points.npy", "kp_descriptors.npy", "kp_sizes.npy", "kp_gray.npy", "kp_hash.npy",
-)  # fmt: skip
+    "kp_offsets.npy",
+    "kp_points.npy",
+    "kp_descriptors.npy",
+    "kp_sizes.npy",
+    "kp_gray.npy",
+    "kp_hash.npy",
+)
 NO_HASH = np.zeros((len(hashing.TURNS), 8), np.uint8)  # an unreadable file's: never near
 
 
@@ -33,8 +38,14 @@ def save(folder: Path, found: list[geometry.Features | None]) -> None:
     gray = np.array([0 if f is None else f.gray for f in found], np.uint8)
     hashes = np.array([NO_HASH if f is None or f.phash is None else f.phash for f in found], np.uint8)
     hashes = hashes.reshape(-1, *NO_HASH.shape)
-    for name, array in ((OFFSETS, offsets), (POINTS, points.astype(np.float32)), (DESCRIPTORS, descriptors),
-                        (SIZES, sizes), (GRAY, gray), (HASHES, hashes)):  # fmt: skip
+    for name, array in (
+        (OFFSETS, offsets),
+        (POINTS, points.astype(np.float32)),
+        (DESCRIPTORS, descriptors),
+        (SIZES, sizes),
+        (GRAY, gray),
+        (HASHES, hashes),
+    ):
         np.save(folder / name, array)
 
 
@@ -89,9 +100,12 @@ class VersionKeypoints:
         """Every row's perceptual hash at each quarter turn, (rows, 4, 8) uint8, NO_HASH where its
         segment has none."""
         return np.concatenate(
-            [_no_hashes(len(rows)) if kp.hashes is None else np.asarray(kp.hashes)[rows]
-             for kp, rows in self.parts] or [_no_hashes(0)]
-        )  # fmt: skip
+            [
+                _no_hashes(len(rows)) if kp.hashes is None else np.asarray(kp.hashes)[rows]
+                for kp, rows in self.parts
+            ]
+            or [_no_hashes(0)]
+        )
 
     def nearest_by_hash(self, queries: np.ndarray, within: int, limit: int) -> list[int]:
         """Rows whose hash lies within ``within`` bits of any of ``queries`` ((q, 8): the query at

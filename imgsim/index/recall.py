@@ -75,9 +75,14 @@ def _annoy_point(
 
 
 def calibrate(
-    annoy: AnnoyIndex, matrix: np.ndarray, queries: np.ndarray, target: float, trees: int,
-    metric: config.Metric = "angular", k: int = 10,
-) -> RecallCurve:  # fmt: skip
+    annoy: AnnoyIndex,
+    matrix: np.ndarray,
+    queries: np.ndarray,
+    target: float,
+    trees: int,
+    metric: config.Metric = "angular",
+    k: int = 10,
+) -> RecallCurve:
     """Measure recall@k at doubling search_k from Annoy's default; choose the cheapest that meets
     ``target``, or exact search where Annoy would need more time than exact search to get there."""
     matrix = np.asarray(matrix, np.float32)

@@ -54,9 +54,14 @@ def build_annoy(vectors: np.ndarray, path: Path, metric: config.Metric = "angula
 
 
 def write(
-    folder: Path, items: list[store.Item], vectors: np.ndarray, index_vectors: np.ndarray,
-    metric: config.Metric, trees: int, annoy: bool = True,
-) -> float:  # fmt: skip
+    folder: Path,
+    items: list[store.Item],
+    vectors: np.ndarray,
+    index_vectors: np.ndarray,
+    metric: config.Metric,
+    trees: int,
+    annoy: bool = True,
+) -> float:
     """Write one segment's items, vectors and (unless ``annoy`` is False: built elsewhere) its
     Annoy index; the seconds Annoy took to build."""
     folder.mkdir(parents=True, exist_ok=True)

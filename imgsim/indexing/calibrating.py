@@ -40,9 +40,14 @@ def edited_queries(
 
 
 def depth_and_labels(
-    manifest: store.Manifest, plan: BuildPlan, layout: segmenting.Layout, building: Path,
-    written: segmenting.Written, found: tuning.EditedQueries | None, log: Log,
-) -> None:  # fmt: skip
+    manifest: store.Manifest,
+    plan: BuildPlan,
+    layout: segmenting.Layout,
+    building: Path,
+    written: segmenting.Written,
+    found: tuning.EditedQueries | None,
+    log: Log,
+) -> None:
     """The manifest's depth and recall (those of the largest segment) and the match labels'
     distances: measured on the largest segment this run wrote, or kept from the version before
     where its segments are kept."""
@@ -61,11 +66,18 @@ def depth_and_labels(
         return
     index_vectors = written.to_index(np.load(folder / store.VECTORS_FILE))
     thresholds = tuning.thresholds_of(
-        folder / segments.ANNOY_FILE, index_vectors, store.segment_items(building, largest),
-        written.to_index(found.vectors), found, manifest.search_k, plan.cfg.metric,
-    )  # fmt: skip
+        folder / segments.ANNOY_FILE,
+        index_vectors,
+        store.segment_items(building, largest),
+        written.to_index(found.vectors),
+        found,
+        manifest.search_k,
+        plan.cfg.metric,
+    )
     thresholds = thresholds.with_reference(known) if thresholds else None
     manifest.thresholds = thresholds.to_dict() if thresholds else {}
     if thresholds:
-        log(f"Copies looked for within {thresholds.duplicate} (calibrated on this collection); "
-            f"labels: {reference.describe(known)}.")  # fmt: skip
+        log(
+            f"Copies looked for within {thresholds.duplicate} (calibrated on this collection); "
+            f"labels: {reference.describe(known)}."
+        )

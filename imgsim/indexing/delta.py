@@ -21,7 +21,7 @@ import numpy as np
 
 from imgsim import config, durable
 from imgsim.index import store
-from imgsim.indexing import collection, segmenting
+from imgsim.indexing import collection, segmenting, verifying
 from imgsim.live import live
 from imgsim.search import tuning
 
@@ -39,9 +39,14 @@ def can_compact(current: collection.Previous | None, state: live.LiveState) -> b
 
 
 def compact(
-    cfg: config.Config, current: collection.Previous, live_store: live.LiveStore, state: live.LiveState,
-    live_read_at: float, log: Log, before_publish: Callable[[], None] | None = None,
-) -> tuple[Path, int, int]:  # fmt: skip
+    cfg: config.Config,
+    current: collection.Previous,
+    live_store: live.LiveStore,
+    state: live.LiveState,
+    live_read_at: float,
+    log: Log,
+    before_publish: Callable[[], None] | None = None,
+) -> tuple[Path, int, int]:
     """Write the live delta ``state`` (read at ``live_read_at``) over ``current`` as a new version
     and publish it (the caller holds the build lock and checked can_compact); returns the
     version, its items and the additions it took in."""
@@ -66,14 +71,16 @@ def compact(
         to_index = segmenting.same_space(cfg, version, building)
         calibration = _calibration(version, manifest.model_key)
         layout = segmenting.Layout(refs, items, version)
-        features = segmenting.feature_source(root, cfg)
+        features = verifying.feature_source(root, cfg)
         written = segmenting.write_segments(
             building, cfg, layout, lambda item: by_id[item.id], to_index, features, calibration, False, log
         )
         store.write_segments(building, written.refs)
         all_items = store.items_of(building, written.refs)
-        log(f"Compaction: {len(items)} additions, {_deleted(refs) - _deleted(refs_before)} "
-            f"deletions; {segmenting.summary(written.refs)}")  # fmt: skip
+        log(
+            f"Compaction: {len(items)} additions, {_deleted(refs) - _deleted(refs_before)} "
+            f"deletions; {segmenting.summary(written.refs)}"
+        )
         manifest.items, manifest.live_read_at, manifest.embedded_this_run = len(all_items), live_read_at, 0
         manifest.next_id = max([manifest.next_id, *(a.id + 1 for a in added)])
         manifest.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -82,7 +89,7 @@ def compact(
         store.write_manifest(building, manifest)
         if manifest.thresholds:
             fresh = {item.id for item in items}
-            segmenting.verify_copies(building, all_items, version, current.items, fresh, cfg, log)
+            verifying.verify_copies(building, all_items, version, current.items, fresh, cfg, log)
         if before_publish is not None:
             before_publish()
         published = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)

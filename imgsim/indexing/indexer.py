@@ -23,12 +23,12 @@ import numpy as np
 from imgsim import config, durable
 from imgsim.images import imaging
 from imgsim.index import merge_policy, store
-from imgsim.indexing import calibrating, collection, delta, manifests, precision, segmenting
+from imgsim.indexing import calibrating, collection, delta, manifests, precision, segmenting, verifying
 from imgsim.indexing.collection import Known
 from imgsim.indexing.embedding import EmbedResult, embed_files
 from imgsim.indexing.plan import BuildPlan
 from imgsim.live import live
-from imgsim.models import autoencoder, embedders, reference, runtimes
+from imgsim.models import autoencoder, embedders, pixel_embedders, reference, runtimes
 
 Log = Callable[[str], None]
 
@@ -80,9 +80,19 @@ def build_index(
     if live_store is None:
         with contextlib.closing(live.open_store(cfg.index_dir, cfg.live_url)) as own:
             return build_index(
-                dataset, cfg, embedder, progress, full, log, retrain, plot, own, before_publish, merge,
+                dataset,
+                cfg,
+                embedder,
+                progress,
+                full,
+                log,
+                retrain,
+                plot,
+                own,
+                before_publish,
+                merge,
                 delta_only,
-            )  # fmt: skip
+            )
     started = time.perf_counter()
     with store.build_lock(cfg.index_dir):
         store.clean(cfg.index_dir, cfg.keep_versions)
@@ -148,7 +158,9 @@ def plan_build(
             return collection.decode_square(sample[:limit], side, cfg.max_image_pixels, threads)
 
         before = (current.version, current.manifest) if current else None
-        embedder = embedders.trained_on_collection(cfg, root, images, retrain, plot, verbose, log, before)
+        embedder = pixel_embedders.trained_on_collection(
+            cfg, root, images, retrain, plot, verbose, log, before
+        )
     weights = embedders.weights_setting(cfg.weights)
     network_key = embedders.with_precision(embedder.key, "f32") if embedder else None
     network_key = network_key or embedders.model_key(*_model_settings(cfg, weights))
@@ -167,13 +179,25 @@ def plan_build(
         if e.path in known and (known[e.path].size, known[e.path].mtime_ns) == (e.size, e.mtime_ns)
     }
     plan = BuildPlan(
-        cfg, str(dataset), root, entries, key, embedder, unchanged,
+        cfg,
+        str(dataset),
+        root,
+        entries,
+        key,
+        embedder,
+        unchanged,
         to_embed=[e for e in entries if e.path not in unchanged],
         known_sha1={path: (k.sha1, k.vector) for path, k in known.items()},
-        ids=ids, current=current, refused=refused, live_state=state, live_store=live_store,
-        live_read_at=live_read_at, removed=len(set(catalogue) - {e.path for e in entries}),
-        precision=choice, full=full,
-    )  # fmt: skip
+        ids=ids,
+        current=current,
+        refused=refused,
+        live_state=state,
+        live_store=live_store,
+        live_read_at=live_read_at,
+        removed=len(set(catalogue) - {e.path for e in entries}),
+        precision=choice,
+        full=full,
+    )
     plan.up_to_date = _up_to_date(plan)
     return plan
 
@@ -319,7 +343,7 @@ def _write_version(
             before = plan.current
             fresh = {item.id for item in layout.fresh} if layout.source is not None else None
             source, old_items = (before.version, before.items) if before is not None else (None, [])
-            segmenting.verify_copies(building, items, source, old_items, fresh, cfg, log)
+            verifying.verify_copies(building, items, source, old_items, fresh, cfg, log)
         if plan.before_publish is not None:
             plan.before_publish()
         version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)

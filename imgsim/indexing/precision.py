@@ -151,9 +151,13 @@ def _photos(
 
 
 def _int8(
-    cfg: config.Config, reference: Embedder, network_key: str, sample: list[FileEntry],
-    originals: Callable[[], np.ndarray], log: Log,
-) -> Callable[[], Path | None]:  # fmt: skip
+    cfg: config.Config,
+    reference: Embedder,
+    network_key: str,
+    sample: list[FileEntry],
+    originals: Callable[[], np.ndarray],
+    log: Log,
+) -> Callable[[], Path | None]:
     """The int8 model of this network calibrated on ``sample``, quantized the first time it is asked
     for and cached per model key and calibration; None where NNCF cannot quantize it."""
     photos = "\n".join(f"{e.path}:{e.size}:{e.mtime_ns}" for e in sample)

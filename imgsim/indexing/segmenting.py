@@ -11,18 +11,16 @@ segments. The merge policy (index/merge_policy.py) then picks segments to merge.
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from imgsim import config, durable
-from imgsim.duplicates import copy_pairs, finding
 from imgsim.index import keypoints, merge_policy, segments, store
 from imgsim.index import vectors as vector_math
+from imgsim.indexing import verifying
 from imgsim.indexing.plan import BuildPlan
 from imgsim.models import autoencoder
 from imgsim.search import annoy_index, tuning
@@ -100,9 +98,14 @@ def lay_out(plan: BuildPlan, items: list[store.Item]) -> Layout:
 
 
 def write(
-    building: Path, plan: BuildPlan, layout: Layout, vector_of: Callable[[store.Item], np.ndarray],
-    calibration: np.ndarray | None, verbose: int, log: Log,
-) -> Written:  # fmt: skip
+    building: Path,
+    plan: BuildPlan,
+    layout: Layout,
+    vector_of: Callable[[store.Item], np.ndarray],
+    calibration: np.ndarray | None,
+    verbose: int,
+    log: Log,
+) -> Written:
     """Link the kept segments, write the fresh items as new segments, run the merges the policy
     asks for (all with ``plan.merge``), and return the version's segments in row order. Each new
     segment's depth is tuned with the ``calibration`` queries (full embeddings) where given."""
@@ -110,16 +113,22 @@ def write(
         assert layout.source is not None
         durable.link_tree(store.segment_dir(layout.source, ref.name), store.segment_dir(building, ref.name))
     to_index = _index_space(plan, layout, vector_of, building, verbose, log)
-    features = _feature_source(plan)
+    features = verifying.plan_features(plan)
     cfg = plan.cfg
     return write_segments(building, cfg, layout, vector_of, to_index, features, calibration, plan.merge, log)
 
 
 def write_segments(
-    building: Path, cfg: config.Config, layout: Layout, vector_of: Callable[[store.Item], np.ndarray],
-    to_index: ToIndex, features: Callable[[list[store.Item]], list], calibration: np.ndarray | None,
-    merge: bool, log: Log,
-) -> Written:  # fmt: skip
+    building: Path,
+    cfg: config.Config,
+    layout: Layout,
+    vector_of: Callable[[store.Item], np.ndarray],
+    to_index: ToIndex,
+    features: Callable[[list[store.Item]], list],
+    calibration: np.ndarray | None,
+    merge: bool,
+    log: Log,
+) -> Written:
     """The fresh items as new segments beside the kept ones (already linked into ``building``),
     then the merges the policy asks for (all, with ``merge``)."""
     queries = to_index(calibration) if calibration is not None and len(calibration) else np.zeros((0, 1))
@@ -146,9 +155,15 @@ def _stack(items: list[store.Item], vector_of: Callable[[store.Item], np.ndarray
 
 
 def _write_one(
-    building: Path, items: list[store.Item], vectors: np.ndarray, to_index: ToIndex, found: list,
-    queries: np.ndarray, cfg: config.Config, log: Log,
-) -> tuple[store.SegmentRef, float]:  # fmt: skip
+    building: Path,
+    items: list[store.Item],
+    vectors: np.ndarray,
+    to_index: ToIndex,
+    found: list,
+    queries: np.ndarray,
+    cfg: config.Config,
+    log: Log,
+) -> tuple[store.SegmentRef, float]:
     """One new segment: Annoy, features, and the depth tuned for it on the calibration queries."""
     folder, index_vectors, took = _write_files(building, items, vectors, to_index, found, cfg, log)
     ref = store.SegmentRef(folder.name, len(items))
@@ -156,9 +171,15 @@ def _write_one(
 
 
 def _write_files(
-    building: Path, items: list[store.Item], vectors: np.ndarray, to_index: ToIndex, found: list,
-    cfg: config.Config, log: Log, annoy: bool = True,
-) -> tuple[Path, np.ndarray, float]:  # fmt: skip
+    building: Path,
+    items: list[store.Item],
+    vectors: np.ndarray,
+    to_index: ToIndex,
+    found: list,
+    cfg: config.Config,
+    log: Log,
+    annoy: bool = True,
+) -> tuple[Path, np.ndarray, float]:
     """A new segment's items, vectors, features and (unless ``annoy`` is False: a Ray task
     builds it) Annoy index; its folder, its vectors in the index's space and Annoy's seconds."""
     folder = store.segment_dir(building, segments.new_name())
@@ -171,10 +192,15 @@ def _write_files(
 
 
 def _on_ray(
-    building: Path, chunks: list[list[store.Item]], vector_of: Callable[[store.Item], np.ndarray],
-    to_index: ToIndex, features: Callable[[list[store.Item]], list], queries: np.ndarray,
-    cfg: config.Config, log: Log,
-) -> list[tuple[store.SegmentRef, float]]:  # fmt: skip
+    building: Path,
+    chunks: list[list[store.Item]],
+    vector_of: Callable[[store.Item], np.ndarray],
+    to_index: ToIndex,
+    features: Callable[[list[store.Item]], list],
+    queries: np.ndarray,
+    cfg: config.Config,
+    log: Log,
+) -> list[tuple[store.SegmentRef, float]]:
     """The new segments' Annoy builds as Ray tasks, in parallel across the cluster (the index
     directory on a file system every node mounts at the same path, like the collection); the
     driver writes the rest of each segment meanwhile, one segment's vectors in memory at a time."""
@@ -202,9 +228,14 @@ def _on_ray(
 
 
 def _tune(
-    folder: Path, count: int, index_vectors: np.ndarray, queries: np.ndarray, took: float,
-    cfg: config.Config, log: Log,
-) -> float:  # fmt: skip
+    folder: Path,
+    count: int,
+    index_vectors: np.ndarray,
+    queries: np.ndarray,
+    took: float,
+    cfg: config.Config,
+    log: Log,
+) -> float:
     """The depth a new segment needs, measured and written beside it; returns ``took``."""
     curve = tuning.calibrate_segment(folder / segments.ANNOY_FILE, index_vectors, queries, cfg)
     depth = curve.search_k if curve is not None else -1
@@ -244,9 +275,13 @@ def _merge(
 
 
 def _index_space(
-    plan: BuildPlan, layout: Layout, vector_of: Callable[[store.Item], np.ndarray], building: Path,
-    verbose: int, log: Log,
-) -> ToIndex:  # fmt: skip
+    plan: BuildPlan,
+    layout: Layout,
+    vector_of: Callable[[store.Item], np.ndarray],
+    building: Path,
+    verbose: int,
+    log: Log,
+) -> ToIndex:
     """What maps embeddings to the vectors Annoy holds (centring, or a reducer): the version
     before's where its segments are kept, else fitted now on every vector, stored in the version."""
     cfg = plan.cfg
@@ -280,85 +315,6 @@ def load_space(cfg: config.Config, building: Path) -> ToIndex:
         return lambda v: np.asarray(v, np.float32)
     mean = np.load(building / annoy_index.CENTRE_FILE)
     return lambda v: vector_math.centred(v, mean)
-
-
-def _feature_source(plan: BuildPlan) -> Callable[[list[store.Item]], list]:
-    """Each fresh item's local features: the version before's where it holds the same contents
-    (a --full rebuild, a model change), else computed from the file."""
-    if plan.current is None:
-        return feature_source(plan.root, plan.cfg, None, {})
-    before = keypoints.load(plan.current.version)
-    rows_before = {item.sha1: row for row, item in enumerate(plan.current.items)} if before else {}
-    return feature_source(plan.root, plan.cfg, before, rows_before)
-
-
-def feature_source(
-    root: Path, cfg: config.Config, before: keypoints.VersionKeypoints | None = None,
-    rows_before: dict | None = None,
-) -> Callable[[list[store.Item]], list]:  # fmt: skip
-    """Features of items' files, computed in threads (OpenCV and PIL release the GIL), or taken
-    from ``before`` where it holds the same contents (``rows_before``: sha1 -> its row)."""
-    rows_before = rows_before or {}
-
-    def features(chunk: list[store.Item]) -> list:
-        compute = copy_pairs.features_of(root, chunk, cfg.max_image_pixels)
-
-        def one(row: int):
-            kept = rows_before.get(chunk[row].sha1)
-            if before is not None and kept is not None and kept < len(before):
-                return before.get(kept)
-            return compute(row)
-
-        with ThreadPoolExecutor(max_workers=config.decode_threads(cfg)) as pool:
-            return list(pool.map(one, range(len(chunk))))
-
-    return features
-
-
-def verify_copies(
-    building: Path, items: list[store.Item], before: Path | None, old_items: list[store.Item],
-    fresh: set[int] | None, cfg: config.Config, log: Log,
-) -> None:  # fmt: skip
-    """The version's verified copies: every candidate pair of the ``fresh`` items (ids; None: of
-    every item), and the pairs version ``before`` (its items ``old_items``) verified between the
-    items it keeps, whose verdicts stand for later builds."""
-    started = time.perf_counter()
-    known = copy_pairs.verdicts_of(before)
-    opened = annoy_index.open_version(building, items)
-    stored = keypoints.load(building)
-    assert stored is not None  # the build wrote every segment's features
-    rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
-    reach, pairs, verdicts = finding.verified_pairs(
-        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes
-    )
-    checked = len(set(verdicts) - set(known))
-    if rows is not None:  # the builds before checked the rest
-        pairs += carried_pairs(before, old_items, items, rows)
-        verdicts = known | verdicts
-    copy_pairs.save(building, pairs, reach, verdicts)
-    near = sum(1 for pair in pairs if pair.match is not None)
-    log(f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
-        f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s).")  # fmt: skip
-
-
-def carried_pairs(
-    before: Path | None, old_items: list[store.Item], items: list[store.Item], fresh: Iterable[int]
-) -> list[copy_pairs.Pair]:
-    """The verified pairs of the version before (its items ``old_items``) between items this
-    version keeps unchanged."""
-    stored = copy_pairs.load(before) if before is not None else None
-    if stored is None:
-        return []
-    rows = {item.id: row for row, item in enumerate(items)}
-    skip = set(fresh)
-    found = []
-    for pair in stored[1]:
-        if pair.match is None:
-            continue  # pairs of the same bytes are found again over every row
-        a, b = rows.get(old_items[pair.a].id), rows.get(old_items[pair.b].id)
-        if a is not None and b is not None and a not in skip and b not in skip:
-            found.append(copy_pairs.Pair(a, b, pair.distance, pair.match))
-    return found
 
 
 def summary(refs: list[store.SegmentRef]) -> str:

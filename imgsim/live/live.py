@@ -39,9 +39,16 @@ from imgsim.live.livestore import (
 from imgsim.search.annoy_index import Hit, SearchIndex
 
 __all__ = [
-    "Addition", "LiveLayer", "LiveState", "LiveStore", "LiveView", "StoreUnavailable", "open_store", "search",
+    "Addition",
+    "LiveLayer",
+    "LiveState",
+    "LiveStore",
+    "LiveView",
+    "StoreUnavailable",
+    "open_store",
+    "search",
     "view_of",
-]  # fmt: skip
+]
 
 
 KIND_FILE = "live_store"  # which kind of store an index directory's ids and changes live in
@@ -164,10 +171,16 @@ def search(
 
 
 def search_page(
-    index: SearchIndex, view: LiveView, vector: np.ndarray, k: int, search_k: int = -1,
-    exclude: int | Collection[int] | None = None, reduced: bool = False, offset: int = 0,
+    index: SearchIndex,
+    view: LiveView,
+    vector: np.ndarray,
+    k: int,
+    search_k: int = -1,
+    exclude: int | Collection[int] | None = None,
+    reduced: bool = False,
+    offset: int = 0,
     folders: Sequence[str] = (),
-) -> Page:  # fmt: skip
+) -> Page:
     """Results ``offset`` to ``offset + k`` of the ranking restricted to ``folders``: Annoy is
     asked for more candidates (x4 each round, up to MAX_CANDIDATES) until enough pass the filter
     and the tombstones; the additions are searched exactly."""

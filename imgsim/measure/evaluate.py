@@ -56,9 +56,10 @@ def class_folders(dataset: Path) -> list[str]:
     return sorted(
         folder.name
         for folder in Path(dataset).iterdir()
-        if folder.is_dir() and not folder.name.startswith(".")
+        if folder.is_dir()
+        and not folder.name.startswith(".")
         and any(imaging.is_image_path(p) for p in folder.rglob("*"))
-    )  # fmt: skip
+    )
 
 
 def evaluate_index(index: annoy_index.SearchIndex, k: int = 10, search_k: int = -1) -> dict[str, float]:
@@ -91,9 +92,14 @@ def evaluate_index(index: annoy_index.SearchIndex, k: int = 10, search_k: int = 
 
 
 def evaluate_edits(
-    index: annoy_index.SearchIndex, embedder: embedders.Embedder, sample: int = 50, search_k: int = -1,
-    mode: str = "none", k: int = 10, verify: bool = False,
-) -> dict:  # fmt: skip
+    index: annoy_index.SearchIndex,
+    embedder: embedders.Embedder,
+    sample: int = 50,
+    search_k: int = -1,
+    mode: str = "none",
+    k: int = 10,
+    verify: bool = False,
+) -> dict:
     """Search with every edit of ``sample`` items (a seed apart from the build's own sample) as an
     upload would (``verify``: its candidates verified, as the service does); per edit the share of
     originals at rank 1 and in the top k, and overall the recall@k of those searches against exact
@@ -135,7 +141,7 @@ def evaluate_edits(
         }
         for name, hits in found.items()
         if hits
-    }  # fmt: skip
+    }
     count = max(1, len(recalls))
     return {
         "edits": per_edit,

@@ -24,11 +24,15 @@ from PIL import Image
 from imgsim.images import edits
 
 KINDS = {
-    "exact": None, "reencode_q40": edits.reencode(40), "resize_50": edits.EDITS["resize_50"],
-    "border_10": edits.border(0.10), "crop_90": edits.centre_crop(0.9),
-    "brighter_30": edits.brightness(1.3), "grayscale": edits.EDITS["grayscale"],
+    "exact": None,
+    "reencode_q40": edits.reencode(40),
+    "resize_50": edits.EDITS["resize_50"],
+    "border_10": edits.border(0.10),
+    "crop_90": edits.centre_crop(0.9),
+    "brighter_30": edits.brightness(1.3),
+    "grayscale": edits.EDITS["grayscale"],
     "rotate_90": edits.EDITS["rotate_90"],
-}  # fmt: skip
+}
 
 
 def _stem(path: Path) -> str:
@@ -100,9 +104,10 @@ def original_of(path: str) -> str:
 
 
 def score(
-    found: set[frozenset[str]], planted: dict[str, set[frozenset[str]]],
+    found: set[frozenset[str]],
+    planted: dict[str, set[frozenset[str]]],
     same_pictures: AbstractSet[frozenset[str]] = frozenset(),
-) -> dict:  # fmt: skip
+) -> dict:
     """Pair precision and recall (of the planted pairs), and recall per kind. ``same_pictures``:
     pairs of source photos reviewed as one picture (the source's own copies), right when reported
     (also between copies of them), neither counted in recall nor wrong."""
@@ -110,10 +115,13 @@ def score(
     own = {pair for pair in found - truth if frozenset(map(original_of, pair)) in same_pictures}
     right = found & truth
     return {
-        "pairs": len(found), "right": len(right), "planted": len(truth), "source_copies": len(own),
+        "pairs": len(found),
+        "right": len(right),
+        "planted": len(truth),
+        "source_copies": len(own),
         "precision": (len(right) + len(own)) / len(found) if found else 1.0,
         "precision_planted_only": len(right) / len(found) if found else 1.0,
         "recall": len(right) / len(truth) if truth else 1.0,
         "per_kind": {kind: len(pairs & found) / len(pairs) for kind, pairs in planted.items()},
         "wrong": sorted(sorted(pair) for pair in found - truth - own),
-    }  # fmt: skip
+    }

@@ -98,9 +98,14 @@ def compare(
         top10 = 1.0
     rank1_f32, rank1 = _rank1(*reference, owners), _rank1(*candidate, owners)
     result = Agreement(
-        precision, round(float(cosines.mean()), 5), round(float(cosines.min()), 5), round(top10, 4),
-        round(rank1, 4), round(rank1_f32, 4), round(seconds, 2),
-    )  # fmt: skip
+        precision,
+        round(float(cosines.mean()), 5),
+        round(float(cosines.min()), 5),
+        round(top10, 4),
+        round(rank1, 4),
+        round(rank1_f32, 4),
+        round(seconds, 2),
+    )
     if result.mean_cosine < gates.mean_cosine:
         result.misses.append(f"mean cosine {result.mean_cosine:.4f} < {gates.mean_cosine}")
     if result.top10 < gates.top10:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,9 +130,15 @@ def load_embedder(
 
 
 def _load(
-    model: str, weights: str | None, image_size: int, key: str, runtime: Runtime, converted_in: Path | None,
-    pooling: str, quantized_in: Path | None = None,
-) -> Embedder:  # fmt: skip
+    model: str,
+    weights: str | None,
+    image_size: int,
+    key: str,
+    runtime: Runtime,
+    converted_in: Path | None,
+    pooling: str,
+    quantized_in: Path | None = None,
+) -> Embedder:
     if runtime.name == "openvino":
         cached = runtimes.cache_folder(runtime.cache, key) if runtime.cache else None
         done = next((f for f in (converted_in, cached) if f and runtimes.is_converted(f, key)), None)
@@ -170,9 +175,14 @@ def _identity(model: str) -> tuple[str, str, str]:
 
 
 def _on_openvino(
-    model: str, weights: str | None, image_size: int, key: str, folder: Path, runtime: Runtime,
+    model: str,
+    weights: str | None,
+    image_size: int,
+    key: str,
+    folder: Path,
+    runtime: Runtime,
     quantized: Path | None = None,
-) -> Embedder:  # fmt: skip
+) -> Embedder:
     """The conversion in ``folder`` (of the network with ``key``) at the runtime's precision: int8
     runs the model quantized from it in ``quantized``."""
     precision = runtime.precision if runtime.precision in runtimes.FASTEST_FIRST else "f32"
@@ -184,10 +194,19 @@ def _on_openvino(
     if not side:
         raise ValueError(f"{model} has no fixed input size: pass --image-size")
     return Embedder(
-        name, source, weights, with_precision(key, precision), side, network.dim, network,
-        preprocess_function(mode), runtime="openvino", converted=folder, precision=precision,
+        name,
+        source,
+        weights,
+        with_precision(key, precision),
+        side,
+        network.dim,
+        network,
+        preprocess_function(mode),
+        runtime="openvino",
+        converted=folder,
+        precision=precision,
         quantized=quantized,
-    )  # fmt: skip
+    )
 
 
 def at_precision(embedder: Embedder, precision: str, quantized: Path | None = None) -> Embedder:
@@ -206,9 +225,12 @@ def at_precision(embedder: Embedder, precision: str, quantized: Path | None = No
     assert folder is not None  # checked above (int8), or the embedder runs on OpenVINO
     network = runtimes.OpenVinoModel(folder, 0, precision)
     return dataclasses.replace(
-        embedder, model=network, key=with_precision(embedder.key, precision), precision=precision,
+        embedder,
+        model=network,
+        key=with_precision(embedder.key, precision),
+        precision=precision,
         quantized=quantized if precision == "int8" else None,
-    )  # fmt: skip
+    )
 
 
 def _load_keras(
@@ -335,66 +357,3 @@ def from_config(cfg: config.Config, log: Callable[[str], None] = print) -> Embed
     runtime = runtimes.of(cfg, log)
     trim = cfg.trim_borders
     return load_embedder(cfg.model, weights, cfg.image_size, runtime, pooling=cfg.pooling, trim=trim)
-
-
-def trained_on_collection(
-    cfg: config.Config,
-    root: Path,
-    images: Callable[[int, int], np.ndarray],
-    retrain: bool = False,
-    plot: Path | None = None,
-    verbose: int = 2,
-    log: Callable[[str], None] = print,
-    current: tuple[Path, store.Manifest] | None = None,
-) -> Embedder:
-    """An autoencoder trained on the collection's own pixels (``cfg.model`` convae or simpleae).
-
-    ``images(side, limit)`` decodes up to ``limit`` of the collection's images to side x side.
-    Reuses the one the ``current`` version (its folder and manifest, as the build read them) was
-    built with (or one whose embedding run was interrupted)
-    unless ``retrain``; otherwise trains a new one. The trained files stay under .partial/ until
-    a version built with them is published, so a failed training never replaces the old model.
-    """
-    kind = cfg.model
-    side = autoencoder.PIXEL_MODELS[kind]
-    fresh = store.partial_dir(cfg.index_dir) / kind
-    trained = None if retrain else _trained_before(cfg, root, fresh, current)
-    if trained is None:
-        pixels = images(side, cfg.ae_train_images)
-        log(f"Training {kind} on {len(pixels)} images of {side}x{side} (early stopping) ...")
-        began = time.perf_counter()
-        full, encoder, history = autoencoder.train_pixel_autoencoder(
-            kind, pixels, cfg.dims, cfg.ae_epochs, verbose=verbose
-        )
-        fresh.mkdir(parents=True, exist_ok=True)
-        (fresh / autoencoder.ENCODER_FILE).unlink(missing_ok=True)
-        full.save(fresh / autoencoder.PIXEL_AUTOENCODER_FILE)
-        encoder.save(fresh / autoencoder.ENCODER_FILE)  # written last: its presence means "complete"
-        log(
-            f"Trained {kind} in {time.perf_counter() - began:.0f} s over {len(history['loss'])} epochs, "
-            f"validation loss {min(history['val_loss']):.4f}"
-        )
-        trained = fresh
-    else:
-        log(f"Using the {kind} trained earlier for this collection ({trained})")
-    if plot is not None:
-        import keras
-
-        full = keras.saving.load_model(trained / autoencoder.PIXEL_AUTOENCODER_FILE)
-        autoencoder.plot_reconstructions(full, images(side, 8), plot)
-        log(f"Reconstructions: {plot}")
-    encoder = str(trained / autoencoder.ENCODER_FILE)
-    loaded = load_embedder(encoder, runtime=runtimes.of(cfg, log), pooling=cfg.pooling, trim=cfg.trim_borders)
-    return dataclasses.replace(loaded, name=kind, source=kind, trained_files=trained)
-
-
-def _trained_before(
-    cfg: config.Config, root: Path, fresh: Path, current: tuple[Path, store.Manifest] | None
-) -> Path | None:
-    """The folder of a complete model of this kind for this collection, if one exists."""
-    folders = [fresh]
-    if current is not None:
-        version, manifest = current
-        if manifest.model_source == cfg.model and manifest.collection_root == str(root):
-            folders.insert(0, version)
-    return next((f for f in folders if (f / autoencoder.ENCODER_FILE).is_file()), None)

@@ -65,9 +65,13 @@ def key_options(key: str) -> tuple[str, bool, int]:
 
 
 def model_key(
-    model: str, weights: str | None = "imagenet", image_size: int = 0, pooling: str = "avg",
-    trim: bool = False, precision: str = "f32",
-) -> str:  # fmt: skip
+    model: str,
+    weights: str | None = "imagenet",
+    image_size: int = 0,
+    pooling: str = "avg",
+    trim: bool = False,
+    precision: str = "f32",
+) -> str:
     """What the vectors depend on, cheap to compute before the model is loaded."""
     return _base_key(model, weights, image_size) + _options(pooling, trim, precision)
 

@@ -39,18 +39,32 @@ class Found:
 
 
 def search_image(
-    index: SearchIndex, view: live.LiveView, image: Image.Image, embed: Embed, k: int,
-    search_k: int = -1, tta_mode: str = "none", offset: int = 0, folders: Sequence[str] = (),
-) -> Found:  # fmt: skip
+    index: SearchIndex,
+    view: live.LiveView,
+    image: Image.Image,
+    embed: Embed,
+    k: int,
+    search_k: int = -1,
+    tta_mode: str = "none",
+    offset: int = 0,
+    folders: Sequence[str] = (),
+) -> Found:
     """Results ``offset`` to ``offset + k`` for a picture, within ``folders`` if given."""
     vectors = embed(tta.variants(image, tta_mode))
     return search_embedded(index, view, image, vectors, k, search_k, offset, folders)
 
 
 def search_embedded(
-    index: SearchIndex, view: live.LiveView, image: Image.Image, vectors: np.ndarray, k: int,
-    search_k: int = -1, offset: int = 0, folders: Sequence[str] = (), verify: bool = True,
-) -> Found:  # fmt: skip
+    index: SearchIndex,
+    view: live.LiveView,
+    image: Image.Image,
+    vectors: np.ndarray,
+    k: int,
+    search_k: int = -1,
+    offset: int = 0,
+    folders: Sequence[str] = (),
+    verify: bool = True,
+) -> Found:
     """search_image with the variants already embedded (``vectors``: a caller that embeds many
     pictures in one batch); ``verify`` False ranks by the embedding alone (a measurement's
     baseline)."""
@@ -70,9 +84,16 @@ def search_embedded(
 
 
 def search_id(
-    index: SearchIndex, view: live.LiveView, item_id: int, vector: np.ndarray, raw: list[np.ndarray],
-    k: int, search_k: int = -1, offset: int = 0, folders: Sequence[str] = (),
-) -> Found:  # fmt: skip
+    index: SearchIndex,
+    view: live.LiveView,
+    item_id: int,
+    vector: np.ndarray,
+    raw: list[np.ndarray],
+    k: int,
+    search_k: int = -1,
+    offset: int = 0,
+    folders: Sequence[str] = (),
+) -> Found:
     """Neighbours of an indexed item from its stored ``vector`` (in the index's space), its
     copies first; ``raw``: its full embedding where known (for the labels)."""
     wanted = k if offset else max(k, verification.RERANK)
@@ -85,10 +106,17 @@ def search_id(
 
 
 def search_vector(
-    index: SearchIndex, view: live.LiveView, vector: np.ndarray, queries: list[np.ndarray], k: int,
-    search_k: int = -1, exclude: Collection[int] | int | None = None, reduced: bool = False,
-    offset: int = 0, folders: Sequence[str] = (),
-) -> Found:  # fmt: skip
+    index: SearchIndex,
+    view: live.LiveView,
+    vector: np.ndarray,
+    queries: list[np.ndarray],
+    k: int,
+    search_k: int = -1,
+    exclude: Collection[int] | int | None = None,
+    reduced: bool = False,
+    offset: int = 0,
+    folders: Sequence[str] = (),
+) -> Found:
     """The nearest to a made vector (a region's, several pictures' combined; ``reduced``: already
     in the index's space), labelled by its likeness to ``queries``; nothing is verified, as
     no single picture was given."""

@@ -17,9 +17,11 @@ from imgsim.search.annoy_index import Hit, SearchIndex
 
 
 def with_likeness(
-    index: SearchIndex, queries: list[np.ndarray], hits: list[Hit],
+    index: SearchIndex,
+    queries: list[np.ndarray],
+    hits: list[Hit],
     others: Mapping[int, np.ndarray] | None = None,
-) -> list[Hit]:  # fmt: skip
+) -> list[Hit]:
     """``hits`` with their likeness to the nearest of ``queries`` (full embeddings; several for a
     combined query), the results' own from the index or ``others`` (id -> full embedding: live
     additions); None where either is unknown."""

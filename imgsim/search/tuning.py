@@ -111,9 +111,14 @@ def calibrate_segment(
 
 
 def thresholds_of(
-    annoy_path: Path, index_vectors: np.ndarray, items: list[store.Item], queries: np.ndarray,
-    found: EditedQueries, depth: int, metric: config.Metric,
-) -> matching.Thresholds | None:  # fmt: skip
+    annoy_path: Path,
+    index_vectors: np.ndarray,
+    items: list[store.Item],
+    queries: np.ndarray,
+    found: EditedQueries,
+    depth: int,
+    metric: config.Metric,
+) -> matching.Thresholds | None:
     """The match labels' distances, measured on one segment (its ``items``), with the queries
     whose originals it holds."""
     rows_by_id = {item.id: row for row, item in enumerate(items)}
@@ -129,9 +134,14 @@ def thresholds_of(
 
 
 def _thresholds(
-    annoy: AnnoyIndex, matrix: np.ndarray, queries: np.ndarray, found: EditedQueries,
-    rows_by_id: dict[int, int], depth: int, metric: config.Metric,
-) -> matching.Thresholds:  # fmt: skip
+    annoy: AnnoyIndex,
+    matrix: np.ndarray,
+    queries: np.ndarray,
+    found: EditedQueries,
+    rows_by_id: dict[int, int],
+    depth: int,
+    metric: config.Metric,
+) -> matching.Thresholds:
     """Copies' distances to their originals; a sample's distances to their nearest and tenth-nearest
     other photos (exact where the index searches exactly, else at its depth)."""
     copies = [

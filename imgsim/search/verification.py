@@ -107,9 +107,14 @@ def verified_first_by_id(
 
 
 def _promoted(
-    index: SearchIndex, stored: keypoints.VersionKeypoints, query: geometry.Features, hits: list[Hit],
-    k: int, extra: Sequence[Hit] = (), image: Image.Image | None = None,
-) -> list[Hit]:  # fmt: skip
+    index: SearchIndex,
+    stored: keypoints.VersionKeypoints,
+    query: geometry.Features,
+    hits: list[Hit],
+    k: int,
+    extra: Sequence[Hit] = (),
+    image: Image.Image | None = None,
+) -> list[Hit]:
     listed = {hit.id for hit in hits[:RERANK]}
     candidates = hits[:RERANK] + [hit for hit in extra if hit.id not in listed]
     found = []
@@ -137,9 +142,10 @@ def _promoted(
     # bytes keeps its place before a verified result further away: verification only promotes
     others = [hit for hit in hits if hit.id not in taken]  # extra candidates that did not verify: gone
     ahead = [
-        hit for hit in others
+        hit
+        for hit in others
         if hit.distance <= SAME_BYTES or (hit.distance < nearest and not _checkable(index, stored, hit))
-    ]  # fmt: skip
+    ]
     return (ahead + verified + [hit for hit in others if hit not in ahead])[:k]
 
 

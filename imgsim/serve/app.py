@@ -28,9 +28,14 @@ def create_app(cfg: config.Config | None = None, embedder: Embedder | None = Non
     """Build the Flask app. ``embedder`` lets tests share one loaded model across apps."""
     cfg = cfg or config.load()
     app = APIFlask(
-        __name__, title="imgsim", version=__version__, json_errors=False, docs_path="/docs",
-        template_folder=str(resource("templates")), static_folder=str(resource("static")),
-    )  # fmt: skip
+        __name__,
+        title="imgsim",
+        version=__version__,
+        json_errors=False,
+        docs_path="/docs",
+        template_folder=str(resource("templates")),
+        static_folder=str(resource("static")),
+    )
     openapi.init_app(app)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
     svc = service.assemble(cfg, build=indexer.build_index, embedder=embedder, logger=app.logger)

@@ -108,9 +108,15 @@ class Compactor:
                 dataset = manifest.dataset or manifest.collection_root
                 try:
                     report = self.build(
-                        dataset, cfg, embedder=snap.embedder, progress=False, log=self.logger.info,
-                        live_store=self.live_store, before_publish=self._still_holding, delta_only=True,
-                    )  # fmt: skip
+                        dataset,
+                        cfg,
+                        embedder=snap.embedder,
+                        progress=False,
+                        log=self.logger.info,
+                        live_store=self.live_store,
+                        before_publish=self._still_holding,
+                        delta_only=True,
+                    )
                 finally:
                     imaging.release_memory()  # what the build took (Annoy, vectors) back to the system
             self.logger.info("compaction published %s", getattr(report, "version", report))

@@ -24,9 +24,12 @@ class Ingest:
     """Additions and deletions through the live store; ``compactor`` (None: never compact here)."""
 
     def __init__(
-        self, catalogue: Catalogue, live_store: live.LiveStore, compactor: Compactor | None,
+        self,
+        catalogue: Catalogue,
+        live_store: live.LiveStore,
+        compactor: Compactor | None,
         logger: logging.Logger,
-    ):  # fmt: skip
+    ):
         self.catalogue, self.live_store, self.compactor, self.logger = (
             catalogue,
             live_store,
@@ -58,9 +61,15 @@ class Ingest:
         stat = (folder / name).stat()
         path = f"{collection.UPLOADS}/{name}"
         addition = live.Addition(
-            -1, path, hashlib.sha1(data).hexdigest(), stat.st_size, stat.st_mtime_ns,
-            snap.index.manifest.model_key, vector, metadata,
-        )  # fmt: skip
+            -1,
+            path,
+            hashlib.sha1(data).hexdigest(),
+            stat.st_size,
+            stat.st_mtime_ns,
+            snap.index.manifest.model_key,
+            vector,
+            metadata,
+        )
         item_id = self.live_store.add(addition, floor=snap.index.manifest.next_id)
         self.maybe_compact(snap)
         return dataclasses.replace(addition, id=item_id)

@@ -31,26 +31,31 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 REQUESTS = Counter("imgsim_requests", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram("imgsim_request_seconds", "Time to answer a request", ["route"], buckets=BUCKETS)
 STAGES = Histogram(
-    "imgsim_stage_seconds", "Time in each stage of a search (decode, embed, search)", ["stage"],
+    "imgsim_stage_seconds",
+    "Time in each stage of a search (decode, embed, search)",
+    ["stage"],
     buckets=BUCKETS,
-)  # fmt: skip
+)
 QUERY_BATCH = Histogram(
     "imgsim_query_batch_images", "Queries embedded together in one forward pass", buckets=(1, 2, 4, 8, 16, 32)
 )
 COMPACTIONS = Counter("imgsim_compactions", "Background rebuilds of the index, by outcome", ["outcome"])
 COMPACTION_FAILING = Gauge(
-    "imgsim_compaction_failures", "Compactions in a row that failed in this worker (0: compacting works)",
+    "imgsim_compaction_failures",
+    "Compactions in a row that failed in this worker (0: compacting works)",
     multiprocess_mode="livemax",
-)  # fmt: skip
+)
 ITEMS = Gauge("imgsim_index_items", "Images the service answers from", multiprocess_mode="livemostrecent")
 DELTA = Gauge(
     "imgsim_live_delta", "Additions and deletions not yet compacted", multiprocess_mode="livemostrecent"
 )
 # An "info" metric (value 1, the facts in its labels); prometheus_client's Info has no multiprocess mode.
 INDEX_INFO = Gauge(
-    "imgsim_index_info", "The model and index version being served", ["model", "version"],
+    "imgsim_index_info",
+    "The model and index version being served",
+    ["model", "version"],
     multiprocess_mode="livemostrecent",
-)  # fmt: skip
+)
 _shown: dict[str, tuple[str, str]] = {}
 
 

@@ -90,9 +90,15 @@ class Searching:
         return Answer(snap, view, found.hits, query, found.more, found.truncated)
 
     def search_combined(
-        self, images: list, ids: list[int], negatives: list, negative_ids: list[int], k: int,
-        offset: int = 0, folders: tuple = (),
-    ) -> Answer:  # fmt: skip
+        self,
+        images: list,
+        ids: list[int],
+        negatives: list,
+        negative_ids: list[int],
+        k: int,
+        offset: int = 0,
+        folders: tuple = (),
+    ) -> Answer:
         """Several images and ids as one query, pushed away from the negative ones (queries.py)."""
         snap, view = self.catalogue.current()
         pictures = images + negatives
@@ -108,6 +114,11 @@ class Searching:
         found = pipeline.search_vector(
             snap.index, view, vector, raw, k, self.cfg.search_k, excluded, True, offset, folders
         )
-        query = {"type": "combined", "images": len(images), "ids": ids, "negative_images": len(negatives),
-                 "negative_ids": negative_ids}  # fmt: skip
+        query = {
+            "type": "combined",
+            "images": len(images),
+            "ids": ids,
+            "negative_images": len(negatives),
+            "negative_ids": negative_ids,
+        }
         return Answer(snap, view, found.hits, query, found.more, found.truncated)

@@ -75,7 +75,15 @@ def assemble(
     compactor = Compactor(cfg, build, live_store, logger) if build is not None else None
     counts: Counter[str] = Counter()
     return Service(
-        cfg, logger, holder, live_store, catalogue, Searching(catalogue, cfg),
-        Ingest(catalogue, live_store, compactor, logger), Reports(catalogue),
-        Status(holder, compactor, counts), compactor, counts,
-    )  # fmt: skip
+        cfg,
+        logger,
+        holder,
+        live_store,
+        catalogue,
+        Searching(catalogue, cfg),
+        Ingest(catalogue, live_store, compactor, logger),
+        Reports(catalogue),
+        Status(holder, compactor, counts),
+        compactor,
+        counts,
+    )

@@ -30,10 +30,11 @@ def duplicates_page(params: dict):
     svc = current_service()
     snap, _ = svc.catalogue.current()
     if len(snap.index.items) > MAX_PAGE_ITEMS:
-        raise ServiceError("too_many_for_page",
+        raise ServiceError(
+            "too_many_for_page",
             f"the index has {len(snap.index.items):,} images: list their duplicates with "
             f"`python ann.py --duplicates` (this page does it within the request, up to {MAX_PAGE_ITEMS:,})",
-        )  # fmt: skip
+        )
     snap, limit, groups = svc.reports.duplicates(params.get("threshold"))
     payload = {
         "threshold": limit,

@@ -28,11 +28,12 @@ def init_app(app: APIFlask) -> None:
         HTTP_ERROR_SCHEMA=schemas.Error,
         SECURITY_SCHEMES={
             "bearer": {
-                "type": "http", "scheme": "bearer",
+                "type": "http",
+                "scheme": "bearer",
                 "description": "IMGSIM_ADMIN_TOKEN; without one configured these routes answer 403",
             }
         },
-    )  # fmt: skip
+    )
     app.spec_processor(complete)
 
 

@@ -24,10 +24,19 @@ DEFAULT_MAX_K = 100  # config.Config.max_k; the document shows the default, the 
 
 # The error code of each field, in the order a request's fields are checked.
 CODES = {
-    "k": "bad_k", "offset": "bad_offset", "folder": "bad_folder", "box": "bad_box", "id": "bad_id",
-    "negative_id": "bad_id", "min_score": "bad_min_score", "threshold": "bad_threshold",
-    "metadata": "bad_metadata", "name": "bad_name", "path": "bad_name", "image": "no_image",
-}  # fmt: skip
+    "k": "bad_k",
+    "offset": "bad_offset",
+    "folder": "bad_folder",
+    "box": "bad_box",
+    "id": "bad_id",
+    "negative_id": "bad_id",
+    "min_score": "bad_min_score",
+    "threshold": "bad_threshold",
+    "metadata": "bad_metadata",
+    "name": "bad_name",
+    "path": "bad_name",
+    "image": "no_image",
+}
 
 
 class WholeNumber(fields.Integer):
@@ -120,10 +129,12 @@ NO_ID = "give the id of an indexed image: /search?id=17"
 def _ids(name: str, required: bool = False) -> fields.List:
     too_many = f"give at most {MAX_QUERY_PARTS} {name} parameters"
     return fields.List(
-        Id(name), validate=Length(min=int(required), max=MAX_QUERY_PARTS, error=too_many),
-        required=required, error_messages={"required": NO_ID},
+        Id(name),
+        validate=Length(min=int(required), max=MAX_QUERY_PARTS, error=too_many),
+        required=required,
+        error_messages={"required": NO_ID},
         metadata={"description": f"repeatable: {name}=3&{name}=17"},
-    )  # fmt: skip
+    )
 
 
 class Format(Lenient):
@@ -136,9 +147,10 @@ class SearchParams(Format):
     k = WholeNumber("k", 1, metadata={"description": "number of results (default IMGSIM_K, 10)"})
     offset = WholeNumber("offset", 0, MAX_OFFSET, metadata={"description": "results to skip, for paging"})
     folder = fields.List(
-        Folder(), validate=Length(max=MAX_FOLDERS, error=f"give at most {MAX_FOLDERS} folder parameters"),
+        Folder(),
+        validate=Length(max=MAX_FOLDERS, error=f"give at most {MAX_FOLDERS} folder parameters"),
         metadata={"description": "keep results under these folders of the collection (repeatable)"},
-    )  # fmt: skip
+    )
     box = Box(metadata={"description": "x,y,w,h as fractions of the query image: search that region"})
     id = _ids("id")
     negative_id = _ids("negative_id")
@@ -160,9 +172,13 @@ class SearchForm(SearchParams):
 
 class DuplicatesParams(Format):
     threshold = Fraction(
-        "threshold", 0.0, 2.0, "a distance", empty_is_none=True,
+        "threshold",
+        0.0,
+        2.0,
+        "a distance",
+        empty_is_none=True,
         metadata={"description": "distance under which photos are copies; default: the version's own"},
-    )  # fmt: skip
+    )
 
 
 NO_IMAGE = "send the image in a form field named 'image'"
@@ -170,9 +186,10 @@ NO_IMAGE = "send the image in a form field named 'image'"
 
 class AddForm(Lenient):
     image = fields.File(
-        required=True, error_messages={"required": NO_IMAGE, "invalid": NO_IMAGE},
+        required=True,
+        error_messages={"required": NO_IMAGE, "invalid": NO_IMAGE},
         metadata={"description": "the image to add"},
-    )  # fmt: skip
+    )
     metadata = fields.String(metadata={"description": "a JSON object kept with the image"})
     name = fields.String(metadata={"description": "the original file name, kept as metadata"})
     path = fields.String(metadata={"description": "the same as name"})
@@ -194,20 +211,26 @@ class Hit(Schema):
     distance = fields.Float(required=True, metadata={"description": "Annoy distance, angular: sqrt(2-2cos)"})
     score = fields.Float(required=True, metadata={"description": "similarity 0..1"})
     match = fields.String(
-        required=True, allow_none=True, validate=OneOf(["duplicate", "similar", "related", "weak"]),
-        metadata={"description": "duplicate: a verified copy; similar, related, weak: the likeness "
-                  "against the model's reference (null where the model has none)"},
-    )  # fmt: skip
+        required=True,
+        allow_none=True,
+        validate=OneOf(["duplicate", "similar", "related", "weak"]),
+        metadata={
+            "description": "duplicate: a verified copy; similar, related, weak: the likeness "
+            "against the model's reference (null where the model has none)"
+        },
+    )
     likeness = fields.Float(
         allow_none=True,
         metadata={"description": "cosine distance of the full embeddings of the query and the result"},
     )
     verified = fields.Dict(
         allow_none=True,
-        metadata={"description": "the same picture as the query, verified by local features: inliers, "
-                  "turn, scale, mirrored, region_in_query and query_in_region (polygons in each image's "
-                  "pixels), query_coverage and result_coverage"},
-    )  # fmt: skip
+        metadata={
+            "description": "the same picture as the query, verified by local features: inliers, "
+            "turn, scale, mirrored, region_in_query and query_in_region (polygons in each image's "
+            "pixels), query_coverage and result_coverage"
+        },
+    )
 
 
 class IndexInfo(Schema):

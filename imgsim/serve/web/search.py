@@ -93,19 +93,30 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
     }
     took_ms = round((time.perf_counter() - began) * 1000, 1)
     payload = {
-        "query": answer.query, "k": k, "results": results, "index": index, "took_ms": took_ms,
-        "min_score": min_score, "matches": _legend(thresholds),
-        "offset": offset, "folders": list(folders), "more": answer.more, "truncated": answer.truncated,
+        "query": answer.query,
+        "k": k,
+        "results": results,
+        "index": index,
+        "took_ms": took_ms,
+        "min_score": min_score,
+        "matches": _legend(thresholds),
+        "offset": offset,
+        "folders": list(folders),
+        "more": answer.more,
+        "truncated": answer.truncated,
         "next_offset": offset + k if answer.more else None,
         # nothing better than "weak": the page says so instead of presenting them as answers
         "nothing_similar": bool(results) and all(r["match"] == "weak" for r in results),
-    }  # fmt: skip
+    }
     if wants_json():
         return jsonify(payload)
     page = render_template(
-        "results.html", result=payload, preview=preview, max_k=current_service().cfg.max_k,
+        "results.html",
+        result=payload,
+        preview=preview,
+        max_k=current_service().cfg.max_k,
         all_folders=answer.snap.index.folders,
-    )  # fmt: skip
+    )
     return make_response(page)  # a Response: @bp.output serialises only the JSON answer
 
 
@@ -117,9 +128,10 @@ def _legend(thresholds: matching.Thresholds | None) -> dict | None:
         return None  # no reference for the model: only verified copies are labelled
     on = thresholds.reference.get("measured_on", {})
     return {
-        "similar": round(1 - thresholds.similar, 4), "related": round(1 - thresholds.related, 4),
+        "similar": round(1 - thresholds.similar, 4),
+        "related": round(1 - thresholds.related, 4),
         "reference": f"{on.get('name')}: {on.get('photos')} photos of {on.get('classes')} classes",
-    }  # fmt: skip
+    }
 
 
 @bp.get("/")

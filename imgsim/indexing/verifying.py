@@ -1,0 +1,106 @@
+"""The build's verified copies: each new item's local features (reused from the version before
+where it holds the same contents), its candidate pairs checked by geometry, and the pairs the
+version before verified between items it keeps carried over, so a rebuild checks only what is new."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from imgsim import config
+from imgsim.duplicates import copy_pairs, finding
+from imgsim.index import keypoints, store
+from imgsim.indexing.plan import BuildPlan
+from imgsim.search import annoy_index
+
+Log = Callable[[str], None]
+
+
+def plan_features(plan: BuildPlan) -> Callable[[list[store.Item]], list]:
+    """Each fresh item's local features: the version before's where it holds the same contents
+    (a --full rebuild, a model change), else computed from the file."""
+    if plan.current is None:
+        return feature_source(plan.root, plan.cfg, None, {})
+    before = keypoints.load(plan.current.version)
+    rows_before = {item.sha1: row for row, item in enumerate(plan.current.items)} if before else {}
+    return feature_source(plan.root, plan.cfg, before, rows_before)
+
+
+def feature_source(
+    root: Path,
+    cfg: config.Config,
+    before: keypoints.VersionKeypoints | None = None,
+    rows_before: dict | None = None,
+) -> Callable[[list[store.Item]], list]:
+    """Features of items' files, computed in threads (OpenCV and PIL release the GIL), or taken
+    from ``before`` where it holds the same contents (``rows_before``: sha1 -> its row)."""
+    rows_before = rows_before or {}
+
+    def features(chunk: list[store.Item]) -> list:
+        compute = copy_pairs.features_of(root, chunk, cfg.max_image_pixels)
+
+        def one(row: int):
+            kept = rows_before.get(chunk[row].sha1)
+            if before is not None and kept is not None and kept < len(before):
+                return before.get(kept)
+            return compute(row)
+
+        with ThreadPoolExecutor(max_workers=config.decode_threads(cfg)) as pool:
+            return list(pool.map(one, range(len(chunk))))
+
+    return features
+
+
+def verify_copies(
+    building: Path,
+    items: list[store.Item],
+    before: Path | None,
+    old_items: list[store.Item],
+    fresh: set[int] | None,
+    cfg: config.Config,
+    log: Log,
+) -> None:
+    """The version's verified copies: every candidate pair of the ``fresh`` items (ids; None: of
+    every item), and the pairs version ``before`` (its items ``old_items``) verified between the
+    items it keeps, whose verdicts stand for later builds."""
+    started = time.perf_counter()
+    known = copy_pairs.verdicts_of(before)
+    opened = annoy_index.open_version(building, items)
+    stored = keypoints.load(building)
+    assert stored is not None  # the build wrote every segment's features
+    rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
+    reach, pairs, verdicts = finding.verified_pairs(
+        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes
+    )
+    checked = len(set(verdicts) - set(known))
+    if rows is not None:  # the builds before checked the rest
+        pairs += carried_pairs(before, old_items, items, rows)
+        verdicts = known | verdicts
+    copy_pairs.save(building, pairs, reach, verdicts)
+    near = sum(1 for pair in pairs if pair.match is not None)
+    log(
+        f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
+        f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s)."
+    )
+
+
+def carried_pairs(
+    before: Path | None, old_items: list[store.Item], items: list[store.Item], fresh: Iterable[int]
+) -> list[copy_pairs.Pair]:
+    """The verified pairs of the version before (its items ``old_items``) between items this
+    version keeps unchanged."""
+    stored = copy_pairs.load(before) if before is not None else None
+    if stored is None:
+        return []
+    rows = {item.id: row for row, item in enumerate(items)}
+    skip = set(fresh)
+    found = []
+    for pair in stored[1]:
+        if pair.match is None:
+            continue  # pairs of the same bytes are found again over every row
+        a, b = rows.get(old_items[pair.a].id), rows.get(old_items[pair.b].id)
+        if a is not None and b is not None and a not in skip and b not in skip:
+            found.append(copy_pairs.Pair(a, b, pair.distance, pair.match))
+    return found
