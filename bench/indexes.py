@@ -135,9 +135,8 @@ def _synthetic_index(workdir: Path, vectors: np.ndarray) -> annoy_index.SearchIn
         str(workdir),
     )
     items = [store.Item(i, f"{i}.jpg", 0, 0, "") for i in range(len(vectors))]
-    return annoy_index.SearchIndex(
-        workdir, manifest, items, annoy_index.load(workdir / "index.ann", dims), None
-    )
+    annoy = annoy_index.OneFile(annoy_index.load(workdir / "index.ann", dims), 100, manifest.search_k)
+    return annoy_index.SearchIndex(workdir, manifest, items, annoy, None)
 
 
 def _live_latency(quick: bool) -> tuple[list[dict], list[list]]:

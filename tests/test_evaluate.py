@@ -47,7 +47,7 @@ def test_leave_one_out_on_a_tiny_labelled_index(tmp_path):
             "m", "m", "m:0", "none", 0, 3, "none", 3, "angular", 5, 6, 0, 6, str(tmp_path)
         ),
         items=[store.Item(i, f"{'ab'[i // 3]}/{i}.jpg", 0, 0, "") for i in range(6)],
-        annoy=annoy_index.load(tmp_path / "index.ann", 3),
+        annoy=annoy_index.OneFile(annoy_index.load(tmp_path / "index.ann", 3), trees=5),
         reducer=None,
     )
     scores = evaluate.evaluate_index(index, k=2)

@@ -7,22 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from annoy import AnnoyIndex
 
 from imgsim.duplicates import copy_pairs, grouping
 from imgsim.images import hashing
 from imgsim.index import segments
 from imgsim.index import vectors as vector_math
-from imgsim.index.recall import EXACT
 from imgsim.search.annoy_index import SearchIndex
 
 
 def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[float]]]:
     """A row's nearest rows: a copy is among an item's very nearest, Annoy's own depth finds it."""
     k = grouping.NEIGHBOURS + 1
-    if isinstance(index.annoy, AnnoyIndex):
-        depth = EXACT if index.depth() == EXACT else index.manifest.trees * k
-        return lambda row: index.nearest_rows(index.stored_vector(row), k, depth)
     return lambda row: index.nearest_rows(index.stored_vector(row), k, segments.SHALLOW)
 
 

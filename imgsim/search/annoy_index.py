@@ -10,6 +10,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from annoy import AnnoyIndex
@@ -17,6 +18,7 @@ from annoy import AnnoyIndex
 from imgsim import config, durable
 from imgsim.index import segments, store
 from imgsim.index import vectors as vector_math
+from imgsim.index.recall import EXACT
 from imgsim.index.vectors import distance_to_score
 from imgsim.models import autoencoder
 
@@ -40,6 +42,42 @@ def query(index: AnnoyIndex, vector: np.ndarray, k: int, search_k: int = -1) -> 
 CENTRE_FILE = "centre.npy"
 
 
+class NearestRows(Protocol):
+    """What a SearchIndex asks of the index over its rows: a version's segments.Segments, or one
+    Annoy file (OneFile: the benches' indexes)."""
+
+    def nearest(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]: ...
+
+    def get_item_vector(self, row: int) -> list[float]: ...
+
+    def raw_vector(self, row: int) -> np.ndarray | None: ...
+
+
+@dataclass
+class OneFile:
+    """One bare Annoy file as NearestRows: searched at ``default_depth`` unless told otherwise,
+    ``segments.SHALLOW`` (a copy's candidates) as Annoy's own trees x k; no raw vectors kept."""
+
+    annoy: AnnoyIndex
+    trees: int
+    default_depth: int = -1
+
+    def nearest(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
+        depth = self.default_depth if search_k == -1 else search_k
+        if depth == segments.SHALLOW:
+            depth = EXACT if self.default_depth == EXACT else self.trees * k
+        return query(self.annoy, vector, k, depth)
+
+    def get_item_vector(self, row: int) -> list[float]:
+        return self.annoy.get_item_vector(row)
+
+    def raw_vector(self, row: int) -> np.ndarray | None:
+        return None
+
+    def unload(self) -> None:
+        self.annoy.unload()
+
+
 @dataclass
 class Hit:
     id: int
@@ -58,7 +96,7 @@ class SearchIndex:
     version: Path
     manifest: store.Manifest
     items: list[store.Item]
-    annoy: segments.Segments | AnnoyIndex  # a version's segments; one AnnoyIndex in benches
+    annoy: NearestRows  # a version's segments; one Annoy file in benches
     reducer: autoencoder.Reducer | None
     centre: np.ndarray | None = None  # the collection's mean direction, taken off every vector
     rows_by_id: dict[int, int] = field(init=False, repr=False)
@@ -87,7 +125,7 @@ class SearchIndex:
 
     def raw_vector(self, row: int) -> np.ndarray | None:
         """A row's full embedding, before centring or reduction (None in a bare Annoy file)."""
-        return None if isinstance(self.annoy, AnnoyIndex) else self.annoy.raw_vector(row)
+        return self.annoy.raw_vector(row)
 
     def stored_vectors(self) -> np.ndarray:
         return np.array([self.annoy.get_item_vector(row) for row in range(len(self.items))], np.float32)
@@ -128,8 +166,6 @@ class SearchIndex:
         """Rows and distances of the k nearest items over every segment: each at the depth tuned
         for it (``search_k`` -1), or at ``search_k`` (EXACT: by every vector)."""
         k = min(k, len(self.items))
-        if isinstance(self.annoy, AnnoyIndex):  # one bare Annoy file (the benches' indexes)
-            return query(self.annoy, vector, k, self.depth(search_k))
         return self.annoy.nearest(np.asarray(vector, np.float32), k, search_k)
 
 
