@@ -20,7 +20,7 @@ def _embed(photos: Path, cfg: config.Config) -> tuple[float, float, int, float]:
     quiet = lambda _: None  # noqa: E731
     began = time.perf_counter()
     with contextlib.closing(live.open_store(cfg.index_dir)) as live_store:
-        plan = indexer.plan_build(photos, cfg, live_store, verbose=0, log=quiet)
+        plan = indexer.plan_build(photos, cfg, live_store, indexer.BuildOptions(progress=False, log=quiet))
         result = indexer.embed(plan, progress=False, log=quiet)
     return time.perf_counter() - began, result.seconds, result.embedded, result.warmup_seconds
 

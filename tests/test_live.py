@@ -368,7 +368,7 @@ def test_a_compaction_that_cannot_run_now_is_not_retried_on_every_change(app):
         attempts.append(1)
         raise store.BuildInProgress("another rebuild is running")
 
-    compactor.build = busy
+    compactor.compact = busy
     snap, _ = web.service_of(app).catalogue.current()
     over_the_threshold = live.LiveView(hidden=frozenset(range(compactor.cfg.compact_threshold)))
     for _ in range(20):
@@ -408,7 +408,7 @@ def test_failing_compactions_back_off_and_say_so_in_healthz_and_metrics(app, ser
     def broken(*args, **kwargs):
         raise OSError("the disk is full")
 
-    svc.compactor.build = broken
+    svc.compactor.compact = broken
     waits = []
     for path in write_images(tmp_path / "new", 3, seed=61):
         svc.compactor._retry_at = 0.0  # as if each wait had passed

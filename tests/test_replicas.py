@@ -175,7 +175,7 @@ def test_a_compaction_that_lost_its_lock_does_not_publish(shared):
 
     def build_while_the_connection_drops(*args, **kwargs):
         _end_the_lock_session(shared.live_url)
-        return indexer.build_index(*args, **kwargs)
+        return indexer.compact(*args, **kwargs)
 
     before = store.current_version(shared.index_dir)
     compactor = compaction.Compactor(

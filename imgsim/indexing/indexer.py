@@ -14,9 +14,10 @@ import functools
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from imgsim.index import merge_policy, store
 from imgsim.indexing import calibrating, collection, delta, manifests, precision, segmenting, verifying
 from imgsim.indexing.collection import Known
 from imgsim.indexing.embedding import EmbedResult, embed_files
-from imgsim.indexing.plan import BuildPlan
+from imgsim.indexing.plan import BuildOptions, BuildPlan
 from imgsim.live import live
 from imgsim.models import autoencoder, embedders, pixel_embedders, reference, runtimes
 
@@ -51,90 +52,101 @@ class BuildReport:
     up_to_date: bool = False
 
 
+DEFAULTS = BuildOptions()  # a build with progress bars, news on stderr, nothing forced
+
+
 def build_index(
     dataset: str | Path,
     cfg: config.Config,
     embedder: embedders.Embedder | None = None,
-    progress: bool = True,
-    full: bool = False,
-    log: Log = _log,
-    retrain: bool = False,
-    plot: Path | None = None,
+    *,
     live_store: live.LiveStore | None = None,
-    before_publish: Callable[[], None] | None = None,
-    merge: bool = False,
     delta_only: bool = False,
+    **options: Any,
+) -> BuildReport:
+    """``build`` (or, ``delta_only``, ``compact``) with the options as keywords (BuildOptions'
+    fields): the call img2vec.py, the benches and the tests make."""
+    chosen = BuildOptions(embedder=embedder, **options)
+    return compact(cfg, chosen, live_store) if delta_only else build(dataset, cfg, chosen, live_store)
+
+
+def build(
+    dataset: str | Path,
+    cfg: config.Config,
+    options: BuildOptions = DEFAULTS,
+    live_store: live.LiveStore | None = None,
 ) -> BuildReport:
     """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``.
 
     A build keeps the segments of the version before that still hold the same items and writes
-    only new ones (segmenting.py); ``full`` re-embeds and rewrites everything, ``merge`` merges
-    the segments down to the fewest the size limit allows. ``delta_only`` (a compaction) takes the
-    current version's catalogue as it is and applies only the live layer's changes, without
-    scanning the collection: its cost is that of the delta, not of the collection.
-
-    ``live_store`` is the running service's (a compaction); a build of its own opens and closes one.
-    ``before_publish`` runs just before ``current`` moves and may refuse by raising (a compaction
-    checks that it still holds its lock).
+    only new ones (segmenting.py); ``options.full`` re-embeds and rewrites everything,
+    ``options.merge`` merges the segments down to the fewest the size limit allows. ``live_store``
+    is the running service's; without one, a build opens and closes its own.
     """
-    if live_store is None:
-        with contextlib.closing(live.open_store(cfg.index_dir, cfg.live_url)) as own:
-            return build_index(
-                dataset,
-                cfg,
-                embedder,
-                progress,
-                full,
-                log,
-                retrain,
-                plot,
-                own,
-                before_publish,
-                merge,
-                delta_only,
-            )
     started = time.perf_counter()
-    with store.build_lock(cfg.index_dir):
+    with _store(cfg, live_store) as opened, store.build_lock(cfg.index_dir):
         store.clean(cfg.index_dir, cfg.keep_versions)
-        if delta_only:
-            current, read_at = collection.read_previous(cfg.index_dir), time.time()
-            state = live_store.read()
-            if current is not None and delta.can_compact(current, state):
-                version, count, added = delta.compact(
-                    cfg, current, live_store, state, read_at, log, before_publish
-                )
-                return BuildReport(version, count, reused=added, seconds=time.perf_counter() - started)
-        verbose = 2 if progress else 0
-        plan = plan_build(dataset, cfg, live_store, embedder, full, retrain, plot, verbose, log, delta_only)
-        plan.before_publish, plan.merge = before_publish, merge
-        plan.up_to_date = plan.up_to_date and not _mergeable(plan, force=merge)
-        if plan.up_to_date and plan.current is not None:  # up to date: a version is there
-            log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
-            count, seconds = len(plan.entries), time.perf_counter() - started
-            return BuildReport(plan.current.version, count, reused=count, seconds=seconds, up_to_date=True)
-        log(
-            f"{len(plan.entries)} images in {plan.root}: {len(plan.unchanged)} unchanged, "
-            f"{len(plan.to_embed)} to embed" + (f", {plan.removed} removed" if plan.removed else "")
-        )
-        result = embed(plan, progress, log)
-        return publish(plan, result, started, 2 if progress else 0, log)
+        return _build(plan_build(dataset, cfg, opened, options), options, started)
+
+
+def compact(
+    cfg: config.Config, options: BuildOptions = DEFAULTS, live_store: live.LiveStore | None = None
+) -> BuildReport:
+    """A compaction: the live layer's changes written into the current version without scanning
+    the collection (delta.py: the additions as one new segment, the deletions as tombstones), so
+    it costs what the delta holds. A version it cannot extend so (one without segments, additions
+    made by another model) is rebuilt from its own catalogue instead."""
+    started = time.perf_counter()
+    with _store(cfg, live_store) as opened, store.build_lock(cfg.index_dir):
+        store.clean(cfg.index_dir, cfg.keep_versions)
+        current, read_at = collection.read_previous(cfg.index_dir), time.time()
+        state = opened.read()
+        if current is not None and delta.can_compact(current, state):
+            version, count, added = delta.compact(
+                cfg, current, opened, state, read_at, options.log, options.before_publish
+            )
+            return BuildReport(version, count, reused=added, seconds=time.perf_counter() - started)
+        dataset = current.manifest.dataset or current.manifest.collection_root if current else ""
+        return _build(plan_build(dataset, cfg, opened, options, catalogue_only=True), options, started)
+
+
+@contextlib.contextmanager
+def _store(cfg: config.Config, given: live.LiveStore | None) -> Iterator[live.LiveStore]:
+    """The running service's live store, else one of the build's own, closed after it."""
+    if given is not None:
+        yield given
+        return
+    with contextlib.closing(live.open_store(cfg.index_dir, cfg.live_url)) as own:
+        yield own
+
+
+def _build(plan: BuildPlan, options: BuildOptions, started: float) -> BuildReport:
+    log = options.log
+    plan.before_publish, plan.merge = options.before_publish, options.merge
+    plan.up_to_date = plan.up_to_date and not _mergeable(plan, force=options.merge)
+    if plan.up_to_date and plan.current is not None:  # up to date: a version is there
+        log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
+        count, seconds = len(plan.entries), time.perf_counter() - started
+        return BuildReport(plan.current.version, count, reused=count, seconds=seconds, up_to_date=True)
+    log(
+        f"{len(plan.entries)} images in {plan.root}: {len(plan.unchanged)} unchanged, "
+        f"{len(plan.to_embed)} to embed" + (f", {plan.removed} removed" if plan.removed else "")
+    )
+    result = embed(plan, options.progress, log)
+    return publish(plan, result, started, options.verbose, log)
 
 
 def plan_build(
     dataset: str | Path,
     cfg: config.Config,
     live_store: live.LiveStore,
-    embedder: embedders.Embedder | None = None,
-    full: bool = False,
-    retrain: bool = False,
-    plot: Path | None = None,
-    verbose: int = 2,
-    log: Log = _log,
-    delta_only: bool = False,
+    options: BuildOptions = DEFAULTS,
+    catalogue_only: bool = False,
 ) -> BuildPlan:
-    """Scan the collection (or, ``delta_only``, take the current catalogue) and decide what to
-    embed, from what earlier runs and the service know."""
-    current = collection.read_previous(cfg.index_dir) if delta_only else None
+    """Scan the collection (or, ``catalogue_only``, take the current version's catalogue) and
+    decide what to embed, from what earlier runs and the service know."""
+    embedder, full, log = options.embedder, options.full, options.log
+    current = collection.read_previous(cfg.index_dir) if catalogue_only else None
     refused: list[tuple[str, str]] = []
     if current is not None:
         root, entries = Path(current.manifest.collection_root), collection.catalogued(current)
@@ -159,7 +171,7 @@ def plan_build(
 
         before = (current.version, current.manifest) if current else None
         embedder = pixel_embedders.trained_on_collection(
-            cfg, root, images, retrain, plot, verbose, log, before
+            cfg, root, images, options.retrain, options.plot, options.verbose, log, before
         )
     weights = embedders.weights_setting(cfg.weights)
     network_key = embedders.with_precision(embedder.key, "f32") if embedder else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,28 @@ from imgsim.indexing.collection import FileEntry
 from imgsim.indexing.precision import Choice
 from imgsim.live import live
 from imgsim.models import embedders
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)  # progress and news go to stderr; results to stdout
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How a build runs, beyond the configuration: what img2vec.py's flags and a compaction ask."""
+
+    embedder: embedders.Embedder | None = None  # given: not loaded again (the service's, a test's)
+    progress: bool = True  # progress bars; news go to ``log`` either way
+    full: bool = False  # re-embed and rewrite everything (--full)
+    retrain: bool = False  # train convae/simpleae again (--retrain)
+    plot: Path | None = None  # convae/simpleae: a few images and their reconstructions (--plot)
+    merge: bool = False  # merge the segments down to the fewest the size limit allows (--merge)
+    log: Callable[[str], None] = _to_stderr
+    before_publish: Callable[[], None] | None = None  # runs just before `current` moves; may refuse
+
+    @property
+    def verbose(self) -> int:
+        return 2 if self.progress else 0
 
 
 @dataclass

@@ -38,7 +38,7 @@ def create_app(cfg: config.Config | None = None, embedder: Embedder | None = Non
     )
     openapi.init_app(app)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
-    svc = service.assemble(cfg, build=indexer.build_index, embedder=embedder, logger=app.logger)
+    svc = service.assemble(cfg, compact=indexer.compact, embedder=embedder, logger=app.logger)
     web.init_app(app, svc)
     for blueprint in (search.bp, files.bp, admin.bp, ops.bp, copies.bp):
         app.register_blueprint(blueprint)

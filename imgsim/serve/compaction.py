@@ -4,9 +4,9 @@ A compaction takes the current catalogue as it is (no scan of the collection), w
 additions as one new segment and the deletions as tombstones (indexing/segmenting.py), so its cost
 is that of the delta; the merge policy may then merge small segments.
 
-The build function is handed in (indexer.build_index), not imported, so that this sits below the
-indexer; only one compaction runs at a time across workers and replicas (the live store's lock),
-and the version it started from must still be current.
+The compaction itself (indexer.compact, its own entry point) is handed in, as the parts of the
+service are given what they need; only one compaction runs at a time across workers and replicas
+(the live store's lock), and the version it started from must still be current.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Protocol
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.index import store
+from imgsim.indexing.plan import BuildOptions
 from imgsim.live import live
 from imgsim.models import embedders
 from imgsim.search import annoy_index
@@ -32,7 +33,7 @@ class LockLost(RuntimeError):
     """The compaction's lock went with its database connection while it ran."""
 
 
-Build = Callable[..., object]  # indexer.build_index(dataset, cfg, embedder=, live_store=, delta_only=, ...)
+Compact = Callable[[config.Config, BuildOptions, live.LiveStore], object]  # indexer.compact
 
 
 class Serving(Protocol):
@@ -48,9 +49,11 @@ class Serving(Protocol):
 class Compactor:
     """Rebuilds the Annoy index in a background thread once the live delta is large enough."""
 
-    def __init__(self, cfg: config.Config, build: Build, live_store: live.LiveStore, logger: logging.Logger):
+    def __init__(
+        self, cfg: config.Config, compact: Compact, live_store: live.LiveStore, logger: logging.Logger
+    ):
         self.cfg = cfg
-        self.build = build
+        self.compact = compact
         self.live_store = live_store
         self.logger = logger
         self.thread: threading.Thread | None = None
@@ -105,18 +108,14 @@ class Compactor:
                     return self._not_now("skipped", "another replica is compacting")
                 if store.current_version(self.cfg.index_dir) != snap.index.version:
                     return self._not_now("skipped", "a newer version was published meanwhile")
-                dataset = manifest.dataset or manifest.collection_root
+                options = BuildOptions(
+                    embedder=snap.embedder,
+                    progress=False,
+                    log=self.logger.info,
+                    before_publish=self._still_holding,
+                )
                 try:
-                    report = self.build(
-                        dataset,
-                        cfg,
-                        embedder=snap.embedder,
-                        progress=False,
-                        log=self.logger.info,
-                        live_store=self.live_store,
-                        before_publish=self._still_holding,
-                        delta_only=True,
-                    )
+                    report = self.compact(cfg, options, self.live_store)
                 finally:
                     imaging.release_memory()  # what the build took (Annoy, vectors) back to the system
             self.logger.info("compaction published %s", getattr(report, "version", report))

@@ -8,8 +8,8 @@
     status     /healthz and /stats
 
 ``assemble`` wires them for one configuration: create_app (serve/app.py) per worker, and
-``img2vec.py --add/--remove`` (through the same ingest as POST and DELETE /images). The build
-function is given, not imported, so the service sits below the indexer. Refusals are
+``img2vec.py --add/--remove`` (through the same ingest as POST and DELETE /images). The
+compaction (indexer.compact) is given to the parts that run it, not imported by them. Refusals are
 ServiceErrors with a code (refusals.py); the web layer alone turns codes into HTTP statuses.
 """
 
@@ -23,7 +23,7 @@ from imgsim import config
 from imgsim.live import live
 from imgsim.models import embedders
 from imgsim.serve.catalogue import THUMB_SIDE, Catalogue, Catalogued
-from imgsim.serve.compaction import Build, Compactor
+from imgsim.serve.compaction import Compact, Compactor
 from imgsim.serve.holder import Answer, IndexHolder, Snapshot
 from imgsim.serve.ingest import Ingest
 from imgsim.serve.refusals import ServiceError
@@ -62,17 +62,17 @@ class Service:
 
 def assemble(
     cfg: config.Config,
-    build: Build | None = None,
+    compact: Compact | None = None,
     embedder: embedders.Embedder | None = None,
     logger: logging.Logger | None = None,
 ) -> Service:
-    """The parts for ``cfg``, each given its dependencies: with ``build``, the worker compacts the
-    live delta in the background; ``embedder`` shares one loaded model (tests)."""
+    """The parts for ``cfg``, each given its dependencies: with ``compact`` (indexer.compact), the
+    worker compacts the live delta in the background; ``embedder`` shares one loaded model (tests)."""
     logger = logger or logging.getLogger("imgsim")
     holder = IndexHolder(cfg, embedder, logger.warning)
     live_store = live.open_store(cfg.index_dir, cfg.live_url)
     catalogue = Catalogue(holder, live.LiveLayer(live_store), cfg)
-    compactor = Compactor(cfg, build, live_store, logger) if build is not None else None
+    compactor = Compactor(cfg, compact, live_store, logger) if compact is not None else None
     counts: Counter[str] = Counter()
     return Service(
         cfg,
