@@ -266,6 +266,29 @@ HELP = {
 }
 
 
+# The settings of a build, which every command that builds an index takes as flags (index, evaluate)
+BUILD_FLAGS = (
+    "index_dir",
+    "model",
+    "weights",
+    "image_size",
+    "batch_size",
+    "runtime",
+    "precision",
+    "precision_sample",
+    "model_cache",
+    "pooling",
+    "trim_borders",
+    "centre",
+    "reduce",
+    "dims",
+    "trees",
+    "epochs",
+    "target_recall",
+    "recall_sample",
+)
+
+
 def to_environ(cfg: Config) -> dict[str, str]:
     """The IMGSIM_* variables that give a child process (gunicorn, a worker) this configuration."""
     return {ENV_PREFIX + f.name.upper(): str(getattr(cfg, f.name)) for f in fields(Config)}

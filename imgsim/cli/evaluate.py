@@ -20,28 +20,7 @@ from imgsim.measure.evaluate import class_folders, evaluate_edits, evaluate_inde
 from imgsim.models import embedders, reference, runtimes
 from imgsim.search import annoy_index
 
-SETTINGS = [
-    "index_dir",
-    "model",
-    "weights",
-    "image_size",
-    "batch_size",
-    "reduce",
-    "dims",
-    "trees",
-    "search_k",
-    "epochs",
-    "runtime",
-    "precision",
-    "precision_sample",
-    "model_cache",
-    "pooling",
-    "trim_borders",
-    "centre",
-    "tta",
-    "target_recall",
-    "recall_sample",
-]  # the settings this command takes as flags
+SETTINGS = [*config.BUILD_FLAGS, "search_k", "tta"]  # the settings this command takes as flags
 
 
 def _parser(prog: str | None) -> argparse.ArgumentParser:
