@@ -131,15 +131,15 @@ def test_a_one_channel_file_is_grayer_than_the_same_gray_pixels_in_colour_channe
     Image.fromarray(pixels).save(tmp_path / "board_gray.png")
     Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
 
-    def level(name: str) -> int:
+    def gray(name: str) -> bool:
         return geometry.features(imaging.open_rgb(tmp_path / name)).gray
 
-    assert (level("red.png"), level("board_rgb.png"), level("board_gray.png")) == (
-        geometry.COLOUR,
-        geometry.COLOURLESS,
-        geometry.ONE_CHANNEL,
-    )
+    assert (gray("red.png"), gray("board_rgb.png"), gray("board_gray.png")) == (False, True, True)
+    assert [grouping.one_channel(tmp_path / n) for n in ("board_rgb.png", "board_gray.png")] == [False, True]
     match = {"query_coverage": 1.0, "result_coverage": 1.0, "scale": 1.0, "turn": 0.0}
-    gray_copy = match | {"a_gray": geometry.ONE_CHANNEL, "b_gray": geometry.COLOURLESS}
-    assert grouping.what_it_is(gray_copy, copy_is_a=True) == "grayscale"
-    assert grouping.what_it_is(gray_copy, copy_is_a=False) == "re-encoded"
+    both_gray = match | {"a_gray": True, "b_gray": True}  # a_gray and b_gray stay booleans (the API's)
+    assert grouping.what_it_is(both_gray, copy_is_a=True) == "re-encoded"
+    assert grouping.what_it_is(both_gray, copy_is_a=True, files_one_channel=(True, False)) == "grayscale"
+    assert grouping.what_it_is(both_gray, copy_is_a=False, files_one_channel=(False, True)) == "re-encoded"
+    colour_keeper = match | {"a_gray": True, "b_gray": False}
+    assert grouping.what_it_is(colour_keeper, copy_is_a=True) == "grayscale"

@@ -161,9 +161,12 @@ def _distance_group(
     return Group("near", keep.id, reason, copies, round(distance, 6))
 
 
-def what_it_is(match: dict | None, copy_is_a: bool) -> str:
+def what_it_is(
+    match: dict | None, copy_is_a: bool, files_one_channel: tuple[bool, bool] = (False, False)
+) -> str:
     """How a copy differs from the copy to keep, read off their match (``copy_is_a``: the copy is
-    the match's first image)."""
+    the match's first image); ``files_one_channel``: whether the copy's file and the keeper's hold
+    one channel (the same gray pixels in a grayscale file are the grayscale copy)."""
     if match is None:
         return "the same file"
     query, other = ("query", "result") if copy_is_a else ("result", "query")
@@ -184,7 +187,8 @@ def what_it_is(match: dict | None, copy_is_a: bool) -> str:
     copy_gray, keeper_gray = (
         (match["a_gray"], match["b_gray"]) if copy_is_a else (match["b_gray"], match["a_gray"])
     )
-    if copy_gray > keeper_gray:  # less colour than the keeper, or the same gray in one channel
+    copy_file_gray, keeper_file_gray = files_one_channel
+    if copy_gray and (not keeper_gray or (copy_file_gray and not keeper_file_gray)):
         said.append("grayscale")
     return ", ".join(said) or "re-encoded"
 
@@ -225,7 +229,8 @@ def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, roo
         if pair is None:
             copies[row].what = "a copy of another copy in the group"
             continue
-        copies[row].what = what_it_is(pair.match, copy_is_a=pair.a == row)
+        files = (one_channel(root / copies[row].path), one_channel(root / copies[keep_row].path))
+        copies[row].what = what_it_is(pair.match, copy_is_a=pair.a == row, files_one_channel=files)
         copies[row].match = pair.match
     exact = len({items[row].sha1 for row in rows}) == 1
     distance = max((by_rows[(a, b)].distance for a in rows for b in rows if (a, b) in by_rows), default=0.0)

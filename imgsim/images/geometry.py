@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from imgsim.images import hashing, imaging
+from imgsim.images import hashing
 
 # Chosen on flowers5 (docs/benchmarks.md section 12): 60 photos, 10 kinds of edited copy, against
 # each photo's 5 nearest other photos by the embedding. At 320 px, 500 keypoints and 12 inliers,
@@ -56,7 +56,7 @@ class Features:
     points: np.ndarray  # (n, 2) float32 x, y
     descriptors: np.ndarray  # (n, 32) uint8 ORB
     size: tuple[int, int]  # width, height of the image as given
-    gray: int  # how little colour it holds: COLOUR, COLOURLESS (in colour channels) or ONE_CHANNEL
+    gray: bool  # the image carries (almost) no colour
     phash: np.ndarray | None = None  # (4, 8) uint8: its perceptual hash at each quarter turn, if known
 
     def nbytes(self) -> int:
@@ -94,16 +94,9 @@ class Match:
         }
 
 
-COLOUR, COLOURLESS, ONE_CHANNEL = 0, 1, 2  # a copy with more of this than its original is "grayscale"
-
-
-def _is_gray(image: Image.Image) -> int:
-    """How little colour an image holds; a colourless picture saved as a one-channel file is
-    grayer than the same pixels in colour channels (chessboard_GRAY.png beside chessboard_RGB.png)."""
+def _is_gray(image: Image.Image) -> bool:
     small = np.asarray(image.convert("RGB").resize((32, 32)), np.int16)
-    if int(np.abs(small - small.mean(axis=2, keepdims=True)).max()) > 12:
-        return COLOUR
-    return ONE_CHANNEL if image.info.get(imaging.SOURCE_MODE) in imaging.ONE_CHANNEL_MODES else COLOURLESS
+    return int(np.abs(small - small.mean(axis=2, keepdims=True)).max()) <= 12
 
 
 def features(

@@ -33,7 +33,6 @@ SUFFIX_OF = {
     "TIFF": ".tif",
 }
 ACCEPTED_FORMATS = frozenset(SUFFIX_OF)
-SOURCE_MODE = "imgsim_source_mode"  # a decoded image's info: the mode its file held (L, RGB, P, ...)
 ONE_CHANNEL_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
 # A decode whose full frame is larger than this waits for any other such decode in the process:
 # together with the pixel limit that bounds a process's decoding memory, whatever arrives at once.
@@ -251,9 +250,7 @@ def _decode_frame(image: Image.Image, min_side: int | None) -> Image.Image:
             band = _to_rgb(image.crop((0, y, width, min(height, y + rows))), top)
             upright.paste(band.reduce(factor), (0, y // factor))
     method = _ORIENTATION.get(orientation or 1)
-    upright = upright.transpose(method) if method is not None else upright
-    upright.info[SOURCE_MODE] = image.mode  # RGB now, whatever the file held (geometry reads it)
-    return upright
+    return upright.transpose(method) if method is not None else upright
 
 
 def _load_libc() -> ctypes.CDLL | None:

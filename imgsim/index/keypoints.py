@@ -35,7 +35,7 @@ def save(folder: Path, found: list[geometry.Features | None]) -> None:
     points = np.concatenate([f.points for f in present]) if present else np.zeros((0, 2), np.float32)
     descriptors = np.concatenate([f.descriptors for f in present]) if present else np.zeros((0, 32), np.uint8)
     sizes = np.array([(0, 0) if f is None else f.size for f in found], np.int32).reshape(-1, 2)
-    gray = np.array([0 if f is None else f.gray for f in found], np.uint8)
+    gray = np.array([f is not None and f.gray for f in found], bool)
     hashes = np.array([NO_HASH if f is None or f.phash is None else f.phash for f in found], np.uint8)
     hashes = hashes.reshape(-1, *NO_HASH.shape)
     for name, array in (
@@ -77,7 +77,7 @@ class Keypoints:
             return None
         points, descriptors = np.array(self.points[start:end]), np.array(self.descriptors[start:end])
         phash = None if self.hashes is None else np.array(self.hashes[row])
-        return geometry.Features(points, descriptors, (width, height), int(self.gray[row]), phash)
+        return geometry.Features(points, descriptors, (width, height), bool(self.gray[row]), phash)
 
 
 class VersionKeypoints:
