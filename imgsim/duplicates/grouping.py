@@ -63,27 +63,32 @@ class _Sets:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _pixels(path: Path) -> int:
+def _header(path: Path) -> tuple[int, bool]:
+    """A file's pixel count and whether it holds one channel (grayscale), read from its header
+    once; (0, False) if it cannot be read."""
     try:
         with Image.open(path) as image:
-            return image.width * image.height
+            return image.width * image.height, image.mode in imaging.ONE_CHANNEL_MODES
     except (OSError, ValueError):
-        return 0
+        return 0, False
 
 
 def one_channel(path: Path) -> bool:
     """Whether a file holds one channel (grayscale): of two copies as large, the colour file is kept."""
-    try:
-        with Image.open(path) as image:
-            return image.mode in imaging.ONE_CHANNEL_MODES
-    except (OSError, ValueError):
-        return False
+    return _header(path)[1]
 
 
-def keeper_key(copy: Copy, root: Path) -> tuple:
+def _copies(items: list[store.Item], rows: list[int], root: Path) -> tuple[dict[int, Copy], dict[int, bool]]:
+    """The members of a group by row, and whether each one's file holds one channel."""
+    headers = {row: _header(root / items[row].path) for row in rows}
+    copies = {row: Copy(items[row].id, items[row].path, headers[row][0], items[row].mtime_ns) for row in rows}
+    return copies, {row: headers[row][1] for row in rows}
+
+
+def keeper_key(copy: Copy, one_channel_file: bool) -> tuple:
     """The order in which a group's copy to keep is chosen: the most pixels, then a colour file
     over a one-channel one, then the oldest, then the lowest id."""
-    return (-copy.pixels, one_channel(root / copy.path), copy.mtime_ns, copy.id)
+    return (-copy.pixels, one_channel_file, copy.mtime_ns, copy.id)
 
 
 def threshold_of(thresholds: dict, given: float | None = None) -> float:
@@ -151,14 +156,14 @@ def _merge(sets: _Sets, members: dict[int, list[int]], a: int, b: int) -> None:
 def _distance_group(
     items: list[store.Item], rows: list[int], joined: np.ndarray, threshold: float, root: Path
 ) -> Group:
-    chosen = [items[row] for row in rows]
-    copies = [Copy(i.id, i.path, _pixels(root / i.path), i.mtime_ns) for i in chosen]
-    keep = min(copies, key=lambda c: keeper_key(c, root))
-    if len({item.sha1 for item in chosen}) == 1:
-        return Group("exact", keep.id, "the same file content (SHA-1)", copies, 0.0)
+    copies, gray_files = _copies(items, rows, root)
+    keep = copies[min(rows, key=lambda r: keeper_key(copies[r], gray_files[r]))]
+    members = [copies[row] for row in rows]
+    if len({items[row].sha1 for row in rows}) == 1:
+        return Group("exact", keep.id, "the same file content (SHA-1)", members, 0.0)
     distance = float(max(joined[row] for row in rows))
     reason = f"within distance {threshold:.4f} of each other: as close as a re-saved or framed copy"
-    return Group("near", keep.id, reason, copies, round(distance, 6))
+    return Group("near", keep.id, reason, members, round(distance, 6))
 
 
 def what_it_is(
@@ -217,11 +222,8 @@ def from_pairs(
 
 
 def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, root: Path) -> Group:
-    copies = {
-        row: Copy(items[row].id, items[row].path, _pixels(root / items[row].path), items[row].mtime_ns)
-        for row in rows
-    }
-    keep_row = min(rows, key=lambda r: keeper_key(copies[r], root))
+    copies, gray_files = _copies(items, rows, root)
+    keep_row = min(rows, key=lambda r: keeper_key(copies[r], gray_files[r]))
     for row in rows:
         if row == keep_row:
             continue
@@ -229,7 +231,7 @@ def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, roo
         if pair is None:
             copies[row].what = "a copy of another copy in the group"
             continue
-        files = (one_channel(root / copies[row].path), one_channel(root / copies[keep_row].path))
+        files = (gray_files[row], gray_files[keep_row])
         copies[row].what = what_it_is(pair.match, copy_is_a=pair.a == row, files_one_channel=files)
         copies[row].match = pair.match
     exact = len({items[row].sha1 for row in rows}) == 1

@@ -47,9 +47,11 @@ class Thresholds:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     @property
-    def labelled(self) -> bool:
-        """Whether these lines give similar and related (the model has a reference)."""
-        return self.similar is not None and self.related is not None
+    def label_lines(self) -> tuple[float, float] | None:
+        """The similar and related lines, where the model has a reference to give them."""
+        if self.similar is None or self.related is None:
+            return None
+        return self.similar, self.related
 
     def with_reference(self, reference) -> Thresholds:
         """These lines with a model's reference's (models/reference.Reference, or None)."""
@@ -103,8 +105,10 @@ def word(likeness: float | None, verified: bool, thresholds: Thresholds | None) 
     earns; None where that cannot be said honestly (no reference for the model)."""
     if verified:
         return "duplicate"
-    if thresholds is None or thresholds.similar is None or thresholds.related is None or likeness is None:
-        return None  # not labelled: no reference for the model
-    if likeness <= thresholds.similar:
+    lines = thresholds.label_lines if thresholds is not None else None
+    if lines is None or likeness is None:
+        return None
+    similar, related = lines
+    if likeness <= similar:
         return "similar"
-    return "related" if likeness <= thresholds.related else "weak"
+    return "related" if likeness <= related else "weak"

@@ -34,7 +34,6 @@ class Found:
     hits: list[Hit]
     more: bool = False  # results beyond these may exist (ask with offset = offset + k)
     truncated: bool = False  # the folder filter may have left out results beyond those examined
-    vector: np.ndarray | None = None  # the query's full embedding, in the orientation searched
     verify_seconds: float = 0.0  # of the search, spent checking candidates for being the same picture
 
 
@@ -80,7 +79,7 @@ def search_embedded(
         hits = verification.verified_first(index, image, page.hits, k, offset, extra)
     checked = time.perf_counter() - began if verify else 0.0
     hits = labelled(index, view, [vector], hits)
-    return Found(hits, page.more or len(page.hits) > k, page.truncated, vector, checked)
+    return Found(hits, page.more or len(page.hits) > k, page.truncated, checked)
 
 
 def search_id(

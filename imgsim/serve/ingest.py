@@ -30,12 +30,10 @@ class Ingest:
         compactor: Compactor | None,
         logger: logging.Logger,
     ):
-        self.catalogue, self.live_store, self.compactor, self.logger = (
-            catalogue,
-            live_store,
-            compactor,
-            logger,
-        )
+        self.catalogue = catalogue
+        self.live_store = live_store
+        self.compactor = compactor
+        self.logger = logger
 
     def resume(self) -> None:
         """Resume a compaction that a crash or restart interrupted (the delta is over the threshold)."""

@@ -124,12 +124,13 @@ def _legend(thresholds: matching.Thresholds | None) -> dict | None:
     """What the labels mean on this index version: the lowest cosine of full embeddings that earns
     ``similar`` and ``related``, and the reference they were measured on (None without one:
     then only verified copies are labelled)."""
-    if thresholds is None or thresholds.similar is None or thresholds.related is None:
-        return None  # no reference for the model: only verified copies are labelled
+    lines = thresholds.label_lines if thresholds is not None else None
+    if thresholds is None or lines is None:
+        return None
     on = thresholds.reference.get("measured_on", {})
     return {
-        "similar": round(1 - thresholds.similar, 4),
-        "related": round(1 - thresholds.related, 4),
+        "similar": round(1 - lines[0], 4),
+        "related": round(1 - lines[1], 4),
         "reference": f"{on.get('name')}: {on.get('photos')} photos of {on.get('classes')} classes",
     }
 
