@@ -15,6 +15,7 @@ from bench import pg
 from bench.common import clustered, copy_subset, flower_files, percentile, table
 from imgsim import config
 from imgsim.index import store
+from imgsim.index.manifest import Manifest
 from imgsim.indexing import indexer
 from imgsim.live import live
 from imgsim.search import annoy_index
@@ -118,7 +119,7 @@ def bench_annoy(quick: bool) -> tuple[dict, str]:
 def _synthetic_index(workdir: Path, vectors: np.ndarray) -> annoy_index.SearchIndex:
     dims = vectors.shape[1]
     annoy_index.build(vectors, workdir / "index.ann", "angular", 100)
-    manifest = store.Manifest(
+    manifest = Manifest(
         "synthetic",
         "synthetic",
         "synthetic:0",

@@ -29,8 +29,9 @@ import numpy as np
 
 from bench.common import ROOT, copy_subset, flower_files, percentile, rss_mb, table
 from imgsim import config, durable
-from imgsim.index import keypoints, segments, store
+from imgsim.index import keypoints, recall, segments, store
 from imgsim.index import vectors as vector_math
+from imgsim.index.depth import TUNED
 from imgsim.indexing import indexer, segmenting
 from imgsim.live import live
 from imgsim.search import annoy_index, tuning
@@ -99,7 +100,8 @@ def standin_child(workdir: str, count: int) -> dict:
     store.write_segments(building, refs)
     manifest.items, manifest.next_id = count, first + extra
     largest = durable.read_json(store.segment_dir(building, refs[-1].name) / segments.SEGMENT_FILE)
-    manifest.search_k, manifest.recall = largest["search_k"], largest["recall"]  # as a build says
+    manifest.search_k = largest["search_k"]  # as a build says
+    manifest.recall = recall.RecallCurve.from_dict(largest["recall"]) if largest["recall"] else None
     store.write_manifest(building, manifest)
     store.publish(cfg.index_dir, building, keep=1)
     return {"seconds": time.perf_counter() - began, "annoy_s": annoy_s, "peak_mb": _peak_mb()}
@@ -258,7 +260,7 @@ def query_child(workdir: str, baseline: str) -> dict:
     one = []
     for query in queries:
         began = time.perf_counter()
-        part.nearest(query, 10, -1, index.metric, index.manifest.trees)
+        part.nearest(query, 10, TUNED, index.metric, index.manifest.trees)
         one.append(1000 * (time.perf_counter() - began))
     rss, pss = rss_mb(os.getpid())
     return result | {

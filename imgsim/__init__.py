@@ -5,11 +5,14 @@ offline (indexing/), changed live (live/), searched through one query path (quer
 over HTTP (serve/); cli/ is the ``imgsim`` command. Each sub-package imports only from the ones
 listed before it here:
 
-    config < images < index < models < search < live < query < indexing < measure < serve < cli
+    config < durable < images < index < models < search < duplicates < live < query < indexing
+    < measure < serve < cli
+
+(quiet_tensorflow.py, below them all, keeps TensorFlow's start-up lines off every command's output.)
 """
 
 __version__ = "0.3.0"
 
-from imgsim import config as _config  # noqa: E402 (after the version, which the build reads)
+from imgsim import quiet_tensorflow as _quiet  # noqa: E402 (after the version, which the build reads)
 
-_config.quiet_tensorflow()  # before any entry point can import TensorFlow
+_quiet.quiet_tensorflow()  # before any entry point can import TensorFlow

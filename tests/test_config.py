@@ -41,7 +41,8 @@ def test_tensorflow_starts_without_a_cuda_error_on_a_cpu_machine():
     import subprocess
     import sys
 
-    code = "from imgsim import config; config.quiet_tensorflow(); import keras; print(keras.ops.ones(2))"
+    quieted = "from imgsim.quiet_tensorflow import quiet_tensorflow; quiet_tensorflow()"
+    code = quieted + "; import keras; print(keras.ops.ones(2))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "cuInit" not in run.stderr and " E0000 " not in run.stderr, run.stderr
@@ -61,6 +62,10 @@ def test_switches_read_on_and_off_and_choices_are_checked():
         config.load(environ={"IMGSIM_TTA": "flips"})
     with pytest.raises(config.ConfigError, match="target_recall must be in"):
         config.load(environ={"IMGSIM_TARGET_RECALL": "1.5"})
+    with pytest.raises(
+        config.ConfigError, match="search_k must be -1 .the build's depth., 0 .exact. or a count"
+    ):
+        config.load(environ={"IMGSIM_SEARCH_K": "-2"})  # -2 once meant something inside; never a setting
     cfg = config.Config(trim_borders=False, pooling="avg", centre="none", tta="rotations", target_recall=0.9)
     assert config.load(environ=config.to_environ(cfg)) == cfg
 
@@ -119,7 +124,7 @@ def test_a_blank_admin_token_is_no_token_and_a_short_one_is_refused():
 
 def test_no_command_prints_tensorflows_start_up_lines(photos, tiny_model, tmp_path):
     """TF_CPP_MIN_LOG_LEVEL does not hide what TensorFlow's libraries print while loading: the
-    package loads TensorFlow with standard error set aside (config.quiet_tensorflow)."""
+    package loads TensorFlow with standard error set aside (quiet_tensorflow.py)."""
     import subprocess
     import sys
 

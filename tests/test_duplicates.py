@@ -6,7 +6,6 @@ import random
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -15,7 +14,7 @@ from imgsim import config, durable
 from imgsim.cli import search as search_cli
 from imgsim.duplicates import copy_pairs, finding, grouping
 from imgsim.images import edits
-from imgsim.index import store
+from imgsim.index import matching, store
 
 pytestmark = pytest.mark.slow  # the planted set of duplicates
 
@@ -107,10 +106,10 @@ def test_exact_copies_are_grouped_by_content_whatever_the_distance(tmp_path):
 
 def test_an_index_without_calibrated_distances_asks_for_a_threshold():
     with pytest.raises(ValueError, match="give a threshold"):
-        grouping.threshold_of({})
-    assert grouping.threshold_of({}, 0.3) == 0.3
-    assert grouping.threshold_of({"duplicate": 0.5, "similar": 0.9, "related": 1.0}) == 0.5
-    assert np.isfinite(grouping.threshold_of({"duplicate": 0.5, "similar": 0.9, "related": 1.0}, 0.1))
+        grouping.threshold_of(None)
+    assert grouping.threshold_of(None, 0.3) == 0.3
+    calibrated = matching.Thresholds(duplicate=0.5, similar=0.9, related=1.0)
+    assert grouping.threshold_of(calibrated) == 0.5 and grouping.threshold_of(calibrated, 0.1) == 0.1
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import pytest
 
 from helpers import write_images
 from imgsim.cli import evaluate as evaluate_cli
+from imgsim.index.manifest import Manifest
 from imgsim.measure import evaluate
 
 
@@ -43,9 +44,7 @@ def test_leave_one_out_on_a_tiny_labelled_index(tmp_path):
     annoy_index.build(vectors, tmp_path / "index.ann", "angular", trees=5)
     index = annoy_index.SearchIndex(
         version=tmp_path,
-        manifest=store.Manifest(
-            "m", "m", "m:0", "none", 0, 3, "none", 3, "angular", 5, 6, 0, 6, str(tmp_path)
-        ),
+        manifest=Manifest("m", "m", "m:0", "none", 0, 3, "none", 3, "angular", 5, 6, 0, 6, str(tmp_path)),
         items=[store.Item(i, f"{'ab'[i // 3]}/{i}.jpg", 0, 0, "") for i in range(6)],
         annoy=annoy_index.OneFile(annoy_index.load(tmp_path / "index.ann", 3), trees=5),
         reducer=None,

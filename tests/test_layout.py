@@ -18,6 +18,7 @@ from helpers import ROOT
 
 # Lowest first: imgsim.<name> for each layer.
 LAYERS = [
+    "quiet_tensorflow",
     "config",
     "durable",
     "images",

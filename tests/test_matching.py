@@ -118,7 +118,7 @@ def test_a_model_without_a_reference_labels_only_the_verified_copy(client, photo
 
 def test_results_carry_their_likeness_and_the_word_the_reference_gives_it(app, client, photos):
     snap = web.service_of(app).holder.get()
-    snap.index.manifest.thresholds = _with_reference(0.05, 0.3).to_dict()
+    snap.index.manifest.thresholds = _with_reference(0.05, 0.3)
     body = upload(client, (photos / "img0002.png").read_bytes(), query="?k=12").get_json()
     for hit in body["results"][1:]:
         assert 0 <= hit["likeness"] <= 2
@@ -132,7 +132,7 @@ def test_results_carry_their_likeness_and_the_word_the_reference_gives_it(app, c
 
 def test_the_page_says_when_nothing_similar_was_found(app, client):
     snap = web.service_of(app).holder.get()
-    snap.index.manifest.thresholds = _with_reference(0.0, 0.0).to_dict()
+    snap.index.manifest.thresholds = _with_reference(0.0, 0.0)
     body = upload(client, _noise_png()).get_json()
     assert body["nothing_similar"] is True and {h["match"] for h in body["results"]} == {"weak"}
     page = upload(client, _noise_png(), headers={"Accept": "text/html"}).get_data(as_text=True)

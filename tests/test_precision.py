@@ -106,11 +106,11 @@ def test_auto_measures_once_records_why_and_later_builds_keep_the_choice(tmp_pat
     indexer.build_index(folder, cfg, progress=False, log=said.append)
     manifest = store.read_manifest(store.current_version(cfg.index_dir))
     choice = manifest.precision_choice
-    assert choice["asked"] == "auto" and choice["how"] == "measured"
-    assert [m["precision"] for m in choice["measured"]][0] == "f32"
+    assert choice is not None and (choice.asked, choice.how) == ("auto", "measured")
+    assert [m.precision for m in choice.measured][0] == "f32"
     assert manifest.precision == embedders.key_precision(manifest.model_key)
-    chosen = next(m for m in choice["measured"] if m["precision"] == manifest.precision)
-    assert chosen["passed"] and chosen["mean_cosine"] >= agreement.GATES.mean_cosine
+    chosen = next(m for m in choice.measured if m.precision == manifest.precision)
+    assert chosen.passed and chosen.mean_cosine >= agreement.GATES.mean_cosine
     assert any(line.startswith("Measuring") for line in said)
     # the sample was the whole collection: its vectors at the chosen precision are the index's
     assert not any(line.startswith("Model ") for line in said)  # the network did not run again
@@ -159,9 +159,10 @@ def test_int8_is_quantized_on_the_collection_carried_by_the_version_and_kept(tmp
     version = store.current_version(cfg.index_dir)
     manifest = store.read_manifest(version)
     network = embedders.with_precision(manifest.model_key, "f32")
-    assert manifest.precision == "int8" and manifest.precision_choice["how"] == "asked"
+    choice = manifest.precision_choice
+    assert manifest.precision == "int8" and choice is not None and choice.how == "asked"
     assert runtimes.is_quantized(version / runtimes.INT8_FOLDER, network)
-    assert manifest.precision_choice["measured"] == []  # asked for by name: run as asked
+    assert choice.measured == []  # asked for by name: run as asked
     assert _rank1_of_every_photo(cfg, folder, "int8") == 1.0
     calibrated = (version / runtimes.INT8_FOLDER / runtimes.KEY_FILE).read_text()
     (folder / "tulip" / sorted((folder / "tulip").iterdir())[0].name).unlink()

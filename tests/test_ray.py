@@ -15,6 +15,7 @@ import pytest
 
 from helpers import ROOT, quiet_build, requires_shared, write_images
 from imgsim.index import store
+from imgsim.index.depth import Depth
 from imgsim.search import annoy_index
 
 pytestmark = pytest.mark.slow  # a local Ray cluster
@@ -82,7 +83,7 @@ def test_a_first_build_over_the_segment_size_builds_its_segments_as_ray_tasks(cl
     assert any("built as tasks" in line for line in lines), lines
     index = annoy_index.open_index(cfg.index_dir)
     for row, item in enumerate(index.items):  # each segment's Annoy file answers for its rows
-        assert index.search_reduced(index.stored_vector(row), k=1, search_k=1000)[0].id == item.id
+        assert index.search_reduced(index.stored_vector(row), k=1, depth=Depth.of(1000))[0].id == item.id
 
 
 def test_an_actor_killed_mid_run_still_gives_a_complete_build(cluster, tmp_path, tiny_config):

@@ -6,7 +6,8 @@ import pytest
 from bench.common import clustered
 from helpers import quiet_build
 from imgsim.index import recall
-from imgsim.index.recall import EXACT, RecallPoint
+from imgsim.index.depth import EXACT_SEARCH_K as EXACT
+from imgsim.index.recall import RecallPoint
 from imgsim.search import annoy_index
 
 

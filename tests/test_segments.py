@@ -11,6 +11,7 @@ import pytest
 from helpers import ROOT, quiet_build, write_images
 from imgsim import durable
 from imgsim.index import merge_policy, store
+from imgsim.index.depth import EXACT
 from imgsim.index.merge_policy import MergePolicy
 from imgsim.index.store import SegmentRef
 from imgsim.search import annoy_index
@@ -120,11 +121,11 @@ def test_search_over_segments_finds_what_one_segment_finds(tmp_path, tiny_config
     assert [ref.count for ref in _segments(split)] == [7, 7, 7, 3]
     index = annoy_index.open_index(cfg.index_dir)
     queries = [index.stored_vector(row) + 0.05 for row in range(0, 24, 3)]
-    answers = [[h.id for h in index.search_reduced(q, k=5, search_k=0)] for q in queries]  # exact
+    answers = [[h.id for h in index.search_reduced(q, k=5, depth=EXACT)] for q in queries]  # exact
     merged = quiet_build(photos, cfg.replace(segment_items=100), merge=True)
     assert len(_segments(merged.version)) == 1 and merged.embedded == 0
     one = annoy_index.open_index(cfg.index_dir)
-    assert [[h.id for h in one.search_reduced(q, k=5, search_k=0)] for q in queries] == answers
+    assert [[h.id for h in one.search_reduced(q, k=5, depth=EXACT)] for q in queries] == answers
     assert [[h.id for h in one.search_reduced(q, k=5)] for q in queries] == answers
 
 

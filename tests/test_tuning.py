@@ -5,6 +5,7 @@ import numpy as np
 from helpers import quiet_build
 from imgsim.images.edits import CALIBRATION
 from imgsim.index import store
+from imgsim.index.depth import Depth
 from imgsim.models import embedders
 from imgsim.search import annoy_index, tuning
 
@@ -13,10 +14,10 @@ def test_a_build_records_the_depth_it_chose_and_the_curve_it_chose_from(photos, 
     quiet_build(photos, tiny_config.replace(target_recall=0.9, recall_sample=4))
     index = annoy_index.open_index(tiny_config.index_dir)
     curve = index.manifest.recall
-    assert curve["target"] == 0.9 and curve["queries"] == 4 * len(CALIBRATION)
-    assert index.manifest.search_k == curve["search_k"] and index.depth() == curve["search_k"]
-    assert curve["points"] and curve["points"][0]["search_k"] == tiny_config.trees * 10
-    assert index.depth(123) == 123  # a --search-k given wins over the build's choice
+    assert curve is not None and (curve.target, curve.queries) == (0.9, 4 * len(CALIBRATION))
+    assert index.manifest.search_k == curve.search_k and index.search_k() == curve.search_k
+    assert curve.points and curve.points[0].search_k == tiny_config.trees * 10
+    assert index.search_k(Depth.of(123)) == 123  # a --search-k given wins over the build's choice
     with np.load(index.version / tuning.CALIBRATION_FILE) as saved:
         assert len(saved["vectors"]) == 4 * len(CALIBRATION)
         assert set(saved["ids"].tolist()) <= {item.id for item in index.items}
@@ -41,7 +42,7 @@ def test_a_rebuild_reuses_the_edited_queries_instead_of_running_the_network(phot
     after = annoy_index.open_index(cfg.index_dir)
     with np.load(after.version / tuning.CALIBRATION_FILE) as saved:
         assert saved["ids"].tolist() == ids.tolist()
-    assert after.manifest.recall["queries"] == len(ids)
+    assert after.manifest.recall is not None and after.manifest.recall.queries == len(ids)
 
 
 def test_centring_is_stored_and_applied_to_queries_as_to_the_collection(photos, tiny_config):
@@ -63,4 +64,4 @@ def test_centring_is_stored_and_applied_to_queries_as_to_the_collection(photos, 
 def test_calibration_can_be_switched_off(photos, tiny_config):
     quiet_build(photos, tiny_config.replace(recall_sample=0))
     manifest = store.read_manifest(annoy_index.open_index(tiny_config.index_dir).version)
-    assert manifest.recall == {} and manifest.search_k == -1
+    assert manifest.recall is None and manifest.search_k == -1

@@ -15,6 +15,7 @@ from typing import Any
 
 from imgsim import config
 from imgsim.index import store
+from imgsim.index.depth import from_search_k
 from imgsim.indexing import indexer
 from imgsim.measure.evaluate import class_folders, evaluate_edits, evaluate_index
 from imgsim.models import embedders, reference, runtimes
@@ -64,10 +65,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             indexer.build_index(dataset, eval_cfg, progress=not args.no_progress)
             index = annoy_index.open_index(eval_cfg.index_dir)
-            scores: dict[str, Any] = evaluate_index(index, search_k=cfg.search_k)
+            scores: dict[str, Any] = evaluate_index(index, depth=from_search_k(cfg.search_k))
             if args.edited > 0:
                 embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
-                scores |= evaluate_edits(index, embedder, args.edited, cfg.search_k, cfg.tta, verify=True)
+                scores |= evaluate_edits(
+                    index, embedder, args.edited, from_search_k(cfg.search_k), cfg.tta, verify=True
+                )
             if args.reference:
                 labels = [item.path.split("/", 1)[0] for item in index.items]
                 measured = reference.measure(

@@ -20,6 +20,7 @@ from imgsim import config
 from imgsim.duplicates.finding import find_duplicates
 from imgsim.images import imaging
 from imgsim.index import store
+from imgsim.index.depth import from_search_k
 from imgsim.live import live
 from imgsim.measure import plots
 from imgsim.models import embedders, runtimes
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except Exception as error:  # missing index, model or live store: one clear line, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    depth = from_search_k(cfg.search_k)
     files = _query_files(args.queries)
     if not files:
         print("error: no query images found", file=sys.stderr)
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             if not args.json:
                 print(f"{query_file}: cannot read: {error}", file=sys.stderr)
             continue
-        found = pipeline.search_image(index, view, image, embedder.embed_images, cfg.k, cfg.search_k, cfg.tta)
+        found = pipeline.search_image(index, view, image, embedder.embed_images, cfg.k, depth, cfg.tta)
         answers.append({"query": str(query_file), "results": [asdict(hit) for hit in found.hits]})
         if not args.json:
             _print_hits(query_file, found.hits)

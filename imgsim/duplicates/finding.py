@@ -10,15 +10,15 @@ import numpy as np
 
 from imgsim.duplicates import copy_pairs, grouping
 from imgsim.images import hashing
-from imgsim.index import segments
 from imgsim.index import vectors as vector_math
+from imgsim.index.depth import SHALLOW
 from imgsim.search.annoy_index import SearchIndex
 
 
 def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[float]]]:
     """A row's nearest rows: a copy is among an item's very nearest, Annoy's own depth finds it."""
     k = grouping.NEIGHBOURS + 1
-    return lambda row: index.nearest_rows(index.stored_vector(row), k, segments.SHALLOW)
+    return lambda row: index.nearest_rows(index.stored_vector(row), k, SHALLOW)
 
 
 def verified_pairs(

@@ -91,17 +91,16 @@ def keeper_key(copy: Copy, one_channel_file: bool) -> tuple:
     return (-copy.pixels, one_channel_file, copy.mtime_ns, copy.id)
 
 
-def threshold_of(thresholds: dict, given: float | None = None) -> float:
+def threshold_of(thresholds: matching.Thresholds | None, given: float | None = None) -> float:
     """The distance under which two photos are copies: ``given``, else the version's calibrated one."""
     if given is not None:
         return given
-    calibrated = matching.Thresholds.from_dict(thresholds)
-    if calibrated is None:
+    if thresholds is None:
         raise ValueError(
             "this index was built before duplicate distances were calibrated: rebuild it with "
             "img2vec.py, or give a threshold"
         )
-    return calibrated.duplicate
+    return thresholds.duplicate
 
 
 def find_groups(

@@ -17,14 +17,13 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from imgsim import config
+from imgsim.index.depth import EXACT_SEARCH_K
 from imgsim.index.vectors import distances, row_norms, smallest
-
-EXACT = 0  # the search_k that means "compare with every vector"
 
 
 @dataclass
 class RecallPoint:
-    search_k: int  # EXACT = exact search
+    search_k: int  # EXACT_SEARCH_K = exact search
     recall: float  # recall@k of Annoy against exact search, over the calibration queries
     ms: float  # mean time of one query
 
@@ -36,7 +35,7 @@ class RecallCurve:
     target: float
     k: int
     queries: int
-    search_k: int  # the choice: the smallest depth that reached the target, or EXACT
+    search_k: int  # the choice: the smallest depth that reached the target, or EXACT_SEARCH_K
     recall: float  # what the choice reached
     ms: float  # and what one query costs with it
     exact_ms: float
@@ -107,4 +106,4 @@ def choose(points: list[RecallPoint], exact_ms: float, target: float) -> RecallP
     """The cheapest measured depth that reaches ``target`` in no more time than exact search,
     else exact search itself."""
     good = [p for p in points if p.recall >= target and p.ms <= exact_ms]
-    return min(good, key=lambda p: p.search_k) if good else RecallPoint(EXACT, 1.0, exact_ms)
+    return min(good, key=lambda p: p.search_k) if good else RecallPoint(EXACT_SEARCH_K, 1.0, exact_ms)

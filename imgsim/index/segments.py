@@ -26,13 +26,12 @@ from annoy import AnnoyIndex
 from imgsim import config, durable
 from imgsim.index import store
 from imgsim.index import vectors as vector_math
-from imgsim.index.recall import EXACT
+from imgsim.index.depth import DEFAULT_SEARCH_K, EXACT_SEARCH_K, TUNED, Depth, from_search_k
 
 SEGMENT_FILE = "segment.json"
 ANNOY_FILE = "index.ann"
 EXACT_FILE = "index_vectors.npy"  # a small segment's vectors as Annoy holds them, for exact search
 EXACT_FILE_ITEMS = 20_000  # segments up to this size keep them (exact search beats Annoy there)
-SHALLOW = -2  # a search_k: Annoy's own depth (trees x k) in each segment searched by Annoy, exact
 # in those searched exactly (a copy is among an item's very nearest: candidates need no more)
 
 
@@ -79,7 +78,7 @@ def write(
 def keep_for_exact_search(folder: Path, index_vectors: np.ndarray, search_k: int) -> None:
     """A segment searched exactly keeps its vectors as Annoy holds them (not read back from Annoy
     one row at a time by every worker)."""
-    if search_k == EXACT and not (folder / EXACT_FILE).is_file():
+    if search_k == EXACT_SEARCH_K and not (folder / EXACT_FILE).is_file():
         np.save(folder / EXACT_FILE, np.asarray(index_vectors, np.float32))
 
 
@@ -123,12 +122,10 @@ class Opened:
             self._norms = vector_math.row_norms(self._matrix) if metric == "angular" else None
         return self._matrix, self._norms
 
-    def nearest(self, vector: np.ndarray, k: int, search_k: int, metric: config.Metric, trees: int):
+    def nearest(self, vector: np.ndarray, k: int, asked: Depth, metric: config.Metric, trees: int):
         """Version rows and distances of this segment's k nearest live items."""
-        depth = self.search_k if search_k in (-1, SHALLOW) else search_k
-        if search_k == SHALLOW and depth != EXACT:
-            depth = -1
-        if depth == EXACT:
+        depth = asked.search_k(tuned=self.search_k)
+        if depth == EXACT_SEARCH_K:
             matrix, norms = self.matrix(metric)
             found = vector_math.distances(matrix, vector, metric, norms)
             if self.ref.deleted:
@@ -138,7 +135,8 @@ class Opened:
         wanted = min(self.ref.count, k if not self.ref.deleted else 2 * k + 8)
         as_list = vector.tolist()
         while True:  # tombstoned rows take places in Annoy's answer: ask for more until k are live
-            deep = depth if depth == -1 else max(depth, trees * wanted)  # a long list needs more depth
+            # a long list needs more depth than a short one
+            deep = depth if depth == DEFAULT_SEARCH_K else max(depth, trees * wanted)
             local, distances = self.annoy.get_nns_by_vector(
                 as_list, wanted, search_k=deep, include_distances=True
             )
@@ -204,12 +202,12 @@ class Segments:
             part._raw = np.load(part.folder / store.VECTORS_FILE, mmap_mode="r")
         return np.asarray(part._raw[local], np.float32)
 
-    def nearest(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
+    def nearest(self, vector: np.ndarray, k: int, depth: Depth = TUNED) -> tuple[list[int], list[float]]:
         """The version rows and distances of the k nearest items over every segment."""
         vector = np.asarray(vector, np.float32)
 
         def search(part):
-            return part.nearest(vector, k, search_k, self.metric, self.trees)
+            return part.nearest(vector, k, depth, self.metric, self.trees)
 
         parts = [p for p in self.parts if p.ref.live]
         answers = list(_pool().map(search, parts)) if len(parts) > 1 else [search(p) for p in parts]
@@ -219,7 +217,8 @@ class Segments:
         return [r for _, r in merged], [d for d, _ in merged]
 
     def get_nns_by_vector(self, vector, n: int, search_k: int = -1, include_distances: bool = False):
-        rows, distances = self.nearest(np.asarray(vector, np.float32), n, search_k)
+        """As AnnoyIndex's, search_k -1 being each segment's tuned depth and 0 exact search."""
+        rows, distances = self.nearest(np.asarray(vector, np.float32), n, from_search_k(search_k))
         return (rows, distances) if include_distances else rows
 
     def get_nns_by_item(self, row: int, n: int, search_k: int = -1, include_distances: bool = False):

@@ -36,15 +36,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from imgsim import config, durable
+from imgsim import durable
+from imgsim.index.manifest import Manifest
 
-FORMAT_VERSION = 2  # 2: a list of segments; 1: one index at the version's top (still read)
-READABLE_FORMATS = (1, 2)
 BUILDING_PREFIX = ".building-"
 SEGMENTS_FILE = "segments.json"
 SEGMENTS_DIR = "segments"
@@ -69,56 +68,6 @@ class Item:
     size: int
     mtime_ns: int
     sha1: str
-
-
-@dataclass
-class Manifest:
-    """What a version was built from and with; written last, so its presence means complete."""
-
-    model: str
-    model_source: str  # what load_embedder was given: a backbone name, a .keras path, convae...
-    model_key: str  # model + weights + input size: vectors are reused only under the same key
-    weights: str
-    input_size: int | None
-    embedding_dim: int
-    reduce: str
-    dims: int
-    metric: config.Metric
-    trees: int
-    items: int
-    skipped: int
-    next_id: int
-    collection_root: str
-    dataset: str = ""  # the folder or glob given: compaction rebuilds from the same
-    created_at: str = ""
-    build_seconds: float = 0.0
-    annoy_build_seconds: float = 0.0
-    embedded_this_run: int = 0
-    live_read_at: float = 0.0  # when the build read the live store: deletions before it are applied
-    runtime: str = "tensorflow"  # what ran the network: tensorflow or openvino (the same vectors)
-    precision: str = "f32"  # the arithmetic that made the vectors: f32, bf16 or int8 (also in the key)
-    precision_choice: dict = field(default_factory=dict)  # why: asked, kept or measured (how well)
-    centre: str = "none"  # "mean": the collection's mean direction (centre.npy) is taken off vectors
-    search_k: int = -1  # the depth queries run at: chosen for recall["target"], 0 = exact, -1 = trees * k
-    recall: dict = field(default_factory=dict)  # what the choice was measured on (recall.RecallCurve)
-    thresholds: dict = field(default_factory=dict)  # distances of the match labels (matching.Thresholds)
-    engine: str = "local"  # where this run embedded: in process, or on Ray (actors, nodes)
-    engine_actors: int = 0
-    engine_nodes: int = 1
-    format_version: int = FORMAT_VERSION
-    extra: dict = field(default_factory=dict)  # keys this imgsim does not know, kept as they are
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Manifest:
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        return cls(
-            **{k: v for k, v in data.items() if k in known},
-            extra={k: v for k, v in data.items() if k not in known},
-        )
-
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        return data | data.pop("extra")
 
 
 def versions_dir(index_dir: Path) -> Path:

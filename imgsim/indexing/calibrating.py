@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import durable
-from imgsim.index import matching, segments, store
+from imgsim.index import segments, store
+from imgsim.index.manifest import Manifest
+from imgsim.index.recall import RecallCurve
 from imgsim.indexing import segmenting
 from imgsim.indexing.plan import BuildPlan
 from imgsim.models import reference, runtimes
@@ -40,7 +42,7 @@ def edited_queries(
 
 
 def depth_and_labels(
-    manifest: store.Manifest,
+    manifest: Manifest,
     plan: BuildPlan,
     layout: segmenting.Layout,
     building: Path,
@@ -55,11 +57,11 @@ def depth_and_labels(
     largest = max(written.refs, key=lambda ref: ref.live)
     folder = store.segment_dir(building, largest.name)
     described = durable.read_json(folder / segments.SEGMENT_FILE)
-    manifest.search_k, manifest.recall = described["search_k"], described["recall"]
+    manifest.search_k = described["search_k"]
+    manifest.recall = RecallCurve.from_dict(described["recall"]) if described["recall"] else None
     known = reference.find(manifest.model_key, runtimes.cache_root(plan.cfg.model_cache))
-    if layout.source is not None and before is not None and before.thresholds:
-        kept = matching.Thresholds.from_dict(before.thresholds)
-        manifest.thresholds = kept.with_reference(known).to_dict() if kept else {}
+    if layout.source is not None and before is not None and before.thresholds is not None:
+        manifest.thresholds = before.thresholds.with_reference(known)
         return
     if found is None or not len(found.ids):
         log("Search depth and match labels not measured (no readable images, or metric dot).")
@@ -75,7 +77,7 @@ def depth_and_labels(
         plan.cfg.metric,
     )
     thresholds = thresholds.with_reference(known) if thresholds else None
-    manifest.thresholds = thresholds.to_dict() if thresholds else {}
+    manifest.thresholds = thresholds
     if thresholds:
         log(
             f"Copies looked for within {thresholds.duplicate} (calibrated on this collection); "

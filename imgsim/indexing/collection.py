@@ -26,6 +26,7 @@ import numpy as np
 from imgsim import durable
 from imgsim.images import imaging
 from imgsim.index import store
+from imgsim.index.manifest import Manifest
 
 UPLOADS = "uploads"  # the collection's folder for images added through the service
 # a file the service stored there (uploads/<uuid hex>.<ext>): indexed once its addition is committed
@@ -117,7 +118,7 @@ class Previous:
     """The current version as a build starts: read once, for its ids and for its vectors."""
 
     version: Path
-    manifest: store.Manifest
+    manifest: Manifest
     items: list[store.Item]
 
 

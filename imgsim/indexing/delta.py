@@ -87,7 +87,7 @@ def compact(
         manifest.build_seconds = round(time.perf_counter() - began, 2)
         manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
         store.write_manifest(building, manifest)
-        if manifest.thresholds:
+        if manifest.thresholds is not None:
             fresh = {item.id for item in items}
             verifying.verify_copies(building, all_items, version, current.items, fresh, cfg, log)
         if before_publish is not None:

@@ -24,7 +24,8 @@ import numpy as np
 from imgsim import config, durable
 from imgsim.images import imaging
 from imgsim.index import merge_policy, store
-from imgsim.indexing import calibrating, collection, delta, manifests, precision, segmenting, verifying
+from imgsim.index.manifest import Manifest
+from imgsim.indexing import calibrating, collection, delta, describing, precision, segmenting, verifying
 from imgsim.indexing.collection import Known
 from imgsim.indexing.embedding import EmbedResult, embed_files
 from imgsim.indexing.plan import BuildOptions, BuildPlan
@@ -229,14 +230,14 @@ def _up_to_date(plan: BuildPlan) -> bool:
         and (cfg.reduce == "none" or previous.dims == cfg.dims)
         and previous.items == len(plan.entries)
         and previous.centre == segmenting.centring(cfg)
-        and previous.recall.get("target") == (cfg.target_recall if cfg.recall_sample > 0 else None)
-        and (bool(previous.thresholds) or cfg.recall_sample <= 0 or cfg.metric == "dot")
+        and previous.recall_target == (cfg.target_recall if cfg.recall_sample > 0 else None)
+        and (previous.thresholds is not None or cfg.recall_sample <= 0 or cfg.metric == "dot")
         and (not previous.thresholds or _stated_reference(previous) == _reference_of(plan))
     )
 
 
-def _stated_reference(manifest: store.Manifest) -> dict:
-    return (manifest.thresholds or {}).get("reference") or {}
+def _stated_reference(manifest: Manifest) -> dict:
+    return manifest.thresholds.reference if manifest.thresholds is not None else {}
 
 
 def _reference_of(plan: BuildPlan) -> dict:
@@ -345,13 +346,13 @@ def _write_version(
         log(f"Index: {segmenting.summary(written.refs)}; {len(written.new)} written by this run.")
         one = np.asarray(vector_of(items[0]), np.float32)[None, :]
         dims = written.to_index(one).shape[1]
-        manifest = manifests.make(plan, len(items), one.shape[1], dims, result, next_id)
+        manifest = describing.make(plan, len(items), one.shape[1], dims, result, next_id)
         manifest.centre = segmenting.centring(cfg)
         calibrating.depth_and_labels(manifest, plan, layout, building, written, found, log)
         manifest.build_seconds = round(time.perf_counter() - started, 2)
         manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
         store.write_manifest(building, manifest)
-        if manifest.thresholds:  # the copies in the collection, verified once per version
+        if manifest.thresholds is not None:  # the copies in the collection, verified once per version
             before = plan.current
             fresh = {item.id for item in layout.fresh} if layout.source is not None else None
             source, old_items = (before.version, before.items) if before is not None else (None, [])

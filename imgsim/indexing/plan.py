@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.index import store
+from imgsim.index.manifest import Manifest
 from imgsim.indexing import collection
 from imgsim.indexing.collection import FileEntry
 from imgsim.indexing.precision import Choice
@@ -67,5 +67,5 @@ class BuildPlan:
     merge: bool = False  # merge segments down to the fewest the size limit allows (--merge)
 
     @property
-    def previous(self) -> store.Manifest | None:
+    def previous(self) -> Manifest | None:
         return self.current.manifest if self.current else None

@@ -19,6 +19,7 @@ import numpy as np
 
 from imgsim import config
 from imgsim.images import edits, imaging
+from imgsim.index.manifest import Agreement, PrecisionRecord
 from imgsim.indexing import collection
 from imgsim.indexing.collection import FileEntry
 from imgsim.models import agreement, embedders, runtimes
@@ -36,13 +37,13 @@ class Choice:
     precision: str
     how: str  # "asked", "kept" (from the version before), "measured", or "f32 only" (no OpenVINO)
     embedder: Embedder | None = None  # loaded at that precision, where deciding needed it
-    measured: list[dict] = field(default_factory=list)
+    measured: list[Agreement] = field(default_factory=list)
     # the sample's vectors at that precision, path -> (sha1, vector): the build need not embed them again
     vectors: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
 
-    def to_dict(self, asked: str) -> dict:
-        cpu = sorted(runtimes.capabilities())
-        return {"asked": asked, "how": self.how, "cpu": cpu, "measured": self.measured}
+    def record(self, asked: str) -> PrecisionRecord:
+        """What the manifest keeps of the choice."""
+        return PrecisionRecord(asked, self.how, sorted(runtimes.capabilities()), self.measured)
 
 
 def decide(
@@ -63,7 +64,7 @@ def decide(
         was = embedders.key_precision(before.model_key)
         if cfg.precision in ("auto", was):  # the same model again: its vectors made the same way
             kept = runtimes.runnable(was, log)
-            measured = before.precision_choice.get("measured", [])
+            measured = before.precision_choice.measured if before.precision_choice else []
             return Choice(kept, "kept", None, measured)  # loaded only if something is to be embedded
     asked = runtimes.runnable(cfg.precision, log)
     native = runtimes.native_precisions()
@@ -107,7 +108,7 @@ def decide(
     log(f"Embedding in {chosen} (the fastest that agrees with f32 on this collection).")
     model = embedders.at_precision(reference, chosen, quantized() if chosen == "int8" else None)
     reused = {entry.path: (sha1, vector) for (entry, sha1), vector in zip(read, vectors, strict=True)}
-    return Choice(chosen, "measured", model, [m.to_dict() for m in measured], reused)
+    return Choice(chosen, "measured", model, measured, reused)
 
 
 def load_at(cfg: config.Config, chosen: str, current: collection.Previous | None, log: Log) -> Embedder:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import durable
+from imgsim.index.depth import TUNED, Depth
 from imgsim.index.vectors import distance_to_score, distances, row_norms
 from imgsim.live.livestore import (
     DB_FILE,
@@ -162,12 +163,12 @@ def search(
     view: LiveView,
     vector: np.ndarray,
     k: int,
-    search_k: int = -1,
+    depth: Depth = TUNED,
     exclude: int | None = None,
     reduced: bool = False,
 ) -> list[Hit]:
     """Annoy's answer without tombstones, merged with an exact search of the additions."""
-    return search_page(index, view, vector, k, search_k, exclude, reduced).hits
+    return search_page(index, view, vector, k, depth, exclude, reduced).hits
 
 
 def search_page(
@@ -175,7 +176,7 @@ def search_page(
     view: LiveView,
     vector: np.ndarray,
     k: int,
-    search_k: int = -1,
+    depth: Depth = TUNED,
     exclude: int | Collection[int] | None = None,
     reduced: bool = False,
     offset: int = 0,
@@ -196,7 +197,7 @@ def search_page(
     cap = min(count, max(need + len(hidden), MAX_CANDIDATES))
     wanted = min(cap, need + min(len(hidden), need) if not folders else 4 * need)
     while True:
-        found = index.search_reduced(query, wanted, search_k)
+        found = index.search_reduced(query, wanted, depth)
         hits = [hit for hit in found if keep(hit)]
         if len(hits) >= need or len(found) < wanted or wanted >= cap:
             break

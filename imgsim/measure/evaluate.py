@@ -22,7 +22,7 @@ import numpy as np
 
 from imgsim.duplicates import copy_pairs
 from imgsim.images import edits, imaging
-from imgsim.index.recall import EXACT
+from imgsim.index.depth import EXACT, TUNED, Depth
 from imgsim.index.vectors import normalise, similarities_to_others
 from imgsim.live import live
 from imgsim.models import embedders, tta
@@ -62,7 +62,7 @@ def class_folders(dataset: Path) -> list[str]:
     )
 
 
-def evaluate_index(index: annoy_index.SearchIndex, k: int = 10, search_k: int = -1) -> dict[str, float]:
+def evaluate_index(index: annoy_index.SearchIndex, k: int = 10, depth: Depth = TUNED) -> dict[str, float]:
     """Leave-one-out quality of an opened index whose paths start with the class folder."""
     labels = np.array([item.path.split("/")[0] for item in index.items])
     count = len(labels)
@@ -77,7 +77,7 @@ def evaluate_index(index: annoy_index.SearchIndex, k: int = 10, search_k: int = 
         order = np.argsort(-sims, axis=1)[:, :-1]  # the query itself sorts last
         for row, ranking in zip(rows, order, strict=True):
             began = time.perf_counter()
-            found, _ = index.nearest_rows(index.stored_vector(int(row)), k + 1, search_k)
+            found, _ = index.nearest_rows(index.stored_vector(int(row)), k + 1, depth)
             query_seconds += time.perf_counter() - began
             found = [r for r in found if r != row][:k]
             found_labels = labels[found].tolist()
@@ -95,7 +95,7 @@ def evaluate_edits(
     index: annoy_index.SearchIndex,
     embedder: embedders.Embedder,
     sample: int = 50,
-    search_k: int = -1,
+    depth: Depth = TUNED,
     mode: str = "none",
     k: int = 10,
     verify: bool = False,
@@ -122,7 +122,7 @@ def evaluate_edits(
             mine, start = embedded[start : start + len(variants)], start + len(variants)
             began = time.perf_counter()
             found_edit = pipeline.search_embedded(
-                index, nothing_live, variants[0], mine, k, search_k, verify=verify
+                index, nothing_live, variants[0], mine, k, depth, verify=verify
             )
             seconds += time.perf_counter() - began - found_edit.verify_seconds
             checking += [found_edit.verify_seconds] if verify else []
@@ -130,7 +130,7 @@ def evaluate_edits(
             first_is = bool(ids) and ids[0] in {item.id} | same.get(item.id, set())  # or a copy of it
             found[name].append((ids[:1] == [item.id], item.id in ids, first_is))
             spaced = index.to_index_space(mine[:1])[0]
-            approximate, _ = index.nearest_rows(spaced, k, search_k)
+            approximate, _ = index.nearest_rows(spaced, k, depth)
             exact, _ = index.nearest_rows(spaced, k, EXACT)
             recalls.append(recall_against_exact(approximate, exact))
     per_edit = {

@@ -11,11 +11,12 @@ and takes the first whose vectors pass every gate. What was measured goes in the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from imgsim.index import vectors as vector_math
+from imgsim.index.manifest import Agreement
 
 FASTEST_FIRST = ("int8", "bf16", "f32")
 
@@ -35,27 +36,6 @@ class Gates:
 
 
 GATES = Gates()
-
-
-@dataclass
-class Agreement:
-    """How one precision's vectors compare with f32's on the same photos."""
-
-    precision: str
-    mean_cosine: float
-    min_cosine: float
-    top10: float  # share of each photo's 10 nearest others (in the sample) that f32 also finds
-    rank1: float  # edited copies whose original comes first, at this precision
-    rank1_f32: float
-    seconds: float  # embedding the sample at this precision
-    misses: list[str] = field(default_factory=list)  # the gates it failed, with by how much
-
-    @property
-    def passed(self) -> bool:
-        return not self.misses
-
-    def to_dict(self) -> dict:
-        return asdict(self) | {"passed": self.passed}
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

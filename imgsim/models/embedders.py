@@ -25,7 +25,7 @@ from PIL import Image
 
 from imgsim import config
 from imgsim.images import imaging
-from imgsim.index import store
+from imgsim.index.manifest import Manifest
 from imgsim.models import autoencoder, runtimes
 from imgsim.models.keys import (  # noqa: F401 (the names callers know embedders by)
     BACKBONES,
@@ -288,7 +288,7 @@ def _load_file(model: str, image_size: int, key: str) -> Embedder:
     return Embedder(name, source, None, key, side, dim, network, preprocess)
 
 
-def for_index(manifest: store.Manifest, version: Path, runtime: Runtime = TENSORFLOW) -> Embedder:
+def for_index(manifest: Manifest, version: Path, runtime: Runtime = TENSORFLOW) -> Embedder:
     """The exact model an index was built with, to embed queries the same way.
 
     On OpenVINO, the conversion stored in the version is loaded without TensorFlow."""
@@ -325,7 +325,7 @@ def for_index(manifest: store.Manifest, version: Path, runtime: Runtime = TENSOR
     return dataclasses.replace(embedder, key=manifest.model_key)
 
 
-def _query_precision(manifest: store.Manifest, runtime: Runtime, quantized: Path, network_key: str) -> str:
+def _query_precision(manifest: Manifest, runtime: Runtime, quantized: Path, network_key: str) -> str:
     """What queries run at: the index's precision (or the one asked for), else the next one down
     that this CPU has, or that the version has a model for (said in one line)."""
     if runtime.name != "openvino":

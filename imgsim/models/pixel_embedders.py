@@ -13,6 +13,7 @@ import numpy as np
 
 from imgsim import config
 from imgsim.index import store
+from imgsim.index.manifest import Manifest
 from imgsim.models import autoencoder, runtimes
 from imgsim.models.embedders import Embedder, load_embedder
 
@@ -25,7 +26,7 @@ def trained_on_collection(
     plot: Path | None = None,
     verbose: int = 2,
     log: Callable[[str], None] = print,
-    current: tuple[Path, store.Manifest] | None = None,
+    current: tuple[Path, Manifest] | None = None,
 ) -> Embedder:
     """An autoencoder trained on the collection's own pixels (``cfg.model`` convae or simpleae).
 
@@ -69,7 +70,7 @@ def trained_on_collection(
 
 
 def _trained_before(
-    cfg: config.Config, root: Path, fresh: Path, current: tuple[Path, store.Manifest] | None
+    cfg: config.Config, root: Path, fresh: Path, current: tuple[Path, Manifest] | None
 ) -> Path | None:
     """The folder of a complete model of this kind for this collection, if one exists."""
     folders = [fresh]

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from imgsim.index import matching
+from imgsim.index.depth import TUNED, Depth
 from imgsim.live import live
 from imgsim.models import tta
 from imgsim.search import likeness, verification
@@ -43,14 +44,14 @@ def search_image(
     image: Image.Image,
     embed: Embed,
     k: int,
-    search_k: int = -1,
+    depth: Depth = TUNED,
     tta_mode: str = "none",
     offset: int = 0,
     folders: Sequence[str] = (),
 ) -> Found:
     """Results ``offset`` to ``offset + k`` for a picture, within ``folders`` if given."""
     vectors = embed(tta.variants(image, tta_mode))
-    return search_embedded(index, view, image, vectors, k, search_k, offset, folders)
+    return search_embedded(index, view, image, vectors, k, depth, offset, folders)
 
 
 def search_embedded(
@@ -59,7 +60,7 @@ def search_embedded(
     image: Image.Image,
     vectors: np.ndarray,
     k: int,
-    search_k: int = -1,
+    depth: Depth = TUNED,
     offset: int = 0,
     folders: Sequence[str] = (),
     verify: bool = True,
@@ -67,9 +68,9 @@ def search_embedded(
     """search_image with the variants already embedded (``vectors``: a caller that embeds many
     pictures in one batch); ``verify`` False ranks by the embedding alone (a measurement's
     baseline)."""
-    vector = _oriented(index, view, vectors, search_k, folders)
+    vector = _oriented(index, view, vectors, depth, folders)
     wanted = k if offset or not verify else max(k, verification.RERANK)  # first page: the original first
-    page = live.search_page(index, view, vector, wanted, search_k, offset=offset, folders=folders)
+    page = live.search_page(index, view, vector, wanted, depth, offset=offset, folders=folders)
     hits, began = page.hits[:k], time.perf_counter()
     if verify:
         extra = []
@@ -89,16 +90,14 @@ def search_id(
     vector: np.ndarray,
     raw: list[np.ndarray],
     k: int,
-    search_k: int = -1,
+    depth: Depth = TUNED,
     offset: int = 0,
     folders: Sequence[str] = (),
 ) -> Found:
     """Neighbours of an indexed item from its stored ``vector`` (in the index's space), its
     copies first; ``raw``: its full embedding where known (for the labels)."""
     wanted = k if offset else max(k, verification.RERANK)
-    page = live.search_page(
-        index, view, vector, wanted, search_k, item_id, True, offset=offset, folders=folders
-    )
+    page = live.search_page(index, view, vector, wanted, depth, item_id, True, offset=offset, folders=folders)
     extra = [] if offset else visible(verification.by_hash_of(index, item_id), view, folders)
     hits = verification.verified_first_by_id(index, item_id, page.hits, k, offset, extra)
     return Found(labelled(index, view, raw, hits), page.more or len(page.hits) > k, page.truncated)
@@ -110,7 +109,7 @@ def search_vector(
     vector: np.ndarray,
     queries: list[np.ndarray],
     k: int,
-    search_k: int = -1,
+    depth: Depth = TUNED,
     exclude: Collection[int] | int | None = None,
     reduced: bool = False,
     offset: int = 0,
@@ -119,7 +118,7 @@ def search_vector(
     """The nearest to a made vector (a region's, several pictures' combined; ``reduced``: already
     in the index's space), labelled by its likeness to ``queries``; nothing is verified, as
     no single picture was given."""
-    page = live.search_page(index, view, vector, k, search_k, exclude, reduced, offset, folders)
+    page = live.search_page(index, view, vector, k, depth, exclude, reduced, offset, folders)
     return Found(labelled(index, view, queries, page.hits), page.more, page.truncated)
 
 
@@ -129,7 +128,7 @@ def labelled(
     """Each hit with its likeness to the nearest of ``queries`` (full embeddings; live additions'
     own from the delta) and its match label on this index version (index/matching.py)."""
     others = {addition.id: addition.vector for addition in view.additions}
-    thresholds = matching.Thresholds.from_dict(index.manifest.thresholds)
+    thresholds = index.manifest.thresholds
     return [
         dataclasses.replace(hit, match=matching.word(hit.likeness, verification.is_copy(hit), thresholds))
         for hit in likeness.with_likeness(index, queries, hits, others)
@@ -143,11 +142,11 @@ def visible(hits: list[Hit], view: live.LiveView, folders: Sequence[str]) -> lis
 
 
 def _oriented(
-    index: SearchIndex, view: live.LiveView, vectors: np.ndarray, search_k: int, folders: Sequence[str]
+    index: SearchIndex, view: live.LiveView, vectors: np.ndarray, depth: Depth, folders: Sequence[str]
 ) -> np.ndarray:
     """The variant to search with: the only one, or the one whose nearest match is nearest."""
     if len(vectors) == 1:
         return vectors[0]
-    firsts = [live.search_page(index, view, v, 1, search_k, folders=folders).hits for v in vectors]
+    firsts = [live.search_page(index, view, v, 1, depth, folders=folders).hits for v in vectors]
     chosen = tta.best_orientation(firsts)
     return vectors[next(n for n, first in enumerate(firsts) if first is chosen)]

@@ -18,7 +18,8 @@ from annoy import AnnoyIndex
 from imgsim import config, durable
 from imgsim.index import segments, store
 from imgsim.index import vectors as vector_math
-from imgsim.index.recall import EXACT
+from imgsim.index.depth import DEFAULT_SEARCH_K, TUNED, Depth
+from imgsim.index.manifest import READABLE_FORMATS, Manifest
 from imgsim.index.vectors import distance_to_score
 from imgsim.models import autoencoder
 
@@ -32,7 +33,9 @@ def load(path: Path, dims: int, metric: config.Metric = "angular") -> AnnoyIndex
     return index
 
 
-def query(index: AnnoyIndex, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
+def query(
+    index: AnnoyIndex, vector: np.ndarray, k: int, search_k: int = DEFAULT_SEARCH_K
+) -> tuple[list[int], list[float]]:
     """Rows and distances of the ``k`` approximate nearest neighbours, nearest first."""
     return index.get_nns_by_vector(
         np.asarray(vector, dtype=np.float32).tolist(), k, search_k=search_k, include_distances=True
@@ -46,7 +49,7 @@ class NearestRows(Protocol):
     """What a SearchIndex asks of the index over its rows: a version's segments.Segments, or one
     Annoy file (OneFile: the benches' indexes)."""
 
-    def nearest(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]: ...
+    def nearest(self, vector: np.ndarray, k: int, depth: Depth = TUNED) -> tuple[list[int], list[float]]: ...
 
     def get_item_vector(self, row: int) -> list[float]: ...
 
@@ -55,18 +58,15 @@ class NearestRows(Protocol):
 
 @dataclass
 class OneFile:
-    """One bare Annoy file as NearestRows: searched at ``default_depth`` unless told otherwise,
-    ``segments.SHALLOW`` (a copy's candidates) as Annoy's own trees x k; no raw vectors kept."""
+    """One bare Annoy file as NearestRows, its ``tuned`` search_k the build's depth (as a
+    segment's); no raw vectors kept."""
 
     annoy: AnnoyIndex
     trees: int
-    default_depth: int = -1
+    tuned: int = DEFAULT_SEARCH_K
 
-    def nearest(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
-        depth = self.default_depth if search_k == -1 else search_k
-        if depth == segments.SHALLOW:
-            depth = EXACT if self.default_depth == EXACT else self.trees * k
-        return query(self.annoy, vector, k, depth)
+    def nearest(self, vector: np.ndarray, k: int, depth: Depth = TUNED) -> tuple[list[int], list[float]]:
+        return query(self.annoy, vector, k, depth.search_k(self.tuned))
 
     def get_item_vector(self, row: int) -> list[float]:
         return self.annoy.get_item_vector(row)
@@ -94,7 +94,7 @@ class SearchIndex:
     """One published index version, opened for querying."""
 
     version: Path
-    manifest: store.Manifest
+    manifest: Manifest
     items: list[store.Item]
     annoy: NearestRows  # a version's segments; one Annoy file in benches
     reducer: autoencoder.Reducer | None
@@ -130,13 +130,13 @@ class SearchIndex:
     def stored_vectors(self) -> np.ndarray:
         return np.array([self.annoy.get_item_vector(row) for row in range(len(self.items))], np.float32)
 
-    def search(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
+    def search(self, vector: np.ndarray, k: int, depth: Depth = TUNED) -> list[Hit]:
         """Nearest items to one embedding (full, unreduced vector)."""
-        return self.search_reduced(self.to_index_space(np.asarray(vector)[None, :])[0], k, search_k)
+        return self.search_reduced(self.to_index_space(np.asarray(vector)[None, :])[0], k, depth)
 
-    def search_reduced(self, vector: np.ndarray, k: int, search_k: int = -1) -> list[Hit]:
+    def search_reduced(self, vector: np.ndarray, k: int, depth: Depth = TUNED) -> list[Hit]:
         """Nearest items to a vector already in the index's space (e.g. one read back from it)."""
-        return self.hits(*self.nearest_rows(vector, k, search_k))
+        return self.hits(*self.nearest_rows(vector, k, depth))
 
     def hits(self, rows: list[int], distances: Iterable[float]) -> list[Hit]:
         """Results for rows at their distances from a query."""
@@ -158,15 +158,15 @@ class SearchIndex:
         """The collection's top-level folders, for narrowing a search to one of them."""
         return sorted({item.path.split("/", 1)[0] for item in self.items if "/" in item.path})
 
-    def depth(self, search_k: int = -1) -> int:
-        """The search_k a query runs with: as given, else the one the build chose for its target."""
-        return self.manifest.search_k if search_k == -1 else search_k
+    def search_k(self, depth: Depth = TUNED) -> int:
+        """The search_k a query at ``depth`` gives Annoy in the version's largest segment."""
+        return depth.search_k(tuned=self.manifest.search_k)
 
-    def nearest_rows(self, vector: np.ndarray, k: int, search_k: int = -1) -> tuple[list[int], list[float]]:
+    def nearest_rows(self, vector: np.ndarray, k: int, depth: Depth = TUNED) -> tuple[list[int], list[float]]:
         """Rows and distances of the k nearest items over every segment: each at the depth tuned
-        for it (``search_k`` -1), or at ``search_k`` (EXACT: by every vector)."""
+        for it (TUNED), or as ``depth`` says."""
         k = min(k, len(self.items))
-        return self.annoy.nearest(np.asarray(vector, np.float32), k, search_k)
+        return self.annoy.nearest(np.asarray(vector, np.float32), k, depth)
 
 
 def open_index(index_dir: Path) -> SearchIndex:
@@ -177,12 +177,12 @@ def open_index(index_dir: Path) -> SearchIndex:
 def open_version(version: Path, items: list[store.Item] | None = None) -> SearchIndex:
     """Open one version's folder (a build opens the one it is writing, with the items it holds)."""
     raw = durable.read_json(version / "manifest.json")
-    if raw.get("format_version") not in store.READABLE_FORMATS:
+    if raw.get("format_version") not in READABLE_FORMATS:
         raise store.IndexMissing(
             f"{version} has index format {raw.get('format_version')}, "
-            f"this imgsim reads {', '.join(map(str, store.READABLE_FORMATS))}: rebuild it"
+            f"this imgsim reads {', '.join(map(str, READABLE_FORMATS))}: rebuild it"
         )
-    manifest = store.Manifest.from_dict(raw)
+    manifest = Manifest.from_dict(raw)
     annoy = segments.Segments(version, manifest.dims, manifest.metric, manifest.trees, manifest.search_k)
     reducer = autoencoder.load_reducer(manifest.reduce, version)
     centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None

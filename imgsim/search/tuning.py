@@ -18,6 +18,7 @@ from imgsim import config
 from imgsim.images import edits, imaging
 from imgsim.index import matching, recall, store
 from imgsim.index import vectors as vector_math
+from imgsim.index.depth import EXACT_SEARCH_K
 from imgsim.models import embedders
 
 CALIBRATION_FILE = "calibration.npz"
@@ -152,7 +153,7 @@ def _thresholds(
     norms = vector_math.row_norms(matrix) if metric == "angular" else None
     nearest, tenth = [], []
     for row in sample_rows(len(matrix), NEIGHBOUR_SAMPLE, seed=2):
-        if depth == recall.EXACT:
+        if depth == EXACT_SEARCH_K:
             found_all = np.delete(vector_math.distances(matrix, matrix[row], metric, norms), row)
             others = found_all[vector_math.smallest(found_all, 10)]
         else:

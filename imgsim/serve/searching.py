@@ -9,7 +9,7 @@ from PIL import Image
 
 from imgsim import config
 from imgsim.images import imaging
-from imgsim.index import queries
+from imgsim.index import depth, queries
 from imgsim.models import tta
 from imgsim.query import pipeline
 from imgsim.serve import metrics
@@ -28,6 +28,7 @@ class Searching:
 
     def __init__(self, catalogue: Catalogue, cfg: config.Config):
         self.catalogue, self.cfg = catalogue, cfg
+        self.depth = depth.from_search_k(cfg.search_k)
 
     def decode(self, data: bytes) -> Image.Image:
         """An upload as an RGB image, or the 4xx that says why not."""
@@ -54,9 +55,7 @@ class Searching:
         with metrics.stage("embed"):
             vectors = snap.embed_all(tta.variants(image, self.cfg.tta))
         with metrics.stage("search"):
-            found = pipeline.search_embedded(
-                snap.index, view, image, vectors, k, self.cfg.search_k, offset, folders
-            )
+            found = pipeline.search_embedded(snap.index, view, image, vectors, k, self.depth, offset, folders)
         query = {"type": "upload", "filename": filename, "width": image.width, "height": image.height}
         return Answer(snap, view, found.hits, query, found.more, found.truncated)
 
@@ -66,9 +65,7 @@ class Searching:
         vector, item = self.catalogue.item(snap, view, item_id)
         raw = self.catalogue.raw(snap, view, [item.id])
         with metrics.stage("search"):
-            found = pipeline.search_id(
-                snap.index, view, item.id, vector, raw, k, self.cfg.search_k, offset, folders
-            )
+            found = pipeline.search_id(snap.index, view, item.id, vector, raw, k, self.depth, offset, folders)
         return Answer(snap, view, found.hits, _id_query(item), found.more, found.truncated)
 
     def search_region(
@@ -84,7 +81,7 @@ class Searching:
             raise ServiceError("bad_box", f"cannot search that region: {error}") from None
         vector = snap.embed(region)
         found = pipeline.search_vector(
-            snap.index, view, vector, [vector], k, self.cfg.search_k, item_id, False, offset, folders
+            snap.index, view, vector, [vector], k, self.depth, item_id, False, offset, folders
         )
         query = _id_query(item) | {"box": list(box)}
         return Answer(snap, view, found.hits, query, found.more, found.truncated)
@@ -112,7 +109,7 @@ class Searching:
         excluded = set(ids) | set(negative_ids)
         raw = full[: len(images)] + self.catalogue.raw(snap, view, ids)
         found = pipeline.search_vector(
-            snap.index, view, vector, raw, k, self.cfg.search_k, excluded, True, offset, folders
+            snap.index, view, vector, raw, k, self.depth, excluded, True, offset, folders
         )
         query = {
             "type": "combined",

@@ -38,7 +38,7 @@ def duplicates_page(params: dict):
     snap, limit, groups = svc.reports.duplicates(params.get("threshold"))
     payload = {
         "threshold": limit,
-        "calibrated": snap.index.manifest.thresholds.get("duplicate"),
+        "calibrated": thresholds.duplicate if (thresholds := snap.index.manifest.thresholds) else None,
         "groups": [asdict(group) for group in groups],
         "version": snap.index.version.name,
     }

@@ -67,7 +67,7 @@ def search_settings(params: dict) -> tuple[int, int, tuple[str, ...], queries.Bo
 
 def render_answer(answer: Answer, params: dict, began: float, preview: str):
     manifest = answer.snap.index.manifest
-    thresholds = matching.Thresholds.from_dict(manifest.thresholds)
+    thresholds = manifest.thresholds
     k, offset, folders, _ = search_settings(params)
     min_score = params.get("min_score", 0.0)
     results = [

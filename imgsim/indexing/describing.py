@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from imgsim.index import store
+from imgsim.index.manifest import Manifest, PrecisionRecord
 from imgsim.indexing.embedding import EmbedResult
 from imgsim.indexing.plan import BuildPlan
 from imgsim.models import embedders
@@ -18,7 +18,7 @@ def _weights_of(embedder: embedders.Embedder) -> str:
 
 def make(
     plan: BuildPlan, items: int, embedding_dim: int, dims: int, result: EmbedResult, next_id: int
-) -> store.Manifest:
+) -> Manifest:
     cfg, embedder = plan.cfg, plan.embedder
     same_model = plan.previous if plan.previous and plan.previous.model_key == plan.key else None
     if embedder is not None:
@@ -31,7 +31,7 @@ def make(
         model, source, weights, input_size = cfg.model, cfg.model, cfg.weights, None
     # the runtime that made this run's vectors, else the one that made the reused ones
     runtime = embedder.runtime if embedder is not None else same_model.runtime if same_model else cfg.runtime
-    return store.Manifest(
+    return Manifest(
         precision=embedders.key_precision(plan.key),
         precision_choice=precision_record(plan),
         model=model,
@@ -59,10 +59,10 @@ def make(
     )
 
 
-def precision_record(plan: BuildPlan) -> dict:
+def precision_record(plan: BuildPlan) -> PrecisionRecord | None:
     """Why the vectors have their precision: what the run measured, or the version before's record
     where the precision was kept from it (or given by a compaction's model)."""
     choice, previous = plan.precision, plan.previous
     if choice is None or (choice.how in ("kept", "given") and previous and previous.model_key == plan.key):
-        return previous.precision_choice if previous and previous.model_key == plan.key else {}
-    return choice.to_dict(plan.cfg.precision)
+        return previous.precision_choice if previous and previous.model_key == plan.key else None
+    return choice.record(plan.cfg.precision)
