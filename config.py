@@ -6,7 +6,7 @@ The settings themselves are imgsim/config.py: defaults < IMGSIM_* variables < fl
 
 import sys
 
-from imgsim.cli.config import main
+from imgsim.cli.show_config import main
 
 __all__ = ["main"]
 

@@ -3,7 +3,7 @@
 
     python evaluate.py DATASET [--model ...] [--reduce none|pca|autoencoder] [--trees 100] [--json]
 
-The command line is imgsim/cli/evaluate.py, the measures imgsim/measure/evaluate.py.
+The command line is imgsim/cli/evaluate.py, the measures imgsim/measure/scoring.py.
 """
 
 import sys

@@ -17,8 +17,8 @@ from imgsim import config
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.indexing import indexer
-from imgsim.measure import evaluate
-from imgsim.models import autoencoder, embedders
+from imgsim.measure import scoring
+from imgsim.models import embedders, reducers
 from imgsim.search import annoy_index
 
 
@@ -125,10 +125,10 @@ def bench_quality(quick: bool) -> tuple[dict, str]:
             )
             seconds = time.perf_counter() - began
             index = annoy_index.open_index(cfg.index_dir)
-            scores = evaluate.evaluate_index(index)
+            scores = scoring.evaluate_index(index)
             full = store.read_vectors(index.version)
             reduced = index.stored_vectors()
-            kept = 1.0 if reduce == "none" else autoencoder.neighbour_preservation(full, reduced)
+            kept = 1.0 if reduce == "none" else reducers.neighbour_preservation(full, reduced)
             record = {
                 "reduce": reduce,
                 "dims": index.manifest.dims,

@@ -26,7 +26,7 @@ from bench.service import _measure, gunicorn
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.indexing import indexer
-from imgsim.measure import evaluate
+from imgsim.measure import scoring
 from imgsim.models import embedders, runtimes
 from imgsim.search import annoy_index
 
@@ -117,9 +117,7 @@ def _quality(workdir: Path, quick: bool) -> list[dict]:
         report = indexer.build_index(FLOWERS, cfg, progress=False, log=lambda _: None)
         index = annoy_index.open_index(cfg.index_dir)
         embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg, lambda _: None))
-        scores = evaluate.evaluate_index(index) | evaluate.evaluate_edits(
-            index, embedder, 20 if quick else 50
-        )
+        scores = scoring.evaluate_index(index) | scoring.evaluate_edits(index, embedder, 20 if quick else 50)
         rows.append({"precision": name, "build_s": round(report.seconds, 1), **scores})
         print(f"  precision quality {name}: {report.seconds:.0f} s", file=sys.stderr, flush=True)
     return rows

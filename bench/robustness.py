@@ -26,7 +26,7 @@ from imgsim.index import keypoints, recall
 from imgsim.index.vectors import normalise
 from imgsim.indexing import collection, indexer
 from imgsim.live import live
-from imgsim.measure import evaluate
+from imgsim.measure import scoring
 from imgsim.models import embedders, runtimes
 from imgsim.query import pipeline
 from imgsim.search import annoy_index, tuning, verification
@@ -52,7 +52,7 @@ def _measure_option(workdir: Path, settings: dict, mode: str, sample: int, verif
     report = indexer.build_index(FLOWERS, cfg, progress=False, log=lambda line: None)
     index = annoy_index.open_index(cfg.index_dir)
     embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
-    scores = evaluate.evaluate_index(index) | evaluate.evaluate_edits(
+    scores = scoring.evaluate_index(index) | scoring.evaluate_edits(
         index, embedder, sample, mode=mode, verify=verify
     )
     if verify:

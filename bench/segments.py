@@ -32,7 +32,7 @@ from imgsim import config, durable
 from imgsim.index import keypoints, recall, segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import TUNED
-from imgsim.indexing import indexer, segmenting
+from imgsim.indexing import indexer, segment_layout
 from imgsim.live import live
 from imgsim.search import annoy_index, tuning
 
@@ -66,7 +66,7 @@ def standin_child(workdir: str, count: int) -> dict:
     began = time.perf_counter()
     version = store.current_version(cfg.index_dir)
     manifest, refs = store.read_manifest(version), store.read_segments(version)
-    to_index = segmenting.load_space(cfg, version)
+    to_index = segment_layout.load_space(cfg, version)
     live_store = live.open_store(cfg.index_dir)
     extra = count - manifest.items
     first = live_store.allocate_ids(extra, manifest.next_id)
@@ -113,7 +113,7 @@ def merge_child(workdir: str, small: int, each: int) -> dict:
     cfg = _cfg(Path(workdir))
     version = store.current_version(cfg.index_dir)
     manifest, refs = store.read_manifest(version), store.read_segments(version)
-    to_index = segmenting.load_space(cfg, version)
+    to_index = segment_layout.load_space(cfg, version)
     first = live.open_store(cfg.index_dir).allocate_ids(small * each, manifest.next_id)
     building = store.start_version(cfg.index_dir)
     for name in (tuning.CALIBRATION_FILE, annoy_index.CENTRE_FILE, "copies.json"):

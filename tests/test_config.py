@@ -153,7 +153,7 @@ def test_no_command_prints_tensorflows_start_up_lines(photos, tiny_model, tmp_pa
 def test_the_configuration_page_is_the_table_the_declarations_make():
     """docs/configuration.md describes each setting once: as imgsim/config.py declares it."""
     from helpers import ROOT
-    from imgsim.cli import config as config_cli
+    from imgsim.cli import show_config as config_cli
 
     page = (ROOT / "docs" / "configuration.md").read_text()
     generated = page.split("do not edit below this line -->\n", 1)[1]

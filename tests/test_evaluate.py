@@ -8,29 +8,29 @@ import pytest
 from helpers import write_images
 from imgsim.cli import evaluate as evaluate_cli
 from imgsim.index.manifest import Manifest
-from imgsim.measure import evaluate
+from imgsim.measure import scoring
 
 
 def test_precision_at_k_counts_results_of_the_query_class():
     retrieved = ["cat", "dog", "cat", "cat", "bird"]
-    assert evaluate.precision_at_k(retrieved, "cat", 1) == 1.0
-    assert evaluate.precision_at_k(retrieved, "cat", 2) == 0.5
-    assert evaluate.precision_at_k(retrieved, "cat", 5) == 0.6
-    assert evaluate.precision_at_k(retrieved, "dog", 1) == 0.0
+    assert scoring.precision_at_k(retrieved, "cat", 1) == 1.0
+    assert scoring.precision_at_k(retrieved, "cat", 2) == 0.5
+    assert scoring.precision_at_k(retrieved, "cat", 5) == 0.6
+    assert scoring.precision_at_k(retrieved, "dog", 1) == 0.0
 
 
 def test_average_precision_of_known_rankings():
-    assert evaluate.average_precision(np.array([1, 1, 0, 0])) == 1.0
+    assert scoring.average_precision(np.array([1, 1, 0, 0])) == 1.0
     # relevant at ranks 1 and 3: (1/1 + 2/3) / 2
-    assert evaluate.average_precision(np.array([1, 0, 1, 0])) == pytest.approx((1 + 2 / 3) / 2)
+    assert scoring.average_precision(np.array([1, 0, 1, 0])) == pytest.approx((1 + 2 / 3) / 2)
     # relevant at ranks 2 and 4: (1/2 + 2/4) / 2
-    assert evaluate.average_precision(np.array([0, 1, 0, 1])) == pytest.approx(0.5)
-    assert evaluate.average_precision(np.array([0, 0, 0])) == 0.0
+    assert scoring.average_precision(np.array([0, 1, 0, 1])) == pytest.approx(0.5)
+    assert scoring.average_precision(np.array([0, 0, 0])) == 0.0
 
 
 def test_recall_against_exact_ignores_order():
-    assert evaluate.recall_against_exact([3, 2, 1], [1, 2, 3]) == 1.0
-    assert evaluate.recall_against_exact([1, 9, 8, 7], [1, 2, 3, 4]) == 0.25
+    assert scoring.recall_against_exact([3, 2, 1], [1, 2, 3]) == 1.0
+    assert scoring.recall_against_exact([1, 9, 8, 7], [1, 2, 3, 4]) == 0.25
 
 
 def test_leave_one_out_on_a_tiny_labelled_index(tmp_path):
@@ -49,7 +49,7 @@ def test_leave_one_out_on_a_tiny_labelled_index(tmp_path):
         annoy=annoy_index.OneFile(annoy_index.load(tmp_path / "index.ann", 3), trees=5),
         reducer=None,
     )
-    scores = evaluate.evaluate_index(index, k=2)
+    scores = scoring.evaluate_index(index, k=2)
     assert scores["p@1"] == 1.0 and scores["map"] == 1.0 and scores["recall@10"] == 1.0
     assert scores["p@5"] == pytest.approx(2 / 5)  # only 2 others of the class exist among 5 asked
 

@@ -168,3 +168,29 @@ def test_no_package_folder_has_a_name_that_tools_treat_as_generated_output():
     indexer once lived in imgsim/build/, which a fork starting from that template silently lost."""
     folders = {path.parent.name for path in MODULES.values()}
     assert not folders & GENERATED_OUTPUT_NAMES
+
+
+def test_no_two_modules_of_the_package_share_a_name():
+    """A name says what one module holds: ann.py twice, or compacting.py beside compaction.py, once
+    left a reader to open both to learn which did what. The command line's modules are exempt from
+    the near names: each is named for its subcommand (cli/search.py is ``imgsim search``)."""
+    stems = sorted(path.stem for path in MODULES.values() if path.stem != "__init__")
+    assert [stem for stem in set(stems) if stems.count(stem) > 1] == []
+    named = sorted(
+        path.stem
+        for name, path in MODULES.items()
+        if path.stem != "__init__" and not name.startswith("imgsim.cli")
+    )
+    assert [(a, b) for a in named for b in named if a < b and _root(a) == _root(b)] == []
+
+
+SUFFIXES = ("ing", "ion", "ers", "er", "es", "s", "ed")
+
+
+def _root(name: str) -> str:
+    """A name without its grammatical endings: precisions, precision -> precis; indexer -> index."""
+    for _ in range(2):
+        name = next(
+            (name[: -len(end)] for end in SUFFIXES if name.endswith(end) and len(name) > len(end) + 3), name
+        )
+    return name

@@ -10,7 +10,7 @@ from imgsim import config
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.measure import plots
-from imgsim.models import autoencoder, embedders
+from imgsim.models import embedders, reducers
 from imgsim.search import annoy_index
 from imgsim.serve import app as app_module
 
@@ -32,7 +32,7 @@ def test_trains_one_epoch_and_embeds_with_the_documented_shape(tmp_path, kind, d
     index = annoy_index.open_index(cfg.index_dir)
     assert index.manifest.model == kind and index.manifest.embedding_dim == dims
     assert store.read_vectors(index.version).shape == (10, dims)
-    assert (index.version / autoencoder.ENCODER_FILE).is_file()
+    assert (index.version / reducers.ENCODER_FILE).is_file()
     assert plot.stat().st_size > 5_000
     # queries go through exactly the encoder stored in the version: the same vector comes back.
     # (Not "rank 1 by path": after one epoch simpleae's ReLU code keeps one or two active units,
@@ -49,17 +49,17 @@ def test_the_trained_model_is_reused_and_replaced_only_by_a_finished_retraining(
     write_images(photos, 8, size=70)
     cfg = config.Config(index_dir=tmp_path / "index", model="convae", ae_epochs=1, trees=5)
     first = quiet_build(photos, cfg).version
-    encoder_sha = _sha1(first / autoencoder.ENCODER_FILE)
+    encoder_sha = _sha1(first / reducers.ENCODER_FILE)
 
     write_images(photos, 2, seed=4, prefix="extra")
     added = quiet_build(photos, cfg)
     assert added.embedded == 2  # same encoder: the 8 old vectors are reused
-    assert _sha1(added.version / autoencoder.ENCODER_FILE) == encoder_sha
+    assert _sha1(added.version / reducers.ENCODER_FILE) == encoder_sha
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(autoencoder, "train_pixel_autoencoder", interrupted)
+    monkeypatch.setattr(reducers, "train_pixel_autoencoder", interrupted)
     with pytest.raises(KeyboardInterrupt):
         quiet_build(photos, cfg, retrain=True)
     assert store.current_version(cfg.index_dir) == added.version
@@ -67,7 +67,7 @@ def test_the_trained_model_is_reused_and_replaced_only_by_a_finished_retraining(
 
     retrained = quiet_build(photos, cfg.replace(ae_epochs=2), retrain=True)
     assert retrained.embedded == 10  # a new encoder means new vectors for everything
-    assert _sha1(retrained.version / autoencoder.ENCODER_FILE) != encoder_sha
+    assert _sha1(retrained.version / reducers.ENCODER_FILE) != encoder_sha
 
 
 def test_missing_weights_point_to_the_offline_alternative(monkeypatch):

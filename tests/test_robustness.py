@@ -9,7 +9,7 @@ import pytest
 
 from helpers import flower_subset, quiet_build, requires_shared
 from imgsim import config
-from imgsim.measure import evaluate
+from imgsim.measure import scoring
 from imgsim.models import embedders, runtimes
 from imgsim.search import annoy_index
 
@@ -29,9 +29,9 @@ def measured(tmp_path_factory):
         quiet_build(photos, cfg)
         index = annoy_index.open_index(cfg.index_dir)
         embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
-        results[name] = evaluate.evaluate_index(index) | evaluate.evaluate_edits(index, embedder, 30)
+        results[name] = scoring.evaluate_index(index) | scoring.evaluate_edits(index, embedder, 30)
         if name == "defaults":
-            results["tta"] = evaluate.evaluate_edits(index, embedder, 30, mode="rotations")
+            results["tta"] = scoring.evaluate_edits(index, embedder, 30, mode="rotations")
     for name, scores in results.items():
         rank1 = " ".join(f"{edit} {found['rank1']:.2f}" for edit, found in scores["edits"].items())
         print(f"{name}: P@10 {scores.get('p@10', 0):.3f} mAP {scores.get('map', 0):.3f} | {rank1}")

@@ -215,8 +215,8 @@ else:
 @pytest.mark.parametrize(
     "point",
     [
-        "imgsim.indexing.segmenting:_write_one",  # a new segment written, the version not yet published
-        "imgsim.indexing.segmenting:_merge",  # a merge written, not published
+        "imgsim.indexing.segment_layout:_write_one",  # a new segment written, the version not yet published
+        "imgsim.indexing.segment_layout:_merge",  # a merge written, not published
         "imgsim.index.store:publish",  # published, the run not yet finished
     ],
 )
@@ -263,7 +263,7 @@ def test_a_build_or_merge_killed_at_any_point_loses_and_renumbers_nothing(tmp_pa
     assert len(_segments(merged.version)) == 1 and np.isfinite(store.read_vectors(merged.version)).all()
 
 
-@pytest.mark.parametrize("point", ["imgsim.indexing.segmenting:_write_one", "imgsim.index.store:publish"])
+@pytest.mark.parametrize("point", ["imgsim.indexing.segment_layout:_write_one", "imgsim.index.store:publish"])
 def test_a_compaction_killed_at_any_point_loses_and_renumbers_nothing(photos, service_config, point):
     from helpers import AdminActions, png
     from imgsim import config

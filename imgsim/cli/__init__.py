@@ -27,7 +27,7 @@ COMMANDS = {
     "add": ("cli.index", ["--add"], "add image files to the running index (img2vec.py --add)"),
     "remove": ("cli.index", ["--remove"], "remove items by id (img2vec.py --remove)"),
     "autoencoder": ("cli.autoencoder", [], "train the vector autoencoder on the index (autoencoder.py)"),
-    "config": ("cli.config", [], "print every setting, its variable, flag and value (config.py)"),
+    "config": ("cli.show_config", [], "print every setting, its variable, flag and value (config.py)"),
     "proxy": ("serve.proxy", [], "run gunicorn behind nginx, the buffering proxy"),
 }
 

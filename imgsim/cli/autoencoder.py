@@ -13,7 +13,7 @@ from pathlib import Path
 
 from imgsim import config
 from imgsim.index import store
-from imgsim.models.autoencoder import (
+from imgsim.models.reducers import (
     AUTOENCODER_FILE,
     check_dims,
     fit_pca,

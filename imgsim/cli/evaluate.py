@@ -17,7 +17,7 @@ from imgsim import config
 from imgsim.index import store
 from imgsim.index.depth import from_search_k
 from imgsim.indexing import indexer
-from imgsim.measure.evaluate import class_folders, evaluate_edits, evaluate_index
+from imgsim.measure.scoring import class_folders, evaluate_edits, evaluate_index
 from imgsim.models import embedders, reference, runtimes
 from imgsim.search import annoy_index
 

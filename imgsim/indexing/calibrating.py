@@ -16,7 +16,7 @@ from imgsim import durable
 from imgsim.index import segments, store
 from imgsim.index.manifest import Manifest
 from imgsim.index.recall import RecallCurve
-from imgsim.indexing import segmenting
+from imgsim.indexing import segment_layout
 from imgsim.indexing.plan import BuildPlan
 from imgsim.models import reference, runtimes
 from imgsim.models.embedders import Embedder
@@ -44,9 +44,9 @@ def edited_queries(
 def depth_and_labels(
     manifest: Manifest,
     plan: BuildPlan,
-    layout: segmenting.Layout,
+    layout: segment_layout.Layout,
     building: Path,
-    written: segmenting.Written,
+    written: segment_layout.Written,
     found: tuning.EditedQueries | None,
     log: Log,
 ) -> None:

@@ -2,7 +2,7 @@
 
 The live layer holds additions with their vectors (made by the index's model) and tombstones. A
 compaction links every segment of the current version into a new one, puts each tombstone on the
-segment that holds its row, and writes the additions as one new segment (indexing/segmenting.py);
+segment that holds its row, and writes the additions as one new segment (indexing/segment_layout.py);
 the merge policy may then merge small segments. It neither scans the collection nor reads the
 vectors of the segments it keeps, so its cost follows the delta, not the collection (docs/
 scaling.md). A delta it cannot write this way (additions made by another model) goes through a
@@ -21,7 +21,7 @@ import numpy as np
 
 from imgsim import config, durable
 from imgsim.index import store
-from imgsim.indexing import collection, segmenting, verifying
+from imgsim.indexing import collection, segment_layout, verifying
 from imgsim.live import live
 from imgsim.search import tuning
 
@@ -68,18 +68,18 @@ def compact(
             if (version / name).exists():
                 shutil.copy2(version / name, building / name)
         _keep_models(version, building)
-        to_index = segmenting.same_space(cfg, version, building)
+        to_index = segment_layout.same_space(cfg, version, building)
         calibration = _calibration(version, manifest.model_key)
-        layout = segmenting.Layout(refs, items, version)
+        layout = segment_layout.Layout(refs, items, version)
         features = verifying.feature_source(root, cfg)
-        written = segmenting.write_segments(
+        written = segment_layout.write_segments(
             building, cfg, layout, lambda item: by_id[item.id], to_index, features, calibration, False, log
         )
         store.write_segments(building, written.refs)
         all_items = store.items_of(building, written.refs)
         log(
             f"Compaction: {len(items)} additions, {_deleted(refs) - _deleted(refs_before)} "
-            f"deletions; {segmenting.summary(written.refs)}"
+            f"deletions; {segment_layout.summary(written.refs)}"
         )
         manifest.items, manifest.live_read_at, manifest.embedded_this_run = len(all_items), live_read_at, 0
         manifest.next_id = max([manifest.next_id, *(a.id + 1 for a in added)])

@@ -25,12 +25,12 @@ from imgsim import config, durable
 from imgsim.images import imaging
 from imgsim.index import merge_policy, store
 from imgsim.index.manifest import Manifest
-from imgsim.indexing import calibrating, collection, delta, describing, precision, segmenting, verifying
+from imgsim.indexing import calibrating, collection, delta, describing, precision, segment_layout, verifying
 from imgsim.indexing.collection import Known
-from imgsim.indexing.embedding import EmbedResult, embed_files
+from imgsim.indexing.local_engine import EmbedResult, embed_files
 from imgsim.indexing.plan import BuildOptions, BuildPlan
 from imgsim.live import live
-from imgsim.models import autoencoder, embedders, pixel_embedders, reference, runtimes
+from imgsim.models import embedders, pixel_embedders, reducers, reference, runtimes
 
 Log = Callable[[str], None]
 
@@ -80,7 +80,7 @@ def build(
     """Bring the index in ``cfg.index_dir`` up to date with the images under ``dataset``.
 
     A build keeps the segments of the version before that still hold the same items and writes
-    only new ones (segmenting.py); ``options.full`` re-embeds and rewrites everything,
+    only new ones (segment_layout.py); ``options.full`` re-embeds and rewrites everything,
     ``options.merge`` merges the segments down to the fewest the size limit allows. ``live_store``
     is the running service's; without one, a build opens and closes its own.
     """
@@ -163,7 +163,7 @@ def plan_build(
         raise FileNotFoundError(
             f"no images found in {dataset} (looked for {', '.join(sorted(imaging.IMAGE_EXTENSIONS))})"
         )
-    if embedder is None and cfg.model in autoencoder.PIXEL_MODELS:
+    if embedder is None and cfg.model in reducers.PIXEL_MODELS:
         sample = collection.training_sample(entries, cfg.ae_train_images)
 
         def images(side: int, limit: int) -> np.ndarray:
@@ -229,7 +229,7 @@ def _up_to_date(plan: BuildPlan) -> bool:
         and (previous.reduce, previous.trees, previous.metric) == (cfg.reduce, cfg.trees, cfg.metric)
         and (cfg.reduce == "none" or previous.dims == cfg.dims)
         and previous.items == len(plan.entries)
-        and previous.centre == segmenting.centring(cfg)
+        and previous.centre == segment_layout.centring(cfg)
         and previous.recall_target == (cfg.target_recall if cfg.recall_sample > 0 else None)
         and (previous.thresholds is not None or cfg.recall_sample <= 0 or cfg.metric == "dot")
         and (not previous.thresholds or _stated_reference(previous) == _reference_of(plan))
@@ -252,7 +252,7 @@ def _mergeable(plan: BuildPlan, force: bool) -> bool:
     if plan.current is None:
         return False
     refs = store.read_segments(plan.current.version)
-    return bool(merge_policy.merges(refs, segmenting.policy_of(plan.cfg), force=force))
+    return bool(merge_policy.merges(refs, segment_layout.policy_of(plan.cfg), force=force))
 
 
 def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResult:
@@ -337,17 +337,17 @@ def _write_version(
             if converted is not None:  # queries load it without TensorFlow
                 runtimes.copy_converted(converted, building / folder)
         durable.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
-        layout = segmenting.lay_out(plan, items)
+        layout = segment_layout.lay_out(plan, items)
         found = calibrating.edited_queries(plan, items, building, functools.partial(_embedder, plan, log))
         calibration = found.vectors if found is not None else None
-        written = segmenting.write(building, plan, layout, vector_of, calibration, verbose, log)
+        written = segment_layout.write(building, plan, layout, vector_of, calibration, verbose, log)
         store.write_segments(building, written.refs)
         items = store.items_of(building, written.refs)  # the version's rows: its segments' in turn
-        log(f"Index: {segmenting.summary(written.refs)}; {len(written.new)} written by this run.")
+        log(f"Index: {segment_layout.summary(written.refs)}; {len(written.new)} written by this run.")
         one = np.asarray(vector_of(items[0]), np.float32)[None, :]
         dims = written.to_index(one).shape[1]
         manifest = describing.make(plan, len(items), one.shape[1], dims, result, next_id)
-        manifest.centre = segmenting.centring(cfg)
+        manifest.centre = segment_layout.centring(cfg)
         calibrating.depth_and_labels(manifest, plan, layout, building, written, found, log)
         manifest.build_seconds = round(time.perf_counter() - started, 2)
         manifest.annoy_build_seconds = round(written.annoy_seconds, 2)

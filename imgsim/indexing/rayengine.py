@@ -2,7 +2,7 @@
 embedder actors, each with the model loaded once.
 
 The driver (img2vec.py) still scans, plans and publishes exactly as with the in-process engine
-(embedding.py); only the network moves. Results stream back as they are made and are
+(local_engine.py); only the network moves. Results stream back as they are made and are
 checkpointed, so a killed driver resumes with what was done; an actor that dies is restarted and
 its batch retried by Ray. Every node reads the files itself: the collection must be on a shared
 file system, at the same path on every node.
@@ -26,7 +26,7 @@ import numpy as np
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.indexing.collection import FileEntry
-from imgsim.indexing.embedding import Done, EmbedResult
+from imgsim.indexing.local_engine import Done, EmbedResult
 from imgsim.models import embedders, runtimes
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.index.manifest import Manifest
-from imgsim.models import autoencoder, runtimes
+from imgsim.models import reducers, runtimes
 from imgsim.models.keys import (  # noqa: F401 (the names callers know embedders by)
     BACKBONES,
     PRECISION_OPTIONS,
@@ -293,9 +293,9 @@ def for_index(manifest: Manifest, version: Path, runtime: Runtime = TENSORFLOW) 
 
     On OpenVINO, the conversion stored in the version is loaded without TensorFlow."""
     source = manifest.model_source
-    trained = source in autoencoder.PIXEL_MODELS  # trained on the collection, stored in the version
+    trained = source in reducers.PIXEL_MODELS  # trained on the collection, stored in the version
     if trained:
-        source = str(Path(version) / autoencoder.ENCODER_FILE)
+        source = str(Path(version) / reducers.ENCODER_FILE)
     pooling, trim, size = key_options(manifest.model_key)  # the settings the vectors were made with
     network_key = with_precision(manifest.model_key, "f32")
     converted, quantized = Path(version) / runtimes.VERSION_FOLDER, Path(version) / runtimes.INT8_FOLDER

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imgsim import durable
-from imgsim.models import autoencoder
+from imgsim.models import reducers
 
 # name -> (keras.applications class, how its preprocess_input scales pixels, default input side)
 BACKBONES = {
@@ -77,7 +77,7 @@ def model_key(
 
 
 def _base_key(model: str, weights: str | None, image_size: int) -> str:
-    if model in autoencoder.PIXEL_MODELS:
+    if model in reducers.PIXEL_MODELS:
         raise WeightsUnavailable(f"{model} is trained on the collection: build the index with img2vec.py")
     if model in BACKBONES:
         side = image_size or BACKBONES[model][2]

@@ -14,7 +14,7 @@ import numpy as np
 from imgsim import config
 from imgsim.index import store
 from imgsim.index.manifest import Manifest
-from imgsim.models import autoencoder, runtimes
+from imgsim.models import reducers, runtimes
 from imgsim.models.embedders import Embedder, load_embedder
 
 
@@ -37,20 +37,20 @@ def trained_on_collection(
     a version built with them is published, so a failed training never replaces the old model.
     """
     kind = cfg.model
-    side = autoencoder.PIXEL_MODELS[kind]
+    side = reducers.PIXEL_MODELS[kind]
     fresh = store.partial_dir(cfg.index_dir) / kind
     trained = None if retrain else _trained_before(cfg, root, fresh, current)
     if trained is None:
         pixels = images(side, cfg.ae_train_images)
         log(f"Training {kind} on {len(pixels)} images of {side}x{side} (early stopping) ...")
         began = time.perf_counter()
-        full, encoder, history = autoencoder.train_pixel_autoencoder(
+        full, encoder, history = reducers.train_pixel_autoencoder(
             kind, pixels, cfg.dims, cfg.ae_epochs, verbose=verbose
         )
         fresh.mkdir(parents=True, exist_ok=True)
-        (fresh / autoencoder.ENCODER_FILE).unlink(missing_ok=True)
-        full.save(fresh / autoencoder.PIXEL_AUTOENCODER_FILE)
-        encoder.save(fresh / autoencoder.ENCODER_FILE)  # written last: its presence means "complete"
+        (fresh / reducers.ENCODER_FILE).unlink(missing_ok=True)
+        full.save(fresh / reducers.PIXEL_AUTOENCODER_FILE)
+        encoder.save(fresh / reducers.ENCODER_FILE)  # written last: its presence means "complete"
         log(
             f"Trained {kind} in {time.perf_counter() - began:.0f} s over {len(history['loss'])} epochs, "
             f"validation loss {min(history['val_loss']):.4f}"
@@ -61,10 +61,10 @@ def trained_on_collection(
     if plot is not None:
         import keras
 
-        full = keras.saving.load_model(trained / autoencoder.PIXEL_AUTOENCODER_FILE)
-        autoencoder.plot_reconstructions(full, images(side, 8), plot)
+        full = keras.saving.load_model(trained / reducers.PIXEL_AUTOENCODER_FILE)
+        reducers.plot_reconstructions(full, images(side, 8), plot)
         log(f"Reconstructions: {plot}")
-    encoder = str(trained / autoencoder.ENCODER_FILE)
+    encoder = str(trained / reducers.ENCODER_FILE)
     loaded = load_embedder(encoder, runtime=runtimes.of(cfg, log), pooling=cfg.pooling, trim=cfg.trim_borders)
     return dataclasses.replace(loaded, name=kind, source=kind, trained_files=trained)
 
@@ -78,4 +78,4 @@ def _trained_before(
         version, manifest = current
         if manifest.model_source == cfg.model and manifest.collection_root == str(root):
             folders.insert(0, version)
-    return next((f for f in folders if (f / autoencoder.ENCODER_FILE).is_file()), None)
+    return next((f for f in folders if (f / reducers.ENCODER_FILE).is_file()), None)

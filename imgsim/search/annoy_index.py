@@ -21,7 +21,7 @@ from imgsim.index import vectors as vector_math
 from imgsim.index.depth import DEFAULT_SEARCH_K, TUNED, Depth
 from imgsim.index.manifest import READABLE_FORMATS, Manifest
 from imgsim.index.vectors import distance_to_score
-from imgsim.models import autoencoder
+from imgsim.models import reducers
 
 build = segments.build_annoy  # one Annoy file: seeded, every core
 
@@ -97,7 +97,7 @@ class SearchIndex:
     manifest: Manifest
     items: list[store.Item]
     annoy: NearestRows  # a version's segments; one Annoy file in benches
-    reducer: autoencoder.Reducer | None
+    reducer: reducers.Reducer | None
     centre: np.ndarray | None = None  # the collection's mean direction, taken off every vector
     rows_by_id: dict[int, int] = field(init=False, repr=False)
 
@@ -184,7 +184,7 @@ def open_version(version: Path, items: list[store.Item] | None = None) -> Search
         )
     manifest = Manifest.from_dict(raw)
     annoy = segments.Segments(version, manifest.dims, manifest.metric, manifest.trees, manifest.search_k)
-    reducer = autoencoder.load_reducer(manifest.reduce, version)
+    reducer = reducers.load_reducer(manifest.reduce, version)
     centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None
     items = store.read_items(version) if items is None else items
     return SearchIndex(version, manifest, items, annoy, reducer, centre)

@@ -21,7 +21,7 @@ from imgsim.indexing import indexer
 from imgsim.models.embedders import Embedder
 from imgsim.serve import service, web
 from imgsim.serve.resources import resource
-from imgsim.serve.web import admin, copies, errors, files, headers, openapi, ops, search
+from imgsim.serve.web import admin, copies, errors, files, headers, openapi, ops, results
 
 
 def create_app(cfg: config.Config | None = None, embedder: Embedder | None = None) -> APIFlask:
@@ -40,7 +40,7 @@ def create_app(cfg: config.Config | None = None, embedder: Embedder | None = Non
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
     svc = service.assemble(cfg, compact=indexer.compact, embedder=embedder, logger=app.logger)
     web.init_app(app, svc)
-    for blueprint in (search.bp, files.bp, admin.bp, ops.bp, copies.bp):
+    for blueprint in (results.bp, files.bp, admin.bp, ops.bp, copies.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     headers.init_app(app)

@@ -1,7 +1,7 @@
 """Writing the live delta into the index in the background once it is large (a compaction).
 
 A compaction takes the current catalogue as it is (no scan of the collection), writes the live
-additions as one new segment and the deletions as tombstones (indexing/segmenting.py), so its cost
+additions as one new segment and the deletions as tombstones (indexing/segment_layout.py), so its cost
 is that of the delta; the merge policy may then merge small segments.
 
 The compaction itself (indexer.compact, its own entry point) is handed in, as the parts of the

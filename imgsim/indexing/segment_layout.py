@@ -22,7 +22,7 @@ from imgsim.index import keypoints, merge_policy, segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.indexing import verifying
 from imgsim.indexing.plan import BuildPlan
-from imgsim.models import autoencoder
+from imgsim.models import reducers
 from imgsim.search import annoy_index, tuning
 
 Log = Callable[[str], None]
@@ -293,8 +293,8 @@ def _index_space(
     if cfg.reduce == "none":
         np.save(building / annoy_index.CENTRE_FILE, vector_math.mean_direction(vectors))
     else:
-        fitted = autoencoder.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
-        autoencoder.save_reducer(cfg.reduce, fitted, building)
+        fitted = reducers.fit_for_build(cfg.reduce, vectors, cfg, plan.key, log=log, verbose=verbose)
+        reducers.save_reducer(cfg.reduce, fitted, building)
     return load_space(cfg, building)
 
 
@@ -308,7 +308,7 @@ def same_space(cfg: config.Config, source: Path, building: Path) -> ToIndex:
 
 def load_space(cfg: config.Config, building: Path) -> ToIndex:
     if cfg.reduce != "none":
-        reducer = autoencoder.load_reducer(cfg.reduce, building)
+        reducer = reducers.load_reducer(cfg.reduce, building)
         assert reducer is not None  # a reducing build wrote it
         return reducer
     if centring(cfg) != "mean":
