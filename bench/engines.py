@@ -17,7 +17,10 @@ from imgsim.live import live
 def _embed(photos: Path, cfg: config.Config) -> tuple[float, float, int, float]:
     """(wall seconds of planning and embedding, of the embedding, images embedded, seconds until
     the first vectors came back): a build's first two steps, without writing the version."""
-    quiet = lambda _: None  # noqa: E731
+
+    def quiet(_: str) -> None:
+        pass
+
     began = time.perf_counter()
     with contextlib.closing(live.open_store(cfg.index_dir)) as live_store:
         plan = indexer.plan_build(photos, cfg, live_store, indexer.BuildOptions(progress=False, log=quiet))

@@ -219,10 +219,13 @@ def test_a_pair_whose_hashes_are_near_is_checked_whatever_its_distance_and_liste
     edits.apply("grayscale", Image.open(source).convert("RGB")).save(gray)
     items = [store.Item(n, path.name, 1, 0, f"sha{n}") for n, path in enumerate((source, gray))]
     features = {n: geometry.features(imaging.open_rgb(path)) for n, path in enumerate((source, gray))}
-    nowhere = lambda row: ([row], [0.0])  # noqa: E731  the embedding proposes no candidate
+
+    def nowhere(row: int) -> tuple[list[int], list[float]]:  # the embedding proposes no candidate
+        return [row], [0.0]
+
     pairs, _ = copy_pairs.find_pairs(items, nowhere, 0.5, features.get, hashed={(0, 1): 1.3})
     [pair] = pairs
-    assert pair.match["found_by"] == "hash" and pair.distance == 1.3
+    assert pair.match is not None and pair.match.found_by == "hash" and pair.distance == 1.3
     [group] = grouping.from_pairs(items, pairs, 0.1, tmp_path)
     assert {member.path for member in group.members} == {"a.png", "b.png"}
     assert "grayscale" in " ".join(member.what for member in group.members)

@@ -90,7 +90,10 @@ def test_the_copy_to_keep_has_the_most_pixels_then_is_the_oldest(tmp_path):
     Image.new("RGB", (80, 60)).save(tmp_path / "large.png")
     Image.new("RGB", (80, 60)).save(tmp_path / "large-older.png")
     items = [_item(0, "small.png", "a"), _item(1, "large.png", "b", 20), _item(2, "large-older.png", "c", 10)]
-    near = lambda row: ([0, 1, 2], [0.1, 0.1, 0.1])  # noqa: E731
+
+    def near(row: int) -> tuple[list[int], list[float]]:
+        return [0, 1, 2], [0.1, 0.1, 0.1]
+
     [group] = grouping.find_groups(items, near, 0.2, tmp_path)
     assert group.kind == "near" and group.keep == 2 and len(group.members) == 3
     assert [g.keep for g in grouping.find_groups(items, near, 0.2, tmp_path, hidden=[2])] == [1]
@@ -98,7 +101,10 @@ def test_the_copy_to_keep_has_the_most_pixels_then_is_the_oldest(tmp_path):
 
 def test_exact_copies_are_grouped_by_content_whatever_the_distance(tmp_path):
     items = [_item(0, "a.jpg", "same"), _item(1, "b.jpg", "same"), _item(2, "c.jpg", "other")]
-    far = lambda row: ([row], [0.0])  # noqa: E731
+
+    def far(row: int) -> tuple[list[int], list[float]]:
+        return [row], [0.0]
+
     [group] = grouping.find_groups(items, far, 0.2, tmp_path)
     assert group.kind == "exact" and {m.id for m in group.members} == {0, 1}
     assert "SHA-1" in group.reason and group.keep == 0  # no pixels to compare: the lowest id
@@ -156,8 +162,13 @@ def test_a_chain_of_similar_photos_is_not_one_group(tmp_path):
     """A is close to B and B to C, but A is far from C: complete linkage keeps one pair only."""
     items = [_item(0, "a.jpg", "a"), _item(1, "b.jpg", "b"), _item(2, "c.jpg", "c")]
     apart = {(0, 1): 0.1, (1, 2): 0.15, (0, 2): 0.5}
-    distance = lambda x, y: 0.0 if x == y else apart[(min(x, y), max(x, y))]  # noqa: E731
-    near = lambda row: ([0, 1, 2], [distance(row, other) for other in (0, 1, 2)])  # noqa: E731
+
+    def distance(x: int, y: int) -> float:
+        return 0.0 if x == y else apart[(min(x, y), max(x, y))]
+
+    def near(row: int) -> tuple[list[int], list[float]]:
+        return [0, 1, 2], [distance(row, other) for other in (0, 1, 2)]
+
     [group] = grouping.find_groups(items, near, 0.2, tmp_path, distance=distance)
     assert {m.id for m in group.members} == {0, 1}  # the closest pair; C stays alone
     assert len(grouping.find_groups(items, near, 0.2, tmp_path)[0].members) == 3  # single linkage chains

@@ -43,6 +43,21 @@ def test_what_a_match_says_about_a_turned_halved_copy():
     assert match.coverage_a > 0.9 and match.coverage_b > 0.9  # the whole picture, both ways
     described = match.to_dict()
     assert len(described["region_in_query"]) >= 3 and len(described["query_in_region"]) >= 3
+    # stored and read back (copies.json), a match is the one the search answered with
+    assert geometry.Match.from_dict(described) == match.rounded() and match.rounded().to_dict() == described
+
+
+def test_a_match_stored_before_sizes_and_mirroring_were_kept_reads_with_neither():
+    from imgsim.duplicates import copy_pairs
+
+    first = {"inliers": 40, "turn": 0.0, "scale": 1.0, "region_in_query": [[0, 0], [9, 0], [9, 9]]}
+    first |= {"query_in_region": [[0, 0], [9, 0], [9, 9]], "query_coverage": 1.0, "result_coverage": 0.8}
+    stored = copy_pairs.CopyMatch.from_dict(first | {"a_gray": False, "b_gray": True})
+    assert (stored.match.size_a, stored.match.mirrored, stored.found_by) == ((0, 0), False, "embedding")
+    assert stored.to_dict() == first | {"mirrored": False, "query_size": [0, 0], "result_size": [0, 0]} | {
+        "a_gray": False,
+        "b_gray": True,
+    }
 
 
 @requires_shared
@@ -124,7 +139,7 @@ def test_a_mirrored_copy_is_verified_as_mirrored_with_its_outline_in_the_querys_
 def test_a_one_channel_file_is_grayer_than_the_same_gray_pixels_in_colour_channels(tmp_path):
     """scikit-image's chessboard_GRAY.png is chessboard_RGB.png's very pixels in one channel: the
     duplicates page once called it a re-encoded copy; it is the grayscale one."""
-    from imgsim.duplicates import grouping
+    from imgsim.duplicates import copy_pairs, grouping
 
     pixels = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     Image.fromarray(pixels).convert("RGB").save(tmp_path / "board_rgb.png")
@@ -136,10 +151,10 @@ def test_a_one_channel_file_is_grayer_than_the_same_gray_pixels_in_colour_channe
 
     assert (gray("red.png"), gray("board_rgb.png"), gray("board_gray.png")) == (False, True, True)
     assert [grouping.one_channel(tmp_path / n) for n in ("board_rgb.png", "board_gray.png")] == [False, True]
-    match = {"query_coverage": 1.0, "result_coverage": 1.0, "scale": 1.0, "turn": 0.0}
-    both_gray = match | {"a_gray": True, "b_gray": True}  # a_gray and b_gray stay booleans (the API's)
+    match = geometry.Match(50, 0.0, 1.0, [], [], 1.0, 1.0)
+    both_gray = copy_pairs.CopyMatch(match, a_gray=True, b_gray=True)
     assert grouping.what_it_is(both_gray, copy_is_a=True) == "re-encoded"
     assert grouping.what_it_is(both_gray, copy_is_a=True, files_one_channel=(True, False)) == "grayscale"
     assert grouping.what_it_is(both_gray, copy_is_a=False, files_one_channel=(False, True)) == "re-encoded"
-    colour_keeper = match | {"a_gray": True, "b_gray": False}
+    colour_keeper = copy_pairs.CopyMatch(match, a_gray=True, b_gray=False)
     assert grouping.what_it_is(colour_keeper, copy_is_a=True) == "grayscale"

@@ -57,8 +57,13 @@ def test_a_precision_that_moves_vectors_misses_the_gates_by_how_much():
 def test_the_choice_is_the_fastest_candidate_that_agrees_and_f32_when_none_does():
     rng = np.random.default_rng(1)
     photos, copies, owners = rng.normal(size=(30, 16)), rng.normal(size=(0, 16)), np.array([], int)
-    exact = lambda x: x  # noqa: E731
-    noisy = lambda x: x + rng.normal(size=x.shape)  # noqa: E731
+
+    def exact(x: np.ndarray) -> np.ndarray:
+        return x
+
+    def noisy(x: np.ndarray) -> np.ndarray:
+        return x + rng.normal(size=x.shape)
+
     chosen, measured, vectors = agreement.choose(
         ["int8", "bf16", "f32"],
         {"f32": exact, "int8": noisy, "bf16": exact}.get,

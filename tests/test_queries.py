@@ -109,8 +109,13 @@ def test_several_images_and_ids_search_together_and_negatives_push_away(collage_
     }
     away = client.post("/search?k=13", data=form, content_type="multipart/form-data").get_json()
     near = client.post("/search?k=13", data=paths[2].read_bytes(), content_type="image/png").get_json()
-    found = lambda body: next(h for h in body["results"] if h["path"] == "img0003.png")  # noqa: E731
-    rank = lambda body: body["results"].index(found(body))  # noqa: E731
+
+    def found(body: dict) -> dict:
+        return next(h for h in body["results"] if h["path"] == "img0003.png")
+
+    def rank(body: dict) -> int:
+        return body["results"].index(found(body))
+
     assert found(away)["score"] < found(near)["score"] and rank(away) >= rank(near)  # never closer
 
 

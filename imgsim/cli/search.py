@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ def _print_duplicates(cfg: config.Config, threshold: float | None, as_json: bool
         print(f"error: {error}", file=sys.stderr)
         return 2
     if as_json:
-        print(json.dumps({"threshold": limit, "groups": [asdict(group) for group in groups]}, indent=1))
+        print(json.dumps({"threshold": limit, "groups": [group.to_dict() for group in groups]}, indent=1))
         return 0
     copies = sum(len(group.members) - 1 for group in groups)
     print(
@@ -129,7 +128,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 print(f"{query_file}: cannot read: {error}", file=sys.stderr)
             continue
         found = pipeline.search_image(index, view, image, embedder.embed_images, cfg.k, depth, cfg.tta)
-        answers.append({"query": str(query_file), "results": [asdict(hit) for hit in found.hits]})
+        answers.append({"query": str(query_file), "results": [hit.to_dict() for hit in found.hits]})
         if not args.json:
             _print_hits(query_file, found.hits)
         if args.plot:

@@ -10,12 +10,14 @@ than a pass over the stored pairs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from imgsim import durable
 from imgsim.images import geometry, imaging
@@ -28,13 +30,34 @@ HASH_NEAR = 3  # bits: perceptual hashes this near make a candidate pair too (gr
 
 
 @dataclass(frozen=True)
+class CopyMatch:
+    """The verified match of a pair's first image against its second (as stored: rounded), whether
+    each looks gray, and what proposed the pair: the embedding, or a near perceptual hash."""
+
+    match: geometry.Match
+    a_gray: bool
+    b_gray: bool
+    found_by: Literal["embedding", "hash"] = "embedding"
+
+    def to_dict(self) -> dict:
+        """As copies.json and the duplicates' answers hold it: the match's keys beside the grays."""
+        found = {"found_by": "hash"} if self.found_by == "hash" else {}
+        return self.match.to_dict() | {"a_gray": self.a_gray, "b_gray": self.b_gray} | found
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CopyMatch:
+        found_by: Literal["embedding", "hash"] = "hash" if data.get("found_by") == "hash" else "embedding"
+        return cls(geometry.Match.from_dict(data), bool(data["a_gray"]), bool(data["b_gray"]), found_by)
+
+
+@dataclass(frozen=True)
 class Pair:
     """Two rows that show the same picture: the same bytes (match None) or a verified match."""
 
     a: int
     b: int
     distance: float
-    match: dict | None  # geometry.Match.to_dict() of a against b, with "a_gray" and "b_gray"
+    match: CopyMatch | None
 
 
 def features_of(
@@ -55,7 +78,7 @@ def features_of(
     return get
 
 
-Verdicts = dict[tuple[str, str], dict | None]  # (sha1, sha1) in order -> the match, None: refused
+Verdicts = dict[tuple[str, str], CopyMatch | None]  # (sha1, sha1) in order -> the match, None: refused
 
 
 def find_pairs(
@@ -104,7 +127,7 @@ def find_pairs(
                 by_hash.add(oriented)
                 candidates[oriented] = float(distance)
 
-    def check(pair: tuple[int, int]) -> tuple[tuple[str, str], dict | None]:
+    def check(pair: tuple[int, int]) -> tuple[tuple[str, str], CopyMatch | None]:
         key = (items[pair[0]].sha1, items[pair[1]].sha1)
         if key in known:
             return key, known[key]
@@ -112,7 +135,7 @@ def find_pairs(
         if mine is None or theirs is None:
             return key, None
         match = geometry.verify(mine, theirs)
-        return key, None if match is None else match.to_dict() | {"a_gray": mine.gray, "b_gray": theirs.gray}
+        return key, None if match is None else CopyMatch(match.rounded(), mine.gray, theirs.gray)
 
     ordered = sorted(candidates)
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
@@ -120,7 +143,7 @@ def find_pairs(
     for pair in ordered:
         match = verdicts[items[pair[0]].sha1, items[pair[1]].sha1]
         if match is not None:
-            match = match | {"found_by": "hash"} if pair in by_hash else match
+            match = dataclasses.replace(match, found_by="hash") if pair in by_hash else match
             pairs.append(Pair(pair[0], pair[1], round(candidates[pair], 6), match))
     return pairs, verdicts
 
@@ -128,8 +151,8 @@ def find_pairs(
 def save(version: Path, pairs: list[Pair], reach: float, verdicts: Verdicts) -> None:
     body = {
         "reach": reach,
-        "pairs": [[p.a, p.b, p.distance, p.match] for p in pairs],
-        "verdicts": [[a, b, match] for (a, b), match in verdicts.items()],
+        "pairs": [[p.a, p.b, p.distance, _stored(p.match)] for p in pairs],
+        "verdicts": [[a, b, _stored(match)] for (a, b), match in verdicts.items()],
     }
     durable.atomic_write(version / COPIES_FILE, lambda handle: handle.write(json.dumps(body).encode()))
 
@@ -140,7 +163,7 @@ def load(version: Path) -> tuple[float, list[Pair]] | None:
         body = json.loads((version / COPIES_FILE).read_text())
     except FileNotFoundError:
         return None
-    return float(body["reach"]), [Pair(a, b, d, m) for a, b, d, m in body["pairs"]]
+    return float(body["reach"]), [Pair(a, b, d, _read(m)) for a, b, d, m in body["pairs"]]
 
 
 def verdicts_of(version: Path | None) -> Verdicts:
@@ -149,4 +172,12 @@ def verdicts_of(version: Path | None) -> Verdicts:
         body = json.loads((version / COPIES_FILE).read_text()) if version is not None else {}
     except FileNotFoundError:
         return {}
-    return {(a, b): match for a, b, match in body.get("verdicts", [])}
+    return {(a, b): _read(match) for a, b, match in body.get("verdicts", [])}
+
+
+def _stored(match: CopyMatch | None) -> dict | None:
+    return match.to_dict() if match is not None else None
+
+
+def _read(stored: dict | None) -> CopyMatch | None:
+    return CopyMatch.from_dict(stored) if stored is not None else None

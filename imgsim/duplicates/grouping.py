@@ -15,13 +15,13 @@ one-channel one, then the oldest file, then the lowest id) and says why its memb
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from imgsim.duplicates.copy_pairs import Pair
+from imgsim.duplicates.copy_pairs import CopyMatch, Pair
 from imgsim.images import imaging
 from imgsim.index import matching, store
 
@@ -35,7 +35,7 @@ class Copy:
     pixels: int  # width x height, read from the file's header; 0 if it cannot be read
     mtime_ns: int
     what: str = ""  # how it differs from the copy to keep (verified copies: what_it_is)
-    match: dict | None = None  # its verified match with the copy to keep: region, coverage, turn, scale
+    match: CopyMatch | None = None  # its verified match with the copy to keep: region, coverage, turn, scale
 
 
 @dataclass
@@ -45,6 +45,13 @@ class Group:
     reason: str
     members: list[Copy]
     distance: float  # the largest distance that joined two members (0 for exact copies)
+
+    def to_dict(self) -> dict:
+        """As /duplicates and ``imgsim duplicates --json`` answer: each copy's match as stored."""
+        data = asdict(self)
+        for member, copy in zip(data["members"], self.members, strict=True):
+            member["match"] = copy.match.to_dict() if copy.match is not None else None
+        return data
 
 
 class _Sets:
@@ -166,18 +173,18 @@ def _distance_group(
 
 
 def what_it_is(
-    match: dict | None, copy_is_a: bool, files_one_channel: tuple[bool, bool] = (False, False)
+    verified: CopyMatch | None, copy_is_a: bool, files_one_channel: tuple[bool, bool] = (False, False)
 ) -> str:
     """How a copy differs from the copy to keep, read off their match (``copy_is_a``: the copy is
     the match's first image); ``files_one_channel``: whether the copy's file and the keeper's hold
     one channel (the same gray pixels in a grayscale file are the grayscale copy)."""
-    if match is None:
+    if verified is None:
         return "the same file"
-    query, other = ("query", "result") if copy_is_a else ("result", "query")
-    seen = match[f"{other}_coverage"]  # the share of the keeper the copy shows
-    filled = match[f"{query}_coverage"]  # the share of the copy the keeper fills
-    scale = match["scale"] if copy_is_a else 1 / match["scale"]  # keeper pixels per copy pixel
-    turn = match["turn"] if copy_is_a else -match["turn"]
+    match = verified.match
+    seen = match.coverage_b if copy_is_a else match.coverage_a  # the share of the keeper the copy shows
+    filled = match.coverage_a if copy_is_a else match.coverage_b  # the share of the copy the keeper fills
+    scale = match.scale if copy_is_a else 1 / match.scale  # keeper pixels per copy pixel
+    turn = match.turn if copy_is_a else -match.turn
     said = []
     quarter = round(turn / 90) * 90 % 360
     if abs(turn) > 10:
@@ -188,9 +195,8 @@ def what_it_is(
         said.append(f"framed (the picture fills {filled:.0%})")
     if not 0.9 <= scale <= 1.11:
         said.append(f"resized to {1 / scale:.0%}")
-    copy_gray, keeper_gray = (
-        (match["a_gray"], match["b_gray"]) if copy_is_a else (match["b_gray"], match["a_gray"])
-    )
+    grays = verified.a_gray, verified.b_gray
+    copy_gray, keeper_gray = grays if copy_is_a else grays[::-1]
     copy_file_gray, keeper_file_gray = files_one_channel
     if copy_gray and (not keeper_gray or (copy_file_gray and not keeper_file_gray)):
         said.append("grayscale")
@@ -206,7 +212,7 @@ def from_pairs(
     gone = set(hidden)
 
     def listed(p: Pair) -> bool:
-        return p.match is None or p.distance <= threshold or p.match.get("found_by") == "hash"
+        return p.match is None or p.distance <= threshold or p.match.found_by == "hash"
 
     kept = [p for p in pairs if listed(p) and not {items[p.a].id, items[p.b].id} & gone]
     sets = _Sets(len(items))

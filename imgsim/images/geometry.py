@@ -68,7 +68,6 @@ class Match:
     """A verified match of image A (the query) with image B (a candidate)."""
 
     inliers: int
-    matches: int
     turn: float  # degrees B is turned by against A, counter-clockwise, in (-180, 180]
     scale: float  # B's pixels per A's pixel
     a_in_b: list[tuple[float, float]]  # A's outline in B's pixels, clipped to B
@@ -78,6 +77,28 @@ class Match:
     size_a: tuple[int, int] = (0, 0)  # the pixels the polygons are in: A's and B's width, height
     size_b: tuple[int, int] = (0, 0)
     mirrored: bool = False  # B is A mirrored (left to right), then turned and scaled
+
+    def rounded(self) -> Match:
+        """This match as it is stored and shown (to_dict's precision): read back, it is the same."""
+        return Match.from_dict(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Match:
+        """A match as ``to_dict`` wrote it (copies.json, the API's ``verified``); the first versions
+        with verified copies stored neither the pixel sizes nor mirroring: (0, 0) and not mirrored."""
+        sizes = data.get("query_size", (0, 0)), data.get("result_size", (0, 0))
+        return cls(
+            inliers=data["inliers"],
+            turn=data["turn"],
+            scale=data["scale"],
+            a_in_b=[(x, y) for x, y in data["query_in_region"]],
+            b_in_a=[(x, y) for x, y in data["region_in_query"]],
+            coverage_a=data["query_coverage"],
+            coverage_b=data["result_coverage"],
+            size_a=(sizes[0][0], sizes[0][1]),
+            size_b=(sizes[1][0], sizes[1][1]),
+            mirrored=data.get("mirrored", False),
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -194,7 +215,6 @@ def verify(a: Features, b: Features) -> Match | None:
         return None  # the agreeing matches crowd into one corner of what the images share: chance
     return Match(
         inliers,
-        len(good),
         -turn,
         scale,
         [(float(x), float(y)) for x, y in a_in_b],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +16,7 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from imgsim import config, durable
+from imgsim.images import geometry
 from imgsim.index import segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import DEFAULT_SEARCH_K, TUNED, Depth
@@ -84,9 +85,15 @@ class Hit:
     path: str
     distance: float
     score: float
-    verified: dict | None = None  # the same picture as the query: its match (verification.py)
+    verified: geometry.Match | None = None  # the same picture as the query: its match (verification.py)
     likeness: float | None = None  # cosine distance of the full embeddings (match labels), if known
     match: str | None = None  # its label: duplicate, similar, related or weak (index/matching.py)
+
+    def to_dict(self) -> dict:
+        """As ``imgsim search --json`` prints a result (the verified match as the API gives it)."""
+        data = asdict(self)
+        data["verified"] = self.verified.to_dict() if self.verified is not None else None
+        return data
 
 
 @dataclass

@@ -136,7 +136,7 @@ def _promoted(
     if not found:
         return hits[:k]
     ranked = sorted(found, key=lambda pair: -pair[0].inliers)
-    verified = [dataclasses.replace(hit, verified=match.to_dict()) for match, hit in ranked]
+    verified = [dataclasses.replace(hit, verified=match) for match, hit in ranked]
     taken, nearest = {hit.id for _, hit in found}, min(hit.distance for _, hit in found)
     # what could not be checked (a live addition, a file without features) or is the query's own
     # bytes keeps its place before a verified result further away: verification only promotes

@@ -6,8 +6,6 @@ typed into the page and sent by the browser; the page itself needs none).
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from apiflask import APIBlueprint
 from flask import jsonify, make_response, render_template
 
@@ -39,7 +37,7 @@ def duplicates_page(params: dict):
     payload = {
         "threshold": limit,
         "calibrated": thresholds.duplicate if (thresholds := snap.index.manifest.thresholds) else None,
-        "groups": [asdict(group) for group in groups],
+        "groups": [group.to_dict() for group in groups],
         "version": snap.index.version.name,
     }
     if wants_json():
