@@ -10,7 +10,7 @@ from PIL import Image
 
 from helpers import requires_shared, upload
 from imgsim import config
-from imgsim.index import matching
+from imgsim.index import matching, migrate
 from imgsim.models import reference, runtimes
 from imgsim.serve import web
 
@@ -58,12 +58,12 @@ def test_duplicate_means_verified_and_the_other_words_come_from_the_reference():
 def test_without_a_reference_only_verified_copies_are_labelled():
     lines = matching.Thresholds(0.5)
     assert matching.word(0.0, False, lines) is None and matching.word(0.0, True, lines) == "duplicate"
-    assert matching.Thresholds.from_dict({}) is None and matching.word(0.1, False, None) is None
+    assert matching.word(0.1, False, None) is None
 
 
 def test_a_version_built_before_references_keeps_no_collection_quantiles():
     old = {"duplicate": 0.6, "similar": 0.96, "related": 1.07, "evidence": {}}  # the median-neighbour lines
-    found = matching.Thresholds.from_dict(old)
+    found = matching.Thresholds.from_dict(migrate.manifest({"thresholds": old})["thresholds"])
     assert found.duplicate == 0.6 and found.similar is None and matching.word(0.5, False, found) is None
 
 

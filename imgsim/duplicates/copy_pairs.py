@@ -21,9 +21,9 @@ from typing import Literal
 
 from imgsim import durable
 from imgsim.images import geometry, imaging
-from imgsim.index import store
+from imgsim.index import migrate, store
 
-COPIES_FILE = "copies.json"
+COPIES_FILE = migrate.COPIES_FILE
 REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
 CANDIDATES = 5  # and among an image's nearest: a copy is among the very nearest
 HASH_NEAR = 3  # bits: perceptual hashes this near make a candidate pair too (grayscale copies: 0-2)
@@ -47,7 +47,8 @@ class CopyMatch:
     @classmethod
     def from_dict(cls, data: dict) -> CopyMatch:
         found_by: Literal["embedding", "hash"] = "hash" if data.get("found_by") == "hash" else "embedding"
-        return cls(geometry.Match.from_dict(data), bool(data["a_gray"]), bool(data["b_gray"]), found_by)
+        match = geometry.Match.from_dict(migrate.copy_match(data))
+        return cls(match, bool(data["a_gray"]), bool(data["b_gray"]), found_by)
 
 
 @dataclass(frozen=True)
@@ -159,19 +160,15 @@ def save(version: Path, pairs: list[Pair], reach: float, verdicts: Verdicts) -> 
 
 def load(version: Path) -> tuple[float, list[Pair]] | None:
     """The pairs a build stored in a version, or None for a version built before them."""
-    try:
-        body = json.loads((version / COPIES_FILE).read_text())
-    except FileNotFoundError:
+    body = migrate.stored_copies(version)
+    if body is None:
         return None
     return float(body["reach"]), [Pair(a, b, d, _read(m)) for a, b, d, m in body["pairs"]]
 
 
 def verdicts_of(version: Path | None) -> Verdicts:
     """The verdicts a version's build reached, to reuse (none where it stored none)."""
-    try:
-        body = json.loads((version / COPIES_FILE).read_text()) if version is not None else {}
-    except FileNotFoundError:
-        return {}
+    body = (migrate.stored_copies(version) if version is not None else None) or {}
     return {(a, b): _read(match) for a, b, match in body.get("verdicts", [])}
 
 

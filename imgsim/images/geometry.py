@@ -84,9 +84,8 @@ class Match:
 
     @classmethod
     def from_dict(cls, data: dict) -> Match:
-        """A match as ``to_dict`` wrote it (copies.json, the API's ``verified``); the first versions
-        with verified copies stored neither the pixel sizes nor mirroring: (0, 0) and not mirrored."""
-        sizes = data.get("query_size", (0, 0)), data.get("result_size", (0, 0))
+        """A match as ``to_dict`` wrote it (copies.json, the API's ``verified``)."""
+        sizes = data["query_size"], data["result_size"]
         return cls(
             inliers=data["inliers"],
             turn=data["turn"],
@@ -97,7 +96,7 @@ class Match:
             coverage_b=data["result_coverage"],
             size_a=(sizes[0][0], sizes[0][1]),
             size_b=(sizes[1][0], sizes[1][1]),
-            mirrored=data.get("mirrored", False),
+            mirrored=data["mirrored"],
         )
 
     def to_dict(self) -> dict:

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from imgsim.images import geometry, hashing
-from imgsim.index import store
+from imgsim.index import migrate, store
 
 OFFSETS, POINTS, DESCRIPTORS, SIZES, GRAY, HASHES = (
     "kp_offsets.npy",
     "kp_points.npy",
     "kp_descriptors.npy",
-    "kp_sizes.npy",
+    migrate.FEATURE_SIZES_FILE,
     "kp_gray.npy",
-    "kp_hash.npy",
+    migrate.HASHES_FILE,
 )
 NO_HASH = np.zeros((len(hashing.TURNS), 8), np.uint8)  # an unreadable file's: never near
 
@@ -64,8 +64,7 @@ class Keypoints:
         load = functools.partial(_mapped, folder)
         self.offsets, self.points, self.descriptors = load(OFFSETS), load(POINTS), load(DESCRIPTORS)
         self.sizes, self.gray = load(SIZES), load(GRAY)
-        # segments written before hashes were stored have none: their copies are found by the embedding
-        self.hashes = load(HASHES) if (folder / HASHES).is_file() else None
+        self.hashes = load(HASHES) if migrate.has_hashes(folder) else None
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -126,7 +125,7 @@ def load(version: Path | None) -> VersionKeypoints | None:
     parts = []
     for ref in store.read_segments(version):
         folder = store.segment_dir(version, ref.name)
-        if not (folder / SIZES).is_file():
+        if not migrate.has_features(folder):
             return None
         parts.append((Keypoints(folder), store.live_rows(ref)))
     return VersionKeypoints(parts)

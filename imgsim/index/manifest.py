@@ -3,21 +3,23 @@
 The parts a build measures (the match labels' distances, the search depth's recall curve, the
 precision choice) are dataclasses here and everywhere they are used; they become JSON only when the
 manifest is written, and are read back from it in one place, ``Manifest.from_dict``, which is also
-where older manifests' shapes are understood (index/migrate.py says which).
+after index/migrate.py has given an older manifest today's shape.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from imgsim import config
+from imgsim.index import migrate
 from imgsim.index.matching import Thresholds
 from imgsim.index.recall import RecallCurve
 
-FORMAT_VERSION = 2  # 2: a list of segments; 1: one index at the version's top (still read)
-READABLE_FORMATS = (1, 2)
+Part = TypeVar("Part")
+FORMAT_VERSION = 2  # 2: a list of segments; 1: one index at the version's top (read: index/migrate.py)
 
 
 @dataclass
@@ -64,9 +66,7 @@ class PrecisionRecord:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PrecisionRecord | None:
-        if not data:
-            return None
+    def from_dict(cls, data: dict[str, Any]) -> PrecisionRecord:
         measured = [Agreement.from_dict(m) for m in data.get("measured", [])]
         return cls(data.get("asked", ""), data.get("how", ""), list(data.get("cpu", [])), measured)
 
@@ -115,11 +115,12 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        data = migrate.manifest(data)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in known}
-        values["precision_choice"] = PrecisionRecord.from_dict(data.get("precision_choice") or {})
-        values["recall"] = RecallCurve.from_dict(data["recall"]) if data.get("recall") else None
-        values["thresholds"] = Thresholds.from_dict(data.get("thresholds") or {})
+        values["precision_choice"] = _part(PrecisionRecord.from_dict, data.get("precision_choice"))
+        values["recall"] = _part(RecallCurve.from_dict, data.get("recall"))
+        values["thresholds"] = _part(Thresholds.from_dict, data.get("thresholds"))
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +130,10 @@ class Manifest:
         data["recall"] = self.recall.to_dict() if self.recall else {}
         data["thresholds"] = self.thresholds.to_dict() if self.thresholds else {}
         return data | self.extra
+
+
+def _part(read: Callable[[dict[str, Any]], Part], data: dict[str, Any] | None) -> Part | None:
+    return read(data) if data is not None else None
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

@@ -37,13 +37,8 @@ class Thresholds:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Thresholds | None:
-        """None for an index built before thresholds existed. A version built before references
-        had collection quantiles for similar and related: those are not kept."""
-        if not data:
-            return None
-        if not data.get("reference"):
-            data = data | {"similar": None, "related": None}
+    def from_dict(cls, data: dict) -> Thresholds:
+        """As the manifest holds them (index/migrate.py reads older manifests' into this shape)."""
         return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     @property

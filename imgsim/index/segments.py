@@ -12,7 +12,6 @@ threads (Annoy releases the GIL), and merges the answers by distance.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -24,11 +23,11 @@ import numpy as np
 from annoy import AnnoyIndex
 
 from imgsim import config, durable
-from imgsim.index import store
+from imgsim.index import migrate, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import DEFAULT_SEARCH_K, EXACT_SEARCH_K, TUNED, Depth, from_search_k
 
-SEGMENT_FILE = "segment.json"
+SEGMENT_FILE = migrate.SEGMENT_FILE
 ANNOY_FILE = "index.ann"
 EXACT_FILE = "index_vectors.npy"  # a small segment's vectors as Annoy holds them, for exact search
 EXACT_FILE_ITEMS = 20_000  # segments up to this size keep them (exact search beats Annoy there)
@@ -90,8 +89,7 @@ def describe(folder: Path, count: int, search_k: int, recall: dict | None = None
 
 def depth_of(folder: Path, default: int) -> int:
     """The search_k tuned for a segment (a format-1 version's: the manifest's, ``default``)."""
-    path = folder / SEGMENT_FILE
-    return int(json.loads(path.read_text())["search_k"]) if path.is_file() else default
+    return migrate.segment_depth(folder, default)
 
 
 @dataclass

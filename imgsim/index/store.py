@@ -42,12 +42,13 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import durable
+from imgsim.index import migrate
 from imgsim.index.manifest import Manifest
 
 BUILDING_PREFIX = ".building-"
-SEGMENTS_FILE = "segments.json"
+SEGMENTS_FILE = migrate.SEGMENTS_FILE
 SEGMENTS_DIR = "segments"
-ITEMS_FILE = "items.json"
+ITEMS_FILE = migrate.ITEMS_FILE
 VECTORS_FILE = "vectors.npy"
 
 
@@ -117,11 +118,8 @@ def segment_dir(version: Path, name: str) -> Path:
 
 
 def read_segments(version: Path) -> list[SegmentRef]:
-    """A version's segments in row order; a format-1 version is one segment, its own folder."""
-    path = Path(version) / SEGMENTS_FILE
-    if not path.is_file():
-        return [SegmentRef("", len(_item_rows(Path(version) / ITEMS_FILE)))]
-    return [SegmentRef(r["name"], r["count"], tuple(r["deleted"])) for r in durable.read_json(path)]
+    """A version's segments in row order (a format-1 version's: index/migrate.py)."""
+    return [SegmentRef(r["name"], r["count"], tuple(r["deleted"])) for r in migrate.segment_rows(version)]
 
 
 def write_segments(version: Path, refs: list[SegmentRef]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config, durable
-from imgsim.index import store
+from imgsim.index import migrate, store
 from imgsim.indexing import collection, segment_layout, verifying
 from imgsim.live import live
 from imgsim.search import tuning
@@ -33,7 +33,7 @@ def can_compact(current: collection.Previous | None, state: live.LiveState) -> b
     made by its model."""
     return (
         current is not None
-        and (current.version / store.SEGMENTS_FILE).is_file()
+        and migrate.is_segmented(current.version)
         and all(a.model_key == current.manifest.model_key for a in state.additions.values())
     )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config, durable
-from imgsim.index import keypoints, merge_policy, segments, store
+from imgsim.index import keypoints, merge_policy, migrate, segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.indexing import verifying
 from imgsim.indexing.plan import BuildPlan
@@ -67,7 +67,7 @@ def can_keep(plan: BuildPlan) -> bool:
         before is not None
         and plan.current is not None
         and not plan.full
-        and (plan.current.version / store.SEGMENTS_FILE).is_file()
+        and migrate.is_segmented(plan.current.version)
         and (before.model_key, before.collection_root) == (plan.key, str(plan.root))
         and (before.reduce, before.trees, before.metric) == (cfg.reduce, cfg.trees, cfg.metric)
         and (cfg.reduce == "none" or before.dims == cfg.dims)
@@ -259,7 +259,7 @@ def _merge(
         written = store.segment_items(building, ref)
         items += [written[r] for r in rows]
         vectors.append(np.asarray(np.load(folder / store.VECTORS_FILE, mmap_mode="r")[rows], np.float32))
-        stored = keypoints.Keypoints(folder) if (folder / keypoints.SIZES).is_file() else None
+        stored = keypoints.Keypoints(folder) if migrate.has_features(folder) else None
         found += [stored.get(int(r)) if stored is not None else None for r in rows]
     at = refs.index(members[0])
     rest = [ref for ref in refs if ref.name not in group]

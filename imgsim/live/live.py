@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import durable
+from imgsim.index import migrate
 from imgsim.index.depth import TUNED, Depth
 from imgsim.index.vectors import distance_to_score, distances, row_norms
 from imgsim.live.livestore import (
@@ -63,9 +64,7 @@ def open_store(index_dir: Path, live_url: str = "") -> LiveStore:
     """
     kind = "postgresql" if live_url else "sqlite"
     marker = Path(index_dir) / KIND_FILE
-    recorded = marker.read_text().strip() if marker.is_file() else None
-    if recorded is None and (Path(index_dir) / DB_FILE).exists():
-        recorded = "sqlite"  # an index directory from before the kind was recorded
+    recorded = migrate.live_store_kind(index_dir, KIND_FILE, DB_FILE)
     if recorded is not None and recorded != kind:
         setting = (
             "set IMGSIM_LIVE_URL (or --live-url) to its database"

@@ -17,10 +17,10 @@ from annoy import AnnoyIndex
 
 from imgsim import config, durable
 from imgsim.images import geometry
-from imgsim.index import segments, store
+from imgsim.index import migrate, segments, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import DEFAULT_SEARCH_K, TUNED, Depth
-from imgsim.index.manifest import READABLE_FORMATS, Manifest
+from imgsim.index.manifest import Manifest
 from imgsim.index.vectors import distance_to_score
 from imgsim.models import reducers
 
@@ -184,11 +184,9 @@ def open_index(index_dir: Path) -> SearchIndex:
 def open_version(version: Path, items: list[store.Item] | None = None) -> SearchIndex:
     """Open one version's folder (a build opens the one it is writing, with the items it holds)."""
     raw = durable.read_json(version / "manifest.json")
-    if raw.get("format_version") not in READABLE_FORMATS:
-        raise store.IndexMissing(
-            f"{version} has index format {raw.get('format_version')}, "
-            f"this imgsim reads {', '.join(map(str, READABLE_FORMATS))}: rebuild it"
-        )
+    why = migrate.unreadable(raw)
+    if why is not None:
+        raise store.IndexMissing(f"{version} has {why}")
     manifest = Manifest.from_dict(raw)
     annoy = segments.Segments(version, manifest.dims, manifest.metric, manifest.trees, manifest.search_k)
     reducer = reducers.load_reducer(manifest.reduce, version)

@@ -16,7 +16,7 @@ from annoy import AnnoyIndex
 
 from imgsim import config
 from imgsim.images import edits, imaging
-from imgsim.index import matching, recall, store
+from imgsim.index import matching, migrate, recall, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import EXACT_SEARCH_K
 from imgsim.models import embedders
@@ -75,7 +75,7 @@ def reusable(previous: Path | None, key: str, items: list[store.Item], wanted: i
     if previous is None or not (previous / CALIBRATION_FILE).is_file():
         return None
     with np.load(previous / CALIBRATION_FILE) as saved:
-        if str(saved["model_key"]) != key or "edits" not in saved:
+        if str(saved["model_key"]) != key or not migrate.calibration_has_edits(saved):
             return None
         sha1 = {item.id: item.sha1 for item in items}
         present = [sha1.get(int(i)) == str(s) for i, s in zip(saved["ids"], saved["sha1"], strict=True)]
