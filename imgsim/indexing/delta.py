@@ -21,7 +21,7 @@ import numpy as np
 
 from imgsim import config, durable
 from imgsim.index import migrate, store
-from imgsim.indexing import collection, segment_layout, verifying
+from imgsim.indexing import collection, segment_layout, verifying, version_writer
 from imgsim.live import live
 from imgsim.search import tuning
 
@@ -60,8 +60,8 @@ def compact(
     refs = _tombstoned(refs_before, [rows_by_id[i] for i in state.deletions if i in rows_by_id])
     items = [store.Item(a.id, a.path, a.size, a.mtime_ns, a.sha1) for a in added]
     by_id = {a.id: a.vector for a in added}
-    building = store.start_version(cfg.index_dir)
-    try:
+
+    def fill(building: Path) -> version_writer.Filled:
         for ref in refs:
             durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
         for name in ("skipped.json", tuning.CALIBRATION_FILE):
@@ -75,7 +75,6 @@ def compact(
         written = segment_layout.write_segments(
             building, cfg, layout, lambda item: by_id[item.id], to_index, features, calibration, False, log
         )
-        store.write_segments(building, written.refs)
         all_items = store.items_of(building, written.refs)
         log(
             f"Compaction: {len(items)} additions, {_deleted(refs) - _deleted(refs_before)} "
@@ -86,18 +85,16 @@ def compact(
         manifest.created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         manifest.build_seconds = round(time.perf_counter() - began, 2)
         manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
-        store.write_manifest(building, manifest)
-        if manifest.thresholds is not None:
-            fresh = {item.id for item in items}
-            verifying.verify_copies(building, all_items, version, current.items, fresh, cfg, log)
-        if before_publish is not None:
-            before_publish()
-        published = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
+        fresh = {item.id for item in items}
+
+        def verify(folder: Path) -> None:
+            verifying.verify_copies(folder, all_items, version, current.items, fresh, cfg, log)
+
+        return version_writer.Filled(written.refs, manifest, verify)
+
+    published = version_writer.write_version(cfg, fill, before_publish)
     live_store.mark_compacted({a.id for a in added})
-    return published, len(all_items), len(added)
+    return published, manifest.items, len(added)
 
 
 def _tombstoned(refs: list[store.SegmentRef], rows: list[int]) -> list[store.SegmentRef]:

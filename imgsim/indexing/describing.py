@@ -6,7 +6,7 @@ import os
 import time
 
 from imgsim.index.manifest import Manifest, PrecisionRecord
-from imgsim.indexing.local_engine import EmbedResult
+from imgsim.indexing.embed_contract import EmbedResult
 from imgsim.indexing.plan import BuildPlan
 from imgsim.models import embedders
 

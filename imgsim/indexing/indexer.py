@@ -25,9 +25,19 @@ from imgsim import config, durable
 from imgsim.images import imaging
 from imgsim.index import merge_policy, store
 from imgsim.index.manifest import Manifest
-from imgsim.indexing import calibrating, collection, delta, describing, precision, segment_layout, verifying
+from imgsim.indexing import (
+    calibrating,
+    collection,
+    delta,
+    describing,
+    local_engine,
+    precision,
+    segment_layout,
+    verifying,
+    version_writer,
+)
 from imgsim.indexing.collection import Known
-from imgsim.indexing.local_engine import EmbedResult, embed_files
+from imgsim.indexing.embed_contract import EmbedJob, EmbedResult
 from imgsim.indexing.plan import BuildOptions, BuildPlan
 from imgsim.live import live
 from imgsim.models import embedders, pixel_embedders, reducers, reference, runtimes
@@ -274,12 +284,12 @@ def _run(plan: BuildPlan, entries: list, progress: bool, log: Log) -> EmbedResul
     side, runtime = embedder.input_size, embedder.runtime
     log(f"Model {embedder.name} on {runtime}: {side}x{side} in, {embedder.dim}-d out")
     save = functools.partial(collection.save_checkpoint, cfg.index_dir, plan.key, plan.root)
+    job = EmbedJob(entries, embedder, cfg, str(plan.root), plan.known_sha1, save, progress, log)
     if cfg.engine == "ray":
         from imgsim.indexing import rayengine
 
-        root = str(plan.root)
-        return rayengine.embed_files(entries, embedder, cfg, root, plan.known_sha1, save, progress, log)
-    return embed_files(entries, embedder, cfg, plan.known_sha1, checkpoint=save, progress=progress)
+        return rayengine.embed_files(job)
+    return local_engine.embed_files(job)
 
 
 def publish(
@@ -327,8 +337,8 @@ def _write_version(
     log: Log,
 ) -> Path:
     cfg, embedder = plan.cfg, plan.embedder
-    building = store.start_version(cfg.index_dir)
-    try:
+
+    def fill(building: Path) -> version_writer.Filled:
         if embedder is not None and embedder.trained_files is not None:
             for trained in embedder.trained_files.glob("*.keras"):
                 shutil.copy2(trained, building / trained.name)
@@ -341,28 +351,25 @@ def _write_version(
         found = calibrating.edited_queries(plan, items, building, functools.partial(_embedder, plan, log))
         calibration = found.vectors if found is not None else None
         written = segment_layout.write(building, plan, layout, vector_of, calibration, verbose, log)
-        store.write_segments(building, written.refs)
-        items = store.items_of(building, written.refs)  # the version's rows: its segments' in turn
+        rows = store.items_of(building, written.refs)  # the version's rows: its segments' in turn
         log(f"Index: {segment_layout.summary(written.refs)}; {len(written.new)} written by this run.")
-        one = np.asarray(vector_of(items[0]), np.float32)[None, :]
+        one = np.asarray(vector_of(rows[0]), np.float32)[None, :]
         dims = written.to_index(one).shape[1]
-        manifest = describing.make(plan, len(items), one.shape[1], dims, result, next_id)
+        manifest = describing.make(plan, len(rows), one.shape[1], dims, result, next_id)
         manifest.centre = segment_layout.centring(cfg)
         calibrating.depth_and_labels(manifest, plan, layout, building, written, found, log)
         manifest.build_seconds = round(time.perf_counter() - started, 2)
         manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
-        store.write_manifest(building, manifest)
-        if manifest.thresholds is not None:  # the copies in the collection, verified once per version
-            before = plan.current
-            fresh = {item.id for item in layout.fresh} if layout.source is not None else None
-            source, old_items = (before.version, before.items) if before is not None else (None, [])
-            verifying.verify_copies(building, items, source, old_items, fresh, cfg, log)
-        if plan.before_publish is not None:
-            plan.before_publish()
-        version = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
+        before = plan.current
+        fresh = {item.id for item in layout.fresh} if layout.source is not None else None
+        source, old_items = (before.version, before.items) if before is not None else (None, [])
+
+        def verify(folder: Path) -> None:
+            verifying.verify_copies(folder, rows, source, old_items, fresh, cfg, log)
+
+        return version_writer.Filled(written.refs, manifest, verify)
+
+    version = version_writer.write_version(cfg, fill, plan.before_publish)
     shutil.rmtree(store.partial_dir(cfg.index_dir), ignore_errors=True)
     return version
 

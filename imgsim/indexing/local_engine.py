@@ -1,55 +1,26 @@
 """Embed a list of files in this process: threads decode the next images while the network runs.
 
-This is the engine a build uses on one machine. It gives back one EmbedResult: the vectors by
-path, the files it skipped with the reason, and how long the network took. Progress is saved
-through ``checkpoint`` every ``cfg.checkpoint_every`` images, so a killed run resumes.
+This is the engine a build uses on one machine; it keeps the contract of indexing/embed_contract.py
+(one EmbedJob in, one EmbedResult out, progress checkpointed), as the Ray engine does.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.indexing.collection import FileEntry, prefetch
-from imgsim.models.embedders import Embedder
-
-Done = list[tuple[FileEntry, str, np.ndarray]]  # (file, sha1, vector)
+from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting
 
 
-@dataclass
-class EmbedResult:
-    vectors: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # path -> (sha1, vector)
-    embedded: int = 0  # run through the network (the rest reused a vector by content hash)
-    measured: int = 0  # of those, embedded while choosing the precision (not in ``seconds``)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    seconds: float = 0.0
-    engine: str = "local"  # or "ray", with how many actors on how many nodes
-    actors: int = 0
-    nodes: int = 1
-    warmup_seconds: float = 0.0  # until the first vectors came back (cluster start, model loads)
-
-
-def embed_files(
-    entries: list[FileEntry],
-    embedder: Embedder,
-    cfg: config.Config,
-    known_sha1: dict[str, tuple[str, np.ndarray]],
-    checkpoint: Callable[[Done], None] | None = None,
-    progress: bool = True,
-) -> EmbedResult:
-    """Embed files in batches; unreadable files are skipped and reported, never fatal.
-
-    A file whose content hash is in ``known_sha1`` (touched, not changed) reuses its vector.
-    """
-    from tqdm import tqdm
-
+def embed_files(job: EmbedJob) -> EmbedResult:
+    """Embed the job's files in batches; unreadable files are skipped and reported, never fatal.
+    A file whose content hash is in ``job.known_sha1`` (touched, not changed) reuses its vector."""
+    embedder, cfg, known_sha1 = job.embedder, job.cfg, job.known_sha1
     result = EmbedResult()
     started = time.perf_counter()
 
@@ -69,45 +40,29 @@ def embed_files(
             return error
 
     batch: list[tuple[FileEntry, str, np.ndarray]] = []
-    unsaved: Done = []
+    with collecting(job, result, "Embedding") as collect:
 
-    def run_batch() -> None:
-        vectors = embedder.embed(np.stack([pixels for _, _, pixels in batch]))
-        for (entry, sha1, _), vector in zip(batch, vectors, strict=True):
-            result.vectors[entry.path] = (sha1, vector)
-            unsaved.append((entry, sha1, vector))
-        result.embedded += len(batch)
-        bar.update(len(batch))
-        batch.clear()
-        if checkpoint is not None and len(unsaved) >= cfg.checkpoint_every:
-            checkpoint(list(unsaved))
-            unsaved.clear()
+        def run_batch() -> None:
+            vectors = embedder.embed(np.stack([pixels for _, _, pixels in batch]))
+            for (entry, sha1, _), vector in zip(batch, vectors, strict=True):
+                collect.embedded(entry, sha1, vector)
+            batch.clear()
+            collect.checkpoint()
 
-    bar = tqdm(total=len(entries), unit="img", desc="Embedding", disable=not progress, smoothing=0.1)
-    try:
-        for entry, future in prefetch(entries, decode, config.decode_threads(cfg), 2 * cfg.batch_size):
+        decoding = prefetch(job.entries, decode, config.decode_threads(cfg), 2 * cfg.batch_size)
+        for entry, future in decoding:
             outcome = future.result()
             if isinstance(outcome, imaging.UnreadableImage):
-                result.skipped.append((entry.path, str(outcome)))
-                bar.update(1)
-                bar.write(f"skipped {entry.path}: {outcome}", file=sys.stderr)
+                collect.skipped(entry.path, str(outcome))
                 continue
             sha1, pixels = outcome
             if pixels is None:
-                result.vectors[entry.path] = (sha1, known_sha1[entry.path][1])
-                bar.update(1)
+                collect.reused(entry.path, sha1)
                 continue
             batch.append((entry, sha1, pixels))
             if len(batch) >= cfg.batch_size:
                 run_batch()
         if batch:
             run_batch()
-    except KeyboardInterrupt:
-        if checkpoint is not None and unsaved:
-            checkpoint(unsaved)
-            print(f"\nInterrupted: {len(result.vectors)} embeddings saved; rerun to resume.", file=sys.stderr)
-        raise
-    finally:
-        bar.close()
     result.seconds = time.perf_counter() - started
     return result

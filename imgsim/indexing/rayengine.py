@@ -15,7 +15,6 @@ import hashlib
 import math
 import os
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ import numpy as np
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.indexing.collection import FileEntry
-from imgsim.indexing.local_engine import Done, EmbedResult
+from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting
 from imgsim.models import embedders, runtimes
 
 
@@ -205,20 +204,11 @@ def _embedding_pipeline(
     )
 
 
-def embed_files(
-    entries: list[FileEntry],
-    embedder: embedders.Embedder,
-    cfg: config.Config,
-    root: str,
-    known_sha1: dict[str, tuple[str, np.ndarray]],
-    checkpoint: Callable[[Done], None] | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-) -> EmbedResult:
-    """The in-process embed_files' contract, on Ray: vectors by path, skips with reasons."""
+def embed_files(job: EmbedJob) -> EmbedResult:
+    """The contract of indexing/embed_contract.py, on Ray: vectors by path, skips with reasons."""
     import ray
-    from tqdm import tqdm
 
+    entries, embedder, cfg, log = job.entries, job.embedder, job.cfg, job.log
     if embedder.trained_files is not None:
         raise ValueError(
             f"{embedder.name} is trained on this machine's collection: embed with --engine local"
@@ -228,30 +218,27 @@ def embed_files(
     actors = cfg.ray_actors or max(1, int(cpus // cfg.ray_cpus_per_actor))
     log(f"Ray: {nodes} node(s), {cpus:g} CPUs, {actors} embedding actor(s) of {cfg.ray_cpus_per_actor:g} CPU")
     by_path = {entry.path: entry for entry in entries}
-    embedded = _embedding_pipeline(entries, embedder, cfg, root, known_sha1, actors)
+    embedded = _embedding_pipeline(entries, embedder, cfg, job.root, job.known_sha1, actors)
     result = EmbedResult(engine="ray", actors=actors, nodes=nodes)
-    unsaved: Done = []
-    bar = tqdm(total=len(entries), unit="img", desc="Embedding (Ray)", disable=not progress, smoothing=0.1)
     try:
-        for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
-            result.warmup_seconds = result.warmup_seconds or time.perf_counter() - began
-            for rel, sha1, reason, fresh, vector in zip(
-                batch["rel"], batch["sha1"], batch["reason"], batch["embedded"], batch["vector"], strict=True
-            ):
-                rel = str(rel)
-                if reason:
-                    result.skipped.append((rel, str(reason)))
-                    bar.write(f"skipped {rel}: {reason}", file=sys.stderr)
-                elif fresh:
-                    result.vectors[rel] = (str(sha1), np.asarray(vector, np.float32))
-                    unsaved.append((by_path[rel], str(sha1), result.vectors[rel][1]))
-                    result.embedded += 1
-                else:
-                    result.vectors[rel] = (str(sha1), known_sha1[rel][1])
-                bar.update(1)
-            if checkpoint is not None and len(unsaved) >= cfg.checkpoint_every:
-                checkpoint(list(unsaved))
-                unsaved.clear()
+        with collecting(job, result, "Embedding (Ray)") as collect:
+            for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+                result.warmup_seconds = result.warmup_seconds or time.perf_counter() - began
+                for rel, sha1, reason, fresh, vector in zip(
+                    batch["rel"],
+                    batch["sha1"],
+                    batch["reason"],
+                    batch["embedded"],
+                    batch["vector"],
+                    strict=True,
+                ):
+                    if reason:
+                        collect.skipped(str(rel), str(reason))
+                    elif fresh:
+                        collect.embedded(by_path[str(rel)], str(sha1), np.asarray(vector, np.float32))
+                    else:
+                        collect.reused(str(rel), str(sha1))
+                collect.checkpoint()
     except ray.exceptions.RayError as error:
         if "CollectionUnreadable" in str(error):  # raised in an actor: say it in one sentence
             raise CollectionUnreadable(
@@ -259,9 +246,6 @@ def embed_files(
             ) from None
         raise
     finally:
-        bar.close()
-        if checkpoint is not None and unsaved:
-            checkpoint(unsaved)
         if started:
             ray.shutdown()
     result.seconds = time.perf_counter() - began

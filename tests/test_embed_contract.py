@@ -1,0 +1,52 @@
+"""Both embedding engines keep one contract (indexing/embed_contract.py): vectors by path, skips with
+their reason, and the vectors made so far saved however the run ends."""
+
+import numpy as np
+import pytest
+
+from imgsim.indexing import collection, local_engine
+from imgsim.indexing.embed_contract import EmbedJob
+from imgsim.models import embedders
+
+
+def _job(photos, cfg, saved: list, **kwargs) -> EmbedJob:
+    root, entries, _ = collection.scan(photos)
+    embedder = embedders.from_config(cfg, log=lambda line: None)
+    return EmbedJob(entries, embedder, cfg, str(root), {}, saved.extend, progress=False, **kwargs)
+
+
+def test_every_file_comes_back_embedded_reused_or_skipped_with_its_reason(photos, tiny_config):
+    (photos / "broken.png").write_bytes(b"not an image")
+    saved: list = []
+    job = _job(photos, tiny_config.replace(batch_size=4, checkpoint_every=4), saved)
+    result = local_engine.embed_files(job)
+    assert sorted(result.vectors) == [f"img{n:04d}.png" for n in range(12)] and result.embedded == 12
+    assert [path for path, _ in result.skipped] == ["broken.png"]
+    assert sorted(entry.path for entry, _, _ in saved) == sorted(result.vectors)  # every vector saved once
+
+    again = _job(photos, tiny_config, [])
+    again.known_sha1 = dict(result.vectors)
+    reused = local_engine.embed_files(again)
+    assert reused.embedded == 0 and all(
+        np.array_equal(reused.vectors[p][1], result.vectors[p][1]) for p in result.vectors
+    )
+
+
+def test_the_vectors_made_before_a_failure_are_saved_for_the_rerun(photos, tiny_config):
+    """The in-process engine once saved them only when interrupted (Ctrl-C), the Ray engine always:
+    a model that failed mid-run lost the local engine's last vectors."""
+    saved: list = []
+    job = _job(photos, tiny_config.replace(batch_size=4, checkpoint_every=100), saved)
+    calls = {"n": 0}
+    embed = job.embedder.embed
+
+    def fails_on_the_third_batch(pixels):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("the accelerator went away")
+        return embed(pixels)
+
+    job.embedder.embed = fails_on_the_third_batch
+    with pytest.raises(RuntimeError, match="went away"):
+        local_engine.embed_files(job)
+    assert len(saved) == 8  # two batches of four, kept although the checkpoint was not yet due
