@@ -75,9 +75,7 @@ def _networks(model: str, workdir: Path, files: list[Path]) -> dict[str, embedde
     calibration = _prepared(f32, files)
     folder = workdir / f"int8-{f32.name}"
     batches = [f32.preprocess(calibration[i : i + 1].astype(np.float32)) for i in range(len(calibration))]
-    runtimes.quantize(
-        f32.converted, folder, embedders.with_precision(f32.key, "f32") + "|int8:bench", batches
-    )
+    runtimes.quantize(f32.converted, folder, runtimes.int8_stamp(f32.key, "bench"), batches)
     return {
         "f32": f32,
         "bf16": embedders.at_precision(f32, "bf16"),

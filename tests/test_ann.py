@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, quiet_build, write_images
-from imgsim import durable
 from imgsim.index.vectors import distance_to_score
 from imgsim.search import annoy_index
 
@@ -69,7 +68,7 @@ def test_cli_and_service_give_the_same_results_and_labels(tmp_path, tiny_config)
     photos = tmp_path / "photos"
     write_images(photos, 12)
     quiet_build(photos, tiny_config)
-    key = durable.read_json(store.current_version(tiny_config.index_dir) / "manifest.json")["model_key"]
+    key = store.read_manifest(store.current_version(tiny_config.index_dir)).model_key
     lines = reference.Reference(reference.identity(key), 0.002, 0.01, {"name": "made up"})
     reference.save(lines, runtimes.cache_root(tiny_config.model_cache))
     quiet_build(photos, tiny_config)  # the next build states the model's reference, nothing else changed

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from imgsim.index.model_key import ModelKey
 from imgsim.models import embedders, runtimes
 
 
@@ -40,10 +41,12 @@ def test_a_model_without_average_pooling_keeps_its_own_and_says_so(tmp_path):
 
 def test_the_key_names_pooling_and_trimming_and_old_keys_read_as_before(tiny_model):
     key = embedders.model_key(tiny_model, None, 32, "gem", True)
-    assert key.endswith(":32|gem,trim") and embedders.key_options(key) == ("gem", True, 32)
+    assert str(key).endswith(":32|gem,trim") and (key.pooling, key.trim, key.image_size) == ("gem", True, 32)
     plain = embedders.model_key(tiny_model, None, 32)
-    assert "|" not in plain and embedders.key_options(plain) == ("avg", False, 32)  # indexes built before
-    assert embedders.key_options(embedders.model_key(tiny_model, None, 0, "avg", True)) == ("avg", True, 0)
+    assert "|" not in str(plain) and ModelKey.parse(str(plain)) == plain  # as indexes built before say it
+    assert (plain.pooling, plain.trim, plain.image_size) == ("avg", False, 32)
+    trimmed = embedders.model_key(tiny_model, None, 0, "avg", True)
+    assert (trimmed.pooling, trimmed.trim, trimmed.image_size) == ("avg", True, 0)
 
 
 def test_openvino_runs_the_gem_model_as_tensorflow_does(tiny_model, tmp_path):

@@ -11,10 +11,11 @@ from PIL import Image
 from helpers import requires_shared, upload
 from imgsim import config
 from imgsim.index import matching, migrate
+from imgsim.index.model_key import ModelKey
 from imgsim.models import reference, runtimes
 from imgsim.serve import web
 
-LITE0_KEY = "file:efficientnet_lite0_imagenet.keras:57a2902e35d1:0|gem,trim"
+LITE0_KEY = ModelKey.parse("file:efficientnet_lite0_imagenet.keras:57a2902e35d1:0|gem,trim")
 
 
 def _spread(low, high, count=200):
@@ -76,30 +77,31 @@ def _clusters(seed=0, per=60, classes=4, spread=0.35):
 
 def test_a_reference_puts_similar_where_pairs_are_ten_times_likelier_of_one_class():
     vectors, labels = _clusters()
-    found = reference.measure("key|bf16", vectors, labels, "clusters")
-    assert found.model == "key" and 0 < found.similar <= found.related  # the precision is not part of it
+    found = reference.measure(ModelKey("m:w:1", precision="bf16"), vectors, labels, "clusters")
+    assert found.model == "m:w:1" and 0 < found.similar <= found.related  # the precision is not part of it
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     upper = np.triu_indices(len(vectors), 1)
     distances, same = 1 - (unit @ unit.T)[upper], np.array(labels)[upper[0]] == np.array(labels)[upper[1]]
     below = distances <= found.similar
     assert below[same].mean() >= reference.SIMILAR_ODDS * below[~same].mean()
-    assert reference.measure("key", vectors, labels, "clusters") == found  # deterministic
+    assert reference.measure(ModelKey("m:w:1"), vectors, labels, "clusters") == found  # deterministic
 
 
 def test_a_reference_needs_enough_labelled_photos():
     vectors, labels = _clusters(per=20)
     with pytest.raises(ValueError, match="at least 100 labelled photos"):
-        reference.measure("key", vectors[:80], labels[:80], "few")
+        reference.measure(ModelKey("m:w:1"), vectors[:80], labels[:80], "few")
 
 
 def test_a_reference_measured_here_is_found_before_the_shipped_one(tmp_path):
-    assert reference.find(LITE0_KEY + ",bf16", tmp_path) is not None  # shipped, whatever the precision
-    assert reference.find("inception_v3:imagenet:299|gem,trim", tmp_path) is None  # never measured here
+    assert reference.find(LITE0_KEY.at("bf16"), tmp_path) is not None  # shipped, whatever the precision
+    never_measured = ModelKey("inception_v3:imagenet:299", "gem", True)
+    assert reference.find(never_measured, tmp_path) is None
     vectors, labels = _clusters()
     mine = reference.measure(LITE0_KEY, vectors, labels, "mine")
     reference.save(mine, tmp_path)
     assert reference.find(LITE0_KEY, tmp_path).measured_on["name"] == "mine"
-    assert LITE0_KEY in json.loads((tmp_path / "references.json").read_text())
+    assert str(LITE0_KEY) in json.loads((tmp_path / "references.json").read_text())
 
 
 def _noise_png(seed=5) -> bytes:

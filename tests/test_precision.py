@@ -7,6 +7,7 @@ from helpers import flower_subset, quiet_build, requires_shared
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.index import store
+from imgsim.index.model_key import ModelKey
 from imgsim.indexing import indexer
 from imgsim.models import agreement, embedders, runtimes
 from imgsim.search import annoy_index
@@ -95,11 +96,11 @@ def test_precision_names_are_checked():
 
 def test_model_keys_name_the_precision_only_where_it_is_not_f32():
     key = embedders.model_key("inception_v3", None, 0, "gem", True)
-    assert key == "inception_v3:None:299|gem,trim"
-    assert embedders.with_precision(key, "bf16") == "inception_v3:None:299|gem,trim,bf16"
-    assert embedders.key_precision(embedders.with_precision(key, "int8")) == "int8"
-    assert embedders.with_precision(embedders.with_precision(key, "int8"), "f32") == key
-    assert embedders.key_options(embedders.with_precision(key, "bf16")) == ("gem", True, 299)
+    assert str(key) == "inception_v3:None:299|gem,trim"
+    assert str(key.at("bf16")) == "inception_v3:None:299|gem,trim,bf16"
+    assert key.at("int8").precision == "int8" and key.at("int8").at("f32") == key
+    bf16 = ModelKey.parse("inception_v3:None:299|gem,trim,bf16")
+    assert bf16 == key.at("bf16") and (bf16.pooling, bf16.trim, bf16.image_size) == ("gem", True, 299)
 
 
 @requires_shared
@@ -113,7 +114,7 @@ def test_auto_measures_once_records_why_and_later_builds_keep_the_choice(tmp_pat
     choice = manifest.precision_choice
     assert choice is not None and (choice.asked, choice.how) == ("auto", "measured")
     assert [m.precision for m in choice.measured][0] == "f32"
-    assert manifest.precision == embedders.key_precision(manifest.model_key)
+    assert manifest.precision == manifest.model_key.precision
     chosen = next(m for m in choice.measured if m.precision == manifest.precision)
     assert chosen.passed and chosen.mean_cosine >= agreement.GATES.mean_cosine
     assert any(line.startswith("Measuring") for line in said)
@@ -135,9 +136,7 @@ def test_an_index_searched_at_another_precision_still_finds_every_exact_copy_fir
     folder = flower_subset(tmp_path / "flowers", per_class=6)
     cfg = _flowers_config(tmp_path, precision=built)
     quiet_build(folder, cfg)
-    assert (
-        embedders.key_precision(store.read_manifest(store.current_version(cfg.index_dir)).model_key) == built
-    )
+    assert store.read_manifest(store.current_version(cfg.index_dir)).model_key.precision == built
     assert _rank1_of_every_photo(cfg, folder, queried) == 1.0
 
 
@@ -163,7 +162,7 @@ def test_int8_is_quantized_on_the_collection_carried_by_the_version_and_kept(tmp
     quiet_build(folder, cfg)
     version = store.current_version(cfg.index_dir)
     manifest = store.read_manifest(version)
-    network = embedders.with_precision(manifest.model_key, "f32")
+    network = manifest.model_key.at("f32")
     choice = manifest.precision_choice
     assert manifest.precision == "int8" and choice is not None and choice.how == "asked"
     assert runtimes.is_quantized(version / runtimes.INT8_FOLDER, network)

@@ -119,14 +119,10 @@ def test_the_manifest_records_the_runtime_and_the_version_carries_the_conversion
     version = quiet_build(tmp_path / "photos", tiny_config).version
     manifest = store.read_manifest(version)
     assert manifest.runtime == "openvino"
-    assert runtimes.is_converted(
-        version / runtimes.VERSION_FOLDER, embedders.with_precision(manifest.model_key, "f32")
-    )
+    assert runtimes.is_converted(version / runtimes.VERSION_FOLDER, manifest.model_key.at("f32"))
     (tmp_path / "photos" / "img0005.png").unlink()  # a rebuild that embeds nothing keeps it
     version = quiet_build(tmp_path / "photos", tiny_config).version
-    assert runtimes.is_converted(
-        version / runtimes.VERSION_FOLDER, embedders.with_precision(manifest.model_key, "f32")
-    )
+    assert runtimes.is_converted(version / runtimes.VERSION_FOLDER, manifest.model_key.at("f32"))
 
     on_tf = tiny_config.replace(index_dir=tmp_path / "tf", runtime="tensorflow")
     version = quiet_build(tmp_path / "photos", on_tf).version

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from imgsim import config
 from imgsim.index import migrate
 from imgsim.index.matching import Thresholds
+from imgsim.index.model_key import ModelKey
 from imgsim.index.recall import RecallCurve
 
 Part = TypeVar("Part")
@@ -77,7 +78,7 @@ class Manifest:
 
     model: str
     model_source: str  # what load_embedder was given: a backbone name, a .keras path, convae...
-    model_key: str  # model + weights + input size: vectors are reused only under the same key
+    model_key: ModelKey  # what the vectors depend on: they are reused only under the same key
     weights: str
     input_size: int | None
     embedding_dim: int
@@ -118,6 +119,7 @@ class Manifest:
         data = migrate.manifest(data)
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in known}
+        values["model_key"] = ModelKey.parse(data["model_key"])
         values["precision_choice"] = _part(PrecisionRecord.from_dict, data.get("precision_choice"))
         values["recall"] = _part(RecallCurve.from_dict, data.get("recall"))
         values["thresholds"] = _part(Thresholds.from_dict, data.get("thresholds"))
@@ -126,6 +128,7 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         """As manifest.json holds it: a part not measured is an empty object, as it always was."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        data["model_key"] = str(self.model_key)
         data["precision_choice"] = self.precision_choice.to_dict() if self.precision_choice else {}
         data["recall"] = self.recall.to_dict() if self.recall else {}
         data["thresholds"] = self.thresholds.to_dict() if self.thresholds else {}

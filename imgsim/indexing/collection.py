@@ -27,6 +27,7 @@ from imgsim import durable
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.index.manifest import Manifest
+from imgsim.index.model_key import ModelKey
 
 UPLOADS = "uploads"  # the collection's folder for images added through the service
 # a file the service stored there (uploads/<uuid hex>.<ext>): indexed once its addition is committed
@@ -137,7 +138,7 @@ def previous_ids(previous: Previous | None, root: Path) -> dict[str, int]:
     return {item.path: item.id for item in previous.items}
 
 
-def known_vectors(index_dir: Path, previous: Previous | None, key: str, root: Path) -> dict[str, Known]:
+def known_vectors(index_dir: Path, previous: Previous | None, key: ModelKey, root: Path) -> dict[str, Known]:
     """Vectors of the current version and of an interrupted run, when made by the same model."""
     known: dict[str, Known] = {}
     if previous is not None and (previous.manifest.model_key, previous.manifest.collection_root) == (
@@ -155,7 +156,7 @@ def known_vectors(index_dir: Path, previous: Previous | None, key: str, root: Pa
                 row += 1
     for chunk in sorted(store.partial_dir(index_dir).glob("chunk-*.npz")):
         with np.load(chunk) as data:
-            if str(data["model_key"]) != key or str(data["root"]) != str(root):
+            if str(data["model_key"]) != str(key) or str(data["root"]) != str(root):
                 continue
             for i, path in enumerate(data["paths"]):
                 known[str(path)] = Known(
@@ -168,14 +169,14 @@ def known_vectors(index_dir: Path, previous: Previous | None, key: str, root: Pa
 
 
 def save_checkpoint(
-    index_dir: Path, key: str, root: Path, done: list[tuple[FileEntry, str, np.ndarray]]
+    index_dir: Path, key: ModelKey, root: Path, done: list[tuple[FileEntry, str, np.ndarray]]
 ) -> None:
     """Keep the vectors embedded so far, so that a killed run resumes after them."""
     folder = store.partial_dir(index_dir)
     folder.mkdir(parents=True, exist_ok=True)
     number = len(list(folder.glob("chunk-*.npz")))
     arrays = {
-        "model_key": np.array(key),
+        "model_key": np.array(str(key)),
         "root": np.array(str(root)),
         "paths": np.array([e.path for e, _, _ in done]),
         "sizes": np.array([e.size for e, _, _ in done], dtype=np.int64),

@@ -21,6 +21,7 @@ import numpy as np
 
 from imgsim import config, durable
 from imgsim.index import migrate, store
+from imgsim.index.model_key import ModelKey
 from imgsim.indexing import collection, segment_layout, verifying, version_writer
 from imgsim.live import live
 from imgsim.search import tuning
@@ -34,7 +35,7 @@ def can_compact(current: collection.Previous | None, state: live.LiveState) -> b
     return (
         current is not None
         and migrate.is_segmented(current.version)
-        and all(a.model_key == current.manifest.model_key for a in state.additions.values())
+        and all(a.model_key == str(current.manifest.model_key) for a in state.additions.values())
     )
 
 
@@ -130,10 +131,10 @@ def _keep_models(version: Path, building: Path) -> None:
                 shutil.copy2(path, building / path.name)
 
 
-def _calibration(version: Path, key: str) -> np.ndarray | None:
+def _calibration(version: Path, key: ModelKey) -> np.ndarray | None:
     """The version's edited queries (full vectors), to tune the new segment's depth with."""
     path = version / tuning.CALIBRATION_FILE
     if not path.is_file():
         return None
     with np.load(path) as saved:
-        return saved["vectors"] if str(saved["model_key"]) == key else None
+        return saved["vectors"] if str(saved["model_key"]) == str(key) else None

@@ -32,7 +32,7 @@ def make(
     # the runtime that made this run's vectors, else the one that made the reused ones
     runtime = embedder.runtime if embedder is not None else same_model.runtime if same_model else cfg.runtime
     return Manifest(
-        precision=embedders.key_precision(plan.key),
+        precision=plan.key.precision,
         precision_choice=precision_record(plan),
         model=model,
         model_source=source,

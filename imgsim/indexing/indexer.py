@@ -3,15 +3,14 @@
 A build is three stages passing one BuildPlan: ``plan_build`` scans the collection and reads, once,
 what the current version and the live layer already know (vectors, ids, deletions); ``embed`` runs
 the network on what is new or changed; ``publish`` gives new files ids from the live layer's one
-counter, reduces, builds Annoy and switches ``current``. Ids are identities: a file keeps its id
-through every rebuild, whatever the model.
+counter and has the version written (contents.py) and ``current`` switched. Ids are identities: a
+file keeps its id through every rebuild, whatever the model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,21 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from imgsim import config, durable
+from imgsim import config
 from imgsim.images import imaging
 from imgsim.index import merge_policy, store
 from imgsim.index.manifest import Manifest
-from imgsim.indexing import (
-    calibrating,
-    collection,
-    delta,
-    describing,
-    local_engine,
-    precision,
-    segment_layout,
-    verifying,
-    version_writer,
-)
+from imgsim.indexing import collection, contents, delta, local_engine, precision, segment_layout
 from imgsim.indexing.collection import Known
 from imgsim.indexing.embed_contract import EmbedJob, EmbedResult
 from imgsim.indexing.plan import BuildOptions, BuildPlan
@@ -185,14 +174,14 @@ def plan_build(
             cfg, root, images, options.retrain, options.plot, options.verbose, log, before
         )
     weights = embedders.weights_setting(cfg.weights)
-    network_key = embedders.with_precision(embedder.key, "f32") if embedder else None
+    network_key = embedder.key.at("f32") if embedder else None
     network_key = network_key or embedders.model_key(*_model_settings(cfg, weights))
     choice = precision.decide(cfg, entries, current, network_key, embedder, log)
     embedder = embedder or choice.embedder
-    key = embedder.key if embedder else embedders.with_precision(network_key, choice.precision)
+    key = embedder.key if embedder else network_key.at(choice.precision)
     known = {} if full else collection.known_vectors(cfg.index_dir, current, key, root)
     for addition in state.additions.values():
-        if addition.model_key == key and not full:  # --full re-embeds uploads too
+        if addition.model_key == str(key) and not full:  # --full re-embeds uploads too
             known.setdefault(
                 addition.path, Known(addition.size, addition.mtime_ns, addition.sha1, addition.vector)
             )
@@ -311,7 +300,8 @@ def publish(
     def vector_of(item: store.Item) -> np.ndarray:
         return vectors_by_path[item.path][1]
 
-    version = _write_version(plan, items, vector_of, result, first + len(new), started, verbose, log)
+    load = functools.partial(_embedder, plan, log)
+    version = contents.write(plan, items, vector_of, result, first + len(new), started, load, verbose, log)
     live_store.mark_compacted({item.id for item in items if item.path in plan.live_state.additions})
     return BuildReport(
         version,
@@ -326,76 +316,9 @@ def publish(
     )
 
 
-def _write_version(
-    plan: BuildPlan,
-    items: list[store.Item],
-    vector_of: Callable[[store.Item], np.ndarray],
-    result: EmbedResult,
-    next_id: int,
-    started: float,
-    verbose: int,
-    log: Log,
-) -> Path:
-    cfg, embedder = plan.cfg, plan.embedder
-
-    def fill(building: Path) -> version_writer.Filled:
-        if embedder is not None and embedder.trained_files is not None:
-            for trained in embedder.trained_files.glob("*.keras"):
-                shutil.copy2(trained, building / trained.name)
-        for folder in (runtimes.VERSION_FOLDER, runtimes.INT8_FOLDER):
-            converted = _conversion_to_keep(plan, folder)
-            if converted is not None:  # queries load it without TensorFlow
-                runtimes.copy_converted(converted, building / folder)
-        durable.write_json(building / "skipped.json", [{"path": p, "reason": r} for p, r in result.skipped])
-        layout = segment_layout.lay_out(plan, items)
-        found = calibrating.edited_queries(plan, items, building, functools.partial(_embedder, plan, log))
-        calibration = found.vectors if found is not None else None
-        written = segment_layout.write(building, plan, layout, vector_of, calibration, verbose, log)
-        rows = store.items_of(building, written.refs)  # the version's rows: its segments' in turn
-        log(f"Index: {segment_layout.summary(written.refs)}; {len(written.new)} written by this run.")
-        one = np.asarray(vector_of(rows[0]), np.float32)[None, :]
-        dims = written.to_index(one).shape[1]
-        manifest = describing.make(plan, len(rows), one.shape[1], dims, result, next_id)
-        manifest.centre = segment_layout.centring(cfg)
-        calibrating.depth_and_labels(manifest, plan, layout, building, written, found, log)
-        manifest.build_seconds = round(time.perf_counter() - started, 2)
-        manifest.annoy_build_seconds = round(written.annoy_seconds, 2)
-        before = plan.current
-        fresh = {item.id for item in layout.fresh} if layout.source is not None else None
-        source, old_items = (before.version, before.items) if before is not None else (None, [])
-
-        def verify(folder: Path) -> None:
-            verifying.verify_copies(folder, rows, source, old_items, fresh, cfg, log)
-
-        return version_writer.Filled(written.refs, manifest, verify)
-
-    version = version_writer.write_version(cfg, fill, plan.before_publish)
-    shutil.rmtree(store.partial_dir(cfg.index_dir), ignore_errors=True)
-    return version
-
-
 def _embedder(plan: BuildPlan, log: Log) -> embedders.Embedder:
     """The plan's model, loaded at the plan's precision the first time it is needed."""
     if plan.embedder is None:
         chosen = plan.precision.precision if plan.precision else "f32"
         plan.embedder = precision.load_at(plan.cfg, chosen, plan.current, log)
     return plan.embedder
-
-
-def _conversion_to_keep(plan: BuildPlan, folder: str = runtimes.VERSION_FOLDER) -> Path | None:
-    """The OpenVINO conversion (or, with ``INT8_FOLDER``, the int8 model) the new version carries:
-    the one this run embedded with, else the copy the version before carries for the same model
-    (a rebuild that only removed files).
-
-    A serving worker's embedder runs the copy in the version it first loaded; once keep_versions
-    has pruned that version, its folder is gone, and the current version's copy stands in."""
-    int8 = folder == runtimes.INT8_FOLDER
-    if int8 and embedders.key_precision(plan.key) != "int8":
-        return None
-    embedder = plan.embedder
-    folders = [(embedder.quantized if int8 else embedder.converted)] if embedder is not None else []
-    if plan.current is not None and plan.current.manifest.model_key == plan.key:
-        folders.append(plan.current.version / folder)
-    network = embedders.with_precision(plan.key, "f32")
-    done = runtimes.is_quantized if int8 else runtimes.is_converted
-    return next((f for f in folders if f is not None and done(f, network)), None)

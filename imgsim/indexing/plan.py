@@ -11,6 +11,7 @@ import numpy as np
 
 from imgsim import config
 from imgsim.index.manifest import Manifest
+from imgsim.index.model_key import ModelKey
 from imgsim.indexing import collection
 from imgsim.indexing.collection import FileEntry
 from imgsim.indexing.precision import Choice
@@ -48,7 +49,7 @@ class BuildPlan:
     dataset: str
     root: Path
     entries: list[FileEntry]  # what the version will hold, if readable
-    key: str  # the model key the vectors are made with
+    key: ModelKey  # the model key the vectors are made with
     embedder: embedders.Embedder | None
     unchanged: dict[str, tuple[str, np.ndarray]]  # path -> (sha1, vector) reused as they are
     to_embed: list[FileEntry]

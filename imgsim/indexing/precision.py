@@ -20,6 +20,7 @@ import numpy as np
 from imgsim import config
 from imgsim.images import edits, imaging
 from imgsim.index.manifest import Agreement, PrecisionRecord
+from imgsim.index.model_key import ModelKey
 from imgsim.indexing import collection
 from imgsim.indexing.collection import FileEntry
 from imgsim.models import agreement, embedders, runtimes
@@ -50,7 +51,7 @@ def decide(
     cfg: config.Config,
     entries: list[FileEntry],
     current: collection.Previous | None,
-    network_key: str,
+    network_key: ModelKey,
     embedder: Embedder | None,
     log: Log,
 ) -> Choice:
@@ -60,8 +61,8 @@ def decide(
     if cfg.runtime != "openvino":
         return Choice("f32", "f32 only")
     before = current.manifest if current is not None else None
-    if before is not None and embedders.with_precision(before.model_key, "f32") == network_key:
-        was = embedders.key_precision(before.model_key)
+    if before is not None and before.model_key.at("f32") == network_key:
+        was = before.model_key.precision
         if cfg.precision in ("auto", was):  # the same model again: its vectors made the same way
             kept = runtimes.runnable(was, log)
             measured = before.precision_choice.measured if before.precision_choice else []
@@ -154,7 +155,7 @@ def _photos(
 def _int8(
     cfg: config.Config,
     reference: Embedder,
-    network_key: str,
+    network_key: ModelKey,
     sample: list[FileEntry],
     originals: Callable[[], np.ndarray],
     log: Log,
@@ -162,7 +163,7 @@ def _int8(
     """The int8 model of this network calibrated on ``sample``, quantized the first time it is asked
     for and cached per model key and calibration; None where NNCF cannot quantize it."""
     photos = "\n".join(f"{e.path}:{e.size}:{e.mtime_ns}" for e in sample)
-    key = f"{network_key}|int8:{hashlib.sha1(photos.encode()).hexdigest()[:16]}"
+    key = runtimes.int8_stamp(network_key, hashlib.sha1(photos.encode()).hexdigest()[:16])
     cache = runtimes.cache_root(cfg.model_cache)
     folder = runtimes.cache_folder(cache, key)
     made: list[Path | None] = []

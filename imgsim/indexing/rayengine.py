@@ -24,6 +24,7 @@ import numpy as np
 
 from imgsim import config
 from imgsim.images import imaging
+from imgsim.index.model_key import ModelKey
 from imgsim.indexing.collection import FileEntry
 from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting
 from imgsim.models import embedders, runtimes
@@ -41,7 +42,7 @@ class EmbedActor:
         model: str,
         weights: str | None,
         image_size: int,
-        key: str,
+        key: ModelKey,
         max_pixels: int,
         root: str,
         runtime: str = "tensorflow",
@@ -56,7 +57,7 @@ class EmbedActor:
                 "collection on a file system that every Ray node mounts at the same path"
             )
         on = runtimes.Runtime(runtime, runtimes.cache_root(model_cache), threads, precision)
-        pooling, trim, _ = embedders.key_options(key)  # made the driver's way
+        pooling, trim = key.pooling, key.trim  # made the driver's way
         folder = None
         if quantized:  # the driver's very int8 model, calibrated once: written where this actor reads it
             folder = Path(tempfile.mkdtemp(prefix="imgsim-int8-"))

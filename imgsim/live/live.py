@@ -134,7 +134,9 @@ class LiveLayer:
                 # the additions later versions took in. The window is this version's, not the
                 # clock's: a worker that cannot load a newer version keeps finding what it absorbed.
                 since = max(0.0, index.manifest.live_read_at - RECENT_S)
-                state = self.store.read(index.manifest.model_key, compacted_since=since, deleted_since=since)
+                state = self.store.read(
+                    str(index.manifest.model_key), compacted_since=since, deleted_since=since
+                )
                 self._view = view_of(state, index)
                 self._key = key
             return self._view

@@ -26,16 +26,13 @@ from PIL import Image
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.index.manifest import Manifest
+from imgsim.index.model_key import ModelKey
 from imgsim.models import reducers, runtimes
 from imgsim.models.keys import (  # noqa: F401 (the names callers know embedders by)
     BACKBONES,
-    PRECISION_OPTIONS,
     WeightsUnavailable,
-    key_options,
-    key_precision,
     model_key,
     weights_setting,
-    with_precision,
 )
 from imgsim.models.runtimes import Runtime
 
@@ -67,7 +64,7 @@ class Embedder:
     name: str
     source: str  # what load_embedder was given: a backbone name or a .keras path
     weights: str | None
-    key: str  # identifies model + weights + input size; vectors are reused only under the same key
+    key: ModelKey  # what its vectors depend on: they are reused only under the same key
     input_size: int
     dim: int
     model: Network
@@ -133,7 +130,7 @@ def _load(
     model: str,
     weights: str | None,
     image_size: int,
-    key: str,
+    key: ModelKey,
     runtime: Runtime,
     converted_in: Path | None,
     pooling: str,
@@ -178,7 +175,7 @@ def _on_openvino(
     model: str,
     weights: str | None,
     image_size: int,
-    key: str,
+    key: ModelKey,
     folder: Path,
     runtime: Runtime,
     quantized: Path | None = None,
@@ -197,7 +194,7 @@ def _on_openvino(
         name,
         source,
         weights,
-        with_precision(key, precision),
+        key.at(precision),
         side,
         network.dim,
         network,
@@ -215,9 +212,7 @@ def at_precision(embedder: Embedder, precision: str, quantized: Path | None = No
         return embedder
     if embedder.runtime != "openvino" or embedder.converted is None:
         raise ValueError(f"{embedder.name} runs on {embedder.runtime}: only OpenVINO runs bf16 or int8")
-    if precision == "int8" and not (
-        quantized and runtimes.is_quantized(quantized, with_precision(embedder.key, "f32"))
-    ):
+    if precision == "int8" and not (quantized and runtimes.is_quantized(quantized, embedder.key.at("f32"))):
         raise WeightsUnavailable(
             f"no int8 model of {embedder.name} in {quantized}: rebuild with img2vec.py --full"
         )
@@ -227,14 +222,14 @@ def at_precision(embedder: Embedder, precision: str, quantized: Path | None = No
     return dataclasses.replace(
         embedder,
         model=network,
-        key=with_precision(embedder.key, precision),
+        key=embedder.key.at(precision),
         precision=precision,
         quantized=quantized if precision == "int8" else None,
     )
 
 
 def _load_keras(
-    model: str, weights: str | None, image_size: int, key: str, pooling: str, log: Callable[[str], None]
+    model: str, weights: str | None, image_size: int, key: ModelKey, pooling: str, log: Callable[[str], None]
 ) -> Embedder:
     if model in BACKBONES:
         embedder = _load_backbone(model, weights, image_size, key)
@@ -251,7 +246,7 @@ def _load_keras(
     return dataclasses.replace(embedder, model=pooled)
 
 
-def _load_backbone(model: str, weights: str | None, image_size: int, key: str) -> Embedder:
+def _load_backbone(model: str, weights: str | None, image_size: int, key: ModelKey) -> Embedder:
     import keras
 
     class_name, mode, default_side = BACKBONES[model]
@@ -274,7 +269,7 @@ def _load_backbone(model: str, weights: str | None, image_size: int, key: str) -
     )
 
 
-def _load_file(model: str, image_size: int, key: str) -> Embedder:
+def _load_file(model: str, image_size: int, key: ModelKey) -> Embedder:
     import keras
 
     network = keras.saving.load_model(model)
@@ -296,8 +291,9 @@ def for_index(manifest: Manifest, version: Path, runtime: Runtime = TENSORFLOW) 
     trained = source in reducers.PIXEL_MODELS  # trained on the collection, stored in the version
     if trained:
         source = str(Path(version) / reducers.ENCODER_FILE)
-    pooling, trim, size = key_options(manifest.model_key)  # the settings the vectors were made with
-    network_key = with_precision(manifest.model_key, "f32")
+    key = manifest.model_key  # the settings the vectors were made with
+    pooling, trim, size = key.pooling, key.trim, key.image_size
+    network_key = manifest.model_key.at("f32")
     converted, quantized = Path(version) / runtimes.VERSION_FOLDER, Path(version) / runtimes.INT8_FOLDER
     weights = weights_setting(manifest.weights)
     runtime = dataclasses.replace(
@@ -315,7 +311,7 @@ def for_index(manifest: Manifest, version: Path, runtime: Runtime = TENSORFLOW) 
         embedder = dataclasses.replace(
             embedder, name=manifest.model_source, source=manifest.model_source, trained_files=Path(version)
         )
-    if with_precision(embedder.key, "f32") != network_key:
+    if embedder.key.at("f32") != network_key:
         raise WeightsUnavailable(
             f"the model {manifest.model_source} changed since the index was built; rebuild the "
             "index with img2vec.py"
@@ -325,16 +321,16 @@ def for_index(manifest: Manifest, version: Path, runtime: Runtime = TENSORFLOW) 
     return dataclasses.replace(embedder, key=manifest.model_key)
 
 
-def _query_precision(manifest: Manifest, runtime: Runtime, quantized: Path, network_key: str) -> str:
+def _query_precision(manifest: Manifest, runtime: Runtime, quantized: Path, network_key: ModelKey) -> str:
     """What queries run at: the index's precision (or the one asked for), else the next one down
     that this CPU has, or that the version has a model for (said in one line)."""
     if runtime.name != "openvino":
         return "f32"
-    wanted = key_precision(manifest.model_key) if runtime.precision == "auto" else runtime.precision
+    wanted = manifest.model_key.precision if runtime.precision == "auto" else runtime.precision
     precision = runtimes.runnable(wanted, runtime.log)
     if precision == "int8" and not runtimes.is_quantized(quantized, network_key):
         precision = runtimes.runnable("bf16", runtime.log)
-        built = key_precision(manifest.model_key)
+        built = manifest.model_key.precision
         runtime.log(f"This index has no int8 model (it is {built}): queries run {precision} instead.")
     return precision
 

@@ -1,15 +1,11 @@
-"""Model keys: what a model's vectors depend on, cheap to compute before the model is loaded.
-
-A key names the network (backbone and weights, or a model file by content), its input size and how
-vectors are made from its features (pooling, border trimming, precision). Vectors are reused, and a
-conversion or a query model is trusted, only under the same key.
-"""
+"""A model's key (index/model_key.py: what its vectors depend on), computed before it is loaded."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from imgsim import durable
+from imgsim.index.model_key import ModelKey
 from imgsim.models import reducers
 
 # name -> (keras.applications class, how its preprocess_input scales pixels, default input side)
@@ -31,39 +27,6 @@ def weights_setting(weights: str) -> str | None:
     return None if weights == "none" else weights
 
 
-PRECISION_OPTIONS = ("bf16", "int8")  # named in a key; f32, the only way before them, is not
-
-
-def _options(pooling: str, trim: bool, precision: str = "f32") -> str:
-    """The part of a model key that names how vectors are made from the network's features;
-    empty for average pooling without trimming in f32, the only way before they existed."""
-    used = (("gem", pooling == "gem"), ("trim", trim), (precision, precision in PRECISION_OPTIONS))
-    named = [name for name, on in used if on]
-    return "|" + ",".join(named) if named else ""
-
-
-def key_precision(key: str) -> str:
-    """The precision a model key's vectors were made in."""
-    _, _, options = key.partition("|")
-    return next((name for name in options.split(",") if name in PRECISION_OPTIONS), "f32")
-
-
-def with_precision(key: str, precision: str) -> str:
-    """The same model key for vectors made in ``precision``; with f32, the key of the network
-    itself, which its OpenVINO conversion is of, whatever precision then runs it."""
-    base, _, options = key.partition("|")
-    named = [name for name in options.split(",") if name and name not in PRECISION_OPTIONS]
-    named += [precision] if precision in PRECISION_OPTIONS else []
-    return base + ("|" + ",".join(named) if named else "")
-
-
-def key_options(key: str) -> tuple[str, bool, int]:
-    """(pooling, trim, input-size setting) that a model key was made with."""
-    base, _, options = key.partition("|")
-    named = options.split(",") if options else []
-    return ("gem" if "gem" in named else "avg"), "trim" in named, int(base.rsplit(":", 1)[1])
-
-
 def model_key(
     model: str,
     weights: str | None = "imagenet",
@@ -71,9 +34,9 @@ def model_key(
     pooling: str = "avg",
     trim: bool = False,
     precision: str = "f32",
-) -> str:
+) -> ModelKey:
     """What the vectors depend on, cheap to compute before the model is loaded."""
-    return _base_key(model, weights, image_size) + _options(pooling, trim, precision)
+    return ModelKey(_base_key(model, weights, image_size), pooling, trim).at(precision)
 
 
 def _base_key(model: str, weights: str | None, image_size: int) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config, durable
+from imgsim.index.model_key import ModelKey
 from imgsim.index.vectors import exact_neighbours, normalise
 
 Reducer = Callable[[np.ndarray], np.ndarray]
@@ -128,7 +129,7 @@ def load_reducer(kind: str, directory: Path) -> Reducer | None:
 
 
 def fit_for_build(
-    kind: str, vectors: np.ndarray, cfg: config.Config, model_key: str, log=print, verbose: int = 2
+    kind: str, vectors: np.ndarray, cfg: config.Config, model_key: ModelKey, log=print, verbose: int = 2
 ):
     """The reducer for a new index version.
 
@@ -146,7 +147,7 @@ def fit_for_build(
     info_path = Path(cfg.index_dir) / AUTOENCODER_INFO
     if saved.is_file() and info_path.is_file():
         info = durable.read_json(info_path)
-        if info.get("model_key") == model_key and info.get("dims") == cfg.dims:
+        if info.get("model_key") == str(model_key) and info.get("dims") == cfg.dims:
             log(f"Using the autoencoder trained on {info.get('trained_at')} ({saved})")
             return keras.saving.load_model(saved)
     log(f"Training an autoencoder {vectors.shape[1]} -> {cfg.dims} on {len(vectors)} vectors ...")
@@ -155,13 +156,13 @@ def fit_for_build(
     return encoder
 
 
-def save_trained(encoder, cfg: config.Config, model_key: str, count: int, **extra) -> None:
+def save_trained(encoder, cfg: config.Config, model_key: ModelKey, count: int, **extra) -> None:
     saved = Path(cfg.index_dir) / AUTOENCODER_FILE
     tmp = saved.with_name(".tmp-" + saved.name)  # Keras saves by path and wants the .keras suffix
     encoder.save(tmp)
     tmp.replace(saved)
     info = {
-        "model_key": model_key,
+        "model_key": str(model_key),
         "dims": cfg.dims,
         "trained_on": count,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsim.index.model_key import ModelKey
 from imgsim.index.vectors import normalise
-from imgsim.models import keys
 
 SIMILAR_ODDS = 10.0  # pairs this close: ten times likelier of one class than of two
 RELATED_ODDS = 3.0
@@ -43,9 +43,9 @@ class Reference:
         return asdict(self)
 
 
-def identity(model_key: str) -> str:
+def identity(model_key: ModelKey) -> str:
     """The key a reference is kept under: the model's, whatever precision runs it."""
-    return keys.with_precision(model_key, "f32")
+    return str(model_key.at("f32"))
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -69,7 +69,7 @@ def _line(distances: np.ndarray, same: np.ndarray, odds: float) -> float:
     return float(ordered[good[-1]]) if len(good) else 0.0
 
 
-def measure(model_key: str, vectors: np.ndarray, labels: list[str], name: str) -> Reference:
+def measure(model_key: ModelKey, vectors: np.ndarray, labels: list[str], name: str) -> Reference:
     """The reference of a model from the full embeddings of labelled photos (ValueError where
     they are too few to say anything)."""
     if len(vectors) < MIN_PHOTOS or len(set(labels)) < 2:
@@ -102,7 +102,7 @@ def _read(path: Path) -> dict:
         return {}
 
 
-def find(model_key: str, cache: Path) -> Reference | None:
+def find(model_key: ModelKey, cache: Path) -> Reference | None:
     """The reference of a model: one measured on this machine (evaluate.py --reference), else the
     one shipped with imgsim, else None."""
     wanted = identity(model_key)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from imgsim import config
+from imgsim.index.model_key import ModelKey
 
 # OpenVINO's converter and NNCF report usage to Google Analytics unless a consent file in the home
 # folder says no; its sender forks a process, which inherits open files (the build's lock) and
@@ -104,20 +105,21 @@ def cache_root(setting: str) -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "imgsim-openvino"
 
 
-def cache_folder(root: Path, key: str) -> Path:
-    """One folder per model key (keys hold ':' and file names, so the folder is named by a hash)."""
-    return root / hashlib.sha1(key.encode()).hexdigest()[:16]
+def cache_folder(root: Path, stamp: ModelKey | str) -> Path:
+    """One folder per model key, or per int8 stamp (keys hold ':' and file names, so the folder is
+    named by a hash)."""
+    return root / hashlib.sha1(str(stamp).encode()).hexdigest()[:16]
 
 
-def is_converted(folder: Path, key: str) -> bool:
+def is_converted(folder: Path, key: ModelKey) -> bool:
     """Whether ``folder`` holds a complete conversion of the model with this key."""
     try:
-        return (folder / KEY_FILE).read_text() == key and (folder / MODEL_BIN).is_file()
+        return (folder / KEY_FILE).read_text() == str(key) and (folder / MODEL_BIN).is_file()
     except OSError:
         return False
 
 
-def convert(keras_model: Any, folder: Path, key: str) -> None:
+def convert(keras_model: Any, folder: Path, key: ModelKey) -> None:
     """Export a Keras model to OpenVINO into ``folder``.
 
     Written into a sibling temporary folder and renamed into place, so that a worker or a second
@@ -127,7 +129,7 @@ def convert(keras_model: Any, folder: Path, key: str) -> None:
     building = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder.parent))
     try:
         keras_model.export(str(building / MODEL_XML), format="openvino", verbose=False)
-        (building / KEY_FILE).write_text(key)
+        (building / KEY_FILE).write_text(str(key))
         if is_converted(folder, key):
             return  # another process finished first
         shutil.rmtree(folder, ignore_errors=True)
@@ -146,15 +148,22 @@ def copy_converted(folder: Path, target: Path) -> None:
             shutil.copy2(folder / name, target / name)
 
 
-def is_quantized(folder: Path, key: str) -> bool:
+def int8_stamp(key: ModelKey, calibration: str) -> str:
+    """What an int8 model's key file says: the network it was quantized from and on what."""
+    return f"{key.at('f32')}|int8:{calibration}"
+
+
+def is_quantized(folder: Path, key: ModelKey) -> bool:
     """Whether ``folder`` holds a complete int8 model quantized from the conversion with this key."""
     try:
-        return (folder / KEY_FILE).read_text().startswith(key + "|int8:") and (folder / MODEL_BIN).is_file()
+        return (folder / KEY_FILE).read_text().startswith(int8_stamp(key, "")) and (
+            folder / MODEL_BIN
+        ).is_file()
     except OSError:
         return False
 
 
-def quantize(source: Path, folder: Path, key: str, batches: list[np.ndarray]) -> None:
+def quantize(source: Path, folder: Path, stamp: str, batches: list[np.ndarray]) -> None:
     """Quantize the conversion in ``source`` to int8 with NNCF, calibrated on ``batches`` (the
     collection's own photos, preprocessed), into ``folder``, atomically as ``convert`` does.
 
@@ -168,7 +177,7 @@ def quantize(source: Path, folder: Path, key: str, batches: list[np.ndarray]) ->
     nncf.set_log_level(logging.WARNING)  # its notes and progress bars would go to stdout (--json)
     with contextlib.redirect_stdout(sys.stderr):
         quantized = _quantized(nncf, openvino.Core().read_model(str(source / MODEL_XML)), batches)
-    _save(folder, key, lambda building: openvino.save_model(quantized, str(building / MODEL_XML)))
+    _save(folder, stamp, lambda building: openvino.save_model(quantized, str(building / MODEL_XML)))
 
 
 def _quantized(nncf: Any, model: Any, batches: list[np.ndarray]) -> Any:
@@ -181,13 +190,13 @@ def _quantized(nncf: Any, model: Any, batches: list[np.ndarray]) -> Any:
     )
 
 
-def _save(folder: Path, key: str, write: Callable[[Path], None]) -> None:
+def _save(folder: Path, stamp: str, write: Callable[[Path], None]) -> None:
     """Write a model into a sibling temporary folder, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".saving-", dir=folder.parent))
     try:
         write(building)
-        (building / KEY_FILE).write_text(key)
+        (building / KEY_FILE).write_text(stamp)
         shutil.rmtree(folder, ignore_errors=True)
         os.rename(building, folder)
     finally:

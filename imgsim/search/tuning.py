@@ -19,6 +19,7 @@ from imgsim.images import edits, imaging
 from imgsim.index import matching, migrate, recall, store
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import EXACT_SEARCH_K
+from imgsim.index.model_key import ModelKey
 from imgsim.models import embedders
 
 CALIBRATION_FILE = "calibration.npz"
@@ -69,13 +70,15 @@ def edited_vectors(
     return EditedQueries(np.array(ids, np.int64), np.array(names, dtype=str), np.concatenate(vectors))
 
 
-def reusable(previous: Path | None, key: str, items: list[store.Item], wanted: int) -> EditedQueries | None:
+def reusable(
+    previous: Path | None, key: ModelKey, items: list[store.Item], wanted: int
+) -> EditedQueries | None:
     """The previous version's edited queries for items that are still there, unchanged, if they
     are enough (at least half of what a fresh sample would give) and made with the same model."""
     if previous is None or not (previous / CALIBRATION_FILE).is_file():
         return None
     with np.load(previous / CALIBRATION_FILE) as saved:
-        if str(saved["model_key"]) != key or not migrate.calibration_has_edits(saved):
+        if str(saved["model_key"]) != str(key) or not migrate.calibration_has_edits(saved):
             return None
         sha1 = {item.id: item.sha1 for item in items}
         present = [sha1.get(int(i)) == str(s) for i, s in zip(saved["ids"], saved["sha1"], strict=True)]
@@ -84,11 +87,11 @@ def reusable(previous: Path | None, key: str, items: list[store.Item], wanted: i
     return found if len(found.ids) and len(found.ids) >= enough else None
 
 
-def save(version: Path, key: str, items: list[store.Item], found: EditedQueries) -> None:
+def save(version: Path, key: ModelKey, items: list[store.Item], found: EditedQueries) -> None:
     sha1 = {item.id: item.sha1 for item in items}
     np.savez(
         version / CALIBRATION_FILE,
-        model_key=key,
+        model_key=str(key),
         ids=found.ids,
         edits=found.edits,
         sha1=np.array([sha1[int(i)] for i in found.ids]),

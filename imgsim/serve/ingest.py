@@ -64,7 +64,7 @@ class Ingest:
             hashlib.sha1(data).hexdigest(),
             stat.st_size,
             stat.st_mtime_ns,
-            snap.index.manifest.model_key,
+            str(snap.index.manifest.model_key),
             vector,
             metadata,
         )
