@@ -26,11 +26,12 @@ test: $(VENV)/.package system
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-# A contributor's quick loop: lint, types and the tests not marked slow (about a minute)
+# A contributor's quick loop: lint, types and the tests not marked slow, one process per core
+# (about a minute on two cores)
 test-fast: $(VENV)/.package
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -m 'not slow' -q
+	$(BIN)/python -m pytest -m 'not slow' -q -n auto
 
 system:
 	bash scripts/install-system.sh
