@@ -129,6 +129,8 @@ class Config:
     # Uploads: bytes per request and decoded pixels per image (decompression-bomb guard).
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 64_000_000
+    # A collection file larger than this is skipped and reported, never read (a 64 Mpx TIFF is 192 MB).
+    max_file_bytes: int = 256 * 1024 * 1024
     # Seconds between a web worker's checks for a new index version.
     reload_interval: float = 2.0
     # Bearer token for POST /images and DELETE /images/<id>; empty = those endpoints are off.
@@ -258,6 +260,7 @@ HELP = {
     "tls_key": "PEM private key of --tls-cert",
     "proxy_tls_bind": "address nginx listens on with TLS (default %(default)s)",
     "max_upload_bytes": "largest upload accepted, in bytes (default %(default)s)",
+    "max_file_bytes": "largest collection file a build reads, in bytes (default %(default)s)",
     "engine": "where to embed: local (this process) or ray (a Ray cluster) (default %(default)s)",
     "ray_address": "Ray cluster to join (auto, ray://host:10001); empty = start one here",
     "ray_actors": "embedding actors on Ray; 0 = fill the cluster (default %(default)s)",
@@ -273,6 +276,7 @@ BUILD_FLAGS = (
     "weights",
     "image_size",
     "batch_size",
+    "max_file_bytes",
     "runtime",
     "precision",
     "precision_sample",
@@ -325,22 +329,31 @@ def parse_args(
 
 
 SECRETS = ("admin_token",)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*(@)|(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def redacted(name: str, value: object) -> str:
+    """A setting's value as it may be shown: the admin token only as set or not, and a database URL
+    without its password (``postgresql://imgsim:***@db/imgsim``, ``password=***``)."""
+    if name in SECRETS:
+        return "(set)" if value else ""
+    if name == "live_url":
+        return _URL_PASSWORD.sub(lambda m: f"{m[1]}***{m[2]}" if m[1] else f"{m[3]}***", str(value))
+    return str(value)
 
 
 def describe(cfg: Config) -> list[dict[str, str]]:
     """Every setting with its default, its variable, its flag (where a script has one) and its value."""
     rows = []
     for field in fields(Config):
-        value = getattr(cfg, field.name)
-        if field.name in SECRETS:
-            value = "(set)" if value else ""
+        value = redacted(field.name, getattr(cfg, field.name))
         rows.append(
             {
                 "setting": field.name,
                 "default": str(field.default),
                 "variable": ENV_PREFIX + field.name.upper(),
                 "flag": "--" + field.name.replace("_", "-") if field.name in HELP else "",
-                "value": str(value),
+                "value": value,
             }
         )
     return rows

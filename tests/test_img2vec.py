@@ -247,6 +247,39 @@ def test_the_manifest_says_where_the_weights_came_from(tmp_path, tiny_config):
     assert store.read_manifest(version).weights == "file"  # inside the .keras file, not "none"
 
 
+def test_a_fifo_or_an_oversized_file_is_skipped_with_its_reason_never_read(tmp_path, tiny_config):
+    """A FIFO named x.jpg once hung img2vec.py forever, and a 2 GiB sparse big.jpg was read whole
+    before being refused (hardening item 10)."""
+    import threading
+
+    photos = tmp_path / "photos"
+    write_images(photos, 4)
+    os.mkfifo(photos / "x.jpg")
+    with open(photos / "big.jpg", "wb") as handle:
+        handle.truncate(3 * 1024 * 1024)  # sparse: nothing written, every byte would be read
+    built: list = []
+    cfg = tiny_config.replace(max_file_bytes=2 * 1024 * 1024)
+    worker = threading.Thread(target=lambda: built.append(quiet_build(photos, cfg)), daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert built, "the build hung on the FIFO"
+    reasons = dict(built[0].skipped)
+    assert built[0].items == 4 and set(reasons) == {"x.jpg", "big.jpg"}
+    assert "not a regular file" in reasons["x.jpg"]
+    assert reasons["big.jpg"] == "3,145,728 bytes, more than the 2,097,152 a file may have"
+
+
+def test_a_glob_with_a_link_out_of_the_collection_refuses_it_and_goes_on(tmp_path):
+    """In glob mode the link was resolved first, and naming it relative to the collection crashed."""
+    photos = tmp_path / "photos"
+    write_images(photos, 2)
+    secret = write_images(tmp_path / "elsewhere", 1, seed=3, prefix="secret")[0]
+    (photos / "link.png").symlink_to(secret)
+    root, entries, refused = collection.scan(f"{photos}/*.png")
+    assert [e.path for e in entries] == ["img0000.png", "img0001.png"]
+    assert refused == [("link.png", collection.OUTSIDE)]
+
+
 def test_a_link_to_a_file_outside_the_collection_is_skipped_and_never_served(tmp_path, tiny_config):
     """It was indexed, and GET /images/<id> returned the outside file's bytes."""
     from imgsim.serve import app as app_module

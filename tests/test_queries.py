@@ -65,14 +65,31 @@ def test_a_box_on_an_indexed_image_searches_that_region_of_its_file(collage_app)
 
 @pytest.mark.parametrize(
     "box",
-    ["1,2,3", "a,b,c,d", "0.5,0.5,0.6,0.2", "-0.1,0,0.5,0.5", "0,0,0,0.5", "nan,0,1,1", "0,0,0.01,0.01"],
+    [
+        "1,2,3",
+        "a,b,c,d",
+        "0.5,0.5,0.6,0.2",
+        "-0.1,0,0.5,0.5",
+        "0,0,0,0.5",
+        "nan,0,1,1",
+        "0,0,0.01,0.01",
+        "\u0660,\u0660,\u0661,\u0661",  # Arabic-Indic digits: float() reads them as 0,0,1,1
+        "0,0,1_0e-1,1",  # an underscore float() allows
+    ],
 )
 def test_bad_boxes_are_refused(collage_app, box):
+    """Only ASCII numbers: ``box=٠,٠,١,١`` was once read as 0,0,1,1 (hardening item 14)."""
     application, paths = collage_app
     client = application.test_client()
     reply = client.post(f"/search?box={box}", data=paths[0].read_bytes(), content_type="image/png")
     assert reply.status_code == 400 and reply.get_json()["code"] == "bad_box", reply.get_json()
     assert client.get(f"/search?id=1&box={box}&format=json").status_code == 400
+
+
+@pytest.mark.parametrize("box", ["\u0660,\u0660,\u0661,\u0661", "0,0,1_0e-1,1", "0,0,\uff11,1", "0,0,inf,1"])
+def test_a_box_is_four_ascii_numbers(box):
+    with pytest.raises(queries.BadBox, match="four numbers"):
+        queries.parse_box(box)
 
 
 def test_a_combined_query_ranks_what_is_like_both_above_what_is_like_one():

@@ -11,6 +11,8 @@ import ctypes
 import ctypes.util
 import io
 import math
+import os
+import stat
 import threading
 from pathlib import Path
 
@@ -171,8 +173,39 @@ def image_format(data: bytes) -> str | None:
         return None
 
 
+MAX_FILE_BYTES = 256 * 1024 * 1024  # config.max_file_bytes' default
+
+
+def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """A collection file's bytes, from one open descriptor: only a regular file (a FIFO would block
+    a build forever, a device never end), refused over ``max_bytes`` before anything is read (a
+    2 GiB sparse file was once read whole). Raises UnreadableImage with the reason."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer
+    except FileNotFoundError:
+        raise UnreadableImage("file not found") from None
+    except OSError as error:
+        raise UnreadableImage(f"cannot read file: {error.strerror or error}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode):
+            raise UnreadableImage("not a regular file (a pipe, a device or a folder): not read")
+        if found.st_size > max_bytes:
+            raise UnreadableImage(f"{found.st_size:,} bytes, more than the {max_bytes:,} a file may have")
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as error:
+            raise UnreadableImage(f"cannot read file: {error.strerror or error}") from None
+    if len(data) > max_bytes:  # it grew while being read
+        raise UnreadableImage(f"more than the {max_bytes:,} bytes a file may have")
+    return data
+
+
 def open_rgb(
-    source: str | Path | bytes, max_pixels: int = 64_000_000, min_side: int | None = None
+    source: str | Path | bytes,
+    max_pixels: int = 64_000_000,
+    min_side: int | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> Image.Image:
     """Decode a file path or raw bytes into an upright RGB image.
 
@@ -181,12 +214,7 @@ def open_rgb(
     before decoding them; ``min_side`` as decode_rgb. Raises UnreadableImage with a short reason
     on any failure.
     """
-    try:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    except FileNotFoundError:
-        raise UnreadableImage("file not found") from None
-    except OSError as error:
-        raise UnreadableImage(f"cannot read file: {error.strerror or error}") from None
+    data = source if isinstance(source, bytes) else read_file(source, max_bytes)
     return decode_rgb(data, max_pixels, min_side)
 
 

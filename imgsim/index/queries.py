@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 from PIL import Image
@@ -25,10 +26,15 @@ class BadBox(ValueError):
     """A box that is not four fractions inside the image; the message says what is wrong."""
 
 
+_ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_box(raw: str) -> Box:
     """``x,y,w,h`` as fractions of the image's width and height (0..1, the box inside the image)."""
     parts = raw.split(",")
     try:
+        if not all(_ASCII_NUMBER.fullmatch(part.strip()) for part in parts):
+            raise ValueError  # float() reads other scripts' digits and "inf", "nan", "1_0": not ours
         x, y, w, h = (float(part) for part in parts)
     except ValueError:
         raise BadBox(

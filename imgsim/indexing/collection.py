@@ -66,7 +66,8 @@ def scan(dataset: str | Path) -> tuple[Path, list[FileEntry], list[tuple[str, st
     elif glob.has_magic(dataset):
         prefix = list(itertools.takewhile(lambda part: not glob.has_magic(part), Path(dataset).parts))
         root = Path(*prefix).resolve() if prefix else Path.cwd()
-        paths = [Path(p).resolve() for p in glob.glob(dataset, recursive=True)]
+        # absolute, not resolved: a link out of the collection is then refused, not a crash
+        paths = [Path(p).absolute() for p in glob.glob(dataset, recursive=True)]
         paths = sorted(p for p in paths if p.is_file() and imaging.is_image_path(p))
     else:
         raise FileNotFoundError(f"{dataset} is neither a folder nor a glob that matches files")

@@ -26,9 +26,9 @@ def embed_files(job: EmbedJob) -> EmbedResult:
 
     def decode(entry: FileEntry) -> tuple[str, np.ndarray | None] | imaging.UnreadableImage:
         try:
-            data = entry.abspath.read_bytes()
-        except OSError as error:
-            return imaging.UnreadableImage(f"cannot read file: {error.strerror or error}")
+            data = imaging.read_file(entry.abspath, cfg.max_file_bytes)
+        except imaging.UnreadableImage as error:
+            return error
         sha1 = hashlib.sha1(data).hexdigest()
         old = known_sha1.get(entry.path)
         if old is not None and old[0] == sha1:

@@ -132,9 +132,9 @@ def _photos(
     read: list[tuple[FileEntry, str]] = []
     for entry in sample:
         try:
-            data = entry.abspath.read_bytes()
+            data = imaging.read_file(entry.abspath, cfg.max_file_bytes)
             image = imaging.decode_rgb(data, cfg.max_image_pixels, embedder.decode_side)  # as embedding does
-        except (OSError, imaging.UnreadableImage):
+        except imaging.UnreadableImage:
             continue
         read.append((entry, hashlib.sha1(data).hexdigest()))
         if len(originals) < edited:

@@ -50,6 +50,7 @@ class EmbedActor:
         threads: int = 0,
         precision: str = "f32",
         quantized: dict[str, bytes] | None = None,
+        max_bytes: int = imaging.MAX_FILE_BYTES,
     ):
         if not os.access(root, os.R_OK | os.X_OK):
             raise CollectionUnreadable(
@@ -68,15 +69,14 @@ class EmbedActor:
         )
         if self.embedder.key != key:  # never mix vectors of two models in one index
             raise RuntimeError(f"the Ray actor loaded {self.embedder.key}, the driver {key}")
-        self.max_pixels = max_pixels
+        self.max_pixels, self.max_bytes = max_pixels, max_bytes
 
     def _prepare(self, path: str, known_sha1: str) -> tuple[str, np.ndarray | None, str]:
         """(sha1, pixels or None when the known vector stands, reason it cannot be read or "")."""
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            return "", None, f"cannot read file: {error.strerror or error}"
+            data = imaging.read_file(path, self.max_bytes)
+        except imaging.UnreadableImage as error:
+            return "", None, str(error)
         sha1 = hashlib.sha1(data).hexdigest()
         if sha1 == known_sha1:
             return sha1, None, ""
@@ -162,6 +162,7 @@ def actor_arguments(embedder: embedders.Embedder, cfg: config.Config, root: str)
         "image_size": cfg.image_size,
         "key": embedder.key,
         "max_pixels": cfg.max_image_pixels,
+        "max_bytes": cfg.max_file_bytes,
         "root": root,
         "runtime": embedder.runtime,
         "model_cache": cfg.model_cache,

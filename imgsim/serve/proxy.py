@@ -16,6 +16,7 @@ import getpass
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -79,14 +80,38 @@ def tls_lines(cfg: config.Config) -> str:
     )
 
 
+def private_run_dir(run_dir: Path) -> None:
+    """``run_dir`` as a folder only this user can enter: made with mode 0700, or, where it exists,
+    refused unless this user owns it (a folder another local user made first in /tmp would let
+    them read the configuration, which holds the admin token, or swap its files)."""
+    try:
+        run_dir.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        found = run_dir.lstat()
+        if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid():
+            raise ProxyError(
+                f"{run_dir} exists and is not this user's folder: choose another --run-dir"
+            ) from None
+    os.chmod(run_dir, 0o700)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A file only this user can read (mode 0600), never written through a link."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
 def start_nginx(cfg: config.Config, run_dir: Path) -> subprocess.Popen:
     """nginx in the foreground with its configuration, pid, logs and buffers all in ``run_dir``."""
     nginx = find_nginx()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    private_run_dir(run_dir)
     for name in TEMP_DIRS:
         (run_dir / name).mkdir(exist_ok=True)
     conf = run_dir / "nginx.conf"
-    conf.write_text(render(cfg, run_dir))
+    _write_private(conf, render(cfg, run_dir))
     command = [nginx, "-p", str(run_dir), "-e", str(run_dir / "error.log"), "-c", str(conf)]
     check = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True)
     if check.returncode != 0:
