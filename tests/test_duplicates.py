@@ -4,6 +4,7 @@ import io
 import json
 import random
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,8 @@ from helpers import FLOWER_CLASSES, quiet_build, requires_shared
 from imgsim import config, durable
 from imgsim.cli import search as search_cli
 from imgsim.duplicates import copy_pairs, finding, grouping
-from imgsim.images import edits
-from imgsim.index import matching, store
+from imgsim.images import edits, geometry
+from imgsim.index import store
 
 pytestmark = pytest.mark.slow  # the planted set of duplicates
 
@@ -85,37 +86,28 @@ def _item(id, path, sha1="x", mtime_ns=0):
     return store.Item(id, path, 0, mtime_ns, sha1)
 
 
+def _verified(a: int, b: int) -> copy_pairs.Pair:
+    match = geometry.Match(40, 0.0, 1.0, [], [], 1.0, 1.0)
+    return copy_pairs.Pair(a, b, 0.1, copy_pairs.CopyMatch(match, a_gray=False, b_gray=False))
+
+
 def test_the_copy_to_keep_has_the_most_pixels_then_is_the_oldest(tmp_path):
     Image.new("RGB", (40, 30)).save(tmp_path / "small.png")
     Image.new("RGB", (80, 60)).save(tmp_path / "large.png")
     Image.new("RGB", (80, 60)).save(tmp_path / "large-older.png")
     items = [_item(0, "small.png", "a"), _item(1, "large.png", "b", 20), _item(2, "large-older.png", "c", 10)]
-
-    def near(row: int) -> tuple[list[int], list[float]]:
-        return [0, 1, 2], [0.1, 0.1, 0.1]
-
-    [group] = grouping.find_groups(items, near, 0.2, tmp_path)
+    pairs = [_verified(0, 1), _verified(0, 2), _verified(1, 2)]
+    [group] = grouping.from_pairs(items, pairs, 0.2, tmp_path)
     assert group.kind == "near" and group.keep == 2 and len(group.members) == 3
-    assert [g.keep for g in grouping.find_groups(items, near, 0.2, tmp_path, hidden=[2])] == [1]
+    assert [g.keep for g in grouping.from_pairs(items, pairs, 0.2, tmp_path, hidden=[2])] == [1]
 
 
 def test_exact_copies_are_grouped_by_content_whatever_the_distance(tmp_path):
     items = [_item(0, "a.jpg", "same"), _item(1, "b.jpg", "same"), _item(2, "c.jpg", "other")]
-
-    def far(row: int) -> tuple[list[int], list[float]]:
-        return [row], [0.0]
-
-    [group] = grouping.find_groups(items, far, 0.2, tmp_path)
+    pairs, _ = copy_pairs.find_pairs(items, lambda row: ([row], [0.0]), 0.0, lambda row: None)
+    [group] = grouping.from_pairs(items, pairs, 0.0, tmp_path)
     assert group.kind == "exact" and {m.id for m in group.members} == {0, 1}
     assert "SHA-1" in group.reason and group.keep == 0  # no pixels to compare: the lowest id
-
-
-def test_an_index_without_calibrated_distances_asks_for_a_threshold():
-    with pytest.raises(ValueError, match="give a threshold"):
-        grouping.threshold_of(None)
-    assert grouping.threshold_of(None, 0.3) == 0.3
-    calibrated = matching.Thresholds(duplicate=0.5, similar=0.9, related=1.0)
-    assert grouping.threshold_of(calibrated) == 0.5 and grouping.threshold_of(calibrated, 0.1) == 0.1
 
 
 @pytest.fixture
@@ -158,22 +150,6 @@ def test_a_bad_threshold_is_refused_and_a_tiny_one_finds_only_exact_copies(copie
     assert [g["kind"] for g in strict["groups"]] == ["exact"] and strict["threshold"] == 0.0
 
 
-def test_a_chain_of_similar_photos_is_not_one_group(tmp_path):
-    """A is close to B and B to C, but A is far from C: complete linkage keeps one pair only."""
-    items = [_item(0, "a.jpg", "a"), _item(1, "b.jpg", "b"), _item(2, "c.jpg", "c")]
-    apart = {(0, 1): 0.1, (1, 2): 0.15, (0, 2): 0.5}
-
-    def distance(x: int, y: int) -> float:
-        return 0.0 if x == y else apart[(min(x, y), max(x, y))]
-
-    def near(row: int) -> tuple[list[int], list[float]]:
-        return [0, 1, 2], [distance(row, other) for other in (0, 1, 2)]
-
-    [group] = grouping.find_groups(items, near, 0.2, tmp_path, distance=distance)
-    assert {m.id for m in group.members} == {0, 1}  # the closest pair; C stays alone
-    assert len(grouping.find_groups(items, near, 0.2, tmp_path)[0].members) == 3  # single linkage chains
-
-
 def test_the_page_sends_large_collections_to_the_command_line(copies_app, monkeypatch):
     from imgsim.serve.web import copies
 
@@ -181,6 +157,76 @@ def test_the_page_sends_large_collections_to_the_command_line(copies_app, monkey
     reply = copies_app.test_client().get("/duplicates?format=json")
     assert reply.status_code == 409 and reply.get_json()["code"] == "too_many_for_page"
     assert "python ann.py --duplicates" in reply.get_json()["error"]
+
+
+def test_a_build_without_calibration_still_lists_its_copies(photos, service_config):
+    """--recall-sample 0 stored no verified copies: /duplicates answered 409 "rebuild it", which
+    rebuilding never cured, or, given a threshold, grouped every photo by distance under a lock
+    (hardening item 1)."""
+    from imgsim.serve import app as app_module
+
+    shutil.copy(photos / "img0003.png", photos / "img0003-again.png")
+    cfg = service_config.replace(recall_sample=0)
+    quiet_build(photos, cfg)
+    client = app_module.create_app(cfg).test_client()
+    for query in ("", "&threshold=2"):
+        found = client.get(f"/duplicates?format=json{query}").get_json()
+        assert found["calibrated"] is None and found["threshold"] == 0.0
+        assert [{m["path"] for m in g["members"]} for g in found["groups"]] == [
+            {"img0003.png", "img0003-again.png"}
+        ]
+
+
+def test_a_version_without_stored_copies_is_refused_at_once_not_grouped_under_a_lock(copies_app, capsys):
+    """Such a version (format 1, or built before verified copies) once ran a complete-linkage
+    grouping inside the request: minutes of a core at 1,000 photos, every other request waiting."""
+    from imgsim.serve import web
+
+    version = web.service_of(copies_app).holder.get().index.version
+    (version / copy_pairs.COPIES_FILE).unlink()
+    began = time.perf_counter()
+    reply = copies_app.test_client().get("/duplicates?threshold=2&format=json")
+    assert reply.status_code == 409 and "rebuild it with img2vec.py" in reply.get_json()["error"]
+    assert time.perf_counter() - began < 2
+    cfg = web.service_of(copies_app).cfg
+    assert search_cli.main(["--duplicates", "--threshold", "2", "--index-dir", str(cfg.index_dir)]) == 2
+    assert "rebuild it with img2vec.py" in capsys.readouterr().err
+
+
+def test_a_request_waits_briefly_for_another_computing_the_groups_then_is_told_to_retry(
+    copies_app, monkeypatch
+):
+    """Requests once queued without bound on the worker's duplicates lock (hardening item 2)."""
+    from imgsim.serve import reports, web
+
+    monkeypatch.setattr(reports, "BUSY_S", 0.2)
+    held = web.service_of(copies_app).reports._duplicates_lock
+    with held:  # another request is computing them
+        reply = copies_app.test_client().get("/duplicates?format=json")
+    assert reply.status_code == 503 and reply.get_json()["code"] == "busy"
+    assert reply.headers["Retry-After"] == "5"
+    assert copies_app.test_client().get("/duplicates?format=json").status_code == 200
+
+
+def test_groups_are_computed_once_per_effective_limit(copies_app, monkeypatch):
+    """Any float was a new cache key (and a new parse of copies.json): thresholds beyond the reach
+    the pairs were looked for within all answer the same, computed once."""
+    from imgsim.duplicates import finding as finding_module
+
+    computed: list[float] = []
+    real = finding_module.groups_at
+
+    def counting(index, stored, limit, hidden=()):
+        computed.append(limit)
+        return real(index, stored, limit, hidden)
+
+    monkeypatch.setattr(finding_module, "groups_at", counting)
+    client = copies_app.test_client()
+    reach = client.get("/duplicates?format=json").get_json()["threshold"]
+    assert reach < 2  # the thresholds below all lie at or beyond it
+    beyond = [reach, (reach + 2) / 2, 2, 2]
+    answers = [client.get(f"/duplicates?format=json&threshold={t}").get_json() for t in beyond]
+    assert {a["threshold"] for a in answers} == {reach} and computed == [reach]
 
 
 @requires_shared

@@ -40,7 +40,7 @@ def _query_files(queries: list[str]) -> list[Path]:
 def _print_duplicates(cfg: config.Config, threshold: float | None, as_json: bool) -> int:
     try:
         index = open_index(cfg.index_dir)
-        limit, groups = find_duplicates(index, threshold, bar=True)
+        limit, groups = find_duplicates(index, threshold)
     except (store.IndexMissing, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,6 +1,5 @@
 """Duplicates over an opened index: its verified pairs (a build finds them once per version and
-stores them), and the groups they make at a threshold, or, in a version built before verified
-copies, the groups of distance alone."""
+stores them), and the groups they make at a threshold."""
 
 from __future__ import annotations
 
@@ -21,6 +20,14 @@ def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[flo
     return lambda row: index.nearest_rows(index.stored_vector(row), k, SHALLOW)
 
 
+def reach_of(index: SearchIndex) -> float:
+    """How far apart in the index's space candidate copies may lie: REACH times the calibrated
+    duplicate distance; 0 where the build calibrated none (--recall-sample 0, metric dot), so
+    that only the same bytes, the same vectors and near hashes are checked."""
+    thresholds = index.manifest.thresholds
+    return round(copy_pairs.REACH * thresholds.duplicate, 6) if thresholds is not None else 0.0
+
+
 def verified_pairs(
     index: SearchIndex,
     max_pixels: int,
@@ -32,7 +39,7 @@ def verified_pairs(
     """copy_pairs.find_pairs over an opened index, within the reach of its calibrated duplicate distance
     (``features(row)``: the build's; by default computed from the files as needed), for the
     candidates of ``rows`` (default: every row), and the pairs whose stored ``hashes`` are near."""
-    reach = round(copy_pairs.REACH * grouping.threshold_of(index.manifest.thresholds), 6)
+    reach = reach_of(index)
     features = features or copy_pairs.features_of(index.collection_root, index.items, max_pixels)
     hashed = {}
     for a, b in hashing.near_pairs(hashes, copy_pairs.HASH_NEAR, rows) if hashes is not None else ():
@@ -43,25 +50,31 @@ def verified_pairs(
     return (reach, *found)
 
 
-def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=(), bar: bool = False):
-    """The groups of copies: from the pairs the build verified (copies.json), filtered by
-    ``threshold``; in a version built before them, grouping.find_groups by distance alone."""
+Stored = tuple[float, list[copy_pairs.Pair]]  # the reach the pairs were looked for within, the pairs
+
+
+def stored_pairs(index: SearchIndex) -> Stored:
+    """The pairs the build verified (copies.json); a version built before them is refused
+    (ValueError), never grouped here: that took a core for minutes under a request's lock."""
     stored = copy_pairs.load(index.version)
-    if stored is not None:
-        reach, pairs = stored
-        limit = reach if threshold is None else min(threshold, reach)
-        return limit, grouping.from_pairs(index.items, pairs, limit, index.collection_root, hidden)
-    from tqdm import tqdm
+    if stored is None:
+        raise ValueError("this index was built before verified copies: rebuild it with img2vec.py")
+    return stored
 
-    limit = grouping.threshold_of(index.manifest.thresholds, threshold)
-    vector = index.stored_vector
 
-    def progress(rows):
-        return tqdm(rows, desc="Duplicates", unit="img", disable=not bar)
+def effective_limit(stored: Stored, threshold: float | None) -> float:
+    """The distance a request's groups are cut at: its threshold, at most the stored pairs' reach."""
+    reach = stored[0]
+    return reach if threshold is None else min(threshold, reach)
 
-    def distance(a: int, b: int) -> float:
-        return float(vector_math.distances(vector(a)[None, :], vector(b), index.metric)[0])
 
-    root = index.collection_root
-    groups = grouping.find_groups(index.items, _neighbours(index), limit, root, hidden, progress, distance)
-    return limit, groups
+def groups_at(index: SearchIndex, stored: Stored, limit: float, hidden=()) -> list[grouping.Group]:
+    """The groups the stored pairs within ``limit`` make: one pass over the pairs."""
+    return grouping.from_pairs(index.items, stored[1], limit, index.collection_root, hidden)
+
+
+def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=()) -> tuple[float, list]:
+    """The groups of copies at ``threshold`` (at most the reach the pairs were looked for within)."""
+    stored = stored_pairs(index)
+    limit = effective_limit(stored, threshold)
+    return limit, groups_at(index, stored, limit, hidden)

@@ -2,28 +2,24 @@
 
 A version's verified pairs (copy_pairs.py) make its groups (``from_pairs``): only verified pairs
 and files with the same bytes join one, so a chain of look-alike photos never becomes a group, and
-each copy says what it is against the copy to keep (``what_it_is``). A version built before
-verified copies is grouped by distance alone (``find_groups``, below):
+each copy says what it is against the copy to keep (``what_it_is``). A union-find over the stored
+pairs: a request costs one pass over them, whatever the threshold asked for.
 
-Exact copies share a content hash. Near copies lie within the index version's duplicate distance,
-which each build calibrates on its own photos (matching.py): one k-nearest-neighbour query per
-item and a union-find over the pairs under it, so the cost grows linearly with the collection.
 Each group suggests the copy to keep (keeper_key: the most pixels, then a colour file over a
 one-channel one, then the oldest file, then the lowest id) and says why its members were grouped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from imgsim.duplicates.copy_pairs import CopyMatch, Pair
 from imgsim.images import imaging
-from imgsim.index import matching, store
+from imgsim.index import store
 
 NEIGHBOURS = 10  # per item: more copies of one photo than this are still joined through each other
 
@@ -96,80 +92,6 @@ def keeper_key(copy: Copy, one_channel_file: bool) -> tuple:
     """The order in which a group's copy to keep is chosen: the most pixels, then a colour file
     over a one-channel one, then the oldest, then the lowest id."""
     return (-copy.pixels, one_channel_file, copy.mtime_ns, copy.id)
-
-
-def threshold_of(thresholds: matching.Thresholds | None, given: float | None = None) -> float:
-    """The distance under which two photos are copies: ``given``, else the version's calibrated one."""
-    if given is not None:
-        return given
-    if thresholds is None:
-        raise ValueError(
-            "this index was built before duplicate distances were calibrated: rebuild it with "
-            "img2vec.py, or give a threshold"
-        )
-    return thresholds.duplicate
-
-
-def find_groups(
-    items: list[store.Item],
-    neighbours: Callable[[int], tuple[list[int], list[float]]],
-    threshold: float,
-    root: Path,
-    hidden: Iterable[int] = (),
-    progress: Callable[[list[int]], Iterable[int]] = lambda rows: rows,
-    distance: Callable[[int, int], float] | None = None,
-) -> list[Group]:
-    """The groups of exact and near copies among ``items`` (``hidden`` ids left out).
-
-    ``neighbours(row)`` gives the rows and distances of a row's nearest items (itself among
-    them), at least NEIGHBOURS + 1; ``progress`` wraps the loop over rows (a progress bar). With
-    ``distance(row, row)``, two groups merge only if every pair across them is within the
-    threshold (complete linkage): otherwise a chain of similar photos, each close to the next,
-    would end up as one group of "copies" of photos that are not copies of each other.
-    """
-    gone = set(hidden)
-    rows = [row for row, item in enumerate(items) if item.id not in gone]
-    sets, joined = _Sets(len(items)), np.zeros(len(items), np.float32)
-    members = {row: [row] for row in rows}
-    by_hash: dict[str, int] = {}
-    pairs = []
-    for row in progress(rows):
-        if items[row].sha1 in by_hash:
-            _merge(sets, members, row, by_hash[items[row].sha1])
-        by_hash.setdefault(items[row].sha1, row)
-        for other, found in zip(*neighbours(row), strict=True):
-            if other != row and found <= threshold and items[other].id not in gone:
-                pairs.append((found, row, other))
-    for found, row, other in sorted(pairs):
-        a, b = sets.find(row), sets.find(other)
-        close = distance is None or all(distance(x, y) <= threshold for x in members[a] for y in members[b])
-        if a != b and close:
-            _merge(sets, members, a, b)
-            joined[row] = max(joined[row], found)
-    groups = [
-        _distance_group(items, group, joined, threshold, root) for group in members.values() if len(group) > 1
-    ]
-    return sorted(groups, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
-
-
-def _merge(sets: _Sets, members: dict[int, list[int]], a: int, b: int) -> None:
-    a, b = sets.find(a), sets.find(b)
-    if a != b:
-        sets.join(a, b)
-        members[b] = members.pop(b) + members.pop(a)
-
-
-def _distance_group(
-    items: list[store.Item], rows: list[int], joined: np.ndarray, threshold: float, root: Path
-) -> Group:
-    copies, gray_files = _copies(items, rows, root)
-    keep = copies[min(rows, key=lambda r: keeper_key(copies[r], gray_files[r]))]
-    members = [copies[row] for row in rows]
-    if len({items[row].sha1 for row in rows}) == 1:
-        return Group("exact", keep.id, "the same file content (SHA-1)", members, 0.0)
-    distance = float(max(joined[row] for row in rows))
-    reason = f"within distance {threshold:.4f} of each other: as close as a re-saved or framed copy"
-    return Group("near", keep.id, reason, members, round(distance, 6))
 
 
 def what_it_is(

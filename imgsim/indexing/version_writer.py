@@ -21,7 +21,7 @@ from imgsim.index.manifest import Manifest
 @dataclass
 class Filled:
     """What a build or a compaction wrote into a new version's folder, and how its copies are
-    verified there (``verify_copies(folder)``), where the version calibrated the distance to look in."""
+    verified there (``verify_copies(folder)``)."""
 
     refs: list[store.SegmentRef]
     manifest: Manifest
@@ -38,8 +38,7 @@ def write_version(
         filled = fill(building)
         store.write_segments(building, filled.refs)
         store.write_manifest(building, filled.manifest)
-        if filled.manifest.thresholds is not None:  # the copies in the collection, verified once per version
-            filled.verify_copies(building)
+        filled.verify_copies(building)  # the copies in the collection, verified once per version
         if before_publish is not None:
             before_publish()
         return store.publish(cfg.index_dir, building, keep=cfg.keep_versions)

@@ -23,7 +23,7 @@ MAX_PAGE_ITEMS = 50_000  # one query per item inside a request: beyond this, the
 @bp.get("/duplicates")
 @bp.input(DuplicatesParams, location="query", arg_name="params")
 @bp.output(Duplicates)
-@bp.doc(summary="Groups of copies in the collection", responses=page_responses(400, 409))
+@bp.doc(summary="Groups of copies in the collection", responses=page_responses(400, 409, 503))
 def duplicates_page(params: dict):
     svc = current_service()
     snap, _ = svc.catalogue.current()

@@ -38,6 +38,7 @@ STATUS = {
     "too_large": 413,
     "too_many_pixels": 413,
     "internal": 500,
+    "busy": 503,
     "cannot_store": 507,
 }  # fmt: skip (grouped by status, as a table reads)
 
@@ -73,11 +74,15 @@ def service_error(error: ServiceError):
     return answer(Refusal(STATUS[error.code], error.code, error.message))
 
 
+RETRY_AFTER_S = 5  # what a 503 asks the client to wait before trying again
+
+
 def answer(refusal: Refusal):
     current_service().counts["errors"] += 1
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if refusal.status == 503 else {}
     if wants_json():
-        return jsonify({"error": refusal.message, "code": refusal.code}), refusal.status
-    return render_template("error.html", error=refusal), refusal.status
+        return jsonify({"error": refusal.message, "code": refusal.code}), refusal.status, headers
+    return render_template("error.html", error=refusal), refusal.status, headers
 
 
 def http_error(error: HTTPException):

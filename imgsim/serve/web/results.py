@@ -210,7 +210,7 @@ def search_id(params: dict):
 
 
 @bp.get("/map", endpoint="map")
-@bp.doc(summary="A map of the collection", responses=page_responses(409) | PAGE)
+@bp.doc(summary="A map of the collection", responses=page_responses(409, 503) | PAGE)
 def collection_map():
     snap, points = current_service().reports.map_points()
     classes = plots.collection_classes(snap.index.items) or []
