@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -88,3 +89,34 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class OutsideRoot(ValueError):
+    """The file opened lies outside the folder it was asked under (a link out of it)."""
+
+
+def open_inside(root: Path, path: Path) -> BinaryIO:
+    """``path`` opened for reading, checked to be a regular file inside ``root`` *as opened*: the
+    open descriptor is what is checked and what the caller reads, so a file swapped for a link
+    between a check and a read cannot send another file's bytes (links inside ``root`` are fine).
+    Raises FileNotFoundError, OutsideRoot, or IsADirectoryError for anything not a regular file."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens, then is refused
+    try:
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode):
+            raise IsADirectoryError(f"{path} is not a regular file")
+        if not _opened_path(descriptor).is_relative_to(Path(root).resolve()):
+            raise OutsideRoot(f"{path} lies outside {root}")
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _opened_path(descriptor: int) -> Path:
+    """Where an open file lies, as the kernel says (/proc/self/fd); where it cannot say, nowhere
+    that could be inside: the file is refused rather than served unchecked."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{descriptor}"))
+    except OSError:
+        raise OutsideRoot("cannot tell where an open file lies on this system") from None

@@ -301,6 +301,48 @@ def test_a_link_to_a_file_outside_the_collection_is_skipped_and_never_served(tmp
     item = next(i for i in items if i.path == "img0002.png")
     assert client.get(f"/images/{item.id}").get_json()["code"] == "outside_collection"
     assert client.get(f"/thumbs/{item.id}").get_json()["code"] == "outside_collection"
+    inside = next(i for i in items if i.path == "inside.png")
+    assert client.get(f"/images/{inside.id}").data == (photos / "img0001.png").read_bytes()
+
+
+def test_a_file_swapped_for_a_link_between_the_check_and_the_read_is_never_sent(
+    tmp_path, tiny_config, monkeypatch
+):
+    """/images/<id> checked the path, then send_file opened it again: a collection writer who
+    swapped the file for a link in between got any file the service can read (hardening item 8).
+    The swap is made the moment anything checks the path; what is sent must be the checked file."""
+    from imgsim.serve import app as app_module
+
+    photos = tmp_path / "photos"
+    write_images(photos, 3)
+    secret = tmp_path / "live.sqlite"
+    secret.write_bytes(b"the admin's secrets")
+    quiet_build(photos, tiny_config)
+    item = next(
+        i for i in store.read_items(store.current_version(tiny_config.index_dir)) if i.path == "img0001.png"
+    )
+    original = (photos / "img0001.png").read_bytes()
+    real_inside = collection.inside
+
+    def swap_after_checking(root, path):
+        answer = real_inside(root, path)
+        if Path(path).name == "img0001.png" and not Path(path).is_symlink():
+            (photos / "img0001.png").unlink()
+            (photos / "img0001.png").symlink_to(secret)
+        return answer
+
+    monkeypatch.setattr(collection, "inside", swap_after_checking)
+    real_opened_path = getattr(durable, "_opened_path", None)
+
+    def swap_after_finding_where_it_lies(descriptor):  # where the opened file itself is checked
+        answer = real_opened_path(descriptor)
+        swap_after_checking(photos, photos / "img0001.png")
+        return answer
+
+    monkeypatch.setattr(durable, "_opened_path", swap_after_finding_where_it_lies, raising=False)
+    reply = app_module.create_app(tiny_config).test_client().get(f"/images/{item.id}")
+    monkeypatch.undo()
+    assert reply.status_code == 200 and reply.data == original and b"secrets" not in reply.data
 
 
 @pytest.fixture

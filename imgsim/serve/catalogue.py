@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from imgsim import config, durable
 from imgsim.images import imaging
 from imgsim.index import store
-from imgsim.indexing import collection
 from imgsim.live import live
 from imgsim.serve.holder import IndexHolder, Snapshot
 from imgsim.serve.refusals import ServiceError
@@ -55,29 +55,37 @@ class Catalogue:
             found += [] if vector is None else [vector]
         return found
 
-    def image_path(self, item_id: int) -> Path:
-        """An item's file, absolute: Flask's send_file reads a relative path against the package's
-        folder, not the working directory that a relative index or collection folder means."""
-        return self.file(item_id)[1].absolute()
-
-    def file(self, item_id: int) -> tuple[Catalogued, Path]:
-        """An item and its file, inside the collection."""
+    def open_file(self, item_id: int) -> tuple[Catalogued, BinaryIO]:
+        """An item and its file, opened: the very file read is checked to lie inside the collection
+        (a file swapped for a link after a check once sent any file the service could read)."""
         snap, view = self.current()
         _, item = self.item(snap, view, item_id)
-        path = snap.index.collection_root / item.path
-        if not path.is_file():
-            raise ServiceError("file_missing", f"image {item_id} is indexed but its file is gone")
-        if not collection.inside(snap.index.collection_root, path):  # a link made after the build
-            raise ServiceError("outside_collection", f"image {item_id} links out of the collection")
-        return item, path
+        root = snap.index.collection_root.absolute()  # a relative collection means the working folder
+        try:
+            return item, durable.open_inside(root, root / item.path)
+        except durable.OutsideRoot:  # a link made after the build
+            raise ServiceError("outside_collection", f"image {item_id} links out of the collection") from None
+        except OSError:
+            raise ServiceError("file_missing", f"image {item_id} is indexed but its file is gone") from None
+
+    def read_image(self, item_id: int, min_side: int) -> imaging.Image.Image:
+        """An item's picture, decoded from its checked file (shrunk to no less than ``min_side``)."""
+        _, handle = self.open_file(item_id)
+        with handle:
+            data = handle.read(self.cfg.max_file_bytes + 1)
+        if len(data) > self.cfg.max_file_bytes:
+            raise imaging.UnreadableImage(f"more than the {self.cfg.max_file_bytes:,} bytes a file may have")
+        return imaging.decode_rgb(data, self.cfg.max_image_pixels, min_side)
 
     def thumbnail_path(self, item_id: int) -> Path:
         """A JPEG of at most THUMB_SIDE pixels, made once per content and cached by its hash."""
-        item, path = self.file(item_id)
-        cached = Path(self.cfg.index_dir).absolute() / "thumbs" / f"{item.sha1}.jpg"  # see image_path
+        snap, view = self.current()
+        _, item = self.item(snap, view, item_id)
+        # absolute: Flask's send_file reads a relative path against the package's folder
+        cached = Path(self.cfg.index_dir).absolute() / "thumbs" / f"{item.sha1}.jpg"
         if not cached.is_file():
             try:
-                image = imaging.open_rgb(path, self.cfg.max_image_pixels, THUMB_SIDE)
+                image = self.read_image(item_id, THUMB_SIDE)
             except imaging.UnreadableImage as error:
                 raise ServiceError("file_missing", f"image {item_id} cannot be read: {error}") from None
             image.thumbnail((THUMB_SIDE, THUMB_SIDE))

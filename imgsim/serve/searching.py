@@ -75,8 +75,8 @@ class Searching:
         snap, view = self.catalogue.current()
         _, item = self.catalogue.item(snap, view, item_id)
         try:
-            path, side = self.catalogue.image_path(item_id), snap.embedder.decode_side
-            region = queries.crop(imaging.open_rgb(path, self.cfg.max_image_pixels, side), box)
+            image = self.catalogue.read_image(item_id, snap.embedder.decode_side)
+            region = queries.crop(image, box)
         except (imaging.UnreadableImage, queries.BadBox) as error:
             raise ServiceError("bad_box", f"cannot search that region: {error}") from None
         vector = snap.embed(region)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -22,7 +24,12 @@ bp = counted(APIBlueprint("files", __name__, tag="files"))
 @bp.get("/images/<int:id>")
 @bp.doc(summary="An indexed image, as stored", responses=IMAGE)
 def images(id: int):
-    return send_file(current_service().catalogue.image_path(id), max_age=3600)
+    item, handle = current_service().catalogue.open_file(id)
+    modified = os.fstat(handle.fileno()).st_mtime
+    # the checked descriptor itself is sent: a path would be opened again, after the check
+    return send_file(
+        handle, download_name=Path(item.path).name, etag=item.sha1, last_modified=modified, max_age=3600
+    )
 
 
 @bp.get("/thumbs/<int:id>")
