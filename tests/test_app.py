@@ -201,6 +201,22 @@ def test_stats_and_health_show_paths_and_errors_only_to_the_admin(client, admin,
     assert str(tmp_path) not in reason and "img2vec.py" in reason
 
 
+def test_an_address_that_keeps_guessing_the_token_is_refused_but_the_admin_never_is(client):
+    """/stats answers more to the token than without it: unlimited wrong tokens made it an oracle
+    for guessing the token (hardening item 12)."""
+    from helpers import ADMIN
+    from imgsim.serve.web import guesses
+
+    wrong = {"Authorization": "Bearer a-wrong-guess-of-the-token"}
+    answers = [client.get("/stats", headers=wrong) for _ in range(guesses.GUESSES + 2)]
+    assert [a.status_code for a in answers] == [200] * guesses.GUESSES + [429, 429]
+    assert answers[-1].get_json()["code"] == "too_many_guesses"
+    assert "worker_pid" not in answers[0].get_json()  # a wrong token sees what anyone sees
+    assert client.delete("/images/1", headers=wrong).status_code == 429  # changes too, while it lasts
+    assert client.get("/stats", headers=ADMIN).get_json()["worker_pid"] > 0  # the right one, always
+    assert client.get("/stats").status_code == 200  # asking without a token is not guessing
+
+
 def test_every_refusal_the_service_raises_has_its_status_in_the_web_layer():
     """The parts raise codes (serve/refusals.py); web/errors.STATUS alone says which HTTP status
     each is, so no part below the web layer holds an HTTP status number."""

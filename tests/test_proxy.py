@@ -197,6 +197,22 @@ def test_nginx_slows_down_guessing_the_admin_token_but_not_the_admin(stack):
         assert reply.status == 200
 
 
+def test_nginx_slows_down_guessing_the_token_on_stats_too(stack):
+    """/stats answers more to the token: presenting wrong ones there was never limited (item 12)."""
+    codes, began = [], time.monotonic()
+    for _ in range(40):
+        request = urllib.request.Request(stack.proxied + "/stats", headers={"Authorization": "Bearer guess"})
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+            codes.append("ok")
+        except urllib.error.HTTPError as error:
+            codes.append(json.loads(error.read())["code"])
+    assert "ok" not in codes[10:]  # the app itself refuses an address after 10 wrong tokens a minute
+    assert time.monotonic() - began > 8 or "too_many_connections" in codes  # nginx's limit: 2 a second
+    with urllib.request.urlopen(stack.proxied + "/stats") as reply:  # asking without a token is not guessing
+        assert "collection_root" not in json.loads(reply.read())["index"]
+
+
 def test_nginx_serves_https_with_the_configured_certificate(gunicorn_only, tmp_path):
     """nginx listened on plain HTTP only: the admin token crossed the network in clear."""
     if not _nginx_installed() or shutil.which("openssl") is None:

@@ -27,6 +27,7 @@ from imgsim.serve.resources import CHECKOUT, resource
 
 TEMPLATE = resource("deploy/nginx.conf")
 GUNICORN = [sys.executable, "-m", "gunicorn"]
+ADMIN_METHODS = ("GET", "HEAD", "POST", "DELETE")  # requests with the right token, never limited
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
@@ -55,7 +56,7 @@ def render(cfg: config.Config, run_dir: Path) -> str:
         "MAX_UPLOAD_BYTES": str(cfg.max_upload_bytes),
         "MAX_UPLOAD_TEXT": f"{cfg.max_upload_bytes:,}",
         "TLS": tls_lines(cfg),
-        "ADMIN_EXACT": "".join(f'"{m}:Bearer {cfg.admin_token}" "";' for m in ("POST", "DELETE"))
+        "ADMIN_EXACT": "".join(f'"{m}:Bearer {cfg.admin_token}" "";' for m in ADMIN_METHODS)
         if cfg.admin_token
         else "",
     }

@@ -18,9 +18,12 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import IntegerConverter
 
 from imgsim.serve import metrics
+from imgsim.serve.refusals import ServiceError
 from imgsim.serve.service import Service
+from imgsim.serve.web.guesses import Guesses
 
 EXTENSION = "imgsim"
+GUESSES = "imgsim.guesses"
 
 
 class AsciiInteger(IntegerConverter):
@@ -34,6 +37,7 @@ def init_app(app: Flask, svc: Service) -> None:
     """Before the blueprints are registered: their routes take the app's converters."""
     app.url_map.converters["int"] = AsciiInteger
     app.extensions[EXTENSION] = svc
+    app.extensions[GUESSES] = Guesses()  # this worker's wrong admin tokens, by address
     app.before_request(_started)
     app.after_request(_measured)
 
@@ -88,10 +92,21 @@ PAGE: dict[Any, Any] = {
 
 
 def has_admin_token() -> bool:
-    """Whether this request carries the admin token (compared in constant time)."""
+    """Whether this request carries the admin token (compared in constant time). A wrong one is
+    counted against its address; an address that guessed too often is refused (web/guesses.py)."""
     token = current_service().cfg.admin_token
     given = request.headers.get("Authorization", "")
-    return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    if bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return True
+    if given:
+        address = request.remote_addr or ""
+        guesses = current_app.extensions[GUESSES]
+        if guesses.refused(address):
+            raise ServiceError(
+                "too_many_guesses", "too many wrong admin tokens from your address: wait a minute"
+            )
+        guesses.wrong(address)
+    return False
 
 
 BlueprintT = TypeVar("BlueprintT", bound=Blueprint)

@@ -37,6 +37,7 @@ STATUS = {
     "too_many_for_page": 409,
     "too_large": 413,
     "too_many_pixels": 413,
+    "too_many_guesses": 429,
     "internal": 500,
     "busy": 503,
     "cannot_store": 507,
