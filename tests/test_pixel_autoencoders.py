@@ -95,3 +95,36 @@ def test_map_png_and_page(tmp_path, tiny_config):
     page = client.get("/map").get_data(as_text=True)
     assert page.count('class="map-point"') == 12
     assert "/search?id=" in page and "red" in page and "blue" in page
+
+
+def test_the_map_reads_only_its_sampled_rows_and_outlives_a_compaction(tmp_path, tiny_config, monkeypatch):
+    """GET /map once copied every vector of the version into memory to keep 3,000 (8 GB at a
+    million), again after every compaction, and listed deleted items (hardening items 3, 14)."""
+    from helpers import ADMIN, AdminActions
+    from imgsim.index import store
+    from imgsim.indexing import indexer
+
+    photos = tmp_path / "photos"
+    write_images(photos, 12, seed=4)
+    cfg = tiny_config.replace(admin_token=ADMIN["Authorization"].split()[1])
+    quiet_build(photos, cfg)
+
+    def every_vector(version):
+        raise AssertionError("the map read every vector")
+
+    monkeypatch.setattr(store, "read_vectors", every_vector)
+    monkeypatch.setattr(plots, "MAP_MAX_POINTS", 8)
+    client = app_module.create_app(cfg).test_client()
+    assert client.get("/map").get_data(as_text=True).count('class="map-point"') == 8
+    on_map = [p["id"] for p in plots.map_points(annoy_index.open_index(cfg.index_dir))]
+    gone = on_map[0]
+    assert AdminActions(client).remove(gone).status_code == 200
+    page = client.get("/map").get_data(as_text=True)
+    assert page.count('class="map-point"') == 7 and f'/search?id={gone}"' not in page
+
+    indexer.compact(cfg, indexer.BuildOptions(progress=False, log=lambda line: None))
+    after = annoy_index.open_index(cfg.index_dir)
+    assert (after.version / store.MAP_FILE).is_file()  # carried, not recomputed
+    assert gone not in after.rows_by_id
+    page = app_module.create_app(cfg).test_client().get("/map").get_data(as_text=True)
+    assert page.count('class="map-point"') == 7

@@ -300,3 +300,17 @@ def test_versions_made_within_one_second_sort_by_age(tmp_path):
     names were to the second), and the oldest could outlive the newer ones."""
     made = [store.start_version(tmp_path).name for _ in range(20)]
     assert made == sorted(made)
+
+
+def test_some_rows_are_read_from_the_segments_as_every_row_would_be(tmp_path, tiny_config):
+    """store.read_rows (the map's sample) reads only the rows asked for, tombstones skipped."""
+    photos = tmp_path / "photos"
+    write_images(photos, 14)
+    version = quiet_build(photos, tiny_config.replace(segment_items=5)).version
+    refs = store.read_segments(version)
+    assert len(refs) > 1
+    refs[1] = SegmentRef(refs[1].name, refs[1].count, (0, 2))  # two of its rows deleted
+    store.write_segments(version, refs)
+    every = store.read_vectors(version)
+    rows = np.array([0, 4, 5, 6, len(every) - 1])
+    assert np.array_equal(store.read_rows(version, rows), every[rows])

@@ -188,6 +188,23 @@ def read_vectors(version: Path) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
+def read_rows(version: Path, rows: np.ndarray) -> np.ndarray:
+    """The full embeddings of some of the version's rows (sorted), read from each segment's
+    memory-mapped vectors: a sample costs its own rows, not a copy of every vector."""
+    wanted = np.asarray(rows, np.int64)
+    parts, start = [], 0
+    for ref in read_segments(version):
+        mine = wanted[(wanted >= start) & (wanted < start + ref.live)] - start
+        if len(mine):
+            stored = np.load(segment_dir(version, ref.name) / VECTORS_FILE, mmap_mode="r")
+            parts.append(np.asarray(stored[live_rows(ref)[mine]], np.float32))
+        start += ref.live
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+MAP_FILE = "map.json"  # the t-SNE map of a version's rows (measure/plots.py), carried by compactions
+
+
 def start_version(index_dir: Path) -> Path:
     """A fresh, empty directory to write a new version into, invisible to readers. Names sort by
     age (pruning keeps the newest), to the microsecond: compactions can publish several a second."""

@@ -65,7 +65,8 @@ def compact(
     def fill(building: Path) -> version_writer.Filled:
         for ref in refs:
             durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
-        for name in ("skipped.json", tuning.CALIBRATION_FILE):
+        # the map too: its points are ids, those deleted since are left out when it is shown
+        for name in ("skipped.json", tuning.CALIBRATION_FILE, store.MAP_FILE):
             if (version / name).exists():
                 shutil.copy2(version / name, building / name)
         _keep_models(version, building)

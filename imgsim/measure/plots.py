@@ -12,7 +12,7 @@ from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.index.vectors import normalise
 
-MAP_FILE = "map.json"
+MAP_FILE = store.MAP_FILE
 MAP_MAX_POINTS = 3000
 STRIP_SIDE = 256  # pixels a result strip needs of each image at most
 
@@ -69,13 +69,13 @@ def map_points(index, seed: int = 0) -> list[dict]:
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    vectors = store.read_vectors(Path(index.version))
-    rows = np.arange(len(vectors))
-    if len(rows) > MAP_MAX_POINTS:
-        rows = np.sort(np.random.default_rng(seed).choice(len(rows), MAP_MAX_POINTS, replace=False))
+    count = len(index.items)
+    rows = np.arange(count)
+    if count > MAP_MAX_POINTS:
+        rows = np.sort(np.random.default_rng(seed).choice(count, MAP_MAX_POINTS, replace=False))
     if len(rows) < 5:
         raise ValueError("a map needs at least 5 indexed images")
-    chosen = normalise(vectors[rows])
+    chosen = normalise(store.read_rows(Path(index.version), rows))  # never every vector at once
     if chosen.shape[1] > 50 and len(rows) > 50:
         chosen = PCA(n_components=50, random_state=seed).fit_transform(chosen)
     perplexity = min(30.0, (len(rows) - 1) / 3)

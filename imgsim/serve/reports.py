@@ -67,10 +67,13 @@ class Reports:
         return snap, limit, [group for group in kept if len(group.members) > 1]
 
     def map_points(self) -> tuple[Snapshot, list[dict]]:
-        """The built index on a t-SNE map; live additions join it at the next compaction."""
-        snap, _ = self.catalogue.current()
+        """The built index on a t-SNE map, without what was deleted since; additions join it at the
+        next build (a compaction carries the map it had)."""
+        snap, view = self.catalogue.current()
         with _held(self._map_lock, "the map"):  # the first visit computes the t-SNE once per version
             try:
-                return snap, plots.map_points(snap.index)
+                points = plots.map_points(snap.index)
             except ValueError as error:
                 raise ServiceError("too_few_images", str(error)) from None
+        indexed = snap.index.rows_by_id
+        return snap, [p for p in points if p["id"] in indexed and p["id"] not in view.hidden]
