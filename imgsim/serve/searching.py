@@ -4,6 +4,8 @@ what the catalogue gives the request."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from PIL import Image
 
@@ -88,34 +90,37 @@ class Searching:
 
     def search_combined(
         self,
-        images: list,
+        images: Iterable[Image.Image],
         ids: list[int],
-        negatives: list,
+        negatives: Iterable[Image.Image],
         negative_ids: list[int],
         k: int,
         offset: int = 0,
         folders: tuple = (),
     ) -> Answer:
-        """Several images and ids as one query, pushed away from the negative ones (queries.py)."""
+        """Several images and ids as one query, pushed away from the negative ones (queries.py).
+        The images are taken one at a time (a lazy decoder may give them) and only their vectors
+        kept: twenty 3-megapixel uploads once stayed decoded together, 192 MB a request."""
         snap, view = self.catalogue.current()
-        pictures = images + negatives
-        full = list(snap.embed_all(pictures)) if pictures else []
+        wanted = [snap.embed_all([image])[0] for image in images]
+        unwanted = [snap.embed_all([image])[0] for image in negatives]
+        full = wanted + unwanted
         embedded = list(snap.index.to_index_space(np.stack(full))) if full else []
-        positive = embedded[: len(images)] + [self.catalogue.item(snap, view, i)[0] for i in ids]
-        negative = embedded[len(images) :] + [self.catalogue.item(snap, view, i)[0] for i in negative_ids]
+        positive = embedded[: len(wanted)] + [self.catalogue.item(snap, view, i)[0] for i in ids]
+        negative = embedded[len(wanted) :] + [self.catalogue.item(snap, view, i)[0] for i in negative_ids]
         if not positive:
             raise ServiceError("no_image", "give at least one image or id to search with")
         vector = queries.combine(np.stack(positive), np.stack(negative) if negative else None)
         excluded = set(ids) | set(negative_ids)
-        raw = full[: len(images)] + self.catalogue.raw(snap, view, ids)
+        raw = wanted + self.catalogue.raw(snap, view, ids)
         found = pipeline.search_vector(
             snap.index, view, vector, raw, k, self.depth, excluded, True, offset, folders
         )
         query = {
             "type": "combined",
-            "images": len(images),
+            "images": len(wanted),
             "ids": ids,
-            "negative_images": len(negatives),
+            "negative_images": len(unwanted),
             "negative_ids": negative_ids,
         }
         return Answer(snap, view, found.hits, query, found.more, found.truncated)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from collections.abc import Iterator
 
 from apiflask import APIBlueprint
 from flask import jsonify, make_response, render_template, request
@@ -167,13 +168,20 @@ def search_upload(query: dict, form: dict):
         if box is not None:
             raise ServiceError("bad_box", "box goes with a single image: search a region of one photo")
         wanted, unwanted = within_budget(images, negatives)
-        decoded, avoided = (
-            [svc.searching.decode(data) for data in wanted],
-            [svc.searching.decode(data) for data in unwanted],
+        previews: list[str] = []
+
+        def decoded(uploads: list[bytes], shown: bool) -> Iterator[Image.Image]:
+            """Each upload decoded when the search takes it, the first one's preview kept."""
+            for data in uploads:
+                image = svc.searching.decode(data)
+                if shown and not previews:
+                    previews.append(preview_data_url(image))
+                yield image
+
+        answer = svc.searching.search_combined(
+            decoded(wanted, True), ids, decoded(unwanted, False), negative_ids, k, offset, folders
         )
-        answer = svc.searching.search_combined(decoded, ids, avoided, negative_ids, k, offset, folders)
-        preview = preview_data_url(decoded[0]) if decoded else f"/thumbs/{ids[0]}"
-        return render_answer(answer, params, began, preview)
+        return render_answer(answer, params, began, previews[0] if previews else f"/thumbs/{ids[0]}")
     data, filename = uploaded_bytes(images)
     image = svc.searching.decode(data)
     if box is not None:
