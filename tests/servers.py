@@ -18,14 +18,24 @@ from imgsim import config
 from imgsim.serve import proxy
 
 
+class _Unfollowed(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer (nginx's plain listener redirects to HTTPS where TLS is on)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_Unfollowed)
+
+
 def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
-    """Wait until ``url`` answers at all (any status): the server has booted."""
+    """Wait until ``url`` answers at all (any status, a redirect too): the server has booted."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} before answering {url}")
         try:
-            urllib.request.urlopen(url, timeout=2).close()
+            _OPENER.open(url, timeout=2).close()
             return
         except urllib.error.HTTPError:
             return

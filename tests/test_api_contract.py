@@ -79,6 +79,20 @@ def test_the_document_is_generated_from_the_declarations(client):
     assert client.get("/docs").status_code == 200
 
 
+def test_the_docs_page_loads_nothing_from_elsewhere(client):
+    """/docs loaded the jsdelivr CDN's latest Swagger UI, without an integrity hash (item 13)."""
+    import re
+
+    page = client.get("/docs")
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.get_data(as_text=True))
+    assert sources and all(source.startswith("/") for source in sources), sources
+    assert "https:" not in page.headers["Content-Security-Policy"]
+    for source in sources:
+        assert client.get(source).status_code == 200, source
+    assert client.get("/docs/assets/index.html").status_code == 404  # the three files only
+    assert "/docs/assets/{name}" not in client.get("/openapi.json").get_json()["paths"]
+
+
 def test_a_refused_parameter_keeps_its_code_and_message(client):
     answer = client.get("/search?id=1&k=abc")
     assert answer.status_code == 400

@@ -160,3 +160,18 @@ def test_the_serving_environment_answers_a_search(wheel, tiny_model, tmp_path):
     assert reply["body"]["results"][0]["path"] == "img0004.png"
     missing = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, timeout=60)
     assert missing.returncode != 0  # the serving image runs without TensorFlow
+
+
+def test_the_compose_file_is_safe_to_start_as_it_is():
+    """It published plain HTTP on every interface and PostgreSQL as imgsim/imgsim, with no memory,
+    process or log limits (hardening item 13)."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert services["imgsim"]["ports"] == ["${IMGSIM_PUBLISH:-127.0.0.1}:8080:8080"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "${IMGSIM_PG_PASSWORD:-}"
+    for name in ("imgsim", "postgres"):
+        assert services[name]["mem_limit"] and services[name]["pids_limit"] > 0, name
+    for name, service in services.items():
+        assert service["logging"]["options"]["max-size"], name

@@ -249,6 +249,15 @@ def test_nginx_serves_https_with_the_configured_certificate(gunicorn_only, tmp_p
         with urllib.request.urlopen(f"https://{tls.proxy_tls_bind}/healthz", context=trusted) as reply:
             assert json.load(reply)["status"] == "ok"
             assert reply.headers["X-Frame-Options"] == "DENY"
+            # and then browsers never try plain HTTP, which itself only redirects (item 13)
+            assert reply.headers["Strict-Transport-Security"] == "max-age=31536000"
+        host, port = tls.proxy_bind.split(":")
+        plain = http.client.HTTPConnection(host, int(port), timeout=10)
+        plain.request("GET", "/stats?x=1", headers={"Authorization": "Bearer not-sent-in-clear"})
+        moved = plain.getresponse()
+        tls_port = tls.proxy_tls_bind.split(":")[1]
+        assert moved.status == 301 and moved.headers["Location"] == f"https://127.0.0.1:{tls_port}/stats?x=1"
+        plain.close()
     with pytest.raises(proxy.ProxyError, match="both tls_cert and tls_key"):
         proxy.render(cfg.replace(tls_cert=str(cert)), tmp_path)
 

@@ -50,12 +50,11 @@ def render(cfg: config.Config, run_dir: Path) -> str:
     values = {
         "USER": user,
         "RUN_DIR": str(run_dir),
-        "LISTEN": cfg.proxy_bind,
+        **tls_values(cfg),
         "UPSTREAM": cfg.bind,
         "STATIC_DIR": str(resource("static")),
         "MAX_UPLOAD_BYTES": str(cfg.max_upload_bytes),
         "MAX_UPLOAD_TEXT": f"{cfg.max_upload_bytes:,}",
-        "TLS": tls_lines(cfg),
         "ADMIN_EXACT": "".join(f'"{m}:Bearer {cfg.admin_token}" "";' for m in ADMIN_METHODS)
         if cfg.admin_token
         else "",
@@ -66,19 +65,29 @@ def render(cfg: config.Config, run_dir: Path) -> str:
     return text
 
 
-def tls_lines(cfg: config.Config) -> str:
-    """The HTTPS listener of the server block, where a certificate and its key are set."""
+HSTS_SECONDS = 31_536_000  # a year: browsers then never try plain HTTP for this host
+
+
+def tls_values(cfg: config.Config) -> dict[str, str]:
+    """The server's listener: plain HTTP, or, where a certificate and its key are set, HTTPS with
+    HSTS, plain HTTP then answering only with a redirect (the admin token never crosses in clear)."""
     if not (cfg.tls_cert and cfg.tls_key):
         if cfg.tls_cert or cfg.tls_key:
             raise ProxyError("set both tls_cert and tls_key (IMGSIM_TLS_CERT, IMGSIM_TLS_KEY), or neither")
-        return ""
-    return (
-        f"listen {cfg.proxy_tls_bind} ssl;\n"
-        f"        ssl_certificate {Path(cfg.tls_cert).resolve()};\n"
-        f"        ssl_certificate_key {Path(cfg.tls_key).resolve()};\n"
-        "        ssl_protocols TLSv1.2 TLSv1.3;\n"
-        "        ssl_session_cache shared:tls:10m;"
-    )
+        return {"LISTEN": f"listen {cfg.proxy_bind};", "REDIRECT": "", "HSTS": ""}
+    port = cfg.proxy_tls_bind.rsplit(":", 1)[-1]
+    target = "https://$host" + ("" if port == "443" else f":{port}") + "$request_uri"
+    return {
+        "LISTEN": (
+            f"listen {cfg.proxy_tls_bind} ssl;\n"
+            f"        ssl_certificate {Path(cfg.tls_cert).resolve()};\n"
+            f"        ssl_certificate_key {Path(cfg.tls_key).resolve()};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;\n"
+            "        ssl_session_cache shared:tls:10m;"
+        ),
+        "REDIRECT": f"server {{\n        listen {cfg.proxy_bind};\n        return 301 {target};\n    }}",
+        "HSTS": f'add_header Strict-Transport-Security "max-age={HSTS_SECONDS}" always;',
+    }
 
 
 def private_run_dir(run_dir: Path) -> None:

@@ -12,11 +12,10 @@ POLICY = (
     "frame-ancestors 'none'"
 )  # inline styles: the map places its points with style attributes; data: connections: the results
 # page posts its inline preview (a data: URL) again for "more results" and a drawn box
-# /docs is apiflask's Swagger UI: its script and style come from the jsdelivr CDN, started inline
+# /docs is apiflask's Swagger UI: its script and style are served here (web/openapi.py), started inline
 DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-    "object-src 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
 )
 HEADERS = {
     "X-Content-Type-Options": "nosniff",

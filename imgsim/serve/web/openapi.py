@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from apiflask import APIFlask
+from apiflask import APIBlueprint, APIFlask
+from flask import abort, send_from_directory
 
 from imgsim.serve.web import schemas
 
@@ -19,8 +20,28 @@ DESCRIPTION = (
 )
 
 
+# Swagger UI's script and style, served from the pinned swagger-ui-bundle package: /docs once
+# loaded whatever the jsdelivr CDN's latest swagger-ui-dist was, without an integrity hash.
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css")
+assets = APIBlueprint("docs_assets", __name__, enable_openapi=False)
+
+
+@assets.get("/docs/assets/<name>")
+def docs_asset(name: str):
+    import swagger_ui_bundle
+
+    if name not in DOCS_ASSETS:
+        abort(404)
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, name, max_age=86400)
+
+
 def init_app(app: APIFlask) -> None:
+    app.register_blueprint(assets)
     app.config.update(
+        SWAGGER_UI_BUNDLE_JS="/docs/assets/swagger-ui-bundle.js",
+        SWAGGER_UI_STANDALONE_PRESET_JS="/docs/assets/swagger-ui-standalone-preset.js",
+        SWAGGER_UI_CSS="/docs/assets/swagger-ui.css",
+        DOCS_FAVICON="/static/favicon.svg",
         DESCRIPTION=DESCRIPTION,
         VALIDATION_ERROR_STATUS_CODE=400,  # as before the declarations: a bad parameter is a 400
         VALIDATION_ERROR_DESCRIPTION="A parameter is not what the route takes",
