@@ -112,6 +112,38 @@ def test_images_and_thumbnails_are_served_by_id(client, photos):
     assert Image.open(io.BytesIO(thumb.data)).size == (48, 48)  # small images are not enlarged
 
 
+def test_an_unreadable_file_is_not_read_again_for_every_thumbnail_request(client, photos, monkeypatch):
+    """A corrupt collection file was read whole again by every /thumbs request (hardening item 5)."""
+    from imgsim import durable
+
+    (photos / "img0004.png").write_bytes(b"no longer a picture")
+    opened: list[str] = []
+    real_open = durable.open_inside
+
+    def counted(root, path):
+        opened.append(str(path))
+        return real_open(root, path)
+
+    monkeypatch.setattr(durable, "open_inside", counted)
+    answers = [client.get("/thumbs/4") for _ in range(5)]
+    assert {a.status_code for a in answers} == {404} and answers[-1].get_json()["code"] == "file_missing"
+    assert len(opened) == 1
+
+
+def test_a_rebuild_prunes_the_thumbnails_of_what_it_no_longer_holds(client, photos, service_config):
+    """Thumbnails of deleted or changed files were kept for good (hardening item 5)."""
+    from imgsim.index import store
+
+    for item_id in (2, 3):
+        assert client.get(f"/thumbs/{item_id}").status_code == 200
+    thumbs = sorted((service_config.index_dir / store.THUMBS_DIR).glob("*.jpg"))
+    assert len(thumbs) == 2
+    (photos / "img0002.png").unlink()
+    quiet_build(photos, service_config)
+    left = sorted((service_config.index_dir / store.THUMBS_DIR).glob("*.jpg"))
+    assert len(left) == 1 and left[0] in thumbs
+
+
 def test_health_stats_and_openapi(client):
     assert client.get("/healthz").get_json()["status"] == "ok"
     client.get("/search?id=1&format=json")

@@ -202,6 +202,27 @@ def read_rows(version: Path, rows: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
+THUMBS_DIR = "thumbs"  # the service's thumbnails, one per content (sha1), beside the versions
+
+
+def thumbnail_file(index_dir: Path, sha1: str) -> Path:
+    """Where the thumbnail of a file's content is kept (absolute: Flask's send_file reads a
+    relative path against the package's folder, not the working one a relative index means)."""
+    return Path(index_dir).absolute() / THUMBS_DIR / f"{sha1}.jpg"
+
+
+def prune_thumbnails(index_dir: Path, version: Path) -> int:
+    """Remove the thumbnails of contents no longer in ``version`` (deleted or changed files: they
+    were kept for good); one of a later addition is simply made again. Returns how many went."""
+    kept = {item.sha1 for item in read_items(version)}
+    gone = 0
+    for path in (Path(index_dir) / THUMBS_DIR).glob("*.jpg"):
+        if path.stem not in kept:
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
 MAP_FILE = "map.json"  # the t-SNE map of a version's rows (measure/plots.py), carried by compactions
 
 

@@ -32,7 +32,8 @@ def write_version(
     cfg: config.Config, fill: Callable[[Path], Filled], before_publish: Callable[[], None] | None = None
 ) -> Path:
     """A new version: ``fill`` writes its segments into a fresh folder; then its segment list and
-    manifest, its verified copies, ``before_publish`` (the kill tests' hook), and ``current``."""
+    manifest, its verified copies, ``before_publish`` (the kill tests' hook), and ``current``;
+    then the thumbnails of what it no longer holds go."""
     building = store.start_version(cfg.index_dir)
     try:
         filled = fill(building)
@@ -41,7 +42,9 @@ def write_version(
         filled.verify_copies(building)  # the copies in the collection, verified once per version
         if before_publish is not None:
             before_publish()
-        return store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
+        published = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
+    store.prune_thumbnails(cfg.index_dir, published)
+    return published

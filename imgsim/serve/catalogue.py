@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,6 +18,8 @@ from imgsim.serve.holder import IndexHolder, Snapshot
 from imgsim.serve.refusals import ServiceError
 
 THUMB_SIDE = 256
+UNREADABLE_FOR_S = 60.0  # a file that could not be read is not read again for this long
+UNREADABLE_KEPT = 10_000  # (in each worker, the least recent forgotten first)
 Catalogued = store.Item | live.Addition  # an item of the base index or of the delta
 
 
@@ -24,6 +28,14 @@ class Catalogue:
 
     def __init__(self, holder: IndexHolder, live_layer: live.LiveLayer, cfg: config.Config):
         self.holder, self.live, self.cfg = holder, live_layer, cfg
+        # contents whose file could not be made a thumbnail, when and why: not read again at once
+        self._unreadable: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    def _remember_unreadable(self, sha1: str, message: str) -> None:
+        self._unreadable[sha1] = (time.monotonic(), message)
+        self._unreadable.move_to_end(sha1)
+        while len(self._unreadable) > UNREADABLE_KEPT:
+            self._unreadable.popitem(last=False)
 
     def current(self, allow_empty: bool = False) -> tuple[Snapshot, live.LiveView]:
         """The index version and live delta that this whole request answers from."""
@@ -81,13 +93,17 @@ class Catalogue:
         """A JPEG of at most THUMB_SIDE pixels, made once per content and cached by its hash."""
         snap, view = self.current()
         _, item = self.item(snap, view, item_id)
-        # absolute: Flask's send_file reads a relative path against the package's folder
-        cached = Path(self.cfg.index_dir).absolute() / "thumbs" / f"{item.sha1}.jpg"
+        cached = store.thumbnail_file(self.cfg.index_dir, item.sha1)
         if not cached.is_file():
+            failed = self._unreadable.get(item.sha1)
+            if failed is not None and time.monotonic() - failed[0] < UNREADABLE_FOR_S:
+                raise ServiceError("file_missing", failed[1])
             try:
                 image = self.read_image(item_id, THUMB_SIDE)
-            except imaging.UnreadableImage as error:
-                raise ServiceError("file_missing", f"image {item_id} cannot be read: {error}") from None
+            except imaging.UnreadableImage as error:  # a corrupt file, read again only in a while
+                message = f"image {item_id} cannot be read: {error}"
+                self._remember_unreadable(item.sha1, message)
+                raise ServiceError("file_missing", message) from None
             image.thumbnail((THUMB_SIDE, THUMB_SIDE))
             cached.parent.mkdir(parents=True, exist_ok=True)
             durable.atomic_write(cached, lambda handle: image.save(handle, "JPEG", quality=85))
