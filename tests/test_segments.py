@@ -4,13 +4,14 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from helpers import ROOT, quiet_build, write_images
 from imgsim import durable
-from imgsim.index import merge_policy, store
+from imgsim.index import merge_policy, segments, store
 from imgsim.index.depth import EXACT
 from imgsim.index.merge_policy import MergePolicy
 from imgsim.index.store import SegmentRef
@@ -314,3 +315,67 @@ def test_some_rows_are_read_from_the_segments_as_every_row_would_be(tmp_path, ti
     every = store.read_vectors(version)
     rows = np.array([0, 4, 5, 6, len(every) - 1])
     assert np.array_equal(store.read_rows(version, rows), every[rows])
+
+
+def _flip(path: Path, at: int = 4096, count: int = 4096) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(min(at, max(0, path.stat().st_size - count)))
+        block = handle.read(count)
+        handle.seek(-len(block), os.SEEK_CUR)
+        handle.write(bytes(b ^ 0xFF for b in block))
+
+
+def test_a_corrupt_segment_is_refused_not_served(tmp_path, service_config, monkeypatch):
+    """4 KB flipped in index.ann gave silently wrong neighbours, a truncated one a misleading
+    "not built yet" and, in a review, a crashed worker (hardening item 9): each segment's files are
+    recorded (size, SHA-1) at build and checked before a serving worker maps them."""
+    from helpers import ADMIN
+    from imgsim.serve import app as app_module
+
+    photos = tmp_path / "photos"
+    write_images(photos, 12)
+    version = quiet_build(photos, service_config).version
+    [ref] = store.read_segments(version)
+    folder = store.segment_dir(version, ref.name)
+    recorded = durable.read_json(folder / segments.SEGMENT_FILE)["files"]
+    assert set(recorded) >= {segments.ANNOY_FILE, store.VECTORS_FILE, store.ITEMS_FILE}
+    _flip(folder / segments.ANNOY_FILE)
+    monkeypatch.setattr(segments, "_SOUND", set())  # as a worker that never checked it
+    client = app_module.create_app(service_config).test_client()
+    health = client.get("/healthz", headers=ADMIN)
+    assert health.status_code == 503 and "SHA-1 differs" in health.get_json()["reason"]
+    reply = client.get("/search?id=1&format=json")
+    assert reply.status_code == 409 and "failed its checks" in reply.get_json()["error"]
+
+
+def test_a_corrupt_newer_version_leaves_the_older_one_serving_and_is_not_read_again(
+    tmp_path, service_config, monkeypatch
+):
+    from helpers import ADMIN
+    from imgsim.serve import app as app_module
+
+    photos = tmp_path / "photos"
+    write_images(photos, 12)
+    cfg = service_config.replace(reload_interval=0.0)
+    quiet_build(photos, cfg)
+    client = app_module.create_app(cfg).test_client()
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    write_images(photos, 3, seed=9, prefix="more")
+    newer = quiet_build(photos, cfg).version
+    fresh = [ref for ref in store.read_segments(newer) if ref.count == 3]
+    annoy_file = store.segment_dir(newer, fresh[0].name) / segments.ANNOY_FILE
+    os.truncate(annoy_file, annoy_file.stat().st_size // 2)
+    checked: list[Path] = []
+    real_check = segments.check_files
+
+    def counted_check(folder: Path) -> None:
+        checked.append(folder)
+        real_check(folder)
+
+    monkeypatch.setattr(segments, "check_files", counted_check)
+    for _ in range(3):
+        health = client.get("/healthz", headers=ADMIN).get_json()
+        assert health["status"] == "ok" and health["items"] == 12 and "build wrote" in health["refused"]
+    assert client.get("/healthz").get_json()["refused"].startswith("a newer index version did not load")
+    assert client.get("/search?id=1&format=json").status_code == 200
+    assert len([f for f in checked if f.parent.parent == newer]) <= 2  # its first segments, once

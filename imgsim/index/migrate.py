@@ -17,6 +17,8 @@ file an older version lacks or for a key it did not write. What changed, oldest 
 - verified matches stored before their pixel sizes and mirroring (``copy_match``: (0, 0), not mirrored);
 - a build's edited queries saved before they named their edits (``calibration_has_edits``: made
   again);
+- segments written before their files' sizes and SHA-1s were recorded (``segment_files``: not
+  checked);
 - segments written before local features or before perceptual hashes (``has_features``,
   ``has_hashes``: their copies are found by the embedding alone);
 - an index directory from before the live store's kind was recorded (``live_store_kind``: SQLite,
@@ -77,6 +79,15 @@ def segment_depth(folder: Path, manifest_depth: int) -> int:
     """The search_k tuned for a segment; a format-1 version's is its manifest's."""
     path = Path(folder) / SEGMENT_FILE
     return int(json.loads(path.read_text())["search_k"]) if path.is_file() else manifest_depth
+
+
+def segment_files(folder: Path) -> dict[str, dict[str, Any]] | None:
+    """The size and SHA-1 of each file of a segment, as its build recorded them in segment.json;
+    None for a segment written before they were recorded (or a format-1 version's)."""
+    path = Path(folder) / SEGMENT_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("files")
 
 
 def stored_copies(version: Path) -> dict[str, Any] | None:

@@ -82,9 +82,47 @@ def keep_for_exact_search(folder: Path, index_vectors: np.ndarray, search_k: int
 
 
 def describe(folder: Path, count: int, search_k: int, recall: dict | None = None, **facts) -> None:
-    """Write what queries need to know of a segment: its depth, and what it was chosen from."""
-    body = {"count": count, "search_k": search_k, "recall": recall or {}} | facts
+    """Write what queries need to know of a segment, last: its depth, what it was chosen from, and
+    the size and SHA-1 of each of its files, which a serving worker checks before mapping them."""
+    files = {
+        path.name: {"size": path.stat().st_size, "sha1": durable.file_sha1(path)}
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != SEGMENT_FILE
+    }
+    body = {"count": count, "search_k": search_k, "recall": recall or {}} | facts | {"files": files}
     durable.write_json(folder / SEGMENT_FILE, body)
+
+
+class CorruptSegment(RuntimeError):
+    """A segment's file is not what its build wrote: the version is refused, never served."""
+
+
+_SOUND: set[tuple[int, int, int]] = set()  # segment.json files (linked across versions) checked
+_SOUND_LOCK = threading.Lock()
+
+
+def check_files(folder: Path) -> None:
+    """Every file of a segment as its build recorded it (size and SHA-1), once per process for each
+    segment (a flipped block in index.ann gave wrong neighbours, a truncated one crashed Annoy).
+    Segments written before their files were recorded are taken as they are (index/migrate.py)."""
+    description = folder / SEGMENT_FILE
+    recorded = migrate.segment_files(folder)
+    if recorded is None:
+        return
+    seen = description.stat()
+    key = (seen.st_dev, seen.st_ino, seen.st_mtime_ns)
+    with _SOUND_LOCK:
+        if key in _SOUND:
+            return
+    for name, expected in recorded.items():
+        path = folder / name
+        size = path.stat().st_size if path.is_file() else -1
+        if size != expected["size"]:
+            raise CorruptSegment(f"{path} has {size:,} bytes, its build wrote {expected['size']:,}: rebuild")
+        if durable.file_sha1(path) != expected["sha1"]:
+            raise CorruptSegment(f"{path} is not the file its build wrote (SHA-1 differs): rebuild")
+    with _SOUND_LOCK:
+        _SOUND.add(key)
 
 
 def depth_of(folder: Path, default: int) -> int:
@@ -162,12 +200,22 @@ def _pool() -> ThreadPoolExecutor:
 class Segments:
     """A version's segments searched as one index over the version's rows (AnnoyIndex's calls)."""
 
-    def __init__(self, version: Path, dims: int, metric: config.Metric, trees: int, default_depth: int = -1):
+    def __init__(
+        self,
+        version: Path,
+        dims: int,
+        metric: config.Metric,
+        trees: int,
+        default_depth: int = -1,
+        check: bool = False,
+    ):
         self.f, self.metric, self.trees = dims, metric, trees
         self.parts: list[Opened] = []
         start = 0
         for ref in store.read_segments(version):
             folder = store.segment_dir(version, ref.name)
+            if check:  # a serving worker: never map a file that is not what its build wrote
+                check_files(folder)
             annoy = AnnoyIndex(dims, metric)
             annoy.load(str(folder / ANNOY_FILE), prefault=False)
             local = store.live_rows(ref)

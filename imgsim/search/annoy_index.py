@@ -176,19 +176,22 @@ class SearchIndex:
         return self.annoy.nearest(np.asarray(vector, np.float32), k, depth)
 
 
-def open_index(index_dir: Path) -> SearchIndex:
-    """Open the version that ``current`` points to. Raises store.IndexMissing if none."""
-    return open_version(store.current_version(index_dir))
+def open_index(index_dir: Path, check: bool = False) -> SearchIndex:
+    """Open the version that ``current`` points to. Raises store.IndexMissing if none; with
+    ``check`` (a serving worker), segments.CorruptSegment for a file its build did not write."""
+    return open_version(store.current_version(index_dir), check=check)
 
 
-def open_version(version: Path, items: list[store.Item] | None = None) -> SearchIndex:
+def open_version(version: Path, items: list[store.Item] | None = None, check: bool = False) -> SearchIndex:
     """Open one version's folder (a build opens the one it is writing, with the items it holds)."""
     raw = durable.read_json(version / "manifest.json")
     why = migrate.unreadable(raw)
     if why is not None:
         raise store.IndexMissing(f"{version} has {why}")
     manifest = Manifest.from_dict(raw)
-    annoy = segments.Segments(version, manifest.dims, manifest.metric, manifest.trees, manifest.search_k)
+    annoy = segments.Segments(
+        version, manifest.dims, manifest.metric, manifest.trees, manifest.search_k, check=check
+    )
     reducer = reducers.load_reducer(manifest.reduce, version)
     centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None
     items = store.read_items(version) if items is None else items

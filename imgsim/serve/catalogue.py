@@ -40,6 +40,10 @@ class Catalogue:
     def current(self, allow_empty: bool = False) -> tuple[Snapshot, live.LiveView]:
         """The index version and live delta that this whole request answers from."""
         snap = self.holder.get()
+        if snap is None and self.holder.refused:
+            raise ServiceError(
+                "no_index", "The index failed its checks and is not served: rebuild it (/healthz says why)."
+            )
         if snap is None:
             raise ServiceError("no_index", "The index is not built yet: run `python img2vec.py FOLDER`.")
         view = self.live.view(snap.index)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from imgsim import config
+from imgsim.index import segments
 from imgsim.live import live
 from imgsim.models import batching, embedders, runtimes
 from imgsim.search import annoy_index
@@ -70,6 +71,12 @@ class IndexHolder:
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
         self.load_error: str | None = None
+        self._refused: str | None = None  # the link target that failed to open: not tried again
+
+    @property
+    def refused(self) -> bool:
+        """Whether the version ``current`` names failed its checks (and is not opened again)."""
+        return self._refused is not None
 
     def _link_target(self) -> str | None:
         try:
@@ -78,7 +85,7 @@ class IndexHolder:
             return None
 
     def _open(self, target: str) -> Snapshot:
-        index = annoy_index.open_index(self.cfg.index_dir)
+        index = annoy_index.open_index(self.cfg.index_dir, check=True)
         old = self._snapshot
         if old is not None and (self._given_embedder or old.embedder.key == index.manifest.model_key):
             return Snapshot(index, old.embedder, target, old.queries)  # the same model: keep it loaded
@@ -98,12 +105,15 @@ class IndexHolder:
                 return self._snapshot
             self._checked_at = now
             target = self._link_target()
-            if target is not None and (self._snapshot is None or target != self._snapshot.link_target):
+            changed = self._snapshot is None or target != self._snapshot.link_target
+            if target is not None and changed and target != self._refused:
                 try:
                     self._snapshot = self._open(target)
-                    self.load_error = None
+                    self.load_error, self._refused = None, None
                 except Exception as error:  # keep serving the old version; say why on /healthz
                     self.load_error = f"{type(error).__name__}: {error}"
+                    # a version that failed its checks is not read again every few seconds
+                    self._refused = target if isinstance(error, segments.CorruptSegment) else None
             elif target is None and self._snapshot is None:
                 self.load_error = "no index built yet: run python img2vec.py FOLDER"
             return self._snapshot

@@ -26,6 +26,8 @@ class Status:
         body: dict = {"status": "ok", "version": snap.index.version.name, "items": len(snap.index.items)}
         if self.compactor is not None and self.compactor.failing:  # it serves, but its delta grows
             body["compaction"] = f"failing ({self.compactor.failures} in a row)"
+        if self.holder.load_error:  # a newer version was refused (a corrupt file): this one serves
+            body["refused"] = self.holder.load_error
         return body
 
     def stats(self) -> dict:

@@ -35,6 +35,8 @@ def healthz():
     body = current_service().status.health()
     if "reason" in body and not has_admin_token():
         body["reason"] = NOT_LOADED
+    if "refused" in body and not has_admin_token():
+        body["refused"] = "a newer index version did not load; the admin token shows why"
     answer = jsonify(body)  # a Response, as from every view: @bp.output only documents it
     answer.status_code = 200 if body["status"] == "ok" else 503  # what load balancers read
     return answer

@@ -318,6 +318,9 @@ class Health(Schema):
     items = fields.Integer()
     reason = fields.String(allow_none=True)
     compaction = fields.String(metadata={"description": "present when background compactions fail"})
+    refused = fields.String(
+        metadata={"description": "present when a newer version failed to load: this one still serves"}
+    )
 
 
 class Stats(Schema):
