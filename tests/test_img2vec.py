@@ -221,7 +221,8 @@ def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_conf
     assert index.search(vectors[5], k=1)[0].path == index.items[5].path
 
 
-def test_every_run_cleans_what_a_killed_run_left(tmp_path, tiny_config):
+def test_every_run_cleans_what_a_killed_run_left(tmp_path, tiny_config, monkeypatch):
+    monkeypatch.setattr(store, "RETIRED_GRACE_S", 0.0)  # no request is reading the old versions
     photos = tmp_path / "photos"
     write_images(photos, 4)
     cfg = tiny_config.replace(keep_versions=1)
@@ -239,6 +240,25 @@ def test_every_run_cleans_what_a_killed_run_left(tmp_path, tiny_config):
     assert quiet_build(photos, cfg).up_to_date  # a run with nothing to do cleans all the same
     assert sorted(p.name for p in old.iterdir()) == sorted([first.name, second.name])
     assert not stale.exists()
+
+
+def test_a_version_replaced_moments_ago_outlives_keep_versions_until_its_grace_has_passed(
+    tmp_path, tiny_config
+):
+    """Compactions a few seconds apart once pruned the version a long request was still reading
+    (its files gone mid-request: 500s; hardening item 14)."""
+    photos = tmp_path / "photos"
+    write_images(photos, 4)
+    cfg = tiny_config.replace(keep_versions=0)
+    first = quiet_build(photos, cfg).version
+    write_images(photos, 1, seed=2, prefix="extra")
+    second = quiet_build(photos, cfg).version
+    assert first.is_dir()  # replaced a moment ago: a request may still be reading it
+    long_ago = time.time() - store.RETIRED_GRACE_S - 1
+    os.utime(second / "manifest.json", (long_ago, long_ago))
+    write_images(photos, 1, seed=3, prefix="more")
+    third = quiet_build(photos, cfg).version
+    assert not first.exists() and second.is_dir() and third.is_dir()
 
 
 def test_the_manifest_says_where_the_weights_came_from(tmp_path, tiny_config):

@@ -378,11 +378,12 @@ def test_a_compaction_that_cannot_run_now_is_not_retried_on_every_change(app):
 
 
 def test_the_compactor_keeps_publishing_after_the_version_it_started_on_is_pruned(
-    photos, service_config, tmp_path
+    photos, service_config, tmp_path, monkeypatch
 ):
     """A worker's model came from the first version's converted copy; once keep_versions pruned that
     version, every compaction failed copying it (FileNotFoundError) and the delta grew without end."""
     cfg = service_config.replace(compact_threshold=1, keep_versions=1)
+    monkeypatch.setattr(store, "RETIRED_GRACE_S", 0.0)  # pruned at once, as if long replaced
     quiet_build(photos, cfg)
     first = store.current_version(cfg.index_dir)
     flask_app = app_module.create_app(cfg)

@@ -257,14 +257,27 @@ def publish(index_dir: Path, building: Path, keep: int = 3) -> Path:
     return final
 
 
+RETIRED_GRACE_S = 180.0  # an old version outlives its replacement by this much at least: a request
+# a worker began on it (nginx waits 120 s for an answer) still finds its files
+
+
 def prune(index_dir: Path, keep: int) -> None:
-    """Delete unfinished builds and all but the newest ``keep`` old versions."""
+    """Delete unfinished builds and all but the newest ``keep`` old versions, except those replaced
+    less than RETIRED_GRACE_S ago (many compactions a minute once deleted a version that a long
+    request was still reading: 500s)."""
     root = versions_dir(index_dir)
     current = Path(index_dir, "current").resolve()
     finished = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     old = [p for p in finished if p != current]
+    now = time.time()
     for path in old[: max(0, len(old) - keep)]:
-        shutil.rmtree(path, ignore_errors=True)
+        successor = finished[finished.index(path) + 1]
+        try:
+            replaced_at = (successor / "manifest.json").stat().st_mtime
+        except FileNotFoundError:
+            replaced_at = 0.0
+        if now - replaced_at >= RETIRED_GRACE_S:
+            shutil.rmtree(path, ignore_errors=True)
     for path in root.glob(BUILDING_PREFIX + "*"):
         shutil.rmtree(path, ignore_errors=True)
 
