@@ -59,3 +59,10 @@ def test_a_run_folder_someone_else_made_first_is_refused(tmp_path):
     os.chown(theirs, 65534, 65534)
     with pytest.raises(proxy.ProxyError, match="not this user's folder"):
         proxy.private_run_dir(theirs)
+
+
+def test_nginx_logs_to_its_streams_not_to_files_that_grow_in_its_run_folder(tmp_path):
+    """Its access and error logs grew without rotation in a run folder under /tmp (item 13)."""
+    rendered = proxy.render(config.Config(), tmp_path)
+    assert "error_log stderr" in rendered and "access_log /dev/stdout;" in rendered
+    assert ".log" not in rendered

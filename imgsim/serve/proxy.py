@@ -122,7 +122,7 @@ def start_nginx(cfg: config.Config, run_dir: Path) -> subprocess.Popen:
         (run_dir / name).mkdir(exist_ok=True)
     conf = run_dir / "nginx.conf"
     _write_private(conf, render(cfg, run_dir))
-    command = [nginx, "-p", str(run_dir), "-e", str(run_dir / "error.log"), "-c", str(conf)]
+    command = [nginx, "-p", str(run_dir), "-e", "stderr", "-c", str(conf)]
     check = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True)
     if check.returncode != 0:
         raise ProxyError(f"nginx refused its configuration: {check.stderr.strip()}")
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 1
     gunicorn = start_gunicorn(cfg)
     url = f"http://{cfg.proxy_bind}/"
-    print(f"imgsim: open {url} (nginx, logs in {run_dir}); Ctrl+C stops both", file=sys.stderr)
+    print(f"imgsim: open {url} (nginx and gunicorn log here); Ctrl+C stops both", file=sys.stderr)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while nginx.poll() is None and gunicorn.poll() is None:
