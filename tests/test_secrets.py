@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,17 @@ def test_nginx_logs_to_its_streams_not_to_files_that_grow_in_its_run_folder(tmp_
     rendered = proxy.render(config.Config(), tmp_path)
     assert "error_log stderr" in rendered and "access_log /dev/stdout;" in rendered
     assert ".log" not in rendered
+
+
+def test_nginx_lets_fewer_report_requests_through_than_gunicorn_has_threads():
+    """nginx allowed 64 connections an address, more than every gunicorn thread, and limited only
+    changes to /images: a few /duplicates or /map requests could hold every thread (item 2)."""
+    import re
+
+    from imgsim.serve import gunicorn_conf
+
+    rendered = proxy.render(config.Config(), Path("/run/imgsim-test"))
+    reports = rendered.split("location ~ ^/(duplicates|map)$ {", 1)[1].split("}", 1)[0]
+    in_all = int(re.search(r"limit_conn reports_in_all (\d+);", reports)[1])
+    assert "limit_conn reports_per_address 2;" in reports
+    assert in_all < gunicorn_conf.threads * 2  # two workers, the fewest a machine runs
