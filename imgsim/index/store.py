@@ -211,10 +211,9 @@ def thumbnail_file(index_dir: Path, sha1: str) -> Path:
     return Path(index_dir).absolute() / THUMBS_DIR / f"{sha1}.jpg"
 
 
-def prune_thumbnails(index_dir: Path, version: Path) -> int:
-    """Remove the thumbnails of contents no longer in ``version`` (deleted or changed files: they
-    were kept for good); one of a later addition is simply made again. Returns how many went."""
-    kept = {item.sha1 for item in read_items(version)}
+def prune_thumbnails(index_dir: Path, kept: set[str]) -> int:
+    """Remove the thumbnails of contents (sha1s) not ``kept`` by the version just published (deleted
+    or changed files: they were kept for good); one of a later addition is simply made again."""
     gone = 0
     for path in (Path(index_dir) / THUMBS_DIR).glob("*.jpg"):
         if path.stem not in kept:

@@ -64,7 +64,7 @@ def write(
         def verify(folder: Path) -> None:
             verifying.verify_copies(folder, rows, source, old_items, fresh, cfg, log)
 
-        return version_writer.Filled(written.refs, manifest, verify)
+        return version_writer.Filled(written.refs, manifest, verify, rows)
 
     version = version_writer.write_version(cfg, fill, plan.before_publish)
     shutil.rmtree(store.partial_dir(cfg.index_dir), ignore_errors=True)

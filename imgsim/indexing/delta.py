@@ -92,7 +92,7 @@ def compact(
         def verify(folder: Path) -> None:
             verifying.verify_copies(folder, all_items, version, current.items, fresh, cfg, log)
 
-        return version_writer.Filled(written.refs, manifest, verify)
+        return version_writer.Filled(written.refs, manifest, verify, all_items)
 
     published = version_writer.write_version(cfg, fill, before_publish)
     live_store.mark_compacted({a.id for a in added})

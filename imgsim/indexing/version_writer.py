@@ -26,6 +26,7 @@ class Filled:
     refs: list[store.SegmentRef]
     manifest: Manifest
     verify_copies: Callable[[Path], None]
+    items: list[store.Item]  # the version's rows, as the segments give them
 
 
 def write_version(
@@ -46,5 +47,5 @@ def write_version(
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    store.prune_thumbnails(cfg.index_dir, published)
+    store.prune_thumbnails(cfg.index_dir, {item.sha1 for item in filled.items})
     return published
