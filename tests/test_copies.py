@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from helpers import FLOWER_CLASSES, JSON, quiet_build, requires_shared
 from imgsim import config
@@ -28,8 +28,9 @@ KINDS = {
     "brighter_30": ("re-encoded",),
     "grayscale": ("grayscale",),
     "rotate_90": ("turned 90°", "turned 270°"),
+    "mirrored": ("mirrored",),  # duplicates never checked mirrors (issue 36: 0 of 20 found)
 }
-MAKE = planted_set.KINDS  # how each kind is made
+MAKE = planted_set.KINDS | {"mirrored": ImageOps.mirror}  # how each kind is made
 
 
 def _served(folder, tmp_path):

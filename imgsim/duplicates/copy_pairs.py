@@ -27,6 +27,8 @@ COPIES_FILE = migrate.COPIES_FILE
 REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
 CANDIDATES = 5  # and among an image's nearest: a copy is among the very nearest
 HASH_NEAR = 3  # bits: perceptual hashes this near make a candidate pair too (grayscale copies: 0-2)
+MIRROR_NEAREST = 1  # a pair that does not verify is checked mirrored where one is the other's very
+# nearest within the duplicate distance: the embedding hardly tells a mirrored copy from its picture
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,17 @@ class Pair:
 
 
 def features_of(
-    root: Path, items: list[store.Item], max_pixels: int
+    root: Path, items: list[store.Item], max_pixels: int, mirrored: bool = False
 ) -> Callable[[int], geometry.Features | None]:
-    """Features of a row's file, computed the first time they are asked for (None: unreadable)."""
+    """Features of a row's file (``mirrored``: of the file mirrored left to right), computed the
+    first time they are asked for (None: unreadable)."""
     cache: dict[int, geometry.Features | None] = {}
 
     def get(row: int) -> geometry.Features | None:
         if row not in cache:
             try:
                 image = imaging.open_rgb(root / items[row].path, max_pixels, geometry.ANALYSED_SIDE)
-                cache[row] = geometry.features(image)
+                cache[row] = geometry.mirrored_features(image) if mirrored else geometry.features(image)
             except imaging.UnreadableImage:
                 cache[row] = None
         return cache[row]
@@ -91,6 +94,8 @@ def find_pairs(
     threads: int = 0,
     rows: Iterable[int] | None = None,
     hashed: Mapping[tuple[int, int], float] | None = None,
+    mirrored: Callable[[int], geometry.Features | None] | None = None,
+    mirror_within: float = 0.0,
 ) -> tuple[list[Pair], Verdicts]:
     """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
     CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
@@ -102,11 +107,14 @@ def find_pairs(
     limits the candidates to those of some rows (a build's new items; the rest were checked by
     the builds before); pairs of the same bytes are always found over every row. ``hashed``: more
     candidate pairs, whose perceptual hashes are near (a grayscale copy the embedding puts far:
-    they are checked whatever their distance, and so marked ``found_by`` "hash")."""
+    they are checked whatever their distance, and so marked ``found_by`` "hash"). ``mirrored(row)``:
+    a row's mirrored features, with which a pair that does not verify is checked again where one
+    is the other's MIRROR_NEAREST nearest within ``mirror_within`` (a mirrored copy)."""
     known = known or {}
     pairs: list[Pair] = []
     first_of: dict[str, int] = {}
     candidates: dict[tuple[int, int], float] = {}
+    mirror_candidates: set[tuple[int, int]] = set()
     for row in range(len(items)):
         sha1 = items[row].sha1
         if sha1 in first_of:
@@ -115,10 +123,14 @@ def find_pairs(
     for row in range(len(items)) if rows is None else sorted(set(rows)):
         sha1 = items[row].sha1
         near, distances = neighbours(row)
-        for other, distance in list(zip(near, distances, strict=True))[: CANDIDATES + 1]:
-            if other != row and distance <= reach and items[other].sha1 != sha1:
+        nearest = list(zip(near, distances, strict=True))[: CANDIDATES + 1]  # itself among them
+        others = [(other, distance) for other, distance in nearest if other != row]
+        for rank, (other, distance) in enumerate(others):
+            if distance <= reach and items[other].sha1 != sha1:
                 oriented = (row, other) if sha1 < items[other].sha1 else (other, row)
                 candidates.setdefault(oriented, float(distance))
+                if rank < MIRROR_NEAREST and distance <= mirror_within:
+                    mirror_candidates.add(oriented)
     by_hash = set()
     wanted = None if rows is None else set(rows)
     for (a, b), distance in (hashed or {}).items():
@@ -136,6 +148,9 @@ def find_pairs(
         if mine is None or theirs is None:
             return key, None
         match = geometry.verify(mine, theirs)
+        if match is None and mirrored is not None and pair in mirror_candidates:
+            flipped = mirrored(pair[0])
+            match = geometry.verify_mirrored(flipped, theirs) if flipped is not None else None
         return key, None if match is None else CopyMatch(match.rounded(), mine.gray, theirs.gray)
 
     ordered = sorted(candidates)

@@ -46,7 +46,20 @@ def verified_pairs(
         vectors = index.stored_vector(a)[None, :], index.stored_vector(b)
         hashed[a, b] = float(vector_math.distances(*vectors, index.metric)[0])
     neighbours = _neighbours(index)
-    found = copy_pairs.find_pairs(index.items, neighbours, reach, features, known, rows=rows, hashed=hashed)
+    mirrored = copy_pairs.features_of(index.collection_root, index.items, max_pixels, mirrored=True)
+    thresholds = index.manifest.thresholds
+    within = thresholds.duplicate if thresholds is not None else 0.0
+    found = copy_pairs.find_pairs(
+        index.items,
+        neighbours,
+        reach,
+        features,
+        known,
+        rows=rows,
+        hashed=hashed,
+        mirrored=mirrored,
+        mirror_within=within,
+    )
     return (reach, *found)
 
 

@@ -107,7 +107,7 @@ def what_it_is(
     filled = match.coverage_a if copy_is_a else match.coverage_b  # the share of the copy the keeper fills
     scale = match.scale if copy_is_a else 1 / match.scale  # keeper pixels per copy pixel
     turn = match.turn if copy_is_a else -match.turn
-    said = []
+    said = ["mirrored"] if match.mirrored else []
     quarter = round(turn / 90) * 90 % 360
     if abs(turn) > 10:
         said.append(f"turned {quarter}°")
