@@ -112,3 +112,14 @@ def on_live_backend(request, cfg: config.Config) -> config.Config:
     if request.param == "sqlite":
         return cfg
     return cfg.replace(live_url=request.getfixturevalue("live_url"))
+
+
+def page_wait(browser, seconds: float = 30):
+    """A WebDriverWait that retries through a page changing under it: while a link or a form
+    replaces the document, Chrome may answer a lookup made on the old one with "Node with given id
+    does not belong to the document", a plain WebDriverException that selenium's own waits do not
+    retry (a test once failed on that race, not on the page)."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, seconds, ignored_exceptions=(WebDriverException,))

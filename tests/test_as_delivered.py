@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 
 from demo import Demo, screenshot_dir
-from helpers import needs_chromium
+from helpers import needs_chromium, page_wait
 
 pytestmark = [needs_chromium, pytest.mark.slow]  # make demo in a copy of the checkout, and Chromium
 
@@ -27,10 +27,9 @@ pytestmark = [needs_chromium, pytest.mark.slow]  # make demo in a copy of the ch
 def _every_picture_loaded(browser) -> list[str]:
     """The pictures of the page that did not load (lazy ones asked to load now), after waiting
     for every one to finish; also asserts that the page shows at least one."""
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.execute_script("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
-    WebDriverWait(browser, 60).until(
+    page_wait(browser, 60).until(
         lambda b: b.execute_script("return [...document.images].every(i => i.complete)")
     )
     assert browser.execute_script("return document.images.length") > 0
@@ -46,9 +45,8 @@ def _console_errors(browser) -> list[str]:
 def test_the_demo_search_pages_show_every_picture(demo: Demo, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(browser, 60)
+    wait = page_wait(browser, 60)
     browser.get(demo.url + "/")
     browser.find_element(By.ID, "image-input").send_keys(str(demo.sample("coffee.png")))
     wait.until(ready.presence_of_element_located((By.ID, "results")))

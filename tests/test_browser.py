@@ -6,7 +6,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from helpers import needs_chromium, quiet_build, write_images
+from helpers import needs_chromium, page_wait, quiet_build, write_images
 from imgsim.serve import app as app_module
 
 pytestmark = [needs_chromium, pytest.mark.slow]  # headless Chromium
@@ -32,10 +32,9 @@ def _served(photos, cfg):
 def test_upload_see_results_and_search_by_a_result(live_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, photos = live_server
-    wait = WebDriverWait(browser, 30)
+    wait = page_wait(browser, 30)
     browser.get(base + "/")
     assert "Which images look like this one?" in browser.page_source
     browser.find_element(By.CSS_SELECTOR, "#k-select option[value='5']").click()
@@ -73,10 +72,9 @@ def test_draw_a_box_on_the_query_and_search_with_that_region(live_server, browse
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, photos = live_server
-    wait = WebDriverWait(browser, 30)
+    wait = page_wait(browser, 30)
     browser.get(base + "/")
     browser.find_element(By.ID, "image-input").send_keys(str(photos / "img0003.png"))
     wait.until(ready.presence_of_element_located((By.ID, "results")))
@@ -128,10 +126,9 @@ def copies_server(tmp_path, tiny_config):
 def test_delete_a_copy_from_the_duplicates_page_and_search_with_two_photos(copies_server, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, photos = copies_server
-    wait = WebDriverWait(browser, 30)
+    wait = page_wait(browser, 30)
     browser.get(base + "/duplicates")
     group = browser.find_element(By.CSS_SELECTOR, ".copy-group[data-kind='exact']")
     assert "img0003-copy.png" in group.text and "img0003.png" in group.text
@@ -155,10 +152,9 @@ def test_delete_a_copy_from_the_duplicates_page_and_search_with_two_photos(copie
 def test_more_results_for_an_upload_pages_on_from_its_preview(live_server, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
-    from selenium.webdriver.support.ui import WebDriverWait
 
     base, photos = live_server
-    wait = WebDriverWait(browser, 30)
+    wait = page_wait(browser, 30)
     browser.get(base + "/")
     browser.find_element(By.CSS_SELECTOR, "#k-select option[value='5']").click()
     browser.find_element(By.ID, "image-input").send_keys(str(photos / "img0007.png"))
