@@ -289,6 +289,17 @@ def test_a_fifo_or_an_oversized_file_is_skipped_with_its_reason_never_read(tmp_p
     assert reasons["big.jpg"] == "3,145,728 bytes, more than the 2,097,152 a file may have"
 
 
+def test_a_link_out_added_after_a_build_is_listed_even_when_nothing_else_changed(tmp_path, tiny_config):
+    """With nothing else to do, the build said "up to date" and never named the refused link."""
+    photos = tmp_path / "photos"
+    write_images(photos, 3)
+    quiet_build(photos, tiny_config)
+    secret = write_images(tmp_path / "elsewhere", 1, seed=3, prefix="secret")[0]
+    (photos / "late.png").symlink_to(secret)
+    report = quiet_build(photos, tiny_config)
+    assert report.up_to_date and report.skipped == [("late.png", collection.OUTSIDE)]
+
+
 def test_a_glob_with_a_link_out_of_the_collection_refuses_it_and_goes_on(tmp_path):
     """In glob mode the link was resolved first, and naming it relative to the collection crashed."""
     photos = tmp_path / "photos"

@@ -127,7 +127,10 @@ def _build(plan: BuildPlan, options: BuildOptions, started: float) -> BuildRepor
     if plan.up_to_date and plan.current is not None:  # up to date: a version is there
         log(f"Index is up to date: {len(plan.entries)} images, nothing to embed.")
         count, seconds = len(plan.entries), time.perf_counter() - started
-        return BuildReport(plan.current.version, count, reused=count, seconds=seconds, up_to_date=True)
+        refused = list(plan.refused)  # a link out added since is refused, and said, all the same
+        return BuildReport(
+            plan.current.version, count, reused=count, skipped=refused, seconds=seconds, up_to_date=True
+        )
     log(
         f"{len(plan.entries)} images in {plan.root}: {len(plan.unchanged)} unchanged, "
         f"{len(plan.to_embed)} to embed" + (f", {plan.removed} removed" if plan.removed else "")
