@@ -99,6 +99,9 @@ def test_the_copy_to_keep_has_the_most_pixels_then_is_the_oldest(tmp_path):
     pairs = [_verified(0, 1), _verified(0, 2), _verified(1, 2)]
     [group] = grouping.from_pairs(items, pairs, 0.2, tmp_path)
     assert group.kind == "near" and group.keep == 2 and len(group.members) == 3
+    assert group.why_kept == "as many pixels, the oldest file"  # each group says which rule chose
+    [without] = grouping.from_pairs(items, [_verified(0, 1)], 0.2, tmp_path)
+    assert (without.keep, without.why_kept) == (1, "the most pixels (4,800)")
     assert [g.keep for g in grouping.from_pairs(items, pairs, 0.2, tmp_path, hidden=[2])] == [1]
 
 

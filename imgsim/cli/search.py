@@ -55,7 +55,8 @@ def _print_duplicates(cfg: config.Config, threshold: float | None, as_json: bool
         print(f"- {group.kind}: {group.reason}")
         for member in group.members:
             mark = "keep" if member.id == group.keep else "    "
-            what = f"  ({member.what})" if member.what else ""
+            said = group.why_kept if member.id == group.keep else member.what
+            what = f"  ({said})" if said else ""
             print(f"  {mark} {member.id:>7}  {member.pixels:>10,} px  {member.path}{what}")
     return 0
 

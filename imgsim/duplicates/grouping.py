@@ -41,6 +41,7 @@ class Group:
     reason: str
     members: list[Copy]
     distance: float  # the largest distance that joined two members (0 for exact copies)
+    why_kept: str = ""  # the rule (keeper_key) that chose the copy to keep over the next one
 
     def to_dict(self) -> dict:
         """As /duplicates and ``imgsim duplicates --json`` answer: each copy's match as stored."""
@@ -92,6 +93,17 @@ def keeper_key(copy: Copy, one_channel_file: bool) -> tuple:
     """The order in which a group's copy to keep is chosen: the most pixels, then a colour file
     over a one-channel one, then the oldest, then the lowest id."""
     return (-copy.pixels, one_channel_file, copy.mtime_ns, copy.id)
+
+
+def why_kept(keeper: Copy, keeper_one_channel: bool, runner_up: Copy, runner_up_one_channel: bool) -> str:
+    """Which rule of keeper_key chose the copy to keep over the next one in its order."""
+    if keeper.pixels != runner_up.pixels:
+        return f"the most pixels ({keeper.pixels:,})"
+    if keeper_one_channel != runner_up_one_channel:
+        return "as many pixels, in colour channels rather than one"
+    if keeper.mtime_ns != runner_up.mtime_ns:
+        return "as many pixels, the oldest file"
+    return "as many pixels, as old: the lowest id"
 
 
 def what_it_is(
@@ -150,7 +162,9 @@ def from_pairs(
 
 def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, root: Path) -> Group:
     copies, gray_files = _copies(items, rows, root)
-    keep_row = min(rows, key=lambda r: keeper_key(copies[r], gray_files[r]))
+    ranked = sorted(rows, key=lambda r: keeper_key(copies[r], gray_files[r]))
+    keep_row, runner_up = ranked[0], ranked[1]
+    kept_because = why_kept(copies[keep_row], gray_files[keep_row], copies[runner_up], gray_files[runner_up])
     for row in rows:
         if row == keep_row:
             continue
@@ -167,5 +181,10 @@ def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, roo
         "the same file content (SHA-1)" if exact else "the same picture: verified by matching local features"
     )
     return Group(
-        "exact" if exact else "near", copies[keep_row].id, reason, [copies[r] for r in rows], distance
+        "exact" if exact else "near",
+        copies[keep_row].id,
+        reason,
+        [copies[r] for r in rows],
+        distance,
+        kept_because,
     )

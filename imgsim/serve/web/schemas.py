@@ -303,6 +303,9 @@ class Group(Schema):
     reason = fields.String(required=True)
     members = fields.List(fields.Nested(Copy), required=True)
     distance = fields.Float(required=True)
+    why_kept = fields.String(
+        required=True, metadata={"description": "the rule that chose the copy to keep over the next one"}
+    )
 
 
 class Duplicates(Schema):
