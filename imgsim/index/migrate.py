@@ -12,8 +12,8 @@ file an older version lacks or for a key it did not write. What changed, oldest 
 - a version built before thresholds, or before the depth was tuned: empty objects (``manifest``: None);
 - thresholds written before references held the collection's own quantiles for similar and related,
   which no longer mean what the labels say (``manifest``: dropped);
-- a version built before verified copies has no copies.json (``stored_copies``: None, and the
-  duplicates of such a version are grouped by distance alone);
+- a version built before verified copies has no copies.json (``stored_copies``: None; its duplicates
+  are refused until it is rebuilt, never grouped inside a request);
 - verified matches stored before their pixel sizes and mirroring (``copy_match``: (0, 0), not mirrored);
 - a build's edited queries saved before they named their edits (``calibration_has_edits``: made
   again);
