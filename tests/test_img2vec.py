@@ -221,14 +221,19 @@ def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_conf
     assert index.search(vectors[5], k=1)[0].path == index.items[5].path
 
 
+def _two_versions(photos: Path, cfg) -> tuple[Path, Path]:
+    """A build of four images, then one of five: the two versions they published."""
+    write_images(photos, 4)
+    first = quiet_build(photos, cfg).version
+    write_images(photos, 1, seed=2, prefix="extra")
+    return first, quiet_build(photos, cfg).version
+
+
 def test_every_run_cleans_what_a_killed_run_left(tmp_path, tiny_config, monkeypatch):
     monkeypatch.setattr(store, "RETIRED_GRACE_S", 0.0)  # no request is reading the old versions
     photos = tmp_path / "photos"
-    write_images(photos, 4)
     cfg = tiny_config.replace(keep_versions=1)
-    first = quiet_build(photos, cfg).version
-    write_images(photos, 1, seed=2, prefix="extra")
-    second = quiet_build(photos, cfg).version
+    first, second = _two_versions(photos, cfg)
     old = store.versions_dir(cfg.index_dir)
     for name in ("20200101T000000-aaaa", "20200102T000000-bbbb"):  # versions beyond keep_versions
         (old / name).mkdir()
@@ -248,11 +253,8 @@ def test_a_version_replaced_moments_ago_outlives_keep_versions_until_its_grace_h
     """Compactions a few seconds apart once pruned the version a long request was still reading
     (its files gone mid-request: 500s; hardening item 14)."""
     photos = tmp_path / "photos"
-    write_images(photos, 4)
     cfg = tiny_config.replace(keep_versions=0)
-    first = quiet_build(photos, cfg).version
-    write_images(photos, 1, seed=2, prefix="extra")
-    second = quiet_build(photos, cfg).version
+    first, second = _two_versions(photos, cfg)
     assert first.is_dir()  # replaced a moment ago: a request may still be reading it
     long_ago = time.time() - store.RETIRED_GRACE_S - 1
     os.utime(second / "manifest.json", (long_ago, long_ago))

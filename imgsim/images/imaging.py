@@ -15,6 +15,7 @@ import os
 import stat
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageChops
@@ -187,15 +188,21 @@ def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     except OSError as error:
         raise UnreadableImage(f"cannot read file: {error.strerror or error}") from None
     with os.fdopen(descriptor, "rb") as handle:
-        found = os.fstat(descriptor)
-        if not stat.S_ISREG(found.st_mode):
-            raise UnreadableImage("not a regular file (a pipe, a device or a folder): not read")
-        if found.st_size > max_bytes:
-            raise UnreadableImage(f"{found.st_size:,} bytes, more than the {max_bytes:,} a file may have")
-        try:
-            data = handle.read(max_bytes + 1)
-        except OSError as error:
-            raise UnreadableImage(f"cannot read file: {error.strerror or error}") from None
+        return read_open(handle, max_bytes)
+
+
+def read_open(handle: BinaryIO, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a file already opened (and checked, where it came from a request): only a
+    regular file, refused over ``max_bytes`` before anything is read, or if it grew past them."""
+    found = os.fstat(handle.fileno())
+    if not stat.S_ISREG(found.st_mode):
+        raise UnreadableImage("not a regular file (a pipe, a device or a folder): not read")
+    if found.st_size > max_bytes:
+        raise UnreadableImage(f"{found.st_size:,} bytes, more than the {max_bytes:,} a file may have")
+    try:
+        data = handle.read(max_bytes + 1)
+    except OSError as error:
+        raise UnreadableImage(f"cannot read file: {error.strerror or error}") from None
     if len(data) > max_bytes:  # it grew while being read
         raise UnreadableImage(f"more than the {max_bytes:,} bytes a file may have")
     return data

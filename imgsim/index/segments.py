@@ -105,15 +105,17 @@ def check_files(folder: Path) -> None:
     """Every file of a segment as its build recorded it (size and SHA-1), once per process for each
     segment (a flipped block in index.ann gave wrong neighbours, a truncated one crashed Annoy).
     Segments written before their files were recorded are taken as they are (index/migrate.py)."""
-    description = folder / SEGMENT_FILE
+    try:
+        seen = (folder / SEGMENT_FILE).stat()
+    except FileNotFoundError:  # a format-1 version's folder: nothing recorded to check
+        return
+    key = (seen.st_dev, seen.st_ino, seen.st_mtime_ns)
+    with _SOUND_LOCK:
+        if key in _SOUND:  # checked in this process already: not even its description read again
+            return
     recorded = migrate.segment_files(folder)
     if recorded is None:
         return
-    seen = description.stat()
-    key = (seen.st_dev, seen.st_ino, seen.st_mtime_ns)
-    with _SOUND_LOCK:
-        if key in _SOUND:
-            return
     for name, expected in recorded.items():
         path = folder / name
         size = path.stat().st_size if path.is_file() else -1

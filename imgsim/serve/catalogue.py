@@ -72,25 +72,26 @@ class Catalogue:
         return found
 
     def open_file(self, item_id: int) -> tuple[Catalogued, BinaryIO]:
-        """An item and its file, opened: the very file read is checked to lie inside the collection
-        (a file swapped for a link after a check once sent any file the service could read)."""
+        """An item and its file, opened (see ``opened``)."""
         snap, view = self.current()
         _, item = self.item(snap, view, item_id)
+        return item, self.opened(snap, item)
+
+    def opened(self, snap: Snapshot, item: Catalogued) -> BinaryIO:
+        """An item's file, opened: the very file read is checked to lie inside the collection (a
+        file swapped for a link after a check once sent any file the service could read)."""
         root = snap.index.collection_root.absolute()  # a relative collection means the working folder
         try:
-            return item, durable.open_inside(root, root / item.path)
+            return durable.open_inside(root, root / item.path)
         except durable.OutsideRoot:  # a link made after the build
-            raise ServiceError("outside_collection", f"image {item_id} links out of the collection") from None
+            raise ServiceError("outside_collection", f"image {item.id} links out of the collection") from None
         except OSError:
-            raise ServiceError("file_missing", f"image {item_id} is indexed but its file is gone") from None
+            raise ServiceError("file_missing", f"image {item.id} is indexed but its file is gone") from None
 
-    def read_image(self, item_id: int, min_side: int) -> imaging.Image.Image:
+    def read_image(self, snap: Snapshot, item: Catalogued, min_side: int) -> imaging.Image.Image:
         """An item's picture, decoded from its checked file (shrunk to no less than ``min_side``)."""
-        _, handle = self.open_file(item_id)
-        with handle:
-            data = handle.read(self.cfg.max_file_bytes + 1)
-        if len(data) > self.cfg.max_file_bytes:
-            raise imaging.UnreadableImage(f"more than the {self.cfg.max_file_bytes:,} bytes a file may have")
+        with self.opened(snap, item) as handle:
+            data = imaging.read_open(handle, self.cfg.max_file_bytes)
         return imaging.decode_rgb(data, self.cfg.max_image_pixels, min_side)
 
     def thumbnail_path(self, item_id: int) -> Path:
@@ -103,7 +104,7 @@ class Catalogue:
             if failed is not None and time.monotonic() - failed[0] < UNREADABLE_FOR_S:
                 raise ServiceError("file_missing", failed[1])
             try:
-                image = self.read_image(item_id, THUMB_SIDE)
+                image = self.read_image(snap, item, THUMB_SIDE)
             except imaging.UnreadableImage as error:  # a corrupt file, read again only in a while
                 message = f"image {item_id} cannot be read: {error}"
                 self._remember_unreadable(item.sha1, message)

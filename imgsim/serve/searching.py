@@ -77,7 +77,7 @@ class Searching:
         snap, view = self.catalogue.current()
         _, item = self.catalogue.item(snap, view, item_id)
         try:
-            image = self.catalogue.read_image(item_id, snap.embedder.decode_side)
+            image = self.catalogue.read_image(snap, item, snap.embedder.decode_side)
             region = queries.crop(image, box)
         except (imaging.UnreadableImage, queries.BadBox) as error:
             raise ServiceError("bad_box", f"cannot search that region: {error}") from None
