@@ -7,6 +7,7 @@ from helpers import quiet_build, upload, write_images
 from imgsim.live import live
 from imgsim.search import annoy_index, verification
 from imgsim.serve import web
+from imgsim.serve.web import results
 
 
 @pytest.fixture
@@ -69,7 +70,9 @@ def test_a_filter_that_runs_out_of_candidates_says_so(two_folders, monkeypatch):
     assert body["truncated"] is True and len(body["results"]) < 10
 
 
-@pytest.mark.parametrize("query", ["offset=-1", "offset=x", "offset=10001", "folder=../etc"])
+@pytest.mark.parametrize(
+    "query", ["offset=-1", "offset=x", "offset=991", "offset=901&k=100", "folder=../etc"]
+)
 def test_bad_paging_is_refused(two_folders, query):
     reply = two_folders.test_client().get(f"/search?id=1&{query}&format=json")
     assert reply.status_code == 400 and reply.get_json()["code"] in ("bad_offset", "bad_folder")
@@ -81,3 +84,14 @@ def test_the_page_offers_the_folders_and_more_results(two_folders):
     assert 'id="folder-select"' in home and '<option value="a"' in home and '<option value="b"' in home
     page = client.get("/search?id=1&k=5", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert 'id="more-results"' in page and "offset=5" in page
+
+
+def test_results_are_served_to_the_thousandth_and_no_further(two_folders):
+    """A page past the 1,000th result would ask every segment for that many neighbours at a depth
+    that grows to a scan of the whole collection: it is refused, and the last page links no further."""
+    client = two_folders.test_client()
+    last = client.get("/search?id=1&k=10&offset=990&format=json")
+    assert last.status_code == 200 and last.get_json()["next_offset"] is None
+    beyond = client.get("/search?id=1&k=10&offset=991&format=json").get_json()
+    assert beyond["code"] == "bad_offset" and "1,000th" in beyond["error"]
+    assert results.next_offset(980, 10, more=True) == 990 and results.next_offset(990, 10, more=True) is None

@@ -20,7 +20,14 @@ from imgsim.serve.holder import Answer
 from imgsim.serve.refusals import ServiceError
 from imgsim.serve.web import PAGE, counted, current_service, page_responses
 from imgsim.serve.web.errors import wants_json
-from imgsim.serve.web.schemas import MAX_QUERY_PARTS, SearchById, SearchForm, SearchParams, SearchResult
+from imgsim.serve.web.schemas import (
+    MAX_QUERY_PARTS,
+    MAX_RESULTS,
+    SearchById,
+    SearchForm,
+    SearchParams,
+    SearchResult,
+)
 
 bp = counted(APIBlueprint("search", __name__, tag="search"))
 
@@ -66,6 +73,11 @@ def search_settings(params: dict) -> tuple[int, int, tuple[str, ...], queries.Bo
     return params.get("k", current_service().cfg.k), params.get("offset", 0), folders, params.get("box")
 
 
+def next_offset(offset: int, k: int, more: bool) -> int | None:
+    """The offset of the next page of k, if there are more results and it lies within those served."""
+    return offset + k if more and offset + 2 * k <= MAX_RESULTS else None
+
+
 def render_answer(answer: Answer, params: dict, began: float, preview: str):
     manifest = answer.snap.index.manifest
     thresholds = manifest.thresholds
@@ -105,7 +117,7 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
         "folders": list(folders),
         "more": answer.more,
         "truncated": answer.truncated,
-        "next_offset": offset + k if answer.more else None,
+        "next_offset": next_offset(offset, k, answer.more),
         # nothing better than "weak": the page says so instead of presenting them as answers
         "nothing_similar": bool(results) and all(r["match"] == "weak" for r in results),
     }

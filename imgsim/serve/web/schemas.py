@@ -12,12 +12,16 @@ import math
 
 from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf
-from marshmallow import EXCLUDE, ValidationError
+from marshmallow import EXCLUDE, ValidationError, validates_schema
 
 from imgsim.index import queries
 from imgsim.serve.web import current_service
 
-MAX_OFFSET = 10_000
+# A ranking is served to its 1,000th result and no further (as Elasticsearch's max_result_window):
+# each page asks every segment for offset + k neighbours at a depth of trees x (offset + k), so a
+# deeper page would cost a scan of every segment, growing with the collection.
+MAX_RESULTS = 1_000
+MAX_OFFSET = MAX_RESULTS - 1
 MAX_FOLDERS = 20
 MAX_QUERY_PARTS = 20  # images and ids in one query
 DEFAULT_MAX_K = 100  # config.Config.max_k; the document shows the default, the check reads the setting
@@ -155,6 +159,16 @@ class SearchParams(Format):
     id = _ids("id")
     negative_id = _ids("negative_id")
     min_score = Fraction("min_score", 0.0, 1.0, "a number", metadata={"description": "drop weaker results"})
+
+    @validates_schema
+    def _within_the_served_results(self, data: dict, **kwargs) -> None:
+        k, offset = data.get("k", current_service().cfg.k), data.get("offset", 0)
+        if offset + k > MAX_RESULTS:
+            raise ValidationError(
+                f"results are served to the {MAX_RESULTS:,}th: offset + k must be at most {MAX_RESULTS}, "
+                f"got {offset} + {k} (narrow the search with folder= instead)",
+                field_name="offset",
+            )
 
 
 class SearchById(SearchParams):
