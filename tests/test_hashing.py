@@ -42,6 +42,33 @@ def test_near_pairs_finds_a_copy_whose_turned_hash_matches():
     )
 
 
+def _flipped(hash_: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    flipped = hash_.copy()
+    for bit in rng.choice(64, size=bits, replace=False):
+        flipped[bit // 8] ^= 1 << (bit % 8)
+    return flipped
+
+
+def test_the_hash_index_finds_what_comparing_every_row_finds_and_compares_few():
+    """An upload's hash candidates at a million rows cost a scan of every row (25.6 ms) before the
+    index: now the same rows, nearest first, from the few sharing a block with the query."""
+    rng = np.random.default_rng(2)
+    hashes = _random_hashes(20_000, seed=4)
+    hashes[::50] = 0  # rows without a hash are never found
+    query = _random_hashes(4, seed=5)  # the query at each quarter turn
+    for row, bits in zip(range(1, 400, 20), itertools.cycle(range(12)), strict=False):  # 0-11 bits away
+        hashes[row] = _flipped(query[row % 4], bits, rng)
+    brute = np.min([hashing.distances(hashes, q) for q in query], axis=0)
+    brute[~hashes.any(axis=1)] = 65
+    expected = np.flatnonzero(brute <= 8)
+    expected = expected[np.argsort(brute[expected], kind="stable")]
+    index = hashing.HashIndex(hashes)
+    rows, bits = index.near(query, 8)
+    assert rows.tolist() == expected.tolist() and bits.tolist() == brute[expected].tolist()
+    assert len(expected) >= 12 and 0 in bits and 8 in bits
+    assert len(index.candidates(query, 8)) < len(hashes) // 20
+
+
 def test_distances_count_differing_bits():
     hashes = np.zeros((3, 8), np.uint8)
     hashes[1, 0], hashes[2] = 0b101, 255

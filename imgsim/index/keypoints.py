@@ -109,13 +109,13 @@ class VersionKeypoints:
     def nearest_by_hash(self, queries: np.ndarray, within: int, limit: int) -> list[int]:
         """Rows whose hash lies within ``within`` bits of any of ``queries`` ((q, 8): the query at
         each turn), nearest first, at most ``limit``."""
-        if not len(self.hashes):
-            return []
-        unturned = np.ascontiguousarray(self.hashes[:, 0])
-        bits = np.min([hashing.distances(unturned, query) for query in queries], axis=0)
-        bits[~unturned.any(axis=1)] = hashing.BITS + 1  # no hash stored: never near
-        near = np.flatnonzero(bits <= within)
-        return [int(row) for row in near[np.argsort(bits[near], kind="stable")][:limit]]
+        rows, _ = self.hash_index.near(queries, within)
+        return [int(row) for row in rows[:limit]]
+
+    @functools.cached_property
+    def hash_index(self) -> hashing.HashIndex:
+        """The unturned hashes, indexed by blocks: an upload compares a few rows, not every one."""
+        return hashing.HashIndex(self.hashes[:, 0])
 
 
 def load(version: Path | None) -> VersionKeypoints | None:
