@@ -27,7 +27,39 @@
   });
 })();
 
-// The duplicates page: delete a copy through DELETE /images/<id> with the typed admin token.
+// The duplicates page: decide about a group (POST /duplicates/decisions) or undo a decision
+// (DELETE /duplicates/decisions/<id>) with the typed admin token; the group leaves the list.
+(function () {
+  const send = async (button, method, url, body) => {
+    const group = button.closest(".copy-group");
+    const status = group.querySelector(".decide-status");
+    const token = document.getElementById("admin-token").value;
+    const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
+    if (body) headers["Content-Type"] = "application/json";
+    const reply = await fetch(url, { method, headers, body: body && JSON.stringify(body) });
+    const answer = await reply.json().catch(() => ({}));
+    if (reply.ok) {
+      group.classList.add("decided");
+      group.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+      status.textContent = method === "POST" ? `decided (${answer.decision}, #${answer.id})` : "undone";
+    } else {
+      status.textContent = answer.error || `failed (${reply.status})`;  // errors answer {error, code}
+    }
+  };
+  document.querySelectorAll(".decide-group").forEach((button) => {
+    button.addEventListener("click", () => {
+      const ids = button.closest(".copy-group").dataset.ids.split(",").map(Number);
+      send(button, "POST", "/duplicates/decisions", { ids, decision: button.dataset.decision });
+    });
+  });
+  document.querySelectorAll(".undo-decision").forEach((button) => {
+    button.addEventListener("click", () => {
+      send(button, "DELETE", `/duplicates/decisions/${button.dataset.decisionId}`);
+    });
+  });
+})();
+
+// The duplicates page: delete one copy through DELETE /images/<id> with the typed admin token.
 document.querySelectorAll(".delete-copy").forEach((button) => {
   button.addEventListener("click", async () => {
     const token = document.getElementById("admin-token").value;

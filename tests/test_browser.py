@@ -166,3 +166,57 @@ def test_more_results_for_an_upload_pages_on_from_its_preview(live_server, brows
     second = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#results .path")]
     assert len(second) == 5 and not set(first) & set(second)
     assert browser.find_element(By.CSS_SELECTOR, "#results .rank").text == "#6"
+
+
+@pytest.fixture
+def decisions_server(tmp_path, tiny_config):
+    """The service over 12 photos and exact copies of three of them, with decisions on."""
+    photos = tmp_path / "photos"
+    write_images(photos, 12, size=96)
+    for name in ("img0003", "img0005", "img0007"):
+        shutil.copy(photos / f"{name}.png", photos / f"{name}-copy.png")
+    yield from _served(photos, tiny_config.replace(admin_token="browser-secret-token", reload_interval=0.1))
+
+
+def _click_in_group(browser, wait, path: str, button: str) -> str:
+    """Click ``button`` in the group showing ``path``; the status line it then shows."""
+    from selenium.webdriver.common.by import By
+
+    [group] = [g for g in browser.find_elements(By.CSS_SELECTOR, ".copy-group") if path in g.text]
+    group.find_element(By.CSS_SELECTOR, button).click()
+    status = group.find_element(By.CSS_SELECTOR, ".decide-status")
+    wait.until(lambda _: status.text)
+    return status.text
+
+
+def _all_pictures_loaded(browser) -> bool:
+    return browser.execute_script(
+        "return [...document.images].every((image) => image.complete && image.naturalWidth > 0)"
+    )
+
+
+def test_resolve_remove_trash_and_undo_on_the_duplicates_page(decisions_server, browser):
+    base, photos = decisions_server
+    wait = page_wait(browser, 30)
+    browser.get(base + "/duplicates")
+    wait.until(lambda _: _all_pictures_loaded(browser))
+    browser.find_element("id", "admin-token").send_keys("browser-secret-token")
+    assert _click_in_group(
+        browser, wait, "img0003-copy.png", ".decide-group[data-decision='keep_all']"
+    ).startswith("decided (keep_all")
+    assert _click_in_group(browser, wait, "img0005-copy.png", ".decide-group[data-decision='trash_others']")
+    assert _click_in_group(browser, wait, "img0007-copy.png", ".decide-group[data-decision='remove_others']")
+    assert not (photos / "img0005-copy.png").exists() and (photos / "img0007-copy.png").exists()
+
+    browser.get(base + "/duplicates")
+    assert "img0003-copy.png" not in browser.page_source and "img0005-copy.png" not in browser.page_source
+    browser.get(base + "/duplicates?state=resolved")
+    wait.until(lambda _: _all_pictures_loaded(browser))
+    assert "in the trash" in browser.page_source and "removed from the index" in browser.page_source
+    browser.find_element("id", "admin-token").send_keys("browser-secret-token")
+    assert _click_in_group(browser, wait, "img0005-copy.png", ".undo-decision") == "undone"
+    assert _click_in_group(browser, wait, "img0003-copy.png", ".undo-decision") == "undone"
+    assert (photos / "img0005-copy.png").is_file()  # back from the trash
+    browser.get(base + "/duplicates")
+    wait.until(lambda _: _all_pictures_loaded(browser))
+    assert "img0003-copy.png" in browser.page_source  # open again

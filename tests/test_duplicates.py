@@ -219,9 +219,9 @@ def test_groups_are_computed_once_per_effective_limit(copies_app, monkeypatch):
     computed: list[float] = []
     real = finding_module.groups_at
 
-    def counting(index, stored, limit, hidden=()):
+    def counting(index, stored, limit, hidden=(), decided=None):
         computed.append(limit)
-        return real(index, stored, limit, hidden)
+        return real(index, stored, limit, hidden, decided)
 
     monkeypatch.setattr(finding_module, "groups_at", counting)
     client = copies_app.test_client()

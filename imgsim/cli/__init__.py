@@ -21,7 +21,7 @@ COMMANDS = {
     "index": ("cli.index", [], "embed a folder of images and (re)build the index (img2vec.py)"),
     "search": ("cli.search", [], "find the indexed images most similar to image files (ann.py)"),
     "serve": ("cli.serve", [], "run the web service: gunicorn, or --dev for Flask's server (app.py)"),
-    "duplicates": ("cli.search", ["--duplicates"], "list groups of copies (ann.py --duplicates)"),
+    "duplicates": ("cli.duplicates", [], "list groups of copies, decide about them (ann.py --duplicates)"),
     "map": ("cli.search", ["--map"], "draw a t-SNE map of the collection: imgsim map OUT.png"),
     "evaluate": ("cli.evaluate", [], "retrieval quality on a folder of class sub-folders (evaluate.py)"),
     "add": ("cli.index", ["--add"], "add image files to the running index (img2vec.py --add)"),

@@ -2,7 +2,7 @@
 
     imgsim search QUERY... [--k 5] [--json] [--plot OUT_DIR]
     imgsim search --map OUT.png          (imgsim map OUT.png: a t-SNE map of the indexed collection)
-    imgsim search --duplicates [--threshold D] [--json]   (imgsim duplicates: groups of copies)
+    imgsim search --duplicates [--threshold D] [--state S] [--json]   (imgsim duplicates, cli/duplicates.py)
 
 A QUERY is an image file or a folder of them.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imgsim import config
-from imgsim.duplicates.finding import find_duplicates
+from imgsim.cli import duplicates
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.index.depth import from_search_k
@@ -37,30 +37,6 @@ def _query_files(queries: list[str]) -> list[Path]:
     return files
 
 
-def _print_duplicates(cfg: config.Config, threshold: float | None, as_json: bool) -> int:
-    try:
-        index = open_index(cfg.index_dir)
-        limit, groups = find_duplicates(index, threshold)
-    except (store.IndexMissing, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if as_json:
-        print(json.dumps({"threshold": limit, "groups": [group.to_dict() for group in groups]}, indent=1))
-        return 0
-    copies = sum(len(group.members) - 1 for group in groups)
-    print(
-        f"{len(groups)} groups of copies ({copies} copies beyond the one to keep), distance <= {limit:.4f}:"
-    )
-    for group in groups:
-        print(f"- {group.kind}: {group.reason}")
-        for member in group.members:
-            mark = "keep" if member.id == group.keep else "    "
-            said = group.why_kept if member.id == group.keep else member.what
-            what = f"  ({said})" if said else ""
-            print(f"  {mark} {member.id:>7}  {member.pixels:>10,} px  {member.path}{what}")
-    return 0
-
-
 def _print_hits(query_file: Path, hits: list[Hit]) -> None:
     print(f"{query_file}:")
     for rank, hit in enumerate(hits, 1):
@@ -68,6 +44,9 @@ def _print_hits(query_file: Path, hits: list[Hit]) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if "--duplicates" in given:  # ann.py --duplicates: the duplicates command, with all its flags
+        return duplicates.main([a for a in given if a != "--duplicates"], prog)
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Find the indexed images most similar to each QUERY image.",
@@ -77,23 +56,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--plot", metavar="OUT_DIR", help="write one PNG per query with its results")
     parser.add_argument("--map", metavar="OUT.png", help="draw a t-SNE map of the whole indexed collection")
-    parser.add_argument("--duplicates", action="store_true", help="list groups of copies in the collection")
     parser.add_argument(
-        "--threshold",
-        type=float,
-        metavar="D",
-        help="with --duplicates: distance under which photos are copies (default: the index's own)",
+        "--duplicates",
+        action="store_true",
+        help="list groups of copies (imgsim duplicates --help: its flags)",
     )
     config.add_flags(
         parser, "index_dir", "k", "search_k", "tta", "runtime", "precision", "model_cache", "live_url"
     )
     args, cfg = config.parse_args(parser, argv)
-    if not args.queries and not args.map and not args.duplicates:
+    if not args.queries and not args.map:
         parser.error("give QUERY images, --map OUT.png or --duplicates")
-    if args.threshold is not None and not args.duplicates:
-        parser.error("--threshold goes with --duplicates")
-    if args.duplicates:
-        return _print_duplicates(cfg, args.threshold, args.json)
     if args.map:
         try:
             plots.draw_map(open_index(cfg.index_dir), Path(args.map))

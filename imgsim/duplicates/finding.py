@@ -3,11 +3,13 @@ stores them), and the groups they make at a threshold."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Set
 
 import numpy as np
 
 from imgsim.duplicates import copy_pairs, grouping
+from imgsim.duplicates.decisions import Decided, Decision
 from imgsim.images import hashing
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import SHALLOW
@@ -81,13 +83,46 @@ def effective_limit(stored: Stored, threshold: float | None) -> float:
     return reach if threshold is None else min(threshold, reach)
 
 
-def groups_at(index: SearchIndex, stored: Stored, limit: float, hidden=()) -> list[grouping.Group]:
-    """The groups the stored pairs within ``limit`` make: one pass over the pairs."""
-    return grouping.from_pairs(index.items, stored[1], limit, index.collection_root, hidden)
+def groups_at(
+    index: SearchIndex, stored: Stored, limit: float, hidden=(), decided: Decided | None = None
+) -> list[grouping.Group]:
+    """The groups the stored pairs within ``limit`` make (less what ``decided`` settled): one pass."""
+    return grouping.from_pairs(index.items, stored[1], limit, index.collection_root, hidden, decided)
 
 
-def find_duplicates(index: SearchIndex, threshold: float | None = None, hidden=()) -> tuple[float, list]:
-    """The groups of copies at ``threshold`` (at most the reach the pairs were looked for within)."""
+Listed = tuple[list[grouping.Group], list[grouping.Group]]  # the open groups, the resolved ones
+
+
+def open_and_resolved(
+    index: SearchIndex, stored: Stored, limit: float, decisions: list[Decision], hidden: Set[int]
+) -> Listed:
+    """The groups nobody decided (less the items ``hidden``: deleted since the build), and one
+    resolved group per decision in force."""
+    in_force = [d for d in decisions if d.state != "restoring"]
+    found = groups_at(index, stored, limit, decided=Decided.of(index.items, in_force))
+    kept = [
+        dataclasses.replace(group, members=[m for m in group.members if m.id not in hidden])
+        for group in found
+    ]
+    resolved = grouping.resolved_groups(index.items, in_force, index.collection_root, hidden)
+    return [group for group in kept if len(group.members) > 1], resolved
+
+
+def in_state(listed: Listed, state: str) -> list[grouping.Group]:
+    """The groups ``state`` asks for: open, resolved or all."""
+    open_groups, resolved = listed
+    return (open_groups if state != "resolved" else []) + (resolved if state != "open" else [])
+
+
+def find_duplicates(
+    index: SearchIndex,
+    threshold: float | None = None,
+    hidden: Set[int] = frozenset(),
+    decisions: list[Decision] | None = None,
+    state: str = "open",
+) -> tuple[float, list[grouping.Group]]:
+    """The groups of copies at ``threshold`` (at most the reach the pairs were looked for within)
+    in ``state``, given the ``decisions`` made about them."""
     stored = stored_pairs(index)
     limit = effective_limit(stored, threshold)
-    return limit, groups_at(index, stored, limit, hidden)
+    return limit, in_state(open_and_resolved(index, stored, limit, decisions or [], hidden), state)

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from imgsim.duplicates.copy_pairs import CopyMatch, Pair
+from imgsim.duplicates.decisions import Decided, Decision, Member, covered_rows
 from imgsim.images import imaging
 from imgsim.index import store
 
@@ -42,10 +43,12 @@ class Group:
     members: list[Copy]
     distance: float  # the largest distance that joined two members (0 for exact copies)
     why_kept: str = ""  # the rule (keeper_key) that chose the copy to keep over the next one
+    state: str = "open"  # "open": nobody decided it yet; "resolved": a decision covers it
+    decision: Decision | None = None  # the decision a resolved group shows
 
     def to_dict(self) -> dict:
         """As /duplicates and ``imgsim duplicates --json`` answer: each copy's match as stored."""
-        data = asdict(self)
+        data = asdict(self) | {"decision": self.decision.to_dict() if self.decision is not None else None}
         for member, copy in zip(data["members"], self.members, strict=True):
             member["match"] = copy.match.to_dict() if copy.match is not None else None
         return data
@@ -138,26 +141,96 @@ def what_it_is(
 
 
 def from_pairs(
-    items: list[store.Item], pairs: list[Pair], threshold: float, root: Path, hidden: Iterable[int] = ()
+    items: list[store.Item],
+    pairs: list[Pair],
+    threshold: float,
+    root: Path,
+    hidden: Iterable[int] = (),
+    decided: Decided | None = None,
 ) -> list[Group]:
     """The groups that the pairs within ``threshold`` make (the same bytes and pairs found by their
     hash at any threshold: the embedding's distance does not measure them), ``hidden`` ids left
-    out; each with the copy to keep and, for every other member, what it is."""
-    gone = set(hidden)
+    out; each with the copy to keep and, for every other member, what it is. What ``decided``
+    settled is not shown again: pairs inside one decision are dropped, and a settled decision's
+    members stand as its keeper (a new copy of them is a group of the keeper and the new copy)."""
+    gone, decided = set(hidden), decided or Decided()
 
     def listed(p: Pair) -> bool:
         return p.match is None or p.distance <= threshold or p.match.found_by == "hash"
 
-    kept = [p for p in pairs if listed(p) and not {items[p.a].id, items[p.b].id} & gone]
+    kept = [
+        p
+        for p in pairs
+        if listed(p) and not {items[p.a].id, items[p.b].id} & gone and not decided.within_one(p.a, p.b)
+    ]
+    standing = [(decided.stand_in(p.a), decided.stand_in(p.b), p) for p in kept]
+    standing = [(a, b, p) for a, b, p in standing if a != b]
     sets = _Sets(len(items))
-    for pair in kept:
-        sets.join(pair.a, pair.b)
+    for a, b, _ in standing:
+        sets.join(a, b)
     members: dict[int, list[int]] = {}
-    for row in {r for p in kept for r in (p.a, p.b)}:
+    for row in {r for a, b, _ in standing for r in (a, b)}:
         members.setdefault(sets.find(row), []).append(row)
-    by_rows = {(p.a, p.b): p for p in kept} | {(p.b, p.a): p for p in kept}
+    by_rows: dict[tuple[int, int], Pair] = {}
+    for a, b, p in standing:
+        by_rows.setdefault((a, b), p)
+        by_rows.setdefault((b, a), p)
     found = [_verified_group(items, sorted(rows), by_rows, root) for rows in members.values()]
     return sorted(found, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
+
+
+def resolved_groups(
+    items: list[store.Item], decisions: Iterable[Decision], root: Path, hidden: Iterable[int] = ()
+) -> list[Group]:
+    """One group per decision, its members as they are now: those the index still holds (by their
+    bytes, wherever they moved) and those it no longer does (removed or in the trash)."""
+    gone = set(hidden)
+    rows_by_sha1: dict[str, list[int]] = {}
+    for row, item in enumerate(items):
+        if item.id not in gone:
+            rows_by_sha1.setdefault(item.sha1, []).append(row)
+    found = []
+    for decision in decisions:
+        rows = sorted(covered_rows(items, decision, rows_by_sha1))
+        copies, _ = _copies(items, rows, root)
+        listed = [copies[row] for row in rows]
+        moved = {move.id: move.trashed for move in decision.moves}
+        for member in _missing(decision, [items[row] for row in rows]):
+            what = f"in the trash: {moved[member.id]}" if member.id in moved else "removed from the index"
+            listed.append(Copy(member.id, member.path, 0, 0, what))
+        keeper = next(
+            (copies[r].id for r in rows if items[r].sha1 == decision.keeper.sha1), decision.keeper.id
+        )
+        found.append(
+            Group(
+                "decided",
+                keeper,
+                f"decided: {decision.kind.replace('_', ' ')}",
+                listed,
+                0.0,
+                state="resolved",
+                decision=decision,
+            )
+        )
+    return found
+
+
+def _missing(decision: Decision, present: list[store.Item]) -> list[Member]:
+    """The members of a decision that no present item stands for: each item stands for the member
+    at its path, else (renamed) for one with its bytes."""
+    left = list(present)
+    missing = []
+    for member in sorted(decision.members, key=lambda m: all(i.path != m.path for i in present)):
+        found = next((i for i in left if i.path == member.path), None)
+        found = found or next(
+            (i for i in left if i.sha1 == member.sha1 and i.path not in {m.path for m in decision.members}),
+            None,
+        )
+        if found is None:
+            missing.append(member)
+        else:
+            left.remove(found)
+    return missing
 
 
 def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, root: Path) -> Group:
@@ -171,6 +244,9 @@ def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, roo
         pair = by_rows.get((row, keep_row))
         if pair is None:
             copies[row].what = "a copy of another copy in the group"
+            continue
+        if {pair.a, pair.b} != {row, keep_row}:  # matched a picture decided with the keeper
+            copies[row].what = f"a copy of {items[pair.b if pair.a == row else pair.a].path}, decided with it"
             continue
         files = (gray_files[row], gray_files[keep_row])
         copies[row].what = what_it_is(pair.match, copy_is_a=pair.a == row, files_one_channel=files)

@@ -9,6 +9,7 @@ tests run against both.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -21,6 +22,9 @@ from typing import Protocol
 
 import numpy as np
 
+from imgsim.duplicates import decisions
+from imgsim.duplicates.decisions import Decision
+
 DB_FILE = "live.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS additions (
@@ -29,6 +33,9 @@ CREATE TABLE IF NOT EXISTS additions (
     metadata TEXT NOT NULL DEFAULT '{}', added_at REAL NOT NULL, compacted_at REAL);
 CREATE TABLE IF NOT EXISTS deletions (id INTEGER PRIMARY KEY, path TEXT NOT NULL, deleted_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, members TEXT NOT NULL,
+    moves TEXT NOT NULL, decided_at REAL NOT NULL, state TEXT NOT NULL);
 """
 # How long an addition stays in the delta after a published version took it in: workers still on
 # the version before (for up to reload_interval seconds) must go on finding it there.
@@ -100,6 +107,21 @@ class LiveStore(Protocol):
     def holds_compaction_lock(self) -> bool:
         """Whether the lock compaction_lock gave is still this process's (a connection can drop)."""
 
+    def decide(self, decision: Decision) -> Decision:
+        """Durably record a decision about duplicates; returns it with its new id (never reused)."""
+
+    def decisions(self) -> list[Decision]:
+        """Every decision in force (and those a crash left moving or restoring), oldest first."""
+
+    def set_decision_state(self, decision_id: int, state: str) -> None:
+        """Mark a decision's trash move (or its undoing) as finished or under way."""
+
+    def forget_decision(self, decision_id: int) -> bool:
+        """Remove an undone decision; False when there was none with that id."""
+
+    def restore_path(self, item_id: int) -> None:
+        """Keep a deleted item's tombstone but let its path be indexed again (an undone removal)."""
+
     def describe(self) -> str:
         """Where the delta lives, for logs (no password)."""
 
@@ -136,6 +158,21 @@ def select_additions(model_key: str | None, compacted_since: float | None) -> tu
         query += " AND (compacted_at IS NULL OR compacted_at > ?)"
         params += (compacted_since,)
     return query + " ORDER BY id", params
+
+
+SELECT_DECISIONS = "SELECT id, kind, members, moves, decided_at, state FROM decisions ORDER BY id"
+INSERT_DECISION = "INSERT INTO decisions (kind, members, moves, decided_at, state) VALUES (?, ?, ?, ?, ?)"
+
+
+def decision_row(decision: Decision) -> tuple:
+    """The values of INSERT_DECISION."""
+    members, moves = json.dumps(decision.stored_members()), json.dumps(decision.stored_moves())
+    return (decision.kind, members, moves, decision.decided_at, decision.state)
+
+
+def row_to_decision(row: tuple) -> Decision:
+    """A row of SELECT_DECISIONS."""
+    return decisions.from_stored(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4], row[5])
 
 
 def row_to_addition(row: tuple) -> Addition:
@@ -229,6 +266,29 @@ class SqliteStore:
                 [(now, i) for i in sorted(ids)],
             )
             conn.execute("DELETE FROM additions WHERE compacted_at < ?", (now - FORGET_AFTER_S,))
+
+    def decide(self, decision: Decision) -> Decision:
+        with self._transaction() as conn:
+            cursor = conn.execute(INSERT_DECISION, decision_row(decision))
+        return dataclasses.replace(decision, id=int(cursor.lastrowid or 0))
+
+    def decisions(self) -> list[Decision]:
+        if not self.path.exists():
+            return []
+        with self._transaction("DEFERRED") as conn:
+            return [row_to_decision(row) for row in conn.execute(SELECT_DECISIONS).fetchall()]
+
+    def set_decision_state(self, decision_id: int, state: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE decisions SET state = ? WHERE id = ?", (state, decision_id))
+
+    def forget_decision(self, decision_id: int) -> bool:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM decisions WHERE id = ?", (decision_id,)).rowcount == 1
+
+    def restore_path(self, item_id: int) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE deletions SET path = '' WHERE id = ?", (item_id,))
 
     def change_marker(self) -> object:
         """SQLite's data_version, which counts the commits of every other connection."""

@@ -9,6 +9,7 @@ exactly one replica compact at a time. Each worker keeps a small psycopg connect
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,15 +18,20 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from imgsim.duplicates.decisions import Decision
 from imgsim.live.livestore import (
     FORGET_AFTER_S,
     INSERT_ADDITION,
+    INSERT_DECISION,
+    SELECT_DECISIONS,
     SELECT_DELETIONS,
     Addition,
     LiveState,
     StoreUnavailable,
     addition_row,
+    decision_row,
     row_to_addition,
+    row_to_decision,
     select_additions,
 )
 
@@ -38,6 +44,9 @@ CREATE TABLE IF NOT EXISTS additions (
 CREATE TABLE IF NOT EXISTS deletions (
     id BIGINT PRIMARY KEY, path TEXT NOT NULL, deleted_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL, members TEXT NOT NULL,
+    moves TEXT NOT NULL, decided_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL);
 """
 # Advisory lock keys (any two fixed numbers): one for creating the schema, one for compacting.
 SCHEMA_LOCK, COMPACTION_LOCK = 7_356_001, 7_356_002
@@ -127,6 +136,35 @@ class PostgresStore:
                 [(now, i) for i in sorted(ids)],
             )
             conn.execute("DELETE FROM additions WHERE compacted_at < %s", (now - FORGET_AFTER_S,))
+            conn.execute(BUMP_CHANGES)
+
+    def decide(self, decision: Decision) -> Decision:
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                INSERT_DECISION.replace("?", "%s") + " RETURNING id", decision_row(decision)
+            ).fetchone()
+            conn.execute(BUMP_CHANGES)
+        assert row is not None  # RETURNING always gives the row
+        return dataclasses.replace(decision, id=int(row[0]))
+
+    def decisions(self) -> list[Decision]:
+        with self.pool.connection() as conn:
+            return [row_to_decision(row) for row in conn.execute(SELECT_DECISIONS).fetchall()]
+
+    def set_decision_state(self, decision_id: int, state: str) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("UPDATE decisions SET state = %s WHERE id = %s", (state, decision_id))
+            conn.execute(BUMP_CHANGES)
+
+    def forget_decision(self, decision_id: int) -> bool:
+        with self.pool.connection() as conn, conn.transaction():
+            forgotten = conn.execute("DELETE FROM decisions WHERE id = %s", (decision_id,)).rowcount == 1
+            conn.execute(BUMP_CHANGES)
+        return forgotten
+
+    def restore_path(self, item_id: int) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("UPDATE deletions SET path = '' WHERE id = %s", (item_id,))
             conn.execute(BUMP_CHANGES)
 
     def change_marker(self) -> object:

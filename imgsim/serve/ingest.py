@@ -56,18 +56,21 @@ class Ingest:
             raise ServiceError(
                 "cannot_store", "the server cannot store new images (is the collection folder writable?)"
             ) from None
-        stat = (folder / name).stat()
-        path = f"{collection.UPLOADS}/{name}"
-        addition = live.Addition(
-            -1,
-            path,
-            hashlib.sha1(data).hexdigest(),
-            stat.st_size,
-            stat.st_mtime_ns,
-            str(snap.index.manifest.model_key),
-            vector,
-            metadata,
+        return self._commit(
+            snap, f"{collection.UPLOADS}/{name}", hashlib.sha1(data).hexdigest(), vector, metadata
         )
+
+    def add_file(self, path: str) -> live.Addition:
+        """Embed a file already in the collection (one an undone decision brought back) and commit it."""
+        snap, _ = self.catalogue.current(allow_empty=True)
+        data = imaging.read_file(snap.index.collection_root / path, self.catalogue.cfg.max_file_bytes)
+        image = imaging.decode_rgb(data, self.catalogue.cfg.max_image_pixels, snap.embedder.decode_side)
+        return self._commit(snap, path, hashlib.sha1(data).hexdigest(), snap.embed(image), {})
+
+    def _commit(self, snap: Snapshot, path: str, sha1: str, vector, metadata: dict) -> live.Addition:
+        stat = (snap.index.collection_root / path).stat()
+        model_key = str(snap.index.manifest.model_key)
+        addition = live.Addition(-1, path, sha1, stat.st_size, stat.st_mtime_ns, model_key, vector, metadata)
         item_id = self.live_store.add(addition, floor=snap.index.manifest.next_id)
         self.maybe_compact(snap)
         return dataclasses.replace(addition, id=item_id)

@@ -5,13 +5,13 @@ never pile up behind one another in the worker's threads."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from imgsim.duplicates import finding, grouping
+from imgsim.duplicates.decisions import Decision
 from imgsim.measure import plots
 from imgsim.serve.catalogue import Catalogue
 from imgsim.serve.holder import Snapshot
@@ -34,18 +34,25 @@ def _held(lock: threading.Lock, what: str) -> Iterator[None]:
 class Reports:
     """Duplicates and the map of the collection, over the catalogue's current version."""
 
-    def __init__(self, catalogue: Catalogue):
+    def __init__(self, catalogue: Catalogue, decisions: Callable[[], list[Decision]] = list):
         self.catalogue = catalogue
+        self.decisions = decisions  # the decisions in force, read per request (a few rows)
         self._map_lock = threading.Lock()  # one t-SNE map at a time
         self._duplicates_lock = threading.Lock()
         self._stored: tuple[str, finding.Stored] | None = None  # one version's pairs, read once
-        self._groups: OrderedDict[float, list[grouping.Group]] = OrderedDict()  # by effective limit
+        # by effective limit and the decisions in force: open groups, then resolved ones
+        self._groups: OrderedDict[tuple, finding.Listed] = OrderedDict()
 
-    def duplicates(self, threshold: float | None = None) -> tuple[Snapshot, float, list[grouping.Group]]:
+    def duplicates(
+        self, threshold: float | None = None, state: str = "open"
+    ) -> tuple[Snapshot, float, list[grouping.Group]]:
         """Groups of copies in the built index, minus what was deleted since, from the pairs the
-        build verified; the answer for one effective limit is computed once per version."""
+        build verified: those ``state`` asks for (open: nobody decided them; resolved: one per
+        decision; all). The answer for one effective limit, set of decisions and deletions is
+        computed once per version."""
         snap, view = self.catalogue.current()
         version = snap.index.version.name
+        decisions = self.decisions()
         with _held(self._duplicates_lock, "this index's duplicates"):
             if self._stored is None or self._stored[0] != version:
                 try:
@@ -55,16 +62,15 @@ class Reports:
                 self._groups.clear()
             stored = self._stored[1]
             limit = finding.effective_limit(stored, threshold)
-            if limit not in self._groups:
-                self._groups[limit] = finding.groups_at(snap.index, stored, limit)
+            key = (limit, tuple((d.id, d.state) for d in decisions), view.hidden)
+            if key not in self._groups:
+                self._groups[key] = finding.open_and_resolved(
+                    snap.index, stored, limit, decisions, view.hidden
+                )
                 while len(self._groups) > KEPT_LIMITS:
                     self._groups.popitem(last=False)
-            groups = self._groups[limit]
-        kept = [
-            dataclasses.replace(group, members=[m for m in group.members if m.id not in view.hidden])
-            for group in groups
-        ]
-        return snap, limit, [group for group in kept if len(group.members) > 1]
+            listed = self._groups[key]
+        return snap, limit, finding.in_state(listed, state)
 
     def map_points(self) -> tuple[Snapshot, list[dict]]:
         """The built index on a t-SNE map, without what was deleted since; additions join it at the

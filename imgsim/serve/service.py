@@ -5,6 +5,7 @@
     searching  decode an upload; search by picture, id, region, several at once (query/pipeline.py)
     ingest     add and remove images while it runs; the background compaction (compaction.py)
     reports    the groups of copies and the map of the whole index
+    deciding   decisions about groups of copies: recorded, carried out, undone (deciding.py)
     status     /healthz and /stats
 
 ``assemble`` wires them for one configuration: create_app (serve/app.py) per worker, and
@@ -24,6 +25,7 @@ from imgsim.live import live
 from imgsim.models import embedders
 from imgsim.serve.catalogue import THUMB_SIDE, Catalogue, Catalogued
 from imgsim.serve.compaction import Compact, Compactor
+from imgsim.serve.deciding import Deciding
 from imgsim.serve.holder import Answer, IndexHolder, Snapshot
 from imgsim.serve.ingest import Ingest
 from imgsim.serve.refusals import ServiceError
@@ -46,14 +48,17 @@ class Service:
     searching: Searching
     ingest: Ingest
     reports: Reports
+    deciding: Deciding
     status: Status
     compactor: Compactor | None = None
     counts: Counter[str] = field(default_factory=Counter)  # requests by view, for /stats
 
     def start(self) -> None:
         """Load the model and index now (in the worker, after the fork) and resume a compaction
-        that a crash or restart interrupted."""
+        that a crash or restart interrupted, and a trash move or its undoing."""
         self.ingest.resume()
+        if self.holder.get() is not None:
+            self.deciding.recover()
 
     def close(self) -> None:
         """Give back the live store's connections (PostgreSQL) at shutdown."""
@@ -74,6 +79,7 @@ def assemble(
     catalogue = Catalogue(holder, live.LiveLayer(live_store), cfg)
     compactor = Compactor(cfg, compact, live_store, logger) if compact is not None else None
     counts: Counter[str] = Counter()
+    ingest = Ingest(catalogue, live_store, compactor, logger)
     return Service(
         cfg,
         logger,
@@ -81,8 +87,9 @@ def assemble(
         live_store,
         catalogue,
         Searching(catalogue, cfg),
-        Ingest(catalogue, live_store, compactor, logger),
-        Reports(catalogue),
+        ingest,
+        Reports(catalogue, live_store.decisions),
+        Deciding(catalogue, live_store, ingest, logger),
         Status(holder, compactor, counts),
         compactor,
         counts,

@@ -1,7 +1,7 @@
-"""The duplicates page: groups of copies in the collection, with the copy to keep suggested.
+"""The duplicates page: groups of copies in the collection, with the copy to keep suggested, and
+the decisions about them (admin token): keep all, not copies, remove or trash the others, undo.
 
-Admins delete the others from the page through the existing ``DELETE /images/<id>`` (the token is
-typed into the page and sent by the browser; the page itself needs none).
+The token is typed into the page and sent by the browser; the page itself needs none.
 """
 
 from __future__ import annotations
@@ -10,9 +10,15 @@ from apiflask import APIBlueprint
 from flask import jsonify, make_response, render_template
 
 from imgsim.serve.refusals import ServiceError
-from imgsim.serve.web import counted, current_service, page_responses
+from imgsim.serve.web import api_responses, counted, current_service, has_admin_token, page_responses
+from imgsim.serve.web.duplicate_schemas import (
+    DecisionAnswer,
+    DecisionBody,
+    Duplicates,
+    DuplicatesParams,
+    Undone,
+)
 from imgsim.serve.web.errors import wants_json
-from imgsim.serve.web.schemas import Duplicates, DuplicatesParams
 
 bp = counted(APIBlueprint("copies", __name__, tag="duplicates"))
 
@@ -33,8 +39,10 @@ def duplicates_page(params: dict):
             f"the index has {len(snap.index.items):,} images: list their duplicates with "
             f"`python ann.py --duplicates` (this page does it within the request, up to {MAX_PAGE_ITEMS:,})",
         )
-    snap, limit, groups = svc.reports.duplicates(params.get("threshold"))
+    state = params.get("state", "open")
+    snap, limit, groups = svc.reports.duplicates(params.get("threshold"), state)
     payload = {
+        "state": state,
         "threshold": limit,
         "calibrated": thresholds.duplicate if (thresholds := snap.index.manifest.thresholds) else None,
         "groups": [group.to_dict() for group in groups],
@@ -44,5 +52,35 @@ def duplicates_page(params: dict):
         return jsonify(payload)
     # a Response: what @bp.output would serialise is the JSON answer only
     return make_response(
-        render_template("duplicates.html", result=payload, deletes=bool(svc.cfg.admin_token))
+        render_template("duplicates.html", result=payload, decides=bool(svc.cfg.admin_token))
     )
+
+
+def _require_admin() -> None:
+    if not current_service().cfg.admin_token:
+        raise ServiceError("disabled", "decisions are off: set IMGSIM_ADMIN_TOKEN")
+    if not has_admin_token():
+        raise ServiceError("unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
+
+
+DECISION_ERRORS = api_responses(400, 401, 403, 404, 409, 507)
+
+
+@bp.post("/duplicates/decisions")
+@bp.input(DecisionBody, location="json", arg_name="body")
+@bp.output(DecisionAnswer, status_code=201)
+@bp.doc(summary="Decide about a group of copies", security="bearer", responses=DECISION_ERRORS)
+def decide(body: dict):
+    _require_admin()
+    decision = current_service().deciding.decide(body["decision"], body["ids"])
+    answer = jsonify(decision.to_dict())
+    answer.status_code = 201
+    return answer
+
+
+@bp.delete("/duplicates/decisions/<int:decision_id>")
+@bp.output(Undone)
+@bp.doc(summary="Undo a decision (a trash move comes back)", security="bearer", responses=DECISION_ERRORS)
+def undo(decision_id: int):
+    _require_admin()
+    return jsonify({"undone": current_service().deciding.undo(decision_id).to_dict()})

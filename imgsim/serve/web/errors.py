@@ -19,6 +19,7 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 # codes, serve/refusals.py). Codes from werkzeug's and apiflask's own errors keep their status.
 STATUS = {
     "bad_box": 400,
+    "bad_decision": 400,
     "bad_id": 400,
     "bad_metadata": 400,
     "empty_body": 400,
@@ -30,6 +31,7 @@ STATUS = {
     "file_missing": 404,
     "outside_collection": 404,
     "unknown_id": 404,
+    "unknown_decision": 404,
     "empty_index": 409,
     "no_index": 409,
     "not_calibrated": 409,

@@ -40,6 +40,9 @@ CODES = {
     "name": "bad_name",
     "path": "bad_name",
     "image": "no_image",
+    "ids": "bad_id",
+    "decision": "bad_decision",
+    "state": "bad_state",
 }
 
 
@@ -184,17 +187,6 @@ class SearchForm(SearchParams):
     negative = fields.List(fields.File(), metadata={"description": "images to push results away from"})
 
 
-class DuplicatesParams(Format):
-    threshold = Fraction(
-        "threshold",
-        0.0,
-        2.0,
-        "a distance",
-        empty_is_none=True,
-        metadata={"description": "distance under which photos are copies; default: the version's own"},
-    )
-
-
 NO_IMAGE = "send the image in a form field named 'image'"
 
 
@@ -300,33 +292,6 @@ class VerifiedMatch(Schema):
     result_coverage = fields.Float(required=True)
     a_gray = fields.Boolean(required=True)
     b_gray = fields.Boolean(required=True)
-
-
-class Copy(Schema):
-    id = fields.Integer(required=True)
-    path = fields.String(required=True)
-    pixels = fields.Integer(required=True)
-    mtime_ns = fields.Integer(required=True)
-    what = fields.String(required=True, metadata={"description": "how it differs from the copy to keep"})
-    match = fields.Nested(VerifiedMatch, allow_none=True, required=True)
-
-
-class Group(Schema):
-    kind = fields.String(required=True, validate=OneOf(["exact", "near"]))
-    keep = fields.Integer(required=True)
-    reason = fields.String(required=True)
-    members = fields.List(fields.Nested(Copy), required=True)
-    distance = fields.Float(required=True)
-    why_kept = fields.String(
-        required=True, metadata={"description": "the rule that chose the copy to keep over the next one"}
-    )
-
-
-class Duplicates(Schema):
-    threshold = fields.Float(required=True)
-    calibrated = fields.Float(required=True, allow_none=True)
-    groups = fields.List(fields.Nested(Group), required=True)
-    version = fields.String(required=True)
 
 
 class Health(Schema):
