@@ -57,6 +57,9 @@ SHARED_MODEL = SHARED_DIR / "models" / "efficientnet_lite0_imagenet.keras"
 SHARED_FLOWERS = SHARED_DIR / "datasets" / "flowers5"
 
 
+KEEPER_RULES = ("pixels", "uncropped", "colour", "format", "oldest", "newest")
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings shared by the indexer, the query CLI and the web service."""
@@ -135,6 +138,9 @@ class Config:
     reload_interval: float = 2.0
     # Bearer token for POST /images and DELETE /images/<id>; empty = those endpoints are off.
     admin_token: str = ""
+    # How a duplicate group's copy to keep is chosen: rules in order, separated by commas
+    # (KEEPER_RULES; duplicates/keeper.py says each), the lowest id breaking a last tie.
+    keeper_rules: str = "pixels,uncropped,colour,format,oldest"
     # Live additions + deletions after which the service rebuilds the Annoy index in the background.
     compact_threshold: int = 1000
     # The live layer's database: empty = SQLite in the index directory (one machine); a
@@ -199,6 +205,13 @@ def _parse(field: dataclasses.Field, raw: str, source: str) -> object:
     choices = _CHOICES.get(field.name)
     if choices is not None and value not in choices:
         raise ConfigError(f"{source}: {field.name} must be one of {', '.join(choices)}, got {raw!r}")
+    if field.name == "keeper_rules":
+        rules = [rule.strip() for rule in str(value).split(",") if rule.strip()]
+        if not rules or len(set(rules)) != len(rules) or not set(rules) <= set(KEEPER_RULES):
+            raise ConfigError(
+                f"{source}: keeper_rules are some of {', '.join(KEEPER_RULES)}, each once, in order; "
+                f"got {raw!r}"
+            )
     if field.name == "target_recall" and not 0 < value <= 1:
         raise ConfigError(f"{source}: target_recall must be in (0, 1], got {raw!r}")
     if field.name == "search_k" and value < -1:
@@ -261,6 +274,7 @@ HELP = {
     "proxy_tls_bind": "address nginx listens on with TLS (default %(default)s)",
     "max_upload_bytes": "largest upload accepted, in bytes (default %(default)s)",
     "max_file_bytes": "largest collection file a build reads, in bytes (default %(default)s)",
+    "keeper_rules": "how a duplicate group's copy to keep is chosen, in order (default %(default)s)",
     "engine": "where to embed: local (this process) or ray (a Ray cluster) (default %(default)s)",
     "ray_address": "Ray cluster to join (auto, ray://host:10001); empty = start one here",
     "ray_actors": "embedding actors on Ray; 0 = fill the cluster (default %(default)s)",

@@ -219,9 +219,9 @@ def test_groups_are_computed_once_per_effective_limit(copies_app, monkeypatch):
     computed: list[float] = []
     real = finding_module.groups_at
 
-    def counting(index, stored, limit, hidden=(), decided=None):
+    def counting(index, stored, limit, *args, **kwargs):
         computed.append(limit)
-        return real(index, stored, limit, hidden, decided)
+        return real(index, stored, limit, *args, **kwargs)
 
     monkeypatch.setattr(finding_module, "groups_at", counting)
     client = copies_app.test_client()

@@ -15,7 +15,7 @@ import json
 import sys
 
 from imgsim import config
-from imgsim.duplicates import decisions
+from imgsim.duplicates import decisions, keeper
 from imgsim.duplicates.finding import find_duplicates
 from imgsim.duplicates.grouping import Group
 from imgsim.index import store
@@ -50,7 +50,7 @@ def list_groups(cfg: config.Config, threshold: float | None, state: str, as_json
             made, deleted = live_store.decisions(), set(live_store.read().deletions)
         finally:
             live_store.close()
-        limit, groups = find_duplicates(index, threshold, deleted, made, state)
+        limit, groups = find_duplicates(index, threshold, deleted, made, state, keeper.of(cfg))
     except (store.IndexMissing, live.StoreUnavailable, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         help=f"decide about items: DECISION is one of {', '.join(decisions.KINDS)}; the first ID is kept",
     )
     parser.add_argument("--undo", type=int, metavar="DECISION_ID", help="take a decision back")
-    config.add_flags(parser, "index_dir", "runtime", "precision", "model_cache", "live_url")
+    config.add_flags(parser, "index_dir", "keeper_rules", "runtime", "precision", "model_cache", "live_url")
     args, cfg = config.parse_args(parser, argv)
     if args.decide is not None:
         if args.decide[0] not in decisions.KINDS or len(args.decide) < 3:

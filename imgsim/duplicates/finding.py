@@ -4,11 +4,11 @@ stores them), and the groups they make at a threshold."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
 
 import numpy as np
 
-from imgsim.duplicates import copy_pairs, grouping
+from imgsim.duplicates import copy_pairs, grouping, keeper
 from imgsim.duplicates.decisions import Decided, Decision
 from imgsim.images import hashing
 from imgsim.index import vectors as vector_math
@@ -84,22 +84,34 @@ def effective_limit(stored: Stored, threshold: float | None) -> float:
 
 
 def groups_at(
-    index: SearchIndex, stored: Stored, limit: float, hidden=(), decided: Decided | None = None
+    index: SearchIndex,
+    stored: Stored,
+    limit: float,
+    hidden=(),
+    decided: Decided | None = None,
+    rules: Sequence[str] = keeper.DEFAULT_RULES,
 ) -> list[grouping.Group]:
-    """The groups the stored pairs within ``limit`` make (less what ``decided`` settled): one pass."""
-    return grouping.from_pairs(index.items, stored[1], limit, index.collection_root, hidden, decided)
+    """The groups the stored pairs within ``limit`` make (less what ``decided`` settled), each
+    with its copy to keep by ``rules``: one pass."""
+    root = index.collection_root
+    return grouping.from_pairs(index.items, stored[1], limit, root, hidden, decided, rules)
 
 
 Listed = tuple[list[grouping.Group], list[grouping.Group]]  # the open groups, the resolved ones
 
 
 def open_and_resolved(
-    index: SearchIndex, stored: Stored, limit: float, decisions: list[Decision], hidden: Set[int]
+    index: SearchIndex,
+    stored: Stored,
+    limit: float,
+    decisions: list[Decision],
+    hidden: Set[int],
+    rules: Sequence[str] = keeper.DEFAULT_RULES,
 ) -> Listed:
     """The groups nobody decided (less the items ``hidden``: deleted since the build), and one
     resolved group per decision in force."""
     in_force = [d for d in decisions if d.state != "restoring"]
-    found = groups_at(index, stored, limit, decided=Decided.of(index.items, in_force))
+    found = groups_at(index, stored, limit, decided=Decided.of(index.items, in_force), rules=rules)
     kept = [
         dataclasses.replace(group, members=[m for m in group.members if m.id not in hidden])
         for group in found
@@ -120,9 +132,11 @@ def find_duplicates(
     hidden: Set[int] = frozenset(),
     decisions: list[Decision] | None = None,
     state: str = "open",
+    rules: Sequence[str] = keeper.DEFAULT_RULES,
 ) -> tuple[float, list[grouping.Group]]:
     """The groups of copies at ``threshold`` (at most the reach the pairs were looked for within)
     in ``state``, given the ``decisions`` made about them."""
     stored = stored_pairs(index)
     limit = effective_limit(stored, threshold)
-    return limit, in_state(open_and_resolved(index, stored, limit, decisions or [], hidden), state)
+    listed = open_and_resolved(index, stored, limit, decisions or [], hidden, rules)
+    return limit, in_state(listed, state)

@@ -5,18 +5,20 @@ and files with the same bytes join one, so a chain of look-alike photos never be
 each copy says what it is against the copy to keep (``what_it_is``). A union-find over the stored
 pairs: a request costs one pass over them, whatever the threshold asked for.
 
-Each group suggests the copy to keep (keeper_key: the most pixels, then a colour file over a
-one-channel one, then the oldest file, then the lowest id) and says why its members were grouped.
+Each group suggests the copy to keep (keeper.py: by the rules of IMGSIM_KEEPER_RULES, the most
+pixels, then the uncropped, colour, better file and oldest by default) and says which rule chose it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from imgsim.duplicates import keeper
 from imgsim.duplicates.copy_pairs import CopyMatch, Pair
 from imgsim.duplicates.decisions import Decided, Decision, Member, covered_rows
 from imgsim.images import imaging
@@ -42,7 +44,7 @@ class Group:
     reason: str
     members: list[Copy]
     distance: float  # the largest distance that joined two members (0 for exact copies)
-    why_kept: str = ""  # the rule (keeper_key) that chose the copy to keep over the next one
+    why_kept: str = ""  # the rule (keeper.py) that chose the copy to keep over the next one
     state: str = "open"  # "open": nobody decided it yet; "resolved": a decision covers it
     decision: Decision | None = None  # the decision a resolved group shows
 
@@ -85,28 +87,27 @@ def one_channel(path: Path) -> bool:
     return _header(path)[1]
 
 
-def _copies(items: list[store.Item], rows: list[int], root: Path) -> tuple[dict[int, Copy], dict[int, bool]]:
-    """The members of a group by row, and whether each one's file holds one channel."""
-    headers = {row: _header(root / items[row].path) for row in rows}
-    copies = {row: Copy(items[row].id, items[row].path, headers[row][0], items[row].mtime_ns) for row in rows}
-    return copies, {row: headers[row][1] for row in rows}
+def _copies(
+    items: list[store.Item], rows: list[int], root: Path
+) -> tuple[dict[int, Copy], dict[int, keeper.Facts]]:
+    """The members of a group by row, and the facts the keeper rules compare of each file."""
+    facts = {}
+    copies = {}
+    for row in rows:
+        item = items[row]
+        facts[row] = keeper.facts_of(item.id, root / item.path, item.mtime_ns)
+        copies[row] = Copy(item.id, item.path, facts[row].pixels, item.mtime_ns)
+    return copies, facts
 
 
-def keeper_key(copy: Copy, one_channel_file: bool) -> tuple:
-    """The order in which a group's copy to keep is chosen: the most pixels, then a colour file
-    over a one-channel one, then the oldest, then the lowest id."""
-    return (-copy.pixels, one_channel_file, copy.mtime_ns, copy.id)
-
-
-def why_kept(keeper: Copy, keeper_one_channel: bool, runner_up: Copy, runner_up_one_channel: bool) -> str:
-    """Which rule of keeper_key chose the copy to keep over the next one in its order."""
-    if keeper.pixels != runner_up.pixels:
-        return f"the most pixels ({keeper.pixels:,})"
-    if keeper_one_channel != runner_up_one_channel:
-        return "as many pixels, in colour channels rather than one"
-    if keeper.mtime_ns != runner_up.mtime_ns:
-        return "as many pixels, the oldest file"
-    return "as many pixels, as old: the lowest id"
+def _cropped(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> set[int]:
+    """The members that show only part of another member's picture (its crops)."""
+    cropped = set()
+    for (a, b), pair in by_rows.items():
+        if pair.match is not None and {pair.a, pair.b} == {a, b} and a in rows and b in rows:
+            shown = pair.match.match.coverage_b if pair.a == a else pair.match.match.coverage_a
+            cropped |= {a} if shown < keeper.CROPPED_BELOW else set()
+    return cropped
 
 
 def what_it_is(
@@ -147,6 +148,7 @@ def from_pairs(
     root: Path,
     hidden: Iterable[int] = (),
     decided: Decided | None = None,
+    rules: Sequence[str] = keeper.DEFAULT_RULES,
 ) -> list[Group]:
     """The groups that the pairs within ``threshold`` make (the same bytes and pairs found by their
     hash at any threshold: the embedding's distance does not measure them), ``hidden`` ids left
@@ -175,7 +177,7 @@ def from_pairs(
     for a, b, p in standing:
         by_rows.setdefault((a, b), p)
         by_rows.setdefault((b, a), p)
-    found = [_verified_group(items, sorted(rows), by_rows, root) for rows in members.values()]
+    found = [_verified_group(items, sorted(rows), by_rows, root, rules) for rows in members.values()]
     return sorted(found, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
 
 
@@ -233,11 +235,15 @@ def _missing(decision: Decision, present: list[store.Item]) -> list[Member]:
     return missing
 
 
-def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, root: Path) -> Group:
-    copies, gray_files = _copies(items, rows, root)
-    ranked = sorted(rows, key=lambda r: keeper_key(copies[r], gray_files[r]))
-    keep_row, runner_up = ranked[0], ranked[1]
-    kept_because = why_kept(copies[keep_row], gray_files[keep_row], copies[runner_up], gray_files[runner_up])
+def _verified_group(
+    items: list[store.Item], rows: list[int], by_rows: dict, root: Path, rules: Sequence[str]
+) -> Group:
+    copies, facts = _copies(items, rows, root)
+    cropped = _cropped(rows, by_rows)
+    facts = {row: dataclasses.replace(f, cropped=row in cropped) for row, f in facts.items()}
+    row_of = {f.id: row for row, f in facts.items()}
+    keep_row, runner_up = (row_of[f.id] for f in keeper.ranked(list(facts.values()), rules)[:2])
+    kept_because = keeper.why(facts[keep_row], facts[runner_up], rules)
     for row in rows:
         if row == keep_row:
             continue
@@ -248,7 +254,7 @@ def _verified_group(items: list[store.Item], rows: list[int], by_rows: dict, roo
         if {pair.a, pair.b} != {row, keep_row}:  # matched a picture decided with the keeper
             copies[row].what = f"a copy of {items[pair.b if pair.a == row else pair.a].path}, decided with it"
             continue
-        files = (gray_files[row], gray_files[keep_row])
+        files = (facts[row].one_channel, facts[keep_row].one_channel)
         copies[row].what = what_it_is(pair.match, copy_is_a=pair.a == row, files_one_channel=files)
         copies[row].match = pair.match
     exact = len({items[row].sha1 for row in rows}) == 1

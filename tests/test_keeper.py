@@ -1,0 +1,67 @@
+"""The copy a duplicate group keeps, by stated rules that are a setting, each group saying why."""
+
+import os
+
+import pytest
+from PIL import Image
+
+from imgsim import config
+from imgsim.duplicates import copy_pairs, grouping, keeper
+from imgsim.images import geometry
+from imgsim.index import store
+
+
+def _photo(path, size=(80, 60), quality=None):
+    image = Image.linear_gradient("L").convert("RGB").resize(size)
+    image.save(path, quality=quality) if quality else image.save(path)
+    return path
+
+
+def _item(id, path, sha1, mtime_ns=0):
+    return store.Item(id, path, 0, mtime_ns, sha1)
+
+
+def _pair(a, b, coverage_a=1.0, coverage_b=1.0):
+    match = geometry.Match(40, 0.0, 1.0, [], [], coverage_a, coverage_b)
+    return copy_pairs.Pair(a, b, 0.1, copy_pairs.CopyMatch(match, a_gray=False, b_gray=False))
+
+
+def test_a_lossless_file_is_kept_over_a_jpeg_of_as_many_pixels(tmp_path):
+    _photo(tmp_path / "a.jpg", quality=90)
+    _photo(tmp_path / "b.png")
+    items = [_item(0, "a.jpg", "x", mtime_ns=1), _item(1, "b.png", "y", mtime_ns=2)]
+    [group] = grouping.from_pairs(items, [_pair(0, 1)], 0.2, tmp_path)
+    assert group.keep == 1 and group.why_kept == "as many pixels, the better file: lossless"
+
+
+def test_the_jpeg_saved_at_higher_quality_is_kept(tmp_path):
+    _photo(tmp_path / "low.jpg", quality=30)
+    _photo(tmp_path / "high.jpg", quality=95)
+    items = [_item(0, "low.jpg", "x"), _item(1, "high.jpg", "y", mtime_ns=5)]
+    [group] = grouping.from_pairs(items, [_pair(0, 1)], 0.2, tmp_path)
+    assert group.keep == 1 and group.why_kept.endswith("less compressed")
+
+
+def test_the_whole_picture_is_kept_over_an_enlarged_crop_of_it(tmp_path):
+    _photo(tmp_path / "crop.png")  # as many pixels as the photo, showing 60 % of it
+    _photo(tmp_path / "whole.png")
+    items = [_item(0, "crop.png", "x"), _item(1, "whole.png", "y", mtime_ns=9)]
+    [group] = grouping.from_pairs(items, [_pair(0, 1, coverage_a=1.0, coverage_b=0.6)], 0.2, tmp_path)
+    assert group.keep == 1 and group.why_kept.startswith("as many pixels, all of the picture")
+
+
+def test_the_rules_are_a_setting_in_order(tmp_path):
+    _photo(tmp_path / "small-old.png", size=(40, 30))
+    _photo(tmp_path / "large-new.png")
+    items = [_item(0, "small-old.png", "x", mtime_ns=1), _item(1, "large-new.png", "y", mtime_ns=2)]
+    assert grouping.from_pairs(items, [_pair(0, 1)], 0.2, tmp_path)[0].keep == 1  # the most pixels
+    cfg = config.load({"IMGSIM_KEEPER_RULES": "oldest,pixels"})
+    [group] = grouping.from_pairs(items, [_pair(0, 1)], 0.2, tmp_path, rules=keeper.of(cfg))
+    assert (group.keep, group.why_kept) == (0, "the oldest file")
+
+
+@pytest.mark.parametrize("rules", ["largest", "pixels,pixels", " , "])
+def test_unknown_or_repeated_rules_stop_at_start_with_one_sentence(rules):
+    with pytest.raises(config.ConfigError, match="keeper_rules are some of pixels, uncropped"):
+        config.load({"IMGSIM_KEEPER_RULES": rules})
+    assert "IMGSIM_KEEPER_RULES" not in os.environ
