@@ -97,3 +97,39 @@ def test_a_folder_without_classes_is_refused_before_embedding(tmp_path, capsys):
     assert stop.value.code == 2
     assert "needs at least two class sub-folders" in capsys.readouterr().err
     assert not (tmp_path / "index").exists()
+
+
+def test_the_holidays_average_precision_is_inria_s_trapezoids():
+    from imgsim.measure import scenes
+
+    assert scenes.holidays_ap([0, 1], 2) == 1.0  # both relevant photos first
+    assert scenes.holidays_ap([1], 1) == 0.25  # second place: (0/1 + 1/2) / 2, as holidays_map.py has it
+    assert scenes.holidays_ap([0], 2) == 0.5  # one of two never found
+    assert scenes.holidays_ap([], 3) == 0.0
+
+
+def test_a_folder_with_groups_is_scored_with_the_holidays_map(tmp_path, tiny_model, capsys):
+    """evaluate.py FOLDER --groups GT.json: each query's copies are its relevant photos (the same
+    bytes: first whatever the network), by bare names as Holidays' gt.json gives them."""
+    import shutil
+
+    photos = write_images(tmp_path / "holidays" / "jpg", 10, seed=3)
+    for path in photos[:3]:
+        shutil.copy(path, path.with_name(path.stem + "-again.png"))
+    groups = {p.name: [p.stem + "-again.png"] for p in photos[:3]}
+    (tmp_path / "gt.json").write_text(json.dumps(groups))
+    argv = [str(tmp_path / "holidays"), "--groups", str(tmp_path / "gt.json"), "--model", tiny_model]
+    argv += ["--image-size", "32", "--trees", "5", "--edited", "0", "--index-dir", str(tmp_path / "index")]
+    assert evaluate_cli.main([*argv, "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert (scores["holidays_map"], scores["queries"], scores["items"]) == (1.0, 3, 13)
+    assert evaluate_cli.main(argv) == 0
+    assert "Holidays mAP 1.000" in capsys.readouterr().out
+
+    (tmp_path / "gt.json").write_text(json.dumps({"nowhere.jpg": ["img0001.png"]}))
+    assert evaluate_cli.main(argv) == 2
+    assert "not in the index, e.g. nowhere.jpg" in capsys.readouterr().err
+    (tmp_path / "gt.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit) as stop:
+        evaluate_cli.main(argv)
+    assert stop.value.code == 2 and "must map each query's name" in capsys.readouterr().err
