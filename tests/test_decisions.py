@@ -70,7 +70,7 @@ def _decide(client, decision: str, group: dict):
     return client.post("/duplicates/decisions", json={"ids": ids, "decision": decision}, headers=ADMIN)
 
 
-def test_keep_all_resolves_a_group_and_undo_opens_it_again(served):
+def test_keep_all_resolves_a_group_and_undo_opens_it_again(served, copied, service_config):
     client = served()
     group = _group_of(client, "img0003.png")
     reply = _decide(client, "keep_all", group)
@@ -83,6 +83,9 @@ def test_keep_all_resolves_a_group_and_undo_opens_it_again(served):
     assert _paths(resolved) == {"img0003.png", "img0003-again.png"}
     assert len(_groups(client, "all")) == len(_groups(client)) + 1
 
+    quiet_build(copied, service_config, delta_only=True)  # a compaction keeps it resolved
+    client = served()
+    assert [g["decision"]["id"] for g in _groups(client, "resolved")] == [decision["id"]]
     undone = client.delete(f"/duplicates/decisions/{decision['id']}", headers=ADMIN)
     assert undone.status_code == 200 and undone.get_json()["undone"]["id"] == decision["id"]
     assert _group_of(client, "img0003.png")["state"] == "open" and not _groups(client, "resolved")
@@ -231,6 +234,26 @@ def test_a_trash_move_and_its_undo_killed_half_way_lose_nothing(served, copied, 
     assert not list((copied / deciding.TRASH).rglob("*.png"))
     quiet_build(copied, service_config, delta_only=True)
     assert _paths(_group_of(served(), "img0005.png")) == {"img0005.png", "img0005-b.png", "img0005-c.png"}
+
+
+def test_a_removal_cut_short_by_a_crash_is_finished_by_the_next_worker(served, service_config):
+    """The decision is recorded as under way before any copy is removed: a worker killed in
+    between left a resolved group whose copies the index still served."""
+    from imgsim.live import live
+
+    client = served()
+    group = _group_of(client, "img0005.png")
+    keep = next(m for m in group["members"] if m["id"] == group["keep"])
+    others = [m for m in group["members"] if m["id"] != group["keep"]]
+    members = tuple(Member(m["id"], m["path"], "") for m in [keep, *others])
+    store_ = live.open_store(service_config.index_dir, service_config.live_url)
+    sha1 = {item.id: item.sha1 for item in web.service_of(client.application).holder.get().index.items}
+    members = tuple(Member(m.id, m.path, sha1[m.id]) for m in members)
+    store_.decide(Decision(0, "remove_others", members, 0.0, "moving"))  # as a crash left it
+    store_.close()
+    client = served()
+    assert [client.get(f"/search?id={m['id']}&format=json").status_code for m in others] == [404, 404]
+    assert _groups(client, "resolved")[0]["decision"]["state"] == "done"
 
 
 def _item(id, path, sha1):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from imgsim.index import store
 
@@ -76,6 +76,13 @@ class Decision:
         return [{"id": m.id, "path": m.path, "trashed": m.trashed} for m in self.moves]
 
 
+def as_kind(text: str) -> Kind:
+    """``text`` as a decision's kind (ValueError if it names none)."""
+    if text not in KINDS:
+        raise ValueError(f"decision must be one of {', '.join(KINDS)}, got {text!r}")
+    return cast(Kind, text)
+
+
 def from_stored(
     row_id: int, kind: str, members: list, moves: list, decided_at: float, state: str
 ) -> Decision:
@@ -86,10 +93,10 @@ def from_stored(
         )
     return Decision(
         row_id,
-        kind,  # type: ignore[arg-type]
+        as_kind(kind),
         tuple(Member(int(m["id"]), str(m["path"]), str(m["sha1"])) for m in members),
         float(decided_at),
-        state,  # type: ignore[arg-type]
+        cast(State, state),
         tuple(Move(int(m["id"]), str(m["path"]), str(m["trashed"])) for m in moves),
     )
 

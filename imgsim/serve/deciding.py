@@ -12,6 +12,7 @@ given again), and lets a later build index their paths again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -42,10 +43,10 @@ class Deciding:
 
     def decide(self, kind: str, ids: list[int]) -> Decision:
         """Record ``kind`` for the items ``ids`` (the first: the copy kept) and carry it out."""
-        if kind not in decisions.KINDS:
-            raise ServiceError(
-                "bad_decision", f"decision must be one of {', '.join(decisions.KINDS)}, got {kind!r}"
-            )
+        try:
+            chosen = decisions.as_kind(kind)
+        except ValueError as error:
+            raise ServiceError("bad_decision", str(error)) from None
         if len(set(ids)) < 2 or len(set(ids)) != len(ids):
             raise ServiceError("bad_id", "a decision names two different ids or more, each once")
         snap, view = self.catalogue.current()
@@ -61,14 +62,12 @@ class Deciding:
             _writable(snap.index.collection_root / TRASH)
             folder = f"{TRASH}/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
             moves = tuple(Move(m.id, m.path, f"{folder}/{m.path}") for m in members[1:])
-        state = "moving" if moves else "done"
-        decision = self.live_store.decide(Decision(0, kind, tuple(members), time.time(), state, moves))  # type: ignore[arg-type]
-        if kind == "remove_others":
-            for member in members[1:]:
-                self._remove(member.id)
-        if moves:
-            self._trash(decision)
-        return Decision(decision.id, decision.kind, decision.members, decision.decided_at, "done", moves)
+        acts = kind in ("remove_others", "trash_others")  # recorded as under way until carried out
+        made = Decision(0, chosen, tuple(members), time.time(), "moving" if acts else "done", moves)
+        decision = self.live_store.decide(made)
+        if acts:
+            self._carry_out(decision)
+        return dataclasses.replace(decision, state="done")
 
     def undo(self, decision_id: int) -> Decision:
         """Take a decision back: files come back from the trash, removed copies back into the index."""
@@ -83,7 +82,7 @@ class Deciding:
         """Finish what a crash left under way: moves to the trash go on, undoing goes on."""
         for decision in self.live_store.decisions():
             if decision.state == "moving":
-                self._trash(decision)
+                self._carry_out(decision)
             elif decision.state == "restoring":
                 self._restore(decision)
                 self.live_store.forget_decision(decision.id)
@@ -108,11 +107,13 @@ class Deciding:
             if error.code != "unknown_id":
                 raise
 
-    def _trash(self, decision: Decision) -> None:
+    def _carry_out(self, decision: Decision) -> None:
+        """Remove the other copies from the index, their files moved to the trash first if asked."""
         root = self._root()
         for move in decision.moves:
             _move(root / move.path, root / move.trashed)
-            self._remove(move.id)
+        for member in decision.members[1:]:
+            self._remove(member.id)
         self.live_store.set_decision_state(decision.id, "done")
 
     def _restore(self, decision: Decision) -> None:
