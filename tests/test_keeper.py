@@ -21,9 +21,9 @@ def _item(id, path, sha1, mtime_ns=0):
     return store.Item(id, path, 0, mtime_ns, sha1)
 
 
-def _pair(a, b, coverage_a=1.0, coverage_b=1.0):
+def _pair(a, b, coverage_a=1.0, coverage_b=1.0, a_gray=False):
     match = geometry.Match(40, 0.0, 1.0, [], [], coverage_a, coverage_b)
-    return copy_pairs.Pair(a, b, 0.1, copy_pairs.CopyMatch(match, a_gray=False, b_gray=False))
+    return copy_pairs.Pair(a, b, 0.1, copy_pairs.CopyMatch(match, a_gray=a_gray, b_gray=False))
 
 
 def test_a_lossless_file_is_kept_over_a_jpeg_of_as_many_pixels(tmp_path):
@@ -32,6 +32,18 @@ def test_a_lossless_file_is_kept_over_a_jpeg_of_as_many_pixels(tmp_path):
     items = [_item(0, "a.jpg", "x", mtime_ns=1), _item(1, "b.png", "y", mtime_ns=2)]
     [group] = grouping.from_pairs(items, [_pair(0, 1)], 0.2, tmp_path)
     assert group.keep == 1 and group.why_kept == "as many pixels, the better file: lossless"
+
+
+def test_the_colour_original_is_kept_over_a_gray_png_copy_saved_in_three_channels(tmp_path):
+    """The gray copy is lossless and as large: kept by the file rule, its colour original then read
+    as a mere re-encoding of it. Colour comes before the file, and gray pixels in RGB are gray."""
+    _photo(tmp_path / "gray.png")
+    _photo(tmp_path / "colour.jpg", quality=90)
+    items = [_item(0, "gray.png", "x", mtime_ns=5), _item(1, "colour.jpg", "y", mtime_ns=9)]
+    [group] = grouping.from_pairs(items, [_pair(0, 1, a_gray=True)], 0.2, tmp_path)
+    assert group.keep == 1 and group.why_kept == "as many pixels, in colour rather than gray"
+    [copy] = [m for m in group.members if m.id == 0]
+    assert copy.what == "grayscale"
 
 
 def test_the_jpeg_saved_at_higher_quality_is_kept(tmp_path):

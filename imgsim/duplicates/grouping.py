@@ -100,14 +100,16 @@ def _copies(
     return copies, facts
 
 
-def _cropped(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> set[int]:
-    """The members that show only part of another member's picture (its crops)."""
-    cropped = set()
+def _read_off_matches(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> tuple[set[int], set[int]]:
+    """The members that show only part of another member's picture (its crops), and those whose
+    pixels carry no colour, as their verified matches say."""
+    cropped, colourless = set(), set()
     for (a, b), pair in by_rows.items():
         if pair.match is not None and {pair.a, pair.b} == {a, b} and a in rows and b in rows:
             shown = pair.match.match.coverage_b if pair.a == a else pair.match.match.coverage_a
             cropped |= {a} if shown < keeper.CROPPED_BELOW else set()
-    return cropped
+            colourless |= {a} if (pair.match.a_gray if pair.a == a else pair.match.b_gray) else set()
+    return cropped, colourless
 
 
 def what_it_is(
@@ -239,8 +241,11 @@ def _verified_group(
     items: list[store.Item], rows: list[int], by_rows: dict, root: Path, rules: Sequence[str]
 ) -> Group:
     copies, facts = _copies(items, rows, root)
-    cropped = _cropped(rows, by_rows)
-    facts = {row: dataclasses.replace(f, cropped=row in cropped) for row, f in facts.items()}
+    cropped, colourless = _read_off_matches(rows, by_rows)
+    facts = {
+        row: dataclasses.replace(f, cropped=row in cropped, colourless=row in colourless)
+        for row, f in facts.items()
+    }
     row_of = {f.id: row for row, f in facts.items()}
     keep_row, runner_up = (row_of[f.id] for f in keeper.ranked(list(facts.values()), rules)[:2])
     kept_because = keeper.why(facts[keep_row], facts[runner_up], rules)

@@ -5,7 +5,7 @@ breaks a last tie):
 
     pixels     the most pixels
     uncropped  one that shows all of the picture over one that shows part of it (a crop)
-    colour     colour channels over one channel (a grayscale file)
+    colour     a picture in colour over a gray one (one channel, or gray pixels in three)
     format     a lossless file (PNG, TIFF, BMP, lossless WebP) over a lossy one, then the least
                compressed (the most bytes a pixel: a JPEG saved at higher quality)
     oldest     the oldest file (its modification time)
@@ -43,6 +43,7 @@ class Facts:
     bytes_per_pixel: float
     mtime_ns: int
     cropped: bool = False  # shows only part of another member's picture
+    colourless: bool = False  # its pixels carry no colour (a grayscale copy saved in RGB)
 
 
 def facts_of(item_id: int, path: Path, mtime_ns: int) -> Facts:
@@ -65,7 +66,7 @@ def _value(rule: str, facts: Facts) -> tuple:
     if rule == "uncropped":
         return (facts.cropped,)
     if rule == "colour":
-        return (facts.one_channel,)
+        return (facts.one_channel or facts.colourless,)
     if rule == "format":
         return (not facts.lossless, -round(facts.bytes_per_pixel, 3))
     if rule == "oldest":
@@ -83,7 +84,7 @@ def ranked(members: Sequence[Facts], rules: Sequence[str] = DEFAULT_RULES) -> li
 _SAID = {
     "pixels": "the most pixels ({pixels:,})",
     "uncropped": "all of the picture (the other copies show part of it)",
-    "colour": "in colour channels rather than one",
+    "colour": "in colour rather than gray",
     "format": "the better file: {format}",
     "oldest": "the oldest file",
     "newest": "the newest file",

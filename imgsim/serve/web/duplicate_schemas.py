@@ -68,6 +68,9 @@ class Group(Schema):
 
 
 class Duplicates(Schema):
+    state = fields.String(
+        required=True, validate=OneOf(STATES), metadata={"description": "the groups listed"}
+    )
     threshold = fields.Float(required=True)
     calibrated = fields.Float(required=True, allow_none=True)
     groups = fields.List(fields.Nested(Group), required=True)
