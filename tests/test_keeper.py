@@ -77,3 +77,25 @@ def test_unknown_or_repeated_rules_stop_at_start_with_one_sentence(rules):
     with pytest.raises(config.ConfigError, match="keeper_rules are some of pixels, uncropped"):
         config.load({"IMGSIM_KEEPER_RULES": rules})
     assert "IMGSIM_KEEPER_RULES" not in os.environ
+
+
+def test_the_service_keeps_by_the_rules_it_is_configured_with(photos, service_config):
+    """/duplicates chose by the default rules whatever IMGSIM_KEEPER_RULES said: the setting
+    reached the command line only."""
+    import shutil
+
+    from helpers import quiet_build
+    from imgsim.serve import app as app_module
+    from imgsim.serve import web
+
+    shutil.copy(photos / "img0003.png", photos / "img0003-newer.png")
+    os.utime(photos / "img0003.png", ns=(1_000_000_000, 1_000_000_000))  # the original: older
+    quiet_build(photos, service_config)
+    kept = {}
+    for rules in ("oldest", "newest"):
+        application = app_module.create_app(service_config.replace(keeper_rules=rules))
+        groups = application.test_client().get("/duplicates?format=json").get_json()["groups"]
+        [group] = [g for g in groups if g["kind"] == "exact"]
+        kept[rules] = next(m["path"] for m in group["members"] if m["id"] == group["keep"])
+        web.service_of(application).close()
+    assert kept == {"oldest": "img0003.png", "newest": "img0003-newer.png"}

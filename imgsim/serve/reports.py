@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from imgsim.duplicates import finding, grouping
+from imgsim.duplicates import finding, grouping, keeper
 from imgsim.duplicates.decisions import Decision
 from imgsim.measure import plots
 from imgsim.serve.catalogue import Catalogue
@@ -64,9 +64,9 @@ class Reports:
             limit = finding.effective_limit(stored, threshold)
             key = (limit, tuple((d.id, d.state) for d in decisions), view.hidden)
             if key not in self._groups:
-                self._groups[key] = finding.open_and_resolved(
-                    snap.index, stored, limit, decisions, view.hidden
-                )
+                rules = keeper.of(self.catalogue.cfg)
+                found = finding.open_and_resolved(snap.index, stored, limit, decisions, view.hidden, rules)
+                self._groups[key] = found
                 while len(self._groups) > KEPT_LIMITS:
                     self._groups.popitem(last=False)
             listed = self._groups[key]
