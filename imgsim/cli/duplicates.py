@@ -16,14 +16,12 @@ import sys
 
 from imgsim import config
 from imgsim.duplicates import decisions, keeper
-from imgsim.duplicates.finding import find_duplicates
+from imgsim.duplicates.finding import STATES, find_duplicates
 from imgsim.duplicates.grouping import Group
 from imgsim.index import store
 from imgsim.live import live
 from imgsim.search.annoy_index import open_index
 from imgsim.serve import service
-
-STATES = ("open", "resolved", "all")
 
 
 def _print_groups(groups: list[Group], limit: float, state: str) -> None:
@@ -90,12 +88,6 @@ def decide(cfg: config.Config, decide: list[str] | None, undo: int | None, as_js
     return 0
 
 
-def _ids(text: str) -> str:
-    if text not in decisions.KINDS and not (text.isascii() and text.isdigit()):
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a decision nor an id")
-    return text
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -110,7 +102,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument(
         "--decide",
         nargs="+",
-        type=_ids,
         metavar="DECISION ID",
         help=f"decide about items: DECISION is one of {', '.join(decisions.KINDS)}; the first ID is kept",
     )
@@ -120,7 +111,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.decide is not None:
         if args.decide[0] not in decisions.KINDS or len(args.decide) < 3:
             parser.error(f"--decide takes a decision ({', '.join(decisions.KINDS)}) and two ids or more")
-        if not all(i.isdigit() for i in args.decide[1:]):
+        if not all(i.isascii() and i.isdigit() for i in args.decide[1:]):
             parser.error("--decide: after the decision, only ids")
     if args.decide is not None or args.undo is not None:
         if args.decide is not None and args.undo is not None:

@@ -66,7 +66,7 @@ class Decision:
             "keep": self.keeper.id if self.kind in SETTLED else None,
             "decided_at": self.decided_at,
             "state": self.state,
-            "moves": [{"id": m.id, "path": m.path, "trashed": m.trashed} for m in self.moves],
+            "moves": self.stored_moves(),
         }
 
     def stored_members(self) -> list[dict]:
@@ -87,10 +87,8 @@ def from_stored(
     row_id: int, kind: str, members: list, moves: list, decided_at: float, state: str
 ) -> Decision:
     """A decision as a live store keeps it (members and moves as JSON lists)."""
-    if kind not in KINDS or state not in get_args(State):
-        raise ValueError(
-            f"a stored decision has kind {kind!r} and state {state!r}: not ones this version knows"
-        )
+    if state not in get_args(State):
+        raise ValueError(f"a stored decision is in state {state!r}: not one this version knows")
     return Decision(
         row_id,
         as_kind(kind),
@@ -101,15 +99,26 @@ def from_stored(
     )
 
 
-def covered_rows(items: list[store.Item], decision: Decision, rows_by_sha1: dict[str, list[int]]) -> set[int]:
-    """The rows of ``items`` that ``decision`` decided: its members' bytes wherever they are now,
-    except further files with those bytes (more than the decision saw, at paths it did not see)."""
+def rows_by_sha1(items: list[store.Item], hidden: Iterable[int] = ()) -> dict[str, list[int]]:
+    """The rows of ``items`` by their bytes' SHA-1, ``hidden`` ids left out."""
+    gone, found = set(hidden), defaultdict(list)
+    for row, item in enumerate(items):
+        if item.id not in gone:
+            found[item.sha1].append(row)
+    return found
+
+
+def covered_rows(
+    items: list[store.Item], members: Iterable[Member], by_sha1: dict[str, list[int]]
+) -> set[int]:
+    """The rows of ``items`` that stand for ``members`` (a decision's): their bytes wherever they are
+    now, except further files with those bytes (more than were decided, at paths not decided)."""
     recorded: dict[str, set[str]] = defaultdict(set)
-    for member in decision.members:
+    for member in members:
         recorded[member.sha1].add(member.path)
     covered: set[int] = set()
     for sha1, paths in recorded.items():
-        rows = rows_by_sha1.get(sha1, [])
+        rows = by_sha1.get(sha1, [])
         covered.update(rows if len(rows) <= len(paths) else [r for r in rows if items[r].path in paths])
     return covered
 
@@ -123,17 +132,15 @@ class Decided:
 
     @classmethod
     def of(cls, items: list[store.Item], decisions: Iterable[Decision]) -> Decided:
-        rows_by_sha1: dict[str, list[int]] = defaultdict(list)
-        for row, item in enumerate(items):
-            rows_by_sha1[item.sha1].append(row)
+        by_sha1 = rows_by_sha1(items)
         decided_in: dict[int, set[int]] = defaultdict(set)
         standing: dict[int, int] = {}
         for decision in sorted(decisions, key=lambda d: d.id):
-            rows = covered_rows(items, decision, rows_by_sha1)
+            rows = covered_rows(items, decision.members, by_sha1)
             for row in rows:
                 decided_in[row].add(decision.id)
             if decision.kind in SETTLED and rows:
-                keeper = rows & covered_rows(items, _only_keeper(decision), rows_by_sha1)
+                keeper = rows & covered_rows(items, [decision.keeper], by_sha1)
                 standing.update(dict.fromkeys(rows, min(keeper or rows)))
         return cls({row: frozenset(ids) for row, ids in decided_in.items()}, standing)
 
@@ -144,7 +151,3 @@ class Decided:
     def stand_in(self, row: int) -> int:
         """The row shown for ``row``: its settled decision's keeper, else itself."""
         return self.standing.get(row, row)
-
-
-def _only_keeper(decision: Decision) -> Decision:
-    return Decision(decision.id, decision.kind, (decision.keeper,), decision.decided_at)

@@ -98,6 +98,7 @@ def groups_at(
 
 
 Listed = tuple[list[grouping.Group], list[grouping.Group]]  # the open groups, the resolved ones
+STATES = ("open", "resolved", "all")  # which groups a listing asks for
 
 
 def open_and_resolved(

@@ -16,12 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from imgsim.duplicates import keeper
 from imgsim.duplicates.copy_pairs import CopyMatch, Pair
-from imgsim.duplicates.decisions import Decided, Decision, Member, covered_rows
-from imgsim.images import imaging
+from imgsim.duplicates.decisions import Decided, Decision, Member, covered_rows, rows_by_sha1
 from imgsim.index import store
 
 NEIGHBOURS = 10  # per item: more copies of one photo than this are still joined through each other
@@ -72,19 +69,9 @@ class _Sets:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _header(path: Path) -> tuple[int, bool]:
-    """A file's pixel count and whether it holds one channel (grayscale), read from its header
-    once; (0, False) if it cannot be read."""
-    try:
-        with Image.open(path) as image:
-            return image.width * image.height, image.mode in imaging.ONE_CHANNEL_MODES
-    except (OSError, ValueError):
-        return 0, False
-
-
 def one_channel(path: Path) -> bool:
-    """Whether a file holds one channel (grayscale): of two copies as large, the colour file is kept."""
-    return _header(path)[1]
+    """Whether a file holds one channel (grayscale), read from its header as the keeper rules read it."""
+    return keeper.facts_of(0, path, 0).one_channel
 
 
 def _copies(
@@ -188,14 +175,10 @@ def resolved_groups(
 ) -> list[Group]:
     """One group per decision, its members as they are now: those the index still holds (by their
     bytes, wherever they moved) and those it no longer does (removed or in the trash)."""
-    gone = set(hidden)
-    rows_by_sha1: dict[str, list[int]] = {}
-    for row, item in enumerate(items):
-        if item.id not in gone:
-            rows_by_sha1.setdefault(item.sha1, []).append(row)
+    by_sha1 = rows_by_sha1(items, hidden)
     found = []
     for decision in decisions:
-        rows = sorted(covered_rows(items, decision, rows_by_sha1))
+        rows = sorted(covered_rows(items, decision.members, by_sha1))
         copies, _ = _copies(items, rows, root)
         listed = [copies[row] for row in rows]
         moved = {move.id: move.trashed for move in decision.moves}

@@ -3,8 +3,8 @@
 Keep all and not copies only record the decision. Remove others also deletes the other copies
 from the index (their files stay). Trash others moves their files into ``.imgsim-trash/`` inside
 the collection (a hidden folder: no build indexes it) and deletes them from the index; the service
-never deletes a file. A trash move is journaled: the decision and every planned move are committed
-first (state ``moving``), each file is moved with one rename (it is at one place or the other,
+never deletes a file. Both are journaled: the decision and every planned move are committed first
+(state ``moving``), each file is moved with one rename (it is at one place or the other,
 whatever is killed when), and ``recover`` finishes what a crash left moving or restoring. Undoing
 brings the files back to their places and into the index (under new ids: an id removed is never
 given again), and lets a later build index their paths again.
@@ -86,9 +86,6 @@ class Deciding:
             elif decision.state == "restoring":
                 self._restore(decision)
                 self.live_store.forget_decision(decision.id)
-
-    def all(self) -> list[Decision]:
-        return [d for d in self.live_store.decisions() if d.state != "restoring"]
 
     def _find(self, decision_id: int) -> Decision:
         for decision in self.live_store.decisions():

@@ -91,6 +91,15 @@ PAGE: dict[Any, Any] = {
 }
 
 
+def require_admin(what: str) -> None:
+    """Refuse a request that changes the index without the admin token: 403 where ``what`` (a
+    feature, "adding and removing images") is off because no token is set, else 401."""
+    if not current_service().cfg.admin_token:
+        raise ServiceError("disabled", f"{what} is off: set IMGSIM_ADMIN_TOKEN")
+    if not has_admin_token():
+        raise ServiceError("unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
+
+
 def has_admin_token() -> bool:
     """Whether this request carries the admin token (compared in constant time). A wrong one is
     counted against its address; an address that guessed too often is refused (web/guesses.py)."""

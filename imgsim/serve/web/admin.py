@@ -8,7 +8,7 @@ from apiflask import APIBlueprint
 from flask import jsonify
 
 from imgsim.serve.refusals import ServiceError
-from imgsim.serve.web import api_responses, counted, current_service, has_admin_token
+from imgsim.serve.web import api_responses, counted, current_service, require_admin
 from imgsim.serve.web.schemas import Added, AddForm, Deleted
 
 bp = counted(APIBlueprint("admin", __name__, tag="admin"))
@@ -16,11 +16,8 @@ ADMIN_ERRORS = api_responses(401, 403)
 
 
 @bp.before_request
-def require_admin() -> None:
-    if not current_service().cfg.admin_token:
-        raise ServiceError("disabled", "adding and removing images is off: set IMGSIM_ADMIN_TOKEN")
-    if not has_admin_token():
-        raise ServiceError("unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
+def admin_only() -> None:
+    require_admin("adding and removing images")
 
 
 MAX_METADATA_DEPTH = 16

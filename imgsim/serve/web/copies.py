@@ -10,7 +10,7 @@ from apiflask import APIBlueprint
 from flask import jsonify, make_response, render_template
 
 from imgsim.serve.refusals import ServiceError
-from imgsim.serve.web import api_responses, counted, current_service, has_admin_token, page_responses
+from imgsim.serve.web import api_responses, counted, current_service, page_responses, require_admin
 from imgsim.serve.web.duplicate_schemas import (
     DecisionAnswer,
     DecisionBody,
@@ -56,13 +56,6 @@ def duplicates_page(params: dict):
     )
 
 
-def _require_admin() -> None:
-    if not current_service().cfg.admin_token:
-        raise ServiceError("disabled", "decisions are off: set IMGSIM_ADMIN_TOKEN")
-    if not has_admin_token():
-        raise ServiceError("unauthorized", "send the admin token as 'Authorization: Bearer TOKEN'")
-
-
 DECISION_ERRORS = api_responses(400, 401, 403, 404, 409, 507)
 
 
@@ -71,7 +64,7 @@ DECISION_ERRORS = api_responses(400, 401, 403, 404, 409, 507)
 @bp.output(DecisionAnswer, status_code=201)
 @bp.doc(summary="Decide about a group of copies", security="bearer", responses=DECISION_ERRORS)
 def decide(body: dict):
-    _require_admin()
+    require_admin("deciding about duplicates")
     decision = current_service().deciding.decide(body["decision"], body["ids"])
     answer = jsonify(decision.to_dict())
     answer.status_code = 201
@@ -82,5 +75,5 @@ def decide(body: dict):
 @bp.output(Undone)
 @bp.doc(summary="Undo a decision (a trash move comes back)", security="bearer", responses=DECISION_ERRORS)
 def undo(decision_id: int):
-    _require_admin()
+    require_admin("deciding about duplicates")
     return jsonify({"undone": current_service().deciding.undo(decision_id).to_dict()})

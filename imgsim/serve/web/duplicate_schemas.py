@@ -6,9 +6,8 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf
 
 from imgsim.duplicates import decisions
+from imgsim.duplicates.finding import STATES
 from imgsim.serve.web.schemas import MAX_QUERY_PARTS, Format, Fraction, Id, VerifiedMatch
-
-STATES = ("open", "resolved", "all")
 
 
 class DuplicatesParams(Format):
