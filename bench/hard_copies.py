@@ -13,41 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
-import time
-from pathlib import Path
 
 from bench.common import table
-from bench.planted import REVIEWED, _imagededup
-from imgsim import config
-from imgsim.duplicates import finding
-from imgsim.indexing import indexer
+from bench.planted import plant_and_find, reviewed_same_pictures
 from imgsim.measure import hard_copies, planted
-from imgsim.search import annoy_index
 
 
 def run(per_kind: int = 20) -> dict:
-    planted.KINDS = dict(hard_copies.KINDS)  # plant() reads the module's kinds
-    work = Path(tempfile.mkdtemp(prefix="imgsim-bench-hard-"))
-    try:
-        truth = planted.plant(config.SHARED_FLOWERS, work / "photos", 10_000, per_kind, seed=0)
-        cfg = config.Config(index_dir=work / "index", model=str(config.SHARED_MODEL))
-        said: list[str] = []
-        began = time.perf_counter()
-        indexer.build_index(work / "photos", cfg, progress=False, log=said.append)
-        build_s = time.perf_counter() - began
-        _, groups = finding.find_duplicates(annoy_index.open_index(cfg.index_dir))
-        ours = planted.pairs_of([[member.path for member in group.members] for group in groups])
-        theirs, their_s = _imagededup(work / "photos")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    same = {frozenset(pair) for pair in json.loads(REVIEWED.read_text())["same_picture"]}
+    found = plant_and_find(10_000, per_kind, hard_copies.KINDS)
+    same = reviewed_same_pictures()
     return {
-        "imgsim": planted.score(ours, truth, same) | {"build_s": round(build_s, 1)},
-        "imagededup_phash": planted.score(theirs, truth, same) | {"seconds": round(their_s, 1)},
-        "largest_group": max((len(group.members) for group in groups), default=0),
-        "copies_line": next((line for line in said if line.startswith("Copies:")), ""),
+        "imgsim": planted.score(found.ours, found.truth, same) | {"build_s": round(found.build_s, 1)},
+        "imagededup_phash": planted.score(found.theirs or set(), found.truth, same)
+        | {"seconds": round(found.their_s, 1)},
+        "largest_group": found.largest_group,
+        "copies_line": next((line for line in found.said if line.startswith("Copies:")), ""),
     }
 
 

@@ -12,38 +12,19 @@ JSON line on stdout.
 from __future__ import annotations
 
 import json
-import tempfile
-import time
-from pathlib import Path
 
 from PIL import ImageOps
 
-from imgsim import config
-from imgsim.duplicates import finding
-from imgsim.indexing import indexer
+from bench.planted import plant_and_find, reviewed_same_pictures
 from imgsim.measure import planted
-from imgsim.search import annoy_index
-
-REVIEWED = Path(__file__).with_name("flowers5_reviewed_pairs.json")
 
 
 def main() -> None:
-    kinds = planted.KINDS | {"mirrored": ImageOps.mirror}
-    planted.KINDS = kinds  # plant() reads the module's kinds
-    work = Path(tempfile.mkdtemp())
-    truth = planted.plant(config.SHARED_FLOWERS, work / "photos", per_class=10_000, per_kind=20, seed=0)
-    cfg = config.Config(index_dir=work / "index", model=str(config.SHARED_MODEL))
-    said: list[str] = []
-    began = time.perf_counter()
-    indexer.build_index(work / "photos", cfg, progress=False, log=said.append)
-    build_s = time.perf_counter() - began
-    _, groups = finding.find_duplicates(annoy_index.open_index(cfg.index_dir))
-    found = planted.pairs_of([[member.path for member in group.members] for group in groups])
-    same = {frozenset(pair) for pair in json.loads(REVIEWED.read_text())["same_picture"]}
-    scores = planted.score(found, truth, same)
+    found = plant_and_find(10_000, 20, planted.KINDS | {"mirrored": ImageOps.mirror}, peer=False)
+    scores = planted.score(found.ours, found.truth, reviewed_same_pictures())
     result = {
-        "build_s": round(build_s, 1),
-        "copies": next(line for line in said if line.startswith("Copies:")),
+        "build_s": round(found.build_s, 1),
+        "copies": next(line for line in found.said if line.startswith("Copies:")),
         "pairs": scores["pairs"],
         "precision": round(scores["precision"], 3),
         "recall": round(scores["recall"], 3),

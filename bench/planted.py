@@ -18,11 +18,14 @@ import sys
 import tempfile
 import time
 import types
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import FLOWERS, table
 from imgsim import config
 from imgsim.duplicates import finding
+from imgsim.images import edits
 from imgsim.indexing import indexer
 from imgsim.measure import planted
 from imgsim.search import annoy_index
@@ -49,31 +52,63 @@ def _imagededup(folder: Path) -> tuple[set, float]:
     return pairs, time.perf_counter() - began
 
 
-def bench_planted(quick: bool) -> tuple[dict, str]:
-    try:
-        _phash()
-    except ImportError:
-        return {}, "skipped: imagededup is not installed (pip install --no-deps imagededup==0.3.3.post2)"
+@dataclass
+class Planted:
+    """A planted set, indexed with the defaults, and the pairs each method grouped."""
+
+    truth: dict[str, set[frozenset[str]]]  # the planted pairs by kind
+    ours: set[frozenset[str]]  # the pairs within imgsim's duplicate groups
+    theirs: set[frozenset[str]] | None  # imagededup PHash's, when asked for
+    build_s: float
+    duplicates_s: float  # opening the index and listing its duplicate groups
+    their_s: float
+    items: int
+    largest_group: int
+    said: list[str]  # the build's log lines
+
+
+def plant_and_find(
+    per_class: int, per_kind: int, kinds: Mapping[str, edits.Edit | None] = planted.KINDS, peer: bool = True
+) -> Planted:
+    """Plant ``kinds`` among flowers5's distinct photos in a temporary folder (removed after),
+    index it with the defaults and EfficientNet-Lite0, and list the pairs of its duplicate groups
+    (and, with ``peer``, imagededup PHash's on the same folder)."""
     workdir = Path(tempfile.mkdtemp(prefix="imgsim-bench-planted-"))
     try:
         folder = workdir / "photos"
-        truth = planted.plant(FLOWERS, folder, per_class=60 if quick else 10_000, per_kind=20, seed=0)
+        truth = planted.plant(FLOWERS, folder, per_class, per_kind, seed=0, kinds=kinds)
         cfg = config.Config(model=str(config.SHARED_MODEL), index_dir=workdir / "index")
-        report = indexer.build_index(folder, cfg, progress=False, log=lambda line: None)
+        said: list[str] = []
+        report = indexer.build_index(folder, cfg, progress=False, log=said.append)
         began = time.perf_counter()
         index = annoy_index.open_index(cfg.index_dir)
         _, groups = finding.find_duplicates(index)
         ours = planted.pairs_of([[m.path for m in group.members] for group in groups])
         took = time.perf_counter() - began
-        theirs, their_s = _imagededup(folder)
-        items = len(index.items)
+        theirs, their_s = _imagededup(folder) if peer else (None, 0.0)
+        largest = max((len(group.members) for group in groups), default=0)
+        return Planted(truth, ours, theirs, report.seconds, took, their_s, len(index.items), largest, said)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def reviewed_same_pictures() -> set[frozenset[str]]:
+    """Pairs of flowers5's photos reviewed by eye as one picture (the source's own copies)."""
+    return {frozenset(pair) for pair in json.loads(REVIEWED.read_text())["same_picture"]}
+
+
+def bench_planted(quick: bool) -> tuple[dict, str]:
+    try:
+        _phash()
+    except ImportError:
+        return {}, "skipped: imagededup is not installed (pip install --no-deps imagededup==0.3.3.post2)"
+    found = plant_and_find(per_class=60 if quick else 10_000, per_kind=20)
+    truth, ours, theirs, items = found.truth, found.ours, found.theirs or set(), found.items
+    took, their_s, report_s = found.duplicates_s, found.their_s, found.build_s
     us, peer = "imgsim (defaults)", "imagededup PHash (10 bits)"
-    reviewed = json.loads(REVIEWED.read_text())
-    same = {frozenset(pair) for pair in reviewed["same_picture"]}
+    same = reviewed_same_pictures()
     scored = {us: planted.score(ours, truth, same), peer: planted.score(theirs, truth, same)}
-    seconds = {us: f"{took:.2f} (build {report.seconds:.0f})", peer: f"{their_s:.1f}"}
+    seconds = {us: f"{took:.2f} (build {report_s:.0f})", peer: f"{their_s:.1f}"}
     kinds = list(planted.KINDS)
     rows = [
         [

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import random
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
@@ -54,11 +54,16 @@ def _seen_before(thumb: np.ndarray, taken: list[np.ndarray]) -> bool:
 
 
 def plant(
-    source: Path, target: Path, per_class: int, per_kind: int, seed: int = 0
+    source: Path,
+    target: Path,
+    per_class: int,
+    per_kind: int,
+    seed: int = 0,
+    kinds: Mapping[str, edits.Edit | None] = KINDS,
 ) -> dict[str, set[frozenset[str]]]:
     """Copy ``per_class`` distinct photos of each class folder of ``source`` into ``target`` and
-    one copy of each kind for ``per_kind`` of them each (different originals); the planted pairs
-    per kind, as paths relative to ``target``."""
+    one copy of each of ``kinds`` (name -> edit; None: the same file) for ``per_kind`` of them
+    each (different originals); the planted pairs per kind, as paths relative to ``target``."""
     rng, seen, originals = random.Random(seed), set(), []
     taken: list[np.ndarray] = []
     for folder in sorted(p for p in source.iterdir() if p.is_dir()):
@@ -76,10 +81,10 @@ def plant(
             originals.append(target / folder.name / photo.name)
             kept += 1
     rng.shuffle(originals)
-    if len(originals) < per_kind * len(KINDS):
-        raise ValueError(f"{len(originals)} photos cannot take {per_kind} copies of {len(KINDS)} kinds")
+    if len(originals) < per_kind * len(kinds):
+        raise ValueError(f"{len(originals)} photos cannot take {per_kind} copies of {len(kinds)} kinds")
     planted: dict[str, set[frozenset[str]]] = {}
-    for number, (kind, make) in enumerate(KINDS.items()):
+    for number, (kind, make) in enumerate(kinds.items()):
         for original in originals[number * per_kind : (number + 1) * per_kind]:
             suffix = ".jpg" if make is None else ".png"
             copy = original.with_name(f"{original.stem}-{kind}{suffix}")
