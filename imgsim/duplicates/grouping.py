@@ -91,8 +91,9 @@ def _read_off_matches(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> 
     """The members that show only part of another member's picture (its crops), and those whose
     pixels carry no colour, as their verified matches say."""
     cropped, colourless = set(), set()
-    for (a, b), pair in by_rows.items():
-        if pair.match is not None and {pair.a, pair.b} == {a, b} and a in rows and b in rows:
+    for a, b in ((a, b) for a in rows for b in rows if (a, b) in by_rows):  # this group's pairs only
+        pair = by_rows[a, b]
+        if pair.match is not None and {pair.a, pair.b} == {a, b}:
             shown = pair.match.match.coverage_b if pair.a == a else pair.match.match.coverage_a
             cropped |= {a} if shown < keeper.CROPPED_BELOW else set()
             colourless |= {a} if (pair.match.a_gray if pair.a == a else pair.match.b_gray) else set()
