@@ -97,34 +97,45 @@ def groups_at(
     return grouping.from_pairs(index.items, stored[1], limit, root, hidden, decided, rules)
 
 
-Listed = tuple[list[grouping.Group], list[grouping.Group]]  # the open groups, the resolved ones
 STATES = ("open", "resolved", "all")  # which groups a listing asks for
 
 
-def open_and_resolved(
+def _in_force(decisions: list[Decision]) -> list[Decision]:
+    return [d for d in decisions if d.state != "restoring"]
+
+
+def undecided_groups(
     index: SearchIndex,
     stored: Stored,
     limit: float,
     decisions: list[Decision],
-    hidden: Set[int],
     rules: Sequence[str] = keeper.DEFAULT_RULES,
-) -> Listed:
-    """The groups nobody decided (less the items ``hidden``: deleted since the build), and one
-    resolved group per decision in force."""
-    in_force = [d for d in decisions if d.state != "restoring"]
-    found = groups_at(index, stored, limit, decided=Decided.of(index.items, in_force), rules=rules)
-    kept = [
-        dataclasses.replace(group, members=[m for m in group.members if m.id not in hidden])
-        for group in found
-    ]
-    resolved = grouping.resolved_groups(index.items, in_force, index.collection_root, hidden)
-    return [group for group in kept if len(group.members) > 1], resolved
+) -> list[grouping.Group]:
+    """The groups nobody decided about, as the version holds them: what a listing computes once
+    (``listed`` takes out what was deleted since, request by request)."""
+    decided = Decided.of(index.items, _in_force(decisions))
+    return groups_at(index, stored, limit, decided=decided, rules=rules)
 
 
-def in_state(listed: Listed, state: str) -> list[grouping.Group]:
-    """The groups ``state`` asks for: open, resolved or all."""
-    open_groups, resolved = listed
-    return (open_groups if state != "resolved" else []) + (resolved if state != "open" else [])
+def listed(
+    index: SearchIndex,
+    undecided: list[grouping.Group],
+    decisions: list[Decision],
+    hidden: Set[int],
+    state: str,
+) -> list[grouping.Group]:
+    """The groups ``state`` asks for: the undecided ones less the items ``hidden`` (deleted since
+    the build), and one resolved group per decision in force."""
+    found = []
+    if state != "resolved":
+        kept = [
+            dataclasses.replace(g, members=[m for m in g.members if m.id not in hidden]) for g in undecided
+        ]
+        found += [group for group in kept if len(group.members) > 1]
+    if state != "open":
+        in_force = _in_force(decisions)
+        found += grouping.resolved_groups(index.items, in_force, index.collection_root, hidden)
+    return found
 
 
 def find_duplicates(
@@ -139,5 +150,5 @@ def find_duplicates(
     in ``state``, given the ``decisions`` made about them."""
     stored = stored_pairs(index)
     limit = effective_limit(stored, threshold)
-    listed = open_and_resolved(index, stored, limit, decisions or [], hidden, rules)
-    return limit, in_state(listed, state)
+    made = decisions or []
+    return limit, listed(index, undecided_groups(index, stored, limit, made, rules), made, hidden, state)

@@ -18,7 +18,7 @@ from imgsim.serve.holder import Snapshot
 from imgsim.serve.refusals import ServiceError
 
 BUSY_S = 2.0  # the longest a request waits for another one computing the same report
-KEPT_LIMITS = 8  # groups kept per version: one per distinct effective limit asked for
+KEPT_LIMITS = 8  # groups kept per version: one per distinct effective limit and decisions made
 
 
 @contextmanager
@@ -40,16 +40,16 @@ class Reports:
         self._map_lock = threading.Lock()  # one t-SNE map at a time
         self._duplicates_lock = threading.Lock()
         self._stored: tuple[str, finding.Stored] | None = None  # one version's pairs, read once
-        # by effective limit and the decisions in force: open groups, then resolved ones
-        self._groups: OrderedDict[tuple, finding.Listed] = OrderedDict()
+        # the undecided groups, by effective limit and the decisions made
+        self._groups: OrderedDict[tuple, list[grouping.Group]] = OrderedDict()
 
     def duplicates(
         self, threshold: float | None = None, state: str = "open"
     ) -> tuple[Snapshot, float, list[grouping.Group]]:
         """Groups of copies in the built index, minus what was deleted since, from the pairs the
         build verified: those ``state`` asks for (open: nobody decided them; resolved: one per
-        decision; all). The answer for one effective limit, set of decisions and deletions is
-        computed once per version."""
+        decision; all). The undecided groups for one effective limit and set of decisions are
+        computed once per version; what was deleted since is taken out per request."""
         snap, view = self.catalogue.current()
         version = snap.index.version.name
         decisions = self.decisions()
@@ -62,15 +62,14 @@ class Reports:
                 self._groups.clear()
             stored = self._stored[1]
             limit = finding.effective_limit(stored, threshold)
-            key = (limit, tuple((d.id, d.state) for d in decisions), view.hidden)
+            key = (limit, tuple((d.id, d.state) for d in decisions))
             if key not in self._groups:
                 rules = keeper.of(self.catalogue.cfg)
-                found = finding.open_and_resolved(snap.index, stored, limit, decisions, view.hidden, rules)
-                self._groups[key] = found
+                self._groups[key] = finding.undecided_groups(snap.index, stored, limit, decisions, rules)
                 while len(self._groups) > KEPT_LIMITS:
                     self._groups.popitem(last=False)
-            listed = self._groups[key]
-        return snap, limit, finding.in_state(listed, state)
+            undecided = self._groups[key]
+        return snap, limit, finding.listed(snap.index, undecided, decisions, view.hidden, state)
 
     def map_points(self) -> tuple[Snapshot, list[dict]]:
         """The built index on a t-SNE map, without what was deleted since; additions join it at the
