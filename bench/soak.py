@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import requests
 from PIL import Image
 
@@ -141,8 +142,10 @@ def client(number: int, args: argparse.Namespace, files: list[Path], ledger: Led
             ledger.note_error(f"{action}: {error}")
 
 
-def gunicorn_workers() -> dict[int, str]:
-    """Pids of gunicorn workers on this machine (processes named gunicorn whose parent is one too)."""
+def gunicorn_workers(master: int | None = None) -> dict[int, str]:
+    """Pids of gunicorn workers on this machine (processes named gunicorn whose parent is one too),
+    or the children of one master, whatever their name (``imgsim serve`` runs gunicorn in-process;
+    two services soaked side by side)."""
 
     def command(pid: str) -> str:
         try:
@@ -152,28 +155,63 @@ def gunicorn_workers() -> dict[int, str]:
 
     workers = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and "gunicorn" in command(entry.name):
+        if entry.name.isdigit() and (master is not None or "gunicorn" in command(entry.name)):
             try:
                 parent = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1]
             except (OSError, IndexError):
                 continue
-            if "gunicorn" in command(parent):
+            if int(parent) == master or (master is None and "gunicorn" in command(parent)):
                 workers[int(entry.name)] = command(entry.name)
     return workers
 
 
-def memory_line() -> tuple[str, dict[int, tuple[float, float]]]:
-    sample = {}
-    for pid in sorted(gunicorn_workers()):
+def anonymous_pss_mb(pid: int) -> float:
+    """The heap's share of PSS (Pss_Anon): what glibc and Python hold, apart from mapped files."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss_Anon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_line(master: int | None = None) -> tuple[str, dict[int, tuple[float, float]]]:
+    sample, anonymous = {}, {}
+    for pid in sorted(gunicorn_workers(master)):
         try:
             sample[pid] = rss_mb(pid)
+            anonymous[pid] = anonymous_pss_mb(pid)
         except (OSError, StopIteration):
             continue
-    text = " ".join(f"{pid}:{rss:.0f}/{pss:.0f}" for pid, (rss, pss) in sample.items()) or "no local workers"
+    text = (
+        " ".join(f"{pid}:{rss:.0f}/{pss:.0f}/{anonymous[pid]:.0f}" for pid, (rss, pss) in sample.items())
+        or "no local workers"
+    )
     return text, sample
 
 
-def report(ledger: Ledger, began: float, done: threading.Event, out, memory: list) -> None:
+def pss_after_half(memory: list, pid: int, window_s: float = 300.0) -> tuple[float, float]:
+    """A worker's PSS level at the half of the run (the median of the samples within a minute of
+    it) and how far the level strayed from it afterwards: the largest difference of any
+    ``window_s`` window's median, as a share. Medians, so that a compaction's transient working
+    memory (seconds) does not count as a level; the peaks are reported apart (``rss_max``)."""
+    half = memory[-1][0] / 2
+    samples = [(t, s[pid][1]) for t, s in memory if pid in s]
+    around = [pss for t, pss in samples if abs(t - half) <= 60]
+    if not around:
+        return float("nan"), float("nan")
+    level = float(np.median(around))
+    end = memory[-1][0]
+    count = max(1, round((end - half) / window_s))  # windows tiling the second half evenly
+    windows: dict[int, list[float]] = {}
+    for t, pss in samples:
+        if t >= half:
+            windows.setdefault(min(count - 1, int((t - half) / (end - half) * count)), []).append(pss)
+    drift = max((abs(float(np.median(w)) - level) for w in windows.values()), default=0.0)
+    return level, drift / level
+
+
+def report(
+    ledger: Ledger, began: float, done: threading.Event, out, memory: list, master: int | None
+) -> None:
     """Every 15 s: requests, errors by status, latency of the last 15 s, worker memory."""
     seen = 0
     while not done.wait(15):
@@ -181,12 +219,13 @@ def report(ledger: Ledger, began: float, done: threading.Event, out, memory: lis
             window = [ms for _, _, ms in ledger.latencies[seen:]]
             seen = len(ledger.latencies)
             errors = dict(ledger.errors)
-        text, sample = memory_line()
+        text, sample = memory_line(master)
         memory.append((time.monotonic() - began, sample))
         p50, p95, p99 = (percentile(window, q) for q in (50, 95, 99))
         print(
             f"{time.monotonic() - began:5.0f} s  {seen:6d} requests  {len(window) / 15:5.1f}/s  "
-            f"p50/95/99 {p50:.0f}/{p95:.0f}/{p99:.0f} ms  errors {errors or 0}  worker RSS/PSS MB {text}",
+            f"p50/95/99 {p50:.0f}/{p95:.0f}/{p99:.0f} ms  errors {errors or 0}  "
+            f"worker RSS/PSS/anon PSS MB {text}",
             file=out,
             flush=True,
         )
@@ -252,6 +291,8 @@ def summary(ledger: Ledger, checks: dict, memory: list, seconds: float) -> dict:
                 "pss_first": round(first[pid][1]),
                 "pss_last": round(last.get(pid, (0, 0))[1]),
                 "rss_max": round(max(s.get(pid, (0, 0))[0] for _, s in memory)),
+                "pss_half": round(pss_after_half(memory, pid)[0]),
+                "pss_drift_after_half": round(pss_after_half(memory, pid)[1], 3),
             }
             for pid in first
         },
@@ -265,13 +306,21 @@ def print_summary(result: dict, out) -> None:
     rows.append(["all", result["requests"], *result["latency_ms"].values()])
     print(table(["action", "requests", "p50 ms", "p95 ms", "p99 ms"], rows), file=out)
     memory = [
-        [pid, m["rss_first"], m["rss_last"], m["rss_max"], m["pss_first"], m["pss_last"]]
+        [
+            pid,
+            m["rss_first"],
+            m["rss_last"],
+            m["rss_max"],
+            m["pss_first"],
+            m["pss_half"],
+            m["pss_last"],
+            f"{m['pss_drift_after_half']:.1%}",
+        ]
         for pid, m in result["worker_memory_mb"].items()
     ]
     if memory:
-        print(
-            table(["worker", "RSS first", "RSS last", "RSS max", "PSS first", "PSS last"], memory), file=out
-        )
+        headers = ["worker", "RSS first", "RSS last", "RSS max", "PSS first", "PSS half", "PSS last", "drift"]
+        print(table(headers, memory), file=out)
     print(f"statuses {result['statuses']}  errors {result['errors'] or 0}", file=out)
     print(
         f"additions {result['acknowledged_additions']}, deletions {result['acknowledged_deletions']}, "
@@ -293,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="per client, at most")
     parser.add_argument("--token", default="", help="admin token: also add and delete images")
     parser.add_argument("--seed", type=int, default=0, help="seed of every client's choices")
+    parser.add_argument("--master", type=int, help="watch only this gunicorn master's workers (default: all)")
     parser.add_argument("--json", action="store_true", help="print only the result, as JSON, on stdout")
     args = parser.parse_args(argv)
     args.url = args.url.rstrip("/")
@@ -305,9 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the service's index has no images to search by id")
     began = time.monotonic()
     deadline = began + args.minutes * 60
-    done, memory = threading.Event(), [(0.0, memory_line()[1])]
+    done, memory = threading.Event(), [(0.0, memory_line(args.master)[1])]
     print(f"soak: {args.clients} clients for {args.minutes:g} min against {args.url}", file=out, flush=True)
-    reporter = threading.Thread(target=report, args=(ledger, began, done, out, memory), daemon=True)
+    watching = (ledger, began, done, out, memory, args.master)
+    reporter = threading.Thread(target=report, args=watching, daemon=True)
     reporter.start()
     clients = [
         threading.Thread(target=client, args=(n, args, files, ledger, deadline)) for n in range(args.clients)
@@ -318,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         thread.join()
     seconds = time.monotonic() - began
     done.set()
-    memory.append((seconds, memory_line()[1]))
+    memory.append((seconds, memory_line(args.master)[1]))
     result = summary(ledger, verify(args, ledger), memory, seconds)
     if args.json:
         print(json.dumps(result, indent=2))
