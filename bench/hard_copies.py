@@ -1,5 +1,6 @@
 """Harder copies (issue 36): mirrored, recoloured, half-cropped, captioned, watermarked, and
-screenshots inside one viewer's window, against imagededup's PHash, in one run.
+screenshots inside one viewer's window, against imagededup's PHash, in one run; and bursts
+(measure/bursts.py), which must be found as similar shots and never as copies.
 
     .venv/bin/python -m bench.hard_copies
 
@@ -19,13 +20,18 @@ from bench.planted import plant_and_find, reviewed_same_pictures
 from imgsim.measure import hard_copies, planted
 
 
-def run(per_kind: int = 20) -> dict:
-    found = plant_and_find(10_000, per_kind, hard_copies.KINDS)
+def run(per_kind: int = 20, burst_count: int = 20) -> dict:
+    found = plant_and_find(10_000, per_kind, hard_copies.KINDS, burst_count=burst_count)
     same = reviewed_same_pictures()
+    theirs = found.theirs or set()
+    apart = found.bursts & found.shots - found.ours
     return {
-        "imgsim": planted.score(found.ours, found.truth, same) | {"build_s": round(found.build_s, 1)},
-        "imagededup_phash": planted.score(found.theirs or set(), found.truth, same)
-        | {"seconds": round(found.their_s, 1)},
+        "imgsim": planted.score(found.ours, found.truth, same)
+        | {"build_s": round(found.build_s, 1), "bursts_apart": len(apart) / max(1, len(found.bursts))}
+        | {"bursts_as_copies": len(found.bursts & found.ours)},
+        "imagededup_phash": planted.score(theirs, found.truth, same)
+        | {"seconds": round(found.their_s, 1), "bursts_apart": 0.0}
+        | {"bursts_as_copies": len(found.bursts & theirs)},
         "largest_group": found.largest_group,
         "copies_line": next((line for line in found.said if line.startswith("Copies:")), ""),
     }
@@ -43,12 +49,14 @@ def main() -> None:
     rows = [
         [name, s["pairs"], len(s["wrong"]), f"{s['precision']:.3f}", f"{s['recall']:.3f}"]
         + [f"{s['per_kind'][kind]:.2f}" for kind in kinds]
+        + [f"{s['bursts_apart']:.2f}", s["bursts_as_copies"]]
         for name, s in (
             ("imgsim (defaults)", found["imgsim"]),
             ("imagededup PHash", found["imagededup_phash"]),
         )
     ]
-    print(table(["method", "pairs", "wrong", "precision", "recall", *kinds], rows))
+    headers = ["method", "pairs", "wrong", "precision", "recall", *kinds, "bursts apart", "bursts as copies"]
+    print(table(headers, rows))
     print(f"\nlargest group: {found['largest_group']} photos; {found['copies_line']}")
     for pair in found["imgsim"]["wrong"][:15]:
         print("  wrong:", " = ".join(pair))

@@ -12,6 +12,7 @@ stood in for by empty ones, so its real PHash code runs). The section is skipped
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -27,7 +28,7 @@ from imgsim import config
 from imgsim.duplicates import finding
 from imgsim.images import edits
 from imgsim.indexing import indexer
-from imgsim.measure import planted
+from imgsim.measure import bursts, planted
 from imgsim.search import annoy_index
 
 REVIEWED = Path(__file__).with_name("flowers5_reviewed_pairs.json")
@@ -57,7 +58,7 @@ class Planted:
     """A planted set, indexed with the defaults, and the pairs each method grouped."""
 
     truth: dict[str, set[frozenset[str]]]  # the planted pairs by kind
-    ours: set[frozenset[str]]  # the pairs within imgsim's duplicate groups
+    ours: set[frozenset[str]]  # the pairs within imgsim's groups of copies
     theirs: set[frozenset[str]] | None  # imagededup PHash's, when asked for
     build_s: float
     duplicates_s: float  # opening the index and listing its duplicate groups
@@ -65,29 +66,43 @@ class Planted:
     items: int
     largest_group: int
     said: list[str]  # the build's log lines
+    bursts: set[frozenset[str]] = dataclasses.field(default_factory=set)  # the planted bursts' pairs
+    shots: set[frozenset[str]] = dataclasses.field(default_factory=set)  # pairs in its similar shots
 
 
 def plant_and_find(
-    per_class: int, per_kind: int, kinds: Mapping[str, edits.Edit | None] = planted.KINDS, peer: bool = True
+    per_class: int,
+    per_kind: int,
+    kinds: Mapping[str, edits.Edit | None] = planted.KINDS,
+    peer: bool = True,
+    burst_count: int = 0,
 ) -> Planted:
-    """Plant ``kinds`` among flowers5's distinct photos in a temporary folder (removed after),
-    index it with the defaults and EfficientNet-Lite0, and list the pairs of its duplicate groups
-    (and, with ``peer``, imagededup PHash's on the same folder)."""
+    """Plant ``kinds`` among flowers5's distinct photos in a temporary folder (removed after), and
+    ``burst_count`` bursts (measure/bursts.py) of photos no copy was made of; index it with the
+    defaults and EfficientNet-Lite0, and list the pairs of its groups of copies and of its similar
+    shots (and, with ``peer``, imagededup PHash's on the same folder)."""
     workdir = Path(tempfile.mkdtemp(prefix="imgsim-bench-planted-"))
     try:
         folder = workdir / "photos"
         truth = planted.plant(FLOWERS, folder, per_class, per_kind, seed=0, kinds=kinds)
+        used = {path for pairs in truth.values() for pair in pairs for path in pair}
+        spare = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.jpg"))
+        spare = [folder / path for path in spare if path not in used][::7][:burst_count]
+        planted_bursts = bursts.plant(folder, spare)
         cfg = config.Config(model=str(config.SHARED_MODEL), index_dir=workdir / "index")
         said: list[str] = []
         report = indexer.build_index(folder, cfg, progress=False, log=said.append)
         began = time.perf_counter()
         index = annoy_index.open_index(cfg.index_dir)
         _, groups = finding.find_duplicates(index)
-        ours = planted.pairs_of([[m.path for m in group.members] for group in groups])
+        copies = [group for group in groups if group.kind != "similar"]
+        ours = planted.pairs_of([[m.path for m in group.members] for group in copies])
+        shots = planted.pairs_of([[m.path for m in g.members] for g in groups if g.kind == "similar"])
         took = time.perf_counter() - began
         theirs, their_s = _imagededup(folder) if peer else (None, 0.0)
-        largest = max((len(group.members) for group in groups), default=0)
-        return Planted(truth, ours, theirs, report.seconds, took, their_s, len(index.items), largest, said)
+        largest = max((len(group.members) for group in copies), default=0)
+        found = Planted(truth, ours, theirs, report.seconds, took, their_s, len(index.items), largest, said)
+        return dataclasses.replace(found, bursts=planted_bursts, shots=shots)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

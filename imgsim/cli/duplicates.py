@@ -25,10 +25,11 @@ from imgsim.serve import service
 
 
 def _print_groups(groups: list[Group], limit: float, state: str) -> None:
-    copies = sum(len(group.members) - 1 for group in groups)
+    shots = sum(group.kind == "similar" for group in groups)
+    copies = sum(len(group.members) - 1 for group in groups if group.kind != "similar")
     print(
-        f"{len(groups)} {state} groups of copies ({copies} copies beyond the one to keep), "
-        f"distance <= {limit:.4f}:"
+        f"{len(groups) - shots} {state} groups of copies ({copies} copies beyond the one to keep) "
+        f"and {shots} of similar shots, distance <= {limit:.4f}:"
     )
     for group in groups:
         decided = f" [decision {group.decision.id}]" if group.decision is not None else ""

@@ -1,7 +1,9 @@
 """Verified copies: pairs of images that show the same picture (duplicates/grouping.py groups them).
 
 The embedding proposes candidates (each image's nearest neighbours within a reach of the
-calibrated duplicate distance); geometric verification (images/geometry.py) decides. Only
+calibrated duplicate distance); geometric verification (images/geometry.py) decides, and the two
+pictures must then agree beyond the matched points (images/same_picture.py: two screenshots of one
+app's window, or different photos under one watermark, match only there). Only
 verified pairs, and files with the same bytes, join a group, so a chain of look-alike photos
 never becomes one. The pairs are found once per index version (the build stores them in
 ``copies.json``); a request for another threshold only filters them, so no request costs more
@@ -19,14 +21,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from PIL import Image
+
 from imgsim import durable
-from imgsim.images import geometry, imaging
+from imgsim.images import geometry, imaging, same_picture
 from imgsim.index import migrate, store
 
 COPIES_FILE = migrate.COPIES_FILE
 REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
 CANDIDATES = 5  # and among an image's nearest: a copy is among the very nearest
 HASH_NEAR = 3  # bits: perceptual hashes this near make a candidate pair too (grayscale copies: 0-2)
+SHOT_COVERAGE = 0.95  # a match where neither picture shows this much of the other is two shots of
+# one scene, framed apart (a burst), not a copy: a copy, however cropped or framed, lies wholly
+# within its picture or holds it wholly
 MIRROR_NEAREST = 1  # a pair that does not verify is checked mirrored where one is the other's very
 # nearest within the duplicate distance: the embedding hardly tells a mirrored copy from its picture
 
@@ -34,23 +41,34 @@ MIRROR_NEAREST = 1  # a pair that does not verify is checked mirrored where one 
 @dataclass(frozen=True)
 class CopyMatch:
     """The verified match of a pair's first image against its second (as stored: rounded), whether
-    each looks gray, and what proposed the pair: the embedding, or a near perceptual hash."""
+    each looks gray, what proposed the pair (the embedding, or a near perceptual hash), and how
+    much the two pictures agree beyond the matched points (None: a verdict reached before that
+    was checked, or where it could not be told)."""
 
     match: geometry.Match
     a_gray: bool
     b_gray: bool
     found_by: Literal["embedding", "hash"] = "embedding"
+    agreement: float | None = None
+    checked: bool = False  # the agreement was looked at (a verdict from before it was is redone)
+
+    @property
+    def shot(self) -> bool:
+        """Whether the match is of two shots of one scene (SHOT_COVERAGE), not of a copy."""
+        return max(self.match.coverage_a, self.match.coverage_b) < SHOT_COVERAGE
 
     def to_dict(self) -> dict:
         """As copies.json and the duplicates' answers hold it: the match's keys beside the grays."""
         found = {"found_by": "hash"} if self.found_by == "hash" else {}
-        return self.match.to_dict() | {"a_gray": self.a_gray, "b_gray": self.b_gray} | found
+        agreed = {"agreement": self.agreement} if self.checked else {}
+        return self.match.to_dict() | {"a_gray": self.a_gray, "b_gray": self.b_gray} | found | agreed
 
     @classmethod
     def from_dict(cls, data: dict) -> CopyMatch:
         found_by: Literal["embedding", "hash"] = "hash" if data.get("found_by") == "hash" else "embedding"
         match = geometry.Match.from_dict(migrate.copy_match(data))
-        return cls(match, bool(data["a_gray"]), bool(data["b_gray"]), found_by)
+        agreed = data.get("agreement")
+        return cls(match, bool(data["a_gray"]), bool(data["b_gray"]), found_by, agreed, "agreement" in data)
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,76 @@ def features_of(
     return get
 
 
+def pictures_of(root: Path, items: list[store.Item], max_pixels: int) -> Callable[[int], Image.Image | None]:
+    """A row's picture at the size its features are found at (None: unreadable), read anew each
+    time: only the pairs that verify are looked at again."""
+
+    def get(row: int) -> Image.Image | None:
+        try:
+            return imaging.open_rgb(root / items[row].path, max_pixels, geometry.ANALYSED_SIDE)
+        except imaging.UnreadableImage:
+            return None
+
+    return get
+
+
+def agreed(
+    match: geometry.Match, pictures: Callable[[int], Image.Image | None], a: int, b: int
+) -> tuple[bool, float | None]:
+    """Whether rows ``a`` and ``b``, verified as ``match``, agree beyond the matched points
+    (images/same_picture.py), and the share measured (None: it could not be told, and the match stands)."""
+    first, second = pictures(a), pictures(b)
+    share = same_picture.agreement(first, second, match) if first is not None and second is not None else None
+    return share is None or share >= same_picture.MIN_AGREEMENT, None if share is None else round(share, 3)
+
+
 Verdicts = dict[tuple[str, str], CopyMatch | None]  # (sha1, sha1) in order -> the match, None: refused
+
+
+def same_bytes(items: list[store.Item]) -> list[Pair]:
+    """Every pair of rows whose files have the same bytes (each with the first such row)."""
+    pairs: list[Pair] = []
+    first_of: dict[str, int] = {}
+    for row in range(len(items)):
+        sha1 = items[row].sha1
+        if sha1 in first_of:
+            pairs.append(Pair(first_of[sha1], row, 0.0, None))
+        first_of.setdefault(sha1, row)
+    return pairs
+
+
+def _candidates(
+    items: list[store.Item],
+    neighbours: Callable[[int], tuple[list[int], list[float]]],
+    reach: float,
+    rows: Iterable[int] | None,
+    hashed: Mapping[tuple[int, int], float] | None,
+    mirror_within: float,
+) -> tuple[dict[tuple[int, int], float], set[tuple[int, int]], set[tuple[int, int]]]:
+    """find_pairs' candidate pairs (oriented, with their distances), those to check mirrored too,
+    and those only their hashes proposed."""
+    candidates: dict[tuple[int, int], float] = {}
+    mirror_candidates: set[tuple[int, int]] = set()
+    wanted = None if rows is None else set(rows)
+    for row in range(len(items)) if wanted is None else sorted(wanted):
+        sha1 = items[row].sha1
+        near, distances = neighbours(row)
+        nearest = list(zip(near, distances, strict=True))[: CANDIDATES + 1]  # itself among them
+        others = [(other, distance) for other, distance in nearest if other != row]
+        for rank, (other, distance) in enumerate(others):
+            if distance <= reach and items[other].sha1 != sha1:
+                oriented = (row, other) if sha1 < items[other].sha1 else (other, row)
+                candidates.setdefault(oriented, float(distance))
+                if rank < MIRROR_NEAREST and distance <= mirror_within:
+                    mirror_candidates.add(oriented)
+    by_hash = set()
+    for (a, b), distance in (hashed or {}).items():
+        if items[a].sha1 != items[b].sha1 and (wanted is None or a in wanted or b in wanted):
+            oriented = (a, b) if items[a].sha1 < items[b].sha1 else (b, a)
+            if oriented not in candidates:
+                by_hash.add(oriented)
+                candidates[oriented] = float(distance)
+    return candidates, mirror_candidates, by_hash
 
 
 def find_pairs(
@@ -96,6 +183,7 @@ def find_pairs(
     hashed: Mapping[tuple[int, int], float] | None = None,
     mirrored: Callable[[int], geometry.Features | None] | None = None,
     mirror_within: float = 0.0,
+    pictures: Callable[[int], Image.Image | None] | None = None,
 ) -> tuple[list[Pair], Verdicts]:
     """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
     CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
@@ -109,41 +197,22 @@ def find_pairs(
     candidate pairs, whose perceptual hashes are near (a grayscale copy the embedding puts far:
     they are checked whatever their distance, and so marked ``found_by`` "hash"). ``mirrored(row)``:
     a row's mirrored features, with which a pair that does not verify is checked again where one
-    is the other's MIRROR_NEAREST nearest within ``mirror_within`` (a mirrored copy)."""
+    is the other's MIRROR_NEAREST nearest within ``mirror_within`` (a mirrored copy). ``pictures(row)``:
+    the row's picture, in which a verified pair must also agree beyond its matched points; a pair
+    that does not is refused (without it, as before that check: a known verdict that predates it
+    is then redone where ``pictures`` is given)."""
     known = known or {}
-    pairs: list[Pair] = []
-    first_of: dict[str, int] = {}
-    candidates: dict[tuple[int, int], float] = {}
-    mirror_candidates: set[tuple[int, int]] = set()
-    for row in range(len(items)):
-        sha1 = items[row].sha1
-        if sha1 in first_of:
-            pairs.append(Pair(first_of[sha1], row, 0.0, None))
-        first_of.setdefault(sha1, row)
-    for row in range(len(items)) if rows is None else sorted(set(rows)):
-        sha1 = items[row].sha1
-        near, distances = neighbours(row)
-        nearest = list(zip(near, distances, strict=True))[: CANDIDATES + 1]  # itself among them
-        others = [(other, distance) for other, distance in nearest if other != row]
-        for rank, (other, distance) in enumerate(others):
-            if distance <= reach and items[other].sha1 != sha1:
-                oriented = (row, other) if sha1 < items[other].sha1 else (other, row)
-                candidates.setdefault(oriented, float(distance))
-                if rank < MIRROR_NEAREST and distance <= mirror_within:
-                    mirror_candidates.add(oriented)
-    by_hash = set()
-    wanted = None if rows is None else set(rows)
-    for (a, b), distance in (hashed or {}).items():
-        if items[a].sha1 != items[b].sha1 and (wanted is None or a in wanted or b in wanted):
-            oriented = (a, b) if items[a].sha1 < items[b].sha1 else (b, a)
-            if oriented not in candidates:
-                by_hash.add(oriented)
-                candidates[oriented] = float(distance)
+    pairs = same_bytes(items)
+    candidates, mirror_candidates, by_hash = _candidates(
+        items, neighbours, reach, rows, hashed, mirror_within
+    )
 
     def check(pair: tuple[int, int]) -> tuple[tuple[str, str], CopyMatch | None]:
         key = (items[pair[0]].sha1, items[pair[1]].sha1)
-        if key in known:
-            return key, known[key]
+        if key in known:  # a refusal stands; a match is redone if it predates the agreement check
+            verdict = known[key]
+            if verdict is None or pictures is None or verdict.checked:
+                return key, verdict
         mine, theirs = features(pair[0]), features(pair[1])
         if mine is None or theirs is None:
             return key, None
@@ -151,7 +220,14 @@ def find_pairs(
         if match is None and mirrored is not None and pair in mirror_candidates:
             flipped = mirrored(pair[0])
             match = geometry.verify_mirrored(flipped, theirs) if flipped is not None else None
-        return key, None if match is None else CopyMatch(match.rounded(), mine.gray, theirs.gray)
+        if match is None:
+            return key, None
+        if pictures is None:
+            return key, CopyMatch(match.rounded(), mine.gray, theirs.gray)
+        agrees, share = agreed(match, pictures, *pair)
+        kept = CopyMatch(match.rounded(), mine.gray, theirs.gray, agreement=share, checked=True)
+        return key, kept if agrees or kept.shot else None  # shots differ beyond their match: that is
+        # what they are (subjects move); an overlay's match lies at the same place in both pictures
 
     ordered = sorted(candidates)
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:

@@ -61,6 +61,7 @@ def verified_pairs(
         hashed=hashed,
         mirrored=mirrored,
         mirror_within=within,
+        pictures=copy_pairs.pictures_of(index.collection_root, index.items, max_pixels),
     )
     return (reach, *found)
 

@@ -36,7 +36,7 @@ class Copy:
 
 @dataclass
 class Group:
-    kind: str  # "exact": the same bytes; "near": within the duplicate distance
+    kind: str  # "exact": the same bytes; "near": a verified copy; "similar": shots of one scene
     keep: int  # the id of the copy to keep
     reason: str
     members: list[Copy]
@@ -109,6 +109,8 @@ def what_it_is(
     if verified is None:
         return "the same file"
     match = verified.match
+    if verified.shot:
+        return f"another shot of the scene (they share {min(match.coverage_a, match.coverage_b):.0%} of it)"
     seen = match.coverage_b if copy_is_a else match.coverage_a  # the share of the keeper the copy shows
     filled = match.coverage_a if copy_is_a else match.coverage_b  # the share of the copy the keeper fills
     scale = match.scale if copy_is_a else 1 / match.scale  # keeper pixels per copy pixel
@@ -157,18 +159,28 @@ def from_pairs(
     ]
     standing = [(decided.stand_in(p.a), decided.stand_in(p.b), p) for p in kept]
     standing = [(a, b, p) for a, b, p in standing if a != b]
+    copies = [(a, b, p) for a, b, p in standing if p.match is None or not p.match.shot]
+    shots = [(a, b, p) for a, b, p in standing if p.match is not None and p.match.shot]
+    found = _groups(items, copies, root, rules) + _groups(items, shots, root, keeper.SHOT_RULES, shots=True)
+    order = {"exact": 0, "near": 1, "similar": 2}
+    return sorted(found, key=lambda g: (order[g.kind], -len(g.members), g.keep))
+
+
+def _groups(
+    items: list[store.Item], pairs: list[tuple[int, int, Pair]], root: Path, rules: Sequence[str], shots=False
+) -> list[Group]:
+    """The groups that ``pairs`` (row, row, pair) join: of copies, or with ``shots`` of similar shots."""
     sets = _Sets(len(items))
-    for a, b, _ in standing:
+    for a, b, _ in pairs:
         sets.join(a, b)
     members: dict[int, list[int]] = {}
-    for row in {r for a, b, _ in standing for r in (a, b)}:
+    for row in {r for a, b, _ in pairs for r in (a, b)}:
         members.setdefault(sets.find(row), []).append(row)
     by_rows: dict[tuple[int, int], Pair] = {}
-    for a, b, p in standing:
+    for a, b, p in pairs:
         by_rows.setdefault((a, b), p)
         by_rows.setdefault((b, a), p)
-    found = [_verified_group(items, sorted(rows), by_rows, root, rules) for rows in members.values()]
-    return sorted(found, key=lambda g: (g.kind != "exact", -len(g.members), g.keep))
+    return [_verified_group(items, sorted(rows), by_rows, root, rules, shots) for rows in members.values()]
 
 
 def resolved_groups(
@@ -222,12 +234,17 @@ def _missing(decision: Decision, present: list[store.Item]) -> list[Member]:
 
 
 def _verified_group(
-    items: list[store.Item], rows: list[int], by_rows: dict, root: Path, rules: Sequence[str]
+    items: list[store.Item], rows: list[int], by_rows: dict, root: Path, rules: Sequence[str], shots=False
 ) -> Group:
     copies, facts = _copies(items, rows, root)
-    cropped, colourless = _read_off_matches(rows, by_rows)
+    cropped, colourless = _read_off_matches(rows, by_rows) if not shots else (set(), set())
     facts = {
-        row: dataclasses.replace(f, cropped=row in cropped, colourless=row in colourless)
+        row: dataclasses.replace(
+            f,
+            cropped=row in cropped,
+            colourless=row in colourless,
+            sharpness=keeper.sharpness_of(root / items[row].path) if shots else 0.0,
+        )
         for row, f in facts.items()
     }
     row_of = {f.id: row for row, f in facts.items()}
@@ -248,14 +265,19 @@ def _verified_group(
         copies[row].match = pair.match
     exact = len({items[row].sha1 for row in rows}) == 1
     distance = max((by_rows[(a, b)].distance for a in rows for b in rows if (a, b) in by_rows), default=0.0)
-    reason = (
-        "the same file content (SHA-1)" if exact else "the same picture: verified by matching local features"
-    )
+    kind = "similar" if shots else "exact" if exact else "near"
     return Group(
-        "exact" if exact else "near",
+        kind,
         copies[keep_row].id,
-        reason,
+        REASONS[kind],
         [copies[r] for r in rows],
         distance,
         kept_because,
     )
+
+
+REASONS = {
+    "exact": "the same file content (SHA-1)",
+    "near": "the same picture: verified by matching local features",
+    "similar": "similar shots: one scene, framed apart (neither picture holds the other)",
+}

@@ -12,7 +12,8 @@ breaks a last tie):
     newest     the newest file
 
 Each rule reads facts a group already has (the files' headers and the verified matches): choosing
-costs no decoding.
+costs no decoding. Similar shots (a burst: one scene, framed apart) are kept by SHOT_RULES, the
+sharpest first, which reads each shot's pixels.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from imgsim import config
-from imgsim.images import imaging
+from imgsim.images import geometry, imaging
 
 RULES = config.KEEPER_RULES
 DEFAULT_RULES = tuple(config.Config.keeper_rules.split(","))
@@ -44,6 +45,25 @@ class Facts:
     mtime_ns: int
     cropped: bool = False  # shows only part of another member's picture
     colourless: bool = False  # its pixels carry no colour (a grayscale copy saved in RGB)
+    sharpness: float = 0.0  # similar shots only (sharpness_of)
+
+
+SHOT_RULES = ("sharpest", "pixels", "oldest")
+
+
+def sharpness_of(path: Path) -> float:
+    """How sharp a picture is: the variance of its Laplacian over the variance of its pixels, at
+    the size local features are found at (a shaken or out-of-focus shot of a burst scores lower;
+    dividing by the contrast keeps a brighter exposure from counting as sharper). 0: unreadable."""
+    import cv2
+    import numpy as np
+
+    try:
+        gray, _ = geometry.analysed_gray(imaging.open_rgb(path, min_side=geometry.ANALYSED_SIDE))
+    except imaging.UnreadableImage:
+        return 0.0
+    pixels = np.asarray(gray, np.float64)
+    return float(cv2.Laplacian(pixels, cv2.CV_64F).var() / max(pixels.var(), 1e-6))
 
 
 def facts_of(item_id: int, path: Path, mtime_ns: int) -> Facts:
@@ -73,6 +93,8 @@ def _value(rule: str, facts: Facts) -> tuple:
         return (facts.mtime_ns,)
     if rule == "newest":
         return (-facts.mtime_ns,)
+    if rule == "sharpest":
+        return (-round(facts.sharpness, 4),)
     raise ValueError(f"unknown keeper rule {rule!r}: the rules are {', '.join(RULES)}")
 
 
@@ -88,6 +110,7 @@ _SAID = {
     "format": "the better file: {format}",
     "oldest": "the oldest file",
     "newest": "the newest file",
+    "sharpest": "the sharpest shot",
 }
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -77,6 +78,9 @@ class Match:
     size_a: tuple[int, int] = (0, 0)  # the pixels the polygons are in: A's and B's width, height
     size_b: tuple[int, int] = (0, 0)
     mirrored: bool = False  # B is A mirrored (left to right), then turned and scaled
+    # the similarity from A's pixels (mirrored first where ``mirrored``) to B's, as found; not
+    # stored (to_dict), so a match read back has none
+    transform: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def rounded(self) -> Match:
         """This match as it is stored and shown (to_dict's precision): read back, it is the same."""
@@ -124,29 +128,43 @@ def features(
 ) -> Features:
     """ORB keypoints of an image, analysed with its longer side at ``side`` pixels, and its
     perceptual hashes unless ``hashed`` is False (a query's: matching never reads them)."""
-    import cv2
+    analysed, factor = analysed_gray(image, side)
+    gray, phash = _is_gray(image), hashing.turned(analysed) if hashed else None
+    keypoints, descriptors = orb_keypoints(np.asarray(analysed), count)
+    if descriptors is None:  # a blank or too thin picture: nothing to match
+        nothing = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+        return Features(*nothing, image.size, gray, phash)
+    points = np.array([k.pt for k in keypoints], np.float32) / factor
+    return Features(points, descriptors, image.size, gray, phash)
 
+
+def analysed_gray(image: Image.Image, side: int = ANALYSED_SIDE) -> tuple[Image.Image, float]:
+    """The image in gray with its longer side at ``side`` pixels, as its features are found, and
+    the analysed pixels per pixel of the image as given."""
     width, height = image.size
     factor = side / max(width, height)
-    analysed = image.convert("L").resize(
-        (max(1, round(width * factor)), max(1, round(height * factor))), Image.Resampling.BILINEAR
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return image.convert("L").resize(size, Image.Resampling.BILINEAR), factor
+
+
+def orb(count: int = KEYPOINTS, threshold: int = FAST_THRESHOLDS[0]) -> Any:
+    """OpenCV's ORB as every analysis here uses it."""
+    import cv2
+
+    return cv2.ORB_create(  # type: ignore[attr-defined]  # not in OpenCV's stubs
+        nfeatures=count, edgeThreshold=15, patchSize=15, fastThreshold=threshold
     )
-    pixels = np.asarray(analysed)
-    gray, phash = _is_gray(image), hashing.turned(analysed) if hashed else None
-    nothing = np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+
+
+def orb_keypoints(pixels: np.ndarray, count: int = KEYPOINTS) -> tuple[Sequence[Any], np.ndarray | None]:
+    """ORB keypoints and descriptors of analysed gray pixels (None: a blank or too thin picture)."""
     if min(pixels.shape) < MIN_ANALYSED_SIDE:  # too thin for ORB's pyramid: nothing to match
-        return Features(*nothing, (width, height), gray, phash)
+        return (), None
     for threshold in FAST_THRESHOLDS:
-        orb = cv2.ORB_create(  # type: ignore[attr-defined]  # not in OpenCV's stubs
-            nfeatures=count, edgeThreshold=15, patchSize=15, fastThreshold=threshold
-        )
-        keypoints, descriptors = orb.detectAndCompute(pixels, None)
+        keypoints, descriptors = orb(count, threshold).detectAndCompute(pixels, None)
         if descriptors is not None and len(keypoints) >= ENOUGH:
             break
-    if descriptors is None:  # a blank picture: nothing to match
-        return Features(*nothing, (width, height), gray, phash)
-    points = np.array([k.pt for k in keypoints], np.float32) / factor
-    return Features(points, descriptors, (width, height), gray, phash)
+    return keypoints, descriptors
 
 
 def _rounded(polygon: Sequence[tuple[float, float]]) -> list[list[float]]:
@@ -222,6 +240,7 @@ def verify(a: Features, b: Features) -> Match | None:
         min(1.0, coverage_b),
         a.size,
         b.size,
+        transform=transform,
     )
 
 

@@ -71,6 +71,8 @@ def verify_copies(
     stored = keypoints.load(building)
     assert stored is not None  # the build wrote every segment's features
     rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
+    if rows is not None:  # pairs verified before the pictures' agreement was checked: checked again
+        rows += unchecked_rows(before, old_items, items)
     reach, pairs, verdicts = finding.verified_pairs(
         opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes
     )
@@ -84,6 +86,21 @@ def verify_copies(
         f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
         f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s)."
     )
+
+
+def unchecked_rows(before: Path | None, old_items: list[store.Item], items: list[store.Item]) -> list[int]:
+    """This version's rows of the items in pairs that version ``before`` verified without checking
+    that their pictures agree beyond the matched points (built before that check)."""
+    stored = copy_pairs.load(before) if before is not None else None
+    rows = {item.id: row for row, item in enumerate(items)}
+    unchecked = {
+        rows[old_items[end].id]
+        for pair in (stored[1] if stored is not None else ())
+        if pair.match is not None and not pair.match.checked
+        for end in (pair.a, pair.b)
+        if old_items[end].id in rows
+    }
+    return sorted(unchecked)
 
 
 def carried_pairs(

@@ -50,7 +50,7 @@ class DecisionAnswer(Schema):
 
 
 class Group(Schema):
-    kind = fields.String(required=True, validate=OneOf(["exact", "near", "decided"]))
+    kind = fields.String(required=True, validate=OneOf(["exact", "near", "similar", "decided"]))
     keep = fields.Integer(required=True)
     reason = fields.String(required=True)
     members = fields.List(fields.Nested(Copy), required=True)

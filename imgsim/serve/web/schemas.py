@@ -292,6 +292,13 @@ class VerifiedMatch(Schema):
     result_coverage = fields.Float(required=True)
     a_gray = fields.Boolean(required=True)
     b_gray = fields.Boolean(required=True)
+    agreement = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "share of the places where the two pictures look the same beyond the "
+            "matched points (at least 0.70 for a copy; null where it could not be told)"
+        },
+    )
 
 
 class Health(Schema):
