@@ -230,3 +230,15 @@ def test_a_pair_whose_hashes_are_near_is_checked_whatever_its_distance_and_liste
     [group] = grouping.from_pairs(items, pairs, 0.1, tmp_path)
     assert {member.path for member in group.members} == {"a.png", "b.png"}
     assert "grayscale" in " ".join(member.what for member in group.members)
+
+
+def test_copies_json_keeps_only_the_verdicts_on_contents_the_version_still_holds(tmp_path):
+    """Regression: verdicts on deleted files were carried by every build, so copies.json grew with
+    every addition ever made (4.7 MB, 20,061 verdicts after 40 minutes of a soak's additions and
+    deletions, parsed and written again by each compaction)."""
+    from imgsim.duplicates import copy_pairs
+
+    items = [store.Item(n, f"{n}.png", 1, 0, f"sha{n}") for n in range(3)]
+    verdicts = {("sha0", "sha1"): None, ("sha1", "sha9"): None, ("sha8", "sha9"): None}
+    copy_pairs.save(tmp_path, [], 0.5, verdicts, items)
+    assert copy_pairs.verdicts_of(tmp_path) == {("sha0", "sha1"): None}

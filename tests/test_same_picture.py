@@ -144,7 +144,7 @@ def test_the_next_build_checks_again_the_rows_of_pairs_verified_before_the_check
         copy_pairs.Pair(0, 1, 0.1, copy_pairs.CopyMatch(match, False, False)),  # before the check
         copy_pairs.Pair(2, 3, 0.1, copy_pairs.CopyMatch(match, False, False, agreement=0.9, checked=True)),
     ]
-    copy_pairs.save(tmp_path, pairs, 0.5, {})
+    copy_pairs.save(tmp_path, pairs, 0.5, {}, old_items)
     items = [old_items[n] for n in (4, 3, 2, 1, 0)]  # the same items at other rows
     assert verifying.unchecked_rows(tmp_path, old_items, items) == [3, 4]
     assert verifying.carried_pairs(tmp_path, old_items, items, [3, 4]) == [

@@ -80,7 +80,7 @@ def verify_copies(
     if rows is not None:  # the builds before checked the rest
         pairs += carried_pairs(before, old_items, items, rows)
         verdicts = known | verdicts
-    copy_pairs.save(building, pairs, reach, verdicts)
+    copy_pairs.save(building, pairs, reach, verdicts, items)
     near = sum(1 for pair in pairs if pair.match is not None)
     log(
         f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
