@@ -255,7 +255,7 @@ def _verified_group(
             continue
         pair = by_rows.get((row, keep_row))
         if pair is None:
-            copies[row].what = "a copy of another copy in the group"
+            copies[row].what = "another shot of the scene" if shots else "a copy of another copy in the group"
             continue
         if {pair.a, pair.b} != {row, keep_row}:  # matched a picture decided with the keeper
             copies[row].what = f"a copy of {items[pair.b if pair.a == row else pair.a].path}, decided with it"
