@@ -167,7 +167,11 @@ def from_pairs(
 
 
 def _groups(
-    items: list[store.Item], pairs: list[tuple[int, int, Pair]], root: Path, rules: Sequence[str], shots=False
+    items: list[store.Item],
+    pairs: list[tuple[int, int, Pair]],
+    root: Path,
+    rules: Sequence[str],
+    shots: bool = False,
 ) -> list[Group]:
     """The groups that ``pairs`` (row, row, pair) join: of copies, or with ``shots`` of similar shots."""
     sets = _Sets(len(items))
@@ -234,7 +238,12 @@ def _missing(decision: Decision, present: list[store.Item]) -> list[Member]:
 
 
 def _verified_group(
-    items: list[store.Item], rows: list[int], by_rows: dict, root: Path, rules: Sequence[str], shots=False
+    items: list[store.Item],
+    rows: list[int],
+    by_rows: dict,
+    root: Path,
+    rules: Sequence[str],
+    shots: bool = False,
 ) -> Group:
     copies, facts = _copies(items, rows, root)
     cropped, colourless = _read_off_matches(rows, by_rows) if not shots else (set(), set())
