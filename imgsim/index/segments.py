@@ -33,6 +33,8 @@ EXACT_FILE = "index_vectors.npy"  # a small segment's vectors as Annoy holds the
 EXACT_FILE_ITEMS = 20_000  # segments up to this size keep them (exact search beats Annoy there)
 # in those searched exactly (a copy is among an item's very nearest: candidates need no more)
 
+_HEADER_LOCK = threading.Lock()
+
 
 def new_name() -> str:
     """A name no other segment of any index has (time first, so that names sort by age)."""
@@ -152,7 +154,10 @@ class Opened:
         if self._matrix is None:
             path = self.folder / EXACT_FILE
             if path.is_file():
-                self._matrix = np.load(path, mmap_mode="r")
+                with _HEADER_LOCK:  # numpy reads the header with ast.literal_eval, which CPython
+                    # 3.11.7 cannot run in two threads at once (SystemError "AST constructor
+                    # recursion depth mismatch", seen once in CI: segments are read in parallel)
+                    self._matrix = np.load(path, mmap_mode="r")
             else:  # asked for exact search where the build chose Annoy: read back once, row by row
                 self._matrix = np.empty((self.ref.count, self.annoy.f), np.float32)
                 for row in range(self.ref.count):
