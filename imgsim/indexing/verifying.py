@@ -71,14 +71,16 @@ def verify_copies(
     stored = keypoints.load(building)
     assert stored is not None  # the build wrote every segment's features
     rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
+    stored_before = copy_pairs.load(before) if before is not None and rows is not None else None
+    pairs_before = stored_before[1] if stored_before is not None else []
     if rows is not None:  # pairs verified before the pictures' agreement was checked: checked again
-        rows += unchecked_rows(before, old_items, items)
+        rows += unchecked_rows(pairs_before, old_items, items)
     reach, pairs, verdicts = finding.verified_pairs(
         opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes
     )
     checked = len(set(verdicts) - set(known))
     if rows is not None:  # the builds before checked the rest
-        pairs += carried_pairs(before, old_items, items, rows)
+        pairs += carried_pairs(pairs_before, old_items, items, rows)
         verdicts = known | verdicts
     copy_pairs.save(building, pairs, reach, verdicts, items)
     near = sum(1 for pair in pairs if pair.match is not None)
@@ -88,14 +90,16 @@ def verify_copies(
     )
 
 
-def unchecked_rows(before: Path | None, old_items: list[store.Item], items: list[store.Item]) -> list[int]:
-    """This version's rows of the items in pairs that version ``before`` verified without checking
-    that their pictures agree beyond the matched points (built before that check)."""
-    stored = copy_pairs.load(before) if before is not None else None
+def unchecked_rows(
+    before: list[copy_pairs.Pair], old_items: list[store.Item], items: list[store.Item]
+) -> list[int]:
+    """This version's rows of the items in pairs that the version before (its pairs ``before``, its
+    items ``old_items``) verified without checking that their pictures agree beyond the matched
+    points (built before that check)."""
     rows = {item.id: row for row, item in enumerate(items)}
     unchecked = {
         rows[old_items[end].id]
-        for pair in (stored[1] if stored is not None else ())
+        for pair in before
         if pair.match is not None and not pair.match.checked
         for end in (pair.a, pair.b)
         if old_items[end].id in rows
@@ -104,17 +108,14 @@ def unchecked_rows(before: Path | None, old_items: list[store.Item], items: list
 
 
 def carried_pairs(
-    before: Path | None, old_items: list[store.Item], items: list[store.Item], fresh: Iterable[int]
+    before: list[copy_pairs.Pair], old_items: list[store.Item], items: list[store.Item], fresh: Iterable[int]
 ) -> list[copy_pairs.Pair]:
-    """The verified pairs of the version before (its items ``old_items``) between items this
-    version keeps unchanged."""
-    stored = copy_pairs.load(before) if before is not None else None
-    if stored is None:
-        return []
+    """The verified pairs of the version before (its pairs ``before``, its items ``old_items``)
+    between items this version keeps unchanged."""
     rows = {item.id: row for row, item in enumerate(items)}
     skip = set(fresh)
     found = []
-    for pair in stored[1]:
+    for pair in before:
         if pair.match is None:
             continue  # pairs of the same bytes are found again over every row
         a, b = rows.get(old_items[pair.a].id), rows.get(old_items[pair.b].id)
