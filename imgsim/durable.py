@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool = False) -> None:
     """Write a file so that readers see either the old one or the whole new one, never a part.
@@ -50,6 +52,20 @@ def write_json(path: Path, data: object) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+_ARRAY_HEADER_LOCK = threading.Lock()
+
+
+def read_array(path: Path, mapped: bool = False) -> np.ndarray:
+    """A stored .npy array (``mapped``: memory-mapped read-only, nothing read into memory yet).
+
+    One thread at a time opens one: numpy parses each header with ast.literal_eval, which CPython
+    3.11.7 cannot run in two threads at once (SystemError "AST constructor recursion depth
+    mismatch": a search thread and another failed a clean-clone CI run once). Searches, requests
+    and a compaction's thread open arrays side by side."""
+    with _ARRAY_HEADER_LOCK:
+        return np.load(path, mmap_mode="r" if mapped else None)
 
 
 def link_tree(source: Path, target: Path) -> None:

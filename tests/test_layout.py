@@ -194,3 +194,18 @@ def _root(name: str) -> str:
             (name[: -len(end)] for end in SUFFIXES if name.endswith(end) and len(name) > len(end) + 3), name
         )
     return name
+
+
+def test_stored_arrays_are_opened_through_one_loader():
+    """numpy parses a .npy header with ast.literal_eval, which CPython 3.11.7 cannot run in two
+    threads at once (a search thread and another raised SystemError in a clean-clone CI run):
+    durable.read_array opens them one at a time. .npz archives (``with np.load``) are read by
+    builds and start-up, not beside searches."""
+    opened_elsewhere = [
+        f"{module}:{number}"
+        for module, path in MODULES.items()
+        if module != "imgsim.durable"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "np.load(" in line and not line.lstrip().startswith("with np.load(")
+    ]
+    assert opened_elsewhere == []

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgsim import durable
 from imgsim.images import geometry, hashing
 from imgsim.index import migrate, store
 
@@ -50,7 +51,7 @@ def save(folder: Path, found: list[geometry.Features | None]) -> None:
 
 
 def _mapped(folder: Path, name: str) -> np.ndarray:
-    return np.load(folder / name, mmap_mode="r")
+    return durable.read_array(folder / name, mapped=True)
 
 
 def _no_hashes(count: int) -> np.ndarray:

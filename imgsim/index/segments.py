@@ -33,8 +33,6 @@ EXACT_FILE = "index_vectors.npy"  # a small segment's vectors as Annoy holds the
 EXACT_FILE_ITEMS = 20_000  # segments up to this size keep them (exact search beats Annoy there)
 # in those searched exactly (a copy is among an item's very nearest: candidates need no more)
 
-_HEADER_LOCK = threading.Lock()
-
 
 def new_name() -> str:
     """A name no other segment of any index has (time first, so that names sort by age)."""
@@ -154,10 +152,7 @@ class Opened:
         if self._matrix is None:
             path = self.folder / EXACT_FILE
             if path.is_file():
-                with _HEADER_LOCK:  # numpy reads the header with ast.literal_eval, which CPython
-                    # 3.11.7 cannot run in two threads at once (SystemError "AST constructor
-                    # recursion depth mismatch", seen once in CI: segments are read in parallel)
-                    self._matrix = np.load(path, mmap_mode="r")
+                self._matrix = durable.read_array(path, mapped=True)
             else:  # asked for exact search where the build chose Annoy: read back once, row by row
                 self._matrix = np.empty((self.ref.count, self.annoy.f), np.float32)
                 for row in range(self.ref.count):
@@ -252,7 +247,7 @@ class Segments:
         its segment's memory-mapped vectors: match labels compare those (models/reference.py)."""
         part, local = self._part(row)
         if part._raw is None:
-            part._raw = np.load(part.folder / store.VECTORS_FILE, mmap_mode="r")
+            part._raw = durable.read_array(part.folder / store.VECTORS_FILE, mapped=True)
         return np.asarray(part._raw[local], np.float32)
 
     def nearest(self, vector: np.ndarray, k: int, depth: Depth = TUNED) -> tuple[list[int], list[float]]:

@@ -183,7 +183,7 @@ def read_vectors(version: Path) -> np.ndarray:
     """The version's full embeddings (before any reduction), one row per item, in memory."""
     parts = []
     for ref in read_segments(version):
-        stored = np.load(segment_dir(version, ref.name) / VECTORS_FILE, mmap_mode="r")
+        stored = durable.read_array(segment_dir(version, ref.name) / VECTORS_FILE, mapped=True)
         parts.append(np.asarray(stored if not ref.deleted else stored[live_rows(ref)], np.float32))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
@@ -196,7 +196,7 @@ def read_rows(version: Path, rows: np.ndarray) -> np.ndarray:
     for ref in read_segments(version):
         mine = wanted[(wanted >= start) & (wanted < start + ref.live)] - start
         if len(mine):
-            stored = np.load(segment_dir(version, ref.name) / VECTORS_FILE, mmap_mode="r")
+            stored = durable.read_array(segment_dir(version, ref.name) / VECTORS_FILE, mapped=True)
             parts.append(np.asarray(stored[live_rows(ref)[mine]], np.float32))
         start += ref.live
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)

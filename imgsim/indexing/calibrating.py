@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from imgsim import durable
 from imgsim.index import segments, store
 from imgsim.index.manifest import Manifest
@@ -66,7 +64,7 @@ def depth_and_labels(
     if found is None or not len(found.ids):
         log("Search depth and match labels not measured (no readable images, or metric dot).")
         return
-    index_vectors = written.to_index(np.load(folder / store.VECTORS_FILE))
+    index_vectors = written.to_index(durable.read_array(folder / store.VECTORS_FILE))
     thresholds = tuning.thresholds_of(
         folder / segments.ANNOY_FILE,
         index_vectors,

@@ -148,8 +148,8 @@ def known_vectors(index_dir: Path, previous: Previous | None, key: ModelKey, roo
     ):
         row = 0  # each segment's vectors mapped, not read: a build reads only those it writes anew
         for ref in store.read_segments(previous.version):
-            vectors = np.load(
-                store.segment_dir(previous.version, ref.name) / store.VECTORS_FILE, mmap_mode="r"
+            vectors = durable.read_array(
+                store.segment_dir(previous.version, ref.name) / store.VECTORS_FILE, mapped=True
             )
             for local in store.live_rows(ref):
                 item = previous.items[row]

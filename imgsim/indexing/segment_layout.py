@@ -217,7 +217,7 @@ def _on_ray(
             del index_vectors
         for folder, count, task in pending:
             took = task()
-            index_vectors = to_index(np.load(folder / store.VECTORS_FILE))
+            index_vectors = to_index(durable.read_array(folder / store.VECTORS_FILE))
             made.append(
                 (
                     store.SegmentRef(folder.name, count),
@@ -258,7 +258,8 @@ def _merge(
         folder, rows = store.segment_dir(building, ref.name), store.live_rows(ref)
         written = store.segment_items(building, ref)
         items += [written[r] for r in rows]
-        vectors.append(np.asarray(np.load(folder / store.VECTORS_FILE, mmap_mode="r")[rows], np.float32))
+        stored_vectors = durable.read_array(folder / store.VECTORS_FILE, mapped=True)
+        vectors.append(np.asarray(stored_vectors[rows], np.float32))
         stored = keypoints.Keypoints(folder) if migrate.has_features(folder) else None
         found += [stored.get(int(r)) if stored is not None else None for r in rows]
     at = refs.index(members[0])
@@ -313,7 +314,7 @@ def load_space(cfg: config.Config, building: Path) -> ToIndex:
         return reducer
     if centring(cfg) != "mean":
         return lambda v: np.asarray(v, np.float32)
-    mean = np.load(building / annoy_index.CENTRE_FILE)
+    mean = durable.read_array(building / annoy_index.CENTRE_FILE)
     return lambda v: vector_math.centred(v, mean)
 
 

@@ -193,6 +193,6 @@ def open_version(version: Path, items: list[store.Item] | None = None, check: bo
         version, manifest.dims, manifest.metric, manifest.trees, manifest.search_k, check=check
     )
     reducer = reducers.load_reducer(manifest.reduce, version)
-    centre = np.load(version / CENTRE_FILE) if manifest.centre == "mean" else None
+    centre = durable.read_array(version / CENTRE_FILE) if manifest.centre == "mean" else None
     items = store.read_items(version) if items is None else items
     return SearchIndex(version, manifest, items, annoy, reducer, centre)
