@@ -264,6 +264,21 @@ def base_ids(args: argparse.Namespace) -> list[int]:
     return sorted(ids)
 
 
+def worker_memory(memory: list, pid: int) -> dict:
+    """One worker's memory over the run (MB): first, last, largest and the level after the half."""
+    first, last = memory[0][1][pid], memory[-1][1].get(pid, (0, 0))
+    level, drift = pss_after_half(memory, pid)
+    return {
+        "rss_first": round(first[0]),
+        "rss_last": round(last[0]),
+        "pss_first": round(first[1]),
+        "pss_last": round(last[1]),
+        "rss_max": round(max(s.get(pid, (0, 0))[0] for _, s in memory)),
+        "pss_half": round(level),
+        "pss_drift_after_half": round(drift, 3),
+    }
+
+
 def summary(ledger: Ledger, checks: dict, memory: list, seconds: float) -> dict:
     by_action = {}
     for action in MIX:
@@ -284,18 +299,7 @@ def summary(ledger: Ledger, checks: dict, memory: list, seconds: float) -> dict:
         "error_samples": ledger.error_samples,
         "latency_ms": {f"p{q}": round(percentile(everything, q), 1) for q in (50, 95, 99)},
         "by_action": by_action,
-        "worker_memory_mb": {
-            str(pid): {
-                "rss_first": round(first[pid][0]),
-                "rss_last": round(last.get(pid, (0, 0))[0]),
-                "pss_first": round(first[pid][1]),
-                "pss_last": round(last.get(pid, (0, 0))[1]),
-                "rss_max": round(max(s.get(pid, (0, 0))[0] for _, s in memory)),
-                "pss_half": round(pss_after_half(memory, pid)[0]),
-                "pss_drift_after_half": round(pss_after_half(memory, pid)[1], 3),
-            }
-            for pid in first
-        },
+        "worker_memory_mb": {str(pid): worker_memory(memory, pid) for pid in first},
         "workers_replaced": sorted(set(last) ^ set(first)),
         **checks,
     }
