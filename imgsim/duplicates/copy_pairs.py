@@ -1,13 +1,14 @@
 """Verified copies: pairs of images that show the same picture (duplicates/grouping.py groups them).
 
-The embedding proposes candidates (each image's nearest neighbours within a reach of the
-calibrated duplicate distance); geometric verification (images/geometry.py) decides, and the two
-pictures must then agree beyond the matched points (images/same_picture.py: two screenshots of one
-app's window, or different photos under one watermark, match only there). Only
-verified pairs, and files with the same bytes, join a group, so a chain of look-alike photos
-never becomes one. The pairs are found once per index version (the build stores them in
-``copies.json``); a request for another threshold only filters them, so no request costs more
-than a pass over the stored pairs.
+The embedding proposes candidates (each image's nearest neighbours within a reach of the calibrated
+duplicate distance), and so do near perceptual hashes and shared local features (images/hashing.py,
+images/shared_features.py: copies the embedding puts far); geometric verification
+(images/geometry.py) decides, and the two pictures must then agree beyond the matched points
+(images/same_picture.py: two screenshots of one app's window, or different photos under one
+watermark, match only there). Only verified pairs, and files with the same bytes, join a group, so a
+chain of look-alike photos never becomes one. The pairs are found once per index version (the build
+stores them in ``copies.json``); a request for another threshold only filters them, so no request
+costs more than a pass over the stored pairs.
 """
 
 from __future__ import annotations
@@ -38,17 +39,21 @@ MIRROR_NEAREST = 1  # a pair that does not verify is checked mirrored where one 
 # nearest within the duplicate distance: the embedding hardly tells a mirrored copy from its picture
 
 
+FoundBy = Literal["embedding", "hash", "features"]  # what proposed a pair: the embedding's nearest,
+# a near perceptual hash, or the local features the two share (the last two at any distance)
+
+
 @dataclass(frozen=True)
 class CopyMatch:
     """The verified match of a pair's first image against its second (as stored: rounded), whether
-    each looks gray, what proposed the pair (the embedding, or a near perceptual hash), and how
+    each looks gray, what proposed the pair (FoundBy), and how
     much the two pictures agree beyond the matched points (None: a verdict reached before that
     was checked, or where it could not be told)."""
 
     match: geometry.Match
     a_gray: bool
     b_gray: bool
-    found_by: Literal["embedding", "hash"] = "embedding"
+    found_by: FoundBy = "embedding"
     agreement: float | None = None
     checked: bool = False  # the agreement was looked at (a verdict from before it was is redone)
 
@@ -59,13 +64,13 @@ class CopyMatch:
 
     def to_dict(self) -> dict:
         """As copies.json and the duplicates' answers hold it: the match's keys beside the grays."""
-        found = {"found_by": "hash"} if self.found_by == "hash" else {}
+        found = {"found_by": self.found_by} if self.found_by != "embedding" else {}
         agreed = {"agreement": self.agreement} if self.checked else {}
         return self.match.to_dict() | {"a_gray": self.a_gray, "b_gray": self.b_gray} | found | agreed
 
     @classmethod
     def from_dict(cls, data: dict) -> CopyMatch:
-        found_by: Literal["embedding", "hash"] = "hash" if data.get("found_by") == "hash" else "embedding"
+        found_by: FoundBy = data.get("found_by", "embedding")
         match = geometry.Match.from_dict(migrate.copy_match(data))
         agreed = data.get("agreement")
         return cls(match, bool(data["a_gray"]), bool(data["b_gray"]), found_by, agreed, "agreement" in data)
@@ -143,11 +148,11 @@ def _candidates(
     neighbours: Callable[[int], tuple[list[int], list[float]]],
     reach: float,
     rows: Iterable[int] | None,
-    hashed: Mapping[tuple[int, int], float] | None,
+    elsewhere: Mapping[FoundBy, Mapping[tuple[int, int], float]],
     mirror_within: float,
-) -> tuple[dict[tuple[int, int], float], set[tuple[int, int]], set[tuple[int, int]]]:
+) -> tuple[dict[tuple[int, int], float], set[tuple[int, int]], dict[tuple[int, int], FoundBy]]:
     """find_pairs' candidate pairs (oriented, with their distances), those to check mirrored too,
-    and those only their hashes proposed."""
+    and what proposed those the embedding did not (``elsewhere``: by what, pairs and distances)."""
     candidates: dict[tuple[int, int], float] = {}
     mirror_candidates: set[tuple[int, int]] = set()
     wanted = None if rows is None else set(rows)
@@ -162,14 +167,15 @@ def _candidates(
                 candidates.setdefault(oriented, float(distance))
                 if rank < MIRROR_NEAREST and distance <= mirror_within:
                     mirror_candidates.add(oriented)
-    by_hash = set()
-    for (a, b), distance in (hashed or {}).items():
-        if items[a].sha1 != items[b].sha1 and (wanted is None or a in wanted or b in wanted):
-            oriented = (a, b) if items[a].sha1 < items[b].sha1 else (b, a)
-            if oriented not in candidates:
-                by_hash.add(oriented)
-                candidates[oriented] = float(distance)
-    return candidates, mirror_candidates, by_hash
+    proposed: dict[tuple[int, int], FoundBy] = {}
+    for found_by, pairs in elsewhere.items():
+        for (a, b), distance in pairs.items():
+            if items[a].sha1 != items[b].sha1 and (wanted is None or a in wanted or b in wanted):
+                oriented = (a, b) if items[a].sha1 < items[b].sha1 else (b, a)
+                if oriented not in candidates:
+                    proposed[oriented] = found_by
+                    candidates[oriented] = float(distance)
+    return candidates, mirror_candidates, proposed
 
 
 def find_pairs(
@@ -181,6 +187,7 @@ def find_pairs(
     threads: int = 0,
     rows: Iterable[int] | None = None,
     hashed: Mapping[tuple[int, int], float] | None = None,
+    shared: Mapping[tuple[int, int], float] | None = None,
     mirrored: Callable[[int], geometry.Features | None] | None = None,
     mirror_within: float = 0.0,
     pictures: Callable[[int], Image.Image | None] | None = None,
@@ -195,7 +202,8 @@ def find_pairs(
     limits the candidates to those of some rows (a build's new items; the rest were checked by
     the builds before); pairs of the same bytes are always found over every row. ``hashed``: more
     candidate pairs, whose perceptual hashes are near (a grayscale copy the embedding puts far:
-    they are checked whatever their distance, and so marked ``found_by`` "hash"). ``mirrored(row)``:
+    they are checked whatever their distance, and so marked ``found_by`` "hash"); ``shared``: more,
+    whose local features share many words (found_by "features"). ``mirrored(row)``:
     a row's mirrored features, with which a pair that does not verify is checked again where one
     is the other's MIRROR_NEAREST nearest within ``mirror_within`` (a mirrored copy). ``pictures(row)``:
     the row's picture, in which a verified pair must also agree beyond its matched points; a pair
@@ -203,9 +211,10 @@ def find_pairs(
     is then redone where ``pictures`` is given)."""
     known = known or {}
     pairs = same_bytes(items)
-    candidates, mirror_candidates, by_hash = _candidates(
-        items, neighbours, reach, rows, hashed, mirror_within
-    )
+    elsewhere: dict[FoundBy, Mapping[tuple[int, int], float]] = {"hash": hashed or {}}
+    elsewhere["features"] = shared or {}
+    found = _candidates(items, neighbours, reach, rows, elsewhere, mirror_within)
+    candidates, mirror_candidates, proposed = found
 
     def check(pair: tuple[int, int]) -> tuple[tuple[str, str], CopyMatch | None]:
         key = (items[pair[0]].sha1, items[pair[1]].sha1)
@@ -235,7 +244,7 @@ def find_pairs(
     for pair in ordered:
         match = verdicts[items[pair[0]].sha1, items[pair[1]].sha1]
         if match is not None:
-            match = dataclasses.replace(match, found_by="hash") if pair in by_hash else match
+            match = dataclasses.replace(match, found_by=proposed[pair]) if pair in proposed else match
             pairs.append(Pair(pair[0], pair[1], round(candidates[pair], 6), match))
     return pairs, verdicts
 

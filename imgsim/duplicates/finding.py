@@ -4,13 +4,13 @@ stores them), and the groups they make at a threshold."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 
 import numpy as np
 
 from imgsim.duplicates import copy_pairs, grouping, keeper
 from imgsim.duplicates.decisions import Decided, Decision
-from imgsim.images import hashing
+from imgsim.images import hashing, shared_features
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import SHALLOW
 from imgsim.search.annoy_index import SearchIndex
@@ -37,16 +37,17 @@ def verified_pairs(
     features=None,
     rows=None,
     hashes: np.ndarray | None = None,
+    descriptors: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, list[copy_pairs.Pair], copy_pairs.Verdicts]:
     """copy_pairs.find_pairs over an opened index, within the reach of its calibrated duplicate distance
     (``features(row)``: the build's; by default computed from the files as needed), for the
-    candidates of ``rows`` (default: every row), and the pairs whose stored ``hashes`` are near."""
+    candidates of ``rows`` (default: every row), the pairs whose stored ``hashes`` are near, and
+    those whose stored ``descriptors`` (all of them, and the row of each) share many words."""
     reach = reach_of(index)
     features = features or copy_pairs.features_of(index.collection_root, index.items, max_pixels)
-    hashed = {}
-    for a, b in hashing.near_pairs(hashes, copy_pairs.HASH_NEAR, rows) if hashes is not None else ():
-        vectors = index.stored_vector(a)[None, :], index.stored_vector(b)
-        hashed[a, b] = float(vector_math.distances(*vectors, index.metric)[0])
+    near_hashes = hashing.near_pairs(hashes, copy_pairs.HASH_NEAR, rows) if hashes is not None else set()
+    hashed = _with_distances(index, near_hashes)
+    shared = _with_distances(index, shared_features.near_pairs(*descriptors, rows) if descriptors else {})
     neighbours = _neighbours(index)
     mirrored = copy_pairs.features_of(index.collection_root, index.items, max_pixels, mirrored=True)
     thresholds = index.manifest.thresholds
@@ -59,11 +60,21 @@ def verified_pairs(
         known,
         rows=rows,
         hashed=hashed,
+        shared=shared,
         mirrored=mirrored,
         mirror_within=within,
         pictures=copy_pairs.pictures_of(index.collection_root, index.items, max_pixels),
     )
     return (reach, *found)
+
+
+def _with_distances(index: SearchIndex, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], float]:
+    """Each pair of rows with the distance of their stored vectors."""
+    found = {}
+    for a, b in pairs:
+        vectors = index.stored_vector(a)[None, :], index.stored_vector(b)
+        found[a, b] = float(vector_math.distances(*vectors, index.metric)[0])
+    return found
 
 
 Stored = tuple[float, list[copy_pairs.Pair]]  # the reach the pairs were looked for within, the pairs

@@ -143,14 +143,15 @@ def from_pairs(
     rules: Sequence[str] = keeper.DEFAULT_RULES,
 ) -> list[Group]:
     """The groups that the pairs within ``threshold`` make (the same bytes and pairs found by their
-    hash at any threshold: the embedding's distance does not measure them), ``hidden`` ids left
-    out; each with the copy to keep and, for every other member, what it is. What ``decided``
-    settled is not shown again: pairs inside one decision are dropped, and a settled decision's
-    members stand as its keeper (a new copy of them is a group of the keeper and the new copy)."""
+    hash or shared features at any threshold: the embedding's distance does not measure them),
+    ``hidden`` ids left out; each with the copy to keep and, for every other member, what it is.
+    What ``decided`` settled is not shown again: pairs inside one decision are dropped, and a
+    settled decision's members stand as its keeper (a new copy of them is a group of the keeper
+    and the new copy)."""
     gone, decided = set(hidden), decided or Decided()
 
     def listed(p: Pair) -> bool:
-        return p.match is None or p.distance <= threshold or p.match.found_by == "hash"
+        return p.match is None or p.distance <= threshold or p.match.found_by != "embedding"
 
     kept = [
         p

@@ -95,6 +95,20 @@ class VersionKeypoints:
         found, rows = self.parts[part]
         return found.get(int(rows[row - self.starts[part]]))
 
+    def all_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every row's descriptors, (n, 32) uint8, and the row of each, (n,) int64: what
+        images/shared_features.py looks for shared words in (32 bytes a keypoint, read once)."""
+        found, owners = [], []
+        for part, (kp, rows) in enumerate(self.parts):
+            starts, ends = np.asarray(kp.offsets)[rows], np.asarray(kp.offsets)[np.asarray(rows) + 1]
+            counts = ends - starts
+            picked = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+            found.append(np.asarray(kp.descriptors)[picked])
+            owners.append(np.repeat(np.arange(len(rows)) + self.starts[part], counts))
+        if not found:
+            return np.zeros((0, 32), np.uint8), np.zeros(0, np.int64)
+        return np.concatenate(found), np.concatenate(owners).astype(np.int64)
+
     @functools.cached_property
     def hashes(self) -> np.ndarray:
         """Every row's perceptual hash at each quarter turn, (rows, 4, 8) uint8, NO_HASH where its

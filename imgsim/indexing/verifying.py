@@ -76,7 +76,7 @@ def verify_copies(
     if rows is not None:  # pairs verified before the pictures' agreement was checked: checked again
         rows += unchecked_rows(pairs_before, old_items, items)
     reach, pairs, verdicts = finding.verified_pairs(
-        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes
+        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes, stored.all_descriptors()
     )
     checked = len(set(verdicts) - set(known))
     if rows is not None:  # the builds before checked the rest

@@ -1,0 +1,66 @@
+"""Candidate copies by the local features two pictures share (issue 36): a screenshot, a hue shift
+or a watermarked copy, which the embedding puts far from its picture, is still checked against it."""
+
+import numpy as np
+from PIL import Image
+
+from helpers import flower_subset, quiet_build, requires_shared
+from imgsim import config
+from imgsim.duplicates import finding
+from imgsim.images import shared_features
+from imgsim.measure import hard_copies
+from imgsim.search import annoy_index
+
+
+def _descriptors(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    owners = np.concatenate([np.full(len(found), row) for row, found in enumerate(rows)])
+    return np.concatenate(rows), owners
+
+
+def _random(count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 32), np.uint8)
+
+
+def test_two_rows_sharing_descriptors_are_a_pair_with_the_words_they_share():
+    shared = _random(12, 0)
+    rows = [np.concatenate([shared, _random(50, 1)]), _random(50, 2)]
+    rows.append(np.concatenate([shared, _random(50, 3)]))
+    assert shared_features.near_pairs(*_descriptors(rows)) == {(0, 2): 12 * 8}
+
+
+def test_too_few_shared_words_make_no_pair():
+    shared = _random(1, 0)  # 8 words: below MIN_SHARED
+    rows = [np.concatenate([shared, _random(30, 1)]), np.concatenate([shared, _random(30, 2)])]
+    assert shared_features.near_pairs(*_descriptors(rows)) == {}
+
+
+def test_a_word_that_many_descriptors_share_is_a_stop_word():
+    """An app's buttons or a caption's text, the same in every picture, propose nothing."""
+    everywhere = _random(2, 0)  # 16 words in each of 70 rows: 70 descriptors share each
+    rows = [np.concatenate([everywhere, _random(20, 10 + row)]) for row in range(70)]
+    assert shared_features.near_pairs(*_descriptors(rows)) == {}
+
+
+def test_only_pairs_with_the_rows_asked_for():
+    shared, other = _random(12, 0), _random(12, 9)
+    rows = [shared, shared.copy(), other, other.copy()]
+    assert shared_features.near_pairs(*_descriptors(rows), rows=[3]) == {(2, 3): 96}
+
+
+@requires_shared
+def test_copies_the_embedding_puts_far_are_grouped_with_their_picture(tmp_path):
+    """Regression: screenshots inside one app's window, hue shifts and watermarks were missed when
+    only the embedding's nearest (and near hashes) were checked."""
+    folder = flower_subset(tmp_path / "photos", per_class=8, seed=3)
+    originals = sorted(folder.rglob("*.jpg"))[::5][:8]
+    made = {}
+    for n, original in enumerate(originals):
+        kind = ("screenshot", "hue_shift_40", "watermark")[n % 3] if n > 1 else "screenshot"
+        copy = original.with_name(f"{original.stem}-{kind}.png")
+        hard_copies.KINDS[kind](Image.open(original).convert("RGB")).save(copy)
+        made[str(copy.relative_to(folder))] = str(original.relative_to(folder))
+    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
+    quiet_build(folder, cfg)
+    _, groups = finding.find_duplicates(annoy_index.open_index(cfg.index_dir))
+    grouped = {frozenset(m.path for m in group.members) for group in groups}
+    assert {frozenset(pair) for pair in made.items()} <= grouped
