@@ -1,6 +1,7 @@
 """A copy agrees with its picture beyond the matched points; different photos inside one app's
 window, or under one tiled watermark, match only on what surrounds them and do not (issue 36)."""
 
+import io
 import random
 from pathlib import Path
 
@@ -45,6 +46,17 @@ WATERMARKED = [
     ("dandelion/34537877932_f9a3476a4d_n.jpg", "dandelion/34578947551_863af3acb3_n.jpg"),
     ("rose/14166797345_d2ab9da518.jpg", "dandelion/34578947551_863af3acb3_n.jpg"),
     ("tulip/14254839301_ffb19c6445_n.jpg", "tulip/14253178581_4dfcedb4d3_n.jpg"),
+]
+
+# a screenshot of the first, searched for, verified against the screenshots of the others (its
+# matched points on the window alone: 34-48 inliers, agreement 0.22-0.45)
+SEARCHED_SCREENSHOTS = [
+    "tulip/3510294699_bc4c72cb7d_n.jpg",
+    "daisy/34293312980_5f6c492c52_n.jpg",
+    "daisy/4727955343_0bb23ac4ae.jpg",
+    "rose/172311368_49412f881b.jpg",
+    "daisy/2619413565_61a6cd3ac9_m.jpg",
+    "tulip/21055041762_5d0a066948_n.jpg",
 ]
 
 
@@ -151,4 +163,54 @@ def test_the_next_build_checks_again_the_rows_of_pairs_verified_before_the_check
     assert verifying.unchecked_rows(stored[1], old_items, items) == [3, 4]
     assert verifying.carried_pairs(stored[1], old_items, items, [3, 4]) == [
         copy_pairs.Pair(2, 1, 0.1, pairs[1].match)
+    ]
+
+
+def test_a_search_never_calls_a_screenshot_of_another_photo_the_same_picture(tmp_path):
+    """Regression: searches verified candidates by their matched points alone, so a screenshot
+    upload was a `duplicate` of another photo's screenshot in the same viewer's window; its own
+    picture is still found first and verified."""
+    from helpers import flower_subset, quiet_build, search_hits
+    from imgsim.serve import app as app_module
+
+    folder = flower_subset(tmp_path / "photos", per_class=4, seed=5)
+    (folder / "shots").mkdir()
+    for number, name in enumerate(SEARCHED_SCREENSHOTS[1:]):
+        hard_copies.screenshot(_flower(name)).save(folder / "shots" / f"other-photo-{number}.png")
+    mine = SEARCHED_SCREENSHOTS[0]
+    _flower(mine).save(folder / "shots" / "mine.png")
+    cfg = config.Config(index_dir=tmp_path / "index", model=str(config.SHARED_MODEL), trees=20)
+    quiet_build(folder, cfg)
+    client = app_module.create_app(cfg).test_client()
+    buffer = io.BytesIO()
+    hard_copies.screenshot(_flower(mine)).save(buffer, "PNG")
+    hits = search_hits(client, buffer.getvalue(), k=10)
+    verified = [hit["path"] for hit in hits if hit["verified"]]
+    assert verified == ["shots/mine.png"], [(h["path"], h["match"]) for h in hits]
+
+
+def _agreeing(share: float) -> copy_pairs.CopyMatch:
+    outline = [(0.0, 0.0), (63.0, 0.0), (63.0, 63.0), (0.0, 63.0)]
+    match = geometry.Match(30, 0.0, 1.0, outline, outline, 1.0, 1.0, (64, 64), (64, 64))
+    return copy_pairs.CopyMatch(match, False, False, agreement=share, checked=True)
+
+
+def test_one_doubtful_pair_never_chains_two_groups_but_may_join_a_picture_to_one(tmp_path):
+    """Regression: two screenshots of different low-detail photos agreed at 0.82 and chained both
+    photos and both screenshots into one group (bench/hard_copies.py)."""
+    from imgsim.duplicates import grouping
+
+    for n in range(5):
+        Image.new("RGB", (64, 64), (40 * n, 90, 200)).save(tmp_path / f"{n}.png")
+    items = [store.Item(n, f"{n}.png", 1, 0, f"sha{n}") for n in range(5)]
+    pairs = [
+        copy_pairs.Pair(0, 1, 0.1, _agreeing(1.0)),  # a photo and its screenshot
+        copy_pairs.Pair(2, 3, 0.1, _agreeing(1.0)),  # another photo and its screenshot
+        copy_pairs.Pair(1, 3, 0.1, _agreeing(0.82)),  # the two screenshots, on the window alone
+        copy_pairs.Pair(3, 4, 0.1, _agreeing(0.76)),  # a watermarked copy of the second photo
+    ]
+    groups = grouping.from_pairs(items, pairs, 0.5, tmp_path)
+    assert sorted(sorted(m.path for m in group.members) for group in groups) == [
+        ["0.png", "1.png"],
+        ["2.png", "3.png", "4.png"],
     ]

@@ -28,6 +28,18 @@ def test_two_rows_sharing_descriptors_are_a_pair_with_the_words_they_share():
     assert shared_features.near_pairs(*_descriptors(rows)) == {(0, 2): 12 * 8}
 
 
+def test_each_row_proposes_only_the_rows_it_shares_most_with():
+    """Regression: a row's best were taken once among its pairs with lower rows and once among
+    those with higher ones, so a row proposed a pair it shared less with than with its best."""
+    assert shared_features.PER_ROW == 2
+    words = {pair: _random(count, seed) for seed, (pair, count) in enumerate(SHARING.items())}
+    rows = [np.concatenate([found for pair, found in words.items() if row in pair]) for row in range(6)]
+    assert set(shared_features.near_pairs(*_descriptors(rows))) == {(0, 1), (0, 2), (3, 4), (3, 5)}
+
+
+SHARING = {(0, 1): 40, (0, 2): 30, (0, 3): 20, (3, 4): 50, (3, 5): 60}  # (0, 3): third of both
+
+
 def test_too_few_shared_words_make_no_pair():
     shared = _random(1, 0)  # 8 words: below MIN_SHARED
     rows = [np.concatenate([shared, _random(30, 1)]), np.concatenate([shared, _random(30, 2)])]
@@ -64,3 +76,23 @@ def test_copies_the_embedding_puts_far_are_grouped_with_their_picture(tmp_path):
     _, groups = finding.find_duplicates(annoy_index.open_index(cfg.index_dir))
     grouped = {frozenset(m.path for m in group.members) for group in groups}
     assert {frozenset(pair) for pair in made.items()} <= grouped
+
+
+def test_a_build_with_too_many_descriptors_says_it_did_not_look(monkeypatch):
+    from imgsim.indexing import verifying
+
+    class Stored:
+        def descriptor_count(self) -> int:
+            return 12
+
+        def all_descriptors(self):
+            return _descriptors([_random(6, 0), _random(6, 1)])
+
+    said: list[str] = []
+    assert verifying._descriptors(Stored(), said.append) is not None and said == []  # type: ignore[arg-type]
+    monkeypatch.setattr(shared_features, "MAX_DESCRIPTORS", 11)
+    assert verifying._descriptors(Stored(), said.append) is None  # type: ignore[arg-type]
+    assert said == [
+        "Shared local features not looked at: 12 descriptors, more than 11 "
+        "(copies the embedding puts far may be missed)."
+    ]

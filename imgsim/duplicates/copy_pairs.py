@@ -32,9 +32,6 @@ COPIES_FILE = migrate.COPIES_FILE
 REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
 CANDIDATES = 5  # and among an image's nearest: a copy is among the very nearest
 HASH_NEAR = 3  # bits: perceptual hashes this near make a candidate pair too (grayscale copies: 0-2)
-SHOT_COVERAGE = 0.95  # a match where neither picture shows this much of the other is two shots of
-# one scene, framed apart (a burst), not a copy: a copy, however cropped or framed, lies wholly
-# within its picture or holds it wholly
 MIRROR_NEAREST = 1  # a pair that does not verify is checked mirrored where one is the other's very
 # nearest within the duplicate distance: the embedding hardly tells a mirrored copy from its picture
 
@@ -59,8 +56,8 @@ class CopyMatch:
 
     @property
     def shot(self) -> bool:
-        """Whether the match is of two shots of one scene (SHOT_COVERAGE), not of a copy."""
-        return max(self.match.coverage_a, self.match.coverage_b) < SHOT_COVERAGE
+        """Whether the match is of two shots of one scene, not of a copy (same_picture.is_shot)."""
+        return same_picture.is_shot(self.match)
 
     def to_dict(self) -> dict:
         """As copies.json and the duplicates' answers hold it: the match's keys beside the grays."""

@@ -58,6 +58,7 @@ class _Sets:
 
     def __init__(self, count: int):
         self.parent = list(range(count))
+        self.size = [1] * count
 
     def find(self, row: int) -> int:
         while self.parent[row] != row:
@@ -66,7 +67,32 @@ class _Sets:
         return row
 
     def join(self, a: int, b: int) -> None:
-        self.parent[self.find(a)] = self.find(b)
+        first, second = self.find(a), self.find(b)
+        if first != second:
+            self.parent[first] = second
+            self.size[second] += self.size[first]
+
+    def bridges(self, a: int, b: int) -> bool:
+        """Whether joining ``a`` and ``b`` would join two groups of two or more."""
+        first, second = self.find(a), self.find(b)
+        return first != second and min(self.size[first], self.size[second]) >= 2
+
+
+SURE_AGREEMENT = 0.90  # a copy pair that agrees less than this (a watermark's copy: 0.76 and up;
+# two screenshots of different low-detail photos in one viewer's window: 0.82) joins a lone
+# picture to a group, or two lone pictures, but never two groups: one doubtful pair must not chain
+# different photos (on the hard-copies bench it joined two screenshots and their originals)
+
+
+def _strength(pair: Pair) -> float:
+    """How sure a pair is: the same bytes, then by the pictures' agreement (not told: as sure)."""
+    if pair.match is None or pair.match.agreement is None:
+        return 2.0
+    return pair.match.agreement
+
+
+def _doubtful(pair: Pair) -> bool:
+    return _strength(pair) < SURE_AGREEMENT
 
 
 def one_channel(path: Path) -> bool:
@@ -175,9 +201,12 @@ def _groups(
     shots: bool = False,
 ) -> list[Group]:
     """The groups that ``pairs`` (row, row, pair) join: of copies, or with ``shots`` of similar shots."""
-    sets = _Sets(len(items))
-    for a, b, _ in pairs:
-        sets.join(a, b)
+    sets, joined = _Sets(len(items)), []
+    for a, b, p in sorted(pairs, key=lambda found: -_strength(found[2])):  # the surest first
+        if shots or not (_doubtful(p) and sets.bridges(a, b)):
+            sets.join(a, b)
+            joined.append((a, b, p))
+    pairs = joined
     members: dict[int, list[int]] = {}
     for row in {r for a, b, _ in pairs for r in (a, b)}:
         members.setdefault(sets.find(row), []).append(row)

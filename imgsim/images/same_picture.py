@@ -33,6 +33,9 @@ STEP = 12  # analysed pixels between places
 DETAIL = 12.0  # a place counts where its 15 x 15 patch has this standard deviation (a flat sky or
 # an app's plain background agrees whatever lies elsewhere)
 MIN_PLACES = geometry.MIN_INLIERS  # fewer places carried inside the other image: no judgement
+SHOT_COVERAGE = 0.95  # a match where neither picture shows this much of the other is two shots of
+# one scene, framed apart (a burst), not a copy: a copy, however cropped or framed, lies wholly
+# within its picture or holds it wholly; shots differ beyond their match (subjects move)
 PYRAMID_STEP = 1.2  # ORB's scale between pyramid levels (OpenCV's default, as geometry.orb has it)
 LEVELS = 8
 
@@ -50,6 +53,20 @@ def agreement(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | 
     one, other = np.asarray(first), np.asarray(second)
     shares = [s for s in (_carried(one, other, forward), _carried(other, one, backward)) if s is not None]
     return max(shares) if shares else None
+
+
+def is_shot(match: geometry.Match) -> bool:
+    """Whether a match is of two shots of one scene (SHOT_COVERAGE), not of a copy."""
+    return max(match.coverage_a, match.coverage_b) < SHOT_COVERAGE
+
+
+def in_the_picture(a: Image.Image, b: Image.Image, match: geometry.Match) -> bool:
+    """Whether a verified match of A against B stands: two shots of one scene, or pictures that
+    agree beyond the matched points (where that cannot be told, the match stands)."""
+    if is_shot(match):
+        return True
+    share = agreement(a, b, match)
+    return share is None or share >= MIN_AGREEMENT
 
 
 def _level(scale: float) -> int:

@@ -6,14 +6,14 @@ A copy keeps many of its picture's ORB descriptors nearly unchanged; descriptors
 patch often agree exactly on one 32-bit word of their eight. So the stored descriptors of every
 picture are sorted by each word in turn, and two pictures get one vote for each word their
 descriptors share (the classic inverted file of near-duplicate detection, with words cut from the
-descriptors instead of learned). A word that more than STOP_WORD descriptors share (flat sky,
-text, an app's buttons) says nothing and is left out. Each picture's most shared other picture,
-if they share MIN_SHARED words, is a candidate pair; geometry then decides, as for the others.
+descriptors instead of learned). A word that many descriptors share (STOP_WORD: flat sky, text,
+an app's buttons) says nothing and is left out. The PER_ROW pictures each picture shares
+most with, if they share MIN_SHARED words, are candidate pairs; geometry then decides.
 
 Measured on flowers5's photos with 20 planted copies of each harder kind (bench/hard_copies.py):
 the copy was the most shared picture of its original for 20 of 20 screenshots, captions and
 sepia copies, 17 of 20 hue shifts and watermarks (the embedding's nearest found 4 of 20
-screenshots); about one candidate pair a picture, sorting 1.2 million descriptors in 3 s.
+screenshots); the pictures' 1.2 million descriptors looked at in 4 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -23,7 +23,15 @@ from collections.abc import Iterable
 import numpy as np
 
 WORD_BYTES = 4  # a descriptor's 32 bytes are 8 words
-STOP_WORD = 64  # descriptors sharing one word beyond this many are left out
+STOP_WORD = 64  # descriptors sharing one word beyond this many are left out, or beyond an eighth
+# of the pictures (at least 4) in a smaller collection: among 48 pictures, where no word reaches 64,
+# words common to many photos outvoted a watermarked copy's own (it ranked third; with 6, first)
+MAX_DESCRIPTORS = 5_000_000  # about 18,000 pictures: looking costs about 460 bytes of memory a
+# descriptor (560 MB and 4 s for flowers5's 1.2 million on 2 cores), and more than in proportion
+# beyond; a larger collection is not looked at, and its build says so
+PER_ROW = 2  # the rows each row shares most with are candidates: an overlay (a watermark's text)
+# makes the copies under it share words, so the first may be another copy; the second is nearly free
+# (it verifies or fails fast: 1 s more on flowers5's 4,461 pictures)
 MIN_SHARED = 10  # words two pictures must share to be a candidate: random pairs share 2-11
 # (99.9 % of them, on flowers5); a copy 4-500, its picture's most shared at 10 and more
 
@@ -31,19 +39,22 @@ MIN_SHARED = 10  # words two pictures must share to be a candidate: random pairs
 def near_pairs(
     descriptors: np.ndarray, owners: np.ndarray, rows: Iterable[int] | None = None
 ) -> dict[tuple[int, int], int]:
-    """Pairs of rows (lower first) where one is the other's most shared row and they share at
-    least MIN_SHARED words, with the words they share: ``descriptors`` (n, 32) uint8 of all rows,
-    ``owners`` (n,) the row of each. Only pairs with one of ``rows`` if given (a build's new items)."""
+    """Pairs of rows (lower first) where one is among the PER_ROW rows the other shares most with and
+    they share at least MIN_SHARED words, with the words they share: ``descriptors`` (n, 32) uint8 of
+    all rows, ``owners`` (n,) the row of each. Only pairs with one of ``rows`` if given (a build's new
+    items)."""
     if not len(descriptors):
         return {}
     rows_count = int(owners.max()) + 1
-    codes = np.concatenate([_shared_in(word, owners, rows_count) for word in _words(descriptors)])
+    stop_word = min(STOP_WORD, max(4, rows_count // 8))
+    codes = np.concatenate([_shared_in(word, owners, rows_count, stop_word) for word in _words(descriptors)])
     pairs, shared = np.unique(codes, return_counts=True)
+    enough = shared >= MIN_SHARED  # a pair below it is nobody's choice, nor beats one above it
+    pairs, shared = pairs[enough], shared[enough]
     if not len(pairs):
         return {}
     first, second = pairs // rows_count, pairs % rows_count
-    best = _most_shared(first, second, shared) | _most_shared(second, first, shared)
-    chosen = best & (shared >= MIN_SHARED)
+    chosen = _most_shared(first, second, shared)
     if rows is not None:
         wanted = np.zeros(rows_count, bool)
         wanted[[row for row in rows if row < rows_count]] = True
@@ -59,17 +70,17 @@ def _words(descriptors: np.ndarray) -> list[np.ndarray]:
     return [viewed[:, column] for column in range(viewed.shape[1])]
 
 
-def _shared_in(word: np.ndarray, owners: np.ndarray, rows_count: int) -> np.ndarray:
+def _shared_in(word: np.ndarray, owners: np.ndarray, rows_count: int, stop_word: int) -> np.ndarray:
     """One code (lower row * rows_count + higher row) for each two descriptors of different rows
-    with the same ``word``, in buckets of at most STOP_WORD descriptors."""
+    with the same ``word``, in buckets of at most ``stop_word`` descriptors."""
     order = np.argsort(word, kind="stable")
     keys, rows = word[order], owners[order].astype(np.int64)
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     sizes = np.diff(np.r_[starts, len(keys)])
-    kept = np.repeat((sizes >= 2) & (sizes <= STOP_WORD), sizes)
+    kept = np.repeat((sizes >= 2) & (sizes <= stop_word), sizes)
     keys, rows = keys[kept], rows[kept]
     codes = []
-    for apart in range(1, STOP_WORD):  # every two of a bucket lie within STOP_WORD of each other
+    for apart in range(1, stop_word):  # every two of a bucket lie within stop_word of each other
         same = keys[apart:] == keys[:-apart]
         if not same.any():
             break
@@ -80,11 +91,14 @@ def _shared_in(word: np.ndarray, owners: np.ndarray, rows_count: int) -> np.ndar
     return np.concatenate(codes) if codes else np.zeros(0, np.int64)
 
 
-def _most_shared(rows: np.ndarray, others: np.ndarray, shared: np.ndarray) -> np.ndarray:
-    """For each pair, whether its ``others`` row is the one its ``rows`` row shares the most with
-    (ties: the lower row)."""
-    order = np.lexsort((others, -shared, rows))
-    first_of_row = np.r_[True, rows[order][1:] != rows[order][:-1]]
+def _most_shared(first: np.ndarray, second: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """For each pair, whether one of its rows shares more with the other than with all but
+    PER_ROW - 1 others (ties: the lower rows)."""
+    rows, others = np.concatenate([first, second]), np.concatenate([second, first])
+    order = np.lexsort((others, -np.concatenate([shared, shared]), rows))
+    ranked = rows[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    rank = np.arange(len(ranked)) - np.repeat(starts, np.diff(np.r_[starts, len(ranked)]))
     best = np.zeros(len(rows), bool)
-    best[order[first_of_row]] = True
-    return best
+    best[order[rank < PER_ROW]] = True
+    return best[: len(first)] | best[len(first) :]

@@ -95,6 +95,13 @@ class VersionKeypoints:
         found, rows = self.parts[part]
         return found.get(int(rows[row - self.starts[part]]))
 
+    def descriptor_count(self) -> int:
+        """How many descriptors the version's rows hold, without reading them."""
+        return sum(
+            int((np.asarray(kp.offsets)[np.asarray(rows) + 1] - np.asarray(kp.offsets)[rows]).sum())
+            for kp, rows in self.parts
+        )
+
     def all_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every row's descriptors, (n, 32) uint8, and the row of each, (n,) int64: what
         images/shared_features.py looks for shared words in (32 bytes a keypoint, read once)."""

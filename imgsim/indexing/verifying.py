@@ -9,8 +9,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from imgsim import config
 from imgsim.duplicates import copy_pairs, finding
+from imgsim.images import shared_features
 from imgsim.index import keypoints, store
 from imgsim.indexing.plan import BuildPlan
 from imgsim.search import annoy_index
@@ -76,7 +79,7 @@ def verify_copies(
     if rows is not None:  # pairs verified before the pictures' agreement was checked: checked again
         rows += unchecked_rows(pairs_before, old_items, items)
     reach, pairs, verdicts = finding.verified_pairs(
-        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes, stored.all_descriptors()
+        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes, _descriptors(stored, log)
     )
     checked = len(set(verdicts) - set(known))
     if rows is not None:  # the builds before checked the rest
@@ -88,6 +91,19 @@ def verify_copies(
         f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
         f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s)."
     )
+
+
+def _descriptors(stored: keypoints.VersionKeypoints, log: Log) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every row's descriptors, to propose the pairs that share local features; None, and a line
+    that says so, where there are too many to look at (images/shared_features.py)."""
+    count = stored.descriptor_count()
+    if count > shared_features.MAX_DESCRIPTORS:
+        log(
+            f"Shared local features not looked at: {count:,} descriptors, more than "
+            f"{shared_features.MAX_DESCRIPTORS:,} (copies the embedding puts far may be missed)."
+        )
+        return None
+    return stored.all_descriptors()
 
 
 def unchecked_rows(

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from imgsim.images import geometry, hashing
-from imgsim.index import keypoints
+from imgsim.images import geometry, hashing, imaging, same_picture
+from imgsim.index import keypoints, store
 from imgsim.index import vectors as vector_math
 from imgsim.search.annoy_index import Hit, SearchIndex
 
@@ -103,7 +103,7 @@ def verified_first_by_id(
     query = stored.get(row)
     if query is None:
         return hits[:k]
-    return _promoted(index, stored, query, hits, k, extra)
+    return _promoted(index, stored, query, hits, k, extra, picture=lambda: _picture(index, index.items[row]))
 
 
 def _promoted(
@@ -114,13 +114,19 @@ def _promoted(
     k: int,
     extra: Sequence[Hit] = (),
     image: Image.Image | None = None,
+    picture: Callable[[], Image.Image | None] | None = None,
 ) -> list[Hit]:
+    """``hits`` (and ``extra``) with those that verify against ``query`` first; ``image``: the
+    query's picture (an upload's), else ``picture()`` reads it (an indexed item's)."""
     listed = {hit.id for hit in hits[:RERANK]}
     candidates = hits[:RERANK] + [hit for hit in extra if hit.id not in listed]
+    query_picture = _once(image, picture)
     found = []
     for hit in candidates:  # one at a time: OpenCV's matcher already uses every core
         theirs = _stored(index, stored, hit)  # live additions have none
         match = geometry.verify(query, theirs) if theirs is not None else None
+        if match is not None and not _in_the_picture(index, query_picture, match, hit):
+            continue  # matched only on what surrounds the pictures (an app's window, a watermark)
         if match is not None:
             found.append((match, hit))
             if match.inliers >= STRONG:
@@ -130,7 +136,7 @@ def _promoted(
         for hit in hits[:MIRRORED]:
             theirs = _stored(index, stored, hit)
             match = geometry.verify_mirrored(mirrored, theirs) if theirs is not None else None
-            if match is not None:
+            if match is not None and _in_the_picture(index, query_picture, match, hit):
                 found.append((match, hit))
                 break
     if not found:
@@ -152,6 +158,38 @@ def _promoted(
 def _stored(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> geometry.Features | None:
     row = index.rows_by_id.get(hit.id)
     return stored.get(row) if row is not None and row < len(stored) else None
+
+
+def _once(image: Image.Image | None, read: Callable[[], Image.Image | None] | None):
+    """The query's picture, read at most once and only when a match must be judged."""
+    cache: list[Image.Image | None] = [] if image is None else [image]
+
+    def get() -> Image.Image | None:
+        if not cache:
+            cache.append(read() if read is not None else None)
+        return cache[0]
+
+    return get
+
+
+def _picture(index: SearchIndex, item: store.Item) -> Image.Image | None:
+    """An indexed item's picture at the size its features were found at (None: unreadable now)."""
+    try:
+        return imaging.open_rgb(index.collection_root / item.path, min_side=geometry.ANALYSED_SIDE)
+    except (imaging.UnreadableImage, OSError):
+        return None
+
+
+def _in_the_picture(
+    index: SearchIndex, query: Callable[[], Image.Image | None], match: geometry.Match, hit: Hit
+) -> bool:
+    """Whether a verified candidate is the query's picture, not a picture shown in the same
+    frame (same_picture.in_the_picture); read only for a match: a search verifies one or two.
+    Where either picture cannot be read the match stands, as the build's verdicts do."""
+    row = index.rows_by_id.get(hit.id)
+    mine = query()
+    theirs = _picture(index, index.items[row]) if row is not None and mine is not None else None
+    return mine is None or theirs is None or same_picture.in_the_picture(mine, theirs, match)
 
 
 def _checkable(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> bool:
