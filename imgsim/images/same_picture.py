@@ -40,9 +40,12 @@ PYRAMID_STEP = 1.2  # ORB's scale between pyramid levels (OpenCV's default, as g
 LEVELS = 8
 
 
-def agreement(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | None:
+def agreement(
+    a: Image.Image, b: Image.Image, match: geometry.Match, enough: float = math.inf
+) -> float | None:
     """The share of places where A and B look the same under ``match`` (A's against B), from
-    the side that agrees best; None where it cannot be told (no transform, too few places)."""
+    the side that agrees best; None where it cannot be told (no transform, too few places). A
+    first side that agrees ``enough`` is taken without looking from the other (half the cost)."""
     if match.transform is None:
         return None
     first, factor_a = geometry.analysed_gray(ImageOps.mirror(a) if match.mirrored else a)
@@ -51,7 +54,10 @@ def agreement(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | 
     forward = np.hstack([given[:, :2] * (factor_b / factor_a), given[:, 2:] * factor_b])  # as analysed
     backward = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
     one, other = np.asarray(first), np.asarray(second)
-    shares = [s for s in (_carried(one, other, forward), _carried(other, one, backward)) if s is not None]
+    share = _carried(one, other, forward)
+    if share is not None and share >= enough:
+        return share
+    shares = [s for s in (share, _carried(other, one, backward)) if s is not None]
     return max(shares) if shares else None
 
 
@@ -65,7 +71,7 @@ def in_the_picture(a: Image.Image, b: Image.Image, match: geometry.Match) -> boo
     agree beyond the matched points (where that cannot be told, the match stands)."""
     if is_shot(match):
         return True
-    share = agreement(a, b, match)
+    share = agreement(a, b, match, enough=MIN_AGREEMENT)
     return share is None or share >= MIN_AGREEMENT
 
 
