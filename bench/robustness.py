@@ -24,6 +24,7 @@ from bench.common import FLOWERS, percentile, table
 from imgsim import config
 from imgsim.images import edits, hashing, imaging
 from imgsim.index import recall
+from imgsim.index.depth import EXACT_SEARCH_K
 from imgsim.index.vectors import normalise
 from imgsim.indexing import collection, indexer
 from imgsim.live import live
@@ -125,7 +126,7 @@ def _large_curve(
     latencies = []
     for query in queries:
         started = time.perf_counter()
-        if curve.search_k == recall.EXACT:
+        if curve.search_k == EXACT_SEARCH_K:
             recall.exact_top(matrix, query[None, :], 10, "angular")
         else:
             annoy_index.query(annoy, query, 10, curve.search_k)

@@ -209,3 +209,30 @@ def test_stored_arrays_are_opened_through_one_loader():
         if "np.load(" in line and not line.lstrip().startswith("with np.load(")
     ]
     assert opened_elsewhere == []
+
+
+def test_every_name_a_bench_takes_from_the_package_exists():
+    """Regression: bench/robustness.py read ``recall.EXACT`` after a refactor moved it (to
+    index/depth.py), and the robust section failed at its end, after minutes of measuring; mypy
+    checks the package, not the benches."""
+    import importlib
+
+    missing = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        modules = {
+            alias.asname or alias.name: f"{node.module}.{alias.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("imgsim")
+            for alias in node.names
+        }
+        for node in ast.walk(tree):
+            named = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            if named and node.value.id in modules:
+                try:
+                    module = importlib.import_module(modules[node.value.id])
+                except ImportError:
+                    continue  # a name, not a module: its attributes are not looked up here
+                if not hasattr(module, node.attr):
+                    missing.append(f"{path.name}: {node.value.id}.{node.attr}")
+    assert missing == []
