@@ -25,7 +25,7 @@ from typing import Literal
 from PIL import Image
 
 from imgsim import durable
-from imgsim.images import geometry, imaging, same_picture
+from imgsim.images import capture, geometry, imaging, same_picture
 from imgsim.index import migrate, store
 
 COPIES_FILE = migrate.COPIES_FILE
@@ -53,24 +53,31 @@ class CopyMatch:
     found_by: FoundBy = "embedding"
     agreement: float | None = None
     checked: bool = False  # the agreement was looked at (a verdict from before it was is redone)
+    taken_apart: float | None = None  # seconds between the two files' EXIF capture times, if both hold one
+    times_read: bool = False  # the capture times were looked for (a verdict from before gets them read)
 
     @property
     def shot(self) -> bool:
-        """Whether the match is of two shots of one scene, not of a copy (same_picture.is_shot)."""
-        return same_picture.is_shot(self.match)
+        """Whether the match is of two shots of one scene, not of a copy: framed apart
+        (same_picture.is_shot), or taken at different moments (a tripod, a burst)."""
+        return same_picture.is_shot(self.match) or bool(self.taken_apart)
 
     def to_dict(self) -> dict:
         """As copies.json and the duplicates' answers hold it: the match's keys beside the grays."""
         found = {"found_by": self.found_by} if self.found_by != "embedding" else {}
         agreed = {"agreement": self.agreement} if self.checked else {}
-        return self.match.to_dict() | {"a_gray": self.a_gray, "b_gray": self.b_gray} | found | agreed
+        timed = {"taken_apart_s": self.taken_apart} if self.times_read else {}
+        grays = {"a_gray": self.a_gray, "b_gray": self.b_gray}
+        return self.match.to_dict() | grays | found | agreed | timed
 
     @classmethod
     def from_dict(cls, data: dict) -> CopyMatch:
         found_by: FoundBy = data.get("found_by", "embedding")
         match = geometry.Match.from_dict(migrate.copy_match(data))
-        agreed = data.get("agreement")
-        return cls(match, bool(data["a_gray"]), bool(data["b_gray"]), found_by, agreed, "agreement" in data)
+        agreed, checked = data.get("agreement"), "agreement" in data
+        grays = bool(data["a_gray"]), bool(data["b_gray"])
+        timed = data.get("taken_apart_s"), "taken_apart_s" in data
+        return cls(match, *grays, found_by, agreed, checked, *timed)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,11 @@ def features_of(
         return cache[row]
 
     return get
+
+
+def capture_times_of(root: Path, items: list[store.Item]) -> Callable[[int], capture.Taken | None]:
+    """When each row's photo was taken (EXIF), read from its file's header as asked for."""
+    return lambda row: capture.taken_at(root / items[row].path)
 
 
 def pictures_of(root: Path, items: list[store.Item], max_pixels: int) -> Callable[[int], Image.Image | None]:
@@ -188,6 +200,7 @@ def find_pairs(
     mirrored: Callable[[int], geometry.Features | None] | None = None,
     mirror_within: float = 0.0,
     pictures: Callable[[int], Image.Image | None] | None = None,
+    taken: Callable[[int], capture.Taken | None] | None = None,
 ) -> tuple[list[Pair], Verdicts]:
     """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
     CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
@@ -205,7 +218,9 @@ def find_pairs(
     is the other's MIRROR_NEAREST nearest within ``mirror_within`` (a mirrored copy). ``pictures(row)``:
     the row's picture, in which a verified pair must also agree beyond its matched points; a pair
     that does not is refused (without it, as before that check: a known verdict that predates it
-    is then redone where ``pictures`` is given)."""
+    is then redone where ``pictures`` is given). ``taken(row)``: when the row's photo was taken
+    (EXIF), so that two shots at different moments are told from copies (a known match that
+    predates it gets its times read)."""
     known = known or {}
     pairs = same_bytes(items)
     elsewhere: dict[FoundBy, Mapping[tuple[int, int], float]] = {"hash": hashed or {}}
@@ -213,12 +228,17 @@ def find_pairs(
     found = _candidates(items, neighbours, reach, rows, elsewhere, mirror_within)
     candidates, mirror_candidates, proposed = found
 
+    def timed(pair: tuple[int, int], verdict: CopyMatch) -> CopyMatch:
+        if taken is None or verdict.times_read:
+            return verdict
+        return dataclasses.replace(verdict, taken_apart=capture.apart(*map(taken, pair)), times_read=True)
+
     def check(pair: tuple[int, int]) -> tuple[tuple[str, str], CopyMatch | None]:
         key = (items[pair[0]].sha1, items[pair[1]].sha1)
         if key in known:  # a refusal stands; a match is redone if it predates the agreement check
             verdict = known[key]
             if verdict is None or pictures is None or verdict.checked:
-                return key, verdict
+                return key, verdict if verdict is None else timed(pair, verdict)
         mine, theirs = features(pair[0]), features(pair[1])
         if mine is None or theirs is None:
             return key, None
@@ -229,9 +249,9 @@ def find_pairs(
         if match is None:
             return key, None
         if pictures is None:
-            return key, CopyMatch(match.rounded(), mine.gray, theirs.gray)
+            return key, timed(pair, CopyMatch(match.rounded(), mine.gray, theirs.gray))
         agrees, share = agreed(match, pictures, *pair)
-        kept = CopyMatch(match.rounded(), mine.gray, theirs.gray, agreement=share, checked=True)
+        kept = timed(pair, CopyMatch(match.rounded(), mine.gray, theirs.gray, agreement=share, checked=True))
         return key, kept if agrees or kept.shot else None  # shots differ beyond their match: that is
         # what they are (subjects move); an overlay's match lies at the same place in both pictures
 

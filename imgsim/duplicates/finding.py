@@ -64,6 +64,7 @@ def verified_pairs(
         mirrored=mirrored,
         mirror_within=within,
         pictures=copy_pairs.pictures_of(index.collection_root, index.items, max_pixels),
+        taken=copy_pairs.capture_times_of(index.collection_root, index.items),
     )
     return (reach, *found)
 

@@ -136,7 +136,9 @@ def what_it_is(
         return "the same file"
     match = verified.match
     if verified.shot:
-        return f"another shot of the scene (they share {min(match.coverage_a, match.coverage_b):.0%} of it)"
+        shared = min(match.coverage_a, match.coverage_b)
+        when = f", taken {verified.taken_apart:g} s apart" if verified.taken_apart else ""
+        return f"another shot of the scene (they share {shared:.0%} of it{when})"
     seen = match.coverage_b if copy_is_a else match.coverage_a  # the share of the keeper the copy shows
     filled = match.coverage_a if copy_is_a else match.coverage_b  # the share of the copy the keeper fills
     scale = match.scale if copy_is_a else 1 / match.scale  # keeper pixels per copy pixel
@@ -318,5 +320,5 @@ def _verified_group(
 REASONS = {
     "exact": "the same file content (SHA-1)",
     "near": "the same picture: verified by matching local features",
-    "similar": "similar shots: one scene, framed apart (neither picture holds the other)",
+    "similar": "similar shots: one scene, framed apart (neither picture holds the other) or taken apart",
 }

@@ -299,6 +299,20 @@ class VerifiedMatch(Schema):
             "matched points (at least 0.70 for a copy; null where it could not be told)"
         },
     )
+    found_by = fields.String(
+        validate=OneOf(["hash", "features"]),
+        metadata={
+            "description": "what proposed the pair where the embedding did not: a near perceptual "
+            "hash, or the local features the two share (absent: the embedding's nearest)"
+        },
+    )
+    taken_apart_s = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "seconds between the two files' EXIF capture times (null: not both hold "
+            "one); two files taken apart are two shots, a `similar` group"
+        },
+    )
 
 
 class Health(Schema):
