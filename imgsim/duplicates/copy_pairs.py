@@ -25,7 +25,7 @@ from typing import Literal
 from PIL import Image
 
 from imgsim import durable
-from imgsim.images import capture, geometry, imaging, same_picture
+from imgsim.images import capture, geometry, imaging, recolour, same_picture
 from imgsim.index import migrate, store
 
 COPIES_FILE = migrate.COPIES_FILE
@@ -55,6 +55,7 @@ class CopyMatch:
     checked: bool = False  # the agreement was looked at (a verdict from before it was is redone)
     taken_apart: float | None = None  # seconds between the two files' EXIF capture times, if both hold one
     times_read: bool = False  # the capture times were looked for (a verdict from before gets them read)
+    recoloured: bool = False  # one's colours are the other's turned (images/recolour.py)
 
     @property
     def shot(self) -> bool:
@@ -68,7 +69,8 @@ class CopyMatch:
         agreed = {"agreement": self.agreement} if self.checked else {}
         timed = {"taken_apart_s": self.taken_apart} if self.times_read else {}
         grays = {"a_gray": self.a_gray, "b_gray": self.b_gray}
-        return self.match.to_dict() | grays | found | agreed | timed
+        turned = {"recoloured": True} if self.recoloured else {}
+        return self.match.to_dict() | grays | found | agreed | timed | turned
 
     @classmethod
     def from_dict(cls, data: dict) -> CopyMatch:
@@ -77,7 +79,7 @@ class CopyMatch:
         agreed, checked = data.get("agreement"), "agreement" in data
         grays = bool(data["a_gray"]), bool(data["b_gray"])
         timed = data.get("taken_apart_s"), "taken_apart_s" in data
-        return cls(match, *grays, found_by, agreed, checked, *timed)
+        return cls(match, *grays, found_by, agreed, checked, *timed, bool(data.get("recoloured")))
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,16 @@ def pictures_of(root: Path, items: list[store.Item], max_pixels: int) -> Callabl
 
 def agreed(
     match: geometry.Match, pictures: Callable[[int], Image.Image | None], a: int, b: int
-) -> tuple[bool, float | None]:
+) -> tuple[bool, float | None, bool]:
     """Whether rows ``a`` and ``b``, verified as ``match``, agree beyond the matched points
-    (images/same_picture.py), and the share measured (None: it could not be told, and the match stands)."""
+    (images/same_picture.py), the share measured (None: it could not be told, and the match
+    stands), and whether one's colours are the other's turned (images/recolour.py)."""
     first, second = pictures(a), pictures(b)
-    share = same_picture.agreement(first, second, match) if first is not None and second is not None else None
-    return share is None or share >= same_picture.MIN_AGREEMENT, None if share is None else round(share, 3)
+    if first is None or second is None:
+        return True, None, False
+    share = same_picture.agreement(first, second, match)
+    agrees = share is None or share >= same_picture.MIN_AGREEMENT
+    return agrees, None if share is None else round(share, 3), recolour.recoloured(first, second, match)
 
 
 Verdicts = dict[tuple[str, str], CopyMatch | None]  # (sha1, sha1) in order -> the match, None: refused
@@ -250,8 +256,11 @@ def find_pairs(
             return key, None
         if pictures is None:
             return key, timed(pair, CopyMatch(match.rounded(), mine.gray, theirs.gray))
-        agrees, share = agreed(match, pictures, *pair)
-        kept = timed(pair, CopyMatch(match.rounded(), mine.gray, theirs.gray, agreement=share, checked=True))
+        agrees, share, turned = agreed(match, pictures, *pair)
+        kept = CopyMatch(
+            match.rounded(), mine.gray, theirs.gray, agreement=share, checked=True, recoloured=turned
+        )
+        kept = timed(pair, kept)
         return key, kept if agrees or kept.shot else None  # shots differ beyond their match: that is
         # what they are (subjects move); an overlay's match lies at the same place in both pictures
 

@@ -158,6 +158,8 @@ def what_it_is(
     copy_file_gray, keeper_file_gray = files_one_channel
     if copy_gray and (not keeper_gray or (copy_file_gray and not keeper_file_gray)):
         said.append("grayscale")
+    elif verified.recoloured:
+        said.append("recoloured")
     return ", ".join(said) or "re-encoded"
 
 

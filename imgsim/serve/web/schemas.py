@@ -306,6 +306,9 @@ class VerifiedMatch(Schema):
             "hash, or the local features the two share (absent: the embedding's nearest)"
         },
     )
+    recoloured = fields.Boolean(
+        metadata={"description": "true where one's colours are the other's turned (a hue shift, sepia)"}
+    )
     taken_apart_s = fields.Float(
         allow_none=True,
         metadata={
