@@ -80,6 +80,23 @@ def _level(scale: float) -> int:
     return min(LEVELS - 1, max(0, round(math.log(scale) / math.log(PYRAMID_STEP))))
 
 
+def _patch_std(pixels: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The standard deviation of the 15 x 15 patch around each place (ys, xs), from integral
+    images: one pass over the picture, not one numpy call a place (that took three quarters of a
+    search's judgement of a verified candidate)."""
+    import cv2
+
+    gray = np.ascontiguousarray(pixels, np.uint8)
+    sums, squares = cv2.integral2(gray, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+
+    def patch(table: np.ndarray) -> np.ndarray:
+        top, bottom, left, right = ys - 7, ys + 8, xs - 7, xs + 8
+        return table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]
+
+    mean = patch(sums) / 225
+    return np.sqrt(np.maximum(patch(squares) / 225 - mean * mean, 0.0))
+
+
 def _carried(source: np.ndarray, target: np.ndarray, transform: np.ndarray) -> float | None:
     """The share of ``source``'s places with detail at which ``target`` shows the same patch."""
     import cv2
@@ -88,12 +105,10 @@ def _carried(source: np.ndarray, target: np.ndarray, transform: np.ndarray) -> f
     scale = math.hypot(transform[0, 0], transform[1, 0])
     turn = math.degrees(math.atan2(transform[1, 0], transform[0, 0])) % 360
     margin = 16  # ORB describes nothing nearer the border
-    places = [
-        (x, y)
-        for y in range(margin, height - margin, STEP)
-        for x in range(margin, width - margin, STEP)
-        if source[y - 7 : y + 8, x - 7 : x + 8].std() >= DETAIL
-    ]
+    down, across = np.arange(margin, height - margin, STEP), np.arange(margin, width - margin, STEP)
+    ys, xs = np.repeat(down, len(across)), np.tile(across, len(down))  # row by row, as always listed
+    detailed = _patch_std(source, ys, xs) >= DETAIL
+    places = [(int(x), int(y)) for x, y in zip(xs[detailed], ys[detailed], strict=True)]
     here = [cv2.KeyPoint(x, y, 31, 0, 0, _level(1 / scale), n) for n, (x, y) in enumerate(places)]
     there = []
     for n, (x, y) in enumerate(places):
