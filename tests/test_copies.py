@@ -224,7 +224,13 @@ def test_a_pair_whose_hashes_are_near_is_checked_whatever_its_distance_and_liste
     def nowhere(row: int) -> tuple[list[int], list[float]]:  # the embedding proposes no candidate
         return [row], [0.0]
 
-    pairs, _ = copy_pairs.find_pairs(items, nowhere, 0.5, features.get, hashed={(0, 1): 1.3})
+    pairs, _ = copy_pairs.find_pairs(
+        items,
+        nowhere,
+        0.5,
+        copy_pairs.Evidence(features.get),
+        proposals=copy_pairs.Proposals(hashed={(0, 1): 1.3}),
+    )
     [pair] = pairs
     assert pair.match is not None and pair.match.found_by == "hash" and pair.distance == 1.3
     [group] = grouping.from_pairs(items, pairs, 0.1, tmp_path)

@@ -41,7 +41,9 @@ def _groups(
 
     pictures_of = copy_pairs.pictures_of(tmp_path, items, 10_000_000)
     taken_at = copy_pairs.capture_times_of(tmp_path, items)
-    pairs, _ = copy_pairs.find_pairs(items, everyone, 0.5, features.get, pictures=pictures_of, taken=taken_at)
+    pairs, _ = copy_pairs.find_pairs(
+        items, everyone, 0.5, copy_pairs.Evidence(features.get, pictures=pictures_of, taken=taken_at)
+    )
     return grouping.from_pairs(items, pairs, 0.5, tmp_path)
 
 
@@ -120,10 +122,12 @@ def test_a_verdict_from_before_capture_times_were_read_gets_them_without_being_v
         items,
         lambda row: ([row, 1 - row], [0.0, 0.1]),
         0.5,
-        never,
+        copy_pairs.Evidence(
+            never,
+            pictures=copy_pairs.pictures_of(tmp_path, items, 10_000_000),
+            taken=copy_pairs.capture_times_of(tmp_path, items),
+        ),
         known={("sha0", "sha1"): before},
-        pictures=copy_pairs.pictures_of(tmp_path, items, 10_000_000),
-        taken=copy_pairs.capture_times_of(tmp_path, items),
     )
     [pair] = pairs
     assert pair.match is not None and pair.match.taken_apart == 4.0 and pair.match.shot

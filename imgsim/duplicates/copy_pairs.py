@@ -193,20 +193,38 @@ def _candidates(
     return candidates, mirror_candidates, proposed
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """What find_pairs reads of a row, each as asked for: its local features; its mirrored ones
+    (a mirrored copy); its picture (the agreement beyond the matched points, the colours); when its
+    photo was taken (EXIF). Each None: not looked at."""
+
+    features: Callable[[int], geometry.Features | None]
+    mirrored: Callable[[int], geometry.Features | None] | None = None
+    pictures: Callable[[int], Image.Image | None] | None = None
+    taken: Callable[[int], capture.Taken | None] | None = None
+
+
+@dataclass(frozen=True)
+class Proposals:
+    """Candidate pairs beyond the embedding's nearest, each with its distance, checked whatever
+    that is: near perceptual hashes (grayscale copies), shared local features (screenshots,
+    recoloured and watermarked copies)."""
+
+    hashed: Mapping[tuple[int, int], float] = dataclasses.field(default_factory=dict)
+    shared: Mapping[tuple[int, int], float] = dataclasses.field(default_factory=dict)
+
+
 def find_pairs(
     items: list[store.Item],
     neighbours: Callable[[int], tuple[list[int], list[float]]],
     reach: float,
-    features: Callable[[int], geometry.Features | None],
+    evidence: Evidence,
     known: Verdicts | None = None,
     threads: int = 0,
     rows: Iterable[int] | None = None,
-    hashed: Mapping[tuple[int, int], float] | None = None,
-    shared: Mapping[tuple[int, int], float] | None = None,
-    mirrored: Callable[[int], geometry.Features | None] | None = None,
+    proposals: Proposals = Proposals(),
     mirror_within: float = 0.0,
-    pictures: Callable[[int], Image.Image | None] | None = None,
-    taken: Callable[[int], capture.Taken | None] | None = None,
 ) -> tuple[list[Pair], Verdicts]:
     """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
     CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
@@ -216,23 +234,25 @@ def find_pairs(
     the candidates are checked in threads. Each pair is oriented from the file with the lower
     SHA-1 to the other, so that a verdict reads the same whatever rows the files have. ``rows``
     limits the candidates to those of some rows (a build's new items; the rest were checked by
-    the builds before); pairs of the same bytes are always found over every row. ``hashed``: more
-    candidate pairs, whose perceptual hashes are near (a grayscale copy the embedding puts far:
-    they are checked whatever their distance, and so marked ``found_by`` "hash"); ``shared``: more,
-    whose local features share many words (found_by "features"). ``mirrored(row)``:
-    a row's mirrored features, with which a pair that does not verify is checked again where one
-    is the other's MIRROR_NEAREST nearest within ``mirror_within`` (a mirrored copy). ``pictures(row)``:
-    the row's picture, in which a verified pair must also agree beyond its matched points; a pair
-    that does not is refused (without it, as before that check: a known verdict that predates it
-    is then redone where ``pictures`` is given). ``taken(row)``: when the row's photo was taken
-    (EXIF), so that two shots at different moments are told from copies (a known match that
-    predates it gets its times read)."""
+    the builds before); pairs of the same bytes are always found over every row. ``proposals``:
+    more candidate pairs, checked whatever their distance and marked ``found_by`` "hash" or
+    "features". With ``evidence.mirrored``, a pair that does not verify is checked again mirrored
+    where one is the other's MIRROR_NEAREST nearest within ``mirror_within``. With
+    ``evidence.pictures``, a verified pair must also agree beyond its matched points or is refused
+    (a known verdict from before that check is redone). With ``evidence.taken``, two shots taken
+    at different moments are told from copies (a known match from before gets its times read)."""
     known = known or {}
     pairs = same_bytes(items)
-    elsewhere: dict[FoundBy, Mapping[tuple[int, int], float]] = {"hash": hashed or {}}
-    elsewhere["features"] = shared or {}
+    elsewhere: dict[FoundBy, Mapping[tuple[int, int], float]] = {"hash": proposals.hashed}
+    elsewhere["features"] = proposals.shared
     found = _candidates(items, neighbours, reach, rows, elsewhere, mirror_within)
     candidates, mirror_candidates, proposed = found
+    features, mirrored, pictures, taken = (
+        evidence.features,
+        evidence.mirrored,
+        evidence.pictures,
+        evidence.taken,
+    )
 
     def timed(pair: tuple[int, int], verdict: CopyMatch) -> CopyMatch:
         if taken is None or verdict.times_read:

@@ -48,23 +48,25 @@ def verified_pairs(
     near_hashes = hashing.near_pairs(hashes, copy_pairs.HASH_NEAR, rows) if hashes is not None else set()
     hashed = _with_distances(index, near_hashes)
     shared = _with_distances(index, shared_features.near_pairs(*descriptors, rows) if descriptors else {})
-    neighbours = _neighbours(index)
-    mirrored = copy_pairs.features_of(index.collection_root, index.items, max_pixels, mirrored=True)
+    root = index.collection_root
+    evidence = copy_pairs.Evidence(
+        features,
+        mirrored=copy_pairs.features_of(root, index.items, max_pixels, mirrored=True),
+        pictures=copy_pairs.pictures_of(root, index.items, max_pixels),
+        taken=copy_pairs.capture_times_of(root, index.items),
+    )
     thresholds = index.manifest.thresholds
     within = thresholds.duplicate if thresholds is not None else 0.0
+    proposals = copy_pairs.Proposals(hashed, shared)
     found = copy_pairs.find_pairs(
         index.items,
-        neighbours,
+        _neighbours(index),
         reach,
-        features,
+        evidence,
         known,
         rows=rows,
-        hashed=hashed,
-        shared=shared,
-        mirrored=mirrored,
+        proposals=proposals,
         mirror_within=within,
-        pictures=copy_pairs.pictures_of(index.collection_root, index.items, max_pixels),
-        taken=copy_pairs.capture_times_of(index.collection_root, index.items),
     )
     return (reach, *found)
 
