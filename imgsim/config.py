@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 
 ENV_PREFIX = "IMGSIM_"
 # The string choices, as types (checked statically) and as the values a setting accepts.
-Reduction = Literal["none", "autoencoder", "pca"]
+Reduction = Literal["none", "autoencoder", "pca", "whiten"]
 Metric = Literal["angular", "euclidean", "manhattan", "dot"]
 Engine = Literal["local", "ray"]
 RuntimeName = Literal["openvino", "tensorflow"]
@@ -248,7 +248,7 @@ HELP = {
     "model_cache": "folder for converted models; empty = beside the Keras cache",
     "query_batch": "concurrent searches sharing one forward pass, at most (default %(default)s)",
     "checkpoint_every": "save progress every N embedded images (default %(default)s)",
-    "reduce": "dimension reduction: none, autoencoder or pca (default %(default)s)",
+    "reduce": "dimension reduction: none, autoencoder, pca or whiten (PCA whitening) (default %(default)s)",
     "dims": "reduced dimensions (default %(default)s)",
     "trees": "Annoy trees (default %(default)s)",
     "metric": "Annoy metric (default %(default)s)",

@@ -32,6 +32,17 @@ def test_pca_keeps_neighbours_of_low_rank_data():
     assert reducers.neighbour_preservation(vectors, reduced, k=10) > 0.9
 
 
+def test_whitening_gives_every_kept_direction_the_same_weight():
+    """PCA whitening (--reduce whiten): the collection's own vectors, reduced, vary as much along
+    each kept direction, and the projection is PCA's scaled direction by direction."""
+    vectors = _clustered()
+    fitted = reducers.fit_whitening(vectors, 8)
+    whitened = reducers.pca_reducer(fitted)(vectors)
+    assert np.allclose(whitened.var(axis=0, ddof=1), 1.0, atol=1e-3)
+    projected = reducers.pca_reducer({"mean": fitted["mean"], "components": fitted["components"]})(vectors)
+    assert np.allclose(whitened, projected * fitted["scale"], atol=1e-5)
+
+
 def test_autoencoder_trains_and_beats_a_random_projection():
     vectors = _clustered()
     encoder = reducers.train_autoencoder(vectors, dims=8, epochs=40, batch_size=64, verbose=0)

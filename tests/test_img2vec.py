@@ -208,7 +208,7 @@ def test_a_killed_build_keeps_current_and_the_rerun_resumes(tmp_path, tiny_confi
     assert not partial.exists()
 
 
-@pytest.mark.parametrize("reduction", ["pca", "autoencoder"])
+@pytest.mark.parametrize("reduction", ["pca", "whiten", "autoencoder"])
 def test_reduced_indexes_answer_queries_in_the_reduced_space(tmp_path, tiny_config, reduction):
     photos = tmp_path / "photos"
     write_images(photos, 40)

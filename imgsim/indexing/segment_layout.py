@@ -27,7 +27,7 @@ from imgsim.search import annoy_index, tuning
 
 Log = Callable[[str], None]
 ToIndex = Callable[[np.ndarray], np.ndarray]
-SPACE_FILES = (annoy_index.CENTRE_FILE, "reducer_pca.npz", "reducer_autoencoder.keras")
+SPACE_FILES = (annoy_index.CENTRE_FILE, "reducer_pca.npz", "reducer_whiten.npz", "reducer_autoencoder.keras")
 
 
 @dataclass

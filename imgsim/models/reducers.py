@@ -6,6 +6,9 @@ vectors (only directions matter for the angular metric):
 - ``autoencoder``: a dense autoencoder D -> hidden -> dims -> hidden -> D, trained with a validation
   split and early stopping; its encoder is the reducer.
 - ``pca``: scikit-learn PCA, the baseline an autoencoder has to beat.
+- ``whiten``: the same PCA, each component then scaled to unit variance (PCA whitening learned on
+  the collection, Jégou & Chum, ECCV 2012): directions the collection varies little along, where
+  two views of one scene differ by chance, weigh as much as the rest.
 
 ``python autoencoder.py`` trains the autoencoder on the current index's vectors, saves it in the
 index directory (``img2vec.py --reduce autoencoder`` then uses it) and reports how many of each
@@ -38,9 +41,27 @@ def fit_pca(vectors: np.ndarray, dims: int) -> dict[str, np.ndarray]:
     return {"mean": pca.mean_.astype(np.float32), "components": pca.components_.astype(np.float32)}
 
 
+def fit_whitening(vectors: np.ndarray, dims: int) -> dict[str, np.ndarray]:
+    """PCA parameters and the scale of each component that gives it unit variance."""
+    from sklearn.decomposition import PCA
+
+    check_dims(vectors, dims)
+    pca = PCA(n_components=dims, random_state=0).fit(normalise(vectors))
+    scale = 1.0 / np.sqrt(pca.explained_variance_ + 1e-9)
+    return {
+        "mean": pca.mean_.astype(np.float32),
+        "components": pca.components_.astype(np.float32),
+        "scale": scale.astype(np.float32),
+    }
+
+
 def pca_reducer(params: dict[str, np.ndarray]) -> Reducer:
+    """PCA's projection; with a ``scale`` (whitening), each component scaled by it."""
     mean, components = params["mean"], params["components"]
-    return lambda vectors: (normalise(vectors) - mean) @ components.T
+    scale = params.get("scale")
+    if scale is None:
+        return lambda vectors: (normalise(vectors) - mean) @ components.T
+    return lambda vectors: ((normalise(vectors) - mean) @ components.T) * scale
 
 
 def check_dims(vectors: np.ndarray, dims: int) -> None:
@@ -106,8 +127,8 @@ def keras_reducer(encoder) -> Reducer:
 
 def save_reducer(kind: str, fitted, directory: Path) -> None:
     """Store a fitted reducer (PCA params or autoencoder encoder) in an index version."""
-    if kind == "pca":
-        np.savez(Path(directory) / "reducer_pca.npz", **fitted)
+    if kind in ("pca", "whiten"):
+        np.savez(Path(directory) / f"reducer_{kind}.npz", **fitted)
     elif kind == "autoencoder":
         fitted.save(Path(directory) / "reducer_autoencoder.keras")
     else:
@@ -118,8 +139,8 @@ def load_reducer(kind: str, directory: Path) -> Reducer | None:
     """The reducer stored in an index version, or None for ``kind == "none"``."""
     if kind == "none":
         return None
-    if kind == "pca":
-        with np.load(Path(directory) / "reducer_pca.npz") as params:
+    if kind in ("pca", "whiten"):
+        with np.load(Path(directory) / f"reducer_{kind}.npz") as params:
             return pca_reducer(dict(params))
     if kind == "autoencoder":
         import keras
@@ -139,6 +160,8 @@ def fit_for_build(
     """
     if kind == "pca":
         return fit_pca(vectors, cfg.dims)
+    if kind == "whiten":
+        return fit_whitening(vectors, cfg.dims)
     if kind != "autoencoder":
         raise ValueError(f"unknown reducer {kind!r}")
     import keras
