@@ -259,3 +259,12 @@ def verify_mirrored(mirrored: Features, b: Features) -> Match | None:
     width = mirrored.size[0]
     unmirrored = [(width - x, y) for x, y in match.b_in_a]
     return dataclasses.replace(match, b_in_a=unmirrored, mirrored=True)
+
+
+def transform_between(match: Match, factor_a: float, factor_b: float) -> np.ndarray:
+    """The match's transform (A's pixels to B's, as the images were given; ``match.transform``
+    must be set) between the two pictures resized by ``factor_a`` and ``factor_b``, as a 2 x 3
+    matrix: what a check that looks again at both pictures, at its own size, carries places with."""
+    assert match.transform is not None
+    given = np.asarray(match.transform, np.float64)
+    return np.hstack([given[:, :2] * (factor_b / factor_a), given[:, 2:] * factor_b])

@@ -31,8 +31,7 @@ def hue_turn(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | N
         return None
     first, factor_a = _small(ImageOps.mirror(a) if match.mirrored else a)
     second, factor_b = _small(b)
-    given = np.asarray(match.transform, np.float64)  # A's pixels to B's, as given
-    forward = np.hstack([given[:, :2] * (factor_b / factor_a), given[:, 2:] * factor_b])
+    forward = geometry.transform_between(match, factor_a, factor_b)
     mine = _chroma(np.asarray(first))
     theirs = cv2.warpAffine(
         _chroma(np.asarray(second)),

@@ -50,8 +50,7 @@ def agreement(
         return None
     first, factor_a = geometry.analysed_gray(ImageOps.mirror(a) if match.mirrored else a)
     second, factor_b = geometry.analysed_gray(b)
-    given = np.asarray(match.transform, np.float64)  # A's pixels to B's, as given
-    forward = np.hstack([given[:, :2] * (factor_b / factor_a), given[:, 2:] * factor_b])  # as analysed
+    forward = geometry.transform_between(match, factor_a, factor_b)  # as analysed
     backward = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
     one, other = np.asarray(first), np.asarray(second)
     share = _carried(one, other, forward)

@@ -22,7 +22,6 @@ from collections.abc import Iterable
 
 import numpy as np
 
-WORD_BYTES = 4  # a descriptor's 32 bytes are 8 words
 STOP_WORD = 64  # descriptors sharing one word beyond this many are left out, or beyond an eighth
 # of the pictures (at least 4) in a smaller collection: among 48 pictures, where no word reaches 64,
 # words common to many photos outvoted a watermarked copy's own (it ranked third; with 6, first)
@@ -66,6 +65,7 @@ def near_pairs(
 
 
 def _words(descriptors: np.ndarray) -> list[np.ndarray]:
+    """Each descriptor's 32 bytes as 8 words of 32 bits, one array a word."""
     viewed = np.ascontiguousarray(descriptors, np.uint8).view(np.uint32)
     return [viewed[:, column] for column in range(viewed.shape[1])]
 

@@ -54,6 +54,13 @@ def _mapped(folder: Path, name: str) -> np.ndarray:
     return durable.read_array(folder / name, mapped=True)
 
 
+def _spans(found: Keypoints, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of a segment's ``rows`` starts in its flat arrays, and how many keypoints it has."""
+    offsets = np.asarray(found.offsets)
+    starts = offsets[rows]
+    return starts, offsets[np.asarray(rows) + 1] - starts
+
+
 def _no_hashes(count: int) -> np.ndarray:
     return np.zeros((count, *NO_HASH.shape), np.uint8)
 
@@ -97,18 +104,14 @@ class VersionKeypoints:
 
     def descriptor_count(self) -> int:
         """How many descriptors the version's rows hold, without reading them."""
-        return sum(
-            int((np.asarray(kp.offsets)[np.asarray(rows) + 1] - np.asarray(kp.offsets)[rows]).sum())
-            for kp, rows in self.parts
-        )
+        return sum(int(_spans(kp, rows)[1].sum()) for kp, rows in self.parts)
 
     def all_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every row's descriptors, (n, 32) uint8, and the row of each, (n,) int64: what
         images/shared_features.py looks for shared words in (32 bytes a keypoint, read once)."""
         found, owners = [], []
         for part, (kp, rows) in enumerate(self.parts):
-            starts, ends = np.asarray(kp.offsets)[rows], np.asarray(kp.offsets)[np.asarray(rows) + 1]
-            counts = ends - starts
+            starts, counts = _spans(kp, rows)
             picked = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
             found.append(np.asarray(kp.descriptors)[picked])
             owners.append(np.repeat(np.arange(len(rows)) + self.starts[part], counts))

@@ -32,21 +32,23 @@ AUTOENCODER_FILE = "autoencoder.keras"
 AUTOENCODER_INFO = "autoencoder.json"
 
 
-def fit_pca(vectors: np.ndarray, dims: int) -> dict[str, np.ndarray]:
-    """PCA parameters (mean, components) of the normalised vectors."""
+def _fitted_pca(vectors: np.ndarray, dims: int):
+    """scikit-learn's PCA fitted on the normalised vectors."""
     from sklearn.decomposition import PCA
 
     check_dims(vectors, dims)
-    pca = PCA(n_components=dims, random_state=0).fit(normalise(vectors))
+    return PCA(n_components=dims, random_state=0).fit(normalise(vectors))
+
+
+def fit_pca(vectors: np.ndarray, dims: int) -> dict[str, np.ndarray]:
+    """PCA parameters (mean, components) of the normalised vectors."""
+    pca = _fitted_pca(vectors, dims)
     return {"mean": pca.mean_.astype(np.float32), "components": pca.components_.astype(np.float32)}
 
 
 def fit_whitening(vectors: np.ndarray, dims: int) -> dict[str, np.ndarray]:
     """PCA parameters and the scale of each component that gives it unit variance."""
-    from sklearn.decomposition import PCA
-
-    check_dims(vectors, dims)
-    pca = PCA(n_components=dims, random_state=0).fit(normalise(vectors))
+    pca = _fitted_pca(vectors, dims)
     scale = 1.0 / np.sqrt(pca.explained_variance_ + 1e-9)
     return {
         "mean": pca.mean_.astype(np.float32),
