@@ -32,6 +32,9 @@ Sections (default: all):
             over every segment vs one, recall@10 against exact search, worker RSS/PSS.
 14. planted: flowers5 with 20 planted copies of each of 8 kinds: duplicate pair precision and
             recall of ann.py --duplicates beside imagededup's PHash (a peer, installed apart).
+15. verify:  what verifying a search's candidates costs with every one checked in full and with
+            the first look, side by side: edited copies' rank 1 per kind, verification ms for
+            edited copies, held-out flowers and Holidays photos.
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -61,6 +64,7 @@ from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
 from bench.segments import bench_segments  # noqa: E402
 from bench.segments import child as segments_child  # noqa: E402
 from bench.service import bench_service  # noqa: E402
+from bench.verification_cost import bench_verification  # noqa: E402
 from imgsim import config  # noqa: E402
 
 SECTIONS = {
@@ -75,6 +79,7 @@ SECTIONS = {
     "precision": bench_precision,
     "segments": bench_segments,
     "planted": bench_planted,
+    "verify": bench_verification,
 }
 
 

@@ -153,6 +153,33 @@ def test_a_look_alike_upload_is_never_verified(tmp_path):
 
 
 @requires_shared
+def test_a_search_for_a_photo_the_collection_lacks_verifies_in_full_only_its_nearest_few(
+    tmp_path, monkeypatch
+):
+    """Issue 34: every one of the 40 candidates was verified in full, nearly all of such a search's
+    time; now the first look turns away what cannot be a copy."""
+    from helpers import flower_subset
+    from imgsim.images import geometry
+    from imgsim.search import verification
+
+    folder = flower_subset(tmp_path / "flowers", per_class=10)
+    client = _served(folder, tmp_path)
+    inside, verified = {p.name for p in folder.glob("*/*.jpg")}, []
+    full = geometry.verify
+    monkeypatch.setattr(geometry, "verify", lambda a, b: verified.append(1) or full(a, b))
+    searches = 0
+    for name in FLOWER_CLASSES:
+        for photo in [
+            p for p in sorted((config.SHARED_FLOWERS / name).glob("*.jpg")) if p.name not in inside
+        ][:4]:
+            reply = client.post("/search", data=photo.read_bytes(), content_type="image/jpeg", headers=JSON)
+            assert reply.status_code == 200
+            searches += 1
+    # the ALWAYS nearest, and the mirrored check's and the rest's few that pass the first look
+    assert len(verified) / searches <= verification.ALWAYS + 3, f"{len(verified)} in {searches} searches"
+
+
+@requires_shared
 def test_the_results_page_outlines_the_match_on_both_images(tmp_path):
     import io
 

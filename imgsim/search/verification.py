@@ -4,7 +4,9 @@ The embedding ranks by likeness; an edited copy's original can sit below photos 
 alike (a 70 % crop found its original first 0.83 of the time on flowers5). The RERANK nearest are
 verified against the query with the version's stored features (index/keypoints.py), and the
 verified ones come first, most agreeing matches first, each with where it lies in the query and
-the query in it (docs/benchmarks.md section 12).
+the query in it (docs/benchmarks.md section 12). Beyond the ALWAYS nearest and the hash's
+candidates, a candidate is verified only if it passes a first look (images/first_look.py): a search
+whose picture the collection lacks no longer pays for 40 full checks (section 15).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgsim.images import geometry, hashing, imaging, same_picture
+from imgsim.images import first_look, geometry, hashing, imaging, same_picture
 from imgsim.index import keypoints, store
 from imgsim.index import vectors as vector_math
 from imgsim.search.annoy_index import Hit, SearchIndex
@@ -33,6 +35,10 @@ HASH_LIMIT = 5  # are verified too, at most this many: a grayscale copy's origin
 # the embedding ranks among the 20 nearest 0.46 of the time; the nearest different photo lay at
 # 12 bits or more for 97 % of queries on flowers5
 MIRRORED = 5  # where nothing verified, the nearest this many are checked for a mirrored copy
+FIRST_LOOK = True  # False: every candidate verified in full (a benchmark's column before it)
+ALWAYS = 5  # the nearest candidates verified without a first look (first_look.py), and the hash's:
+# a soft original (a 70 % crop's, 156 keypoints) may fail the first look, and lay among the 5
+# nearest in every such case on flowers5 (a JPEG q10 copy's original 40th or beyond: by its hash)
 
 
 @functools.lru_cache(maxsize=4)  # a worker searches one version, and for a while the one before
@@ -119,12 +125,13 @@ def _promoted(
     """``hits`` (and ``extra``) with those that verify against ``query`` first; ``image``: the
     query's picture (an upload's), else ``picture()`` reads it (an indexed item's)."""
     listed = {hit.id for hit in hits[:RERANK]}
-    candidates = hits[:RERANK] + [hit for hit in extra if hit.id not in listed]
+    hashed = [hit for hit in extra if hit.id not in listed]  # proposed twice over: verified in full
+    candidates = hits[:ALWAYS] + hashed + hits[ALWAYS:RERANK]
     query_picture = _once(image, picture)
-    found = []
-    for hit in candidates:  # one at a time: OpenCV's matcher already uses every core
+    found, sampled = [], first_look.sample(query)
+    for rank, hit in enumerate(candidates):  # one at a time: OpenCV's matcher already uses every core
         theirs = _stored(index, stored, hit)  # live additions have none
-        match = geometry.verify(query, theirs) if theirs is not None else None
+        match = _verified(query, sampled, theirs, look_first=rank >= ALWAYS + len(hashed))
         if match is not None and not _in_the_picture(index, query_picture, match, hit):
             continue  # matched only on what surrounds the pictures (an app's window, a watermark)
         if match is not None:
@@ -133,9 +140,10 @@ def _promoted(
                 break  # the query's picture beyond doubt: the rest need not be checked
     if not found and image is not None:  # a mirrored copy, among the very nearest: the embedding
         mirrored = geometry.mirrored_features(image, QUERY_KEYPOINTS)  # hardly tells it from the picture
+        sampled = first_look.sample(mirrored)
         for hit in hits[:MIRRORED]:
             theirs = _stored(index, stored, hit)
-            match = geometry.verify_mirrored(mirrored, theirs) if theirs is not None else None
+            match = _verified(mirrored, sampled, theirs, look_first=True, mirrored=True)
             if match is not None and _in_the_picture(index, query_picture, match, hit):
                 found.append((match, hit))
                 break
@@ -153,6 +161,20 @@ def _promoted(
         if hit.distance <= SAME_BYTES or (hit.distance < nearest and not _checkable(index, stored, hit))
     ]
     return (ahead + verified + [hit for hit in others if hit not in ahead])[:k]
+
+
+def _verified(
+    query: geometry.Features,
+    sampled: geometry.Features,
+    theirs: geometry.Features | None,
+    look_first: bool,
+    mirrored: bool = False,
+) -> geometry.Match | None:
+    """The candidate's match with the query (``mirrored``: the query's features are its mirror
+    image's), verified only where it passes the first look if ``look_first`` (FIRST_LOOK)."""
+    if theirs is None or (look_first and FIRST_LOOK and not first_look.could_match(sampled, theirs)):
+        return None
+    return geometry.verify_mirrored(query, theirs) if mirrored else geometry.verify(query, theirs)
 
 
 def _stored(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> geometry.Features | None:

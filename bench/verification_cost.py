@@ -1,0 +1,98 @@
+"""Benchmark section 15 (verify): what checking a search's candidates costs, with and without the
+first look (images/first_look.py), side by side in one run on one index.
+
+flowers5 is indexed with the defaults and the shared EfficientNet-Lite0, less 100 photos held out.
+Searched as uploads, once with every candidate verified in full and once with the first look:
+edited copies of 200 indexed photos (rank 1 of the original per edit kind), the 100 held-out
+flowers and 100 Holidays photos (photos the collection lacks: nothing verifies, every candidate
+is paid for). Printed: rank 1 per kind, and verification's milliseconds per search, p50 / p95.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import FLOWERS, copy_subset, percentile, table
+from imgsim import config
+from imgsim.images import edits, imaging
+from imgsim.indexing import indexer
+from imgsim.live import live
+from imgsim.measure import scoring
+from imgsim.models import embedders, runtimes
+from imgsim.query import pipeline
+from imgsim.search import annoy_index, verification
+
+HOLIDAYS = config.SHARED_DIR / "datasets" / "holidays_a"
+HELD_OUT = 100
+
+
+def bench_verification(quick: bool) -> tuple[dict, str]:
+    if not config.SHARED_MODEL.is_file() or not FLOWERS.is_dir():
+        return {}, f"skipped: needs the shared model and flowers5 in {config.SHARED_DIR}"
+    sample = 50 if quick else 200
+    workdir = Path(tempfile.mkdtemp(prefix="imgsim-bench-verify-"))
+    try:
+        photos = sorted(FLOWERS.rglob("*.jpg"))
+        held_out = photos[:: len(photos) // HELD_OUT][:HELD_OUT]
+        kept = sorted(set(photos) - set(held_out))
+        folder = copy_subset(kept, workdir / "photos")
+        cfg = config.Config(model=str(config.SHARED_MODEL), index_dir=workdir / "index")
+        indexer.build_index(folder, cfg, progress=False, log=lambda line: None)
+        index = annoy_index.open_index(cfg.index_dir)
+        embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg))
+        lacking = {
+            "flowers the collection lacks": held_out,
+            "Holidays photos": sorted(HOLIDAYS.rglob("*.jpg"))[:HELD_OUT],
+        }
+        results = {}
+        for first_look in (False, True):
+            verification.FIRST_LOOK = first_look
+            began = time.perf_counter()
+            found = scoring.evaluate_edits(index, embedder, sample, verify=True)
+            for label, files in lacking.items():
+                found[label] = _verify_ms(index, embedder, files)
+            found["seconds"] = time.perf_counter() - began
+            results["first look" if first_look else "every candidate in full"] = found
+            print(f"  verification first_look={first_look}: {found['seconds']:.0f} s", file=sys.stderr)
+    finally:
+        verification.FIRST_LOOK = True
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results, _report(results, sample, len(index.items))
+
+
+def _verify_ms(
+    index: annoy_index.SearchIndex, embedder: embedders.Embedder, files: list[Path]
+) -> list[float]:
+    """Verification's milliseconds for each of ``files`` searched as an upload."""
+    seconds = []
+    for path in files:
+        image = imaging.open_rgb(path, min_side=embedder.decode_side)
+        found = pipeline.search_embedded(index, live.LiveView(), image, embedder.embed_images([image]), 10)
+        seconds.append(1000 * found.verify_seconds)
+    return seconds
+
+
+def _report(results: dict, sample: int, items: int) -> str:
+    labels = list(results)
+    rows = [[name] + [f"{results[x]['edits'][name]['rank1']:.3f}" for x in labels] for name in edits.EDITS]
+    rows.append(
+        ["verification ms p50 / p95, edited copies"]
+        + [f"{results[x]['verify_ms_p50']:.1f} / {results[x]['verify_ms_p95']:.1f}" for x in labels]
+    )
+    for lacking in ("flowers the collection lacks", "Holidays photos"):
+        rows.append(
+            [f"verification ms p50 / p95, {lacking}"]
+            + [
+                f"{percentile(results[x][lacking], 50):.1f} / {percentile(results[x][lacking], 95):.1f}"
+                for x in labels
+            ]
+        )
+    text = (
+        f"Rank 1 of the original, {sample} photos x {len(edits.EDITS)} edits, {items:,} indexed "
+        f"(flowers5 less {HELD_OUT} held out), and what verification costs a search:\n\n"
+    )
+    return text + table(["edit"] + labels, rows)
