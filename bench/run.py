@@ -35,6 +35,8 @@ Sections (default: all):
 15. verify:  what verifying a search's candidates costs with every one checked in full and with
             the first look, side by side: edited copies' rank 1 per kind, verification ms for
             edited copies, held-out flowers and Holidays photos.
+16. scenes:  Holidays mAP and flowers5 P@1/P@10/mAP as the service ranks, and edited copies' rank 1,
+            with the shortlist's augmentation and without, side by side.
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -61,6 +63,7 @@ from bench.planted import bench_planted  # noqa: E402
 from bench.precisions import bench_precision  # noqa: E402
 from bench.robustness import bench_robustness  # noqa: E402
 from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
+from bench.scenes import bench_scenes  # noqa: E402
 from bench.segments import bench_segments  # noqa: E402
 from bench.segments import child as segments_child  # noqa: E402
 from bench.service import bench_service  # noqa: E402
@@ -80,6 +83,7 @@ SECTIONS = {
     "segments": bench_segments,
     "planted": bench_planted,
     "verify": bench_verification,
+    "scenes": bench_scenes,
 }
 
 

@@ -1,4 +1,5 @@
-"""folder= and offset= page through exactly the filtered ranking that exact search gives."""
+"""folder= and offset= page through the filtered ranking exact search gives, every result once: the
+first 40 in the shortlist's order (search/shortlist.py), the rest in the embedding's."""
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def _exact_ranking(index: annoy_index.SearchIndex, query_id: int, folder: str) -
     return [index.items[r].id for r in order if r != row and index.items[r].path.startswith(folder + "/")]
 
 
-def test_pages_of_a_folder_are_the_exact_ranking_in_order(two_folders):
+def test_pages_of_a_folder_are_its_whole_ranking_in_order(two_folders):
     client = two_folders.test_client()
     index = web.service_of(two_folders).holder.get().index
     query = index.items[0].id  # in a/: its neighbours in b/ are asked for
@@ -42,7 +43,9 @@ def test_pages_of_a_folder_are_the_exact_ranking_in_order(two_folders):
         assert all(hit["path"].startswith("b/") for hit in body["results"])
         seen += [hit["id"] for hit in body["results"]]
         offset = body["next_offset"]
-    assert seen == _exact_ranking(index, query, "b") and len(seen) == 12
+    whole = client.get(f"/search?id={query}&folder=b&k=12&format=json").get_json()["results"]
+    assert seen == [hit["id"] for hit in whole] and sorted(seen) == sorted(_exact_ranking(index, query, "b"))
+    assert len(seen) == 12
     assert body["more"] is False and body["truncated"] is False
 
 
@@ -95,3 +98,17 @@ def test_results_are_served_to_the_thousandth_and_no_further(two_folders):
     beyond = client.get("/search?id=1&k=10&offset=991&format=json").get_json()
     assert beyond["code"] == "bad_offset" and "1,000th" in beyond["error"]
     assert results.next_offset(980, 10, more=True) == 990 and results.next_offset(990, 10, more=True) is None
+
+
+def test_pages_within_the_shortlist_are_cut_from_one_order(two_folders):
+    """The first 40 are ordered with the shortlist's augmentation (search/shortlist.py): every page
+    among them is cut from that order, so that no result shows twice and none is skipped."""
+    client = two_folders.test_client()
+    index = web.service_of(two_folders).holder.get().index
+    for query in [item.id for item in index.items[:6]]:
+        whole = [h["id"] for h in client.get(f"/search?id={query}&k=29&format=json").get_json()["results"]]
+        pages = []
+        for offset in range(0, 29, 4):
+            body = client.get(f"/search?id={query}&k=4&offset={offset}&format=json").get_json()
+            pages += [h["id"] for h in body["results"]]
+        assert pages[:29] == whole, query

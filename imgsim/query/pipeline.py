@@ -23,6 +23,7 @@ from imgsim.index.depth import TUNED, Depth
 from imgsim.live import live
 from imgsim.models import tta
 from imgsim.search import likeness, verification
+from imgsim.search import shortlist as shortlist_order
 from imgsim.search.annoy_index import Hit, SearchIndex
 
 Embed = Callable[[list[Image.Image]], np.ndarray]  # pictures -> full embeddings, one row each
@@ -69,18 +70,19 @@ def search_embedded(
     pictures in one batch); ``verify`` False ranks by the embedding alone (a measurement's
     baseline)."""
     vector = _oriented(index, view, vectors, depth, folders)
-    wanted = k if offset or not verify else max(k, verification.RERANK)  # first page: the original first
-    page = live.search_page(index, view, vector, wanted, depth, offset=offset, folders=folders)
-    hits, began = page.hits[:k], time.perf_counter()
-    if verify:
-        extra = []
-        if not offset:  # the first page: items whose hash is near the query's are candidates too
-            in_space = index.to_index_space(vector[None, :])[0]
-            extra = visible(verification.by_hash(index, image, in_space), view, folders)
-        hits = verification.verified_first(index, image, page.hits, k, offset, extra)
+    in_space = index.to_index_space(vector[None, :])[0]
+    shortlisted = verify and offset < verification.RERANK  # the page lies in the shortlist
+
+    def fetch(wanted: int, start: int) -> live.Page:
+        return live.search_page(index, view, vector, wanted, depth, offset=start, folders=folders)
+
+    page, hits, more = _page(index, in_space, fetch, k, offset, shortlisted)
+    began = time.perf_counter()
+    if shortlisted and not offset:  # the first page: the original first, hash-near items checked too
+        extra = visible(verification.by_hash(index, image, in_space), view, folders)
+        hits = verification.verified_first(index, image, hits, k, 0, extra)
     checked = time.perf_counter() - began if verify else 0.0
-    hits = labelled(index, view, [vector], hits)
-    return Found(hits, page.more or len(page.hits) > k, page.truncated, checked)
+    return Found(labelled(index, view, [vector], hits[:k]), more, page.truncated, checked)
 
 
 def search_id(
@@ -96,11 +98,38 @@ def search_id(
 ) -> Found:
     """Neighbours of an indexed item from its stored ``vector`` (in the index's space), its
     copies first; ``raw``: its full embedding where known (for the labels)."""
-    wanted = k if offset else max(k, verification.RERANK)
-    page = live.search_page(index, view, vector, wanted, depth, item_id, True, offset=offset, folders=folders)
-    extra = [] if offset else visible(verification.by_hash_of(index, item_id), view, folders)
-    hits = verification.verified_first_by_id(index, item_id, page.hits, k, offset, extra)
-    return Found(labelled(index, view, raw, hits), page.more or len(page.hits) > k, page.truncated)
+
+    def fetch(wanted: int, start: int) -> live.Page:
+        return live.search_page(
+            index, view, vector, wanted, depth, item_id, True, offset=start, folders=folders
+        )
+
+    page, hits, more = _page(index, vector, fetch, k, offset, offset < verification.RERANK)
+    if not offset:  # the first page: its copies first
+        extra = visible(verification.by_hash_of(index, item_id), view, folders)
+        hits = verification.verified_first_by_id(index, item_id, hits, k, 0, extra)
+    return Found(labelled(index, view, raw, hits[:k]), more, page.truncated)
+
+
+def _page(
+    index: SearchIndex,
+    in_space: np.ndarray,
+    fetch: Callable[[int, int], live.Page],
+    k: int,
+    offset: int,
+    shortlisted: bool,
+) -> tuple[live.Page, list[Hit], bool]:
+    """The page's results (``fetch(wanted, offset)`` searches), whether more may follow, and the
+    page as fetched. A page within the shortlist (``shortlisted``) is cut from the RERANK nearest in
+    the shortlist's order (search/shortlist.py), every such page from the same order, and the first
+    page holds them all for verification; a later page keeps the embedding's order."""
+    if not shortlisted:
+        page = fetch(k, offset)
+        return page, page.hits[:k], page.more or len(page.hits) > k
+    page = fetch(max(offset + k, verification.RERANK), 0)
+    ordered = shortlist_order.reordered(index, in_space, page.hits, verification.RERANK)
+    hits = ordered if not offset else ordered[offset : offset + k]
+    return page, hits, page.more or len(page.hits) > offset + k
 
 
 def search_vector(

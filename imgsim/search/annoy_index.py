@@ -7,7 +7,7 @@ page cache. ``imgsim search`` (cli/search.py, ``python ann.py``) is its command 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -133,6 +133,15 @@ class SearchIndex:
     def raw_vector(self, row: int) -> np.ndarray | None:
         """A row's full embedding, before centring or reduction (None in a bare Annoy file)."""
         return self.annoy.raw_vector(row)
+
+    def stored_vectors_of(self, rows: Sequence[int]) -> np.ndarray:
+        """Several rows' vectors as the index holds them, mapped from their memory-mapped full
+        embeddings where the index keeps them (Annoy hands out one vector at a time, as a Python
+        list: 1.6 ms for 40 of 1280 dimensions, against 0.2 ms mapped)."""
+        raw = [vector for vector in (self.raw_vector(row) for row in rows) if vector is not None]
+        if rows and len(raw) == len(rows):
+            return self.to_index_space(np.stack(raw)).astype(np.float32)
+        return np.stack([self.stored_vector(row) for row in rows]) if rows else np.zeros((0, 0), np.float32)
 
     def stored_vectors(self) -> np.ndarray:
         return np.array([self.annoy.get_item_vector(row) for row in range(len(self.items))], np.float32)

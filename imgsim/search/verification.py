@@ -124,9 +124,10 @@ def _promoted(
 ) -> list[Hit]:
     """``hits`` (and ``extra``) with those that verify against ``query`` first; ``image``: the
     query's picture (an upload's), else ``picture()`` reads it (an indexed item's)."""
-    listed = {hit.id for hit in hits[:RERANK]}
+    by_distance = sorted(hits[:RERANK], key=lambda hit: hit.distance)  # hits come in the shortlist's order
+    listed = {hit.id for hit in by_distance}
     hashed = [hit for hit in extra if hit.id not in listed]  # proposed twice over: verified in full
-    candidates = hits[:ALWAYS] + hashed + hits[ALWAYS:RERANK]
+    candidates = by_distance[:ALWAYS] + hashed + by_distance[ALWAYS:]
     query_picture = _once(image, picture)
     found, sampled = [], first_look.sample(query)
     for rank, hit in enumerate(candidates):  # one at a time: OpenCV's matcher already uses every core
@@ -141,7 +142,7 @@ def _promoted(
     if not found and image is not None:  # a mirrored copy, among the very nearest: the embedding
         mirrored = geometry.mirrored_features(image, QUERY_KEYPOINTS)  # hardly tells it from the picture
         sampled = first_look.sample(mirrored)
-        for hit in hits[:MIRRORED]:
+        for hit in by_distance[:MIRRORED]:
             theirs = _stored(index, stored, hit)
             match = _verified(mirrored, sampled, theirs, look_first=True, mirrored=True)
             if match is not None and _in_the_picture(index, query_picture, match, hit):
