@@ -1,5 +1,6 @@
 """Benchmark section 15 (verify): what checking a search's candidates costs, with and without the
-first look (images/first_look.py), side by side in one run on one index.
+first look (images/first_look.py), side by side in one run on one index; then POST /search through
+gunicorn per kind of query, beside the decode and the network alone (issue 34's measure).
 
 flowers5 is indexed with the defaults and the shared EfficientNet-Lite0, less 100 photos held out.
 Searched as uploads, once with every candidate verified in full and once with the first look:
@@ -10,13 +11,17 @@ is paid for). Printed: rank 1 per kind, and verification's milliseconds per sear
 
 from __future__ import annotations
 
+import io
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import FLOWERS, copy_subset, percentile, table
+from PIL import Image
+
+from bench.common import FLOWERS, copy_subset, free_port, percentile, post_image, table
+from bench.service import bare_pass_ms, gunicorn
 from imgsim import config
 from imgsim.images import edits, imaging
 from imgsim.indexing import indexer
@@ -48,7 +53,7 @@ def bench_verification(quick: bool) -> tuple[dict, str]:
             "flowers the collection lacks": held_out,
             "Holidays photos": sorted(HOLIDAYS.rglob("*.jpg"))[:HELD_OUT],
         }
-        results = {}
+        results: dict = {}
         for first_look in (False, True):
             verification.FIRST_LOOK = first_look
             began = time.perf_counter()
@@ -58,10 +63,77 @@ def bench_verification(quick: bool) -> tuple[dict, str]:
             found["seconds"] = time.perf_counter() - began
             results["first look" if first_look else "every candidate in full"] = found
             print(f"  verification first_look={first_look}: {found['seconds']:.0f} s", file=sys.stderr)
+        service = _service(cfg.index_dir, folder, lacking, 30 if quick else 100)
     finally:
         verification.FIRST_LOOK = True
         shutil.rmtree(workdir, ignore_errors=True)
-    return results, _report(results, sample, len(index.items))
+    text = _report(results, sample, len(index.items)) + _service_report(service)
+    return results | {"service": service}, text
+
+
+def _service(index_dir: Path, folder: Path, lacking: dict[str, list[Path]], count: int) -> dict:
+    """POST /search through gunicorn (the defaults, 2 workers, one client), per kind of query,
+    beside the decode and the network alone on the same bodies: what issue 34 holds a search to."""
+    indexed = sorted(folder.rglob("*.jpg"))[::40][:count]
+    bodies = {label: [path.read_bytes() for path in files[:count]] for label, files in lacking.items()}
+    bodies["70 % crops of indexed photos"] = [_jpeg(edits.apply("crop_70", _open(path))) for path in indexed]
+    bodies["indexed photos re-encoded"] = [_jpeg(_open(path)) for path in indexed]
+    found = {}
+    port = free_port()
+    with gunicorn(index_dir, port, 2):
+        _wait(port, bodies["indexed photos re-encoded"][0])
+        for label, sent in bodies.items():
+            for body in sent[:4]:  # both workers warm for this kind
+                post_image(port, body)
+            latencies = [post_image(port, body) for body in sent]
+            decode = [_decode_ms(body) for body in sent]
+            network = bare_pass_ms(index_dir, "openvino", sent[0])
+            found[label] = {
+                "p50_ms": percentile(latencies, 50),
+                "p90_ms": percentile(latencies, 90),
+                "decode_ms": percentile(decode, 50),
+                "network_ms": network,
+            }
+    return found
+
+
+def _open(path: Path) -> Image.Image:
+    return imaging.open_rgb(path)
+
+
+def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _decode_ms(body: bytes) -> float:
+    began = time.perf_counter()
+    imaging.decode_rgb(body, min_side=224)
+    return 1000 * (time.perf_counter() - began)
+
+
+def _wait(port: int, body: bytes) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            post_image(port, body)
+            return
+        except (OSError, RuntimeError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _service_report(service: dict) -> str:
+    rows = [
+        [label, f"{s['p50_ms']:.1f} / {s['p90_ms']:.1f}", f"{s['decode_ms']:.1f}", f"{s['network_ms']:.1f}"]
+        + [f"{s['p50_ms'] / (s['decode_ms'] + s['network_ms']):.1f}x"]
+        for label, s in service.items()
+    ]
+    headers = ["query", "POST /search p50 / p90 ms", "decode ms", "network ms", "p50 / (decode + network)"]
+    text = "\n\nPOST /search through gunicorn (defaults, 2 workers, one client, k=10), first look on:\n\n"
+    return text + table(headers, rows)
 
 
 def _verify_ms(
