@@ -32,9 +32,9 @@ TURN_TOLERANCE = 8.0  # degrees off a quarter turn (a few points place the trans
 
 def sample(features: geometry.Features, count: int = SAMPLE) -> geometry.Features:
     """``count`` of an image's keypoints evenly spaced over all of them: ORB lists them scale by
-    scale, so each scale keeps its share (a JPEG q10 copy keeps its coarse keypoints, and a sample
-    of the first ones lost 37 of 1,400 originals where this one lost 9), and the strongest would
-    crowd onto a frame's corners, where a bordered copy differs."""
+    scale, so each scale keeps its share (a JPEG q10 copy keeps its coarse keypoints: of 1,339
+    verified originals, 64 of the first keypoints turned away 37, 64 evenly spaced 9, 96 evenly
+    spaced 1), and the strongest would crowd onto a frame's corners, where a bordered copy differs."""
     count = min(count, len(features.descriptors))
     chosen = np.unique(np.linspace(0, len(features.descriptors) - 1, count).round().astype(np.int64))
     return dataclasses.replace(
