@@ -8,25 +8,23 @@ finds a few in the copy that agree on one transform at a quarter turn; between t
 pictures such agreement is rare. Candidates with none are not verified.
 
 Chosen on flowers5 less 100 held-out photos (EfficientNet-Lite0), each candidate's first look
-beside its full verification for 100 photos x 14 edit kinds: 64 keypoints, a match kept at ratio
-0.8, and 4 agreeing on a transform turned within 8 degrees of a quarter turn turned away 9 of 1,339
-verified originals, all among the 5 nearest (which search.verification verifies in full), and let
-through 2.9 % of held-out flowers' candidates, 0.4 % of Holidays photos' (96 keypoints: 1 original,
-5.9 % and 1.2 %). docs/benchmarks.md section 15: verification of a photo the collection lacks
-32 -> 19 ms, every edit kind's rank 1 the same.
+beside its full verification for 100 photos x 14 edit kinds: 64 keypoints, a match kept at
+geometry.RATIO (0.8), and 4 agreeing on a transform turned within 8 degrees of a quarter turn
+turned away 9 of 1,339 verified originals, all among the 5 nearest (which search.verification
+verifies in full), and let through 2.9 % of held-out flowers' candidates, 0.4 % of Holidays
+photos' (96 keypoints: 1 original, 5.9 % and 1.2 %). docs/benchmarks.md section 15: verification
+of a photo the collection lacks 32 -> 19 ms, every edit kind's rank 1 the same.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 from imgsim.images import geometry
 
 SAMPLE = 64  # of the query's keypoints, spread over all of them
-RATIO = 0.8  # Lowe's ratio, as geometry.verify's
 MIN_AGREEING = 4  # sampled matches agreeing on one transform
 TURN_TOLERANCE = 8.0  # degrees off a quarter turn (a few points place the transform loosely)
 
@@ -50,8 +48,7 @@ def could_match(sampled: geometry.Features, b: geometry.Features) -> bool:
 
     if len(sampled.descriptors) < 2 or len(b.descriptors) < 2:
         return False
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(sampled.descriptors, b.descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    good = geometry.ratio_matches(sampled, b)
     if len(good) < MIN_AGREEING:
         return False
     source = sampled.points[[m.queryIdx for m in good]]
@@ -66,6 +63,4 @@ def could_match(sampled: geometry.Features, b: geometry.Features) -> bool:
     )
     if transform is None or int(mask.sum()) < MIN_AGREEING:
         return False
-    scale = math.hypot(transform[0, 0], transform[1, 0])
-    turn = math.degrees(math.atan2(transform[1, 0], transform[0, 0]))
-    return 0.1 <= scale <= 10 and abs(turn - 90 * round(turn / 90)) <= TURN_TOLERANCE
+    return geometry.turned_as_copies_are(*geometry.turn_and_scale(transform), tolerance=TURN_TOLERANCE)

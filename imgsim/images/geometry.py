@@ -190,14 +190,33 @@ def _area(polygon: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
+def ratio_matches(a: Features, b: Features) -> list[Any]:
+    """A's keypoints' best matches in B (OpenCV's DMatch) that pass Lowe's ratio test (RATIO)."""
+    import cv2
+
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2)
+    return [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+
+
+def turn_and_scale(transform: np.ndarray) -> tuple[float, float]:
+    """The turn (degrees, as OpenCV's pixels run: y down) and the scale of a similarity transform."""
+    cosine, sine = transform[0, 0], transform[1, 0]  # each times the scale
+    return math.degrees(math.atan2(sine, cosine)), math.hypot(cosine, sine)
+
+
+def turned_as_copies_are(turn: float, scale: float, tolerance: float = QUARTER_TOLERANCE) -> bool:
+    """Whether a transform's turn lies within ``tolerance`` degrees of a quarter turn, at a scale
+    between a tenth and tenfold: what a copy's may be."""
+    return 0.1 <= scale <= 10 and abs(turn - 90 * round(turn / 90)) <= tolerance
+
+
 def verify(a: Features, b: Features) -> Match | None:
     """The match of A with B where they show the same picture, else None."""
     import cv2
 
     if len(a.descriptors) < MIN_INLIERS or len(b.descriptors) < MIN_INLIERS:
         return None
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    good = ratio_matches(a, b)
     if len(good) < MIN_INLIERS:  # a repeating pattern (a chessboard) has no clear best match:
         mutual = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(a.descriptors, b.descriptors)
         good = [m for m in mutual if m.distance <= CLOSE]  # mutual and close; RANSAC then decides
@@ -214,11 +233,8 @@ def verify(a: Features, b: Features) -> Match | None:
     inliers = int(mask.sum())
     if inliers < MIN_INLIERS or inliers < MIN_INLIER_SHARE * len(good):
         return None
-    scale = math.hypot(transform[0, 0], transform[1, 0])
-    if not 0.1 <= scale <= 10:
-        return None
-    turn = math.degrees(math.atan2(transform[1, 0], transform[0, 0]))
-    if abs(turn - 90 * round(turn / 90)) > QUARTER_TOLERANCE:
+    turn, scale = turn_and_scale(transform)
+    if not turned_as_copies_are(turn, scale):
         return None  # copies are turned by quarter turns, if at all: another angle is chance
     inverse = cv2.invertAffineTransform(transform)
     a_in_b = _clipped(cv2.transform(_outline(a.size)[None], transform)[0], b.size)

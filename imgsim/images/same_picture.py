@@ -101,8 +101,8 @@ def _carried(source: np.ndarray, target: np.ndarray, transform: np.ndarray) -> f
     import cv2
 
     height, width = source.shape
-    scale = math.hypot(transform[0, 0], transform[1, 0])
-    turn = math.degrees(math.atan2(transform[1, 0], transform[0, 0])) % 360
+    turn, scale = geometry.turn_and_scale(transform)
+    turn %= 360
     margin = 16  # ORB describes nothing nearer the border
     down, across = np.arange(margin, height - margin, STEP), np.arange(margin, width - margin, STEP)
     ys, xs = np.repeat(down, len(across)), np.tile(across, len(down))  # row by row, as always listed

@@ -74,7 +74,9 @@ def search_embedded(
     shortlisted = verify and offset < verification.RERANK  # the page lies in the shortlist
 
     def fetch(wanted: int, start: int) -> live.Page:
-        return live.search_page(index, view, vector, wanted, depth, offset=start, folders=folders)
+        return live.search_page(
+            index, view, in_space, wanted, depth, reduced=True, offset=start, folders=folders
+        )
 
     page, hits, more = _page(index, in_space, fetch, k, offset, shortlisted)
     began = time.perf_counter()
