@@ -1,5 +1,6 @@
 """Benchmark section 15 (verify): what checking a search's candidates costs, with and without the
-first look (images/first_look.py), side by side in one run on one index; then POST /search through
+first look (images/first_look.py) and the same-scene check (images/same_scene.py), side by side
+in one run on one index; then POST /search through
 gunicorn per kind of query, beside the decode and the network alone (issue 34's measure).
 
 flowers5 is indexed with the defaults and the shared EfficientNet-Lite0, less 100 photos held out.
@@ -33,6 +34,11 @@ from imgsim.search import annoy_index, verification
 
 HOLIDAYS = config.SHARED_DIR / "datasets" / "holidays_a"
 HELD_OUT = 100
+COLUMNS = {  # label -> (the first look, the same-scene check)
+    "every candidate in full": (False, False),
+    "first look": (True, False),
+    "first look, same scene": (True, True),
+}
 
 
 def bench_verification(quick: bool) -> tuple[dict, str]:
@@ -54,18 +60,18 @@ def bench_verification(quick: bool) -> tuple[dict, str]:
             "Holidays photos": sorted(HOLIDAYS.rglob("*.jpg"))[:HELD_OUT],
         }
         results: dict = {}
-        for first_look in (False, True):
-            verification.FIRST_LOOK = first_look
+        for label, (first_look, same_scene) in COLUMNS.items():
+            verification.FIRST_LOOK, verification.SAME_SCENE = first_look, same_scene
             began = time.perf_counter()
             found = scoring.evaluate_edits(index, embedder, sample, verify=True)
-            for label, files in lacking.items():
-                found[label] = _verify_ms(index, embedder, files)
+            for kind, files in lacking.items():
+                found[kind] = _verify_ms(index, embedder, files)
             found["seconds"] = time.perf_counter() - began
-            results["first look" if first_look else "every candidate in full"] = found
-            print(f"  verification first_look={first_look}: {found['seconds']:.0f} s", file=sys.stderr)
+            results[label] = found
+            print(f"  verification, {label}: {found['seconds']:.0f} s", file=sys.stderr)
         service = _service(cfg.index_dir, folder, lacking, 30 if quick else 100)
     finally:
-        verification.FIRST_LOOK = True
+        verification.FIRST_LOOK, verification.SAME_SCENE = True, True
         shutil.rmtree(workdir, ignore_errors=True)
     text = _report(results, sample, len(index.items)) + _service_report(service)
     return results | {"service": service}, text
@@ -132,7 +138,7 @@ def _service_report(service: dict) -> str:
         for label, s in service.items()
     ]
     headers = ["query", "POST /search p50 / p90 ms", "decode ms", "network ms", "p50 / (decode + network)"]
-    text = "\n\nPOST /search through gunicorn (defaults, 2 workers, one client, k=10), first look on:\n\n"
+    text = "\n\nPOST /search through gunicorn (defaults, 2 workers, one client, k=10: the last column's):\n\n"
     return text + table(headers, rows)
 
 

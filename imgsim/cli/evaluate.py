@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if groups is not None:
         print(
             f"\n{dataset}: {scores['items']} images, {scores['queries']} queries, model {cfg.model}: "
-            f"Holidays mAP {scores['holidays_map']:.3f}, P@1 {scores['p@1']:.3f}"
+            f"Holidays mAP {scores['holidays_map']:.3f}, P@1 {scores['p@1']:.3f}; labelled same scene: "
+            f"{scores['same_scene_relevant']} of the query's group, {scores['same_scene_other']} others"
         )
         if "edits" in scores:
             _print_edits(cfg, scores, args.edited)

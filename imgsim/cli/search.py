@@ -40,7 +40,7 @@ def _query_files(queries: list[str]) -> list[Path]:
 def _print_hits(query_file: Path, hits: list[Hit]) -> None:
     print(f"{query_file}:")
     for rank, hit in enumerate(hits, 1):
-        print(f"  {rank:>3}. {hit.distance:.4f}  {hit.match or '':<9}  {hit.path}")
+        print(f"  {rank:>3}. {hit.distance:.4f}  {hit.match or '':<10}  {hit.path}")
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

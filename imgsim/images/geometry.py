@@ -236,26 +236,36 @@ def verify(a: Features, b: Features) -> Match | None:
     turn, scale = turn_and_scale(transform)
     if not turned_as_copies_are(turn, scale):
         return None  # copies are turned by quarter turns, if at all: another angle is chance
-    inverse = cv2.invertAffineTransform(transform)
-    a_in_b = _clipped(cv2.transform(_outline(a.size)[None], transform)[0], b.size)
-    b_in_a = _clipped(cv2.transform(_outline(b.size)[None], inverse)[0], a.size)
-    coverage_a = _area(b_in_a) / (a.size[0] * a.size[1])
-    coverage_b = _area(a_in_b) / (b.size[0] * b.size[1])
-    if min(coverage_a, coverage_b) < MIN_COVERAGE:
+    match = matched_by(transform, inliers, a.size, b.size)
+    if min(match.coverage_a, match.coverage_b) < MIN_COVERAGE:
         return None  # a small patch in common (a field of grass) is not the same picture
     inlying = source[mask.ravel().astype(bool)]
-    if _area(cv2.convexHull(inlying).reshape(-1, 2)) < MIN_SPREAD * _area(b_in_a):
+    if _area(cv2.convexHull(inlying).reshape(-1, 2)) < MIN_SPREAD * _area(np.array(match.b_in_a)):
         return None  # the agreeing matches crowd into one corner of what the images share: chance
+    return match
+
+
+def matched_by(
+    transform: np.ndarray, inliers: int, size_a: tuple[int, int], size_b: tuple[int, int]
+) -> Match:
+    """The match a transform from A's pixels to B's (2 x 3, affine) makes of the two images: where
+    each lies in the other, clipped to it, and the share of each the other shows."""
+    import cv2
+
+    inverse = cv2.invertAffineTransform(transform)
+    a_in_b = _clipped(cv2.transform(_outline(size_a)[None], transform)[0], size_b)
+    b_in_a = _clipped(cv2.transform(_outline(size_b)[None], inverse)[0], size_a)
+    turn, scale = turn_and_scale(transform)
     return Match(
         inliers,
         -turn,
         scale,
         [(float(x), float(y)) for x, y in a_in_b],
         [(float(x), float(y)) for x, y in b_in_a],
-        min(1.0, coverage_a),
-        min(1.0, coverage_b),
-        a.size,
-        b.size,
+        min(1.0, _area(b_in_a) / (size_a[0] * size_a[1])),
+        min(1.0, _area(a_in_b) / (size_b[0] * size_b[1])),
+        size_a,
+        size_b,
         transform=transform,
     )
 

@@ -1,6 +1,8 @@
 """Words for results: what a result is to the query, in terms that mean the same on every collection.
 
 - ``duplicate``: a verified copy of the query's picture (search/verification.py), nothing else;
+- ``same_scene``: another photo of the query's scene or object, verified by local features under a
+  looser geometry (images/same_scene.py): not the same picture, the same place or thing;
 - ``similar``:   as close as photos of one kind of subject are and photos of two rarely are,
 - ``related``:   closer than most photos of different subjects,
   both on a reference measured once per model on labelled photos (models/reference.py), in cosine
@@ -94,12 +96,17 @@ def calibrate(copies: np.ndarray, nearest: np.ndarray, tenth: np.ndarray) -> Thr
     return Thresholds(round(duplicate, 4), evidence=evidence)
 
 
-def word(likeness: float | None, verified: bool, thresholds: Thresholds | None) -> str | None:
+def word(
+    likeness: float | None, verified: bool, thresholds: Thresholds | None, same_scene: bool = False
+) -> str | None:
     """A result's label as every answer gives it (the service, ``ann.py --json``): ``duplicate``
-    for a verified copy, else what its ``likeness`` (cosine distance of the full embeddings)
-    earns; None where that cannot be said honestly (no reference for the model)."""
+    for a verified copy, ``same_scene`` for a photo verified to show the query's scene, else what
+    its ``likeness`` (cosine distance of the full embeddings) earns; None where that cannot be said
+    honestly (no reference for the model)."""
     if verified:
         return "duplicate"
+    if same_scene:
+        return "same_scene"
     lines = thresholds.label_lines if thresholds is not None else None
     if lines is None or likeness is None:
         return None

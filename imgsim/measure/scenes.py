@@ -68,7 +68,7 @@ def evaluate_groups(
     if missing:
         raise ValueError(f"{len(missing)} photos of the groups file are not in the index, e.g. {missing[0]}")
     view, everything = live.LiveView(), len(index.items) - 1
-    aps, firsts = [], []
+    aps, firsts, scenes = [], [], {True: 0, False: 0}
     for query, relevant in groups.items():
         query_id, wanted = ids[query], {ids[name] for name in relevant}
         vector = index.stored_vector(index.rows_by_id[query_id])
@@ -77,4 +77,13 @@ def evaluate_groups(
         ranks = [rank for rank, item_id in enumerate(listed) if item_id in wanted]
         aps.append(holidays_ap(ranks, len(wanted)))
         firsts.append(bool(listed) and listed[0] in wanted)
-    return {"holidays_map": float(np.mean(aps)), "queries": len(aps), "p@1": float(np.mean(firsts))}
+        for hit in found.hits:
+            if hit.match == "same_scene":
+                scenes[hit.id in wanted] += 1
+    return {
+        "holidays_map": float(np.mean(aps)),
+        "queries": len(aps),
+        "p@1": float(np.mean(firsts)),
+        "same_scene_relevant": scenes[True],  # results labelled same_scene that are of the scene
+        "same_scene_other": scenes[False],  # and that are not
+    }

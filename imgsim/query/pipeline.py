@@ -161,7 +161,10 @@ def labelled(
     others = {addition.id: addition.vector for addition in view.additions}
     thresholds = index.manifest.thresholds
     return [
-        dataclasses.replace(hit, match=matching.word(hit.likeness, verification.is_copy(hit), thresholds))
+        dataclasses.replace(
+            hit,
+            match=matching.word(hit.likeness, verification.is_copy(hit), thresholds, hit.scene is not None),
+        )
         for hit in likeness.with_likeness(index, queries, hits, others)
     ]
 

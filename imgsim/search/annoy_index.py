@@ -87,12 +87,20 @@ class Hit:
     score: float
     verified: geometry.Match | None = None  # the same picture as the query: its match (verification.py)
     likeness: float | None = None  # cosine distance of the full embeddings (match labels), if known
-    match: str | None = None  # its label: duplicate, similar, related or weak (index/matching.py)
+    match: str | None = None  # its label: duplicate, same_scene, similar, related or weak (index/matching.py)
+    scene: geometry.Match | None = None  # the same scene as the query: its match (images/same_scene.py)
+
+    @property
+    def region(self) -> geometry.Match | None:
+        """The match that places the result in the query, of either level: what answers call
+        ``verified`` (its ``match`` label says which level)."""
+        return self.verified if self.verified is not None else self.scene
 
     def to_dict(self) -> dict:
         """As ``imgsim search --json`` prints a result (the verified match as the API gives it)."""
         data = asdict(self)
-        data["verified"] = self.verified.to_dict() if self.verified is not None else None
+        del data["scene"]
+        data["verified"] = self.region.to_dict() if self.region is not None else None
         return data
 
 

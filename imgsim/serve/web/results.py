@@ -93,7 +93,7 @@ def render_answer(answer: Answer, params: dict, began: float, preview: str):
             "score": round(hit.score, 6),
             "match": hit.match,
             "likeness": hit.likeness,
-            "verified": hit.verified.to_dict() if hit.verified is not None else None,
+            "verified": hit.region.to_dict() if hit.region is not None else None,
         }
         for hit in answer.hits
         if hit.score >= min_score

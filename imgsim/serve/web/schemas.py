@@ -219,10 +219,11 @@ class Hit(Schema):
     match = fields.String(
         required=True,
         allow_none=True,
-        validate=OneOf(["duplicate", "similar", "related", "weak"]),
+        validate=OneOf(["duplicate", "same_scene", "similar", "related", "weak"]),
         metadata={
-            "description": "duplicate: a verified copy; similar, related, weak: the likeness "
-            "against the model's reference (null where the model has none)"
+            "description": "duplicate: a verified copy; same_scene: another photo of the query's "
+            "scene, verified by local features; similar, related, weak: the likeness against the "
+            "model's reference (null where the model has none)"
         },
     )
     likeness = fields.Float(
@@ -232,8 +233,9 @@ class Hit(Schema):
     verified = fields.Dict(
         allow_none=True,
         metadata={
-            "description": "the same picture as the query, verified by local features: inliers, "
-            "turn, scale, mirrored, region_in_query and query_in_region (polygons in each image's "
+            "description": "where the result lies in the query, verified by local features (the "
+            "same picture for match duplicate, the same scene for same_scene): inliers, turn, "
+            "scale, mirrored, region_in_query and query_in_region (polygons in each image's "
             "pixels), query_coverage and result_coverage"
         },
     )
