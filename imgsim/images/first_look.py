@@ -27,6 +27,7 @@ from imgsim.images import geometry
 SAMPLE = 64  # of the query's keypoints, spread over all of them
 MIN_AGREEING = 4  # sampled matches agreeing on one transform
 TURN_TOLERANCE = 8.0  # degrees off a quarter turn (a few points place the transform loosely)
+REACH = 0.02  # of B's longer side: how far a sampled match may lie off the transform
 
 
 def sample(features: geometry.Features, count: int = SAMPLE) -> geometry.Features:
@@ -41,9 +42,12 @@ def sample(features: geometry.Features, count: int = SAMPLE) -> geometry.Feature
     )
 
 
-def could_match(sampled: geometry.Features, b: geometry.Features) -> bool:
+def could_match(
+    sampled: geometry.Features, b: geometry.Features, tolerance: float = TURN_TOLERANCE, reach: float = REACH
+) -> bool:
     """Whether MIN_AGREEING of the ``sampled`` keypoints (``sample``) match B's on one similarity
-    transform near a quarter turn: worth verifying."""
+    transform within ``tolerance`` degrees of a quarter turn, each within ``reach`` of B's longer
+    side: worth verifying (a copy; same_scene.could_be asks it more loosely for a scene)."""
     import cv2
 
     if len(sampled.descriptors) < 2 or len(b.descriptors) < 2:
@@ -57,10 +61,10 @@ def could_match(sampled: geometry.Features, b: geometry.Features) -> bool:
         source,
         target,
         method=cv2.RANSAC,
-        ransacReprojThreshold=0.02 * max(b.size),
+        ransacReprojThreshold=reach * max(b.size),
         maxIters=500,
         confidence=0.99,
     )
     if transform is None or int(mask.sum()) < MIN_AGREEING:
         return False
-    return geometry.turned_as_copies_are(*geometry.turn_and_scale(transform), tolerance=TURN_TOLERANCE)
+    return geometry.turned_as_copies_are(*geometry.turn_and_scale(transform), tolerance=tolerance)
