@@ -27,6 +27,7 @@ preload_app = False
 timeout = 120
 graceful_timeout = 30
 accesslog = "-"
+BLAS_THREADS = 1  # numpy's BLAS threads in each worker (post_worker_init says why)
 
 
 # /metrics under several workers: prometheus_client's multiprocess mode keeps each worker's values
@@ -35,6 +36,18 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imgsim-metrics-")
+
+
+def post_worker_init(worker):
+    """One BLAS thread per worker (unless OPENBLAS_NUM_THREADS says otherwise). A search's numpy work
+    is a few small products that a second thread does not speed up, and OpenBLAS's threads keep
+    spinning after each: with 2 workers on 2 cores they took the CPU from the other worker's
+    search. One client, 2 workers (docs/benchmarks.md section 15): re-encoded photos p50 / p90
+    26.6 / 42.9 -> 20.0 / 21.6 ms, photos the collection lacks 38.5 / 77.6 -> 31.1 / 33.0 ms."""
+    if "OPENBLAS_NUM_THREADS" not in os.environ:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=BLAS_THREADS, user_api="blas")  # kept for the worker's life
 
 
 def child_exit(server, worker):
