@@ -64,10 +64,8 @@ def test_what_photos_share_only_around_them_is_not_the_same_scene(kind):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    """The service over the scene, the shots and the other photos, with the shared model."""
-    from imgsim.serve import app as app_module
-
+def built(tmp_path_factory) -> config.Config:
+    """An index of the scene, the shots and the other photos, with the shared model."""
     if not (config.SHARED_MODEL.is_file() and HOLIDAYS.is_dir()):
         pytest.skip("needs the shared model and holidays_a")
     root = tmp_path_factory.mktemp("scenes")
@@ -75,7 +73,15 @@ def client(tmp_path_factory):
         shutil.copy(HOLIDAYS / name, root / name)
     cfg = config.Config(index_dir=root.parent / "scenes-index", model=str(config.SHARED_MODEL), trees=20)
     quiet_build(root, cfg)
-    return app_module.create_app(cfg).test_client()
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def client(built):
+    """The service over that index."""
+    from imgsim.serve import app as app_module
+
+    return app_module.create_app(built).test_client()
 
 
 def _results(client, name: str, k: int = 8) -> list[dict]:
@@ -112,3 +118,20 @@ def test_the_results_page_says_same_scene_and_outlines_what_both_show(client):
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "match-same_scene" in html
     assert html.count('class="verified-region scene-region"') == 1 and "the same scene" in html
+
+
+@requires_holidays
+def test_the_command_line_says_same_scene_as_the_service_does(built, monkeypatch, capsys):
+    import json
+
+    from imgsim import cli
+
+    monkeypatch.setenv("IMGSIM_INDEX_DIR", str(built.index_dir))
+    monkeypatch.setenv("IMGSIM_MODEL", built.model)
+    query = str(HOLIDAYS / "100900.jpg")
+    assert cli.main(["search", query, "--k", "4", "--json"]) == 0
+    [answer] = json.loads(capsys.readouterr().out)
+    other_view = next(r for r in answer["results"] if r["path"] == "100902.jpg")
+    assert other_view["match"] == "same_scene" and len(other_view["verified"]["region_in_query"]) >= 3
+    assert cli.main(["search", query, "--k", "4"]) == 0
+    assert any("same_scene" in line and "100902.jpg" in line for line in capsys.readouterr().out.splitlines())
