@@ -55,8 +55,7 @@ def could_match(
     good = geometry.ratio_matches(sampled, b)
     if len(good) < MIN_AGREEING:
         return False
-    source = sampled.points[[m.queryIdx for m in good]]
-    target = b.points[[m.trainIdx for m in good]]
+    source, target = geometry.points_of(sampled, b, good)
     transform, mask = cv2.estimateAffinePartial2D(
         source,
         target,

@@ -198,6 +198,12 @@ def ratio_matches(a: Features, b: Features) -> list[Any]:
     return [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
 
 
+def points_of(a: Features, b: Features, matches: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The points of A and of B that ``matches`` (OpenCV's DMatch of A's keypoints in B's) pair,
+    in the same order: what RANSAC fits a transform to."""
+    return a.points[[m.queryIdx for m in matches]], b.points[[m.trainIdx for m in matches]]
+
+
 def turn_and_scale(transform: np.ndarray) -> tuple[float, float]:
     """The turn (degrees, as OpenCV's pixels run: y down) and the scale of a similarity transform."""
     cosine, sine = transform[0, 0], transform[1, 0]  # each times the scale
@@ -222,8 +228,7 @@ def verify(a: Features, b: Features) -> Match | None:
         good = [m for m in mutual if m.distance <= CLOSE]  # mutual and close; RANSAC then decides
     if len(good) < MIN_INLIERS:
         return None
-    source = a.points[[m.queryIdx for m in good]]
-    target = b.points[[m.trainIdx for m in good]]
+    source, target = points_of(a, b, good)
     tolerance = 0.02 * max(b.size)  # pixels of B a matched point may lie off the transform
     transform, mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=2000, confidence=0.995

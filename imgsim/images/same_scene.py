@@ -56,8 +56,7 @@ def _affine(
     good = geometry.ratio_matches(a, b)
     if len(good) < 3:
         return None, nothing, nothing, len(good)
-    source = a.points[[m.queryIdx for m in good]]
-    target = b.points[[m.trainIdx for m in good]]
+    source, target = geometry.points_of(a, b, good)
     transform, mask = cv2.estimateAffine2D(
         source,
         target,

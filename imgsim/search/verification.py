@@ -134,7 +134,6 @@ def _promoted(
     candidates = by_distance[:ALWAYS] + hashed + by_distance[ALWAYS:]
     query_picture = _once(image, picture)
     found, sampled = [], first_look.sample(query)
-    looked = sampled
     for rank, hit in enumerate(candidates):  # one at a time: OpenCV's matcher already uses every core
         theirs = _stored(index, stored, hit)  # live additions have none
         match = _verified(query, sampled, theirs, look_first=rank >= ALWAYS + len(hashed))
@@ -146,15 +145,15 @@ def _promoted(
                 break  # the query's picture beyond doubt: the rest need not be checked
     if not found and image is not None:  # a mirrored copy, among the very nearest: the embedding
         mirrored = geometry.mirrored_features(image, QUERY_KEYPOINTS)  # hardly tells it from the picture
-        sampled = first_look.sample(mirrored)
+        mirrored_sample = first_look.sample(mirrored)
         for hit in by_distance[:MIRRORED]:
             theirs = _stored(index, stored, hit)
-            match = _verified(mirrored, sampled, theirs, look_first=True, mirrored=True)
+            match = _verified(mirrored, mirrored_sample, theirs, look_first=True, mirrored=True)
             if match is not None and _in_the_picture(index, query_picture, match, hit):
                 found.append((match, hit))
                 break
     if not found:
-        return _scenes_next(index, stored, query, looked, hits[:k])
+        return _scenes_next(index, stored, query, sampled, hits[:k])
     ranked = sorted(found, key=lambda pair: -pair[0].inliers)
     verified = [_as_verified(hit, match) for match, hit in ranked]
     taken, nearest = {hit.id for _, hit in found}, min(hit.distance for _, hit in found)
@@ -167,7 +166,7 @@ def _promoted(
         if hit.distance <= SAME_BYTES or (hit.distance < nearest and not _checkable(index, stored, hit))
     ]
     shown = (ahead + verified + [hit for hit in others if hit not in ahead])[:k]
-    return _scenes_next(index, stored, query, looked, shown)
+    return _scenes_next(index, stored, query, sampled, shown)
 
 
 def _as_verified(hit: Hit, match: geometry.Match) -> Hit:
