@@ -237,7 +237,7 @@ def test_a_grayscale_upload_finds_its_original_by_its_hash_where_the_embedding_r
 def test_a_pair_whose_hashes_are_near_is_checked_whatever_its_distance_and_listed_at_any_threshold(tmp_path):
     import numpy as np
 
-    from imgsim.duplicates import copy_pairs, grouping
+    from imgsim.duplicates import copy_pairs, grouping, pair_evidence
     from imgsim.images import geometry, imaging
 
     source = tmp_path / "a.png"
@@ -255,7 +255,7 @@ def test_a_pair_whose_hashes_are_near_is_checked_whatever_its_distance_and_liste
         items,
         nowhere,
         0.5,
-        copy_pairs.Evidence(features.get),
+        pair_evidence.Evidence(features.get),
         proposals=copy_pairs.Proposals(hashed={(0, 1): 1.3}),
     )
     [pair] = pairs

@@ -13,7 +13,7 @@ from PIL import Image
 from helpers import FLOWER_CLASSES, quiet_build, requires_shared
 from imgsim import config, durable
 from imgsim.cli import search as search_cli
-from imgsim.duplicates import copy_pairs, finding, grouping
+from imgsim.duplicates import copy_pairs, finding, grouping, pair_evidence
 from imgsim.images import edits, geometry
 from imgsim.index import store
 
@@ -108,7 +108,7 @@ def test_the_copy_to_keep_has_the_most_pixels_then_is_the_oldest(tmp_path):
 def test_exact_copies_are_grouped_by_content_whatever_the_distance(tmp_path):
     items = [_item(0, "a.jpg", "same"), _item(1, "b.jpg", "same"), _item(2, "c.jpg", "other")]
     pairs, _ = copy_pairs.find_pairs(
-        items, lambda row: ([row], [0.0]), 0.0, copy_pairs.Evidence(lambda row: None)
+        items, lambda row: ([row], [0.0]), 0.0, pair_evidence.Evidence(lambda row: None)
     )
     [group] = grouping.from_pairs(items, pairs, 0.0, tmp_path)
     assert group.kind == "exact" and {m.id for m in group.members} == {0, 1}

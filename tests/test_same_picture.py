@@ -10,7 +10,7 @@ from PIL import Image
 
 from helpers import requires_shared
 from imgsim import config
-from imgsim.duplicates import copy_pairs
+from imgsim.duplicates import copy_pairs, pair_evidence
 from imgsim.images import edits, geometry, imaging, same_picture
 from imgsim.index import store
 from imgsim.measure import hard_copies
@@ -125,20 +125,20 @@ def test_a_pair_that_matches_only_on_the_window_around_it_is_refused_and_no_long
     def each_other(row: int) -> tuple[list[int], list[float]]:
         return [row, 1 - row], [0.0, 0.1]
 
-    pictures = copy_pairs.pictures_of(tmp_path, items, 10_000_000)
+    pictures = pair_evidence.pictures_of(tmp_path, items, 10_000_000)
     pairs, verdicts = copy_pairs.find_pairs(
-        items, each_other, 0.5, copy_pairs.Evidence(features.get, pictures=pictures)
+        items, each_other, 0.5, pair_evidence.Evidence(features.get, pictures=pictures)
     )
     assert pairs == [] and verdicts == {("sha0", "sha1"): None}
     # a verdict stored before the agreement was checked is checked again, not taken as it stands
-    unchecked, _ = copy_pairs.find_pairs(items, each_other, 0.5, copy_pairs.Evidence(features.get))
+    unchecked, _ = copy_pairs.find_pairs(items, each_other, 0.5, pair_evidence.Evidence(features.get))
     [old] = unchecked
     assert old.match is not None and not old.match.checked
     redone, _ = copy_pairs.find_pairs(
         items,
         each_other,
         0.5,
-        copy_pairs.Evidence(features.get, pictures=pictures),
+        pair_evidence.Evidence(features.get, pictures=pictures),
         {("sha0", "sha1"): old.match},
     )
     assert redone == []

@@ -7,7 +7,7 @@ from PIL import ExifTags, Image, ImageFilter
 
 from helpers import requires_shared
 from imgsim import config
-from imgsim.duplicates import copy_pairs, grouping
+from imgsim.duplicates import copy_pairs, grouping, pair_evidence
 from imgsim.images import edits, geometry, imaging
 from imgsim.index import store
 from imgsim.measure import bursts
@@ -39,10 +39,10 @@ def _groups(
             len(items) - 1
         )
 
-    pictures_of = copy_pairs.pictures_of(tmp_path, items, 10_000_000)
-    taken_at = copy_pairs.capture_times_of(tmp_path, items)
+    pictures_of = pair_evidence.pictures_of(tmp_path, items, 10_000_000)
+    taken_at = pair_evidence.capture_times_of(tmp_path, items)
     pairs, _ = copy_pairs.find_pairs(
-        items, everyone, 0.5, copy_pairs.Evidence(features.get, pictures=pictures_of, taken=taken_at)
+        items, everyone, 0.5, pair_evidence.Evidence(features.get, pictures=pictures_of, taken=taken_at)
     )
     return grouping.from_pairs(items, pairs, 0.5, tmp_path)
 
@@ -122,10 +122,10 @@ def test_a_verdict_from_before_capture_times_were_read_gets_them_without_being_v
         items,
         lambda row: ([row, 1 - row], [0.0, 0.1]),
         0.5,
-        copy_pairs.Evidence(
+        pair_evidence.Evidence(
             never,
-            pictures=copy_pairs.pictures_of(tmp_path, items, 10_000_000),
-            taken=copy_pairs.capture_times_of(tmp_path, items),
+            pictures=pair_evidence.pictures_of(tmp_path, items, 10_000_000),
+            taken=pair_evidence.capture_times_of(tmp_path, items),
         ),
         known={("sha0", "sha1"): before},
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence, Set
 
 import numpy as np
 
-from imgsim.duplicates import copy_pairs, grouping, keeper
+from imgsim.duplicates import copy_pairs, grouping, keeper, pair_evidence
 from imgsim.duplicates.decisions import Decided, Decision
 from imgsim.images import hashing, shared_features
 from imgsim.index import vectors as vector_math
@@ -17,8 +17,9 @@ from imgsim.search.annoy_index import SearchIndex
 
 
 def _neighbours(index: SearchIndex) -> Callable[[int], tuple[list[int], list[float]]]:
-    """A row's nearest rows: a copy is among an item's very nearest, Annoy's own depth finds it."""
-    k = grouping.NEIGHBOURS + 1
+    """A row's nearest rows: a copy is among an item's very nearest, Annoy's own depth finds it (a
+    half crop among the PIECE_NEAREST)."""
+    k = max(grouping.NEIGHBOURS, copy_pairs.PIECE_NEAREST) + 1
     return lambda row: index.nearest_rows(index.stored_vector(row), k, SHALLOW)
 
 
@@ -44,16 +45,17 @@ def verified_pairs(
     candidates of ``rows`` (default: every row), the pairs whose stored ``hashes`` are near, and
     those whose stored ``descriptors`` (all of them, and the row of each) share many words."""
     reach = reach_of(index)
-    features = features or copy_pairs.features_of(index.collection_root, index.items, max_pixels)
+    features = features or pair_evidence.features_of(index.collection_root, index.items, max_pixels)
     near_hashes = hashing.near_pairs(hashes, copy_pairs.HASH_NEAR, rows) if hashes is not None else set()
     hashed = _with_distances(index, near_hashes)
     shared = _with_distances(index, shared_features.near_pairs(*descriptors, rows) if descriptors else {})
     root = index.collection_root
-    evidence = copy_pairs.Evidence(
+    evidence = pair_evidence.Evidence(
         features,
-        mirrored=copy_pairs.features_of(root, index.items, max_pixels, mirrored=True),
-        pictures=copy_pairs.pictures_of(root, index.items, max_pixels),
-        taken=copy_pairs.capture_times_of(root, index.items),
+        mirrored=pair_evidence.features_of(root, index.items, max_pixels, mirrored=True),
+        pictures=pair_evidence.pictures_of(root, index.items, max_pixels),
+        taken=pair_evidence.capture_times_of(root, index.items),
+        sizes=pair_evidence.sizes_of(root, index.items),
     )
     thresholds = index.manifest.thresholds
     within = thresholds.duplicate if thresholds is not None else 0.0

@@ -155,6 +155,18 @@ def _to_rgb(image: Image.Image, top: float | None = None) -> Image.Image:
     return image.convert("RGB")
 
 
+def upright_size(path: str | Path) -> tuple[int, int] | None:
+    """A file's width and height as it is shown (its EXIF orientation applied), read from its
+    header alone; None where it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return (height, width) if turned else (width, height)
+
+
 def pixel_count(data: bytes) -> int:
     """Width x height from the image's header (nothing decoded); 0 where it cannot be read, for
     the decode to refuse with its reason."""

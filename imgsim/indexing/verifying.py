@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config
-from imgsim.duplicates import copy_pairs, finding
+from imgsim.duplicates import copy_pairs, finding, pair_evidence
 from imgsim.images import shared_features
 from imgsim.index import keypoints, store
 from imgsim.indexing.plan import BuildPlan
@@ -42,7 +42,7 @@ def feature_source(
     rows_before = rows_before or {}
 
     def features(chunk: list[store.Item]) -> list:
-        compute = copy_pairs.features_of(root, chunk, cfg.max_image_pixels)
+        compute = pair_evidence.features_of(root, chunk, cfg.max_image_pixels)
 
         def one(row: int):
             kept = rows_before.get(chunk[row].sha1)

@@ -1,0 +1,115 @@
+"""What judging a candidate pair reads of each row's file, each read only as asked for: its local
+features (and mirrored), its picture, its capture time and its own size (copy_pairs.py judges)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from imgsim.images import capture, geometry, imaging, pieces, recolour, same_picture
+from imgsim.index import store
+
+
+def features_of(
+    root: Path, items: list[store.Item], max_pixels: int, mirrored: bool = False
+) -> Callable[[int], geometry.Features | None]:
+    """Features of a row's file (``mirrored``: of the file mirrored left to right), computed the
+    first time they are asked for (None: unreadable)."""
+    cache: dict[int, geometry.Features | None] = {}
+
+    def get(row: int) -> geometry.Features | None:
+        if row not in cache:
+            try:
+                image = imaging.open_rgb(root / items[row].path, max_pixels, geometry.ANALYSED_SIDE)
+                cache[row] = geometry.mirrored_features(image) if mirrored else geometry.features(image)
+            except imaging.UnreadableImage:
+                cache[row] = None
+        return cache[row]
+
+    return get
+
+
+def capture_times_of(root: Path, items: list[store.Item]) -> Callable[[int], capture.Taken | None]:
+    """When each row's photo was taken (EXIF), read from its file's header as asked for."""
+    return lambda row: capture.taken_at(root / items[row].path)
+
+
+def sizes_of(root: Path, items: list[store.Item]) -> Callable[[int], tuple[int, int] | None]:
+    """Each row's file's own width and height (as shown), read from its header once."""
+    cache: dict[int, tuple[int, int] | None] = {}
+
+    def get(row: int) -> tuple[int, int] | None:
+        if row not in cache:
+            cache[row] = imaging.upright_size(root / items[row].path)
+        return cache[row]
+
+    return get
+
+
+def pictures_of(root: Path, items: list[store.Item], max_pixels: int) -> Callable[[int], Image.Image | None]:
+    """A row's picture at the size its features are found at (None: unreadable), read anew each
+    time: only the pairs that verify are looked at again."""
+
+    def get(row: int) -> Image.Image | None:
+        try:
+            return imaging.open_rgb(root / items[row].path, max_pixels, geometry.ANALYSED_SIDE)
+        except imaging.UnreadableImage:
+            return None
+
+    return get
+
+
+def agreed(
+    match: geometry.Match, pictures: Callable[[int], Image.Image | None], a: int, b: int
+) -> tuple[bool, float | None, bool]:
+    """Whether rows ``a`` and ``b``, verified as ``match``, agree beyond the matched points
+    (images/same_picture.py), the share measured (None: it could not be told, and the match
+    stands), and whether one's colours are the other's turned (images/recolour.py)."""
+    first, second = pictures(a), pictures(b)
+    if first is None or second is None:
+        return True, None, False
+    share = same_picture.agreement(first, second, match)
+    agrees = share is None or share >= same_picture.MIN_AGREEMENT
+    return agrees, None if share is None else round(share, 3), recolour.recoloured(first, second, match)
+
+
+def could_be_piece(sizes: Callable[[int], tuple[int, int] | None], a: int, b: int) -> bool:
+    """Whether one of two rows' files could be cut out of the other's (by their sizes alone)."""
+    size_a, size_b = sizes(a), sizes(b)
+    if size_a is None or size_b is None:
+        return False
+    return pieces.fits_inside(size_a, size_b) or pieces.fits_inside(size_b, size_a)
+
+
+def cut(
+    pair: tuple[int, int],
+    sizes: Callable[[int], tuple[int, int] | None],
+    pictures: Callable[[int], Image.Image | None],
+) -> geometry.Match | None:
+    """The match of a pair where one is a piece cut out of the other pixel for pixel (pieces.py)."""
+    size_a, size_b = sizes(pair[0]), sizes(pair[1])
+    if size_a is None or size_b is None or not could_be_piece(sizes, *pair):
+        return None
+    first, second = pictures(pair[0]), pictures(pair[1])
+    if first is None or second is None:
+        return None
+    if pieces.fits_inside(size_b, size_a):
+        return pieces.cut_from(first, second, size_a, size_b)
+    return pieces.cut_from(second, first, size_b, size_a, piece_first=True)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What find_pairs reads of a row, each as asked for: its local features; its mirrored ones
+    (a mirrored copy); its picture (the agreement beyond the matched points, the colours, a piece
+    cut out of another); when its photo was taken (EXIF); its file's own size (a piece fits inside
+    its picture). Each None: not looked at."""
+
+    features: Callable[[int], geometry.Features | None]
+    mirrored: Callable[[int], geometry.Features | None] | None = None
+    pictures: Callable[[int], Image.Image | None] | None = None
+    taken: Callable[[int], capture.Taken | None] | None = None
+    sizes: Callable[[int], tuple[int, int] | None] | None = None
