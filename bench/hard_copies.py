@@ -33,6 +33,7 @@ def run(per_kind: int = 20, burst_count: int = 20) -> dict:
         | {"seconds": round(found.their_s, 1), "bursts_apart": 0.0}
         | {"bursts_as_copies": len(found.bursts & theirs)},
         "largest_group": found.largest_group,
+        "originals_kept": planted.originals_kept(found.truth, found.kept),
         "copies_line": next((line for line in found.said if line.startswith("Copies:")), ""),
     }
 
@@ -58,6 +59,10 @@ def main() -> None:
     headers = ["method", "pairs", "wrong", "precision", "recall", *kinds, "bursts apart", "bursts as copies"]
     print(table(headers, rows))
     print(f"\nlargest group: {found['largest_group']} photos; {found['copies_line']}")
+    kept = found["originals_kept"]
+    print("\nthe original kept (groups holding a planted copy and its original, default keeper rules):\n")
+    counts = [f"{right} / {groups}" for right, groups in kept.values()]
+    print(table(["kind", *kept], [["kept / groups", *counts]]))
     for pair in found["imgsim"]["wrong"][:15]:
         print("  wrong:", " = ".join(pair))
 

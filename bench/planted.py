@@ -68,6 +68,7 @@ class Planted:
     said: list[str]  # the build's log lines
     bursts: set[frozenset[str]] = dataclasses.field(default_factory=set)  # the planted bursts' pairs
     shots: set[frozenset[str]] = dataclasses.field(default_factory=set)  # pairs in its similar shots
+    kept: dict[str, str] = dataclasses.field(default_factory=dict)  # each grouped copy's path -> its keeper's
 
 
 def plant_and_find(
@@ -96,13 +97,15 @@ def plant_and_find(
         index = annoy_index.open_index(cfg.index_dir)
         _, groups = finding.find_duplicates(index)
         copies = [group for group in groups if group.kind != "similar"]
+        paths = {m.id: m.path for group in copies for m in group.members}
+        kept = {m.path: paths[group.keep] for group in copies for m in group.members}
         ours = planted.pairs_of([[m.path for m in group.members] for group in copies])
         shots = planted.pairs_of([[m.path for m in g.members] for g in groups if g.kind == "similar"])
         took = time.perf_counter() - began
         theirs, their_s = _imagededup(folder) if peer else (None, 0.0)
         largest = max((len(group.members) for group in copies), default=0)
         found = Planted(truth, ours, theirs, report.seconds, took, their_s, len(index.items), largest, said)
-        return dataclasses.replace(found, bursts=planted_bursts, shots=shots)
+        return dataclasses.replace(found, bursts=planted_bursts, shots=shots, kept=kept)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

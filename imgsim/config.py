@@ -57,7 +57,7 @@ SHARED_MODEL = SHARED_DIR / "models" / "efficientnet_lite0_imagenet.keras"
 SHARED_FLOWERS = SHARED_DIR / "datasets" / "flowers5"
 
 
-KEEPER_RULES = ("pixels", "uncropped", "colour", "format", "oldest", "newest")
+KEEPER_RULES = ("unframed", "pixels", "uncropped", "colour", "format", "oldest", "newest")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Config:
     admin_token: str = ""
     # How a duplicate group's copy to keep is chosen: rules in order, separated by commas
     # (KEEPER_RULES; duplicates/keeper.py says each), the lowest id breaking a last tie.
-    keeper_rules: str = "pixels,uncropped,colour,format,oldest"
+    keeper_rules: str = "unframed,pixels,uncropped,colour,format,oldest"
     # Live additions + deletions after which the service rebuilds the Annoy index in the background.
     compact_threshold: int = 1000
     # The live layer's database: empty = SQLite in the index directory (one machine); a

@@ -59,6 +59,8 @@ class CopyMatch:
     taken_apart: float | None = None  # seconds between the two files' EXIF capture times, if both hold one
     times_read: bool = False  # the capture times were looked for (a verdict from before gets them read)
     recoloured: bool = False  # one's colours are the other's turned (images/recolour.py)
+    framed: bool = False  # the one that holds the other's picture wholly holds it in a frame (a border,
+    # a caption bar, an app's window: images/frames.py), not as the rest of a larger photo
 
     @property
     def shot(self) -> bool:
@@ -73,7 +75,8 @@ class CopyMatch:
         timed = {"taken_apart_s": self.taken_apart} if self.times_read else {}
         grays = {"a_gray": self.a_gray, "b_gray": self.b_gray}
         turned = {"recoloured": True} if self.recoloured else {}
-        return self.match.to_dict() | grays | found | agreed | timed | turned
+        framed = {"framed": True} if self.framed else {}
+        return self.match.to_dict() | grays | found | agreed | timed | turned | framed
 
     @classmethod
     def from_dict(cls, data: dict) -> CopyMatch:
@@ -82,7 +85,8 @@ class CopyMatch:
         agreed, checked = data.get("agreement"), "agreement" in data
         grays = bool(data["a_gray"]), bool(data["b_gray"])
         timed = data.get("taken_apart_s"), "taken_apart_s" in data
-        return cls(match, *grays, found_by, agreed, checked, *timed, bool(data.get("recoloured")))
+        looked = bool(data.get("recoloured")), bool(data.get("framed"))
+        return cls(match, *grays, found_by, agreed, checked, *timed, *looked)
 
 
 @dataclass(frozen=True)
@@ -194,11 +198,12 @@ def _verdict(pair: tuple[int, int], evidence: pair_evidence.Evidence, mirror: bo
         return None
     if pictures is None:
         return _timed(pair, CopyMatch(match.rounded(), mine.gray, theirs.gray), evidence.taken)
-    agrees, share, turned = pair_evidence.agreed(match, pictures, *pair)
-    kept = CopyMatch(match.rounded(), mine.gray, theirs.gray, agreement=share, checked=True)
-    kept = dataclasses.replace(kept, recoloured=turned)
-    kept = _timed(pair, kept, evidence.taken)
-    return kept if agrees or kept.shot else None  # shots differ beyond their match: that is what
+    looked = pair_evidence.agreed(match, pictures, *pair)
+    kept = CopyMatch(match.rounded(), mine.gray, theirs.gray, agreement=looked.share, checked=True)
+    kept = _timed(
+        pair, dataclasses.replace(kept, recoloured=looked.recoloured, framed=looked.framed), evidence.taken
+    )
+    return kept if looked.agrees or kept.shot else None  # shots differ beyond their match: that is what
     # they are (subjects move); an overlay's match lies at the same place in both pictures
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from imgsim.duplicates import keeper
+from imgsim.duplicates import keeper, pair_evidence
 from imgsim.duplicates.copy_pairs import CopyMatch, Pair
 from imgsim.duplicates.decisions import Decided, Decision, Member, covered_rows, rows_by_sha1
 from imgsim.index import store
@@ -113,17 +113,36 @@ def _copies(
     return copies, facts
 
 
-def _read_off_matches(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> tuple[set[int], set[int]]:
-    """The members that show only part of another member's picture (its crops), and those whose
-    pixels carry no colour, as their verified matches say."""
-    cropped, colourless = set(), set()
+@dataclass(frozen=True)
+class _ReadOff:
+    """What a group's verified matches say of its members (rows)."""
+
+    cropped: set[int]  # show only part of another member's picture (its crops)
+    framed: set[int]  # hold another member's picture in a frame (a border, a caption bar, a window)
+    colourless: set[int]  # their pixels carry no colour
+    altered: bool  # two members' pictures differ: recoloured, mirrored, or under an overlay
+
+
+def _read_off_matches(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> _ReadOff:
+    """What the group's pairs say of each member (_ReadOff): a picture held wholly in another file
+    is that file's crop, unless the file holds it in a frame."""
+    found = _ReadOff(set(), set(), set(), False)
+    altered = False
     for a, b in ((a, b) for a in rows for b in rows if (a, b) in by_rows):  # this group's pairs only
         pair = by_rows[a, b]
-        if pair.match is not None and {pair.a, pair.b} == {a, b}:
-            shown = pair.match.match.coverage_b if pair.a == a else pair.match.match.coverage_a
-            cropped |= {a} if shown < keeper.CROPPED_BELOW else set()
-            colourless |= {a} if (pair.match.a_gray if pair.a == a else pair.match.b_gray) else set()
-    return cropped, colourless
+        verified = pair.match
+        if verified is None or {pair.a, pair.b} != {a, b}:
+            continue
+        first = pair.a == a
+        holder = pair_evidence.holder_of(verified.match)
+        if verified.framed and holder is not None:
+            found.framed.update({a} if holder == (0 if first else 1) else set())
+        else:
+            shown = verified.match.coverage_b if first else verified.match.coverage_a
+            found.cropped.update({a} if shown < keeper.CROPPED_BELOW else set())
+        found.colourless.update({a} if (verified.a_gray if first else verified.b_gray) else set())
+        altered |= verified.recoloured or verified.match.mirrored or _doubtful(pair)
+    return dataclasses.replace(found, altered=altered)
 
 
 def what_it_is(
@@ -280,12 +299,14 @@ def _verified_group(
     shots: bool = False,
 ) -> Group:
     copies, facts = _copies(items, rows, root)
-    cropped, colourless = _read_off_matches(rows, by_rows) if not shots else (set(), set())
+    said = _read_off_matches(rows, by_rows) if not shots else _ReadOff(set(), set(), set(), False)
     facts = {
         row: dataclasses.replace(
             f,
-            cropped=row in cropped,
-            colourless=row in colourless,
+            cropped=row in said.cropped,
+            framed=row in said.framed,
+            colourless=row in said.colourless,
+            altered=said.altered,
             sharpness=keeper.sharpness_of(root / items[row].path) if shots else 0.0,
         )
         for row, f in facts.items()

@@ -3,11 +3,15 @@
 The rules are a setting (``IMGSIM_KEEPER_RULES``, ``--keeper-rules``, in order; the lowest id
 breaks a last tie):
 
+    unframed   the picture alone over a file that holds it in a frame (a border, a caption bar, an
+               app's window: the frame is not the picture, and a screenshot's picture is enlarged)
     pixels     the most pixels
     uncropped  one that shows all of the picture over one that shows part of it (a crop)
     colour     a picture in colour over a gray one (one channel, or gray pixels in three)
     format     a lossless file (PNG, TIFF, BMP, lossless WebP) over a lossy one, then the least
-               compressed (the most bytes a pixel: a JPEG saved at higher quality)
+               compressed (the most bytes a pixel: a JPEG saved at higher quality); not asked
+               where the group's pictures differ (recoloured, mirrored, under an overlay): an
+               edit saved as PNG is not a better file of the picture than its JPEG
     oldest     the oldest file (its modification time)
     newest     the newest file
 
@@ -44,6 +48,8 @@ class Facts:
     bytes_per_pixel: float
     mtime_ns: int
     cropped: bool = False  # shows only part of another member's picture
+    framed: bool = False  # holds another member's picture in a frame (images/frames.py)
+    altered: bool = False  # the group's pictures differ (recoloured, mirrored, an overlay)
     colourless: bool = False  # its pixels carry no colour (a grayscale copy saved in RGB)
     sharpness: float = 0.0  # similar shots only (sharpness_of)
 
@@ -81,6 +87,8 @@ def facts_of(item_id: int, path: Path, mtime_ns: int) -> Facts:
 
 def _value(rule: str, facts: Facts) -> tuple:
     """The rule's sort value: lower is kept first."""
+    if rule == "unframed":
+        return (facts.framed,)
     if rule == "pixels":
         return (-facts.pixels,)
     if rule == "uncropped":
@@ -88,7 +96,7 @@ def _value(rule: str, facts: Facts) -> tuple:
     if rule == "colour":
         return (facts.one_channel or facts.colourless,)
     if rule == "format":
-        return (not facts.lossless, -round(facts.bytes_per_pixel, 3))
+        return (False, 0.0) if facts.altered else (not facts.lossless, -round(facts.bytes_per_pixel, 3))
     if rule == "oldest":
         return (facts.mtime_ns,)
     if rule == "newest":
@@ -104,6 +112,7 @@ def ranked(members: Sequence[Facts], rules: Sequence[str] = DEFAULT_RULES) -> li
 
 
 _SAID = {
+    "unframed": "the picture alone (another holds it in a frame: a border, a caption bar, a window)",
     "pixels": "the most pixels ({pixels:,})",
     "uncropped": "all of the picture (the other copies show part of it)",
     "colour": "in colour rather than gray",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from imgsim.images import capture, geometry, imaging, pieces, recolour, same_picture
+from imgsim.images import capture, frames, geometry, imaging, pieces, recolour, same_picture
 from imgsim.index import store
 
 
@@ -62,18 +62,45 @@ def pictures_of(root: Path, items: list[store.Item], max_pixels: int) -> Callabl
     return get
 
 
-def agreed(
-    match: geometry.Match, pictures: Callable[[int], Image.Image | None], a: int, b: int
-) -> tuple[bool, float | None, bool]:
-    """Whether rows ``a`` and ``b``, verified as ``match``, agree beyond the matched points
-    (images/same_picture.py), the share measured (None: it could not be told, and the match
-    stands), and whether one's colours are the other's turned (images/recolour.py)."""
+HOLDS = 0.9  # of a picture shown in another file: it lies wholly inside it (framed, or cropped from it)
+SHOWS_PART = 0.93  # of a file the other picture fills, below which the file holds more than it
+
+
+@dataclass(frozen=True)
+class Looked:
+    """What looking again at both pictures of a verified pair told: whether they agree beyond the
+    matched points (images/same_picture.py) and the share (None: could not be told, the match
+    stands), whether one's colours are the other's turned (images/recolour.py), and whether the
+    file that holds the other's picture wholly holds it in a frame (images/frames.py)."""
+
+    agrees: bool
+    share: float | None
+    recoloured: bool
+    framed: bool
+
+
+def holder_of(match: geometry.Match) -> int | None:
+    """Which image of a match (0: A, 1: B) holds all of the other's picture and more, if one does."""
+    if match.coverage_b >= HOLDS and match.coverage_a < SHOWS_PART:
+        return 0
+    if match.coverage_a >= HOLDS and match.coverage_b < SHOWS_PART:
+        return 1
+    return None
+
+
+def agreed(match: geometry.Match, pictures: Callable[[int], Image.Image | None], a: int, b: int) -> Looked:
+    """Rows ``a`` and ``b``, verified as ``match``, looked at again (Looked)."""
     first, second = pictures(a), pictures(b)
     if first is None or second is None:
-        return True, None, False
+        return Looked(True, None, False, False)
     share = same_picture.agreement(first, second, match)
     agrees = share is None or share >= same_picture.MIN_AGREEMENT
-    return agrees, None if share is None else round(share, 3), recolour.recoloured(first, second, match)
+    holder = holder_of(match)
+    framed = holder is not None and frames.held_in_a_frame(
+        (first, second)[holder], match.b_in_a if holder == 0 else match.a_in_b
+    )
+    shared = None if share is None else round(share, 3)
+    return Looked(agrees, shared, recolour.recoloured(first, second, match), framed)
 
 
 def could_be_piece(sizes: Callable[[int], tuple[int, int] | None], a: int, b: int) -> bool:

@@ -130,3 +130,20 @@ def score(
         "per_kind": {kind: len(pairs & found) / len(pairs) for kind, pairs in planted.items()},
         "wrong": sorted(sorted(pair) for pair in found - truth - own),
     }
+
+
+def originals_kept(
+    planted: dict[str, set[frozenset[str]]], kept: dict[str, str]
+) -> dict[str, tuple[int, int]]:
+    """Per kind, of the groups that hold a planted copy and its original (``kept``: each grouped
+    path -> the path its group keeps), how many keep the original, and how many there are. Exact
+    copies are left out: either file is the original."""
+    counts = {}
+    for kind, pairs in planted.items():
+        if kind == "exact":
+            continue
+        grouped = [pair for pair in pairs if all(path in kept for path in pair)]
+        together = [pair for pair in grouped if len({kept[path] for path in pair}) == 1]
+        right = [pair for pair in together if kept[next(iter(pair))] == original_of(next(iter(pair)))]
+        counts[kind] = (len(right), len(together))
+    return counts
