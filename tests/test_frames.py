@@ -4,9 +4,9 @@ or is a crop of the larger photo (images/frames.py): the match alone cannot tell
 from __future__ import annotations
 
 import pytest
-from helpers import requires_shared
 from PIL import Image
 
+from helpers import requires_shared
 from imgsim import config
 from imgsim.duplicates import pair_evidence
 from imgsim.images import edits, geometry, imaging
