@@ -1,12 +1,13 @@
 """A recoloured copy says so (issue 36: each copy says what it is): a hue shift or a sepia copy
-turns its picture's hues; re-encoding, brightening and darkening keep them."""
+turns its picture's hues, a saturation filter raises or lowers its colour; re-encoding, brightening
+and darkening keep both."""
 
 import functools
 import io
 import random
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from helpers import requires_shared
 from imgsim import config
@@ -17,6 +18,10 @@ from imgsim.measure import hard_copies
 pytestmark = requires_shared
 
 TURNED = {"hue_shift_40": hard_copies.KINDS["hue_shift_40"], "sepia": hard_copies.sepia}
+SATURATED = {
+    "colour_x1.5": lambda image: ImageEnhance.Color(image).enhance(1.5),
+    "half_the_colour": functools.partial(edits.apply, "grayscale_50"),
+}
 KEPT = {
     kind: functools.partial(edits.apply, kind)
     for kind in ("reencode_q30", "brighter_40", "darker_40", "crop_85")
@@ -45,6 +50,13 @@ def _recoloured(edit) -> list[bool]:
 def test_a_copy_whose_hues_were_turned_is_recoloured(kind):
     told = _recoloured(TURNED[kind])
     assert len(told) >= 8 and sum(told) >= 7, told  # a nearly gray photo has too little colour to tell
+
+
+@pytest.mark.parametrize("kind", SATURATED)
+def test_a_copy_whose_colour_was_raised_or_lowered_is_recoloured(kind):
+    """Regression: a saturation filter keeps every hue, and such copies were called re-encoded."""
+    told = _recoloured(SATURATED[kind])
+    assert len(told) >= 8 and sum(told) >= 7, told
 
 
 @pytest.mark.parametrize("kind", KEPT)

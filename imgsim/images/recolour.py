@@ -1,12 +1,18 @@
-"""Whether a copy's colours were turned: a hue shift, a sepia or a colour filter, told from
-re-encoding, brightening or darkening, which keep each pixel's hue.
+"""Whether a copy's colours were changed: a hue shift, a sepia or a colour filter, more or less
+saturated colour, told from re-encoding, brightening or darkening, which keep each pixel's hue and
+saturation.
 
-The copy is carried onto its picture through the verified match, and for the pixels that hold
-colour in both (chroma above COLOURED in CIELAB), the turn of hue between them is taken; its median
-says it. Measured on 25 flowers5 photos per kind (as the build reads them): re-encoded, resized,
-framed, cropped, turned, captioned, watermarked, screenshots and copies 40 % brighter or darker
-turned hue by at most 10.1 degrees (median); hue shifts of 40 degrees by 19 and more for 9 in 10,
-sepia copies by 14 and more for 9 in 10 (a nearly gray photo has too little colour to tell).
+The copy is carried onto its picture through the verified match. For the pixels that hold colour in
+both (chroma above COLOURED in CIELAB), the turn of hue between them is taken; its median says it.
+Measured on 25 flowers5 photos per kind (as the build reads them): re-encoded, resized, framed,
+cropped, turned, captioned, watermarked, screenshots and copies 40 % brighter or darker turned hue
+by at most 10.1 degrees (median); hue shifts of 40 degrees by 19 and more for 9 in 10, sepia copies
+by 14 and more for 9 in 10 (a nearly gray photo has too little colour to tell). A saturation filter
+keeps hue: over the pixels neither dark, bright (clipped where a copy was brightened) nor gray, the
+ratio of the two pictures' median HSV saturation is taken, the larger over the smaller. The same
+kinds of copy kept it within 1.03 (watermarked copies, their white text over the picture: 1.13);
+colour enhanced 1.5 or 2 times raised it to 1.09-1.91 (1.19 and more for 9 in 10), half the colour
+taken out to 1.58-1.97, sepia to 1.01-3.06.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from PIL import Image, ImageOps
 from imgsim.images import geometry
 
 HUE_TURN = 12.0  # degrees of median hue turn that make a copy recoloured
+SATURATION_CHANGE = 1.15  # the larger median saturation over the smaller beyond which one was changed
+SATURATION_FLOOR = 0.15  # HSV saturation and value of a pixel whose saturation is compared
+BRIGHT = 0.9  # HSV value from which a pixel is left out: a brightened copy clips its light colours
 COLOURED = 8.0  # CIELAB chroma (a*, b*) of a pixel that holds colour
 MIN_COLOURED = 0.2  # of the shared pixels: fewer, and the pictures are too gray to tell
 SIDE = 160  # pixels the pictures are compared at (their longer side)
@@ -49,16 +58,62 @@ def hue_turn(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | N
     return float(np.degrees(np.median(np.abs(np.angle(np.exp(1j * turned[coloured]))))))
 
 
+def saturation_ratio(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | None:
+    """The larger of A's and B's median HSV saturation over the smaller, over the pixels they share
+    under ``match`` that are gray, dark or bright in neither; None where too few are, or there is
+    no transform."""
+    import cv2
+
+    if match.transform is None:
+        return None
+    first, factor_a = _small(ImageOps.mirror(a) if match.mirrored else a)
+    second, factor_b = _small(b)
+    forward = geometry.transform_between(match, factor_a, factor_b)
+    mine = _saturation_and_value(np.asarray(first))
+    theirs = cv2.warpAffine(
+        _saturation_and_value(np.asarray(second)),
+        cv2.invertAffineTransform(forward),
+        first.size,
+        flags=cv2.INTER_LINEAR,
+        borderValue=(np.nan, np.nan),
+    )
+    shared = ~np.isnan(theirs[..., 0])
+    value = np.nan_to_num(theirs[..., 1])
+    compared = (
+        shared
+        & (mine[..., 0] > SATURATION_FLOOR)
+        & (mine[..., 1] > SATURATION_FLOOR)
+        & (mine[..., 1] < BRIGHT)
+    )
+    compared &= (value > SATURATION_FLOOR) & (value < BRIGHT)
+    if not shared.any() or compared.sum() < MIN_COLOURED * shared.sum():
+        return None
+    medians = float(np.median(theirs[..., 0][compared])), float(np.median(mine[..., 0][compared]))
+    return max(medians) / max(1e-6, min(medians))
+
+
 def recoloured(a: Image.Image, b: Image.Image, match: geometry.Match) -> bool:
-    """Whether B's colours are A's turned (HUE_TURN)."""
+    """Whether B's colours are A's changed: hue turned (HUE_TURN) or saturation raised or lowered
+    (SATURATION_CHANGE)."""
     turn = hue_turn(a, b, match)
-    return turn is not None and turn > HUE_TURN
+    if turn is not None and turn > HUE_TURN:
+        return True
+    ratio = saturation_ratio(a, b, match)
+    return ratio is not None and ratio > SATURATION_CHANGE
 
 
 def _small(image: Image.Image) -> tuple[Image.Image, float]:
     factor = SIDE / max(image.size)
     size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
     return image.convert("RGB").resize(size, Image.Resampling.BILINEAR), factor
+
+
+def _saturation_and_value(pixels: np.ndarray) -> np.ndarray:
+    """Each pixel's HSV saturation and value in 0..1, (h, w, 2) float32."""
+    import cv2
+
+    hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV).astype(np.float32) / 255.0
+    return np.ascontiguousarray(hsv[..., 1:])
 
 
 def _chroma(pixels: np.ndarray) -> np.ndarray:
