@@ -1,5 +1,5 @@
-"""Harder copies than issue 22's (issue 36): recoloured, half-cropped, captioned, watermarked,
-mirrored, and shown inside one photo viewer's window as a screenshot.
+"""Harder copies than issue 22's (issue 36): recoloured (hue, sepia, saturation), half-cropped,
+captioned, watermarked, mirrored, and shown inside one photo viewer's window as a screenshot.
 
 The caption, the watermark and the viewer's window are the same around every copy, as they are in
 a real collection: what two pictures share only there must never make them copies. Every edit is
@@ -9,7 +9,7 @@ deterministic (no random numbers), so the planted set is the same on every run.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from imgsim.images import edits
 
@@ -34,6 +34,11 @@ def sepia(image: Image.Image) -> Image.Image:
     pixels = np.asarray(image, np.float32)
     matrix = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
     return Image.fromarray(np.clip(pixels @ matrix.T, 0, 255).astype(np.uint8))
+
+
+def saturated(image: Image.Image) -> Image.Image:
+    """Colour enhanced twice over (a "vivid" filter): every hue kept, more saturated."""
+    return ImageEnhance.Color(image).enhance(2.0)
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -89,4 +94,5 @@ KINDS: dict[str, edits.Edit] = {
     "caption": caption,
     "watermark": watermark,
     "screenshot": screenshot,
+    "saturated": saturated,  # last: the kinds before keep the photos they were planted on
 }

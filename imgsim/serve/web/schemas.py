@@ -302,14 +302,24 @@ class VerifiedMatch(Schema):
         },
     )
     found_by = fields.String(
-        validate=OneOf(["hash", "features"]),
+        validate=OneOf(["hash", "features", "piece"]),
         metadata={
-            "description": "what proposed the pair where the embedding did not: a near perceptual "
-            "hash, or the local features the two share (absent: the embedding's nearest)"
+            "description": "what proposed the pair where the embedding's nearest within its reach did "
+            "not: a near perceptual hash, the local features the two share, or one of its 20 nearest "
+            "whose file is a piece cut out of the other pixel for pixel (absent: the embedding)"
         },
     )
     recoloured = fields.Boolean(
-        metadata={"description": "true where one's colours are the other's turned (a hue shift, sepia)"}
+        metadata={
+            "description": "true where one's colours are the other's changed (a hue shift, sepia, "
+            "more or less saturated colour)"
+        }
+    )
+    framed = fields.Boolean(
+        metadata={
+            "description": "true where the one that holds the other's picture wholly holds it in a "
+            "frame (a border, a caption bar, an app's window), not as the rest of a larger photo"
+        }
     )
     taken_apart_s = fields.Float(
         allow_none=True,
