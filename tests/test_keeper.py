@@ -142,3 +142,15 @@ def test_an_edit_saved_as_png_is_not_kept_for_its_format_the_oldest_file_is(tmp_
     assert unaltered.keep == 1 and unaltered.why_kept.endswith(
         "lossless"
     )  # the same picture: the file decides
+
+
+def test_a_copy_with_something_laid_over_it_says_so_and_is_not_kept_for_its_format(tmp_path):
+    _photo(tmp_path / "photo.jpg", quality=90)
+    _photo(tmp_path / "watermarked.png")
+    items = [_item(0, "photo.jpg", "x", mtime_ns=1), _item(1, "watermarked.png", "y", mtime_ns=2)]
+    pair = _verified(0, 1)
+    pair = dataclasses.replace(pair, match=dataclasses.replace(pair.match, b_overlaid=True))
+    [group] = grouping.from_pairs(items, [pair], 0.2, tmp_path)
+    assert (group.keep, group.why_kept) == (0, "as many pixels, the oldest file")
+    [copy] = [m for m in group.members if m.id == 1]
+    assert copy.what == "with something laid over it (a watermark, a sticker, text)"

@@ -87,6 +87,23 @@ def test_a_copy_agrees_with_its_picture_beyond_the_matched_points(kind, tmp_path
     assert all(share is not None and share >= same_picture.MIN_AGREEMENT for share in shares), (kind, shares)
 
 
+@pytest.mark.parametrize(
+    ("kind", "laid_over"), [("watermark", True), ("reencode_q30", False), ("caption", False)]
+)
+def test_the_copy_with_something_laid_over_its_picture_is_the_side_that_agrees_less(kind, laid_over):
+    """A watermark's text is among the copy's own places and nowhere in its picture: from the
+    copy's side the two agree less than from the picture's (a caption bar lies outside it)."""
+    edit = hard_copies.KINDS.get(kind) or (lambda photo: edits.apply(kind, photo))
+    told = []
+    for photo in _photos(8, seed=3):
+        copy = edit(photo)
+        match = geometry.verify(geometry.features(photo), geometry.features(copy))
+        if match is not None:
+            told.append(same_picture.overlaid(same_picture.sides(photo, copy, match)))
+    assert len(told) >= 6, told
+    assert told == [1] * len(told) if laid_over else not any(side is not None for side in told), told
+
+
 def test_a_mirrored_copy_agrees_through_its_mirrored_match():
     for photo in _photos(6, seed=2):
         mirrored = hard_copies.KINDS["mirrored"](photo)

@@ -61,6 +61,8 @@ class CopyMatch:
     recoloured: bool = False  # one's colours are the other's turned (images/recolour.py)
     framed: bool = False  # the one that holds the other's picture wholly holds it in a frame (a border,
     # a caption bar, an app's window: images/frames.py), not as the rest of a larger photo
+    a_overlaid: bool = False  # A carries something laid over the picture (same_picture.overlaid)
+    b_overlaid: bool = False
 
     @property
     def shot(self) -> bool:
@@ -76,7 +78,10 @@ class CopyMatch:
         grays = {"a_gray": self.a_gray, "b_gray": self.b_gray}
         turned = {"recoloured": True} if self.recoloured else {}
         framed = {"framed": True} if self.framed else {}
-        return self.match.to_dict() | grays | found | agreed | timed | turned | framed
+        laid = {
+            f"{side}_overlaid": True for side, on in (("a", self.a_overlaid), ("b", self.b_overlaid)) if on
+        }
+        return self.match.to_dict() | grays | found | agreed | timed | turned | framed | laid
 
     @classmethod
     def from_dict(cls, data: dict) -> CopyMatch:
@@ -86,7 +91,8 @@ class CopyMatch:
         grays = bool(data["a_gray"]), bool(data["b_gray"])
         timed = data.get("taken_apart_s"), "taken_apart_s" in data
         looked = bool(data.get("recoloured")), bool(data.get("framed"))
-        return cls(match, *grays, found_by, agreed, checked, *timed, *looked)
+        laid = bool(data.get("a_overlaid")), bool(data.get("b_overlaid"))
+        return cls(match, *grays, found_by, agreed, checked, *timed, *looked, *laid)
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,15 @@ def _verdict(pair: tuple[int, int], evidence: pair_evidence.Evidence, mirror: bo
     looked = pair_evidence.agreed(match, pictures, *pair)
     kept = CopyMatch(match.rounded(), mine.gray, theirs.gray, agreement=looked.share, checked=True)
     kept = _timed(
-        pair, dataclasses.replace(kept, recoloured=looked.recoloured, framed=looked.framed), evidence.taken
+        pair,
+        dataclasses.replace(
+            kept,
+            recoloured=looked.recoloured,
+            framed=looked.framed,
+            a_overlaid=looked.overlaid == 0,
+            b_overlaid=looked.overlaid == 1,
+        ),
+        evidence.taken,
     )
     return kept if looked.agrees or kept.shot else None  # shots differ beyond their match: that is what
     # they are (subjects move); an overlay's match lies at the same place in both pictures

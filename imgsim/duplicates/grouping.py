@@ -141,7 +141,8 @@ def _read_off_matches(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> 
             shown = verified.match.coverage_b if first else verified.match.coverage_a
             found.cropped.update({a} if shown < keeper.CROPPED_BELOW else set())
         found.colourless.update({a} if (verified.a_gray if first else verified.b_gray) else set())
-        altered |= verified.recoloured or verified.match.mirrored or _doubtful(pair)
+        overlaid = verified.a_overlaid or verified.b_overlaid
+        altered |= verified.recoloured or verified.match.mirrored or overlaid or _doubtful(pair)
     return dataclasses.replace(found, altered=altered)
 
 
@@ -179,6 +180,8 @@ def what_it_is(
         said.append("grayscale")
     elif verified.recoloured:
         said.append("recoloured")
+    if verified.a_overlaid if copy_is_a else verified.b_overlaid:
+        said.append("with something laid over it (a watermark, a sticker, text)")
     return ", ".join(said) or "re-encoded"
 
 

@@ -70,13 +70,15 @@ SHOWS_PART = 0.93  # of a file the other picture fills, below which the file hol
 class Looked:
     """What looking again at both pictures of a verified pair told: whether they agree beyond the
     matched points (images/same_picture.py) and the share (None: could not be told, the match
-    stands), whether one's colours are the other's turned (images/recolour.py), and whether the
-    file that holds the other's picture wholly holds it in a frame (images/frames.py)."""
+    stands), whether one's colours are the other's turned (images/recolour.py), whether the
+    file that holds the other's picture wholly holds it in a frame (images/frames.py), and which
+    carries something laid over the picture (0: A, 1: B, None: neither; same_picture.overlaid)."""
 
     agrees: bool
     share: float | None
     recoloured: bool
     framed: bool
+    overlaid: int | None = None
 
 
 def holder_of(match: geometry.Match) -> int | None:
@@ -93,14 +95,17 @@ def agreed(match: geometry.Match, pictures: Callable[[int], Image.Image | None],
     first, second = pictures(a), pictures(b)
     if first is None or second is None:
         return Looked(True, None, False, False)
-    share = same_picture.agreement(first, second, match)
+    shares = same_picture.sides(first, second, match)
+    told = [side for side in shares if side is not None]
+    share = max(told) if told else None
     agrees = share is None or share >= same_picture.MIN_AGREEMENT
     holder = holder_of(match)
     framed = holder is not None and frames.held_in_a_frame(
         (first, second)[holder], match.b_in_a if holder == 0 else match.a_in_b
     )
     shared = None if share is None else round(share, 3)
-    return Looked(agrees, shared, recolour.recoloured(first, second, match), framed)
+    turned = recolour.recoloured(first, second, match)
+    return Looked(agrees, shared, turned, framed, same_picture.overlaid(shares))
 
 
 def could_be_piece(sizes: Callable[[int], tuple[int, int] | None], a: int, b: int) -> bool:

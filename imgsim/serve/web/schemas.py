@@ -315,6 +315,13 @@ class VerifiedMatch(Schema):
             "more or less saturated colour)"
         }
     )
+    a_overlaid = fields.Boolean(
+        metadata={
+            "description": "true where the query carries something laid over the picture (a "
+            "watermark, a sticker, text): its own places agree less with the other than the other's"
+        }
+    )
+    b_overlaid = fields.Boolean(metadata={"description": "the same of the result"})
     framed = fields.Boolean(
         metadata={
             "description": "true where the one that holds the other's picture wholly holds it in a "
