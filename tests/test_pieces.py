@@ -70,6 +70,7 @@ def test_only_a_clearly_smaller_file_can_be_a_piece():
     assert pieces.fits_inside((64, 64), (128, 128))
     assert not pieces.fits_inside((128, 128), (128, 128))  # the same size: not a crop
     assert not pieces.fits_inside((130, 20), (128, 128))  # a side longer
+    assert not pieces.fits_inside((1000, 750), (4000, 3000))  # large: its keypoints verify it
 
 
 def test_a_half_crop_the_embedding_puts_far_is_a_copy_cropped_to_a_quarter(tmp_path):

@@ -23,14 +23,17 @@ MIN_DETAIL = 8.0  # the piece's gray standard deviation: a flat piece (sky) fits
 MIN_SIDE = 32  # pixels of the piece, at the size it is looked for at: fewer say nothing
 MAX_SHARE = 0.9  # of the picture's pixels: a piece shows less (equal sizes are not a crop)
 SIDE = geometry.ANALYSED_SIDE  # the picture's longer side is looked at no larger than this
+LARGEST = geometry.ANALYSED_SIDE  # a piece with a longer side is analysed shrunk, sharp enough for its
+# keypoints, and left to them: decoding its picture for every candidate it fits would cost a build of
+# large photos far more (flowers5's half crops are 64 pixels, holidays_a's 162)
 
 
 def fits_inside(piece: tuple[int, int], picture: tuple[int, int]) -> bool:
-    """Whether a file of ``piece`` pixels (width, height) could be cut out of one of ``picture``
-    pixels: no side longer, and clearly smaller."""
+    """Whether a file of ``piece`` pixels (width, height) could be a piece cut out of one of
+    ``picture`` pixels that is looked for here: no side longer, clearly smaller, and small (LARGEST)."""
     (width, height), (outer_width, outer_height) = piece, picture
     smaller = width * height <= MAX_SHARE * outer_width * outer_height
-    return width <= outer_width and height <= outer_height and smaller
+    return width <= outer_width and height <= outer_height and smaller and max(piece) <= LARGEST
 
 
 def _gray_at(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
