@@ -95,3 +95,31 @@ def test_a_half_crop_the_embedding_puts_far_is_a_copy_cropped_to_a_quarter(tmp_p
     assert pair.match is not None and pair.match.found_by == "piece" and pair.distance == 1.3
     [group] = grouping.from_pairs(items, pairs, 0.1, tmp_path)
     assert [member.what for member in group.members if member.path == "b.png"] == ["cropped to 25% of it"]
+
+
+def test_a_refusal_reached_before_pieces_were_looked_for_is_reached_again(tmp_path):
+    """A version built before pieces refused the half crop; a build that finds its verdicts came
+    before pieces (copies.json "checks" below CHECKS) reaches it again instead of keeping it."""
+    photo().save(tmp_path / "a.png")
+    half_of(photo()).save(tmp_path / "b.png")
+    items = [store.Item(n, name, 1, 0, f"sha{n}") for n, name in enumerate(("a.png", "b.png"))]
+    evidence = pair_evidence.Evidence(
+        pair_evidence.features_of(tmp_path, items, 10**8),
+        pictures=pair_evidence.pictures_of(tmp_path, items, 10**8),
+        sizes=pair_evidence.sizes_of(tmp_path, items),
+    )
+
+    def each_other(row: int) -> tuple[list[int], list[float]]:
+        return [row, 1 - row], [0.0, 1.3]
+
+    refused = {("sha0", "sha1"): None}
+    kept, _ = copy_pairs.find_pairs(items, each_other, 0.5, evidence, refused)
+    again, verdicts = copy_pairs.find_pairs(items, each_other, 0.5, evidence, refused, redo_pieces=True)
+    assert kept == [] and [(p.a, p.b) for p in again] == [(0, 1)] and verdicts["sha0", "sha1"] is not None
+
+
+def test_a_version_says_what_its_verdicts_were_reached_with(tmp_path):
+    items = [store.Item(0, "a.png", 1, 0, "sha0")]
+    assert copy_pairs.checks_of(tmp_path) == 1  # none stored
+    copy_pairs.save(tmp_path, [], 0.5, {}, items)
+    assert copy_pairs.checks_of(tmp_path) == copy_pairs.CHECKS == 2

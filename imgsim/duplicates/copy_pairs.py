@@ -28,6 +28,8 @@ from imgsim.images import capture, geometry, same_picture
 from imgsim.index import migrate, store
 
 COPIES_FILE = migrate.COPIES_FILE
+CHECKS = 2  # what a version's verdicts were reached with (copies.json "checks"): 2, pieces looked for
+# and frames and overlays told; 1 (no "checks"), before them
 REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
 CANDIDATES = 5  # and among an image's nearest: a copy is among the very nearest
 HASH_NEAR = 3  # bits: perceptual hashes this near make a candidate pair too (grayscale copies: 0-2)
@@ -231,6 +233,7 @@ def find_pairs(
     rows: Iterable[int] | None = None,
     proposals: Proposals = Proposals(),
     mirror_within: float = 0.0,
+    redo_pieces: bool = False,
 ) -> tuple[list[Pair], Verdicts]:
     """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
     CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
@@ -249,7 +252,9 @@ def find_pairs(
     nearest within ``mirror_within``. With
     ``evidence.pictures``, a verified pair must also agree beyond its matched points or is refused
     (a known verdict from before that check is redone). With ``evidence.taken``, two shots taken
-    at different moments are told from copies (a known match from before gets its times read)."""
+    at different moments are told from copies (a known match from before gets its times read).
+    ``redo_pieces``: a known refusal of a pair that could be a piece is reached anew (a verdict from
+    before pieces were looked for)."""
     known = known or {}
     pairs = same_bytes(items)
     elsewhere: dict[FoundBy, Mapping[tuple[int, int], float]] = {"hash": proposals.hashed}
@@ -260,8 +265,9 @@ def find_pairs(
 
     def check(pair: tuple[int, int]) -> tuple[tuple[str, str], CopyMatch | None]:
         key = (items[pair[0]].sha1, items[pair[1]].sha1)
-        if key in known:  # a refusal stands; a match is redone if it predates the agreement check
-            verdict = known[key]
+        anew = redo_pieces and cuts is not None and pair_evidence.could_be_piece(cuts, *pair)
+        if key in known and not (anew and known[key] is None):  # a refusal stands (but one that
+            verdict = known[key]  # predates pieces); a match predating the agreement check is redone
             if verdict is None or evidence.pictures is None or verdict.checked:
                 return key, verdict if verdict is None else _timed(pair, verdict, evidence.taken)
         return key, _verdict(pair, evidence, pair in mirror_candidates)
@@ -284,6 +290,7 @@ def save(version: Path, pairs: list[Pair], reach: float, verdicts: Verdicts, ite
     40 minutes of a soak's additions and deletions; a file that comes back is verified again)."""
     held = {item.sha1 for item in items}
     body = {
+        "checks": CHECKS,
         "reach": reach,
         "pairs": [[p.a, p.b, p.distance, _stored(p.match)] for p in pairs],
         "verdicts": [[a, b, _stored(match)] for (a, b), match in verdicts.items() if a in held and b in held],
@@ -297,6 +304,12 @@ def load(version: Path) -> tuple[float, list[Pair]] | None:
     if body is None:
         return None
     return float(body["reach"]), [Pair(a, b, d, _read(m)) for a, b, d, m in body["pairs"]]
+
+
+def checks_of(version: Path | None) -> int:
+    """What a version's verdicts were reached with (CHECKS; 1: before pieces, frames, overlays)."""
+    body = (migrate.stored_copies(version) if version is not None else None) or {}
+    return int(body.get("checks", 1))
 
 
 def verdicts_of(version: Path | None) -> Verdicts:

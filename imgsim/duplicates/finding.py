@@ -39,6 +39,7 @@ def verified_pairs(
     rows=None,
     hashes: np.ndarray | None = None,
     descriptors: tuple[np.ndarray, np.ndarray] | None = None,
+    redo_pieces: bool = False,
 ) -> tuple[float, list[copy_pairs.Pair], copy_pairs.Verdicts]:
     """copy_pairs.find_pairs over an opened index, within the reach of its calibrated duplicate distance
     (``features(row)``: the build's; by default computed from the files as needed), for the
@@ -69,6 +70,7 @@ def verified_pairs(
         rows=rows,
         proposals=proposals,
         mirror_within=within,
+        redo_pieces=redo_pieces,
     )
     return (reach, *found)
 

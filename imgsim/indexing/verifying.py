@@ -74,12 +74,18 @@ def verify_copies(
     stored = keypoints.load(building)
     assert stored is not None  # the build wrote every segment's features
     rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
+    redo = before is not None and bool(known) and copy_pairs.checks_of(before) < copy_pairs.CHECKS
+    if redo:  # once: every row's candidates, pieces among them; matches looked at again
+        known = {key: verdict for key, verdict in known.items() if verdict is None or verdict.shot}
+        rows = None
+        log("Copies: verdicts reached before pieces, frames and overlays were told are reached again, once.")
     stored_before = copy_pairs.load(before) if before is not None and rows is not None else None
     pairs_before = stored_before[1] if stored_before is not None else []
     if rows is not None:  # pairs verified before the pictures' agreement was checked: checked again
         rows += unchecked_rows(pairs_before, old_items, items)
+    descriptors = _descriptors(stored, log)
     reach, pairs, verdicts = finding.verified_pairs(
-        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes, _descriptors(stored, log)
+        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes, descriptors, redo
     )
     checked = len(set(verdicts) - set(known))
     if rows is not None:  # the builds before checked the rest
