@@ -17,6 +17,8 @@ taken out to 1.58-1.97, sepia to 1.01-3.06.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -31,9 +33,11 @@ MIN_COLOURED = 0.2  # of the shared pixels: fewer, and the pictures are too gray
 SIDE = 160  # pixels the pictures are compared at (their longer side)
 
 
-def hue_turn(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | None:
-    """The median turn of hue (degrees) from A to B over the pixels they share under ``match``
-    (A's against B) that hold colour in both; None where too few do, or there is no transform."""
+def _side_by_side(
+    a: Image.Image, b: Image.Image, match: geometry.Match, per_pixel: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``per_pixel`` of A and of B carried onto A through ``match`` (small, SIDE), each (h, w, 2):
+    B's NaN where it does not reach; None where there is no transform."""
     import cv2
 
     if match.transform is None:
@@ -41,14 +45,23 @@ def hue_turn(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | N
     first, factor_a = _small(ImageOps.mirror(a) if match.mirrored else a)
     second, factor_b = _small(b)
     forward = geometry.transform_between(match, factor_a, factor_b)
-    mine = _chroma(np.asarray(first))
     theirs = cv2.warpAffine(
-        _chroma(np.asarray(second)),
+        per_pixel(np.asarray(second)),
         cv2.invertAffineTransform(forward),
         first.size,
         flags=cv2.INTER_LINEAR,
         borderValue=(np.nan, np.nan),
     )
+    return per_pixel(np.asarray(first)), theirs
+
+
+def hue_turn(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | None:
+    """The median turn of hue (degrees) from A to B over the pixels they share under ``match``
+    (A's against B) that hold colour in both; None where too few do, or there is no transform."""
+    both = _side_by_side(a, b, match, _chroma)
+    if both is None:
+        return None
+    mine, theirs = both
     shared = ~np.isnan(theirs[..., 0])
     coloured = shared & (np.hypot(*np.moveaxis(mine, -1, 0)) > COLOURED)
     coloured &= np.hypot(*np.moveaxis(np.nan_to_num(theirs), -1, 0)) > COLOURED
@@ -62,30 +75,14 @@ def saturation_ratio(a: Image.Image, b: Image.Image, match: geometry.Match) -> f
     """The larger of A's and B's median HSV saturation over the smaller, over the pixels they share
     under ``match`` that are gray, dark or bright in neither; None where too few are, or there is
     no transform."""
-    import cv2
-
-    if match.transform is None:
+    both = _side_by_side(a, b, match, _saturation_and_value)
+    if both is None:
         return None
-    first, factor_a = _small(ImageOps.mirror(a) if match.mirrored else a)
-    second, factor_b = _small(b)
-    forward = geometry.transform_between(match, factor_a, factor_b)
-    mine = _saturation_and_value(np.asarray(first))
-    theirs = cv2.warpAffine(
-        _saturation_and_value(np.asarray(second)),
-        cv2.invertAffineTransform(forward),
-        first.size,
-        flags=cv2.INTER_LINEAR,
-        borderValue=(np.nan, np.nan),
-    )
+    mine, theirs = both
     shared = ~np.isnan(theirs[..., 0])
     value = np.nan_to_num(theirs[..., 1])
-    compared = (
-        shared
-        & (mine[..., 0] > SATURATION_FLOOR)
-        & (mine[..., 1] > SATURATION_FLOOR)
-        & (mine[..., 1] < BRIGHT)
-    )
-    compared &= (value > SATURATION_FLOOR) & (value < BRIGHT)
+    compared = shared & (mine[..., 0] > SATURATION_FLOOR) & (mine[..., 1] > SATURATION_FLOOR)
+    compared &= (mine[..., 1] < BRIGHT) & (value > SATURATION_FLOOR) & (value < BRIGHT)
     if not shared.any() or compared.sum() < MIN_COLOURED * shared.sum():
         return None
     medians = float(np.median(theirs[..., 0][compared])), float(np.median(mine[..., 0][compared]))
