@@ -88,6 +88,7 @@ def test_a_half_crop_the_embedding_puts_far_is_a_copy_cropped_to_a_quarter(tmp_p
         features,
         pictures=pair_evidence.pictures_of(tmp_path, items, 10**8),
         sizes=pair_evidence.sizes_of(tmp_path, items),
+        grays=pair_evidence.grays_of(tmp_path, items, 10**8),
     )
     items += [store.Item(n, f"{n}.png", 1, 0, f"sha{n}") for n in range(2, 9)]  # never read
     pairs, _ = copy_pairs.find_pairs(items, far, 0.5, evidence, rows=[0, 1])
@@ -107,6 +108,7 @@ def test_a_refusal_reached_before_pieces_were_looked_for_is_reached_again(tmp_pa
         pair_evidence.features_of(tmp_path, items, 10**8),
         pictures=pair_evidence.pictures_of(tmp_path, items, 10**8),
         sizes=pair_evidence.sizes_of(tmp_path, items),
+        grays=pair_evidence.grays_of(tmp_path, items, 10**8),
     )
 
     def each_other(row: int) -> tuple[list[int], list[float]]:

@@ -186,19 +186,24 @@ def _timed(
     return dataclasses.replace(verdict, taken_apart=capture.apart(*map(taken, pair)), times_read=True)
 
 
-def _verdict(pair: tuple[int, int], evidence: pair_evidence.Evidence, mirror: bool) -> CopyMatch | None:
+def _verdict(
+    pair: tuple[int, int], evidence: pair_evidence.Evidence, mirror: bool, piece_only: bool = False
+) -> CopyMatch | None:
     """A candidate pair's verdict, reached anew: verified (and mirrored, with ``mirror``), else a
-    piece cut out of the other; a verified pair must agree beyond its matched points or be shots."""
+    piece cut out of the other (only that, with ``piece_only``: a candidate for nothing else); a
+    verified pair must agree beyond its matched points or be shots."""
     mine, theirs = evidence.features(pair[0]), evidence.features(pair[1])
     if mine is None or theirs is None:
         return None
-    match = geometry.verify(mine, theirs)
+    match = None if piece_only else geometry.verify(mine, theirs)
     if match is None and mirror and evidence.mirrored is not None:
         flipped = evidence.mirrored(pair[0])
         match = geometry.verify_mirrored(flipped, theirs) if flipped is not None else None
     pictures = evidence.pictures
-    if match is None and pictures is not None and evidence.sizes is not None:
-        cut = pair_evidence.cut(pair, evidence.sizes, pictures)  # its correlation is the agreement everywhere
+    if match is None and evidence.grays is not None and evidence.sizes is not None:
+        cut = pair_evidence.cut(
+            pair, evidence.sizes, evidence.grays
+        )  # its correlation is the agreement everywhere
         if cut is None:
             return None
         return _timed(pair, CopyMatch(cut.rounded(), mine.gray, theirs.gray, checked=True), evidence.taken)
@@ -259,7 +264,7 @@ def find_pairs(
     pairs = same_bytes(items)
     elsewhere: dict[FoundBy, Mapping[tuple[int, int], float]] = {"hash": proposals.hashed}
     elsewhere["features"] = proposals.shared
-    cuts = evidence.sizes if evidence.pictures is not None else None  # pieces need both
+    cuts = evidence.sizes if evidence.grays is not None else None  # pieces need both
     found = _candidates(items, neighbours, reach, rows, elsewhere, mirror_within, cuts)
     candidates, mirror_candidates, proposed = found
 
@@ -270,7 +275,7 @@ def find_pairs(
             verdict = known[key]  # predates pieces); a match predating the agreement check is redone
             if verdict is None or evidence.pictures is None or verdict.checked:
                 return key, verdict if verdict is None else _timed(pair, verdict, evidence.taken)
-        return key, _verdict(pair, evidence, pair in mirror_candidates)
+        return key, _verdict(pair, evidence, pair in mirror_candidates, proposed.get(pair) == "piece")
 
     ordered = sorted(candidates)
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:

@@ -57,6 +57,7 @@ def verified_pairs(
         pictures=pair_evidence.pictures_of(root, index.items, max_pixels),
         taken=pair_evidence.capture_times_of(root, index.items),
         sizes=pair_evidence.sizes_of(root, index.items),
+        grays=pair_evidence.grays_of(root, index.items, max_pixels),
     )
     thresholds = index.manifest.thresholds
     within = thresholds.duplicate if thresholds is not None else 0.0
