@@ -23,7 +23,7 @@ MIN_DETAIL = 8.0  # the piece's gray standard deviation: a flat piece (sky) fits
 MIN_SIDE = 32  # pixels of the piece, at the size it is looked for at: fewer say nothing
 MAX_SHARE = 0.5  # of the picture's pixels: a piece shows no more (a 70 % crop, 49 %, is one); larger
 # crops verify by their keypoints (0.97-1.00 of flowers5's 85 % and 70 % crops), and every pair of
-# sizes that fits is a candidate: at 0.9, 2,100 flowers at three sizes made 18,500 of them
+# sizes that fits is a candidate: 2,100 flowers at three sizes made 18,500 of them at 0.9, 12,100 at 0.5
 COARSE = 0.8  # the least correlation at a quarter of the size, looked at first: the half crops, as PNG,
 # JPEG q90 and q50 and cut 1-3 pixels off the quarter grid, at 0.875 and more; 1.2 % of other photos
 COARSE_STEP = 4  # the quarter size
