@@ -199,16 +199,14 @@ def _verdict(
     if match is None and mirror and evidence.mirrored is not None:
         flipped = evidence.mirrored(pair[0])
         match = geometry.verify_mirrored(flipped, theirs) if flipped is not None else None
-    pictures = evidence.pictures
     if match is None and evidence.grays is not None and evidence.sizes is not None:
-        cut = pair_evidence.cut(
-            pair, evidence.sizes, evidence.grays
-        )  # its correlation is the agreement everywhere
+        cut = pair_evidence.cut(pair, evidence.sizes, evidence.grays)  # correlated: agreeing everywhere
         if cut is None:
             return None
         return _timed(pair, CopyMatch(cut.rounded(), mine.gray, theirs.gray, checked=True), evidence.taken)
     if match is None:
         return None
+    pictures = evidence.pictures
     if pictures is None:
         return _timed(pair, CopyMatch(match.rounded(), mine.gray, theirs.gray), evidence.taken)
     looked = pair_evidence.agreed(match, pictures, *pair)
@@ -250,7 +248,7 @@ def find_pairs(
     limits the candidates to those of some rows (a build's new items; the rest were checked by
     the builds before); pairs of the same bytes are always found over every row. ``proposals``:
     more candidate pairs, checked whatever their distance and marked ``found_by`` "hash" or
-    "features". With ``evidence.pictures`` and ``evidence.sizes``, a pair that does not verify where
+    "features". With ``evidence.grays`` and ``evidence.sizes``, a pair that does not verify where
     one file could be cut out of the other is looked for in it pixel for pixel (images/pieces.py),
     and so are such pairs among each row's PIECE_NEAREST ("piece"). With ``evidence.mirrored``, a
     pair that does not verify is checked again mirrored where one is the other's MIRROR_NEAREST
@@ -268,13 +266,17 @@ def find_pairs(
     found = _candidates(items, neighbours, reach, rows, elsewhere, mirror_within, cuts)
     candidates, mirror_candidates, proposed = found
 
+    def could_be_piece(pair: tuple[int, int]) -> bool:
+        return cuts is not None and pair_evidence.could_be_piece(cuts, *pair)
+
     def check(pair: tuple[int, int]) -> tuple[tuple[str, str], CopyMatch | None]:
         key = (items[pair[0]].sha1, items[pair[1]].sha1)
-        anew = redo_pieces and cuts is not None and pair_evidence.could_be_piece(cuts, *pair)
-        if key in known and not (anew and known[key] is None):  # a refusal stands (but one that
-            verdict = known[key]  # predates pieces); a match predating the agreement check is redone
-            if verdict is None or evidence.pictures is None or verdict.checked:
-                return key, verdict if verdict is None else _timed(pair, verdict, evidence.taken)
+        if key in known:
+            verdict = known[key]  # a refusal stands, but for one from before pieces of a possible piece
+            if verdict is None and not (redo_pieces and could_be_piece(pair)):
+                return key, None
+            if verdict is not None and (evidence.pictures is None or verdict.checked):  # a match from
+                return key, _timed(pair, verdict, evidence.taken)  # before the agreement check is redone
         return key, _verdict(pair, evidence, pair in mirror_candidates, proposed.get(pair) == "piece")
 
     ordered = sorted(candidates)

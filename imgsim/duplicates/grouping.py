@@ -126,7 +126,9 @@ class _ReadOff:
 def _read_off_matches(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> _ReadOff:
     """What the group's pairs say of each member (_ReadOff): a picture held wholly in another file
     is that file's crop, unless the file holds it in a frame."""
-    found = _ReadOff(set(), set(), set(), False)
+    cropped: set[int] = set()
+    framed: set[int] = set()
+    colourless: set[int] = set()
     altered = False
     for a, b in ((a, b) for a in rows for b in rows if (a, b) in by_rows):  # this group's pairs only
         pair = by_rows[a, b]
@@ -135,15 +137,17 @@ def _read_off_matches(rows: list[int], by_rows: dict[tuple[int, int], Pair]) -> 
             continue
         first = pair.a == a
         holder = pair_evidence.holder_of(verified.match)
+        shown = verified.match.coverage_b if first else verified.match.coverage_a
         if verified.framed and holder is not None:
-            found.framed.update({a} if holder == (0 if first else 1) else set())
-        else:
-            shown = verified.match.coverage_b if first else verified.match.coverage_a
-            found.cropped.update({a} if shown < keeper.CROPPED_BELOW else set())
-        found.colourless.update({a} if (verified.a_gray if first else verified.b_gray) else set())
+            if holder == (0 if first else 1):
+                framed.add(a)
+        elif shown < keeper.CROPPED_BELOW:
+            cropped.add(a)
+        if verified.a_gray if first else verified.b_gray:
+            colourless.add(a)
         overlaid = verified.a_overlaid or verified.b_overlaid
         altered |= verified.recoloured or verified.match.mirrored or overlaid or _doubtful(pair)
-    return dataclasses.replace(found, altered=altered)
+    return _ReadOff(cropped, framed, colourless, altered)
 
 
 def what_it_is(
@@ -167,9 +171,9 @@ def what_it_is(
     quarter = round(turn / 90) * 90 % 360
     if abs(turn) > 10:
         said.append(f"turned {quarter}°")
-    if seen < 0.93:
+    if seen < keeper.CROPPED_BELOW:
         said.append(f"cropped to {seen:.0%} of it")
-    if filled < 0.93:
+    if filled < keeper.CROPPED_BELOW:
         said.append(f"framed (the picture fills {filled:.0%})")
     if not 0.9 <= scale <= 1.11:
         said.append(f"resized to {1 / scale:.0%}")

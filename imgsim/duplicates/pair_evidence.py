@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from imgsim.duplicates import keeper
 from imgsim.images import capture, frames, geometry, imaging, pieces, recolour, same_picture
 from imgsim.index import store
 
@@ -88,7 +89,7 @@ def pictures_of(root: Path, items: list[store.Item], max_pixels: int) -> Callabl
 
 
 HOLDS = 0.9  # of a picture shown in another file: it lies wholly inside it (framed, or cropped from it)
-SHOWS_PART = 0.93  # of a file the other picture fills, below which the file holds more than it
+SHOWS_PART = keeper.CROPPED_BELOW  # of a file the other picture fills, below which it holds more
 
 
 @dataclass(frozen=True)
@@ -149,14 +150,17 @@ def cut(
     """The match of a pair where one is a piece cut out of the other pixel for pixel (pieces.py),
     looked for in their ``grays``."""
     size_a, size_b = sizes(pair[0]), sizes(pair[1])
-    if size_a is None or size_b is None or not could_be_piece(sizes, *pair):
+    if size_a is None or size_b is None:
+        return None
+    piece_first = pieces.fits_inside(size_a, size_b)  # else B is the piece, if either is
+    if not piece_first and not pieces.fits_inside(size_b, size_a):
         return None
     first, second = grays(pair[0]), grays(pair[1])
     if first is None or second is None:
         return None
-    if pieces.fits_inside(size_b, size_a):
-        return pieces.cut_from(first, second, size_a, size_b)
-    return pieces.cut_from(second, first, size_b, size_a, piece_first=True)
+    if piece_first:
+        return pieces.cut_from(second, first, size_b, size_a, piece_first=True)
+    return pieces.cut_from(first, second, size_a, size_b)
 
 
 @dataclass(frozen=True)

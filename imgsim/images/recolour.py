@@ -17,8 +17,6 @@ taken out to 1.58-1.97, sepia to 1.01-3.06.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -34,10 +32,10 @@ SIDE = 160  # pixels the pictures are compared at (their longer side)
 
 
 def _side_by_side(
-    a: Image.Image, b: Image.Image, match: geometry.Match, per_pixel: Callable[[np.ndarray], np.ndarray]
+    a: Image.Image, b: Image.Image, match: geometry.Match
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """``per_pixel`` of A and of B carried onto A through ``match`` (small, SIDE), each (h, w, 2):
-    B's NaN where it does not reach; None where there is no transform."""
+    """Each pixel's colour (_planes) of A and of B carried onto A through ``match`` (small, SIDE),
+    each (h, w, 4): B's NaN where it does not reach; None where there is no transform."""
     import cv2
 
     if match.transform is None:
@@ -46,22 +44,18 @@ def _side_by_side(
     second, factor_b = _small(b)
     forward = geometry.transform_between(match, factor_a, factor_b)
     theirs = cv2.warpAffine(
-        per_pixel(np.asarray(second)),
+        _planes(np.asarray(second)),
         cv2.invertAffineTransform(forward),
         first.size,
         flags=cv2.INTER_LINEAR,
-        borderValue=(np.nan, np.nan),
+        borderValue=(np.nan,) * 4,
     )
-    return per_pixel(np.asarray(first)), theirs
+    return _planes(np.asarray(first)), theirs
 
 
-def hue_turn(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | None:
-    """The median turn of hue (degrees) from A to B over the pixels they share under ``match``
-    (A's against B) that hold colour in both; None where too few do, or there is no transform."""
-    both = _side_by_side(a, b, match, _chroma)
-    if both is None:
-        return None
-    mine, theirs = both
+def _hue_turn(mine: np.ndarray, theirs: np.ndarray) -> float | None:
+    """The median turn of hue (degrees) from A's chroma to B's carried onto it, over the pixels
+    that hold colour in both; None where too few do."""
     shared = ~np.isnan(theirs[..., 0])
     coloured = shared & (np.hypot(*np.moveaxis(mine, -1, 0)) > COLOURED)
     coloured &= np.hypot(*np.moveaxis(np.nan_to_num(theirs), -1, 0)) > COLOURED
@@ -71,14 +65,10 @@ def hue_turn(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | N
     return float(np.degrees(np.median(np.abs(np.angle(np.exp(1j * turned[coloured]))))))
 
 
-def saturation_ratio(a: Image.Image, b: Image.Image, match: geometry.Match) -> float | None:
-    """The larger of A's and B's median HSV saturation over the smaller, over the pixels they share
-    under ``match`` that are gray, dark or bright in neither; None where too few are, or there is
-    no transform."""
-    both = _side_by_side(a, b, match, _saturation_and_value)
-    if both is None:
-        return None
-    mine, theirs = both
+def _saturation_ratio(mine: np.ndarray, theirs: np.ndarray) -> float | None:
+    """The larger of A's and B's median HSV saturation over the smaller (their saturation and
+    value, B's carried onto A), over the pixels gray, dark or bright in neither; None where too
+    few are."""
     shared = ~np.isnan(theirs[..., 0])
     value = np.nan_to_num(theirs[..., 1])
     compared = shared & (mine[..., 0] > SATURATION_FLOOR) & (mine[..., 1] > SATURATION_FLOOR)
@@ -91,11 +81,15 @@ def saturation_ratio(a: Image.Image, b: Image.Image, match: geometry.Match) -> f
 
 def recoloured(a: Image.Image, b: Image.Image, match: geometry.Match) -> bool:
     """Whether B's colours are A's changed: hue turned (HUE_TURN) or saturation raised or lowered
-    (SATURATION_CHANGE)."""
-    turn = hue_turn(a, b, match)
+    (SATURATION_CHANGE), both read off one carrying of B onto A."""
+    both = _side_by_side(a, b, match)
+    if both is None:
+        return False
+    mine, theirs = both
+    turn = _hue_turn(mine[..., :2], theirs[..., :2])
     if turn is not None and turn > HUE_TURN:
         return True
-    ratio = saturation_ratio(a, b, match)
+    ratio = _saturation_ratio(mine[..., 2:], theirs[..., 2:])
     return ratio is not None and ratio > SATURATION_CHANGE
 
 
@@ -105,17 +99,11 @@ def _small(image: Image.Image) -> tuple[Image.Image, float]:
     return image.convert("RGB").resize(size, Image.Resampling.BILINEAR), factor
 
 
-def _saturation_and_value(pixels: np.ndarray) -> np.ndarray:
-    """Each pixel's HSV saturation and value in 0..1, (h, w, 2) float32."""
+def _planes(pixels: np.ndarray) -> np.ndarray:
+    """Each pixel's CIELAB a* and b* (centred on gray), then its HSV saturation and value in 0..1,
+    (h, w, 4) float32."""
     import cv2
 
+    chroma = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB).astype(np.float32)[..., 1:] - 128.0
     hsv = cv2.cvtColor(pixels, cv2.COLOR_RGB2HSV).astype(np.float32) / 255.0
-    return np.ascontiguousarray(hsv[..., 1:])
-
-
-def _chroma(pixels: np.ndarray) -> np.ndarray:
-    """Each pixel's CIELAB a* and b*, centred on gray, (h, w, 2) float32."""
-    import cv2
-
-    lab = cv2.cvtColor(pixels, cv2.COLOR_RGB2LAB).astype(np.float32)
-    return lab[..., 1:] - 128.0
+    return np.ascontiguousarray(np.concatenate([chroma, hsv[..., 1:]], axis=-1))
