@@ -155,7 +155,7 @@ def _candidates(
                 rank < PIECE_NEAREST and sizes is not None and pair_evidence.could_be_piece(sizes, row, other)
             ):
                 pieces_near.setdefault(oriented, float(distance))
-    elsewhere = elsewhere | {"piece": pieces_near}
+    elsewhere = elsewhere | {"piece": {**elsewhere.get("piece", {}), **pieces_near}}
     proposed: dict[tuple[int, int], FoundBy] = {}
     for found_by, pairs in elsewhere.items():
         for (a, b), distance in pairs.items():
@@ -171,10 +171,12 @@ def _candidates(
 class Proposals:
     """Candidate pairs beyond the embedding's nearest, each with its distance, checked whatever
     that is: near perceptual hashes (grayscale copies), shared local features (screenshots,
-    recoloured and watermarked copies)."""
+    recoloured and watermarked copies), a piece's pixels found in a picture (images/piece_search.py:
+    crops of small photos)."""
 
     hashed: Mapping[tuple[int, int], float] = dataclasses.field(default_factory=dict)
     shared: Mapping[tuple[int, int], float] = dataclasses.field(default_factory=dict)
+    pieces: Mapping[tuple[int, int], float] = dataclasses.field(default_factory=dict)
 
 
 def _timed(
@@ -247,8 +249,8 @@ def find_pairs(
     SHA-1 to the other, so that a verdict reads the same whatever rows the files have. ``rows``
     limits the candidates to those of some rows (a build's new items; the rest were checked by
     the builds before); pairs of the same bytes are always found over every row. ``proposals``:
-    more candidate pairs, checked whatever their distance and marked ``found_by`` "hash" or
-    "features". With ``evidence.grays`` and ``evidence.sizes``, a pair that does not verify where
+    more candidate pairs, checked whatever their distance and marked ``found_by`` "hash",
+    "features" or "piece". With ``evidence.grays`` and ``evidence.sizes``, a pair that does not verify where
     one file could be cut out of the other is looked for in it pixel for pixel (images/pieces.py),
     and so are such pairs among each row's PIECE_NEAREST ("piece"). With ``evidence.mirrored``, a
     pair that does not verify is checked again mirrored where one is the other's MIRROR_NEAREST
@@ -262,6 +264,7 @@ def find_pairs(
     pairs = same_bytes(items)
     elsewhere: dict[FoundBy, Mapping[tuple[int, int], float]] = {"hash": proposals.hashed}
     elsewhere["features"] = proposals.shared
+    elsewhere["piece"] = proposals.pieces
     cuts = evidence.sizes if evidence.grays is not None else None  # pieces need both
     found = _candidates(items, neighbours, reach, rows, elsewhere, mirror_within, cuts)
     candidates, mirror_candidates, proposed = found

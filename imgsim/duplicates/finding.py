@@ -10,7 +10,7 @@ import numpy as np
 
 from imgsim.duplicates import copy_pairs, grouping, keeper, pair_evidence
 from imgsim.duplicates.decisions import Decided, Decision
-from imgsim.images import hashing, shared_features
+from imgsim.images import hashing, piece_search, shared_features
 from imgsim.index import vectors as vector_math
 from imgsim.index.depth import SHALLOW
 from imgsim.search.annoy_index import SearchIndex
@@ -40,11 +40,14 @@ def verified_pairs(
     hashes: np.ndarray | None = None,
     descriptors: tuple[np.ndarray, np.ndarray] | None = None,
     redo_pieces: bool = False,
+    log: Callable[[str], None] = lambda line: None,
 ) -> tuple[float, list[copy_pairs.Pair], copy_pairs.Verdicts]:
     """copy_pairs.find_pairs over an opened index, within the reach of its calibrated duplicate distance
     (``features(row)``: the build's; by default computed from the files as needed), for the
-    candidates of ``rows`` (default: every row), the pairs whose stored ``hashes`` are near, and
-    those whose stored ``descriptors`` (all of them, and the row of each) share many words."""
+    candidates of ``rows`` (default: every row), the pairs whose stored ``hashes`` are near, those
+    whose stored ``descriptors`` (all of them, and the row of each) share many words, and the small
+    files found in pictures they fit in (images/piece_search.py; ``log`` says where there were too
+    many to look at)."""
     reach = reach_of(index)
     features = features or pair_evidence.features_of(index.collection_root, index.items, max_pixels)
     near_hashes = hashing.near_pairs(hashes, copy_pairs.HASH_NEAR, rows) if hashes is not None else set()
@@ -61,7 +64,9 @@ def verified_pairs(
     )
     thresholds = index.manifest.thresholds
     within = thresholds.duplicate if thresholds is not None else 0.0
-    proposals = copy_pairs.Proposals(hashed, shared)
+    proposals = copy_pairs.Proposals(
+        hashed, shared, _with_distances(index, _pieces(index, evidence, max_pixels, rows, log))
+    )
     found = copy_pairs.find_pairs(
         index.items,
         _neighbours(index),
@@ -74,6 +79,24 @@ def verified_pairs(
         redo_pieces=redo_pieces,
     )
     return (reach, *found)
+
+
+def _pieces(
+    index: SearchIndex, evidence: pair_evidence.Evidence, max_pixels: int, rows, log: Callable[[str], None]
+) -> dict[tuple[int, int], float]:
+    """The pairs piece_search proposes: a small file whose pixels lie in a picture it fits in."""
+    assert evidence.sizes is not None
+    count = len(index.items)
+    sizes = [evidence.sizes(row) for row in range(count)] if count <= piece_search.MAX_FILES else []
+    small_grays = pair_evidence.small_grays_of(index.collection_root, index.items, max_pixels)
+    found = piece_search.near_pairs(sizes, small_grays, rows) if sizes else None
+    if found is None and count:
+        log(
+            f"Pieces not looked for in every picture: more than {piece_search.MAX_FILES:,} files or "
+            f"{piece_search.MAX_PAIRS:,} pairs of a small file and a picture it fits in (crops of small "
+            "photos may be missed)."
+        )
+    return found or {}
 
 
 def _with_distances(index: SearchIndex, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], float]:

@@ -75,6 +75,23 @@ def grays_of(root: Path, items: list[store.Item], max_pixels: int) -> Callable[[
     return get
 
 
+def small_grays_of(
+    root: Path, items: list[store.Item], max_pixels: int
+) -> Callable[[int, int], Image.Image | None]:
+    """A row's picture in gray, decoded at a reduced scale where both sides stay at least the
+    pixels asked for (JPEG's own scaled decoding; None: unreadable): what pieces are first looked
+    for in, every picture they fit in (images/piece_search.py), at a sixteenth of a full decode's
+    pixels."""
+
+    def get(row: int, side: int) -> Image.Image | None:
+        try:
+            return imaging.open_rgb(root / items[row].path, max_pixels, side).convert("L")
+        except imaging.UnreadableImage:
+            return None
+
+    return get
+
+
 def pictures_of(root: Path, items: list[store.Item], max_pixels: int) -> Callable[[int], Image.Image | None]:
     """A row's picture at the size its features are found at (None: unreadable), read anew each
     time: only the pairs that verify are looked at again."""

@@ -85,7 +85,7 @@ def verify_copies(
         rows += unchecked_rows(pairs_before, old_items, items)
     descriptors = _descriptors(stored, log)
     reach, pairs, verdicts = finding.verified_pairs(
-        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes, descriptors, redo
+        opened, cfg.max_image_pixels, known, stored.get, rows, stored.hashes, descriptors, redo, log
     )
     checked = len(set(verdicts) - set(known))
     if rows is not None:  # the builds before checked the rest
