@@ -31,6 +31,26 @@ def test_near_pairs_finds_exactly_the_pairs_within_three_bits():
     assert hashing.near_pairs(hashes, 3, fresh) == {pair for pair in brute if set(pair) & fresh}
 
 
+def test_near_pairs_finds_exactly_the_pairs_within_seven_bits():
+    """Watermarked copies lie 0-6 bits from their originals: duplicates look 7 bits far (each block
+    of 16 bits searched within 1 bit)."""
+    hashes = _random_hashes(300, seed=2)
+    rng = np.random.default_rng(3)
+    for row in range(0, 300, 10):  # plant neighbours 0-9 bits away
+        flipped = hashes[row].copy()
+        for bit in rng.choice(64, size=row % 10, replace=False):
+            flipped[bit // 8] ^= 1 << (bit % 8)
+        hashes[row + 1] = flipped
+    brute = {
+        (a, b)
+        for a, b in itertools.combinations(range(len(hashes)), 2)
+        if np.unpackbits(hashes[a] ^ hashes[b]).sum() <= 7
+    }
+    assert hashing.near_pairs(hashes, 7) == brute and len(brute) >= 20
+    fresh = set(range(0, 300, 20))
+    assert hashing.near_pairs(hashes, 7, fresh) == {pair for pair in brute if set(pair) & fresh}
+
+
 def test_near_pairs_finds_a_copy_whose_turned_hash_matches():
     hashes = np.zeros((3, 4, 8), np.uint8)
     hashes[:, :, :] = _random_hashes(12, seed=3).reshape(3, 4, 8)

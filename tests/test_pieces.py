@@ -116,7 +116,7 @@ def test_a_refusal_reached_before_pieces_were_looked_for_is_reached_again(tmp_pa
 
     refused = {("sha0", "sha1"): None}
     kept, _ = copy_pairs.find_pairs(items, each_other, 0.5, evidence, refused)
-    again, verdicts = copy_pairs.find_pairs(items, each_other, 0.5, evidence, refused, redo_pieces=True)
+    again, verdicts = copy_pairs.find_pairs(items, each_other, 0.5, evidence, refused, redo_refusals=True)
     assert kept == [] and [(p.a, p.b) for p in again] == [(0, 1)] and verdicts["sha0", "sha1"] is not None
 
 
@@ -124,4 +124,4 @@ def test_a_version_says_what_its_verdicts_were_reached_with(tmp_path):
     items = [store.Item(0, "a.png", 1, 0, "sha0")]
     assert copy_pairs.checks_of(tmp_path) == 1  # none stored
     copy_pairs.save(tmp_path, [], 0.5, {}, items)
-    assert copy_pairs.checks_of(tmp_path) == copy_pairs.CHECKS == 2
+    assert copy_pairs.checks_of(tmp_path) == copy_pairs.CHECKS == 3

@@ -28,11 +28,13 @@ from imgsim.images import capture, geometry, same_picture
 from imgsim.index import migrate, store
 
 COPIES_FILE = migrate.COPIES_FILE
-CHECKS = 2  # what a version's verdicts were reached with (copies.json "checks"): 2, pieces looked for
-# and frames and overlays told; 1 (no "checks"), before them
+CHECKS = 3  # what a version's verdicts were reached with (copies.json "checks"): 3, pairs of near
+# hashes compared pixel for pixel; 2, pieces looked for and frames and overlays told; 1 (no "checks"),
+# before them
 REACH = 1.5  # candidates lie within this many times the calibrated duplicate distance
 CANDIDATES = 5  # and among an image's nearest: a copy is among the very nearest
-HASH_NEAR = 3  # bits: perceptual hashes this near make a candidate pair too (grayscale copies: 0-2)
+HASH_NEAR = 7  # bits: perceptual hashes this near make a candidate pair too (grayscale copies: 0-2,
+# watermarked ones 0-6; on flowers5 with hard copies, 1 in 10,000 pairs of different photos at 16)
 MIRROR_NEAREST = 1  # a pair that does not verify is checked mirrored where one is the other's very
 # nearest within the duplicate distance: the embedding hardly tells a mirrored copy from its picture
 PIECE_NEAREST = 20  # of a row's nearest, at any distance, those whose file could be cut out of its
@@ -188,26 +190,47 @@ def _timed(
     return dataclasses.replace(verdict, taken_apart=capture.apart(*map(taken, pair)), times_read=True)
 
 
-def _verdict(
-    pair: tuple[int, int], evidence: pair_evidence.Evidence, mirror: bool, piece_only: bool = False
+def _by_pixels(
+    pair: tuple[int, int], evidence: pair_evidence.Evidence, grays: tuple[bool, bool], pixel_for_pixel: bool
 ) -> CopyMatch | None:
-    """A candidate pair's verdict, reached anew: verified (and mirrored, with ``mirror``), else a
-    piece cut out of the other (only that, with ``piece_only``: a candidate for nothing else); a
-    verified pair must agree beyond its matched points or be shots."""
+    """The verdict on a pair whose keypoints did not make it a copy, by its pixels: a piece cut out
+    of the other (images/pieces.py), or with ``pixel_for_pixel`` the same picture at one size, perhaps
+    with something laid over one (images/overlays.py); ``grays``: whether each looks gray."""
+    if evidence.grays is None or evidence.sizes is None:
+        return None
+    cut = pair_evidence.cut(pair, evidence.sizes, evidence.grays)  # correlated: agreeing everywhere
+    if cut is not None:
+        return _timed(pair, CopyMatch(cut.rounded(), *grays, checked=True), evidence.taken)
+    same = pair_evidence.same_pixels(pair, evidence.sizes, evidence.grays) if pixel_for_pixel else None
+    if same is None:
+        return None
+    match, pixels = same
+    found = CopyMatch(match.rounded(), *grays, agreement=pixels.share, checked=True)
+    laid = dataclasses.replace(found, a_overlaid=pixels.carrier == 0, b_overlaid=pixels.carrier == 1)
+    return _timed(pair, laid, evidence.taken)
+
+
+def _verdict(
+    pair: tuple[int, int],
+    evidence: pair_evidence.Evidence,
+    mirror: bool,
+    piece_only: bool = False,
+    pixel_for_pixel: bool = False,
+) -> CopyMatch | None:
+    """A candidate pair's verdict, reached anew: verified (and mirrored, with ``mirror``), else by
+    its pixels (_by_pixels; only a piece with ``piece_only``: a candidate for nothing else; the same
+    pixels too with ``pixel_for_pixel``: a pair of near perceptual hashes). A verified pair must agree beyond
+    its matched points or be shots, or have the same pixels (an overlay's text drew its matches)."""
     mine, theirs = evidence.features(pair[0]), evidence.features(pair[1])
     if mine is None or theirs is None:
         return None
+    grays = (mine.gray, theirs.gray)
     match = None if piece_only else geometry.verify(mine, theirs)
     if match is None and mirror and evidence.mirrored is not None:
         flipped = evidence.mirrored(pair[0])
         match = geometry.verify_mirrored(flipped, theirs) if flipped is not None else None
-    if match is None and evidence.grays is not None and evidence.sizes is not None:
-        cut = pair_evidence.cut(pair, evidence.sizes, evidence.grays)  # correlated: agreeing everywhere
-        if cut is None:
-            return None
-        return _timed(pair, CopyMatch(cut.rounded(), mine.gray, theirs.gray, checked=True), evidence.taken)
     if match is None:
-        return None
+        return _by_pixels(pair, evidence, grays, pixel_for_pixel and not piece_only)
     pictures = evidence.pictures
     if pictures is None:
         return _timed(pair, CopyMatch(match.rounded(), mine.gray, theirs.gray), evidence.taken)
@@ -224,8 +247,9 @@ def _verdict(
         ),
         evidence.taken,
     )
-    return kept if looked.agrees or kept.shot else None  # shots differ beyond their match: that is what
-    # they are (subjects move); an overlay's match lies at the same place in both pictures
+    if looked.agrees or kept.shot:  # shots differ beyond their match: that is what they are (subjects
+        return kept  # move); an overlay's match lies at the same place in both pictures
+    return _by_pixels(pair, evidence, grays, pixel_for_pixel=True)
 
 
 def find_pairs(
@@ -238,7 +262,7 @@ def find_pairs(
     rows: Iterable[int] | None = None,
     proposals: Proposals = Proposals(),
     mirror_within: float = 0.0,
-    redo_pieces: bool = False,
+    redo_refusals: bool = False,
 ) -> tuple[list[Pair], Verdicts]:
     """Every pair of the same bytes, and every candidate pair within ``reach`` (among each row's
     CANDIDATES nearest) that verifies; and the verdict on every candidate checked.
@@ -250,16 +274,19 @@ def find_pairs(
     limits the candidates to those of some rows (a build's new items; the rest were checked by
     the builds before); pairs of the same bytes are always found over every row. ``proposals``:
     more candidate pairs, checked whatever their distance and marked ``found_by`` "hash",
-    "features" or "piece". With ``evidence.grays`` and ``evidence.sizes``, a pair that does not verify where
-    one file could be cut out of the other is looked for in it pixel for pixel (images/pieces.py),
+    "features" or "piece"; a pair of near hashes that does not verify, or verifies but does not
+    agree beyond its matches, is compared pixel for pixel where its files are of one size (a
+    watermark on a soft photo: images/overlays.py). With ``evidence.grays`` and ``evidence.sizes``, a
+    pair that does not verify where one file could be cut out of the other is looked for in it pixel
+    for pixel (images/pieces.py),
     and so are such pairs among each row's PIECE_NEAREST ("piece"). With ``evidence.mirrored``, a
     pair that does not verify is checked again mirrored where one is the other's MIRROR_NEAREST
     nearest within ``mirror_within``. With
     ``evidence.pictures``, a verified pair must also agree beyond its matched points or is refused
     (a known verdict from before that check is redone). With ``evidence.taken``, two shots taken
     at different moments are told from copies (a known match from before gets its times read).
-    ``redo_pieces``: a known refusal of a pair that could be a piece is reached anew (a verdict from
-    before pieces were looked for)."""
+    ``redo_refusals``: a known refusal of a pair that could be a piece or whose hashes are near is
+    reached anew (a verdict from before pixels were compared, CHECKS)."""
     known = known or {}
     pairs = same_bytes(items)
     elsewhere: dict[FoundBy, Mapping[tuple[int, int], float]] = {"hash": proposals.hashed}
@@ -269,6 +296,8 @@ def find_pairs(
     found = _candidates(items, neighbours, reach, rows, elsewhere, mirror_within, cuts)
     candidates, mirror_candidates, proposed = found
 
+    hashes_near = set(proposals.hashed) | {(b, a) for a, b in proposals.hashed}  # compared pixel for pixel
+
     def could_be_piece(pair: tuple[int, int]) -> bool:
         return cuts is not None and pair_evidence.could_be_piece(cuts, *pair)
 
@@ -276,11 +305,12 @@ def find_pairs(
         key = (items[pair[0]].sha1, items[pair[1]].sha1)
         if key in known:
             verdict = known[key]  # a refusal stands, but for one from before pieces of a possible piece
-            if verdict is None and not (redo_pieces and could_be_piece(pair)):
+            if verdict is None and not (redo_refusals and (could_be_piece(pair) or pair in hashes_near)):
                 return key, None
             if verdict is not None and (evidence.pictures is None or verdict.checked):  # a match from
                 return key, _timed(pair, verdict, evidence.taken)  # before the agreement check is redone
-        return key, _verdict(pair, evidence, pair in mirror_candidates, proposed.get(pair) == "piece")
+        piece_only = proposed.get(pair) == "piece"
+        return key, _verdict(pair, evidence, pair in mirror_candidates, piece_only, pair in hashes_near)
 
     ordered = sorted(candidates)
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:

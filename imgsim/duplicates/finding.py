@@ -39,7 +39,7 @@ def verified_pairs(
     rows=None,
     hashes: np.ndarray | None = None,
     descriptors: tuple[np.ndarray, np.ndarray] | None = None,
-    redo_pieces: bool = False,
+    redo_refusals: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> tuple[float, list[copy_pairs.Pair], copy_pairs.Verdicts]:
     """copy_pairs.find_pairs over an opened index, within the reach of its calibrated duplicate distance
@@ -76,7 +76,7 @@ def verified_pairs(
         rows=rows,
         proposals=proposals,
         mirror_within=within,
-        redo_pieces=redo_pieces,
+        redo_refusals=redo_refusals,
     )
     return (reach, *found)
 

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from imgsim.duplicates import keeper
-from imgsim.images import capture, frames, geometry, imaging, pieces, recolour, same_picture
+from imgsim.images import capture, frames, geometry, imaging, overlays, pieces, recolour, same_picture
 from imgsim.index import store
 
 
@@ -178,6 +179,23 @@ def cut(
     if piece_first:
         return pieces.cut_from(second, first, size_b, size_a, piece_first=True)
     return pieces.cut_from(first, second, size_a, size_b)
+
+
+def same_pixels(
+    pair: tuple[int, int],
+    sizes: Callable[[int], tuple[int, int] | None],
+    grays: Callable[[int], Image.Image | None],
+) -> tuple[geometry.Match, overlays.SamePixels] | None:
+    """Where a pair's files are of one size and show the same picture pixel for pixel, perhaps
+    with something laid over one (overlays.py): the match they make, each over the other whole."""
+    size_a, size_b = sizes(pair[0]), sizes(pair[1])
+    if size_a is None or size_a != size_b:
+        return None
+    first, second = grays(pair[0]), grays(pair[1])
+    same = overlays.same_pixels(first, second) if first is not None and second is not None else None
+    if same is None:
+        return None
+    return geometry.matched_by(np.eye(2, 3), 0, size_a, size_b), same
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,14 @@ def distances(hashes: np.ndarray, query: np.ndarray) -> np.ndarray:
 def near_pairs(
     hashes: np.ndarray, within: int, rows: Iterable[int] | None = None, largest_bucket: int = 64
 ) -> set[tuple[int, int]]:
-    """Every pair of rows whose hashes lie within ``within`` bits (``within`` < 4) of each other,
+    """Every pair of rows whose hashes lie within ``within`` bits (``within`` < 8) of each other,
     at any quarter turn: ``hashes`` is (n, turns, 8), each row's hash at each turn (the first
     unturned). Only pairs with one of ``rows`` if given (a build's new items). Not all pairs are
     compared: split into 4 blocks of 16 bits, two hashes within 3 bits agree on one block at
-    least (multi-index hashing), so only hashes sharing a block are. A block value more than
-    ``largest_bucket`` hashes share (blank pictures) is left out: they cannot verify."""
-    assert within < 4, "four blocks find pairs within 3 bits"
+    least, within 7 bits lie within 1 bit on one block (multi-index hashing), so only hashes
+    whose block lies that near are. A block value more than ``largest_bucket`` hashes share
+    (blank pictures) is left out: they cannot verify."""
+    assert within < 8, "four blocks of 16 bits, each searched within 1 bit, find pairs within 7 bits"
     stored = np.ascontiguousarray(hashes, np.uint8).reshape(len(hashes), -1, 8)
     present = np.flatnonzero(stored[:, 0].any(axis=1))
     asked = present if rows is None else np.intersect1d(np.fromiter(rows, np.int64), present)
@@ -70,20 +71,27 @@ def _matches(
     within: int,
     largest: int,
 ) -> set[tuple[int, int]]:
-    """Pairs (query's row, hash's row) of different rows within ``within`` bits, by blocks."""
+    """Pairs (query's row, hash's row) of different rows within ``within`` bits, by blocks: each
+    query's block values within ``within // 4`` bits looked up among the hashes' sorted ones."""
     found: set[tuple[int, int]] = set()
-    blocks, asked = hashes.view(np.uint16), np.ascontiguousarray(queries).view(np.uint16)
+    hashes, queries = np.ascontiguousarray(hashes), np.ascontiguousarray(queries)
+    blocks, asked = hashes.view(np.uint16), queries.view(np.uint16)
+    whole, wanted = hashes.view(np.uint64).ravel(), queries.view(np.uint64).ravel()
     for column in range(blocks.shape[1]):
         order = np.argsort(blocks[:, column], kind="stable")
         keys = blocks[order, column]
-        starts = np.searchsorted(keys, asked[:, column], side="left")
-        ends = np.searchsorted(keys, asked[:, column], side="right")
-        for query, row, start, end in zip(queries, query_rows, starts, ends, strict=True):
-            if not 0 < end - start <= largest:
-                continue
-            near = order[start:end]
-            near = near[(rows[near] != row) & (distances(hashes[near], query) <= within)]
-            found.update((int(min(row, o)), int(max(row, o))) for o in rows[near])
+        for mask in _masks(16, within // 4).astype(np.uint16):
+            values = asked[:, column] ^ mask
+            starts = np.searchsorted(keys, values, side="left")
+            counts = np.searchsorted(keys, values, side="right") - starts
+            counts[counts > largest] = 0
+            query = np.repeat(np.arange(len(queries)), counts)
+            near = order[np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+            close = (rows[near] != query_rows[query]) & (
+                np.bitwise_count(whole[near] ^ wanted[query]) <= within
+            )
+            ends = zip(query_rows[query[close]].tolist(), rows[near[close]].tolist(), strict=True)
+            found.update((min(a, b), max(a, b)) for a, b in ends)
     return found
 
 

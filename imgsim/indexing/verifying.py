@@ -78,7 +78,7 @@ def verify_copies(
     if redo:  # once: every row's candidates, pieces among them; matches looked at again
         known = {key: verdict for key, verdict in known.items() if verdict is None or verdict.shot}
         rows = None
-        log("Copies: verdicts reached before pieces, frames and overlays were told are reached again, once.")
+        log("Copies: verdicts reached by an older version's checks are reached again, once.")
     stored_before = copy_pairs.load(before) if before is not None and rows is not None else None
     pairs_before = stored_before[1] if stored_before is not None else []
     if rows is not None:  # pairs verified before the pictures' agreement was checked: checked again
