@@ -90,3 +90,26 @@ def test_a_watermarked_soft_photo_near_by_hash_is_a_copy_with_something_laid_ove
     [group] = grouping.from_pairs(items, pairs, 1.5, tmp_path)
     [copy] = [member for member in group.members if member.path == "b.png"]
     assert "laid over it" in copy.what and group.keep == 0
+
+
+def test_a_refusal_of_near_hashes_reached_before_pixels_were_compared_is_reached_again(tmp_path):
+    """A version whose verdicts came before pixels were compared (copies.json "checks" below 3)
+    refused the watermarked copy; the first build over it reaches that verdict again."""
+    photo().save(tmp_path / "a.png")
+    hard_copies.watermark(photo()).save(tmp_path / "b.png")
+    items = [store.Item(n, name, 1, 0, f"sha{n}") for n, name in enumerate(("a.png", "b.png"))]
+    evidence = pair_evidence.Evidence(
+        pair_evidence.features_of(tmp_path, items, 10**8),
+        sizes=pair_evidence.sizes_of(tmp_path, items),
+        grays=pair_evidence.grays_of(tmp_path, items, 10**8),
+    )
+
+    def apart(row: int) -> tuple[list[int], list[float]]:
+        return [row], [0.0]
+
+    refused, proposals = {("sha0", "sha1"): None}, copy_pairs.Proposals(hashed={(0, 1): 1.3})
+    kept, _ = copy_pairs.find_pairs(items, apart, 0.5, evidence, refused, proposals=proposals)
+    again, _ = copy_pairs.find_pairs(
+        items, apart, 0.5, evidence, refused, proposals=proposals, redo_refusals=True
+    )
+    assert kept == [] and [(pair.a, pair.b) for pair in again] == [(0, 1)]
