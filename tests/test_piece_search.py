@@ -72,8 +72,9 @@ def test_the_sizes_say_what_could_hold_what():
     assert piece_search.shrink_for((31, 200)) is None  # too thin to say anything
 
 
-def test_too_many_pairs_are_not_looked_at(folder, monkeypatch):
-    monkeypatch.setattr(piece_search, "MAX_PAIRS", 50)
+@pytest.mark.parametrize("bound", ["MAX_PAIRS", "MAX_PICTURES", "MAX_FILES"])
+def test_too_much_to_look_at_is_not_looked_at(folder, monkeypatch, bound):
+    monkeypatch.setattr(piece_search, bound, 30)  # 3 pieces in 40 pictures, of 43 files
     assert looked_at(folder)[1] is None
 
 

@@ -92,9 +92,9 @@ def _pieces(
     found = piece_search.near_pairs(sizes, small_grays, rows) if sizes else None
     if found is None and count:
         log(
-            f"Pieces not looked for in every picture: more than {piece_search.MAX_FILES:,} files or "
-            f"{piece_search.MAX_PAIRS:,} pairs of a small file and a picture it fits in (crops of small "
-            "photos may be missed)."
+            f"Pieces not looked for in every picture: more than {piece_search.MAX_FILES:,} files, "
+            f"{piece_search.MAX_PICTURES:,} pictures to look in or {piece_search.MAX_PAIRS:,} pairs of a "
+            "small file and a picture it fits in (crops of small photos may be missed)."
         )
     return found or {}
 

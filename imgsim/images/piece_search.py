@@ -32,6 +32,7 @@ LEAST = 0.7  # correlation below which nothing is proposed: half crops reached 0
 PER_PIECE = 2  # pictures proposed for each piece, the best correlated: the original was the first
 MAX_PAIRS = 4_000_000  # pieces times pictures they fit in, looked at (about 10 s); beyond, none are
 MAX_FILES = 50_000  # files whose sizes are read for it (44 microseconds a header: 2.2 s); beyond, none
+MAX_PICTURES = 20_000  # pictures decoded to look in (0.3 ms each, small: 6 s); beyond, none are
 MAX_SHRINK = 16  # the largest factor: a piece of LARGEST pixels is shrunk to 20
 WINDOWS = 16_384  # places multiplied at once (1 KB of pixels each)
 
@@ -93,9 +94,10 @@ def near_pairs(
     """Pairs of rows (piece, picture) where the piece correlates with a place of the picture at
     LEAST or more, the PER_PIECE best for each piece, with the correlation: ``sizes`` the files'
     own, ``grays`` their pictures (as pair_evidence.small_grays_of gives them). Only pairs with one of
-    ``rows`` if given; None where there are more than MAX_PAIRS to look at."""
+    ``rows`` if given; None where there are more than MAX_PAIRS to look at, or MAX_PICTURES to
+    decode (a build of a few small files in a large collection of small photos would decode them all)."""
     pairs = fitting_pairs(sizes, rows)
-    if pairs is None:
+    if pairs is None or len(np.unique(pairs[:, 1])) > MAX_PICTURES:
         return None
     factors = np.array([shrink_for(sizes[piece]) for piece in pairs[:, 0]], np.int64)
     found: dict[tuple[int, int], float] = {}
