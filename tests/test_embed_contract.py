@@ -1,9 +1,12 @@
 """Both embedding engines keep one contract (indexing/embed_contract.py): vectors by path, skips with
 their reason, and the vectors made so far saved however the run ends."""
 
+import functools
+
 import numpy as np
 import pytest
 
+from imgsim.index import store
 from imgsim.indexing import collection, local_engine
 from imgsim.indexing.embed_contract import EmbedJob
 from imgsim.models import embedders
@@ -50,3 +53,39 @@ def test_the_vectors_made_before_a_failure_are_saved_for_the_rerun(photos, tiny_
     with pytest.raises(RuntimeError, match="went away"):
         local_engine.embed_files(job)
     assert len(saved) == 8  # two batches of four, kept although the checkpoint was not yet due
+
+
+def test_saved_vectors_are_read_back_from_their_checkpoint_not_held_in_memory(photos, tiny_config):
+    """A first build of a million photos held every vector until it was written (5 GB at 1280-d);
+    now a vector saved to a checkpoint is read back from it as asked for."""
+    cfg = tiny_config.replace(batch_size=4, checkpoint_every=4)
+    root, entries, _ = collection.scan(photos)
+    embedder = embedders.from_config(cfg, log=lambda line: None)
+    save = functools.partial(collection.save_checkpoint, cfg.index_dir, embedder.key, root)
+    streamed = local_engine.embed_files(EmbedJob(entries, embedder, cfg, str(root), {}, save, progress=False))
+    held = local_engine.embed_files(EmbedJob(entries, embedder, cfg, str(root), {}, None, progress=False))
+    assert streamed.vectors.held == {} and len(streamed.vectors.saved) == 12  # all in 3 checkpoints
+    assert sorted(streamed.vectors) == sorted(held.vectors)
+    for path in held.vectors:
+        assert streamed.vectors[path][0] == held.vectors[path][0]
+        assert np.allclose(streamed.vectors[path][1], held.vectors[path][1], atol=1e-6)
+    assert streamed.vectors.sha1s() == held.vectors.sha1s()
+
+
+def test_a_rerun_resumes_from_checkpoints_of_either_format(photos, tiny_config):
+    """Chunks now keep their vectors in a file of their own; one saved before holds them inside."""
+    cfg = tiny_config.replace(batch_size=4, checkpoint_every=4)
+    root, entries, _ = collection.scan(photos)
+    embedder = embedders.from_config(cfg, log=lambda line: None)
+    vectors = np.arange(12 * 8, dtype=np.float32).reshape(12, 8)
+    done = [(entry, f"sha{n}", vectors[n]) for n, entry in enumerate(entries)]
+    collection.save_checkpoint(cfg.index_dir, embedder.key, root, done[:6])
+    collection.save_checkpoint(cfg.index_dir, embedder.key, root, done[6:])
+    old = store.partial_dir(cfg.index_dir) / "chunk-000001.npz"  # rewritten as a chunk of before
+    with np.load(old) as data:
+        arrays = {name: data[name] for name in data.files} | {"vectors": vectors[6:]}
+    old.with_suffix(".npy").unlink()
+    np.savez(old, **arrays)
+    known = collection.known_vectors(cfg.index_dir, None, embedder.key, root)
+    assert len(known) == 12
+    assert all(np.array_equal(known[entry.path].vector, vectors[n]) for n, entry in enumerate(entries))

@@ -159,23 +159,30 @@ def known_vectors(index_dir: Path, previous: Previous | None, key: ModelKey, roo
         with np.load(chunk) as data:
             if str(data["model_key"]) != str(key) or str(data["root"]) != str(root):
                 continue
+            inside = "vectors" in data.files  # a chunk saved before its vectors had a file of their own
+            vectors = data["vectors"] if inside else durable.read_array(chunk.with_suffix(".npy"))
             for i, path in enumerate(data["paths"]):
                 known[str(path)] = Known(
                     int(data["sizes"][i]),
                     int(data["mtimes"][i]),
                     str(data["sha1s"][i]),
-                    np.array(data["vectors"][i]),
+                    np.array(vectors[i]),
                 )
     return known
 
 
 def save_checkpoint(
     index_dir: Path, key: ModelKey, root: Path, done: list[tuple[FileEntry, str, np.ndarray]]
-) -> None:
-    """Keep the vectors embedded so far, so that a killed run resumes after them."""
+) -> Path:
+    """Keep the vectors embedded so far, so that a killed run resumes after them: the vectors in
+    ``chunk-N.npy`` (returned: the build reads them back from it), then what they are of in
+    ``chunk-N.npz``, which makes the chunk (a chunk without it is not one, and is written over)."""
     folder = store.partial_dir(index_dir)
     folder.mkdir(parents=True, exist_ok=True)
     number = len(list(folder.glob("chunk-*.npz")))
+    vectors = np.stack([v for _, _, v in done]).astype(np.float32)
+    kept = folder / f"chunk-{number:06d}.npy"
+    durable.atomic_write(kept, lambda handle: np.save(handle, vectors))
     arrays = {
         "model_key": np.array(str(key)),
         "root": np.array(str(root)),
@@ -183,9 +190,9 @@ def save_checkpoint(
         "sizes": np.array([e.size for e, _, _ in done], dtype=np.int64),
         "mtimes": np.array([e.mtime_ns for e, _, _ in done], dtype=np.int64),
         "sha1s": np.array([s for _, s, _ in done]),
-        "vectors": np.stack([v for _, _, v in done]).astype(np.float32),
     }
     durable.atomic_write(folder / f"chunk-{number:06d}.npz", lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
+    return kept
 
 
 T = TypeVar("T")

@@ -9,6 +9,7 @@ file keeps its id through every rebuild, whatever the model.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import sys
@@ -288,7 +289,7 @@ def publish(
     plan: BuildPlan, result: EmbedResult, started: float, verbose: int = 2, log: Log = _log
 ) -> BuildReport:
     """Number the new files, write the version (its segments) and switch ``current``."""
-    vectors_by_path = plan.unchanged | result.vectors
+    vectors_by_path = collections.ChainMap(result.vectors, plan.unchanged)  # read as asked: no copy
     kept = [e for e in plan.entries if e.path in vectors_by_path]
     if not kept:
         raise RuntimeError("none of the images could be read; nothing to index")
@@ -297,7 +298,8 @@ def publish(
     floor = max([plan.previous.next_id if plan.previous else 0, *(i + 1 for i in plan.ids.values())])
     first = live_store.allocate_ids(len(new), floor)  # the one authority, shared with the uploads
     ids = plan.ids | {e.path: first + n for n, e in enumerate(new)}
-    items = [store.Item(ids[e.path], e.path, e.size, e.mtime_ns, vectors_by_path[e.path][0]) for e in kept]
+    sha1s = {path: sha1 for path, (sha1, _) in plan.unchanged.items()} | result.vectors.sha1s()
+    items = [store.Item(ids[e.path], e.path, e.size, e.mtime_ns, sha1s[e.path]) for e in kept]
     result.skipped[:0] = plan.refused  # reported with the unreadable files, in skipped.json too
 
     def vector_of(item: store.Item) -> np.ndarray:
