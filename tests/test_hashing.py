@@ -103,3 +103,19 @@ def test_grayscale_and_turned_copies_hash_within_a_few_bits_of_their_original():
         for edit in ("grayscale", "rotate_90", "reencode_q30"):
             turned = hashing.turned(edits.apply(edit, imaging.open_rgb(path)))
             assert hashing.distances(turned, original).min() <= 4, (path.name, edit)
+
+
+def test_of_many_near_hashes_each_keeps_its_nearest():
+    """Flat graphics lie within a few bits of hundreds of others: a row keeps its pairs with its
+    `per_row` nearest (and those whose nearest it is), not every pair within reach."""
+    base = _random_hashes(1, seed=4)[0]
+    hashes = np.repeat(base[None, :], 8, axis=0)
+    for row in range(1, 8):  # row n lies n bits from row 0
+        for bit in range(row):
+            hashes[row, bit // 8] ^= 1 << (bit % 8)
+    near = hashing.near_pairs(hashes, 7)
+    assert len(near) == 28  # every pair of the 8 lies within 7 bits
+    kept = hashing.nearest_of_each(hashes, near, 2)
+    assert (0, 1) in kept and (0, 2) in kept and (0, 7) not in kept and (5, 6) in kept
+    assert all(sum(row in pair for pair in kept) >= 2 for row in range(8))
+    assert len(kept) < len(near)

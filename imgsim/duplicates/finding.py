@@ -50,7 +50,10 @@ def verified_pairs(
     many to look at)."""
     reach = reach_of(index)
     features = features or pair_evidence.features_of(index.collection_root, index.items, max_pixels)
-    near_hashes = hashing.near_pairs(hashes, copy_pairs.HASH_NEAR, rows) if hashes is not None else set()
+    near_hashes: set[tuple[int, int]] = set()
+    if hashes is not None:
+        near_hashes = hashing.near_pairs(hashes, copy_pairs.HASH_NEAR, rows)
+        near_hashes = hashing.nearest_of_each(hashes, near_hashes, copy_pairs.HASH_PER_ROW)
     hashed = _with_distances(index, near_hashes)
     shared = _with_distances(index, shared_features.near_pairs(*descriptors, rows) if descriptors else {})
     root = index.collection_root

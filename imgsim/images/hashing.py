@@ -63,6 +63,29 @@ def near_pairs(
     return found
 
 
+def nearest_of_each(hashes: np.ndarray, pairs: set[tuple[int, int]], per_row: int) -> set[tuple[int, int]]:
+    """The pairs (of near_pairs, over the same ``hashes``) where one is among the ``per_row``
+    nearest of the other by bits (ties by row): in a collection of flat graphics hundreds of
+    pictures lie within a few bits of each other (3,000 squares on plain backgrounds: 28 pairs a
+    picture within 7 bits), while a photo's copies are the few nearest."""
+    if not pairs:
+        return set()
+    stored = np.ascontiguousarray(hashes, np.uint8).reshape(len(hashes), -1, 8)
+    first, second = np.array(sorted(pairs), np.int64).T
+    whole = stored.view(np.uint64)[..., 0]  # (rows, turns)
+    bits = np.minimum(
+        np.bitwise_count(whole[first] ^ whole[second, :1]).min(axis=1),
+        np.bitwise_count(whole[first, :1] ^ whole[second]).min(axis=1),
+    )
+    kept = np.zeros(len(first), bool)
+    for mine, theirs in ((first, second), (second, first)):
+        order = np.lexsort((theirs, bits, mine))  # each row's pairs, nearest first
+        rows = mine[order]
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        kept[order[rank < per_row]] = True
+    return {(int(a), int(b)) for a, b in zip(first[kept], second[kept], strict=True)}
+
+
 def _matches(
     queries: np.ndarray,
     query_rows: np.ndarray,
