@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from imgsim import config
+from imgsim.duplicates import pair_evidence
 from imgsim.indexing import indexer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,3 +124,13 @@ def page_wait(browser, seconds: float = 30):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, seconds, ignored_exceptions=(WebDriverException,))
+
+
+def evidence_in(folder: Path, items: list) -> pair_evidence.Evidence:
+    """All that judging a candidate pair reads of the items' files in ``folder`` (as a build does)."""
+    return pair_evidence.Evidence(
+        pair_evidence.features_of(folder, items, 10**8),
+        pictures=pair_evidence.pictures_of(folder, items, 10**8),
+        sizes=pair_evidence.sizes_of(folder, items),
+        grays=pair_evidence.grays_of(folder, items, 10**8),
+    )

@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 
 from helpers import requires_shared
 from imgsim import config
@@ -13,42 +14,25 @@ def _random_hashes(count: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (count, 8), dtype=np.uint8)
 
 
-def test_near_pairs_finds_exactly_the_pairs_within_three_bits():
-    hashes = _random_hashes(300)
-    rng = np.random.default_rng(1)
-    for row in range(0, 300, 10):  # plant neighbours 0-4 bits away
+@pytest.mark.parametrize("within, planted, seed", [(3, 5, 0), (7, 10, 2)])
+def test_near_pairs_finds_exactly_the_pairs_within_reach(within, planted, seed):
+    """Within 3 bits: the blocks agree exactly; within 7 (watermarked copies lie 0-6 bits from their
+    originals), each block of 16 bits is searched within 1 bit."""
+    hashes = _random_hashes(300, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for row in range(0, 300, 10):  # plant neighbours 0 to planted - 1 bits away
         flipped = hashes[row].copy()
-        for bit in rng.choice(64, size=row % 5, replace=False):
+        for bit in rng.choice(64, size=row % planted, replace=False):
             flipped[bit // 8] ^= 1 << (bit % 8)
         hashes[row + 1] = flipped
     brute = {
         (a, b)
         for a, b in itertools.combinations(range(len(hashes)), 2)
-        if np.unpackbits(hashes[a] ^ hashes[b]).sum() <= 3
+        if np.unpackbits(hashes[a] ^ hashes[b]).sum() <= within
     }
-    assert hashing.near_pairs(hashes, 3) == brute and len(brute) >= 20
+    assert hashing.near_pairs(hashes, within) == brute and len(brute) >= 20
     fresh = set(range(0, 300, 20))  # a build's new rows: their pairs with any row, no others
-    assert hashing.near_pairs(hashes, 3, fresh) == {pair for pair in brute if set(pair) & fresh}
-
-
-def test_near_pairs_finds_exactly_the_pairs_within_seven_bits():
-    """Watermarked copies lie 0-6 bits from their originals: duplicates look 7 bits far (each block
-    of 16 bits searched within 1 bit)."""
-    hashes = _random_hashes(300, seed=2)
-    rng = np.random.default_rng(3)
-    for row in range(0, 300, 10):  # plant neighbours 0-9 bits away
-        flipped = hashes[row].copy()
-        for bit in rng.choice(64, size=row % 10, replace=False):
-            flipped[bit // 8] ^= 1 << (bit % 8)
-        hashes[row + 1] = flipped
-    brute = {
-        (a, b)
-        for a, b in itertools.combinations(range(len(hashes)), 2)
-        if np.unpackbits(hashes[a] ^ hashes[b]).sum() <= 7
-    }
-    assert hashing.near_pairs(hashes, 7) == brute and len(brute) >= 20
-    fresh = set(range(0, 300, 20))
-    assert hashing.near_pairs(hashes, 7, fresh) == {pair for pair in brute if set(pair) & fresh}
+    assert hashing.near_pairs(hashes, within, fresh) == {pair for pair in brute if set(pair) & fresh}
 
 
 def test_near_pairs_finds_a_copy_whose_turned_hash_matches():

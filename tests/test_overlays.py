@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageOps
 
-from helpers import requires_shared
+from helpers import evidence_in, requires_shared
 from imgsim import config
-from imgsim.duplicates import copy_pairs, grouping, pair_evidence
+from imgsim.duplicates import copy_pairs, grouping
 from imgsim.images import geometry, imaging, overlays
 from imgsim.index import store
 from imgsim.measure import hard_copies
@@ -70,12 +70,7 @@ def test_a_watermarked_soft_photo_near_by_hash_is_a_copy_with_something_laid_ove
     photo().save(tmp_path / "a.png")
     hard_copies.watermark(photo()).save(tmp_path / "b.png")
     items = [store.Item(n, name, 1, 0, f"sha{n}") for n, name in enumerate(("a.png", "b.png"))]
-    evidence = pair_evidence.Evidence(
-        pair_evidence.features_of(tmp_path, items, 10**8),
-        pictures=pair_evidence.pictures_of(tmp_path, items, 10**8),
-        sizes=pair_evidence.sizes_of(tmp_path, items),
-        grays=pair_evidence.grays_of(tmp_path, items, 10**8),
-    )
+    evidence = evidence_in(tmp_path, items)
     features = evidence.features
     assert geometry.verify(features(0), features(1)) is None  # type: ignore[arg-type]
 
@@ -98,11 +93,7 @@ def test_a_refusal_of_near_hashes_reached_before_pixels_were_compared_is_reached
     photo().save(tmp_path / "a.png")
     hard_copies.watermark(photo()).save(tmp_path / "b.png")
     items = [store.Item(n, name, 1, 0, f"sha{n}") for n, name in enumerate(("a.png", "b.png"))]
-    evidence = pair_evidence.Evidence(
-        pair_evidence.features_of(tmp_path, items, 10**8),
-        sizes=pair_evidence.sizes_of(tmp_path, items),
-        grays=pair_evidence.grays_of(tmp_path, items, 10**8),
-    )
+    evidence = evidence_in(tmp_path, items)
 
     def apart(row: int) -> tuple[list[int], list[float]]:
         return [row], [0.0]

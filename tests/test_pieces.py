@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from helpers import requires_shared
+from helpers import evidence_in, requires_shared
 from imgsim import config
 from imgsim.duplicates import copy_pairs, grouping, pair_evidence
 from imgsim.images import edits, geometry, imaging, pieces
@@ -104,12 +104,7 @@ def test_a_refusal_reached_before_pieces_were_looked_for_is_reached_again(tmp_pa
     photo().save(tmp_path / "a.png")
     half_of(photo()).save(tmp_path / "b.png")
     items = [store.Item(n, name, 1, 0, f"sha{n}") for n, name in enumerate(("a.png", "b.png"))]
-    evidence = pair_evidence.Evidence(
-        pair_evidence.features_of(tmp_path, items, 10**8),
-        pictures=pair_evidence.pictures_of(tmp_path, items, 10**8),
-        sizes=pair_evidence.sizes_of(tmp_path, items),
-        grays=pair_evidence.grays_of(tmp_path, items, 10**8),
-    )
+    evidence = evidence_in(tmp_path, items)
 
     def each_other(row: int) -> tuple[list[int], list[float]]:
         return [row, 1 - row], [0.0, 1.3]
