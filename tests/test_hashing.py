@@ -103,3 +103,16 @@ def test_of_many_near_hashes_each_keeps_its_nearest():
     assert (0, 1) in kept and (0, 2) in kept and (0, 7) not in kept and (5, 6) in kept
     assert all(sum(row in pair for pair in kept) >= 2 for row in range(8))
     assert len(kept) < len(near)
+
+
+def test_a_row_ranks_its_pairs_with_lower_and_higher_rows_together():
+    """Regression: each row's pairs were ranked apart where it was the lower row and where it was
+    the higher, so a row kept per_row of each: (0, 2) and (1, 2) were kept beside (2, 3), row 2's
+    nearest, though neither end ranks them first."""
+    base = _random_hashes(1, seed=5)[0]
+    hashes = np.repeat(base[None, :], 4, axis=0)  # rows 0 and 1 the same
+    hashes[2, 0] ^= 0b111  # 3 bits from rows 0 and 1
+    hashes[3, 0] ^= 0b1111  # 1 bit from row 2, 4 from rows 0 and 1
+    near = hashing.near_pairs(hashes, 7)
+    assert near == {(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)}
+    assert hashing.nearest_of_each(hashes, near, 1) == {(0, 1), (2, 3)}

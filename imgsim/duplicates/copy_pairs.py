@@ -37,7 +37,7 @@ HASH_NEAR = 7  # bits: perceptual hashes this near make a candidate pair too (gr
 # watermarked ones 0-6; on flowers5 with hard copies, 1 in 10,000 pairs of different photos at 16)
 HASH_PER_ROW = 5  # and one is among the other's 5 nearest by bits (hashing.nearest_of_each): flat
 # graphics lie within a few bits of hundreds of others (3,000 generated squares: 84,000 candidate
-# pairs, 68 s, against 20,000 and 14 s at 3 bits before)
+# pairs, 68 s, without it; 11,000 and 14.6 s with it; 20,000 and 14 s at 3 bits before)
 MIRROR_NEAREST = 1  # a pair that does not verify is checked mirrored where one is the other's very
 # nearest within the duplicate distance: the embedding hardly tells a mirrored copy from its picture
 PIECE_NEAREST = 20  # of a row's nearest, at any distance, those whose file could be cut out of its

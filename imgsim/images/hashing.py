@@ -17,6 +17,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from imgsim.images import ranking
+
 BITS = 64
 TURNS = (0, 90, 180, 270)  # a copy turned by a quarter turn is found by the query turned back
 
@@ -77,12 +79,7 @@ def nearest_of_each(hashes: np.ndarray, pairs: set[tuple[int, int]], per_row: in
         np.bitwise_count(whole[first] ^ whole[second, :1]).min(axis=1),
         np.bitwise_count(whole[first, :1] ^ whole[second]).min(axis=1),
     )
-    kept = np.zeros(len(first), bool)
-    for mine, theirs in ((first, second), (second, first)):
-        order = np.lexsort((theirs, bits, mine))  # each row's pairs, nearest first
-        rows = mine[order]
-        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
-        kept[order[rank < per_row]] = True
+    kept = ranking.among_the_best(first, second, -bits.astype(np.int64), per_row)
     return {(int(a), int(b)) for a, b in zip(first[kept], second[kept], strict=True)}
 
 

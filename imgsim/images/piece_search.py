@@ -23,7 +23,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from imgsim.images import pieces
+from imgsim.images import pieces, ranking
 
 PROBE = 16  # pixels across the square looked for, at the piece's shrunk size
 MIN_SHARE = 0.1  # of the picture's pixels a piece shows at least (a third of each side): a picture
@@ -184,9 +184,6 @@ def _best_places(
     looked = pairs[np.isin(pairs[:, 0], kept)]
     scores = best[np.searchsorted(holder_rows, looked[:, 1]), np.searchsorted(kept, looked[:, 0])]
     looked, scores = looked[scores >= LEAST], scores[scores >= LEAST]
-    order = np.lexsort((-scores, looked[:, 0]))  # by piece, the best first
-    looked, scores = looked[order], scores[order]
-    first = np.searchsorted(looked[:, 0], looked[:, 0])  # where each pair's piece begins
-    chosen = np.arange(len(looked)) - first < PER_PIECE
+    chosen = ranking.ranks(looked[:, 0], looked[:, 1], scores) < PER_PIECE  # each piece's best
     proposed = zip(looked[chosen].tolist(), scores[chosen].tolist(), strict=True)
     return {(piece, holder): round(score, 4) for (piece, holder), score in proposed}

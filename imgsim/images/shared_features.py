@@ -22,6 +22,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from imgsim.images import ranking
+
 STOP_WORD = 64  # descriptors sharing one word beyond this many are left out, or beyond an eighth
 # of the pictures (at least 4) in a smaller collection: among 48 pictures, where no word reaches 64,
 # words common to many photos outvoted a watermarked copy's own (it ranked third; with 6, first)
@@ -94,11 +96,4 @@ def _shared_in(word: np.ndarray, owners: np.ndarray, rows_count: int, stop_word:
 def _most_shared(first: np.ndarray, second: np.ndarray, shared: np.ndarray) -> np.ndarray:
     """For each pair, whether one of its rows shares more with the other than with all but
     PER_ROW - 1 others (ties: the lower rows)."""
-    rows, others = np.concatenate([first, second]), np.concatenate([second, first])
-    order = np.lexsort((others, -np.concatenate([shared, shared]), rows))
-    ranked = rows[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    rank = np.arange(len(ranked)) - np.repeat(starts, np.diff(np.r_[starts, len(ranked)]))
-    best = np.zeros(len(rows), bool)
-    best[order[rank < PER_ROW]] = True
-    return best[: len(first)] | best[len(first) :]
+    return ranking.among_the_best(first, second, shared, PER_ROW)
