@@ -43,8 +43,14 @@ Grays = Callable[[int, int], Image.Image | None]  # a row's gray picture, its sh
 
 def could_hold(piece: Size, picture: Size) -> bool:
     """Whether a file of ``piece`` pixels (width, height) is looked for in one of ``picture``."""
-    share = piece[0] * piece[1] / (picture[0] * picture[1])
-    return pieces.fits_inside(piece, picture) and share >= MIN_SHARE
+    return max(piece) <= pieces.LARGEST and bool(_holds(piece, *map(np.asarray, picture)))
+
+
+def _holds(piece: Size, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """Which pictures of ``width`` x ``height`` pixels a piece fits in (no side longer) and shows
+    MIN_SHARE to pieces.MAX_SHARE of."""
+    (w, h), area = piece, width * height
+    return (w <= width) & (h <= height) & (w * h <= pieces.MAX_SHARE * area) & (w * h >= MIN_SHARE * area)
 
 
 def shrink_for(piece: Size) -> int | None:
@@ -72,12 +78,11 @@ def fitting_pairs(sizes: Sequence[Size | None], rows: Iterable[int] | None = Non
         return None
     width = np.array([sizes[row][0] for row in holders], np.int64)
     height = np.array([sizes[row][1] for row in holders], np.int64)
-    area = width * height
     wanted = np.zeros(len(sizes), bool)
     wanted[list(range(len(sizes)) if rows is None else rows)] = True
     found, count = [], 0
-    for piece, (w, h) in smallest:
-        fits = (w <= width) & (h <= height) & (w * h <= pieces.MAX_SHARE * area) & (w * h >= MIN_SHARE * area)
+    for piece, size in smallest:
+        fits = _holds(size, width, height)
         held = holders[fits] if wanted[piece] else holders[fits & wanted[holders]]
         found.append(np.stack([np.full(len(held), piece), held], axis=1))
         count += len(held)
