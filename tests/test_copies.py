@@ -180,6 +180,36 @@ def test_a_search_for_a_photo_the_collection_lacks_verifies_in_full_only_its_nea
 
 
 @requires_shared
+def test_only_a_search_where_a_mirrored_copy_could_be_looks_for_one(tmp_path, monkeypatch):
+    """Issue 34: the mirror image's keypoints were found for every search that verified nothing
+    (4-5 ms); now only where the nearest lies within the duplicate line or hashes near the mirror
+    image. Mirrored and upside-down copies still find their originals first."""
+    import io
+
+    from helpers import flower_subset
+    from imgsim.images import geometry
+
+    folder = flower_subset(tmp_path / "flowers", per_class=10)
+    client = _served(folder, tmp_path)
+    mirrored, looked = geometry.mirrored_features, []
+    monkeypatch.setattr(geometry, "mirrored_features", lambda *a: looked.append(1) or mirrored(*a))
+    for photo in sorted((config.SHARED_DIR / "datasets" / "holidays_a" / "jpg").glob("*.jpg"))[:10]:
+        reply = client.post("/search", data=photo.read_bytes(), content_type="image/jpeg", headers=JSON)
+        assert reply.status_code == 200 and not any(
+            r["match"] == "duplicate" for r in reply.get_json()["results"]
+        )
+    assert looked == [], f"{len(looked)} of 10 searches for photos the collection lacks looked for a mirror"
+    for original in sorted(folder.glob("*/*.jpg"))[::10]:
+        for edit in ("flip", "flip_vertical"):
+            buffer = io.BytesIO()
+            edits.apply(edit, Image.open(original).convert("RGB")).save(buffer, "PNG")
+            reply = client.post("/search?k=5", data=buffer.getvalue(), content_type="image/png", headers=JSON)
+            first = reply.get_json()["results"][0]
+            assert first["path"] == str(original.relative_to(folder)), (edit, original.name)
+            assert first["match"] == "duplicate" and first["verified"]["mirrored"], (edit, original.name)
+
+
+@requires_shared
 def test_the_results_page_outlines_the_match_on_both_images(tmp_path):
     import io
 

@@ -89,6 +89,18 @@ def test_grayscale_and_turned_copies_hash_within_a_few_bits_of_their_original():
             assert hashing.distances(turned, original).min() <= 4, (path.name, edit)
 
 
+@requires_shared
+def test_a_mirrored_or_upside_down_copys_mirror_image_hashes_near_its_picture():
+    photos = sorted(config.SHARED_FLOWERS.rglob("*.jpg"))[::400]
+    for path in photos:
+        stored = hashing.turned(imaging.open_rgb(path))  # a picture's hashes as a build keeps them
+        mirrored = hashing.mirrored(edits.apply("flip", imaging.open_rgb(path)))
+        upside_down = hashing.mirrored(edits.apply("flip_vertical", imaging.open_rgb(path)))
+        assert hashing.distances(stored[:1], mirrored)[0] <= 2, path.name
+        assert hashing.distances(stored[2:3], upside_down)[0] <= 2, path.name  # turned half way
+        assert hashing.distances(stored, hashing.mirrored(imaging.open_rgb(path))).min() > 8, path.name
+
+
 def test_of_many_near_hashes_each_keeps_its_nearest():
     """Flat graphics lie within a few bits of hundreds of others: a row keeps its pairs with its
     `per_row` nearest (and those whose nearest it is), not every pair within reach."""

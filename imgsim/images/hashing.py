@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import imagehash
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from imgsim.images import ranking
 
@@ -30,9 +30,20 @@ def phash(image: Image.Image) -> np.ndarray:
 
 def turned(image: Image.Image) -> np.ndarray:
     """The hashes of an image at each quarter turn, (4, 8) uint8."""
+    small = _small_gray(image)
+    return np.stack([phash(small.rotate(angle, expand=True)) for angle in TURNS])
+
+
+def mirrored(image: Image.Image) -> np.ndarray:
+    """The hash of an image's mirror image, 8 bytes: a mirrored copy's lies within a few bits of its
+    picture's hash, a copy flipped upside down of its picture's turned half way (``turned``)."""
+    return phash(ImageOps.mirror(_small_gray(image)))
+
+
+def _small_gray(image: Image.Image) -> Image.Image:
     small = image.convert("L")
     small.thumbnail((256, 256))
-    return np.stack([phash(small.rotate(angle, expand=True)) for angle in TURNS])
+    return small
 
 
 def distances(hashes: np.ndarray, query: np.ndarray) -> np.ndarray:
