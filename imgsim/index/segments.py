@@ -35,8 +35,8 @@ EXACT_FILE_ITEMS = 20_000  # segments up to this size keep them (exact search be
 # in those searched exactly (a copy is among an item's very nearest: candidates need no more)
 SHARE = 2.0  # a segment is searched at its tuned depth (or Annoy's own) times SHARE x its share of
 # the live items, at most 1: at 1M stand-ins in four segments of 250,000 (200 edited queries, the
-# AMD EPYC; docs/scaling.md), recall@10 0.990 at full depth in each (p50 28.1 ms), 0.985 at half
-# (19.2 ms), 0.974 at a quarter (13.2 ms)
+# AMD EPYC; docs/scaling.md), recall@10 0.990 at full depth in each (p50 28.0 ms), 0.985 at half
+# (20.3 ms), 0.974 at a quarter (13.2 ms)
 
 
 def new_name() -> str:
@@ -180,11 +180,10 @@ class Opened:
             return self.global_of[best].tolist(), found[best].tolist()
         wanted = min(self.ref.count, k if not self.ref.deleted else 2 * k + 8)
         as_list = vector.tolist()
+        counted = share if asked.how != "nodes" else 1.0  # a count of nodes asked for is kept as it is
         while True:  # tombstoned rows take places in Annoy's answer: ask for more until k are live
             # a long list needs more depth than a short one
-            deep = _shared(
-                depth, trees * wanted, share if asked.how != "nodes" else 1.0
-            )  # a count asked: as it is
+            deep = _shared(depth, trees * wanted, counted)
             local, distances = self.annoy.get_nns_by_vector(
                 as_list, wanted, search_k=deep, include_distances=True
             )

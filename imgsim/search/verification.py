@@ -36,7 +36,7 @@ HASH_LIMIT = 5  # are verified too, at most this many: a grayscale copy's origin
 # 12 bits or more for 97 % of queries on flowers5
 MIRRORED = 5  # where nothing verified, the nearest this many are checked for a mirrored copy, if
 # one could be there (_mirror_could_be): finding the mirror image's keypoints and looking at 5 was
-# 5 ms of a search whose picture the collection lacks (29.0 -> 23.7 ms p50 for Holidays photos)
+# 4-5 ms of a search whose picture the collection lacks (Holidays photos' 30.7 -> 25.9 ms p50)
 FIRST_LOOK = True  # False: every candidate verified in full (a benchmark's column before it)
 ALWAYS = 5  # the nearest candidates verified without a first look (first_look.py), and the hash's:
 # a soft original (a 70 % crop's, 156 keypoints) may fail the first look, and lay among the 5
