@@ -186,8 +186,8 @@ def _mirror_could_be(
     if not by_distance or thresholds is None or by_distance[0].distance <= thresholds.duplicate:
         return bool(by_distance)
     mirror = hashing.mirrored(image)
-    rows = [index.rows_by_id.get(hit.id) for hit in by_distance[:MIRRORED]]
-    hashes = [stored.hashes[row] for row in rows if row is not None and row < len(stored)]
+    rows = [_stored_row(index, stored, hit) for hit in by_distance[:MIRRORED]]
+    hashes = [stored.hashes[row] for row in rows if row is not None]
     return any(h.any() and hashing.distances(h, mirror).min() <= HASH_NEAR for h in hashes)
 
 
@@ -244,8 +244,14 @@ def _verified(
 
 
 def _stored(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> geometry.Features | None:
+    row = _stored_row(index, stored, hit)
+    return stored.get(row) if row is not None else None
+
+
+def _stored_row(index: SearchIndex, stored: keypoints.VersionKeypoints, hit: Hit) -> int | None:
+    """The version's row of a hit whose features and hash are stored (None: a live addition)."""
     row = index.rows_by_id.get(hit.id)
-    return stored.get(row) if row is not None and row < len(stored) else None
+    return row if row is not None and row < len(stored) else None
 
 
 def _once(image: Image.Image | None, read: Callable[[], Image.Image | None] | None):
