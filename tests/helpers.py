@@ -21,6 +21,7 @@ JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 ADMIN = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
 FLOWER_CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
+HOLIDAYS = config.SHARED_DIR / "datasets" / "holidays_a" / "jpg"  # the shared INRIA Holidays photos
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")

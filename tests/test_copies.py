@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from helpers import FLOWER_CLASSES, JSON, quiet_build, requires_shared
+from helpers import FLOWER_CLASSES, HOLIDAYS, JSON, quiet_build, requires_shared
 from imgsim import config
 from imgsim.images import edits
 from imgsim.index import store
@@ -193,7 +193,7 @@ def test_only_a_search_where_a_mirrored_copy_could_be_looks_for_one(tmp_path, mo
     client = _served(folder, tmp_path)
     mirrored, looked = geometry.mirrored_features, []
     monkeypatch.setattr(geometry, "mirrored_features", lambda *a: looked.append(1) or mirrored(*a))
-    for photo in sorted((config.SHARED_DIR / "datasets" / "holidays_a" / "jpg").glob("*.jpg"))[:10]:
+    for photo in sorted(HOLIDAYS.glob("*.jpg"))[:10]:
         reply = client.post("/search", data=photo.read_bytes(), content_type="image/jpeg", headers=JSON)
         assert reply.status_code == 200 and not any(
             r["match"] == "duplicate" for r in reply.get_json()["results"]

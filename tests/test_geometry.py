@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import requires_shared
+from helpers import HOLIDAYS, requires_shared
 from imgsim import config
 from imgsim.images import edits, geometry, imaging
 
@@ -73,7 +73,7 @@ def test_a_crop_covers_the_share_of_the_original_it_kept():
 def test_a_half_crop_which_shows_a_quarter_of_the_picture_is_verified():
     """Regression: a half crop shares a quarter of its original, measured at 0.2496 through the
     transform, below the least share a match needed (0.25): 18 of 40 holidays_a photos' failed."""
-    original = imaging.open_rgb(config.SHARED_DIR / "datasets" / "holidays_a" / "jpg" / "103100.jpg")
+    original = imaging.open_rgb(HOLIDAYS / "103100.jpg")
     match = geometry.verify(geometry.features(original), geometry.features(edits.centre_crop(0.5)(original)))
     assert match is not None and match.coverage_a == pytest.approx(0.25, abs=0.005)
 

@@ -9,14 +9,13 @@ import shutil
 
 import pytest
 
-from helpers import BROWSER, JSON, quiet_build
+from helpers import BROWSER, HOLIDAYS, JSON, quiet_build
 from imgsim import config
 from imgsim.images import geometry, imaging, same_scene
 from imgsim.measure import hard_copies
 
 pytestmark = pytest.mark.slow  # the shared model over Holidays photos
 
-HOLIDAYS = config.SHARED_DIR / "datasets" / "holidays_a" / "jpg"
 requires_holidays = pytest.mark.skipif(
     not (config.SHARED_MODEL.is_file() and HOLIDAYS.is_dir()),
     reason=f"needs the shared model and holidays_a in {config.SHARED_DIR} (absent here)",
