@@ -95,6 +95,36 @@ def test_different_photos_that_look_alike_are_not_verified():
     assert false == []
 
 
+def test_ratio_matches_are_the_ones_opencvs_knn_match_keeps():
+    """ratio_matches reads two nearest per keypoint as arrays; the matches must be knnMatch's."""
+    import cv2
+    import skimage
+
+    pictures = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
+    found = [geometry.features(Image.fromarray(p)) for p in pictures]
+    found.append(geometry.features(edits.apply("crop_70", Image.fromarray(pictures[0]))))
+    for a in found:
+        for b in found:
+            pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2)
+            kept = [p[0] for p in pairs if len(p) == 2 and p[0].distance < geometry.RATIO * p[1].distance]
+            matches = geometry.ratio_matches(a, b)
+            assert matches.a.tolist() == [m.queryIdx for m in kept]
+            assert matches.b.tolist() == [m.trainIdx for m in kept]
+    assert len(geometry.ratio_matches(found[3], found[0])) > 50  # a crop: many matches to compare
+
+
+def test_a_picture_with_one_keypoint_has_no_ratio_matches():
+    """Lowe's test needs a second nearest: one descriptor in B gives no match, as knnMatch's."""
+    import dataclasses
+
+    import skimage
+
+    a = geometry.features(Image.fromarray(skimage.data.astronaut()))
+    one = dataclasses.replace(a, points=a.points[:1], descriptors=a.descriptors[:1])
+    assert len(geometry.ratio_matches(a, one)) == 0
+    assert len(geometry.ratio_matches(one, a)) <= 1
+
+
 def test_the_chessboard_in_colour_and_in_gray_is_the_same_picture():
     import skimage
 
