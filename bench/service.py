@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import (
     ROOT,
     copy_subset,
@@ -131,6 +133,23 @@ def bare_pass_ms(index_dir: Path, runtime: str, body: bytes, rounds: int = 30) -
         embedder.embed(pixels)
         times.append(1000 * (time.perf_counter() - began))
     return percentile(times, 50)
+
+
+def network_rate(index_dir: Path, bodies: list[bytes], batch: int, seconds: float = 10.0) -> float:
+    """The network alone, images per second: ``bodies`` prepared beforehand, embedded ``batch`` at
+    a time back to back for ``seconds`` on every core (what 8 clients are held against)."""
+    index = annoy_index.open_index(index_dir)
+    embedder = embedders.for_index(
+        index.manifest, index.version, runtimes.of(config.Config(), lambda _: None)
+    )
+    prepared = [embedder.prepare(imaging.decode_rgb(body, min_side=embedder.decode_side)) for body in bodies]
+    batches = [np.stack(prepared[i : i + batch]) for i in range(0, len(prepared) - batch + 1, batch)]
+    embedder.embed(batches[0])
+    done, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        embedder.embed(batches[done // batch % len(batches)])
+        done += batch
+    return done / (time.perf_counter() - began)
 
 
 def bench_service(quick: bool) -> tuple[dict, str]:

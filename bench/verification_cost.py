@@ -21,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.common import FLOWERS, copy_subset, free_port, percentile, post_image, table
-from bench.service import bare_pass_ms, gunicorn
+from bench.common import FLOWERS, copy_subset, free_port, load_test, percentile, post_image, table
+from bench.service import bare_pass_ms, gunicorn, network_rate
 from imgsim import config
 from imgsim.images import edits, imaging
 from imgsim.indexing import indexer
@@ -34,6 +34,8 @@ from imgsim.search import annoy_index, verification
 
 HOLIDAYS = config.SHARED_DIR / "datasets" / "holidays_a"
 HELD_OUT = 100
+LOADED = ("flowers the collection lacks", "indexed photos re-encoded")  # also under 8 clients
+LOAD_SECONDS = 20.0
 COLUMNS = {  # label -> (the first look, the same-scene check)
     "every candidate in full": (False, False),
     "first look": (True, False),
@@ -100,6 +102,10 @@ def _service(index_dir: Path, folder: Path, lacking: dict[str, list[Path]], coun
                 "decode_ms": percentile(decode, 50),
                 "network_ms": network,
             }
+        for label in LOADED:  # 8 clients at once: throughput against the network alone
+            _, rate = load_test(port, bodies[label], clients=8, seconds=LOAD_SECONDS)
+            alone = network_rate(index_dir, bodies[label], batch=8)
+            found[label] |= {"rps_8_clients": rate, "network_img_s": alone}
     return found
 
 
@@ -139,7 +145,18 @@ def _service_report(service: dict) -> str:
     ]
     headers = ["query", "POST /search p50 / p90 ms", "decode ms", "network ms", "p50 / (decode + network)"]
     text = "\n\nPOST /search through gunicorn (defaults, 2 workers, one client, k=10: the last column's):\n\n"
-    return text + table(headers, rows)
+    loaded = [
+        [label, f"{s['rps_8_clients']:.1f}", f"{s['network_img_s']:.1f}"]
+        + [f"{100 * s['rps_8_clients'] / s['network_img_s']:.0f} %"]
+        for label, s in service.items()
+        if "rps_8_clients" in s
+    ]
+    text_loaded = (
+        f"\n\n8 clients at once for {LOAD_SECONDS:.0f} s (the clients run on the same machine), against the "
+        "network alone on the same photos, 8 at a time on every core:\n\n"
+    )
+    loaded_headers = ["query", "searches/s, 8 clients", "network alone img/s", "share"]
+    return text + table(headers, rows) + text_loaded + table(loaded_headers, loaded)
 
 
 def _verify_ms(
