@@ -326,17 +326,26 @@ def find_pairs(
     return pairs, verdicts
 
 
-def save(version: Path, pairs: list[Pair], reach: float, verdicts: Verdicts, items: list[store.Item]) -> None:
+def save(
+    version: Path,
+    pairs: list[Pair],
+    reach: float,
+    verdicts: Verdicts,
+    items: list[store.Item],
+    pending: Iterable[int] = (),
+) -> None:
     """The version's pairs, and the verdicts on the contents its ``items`` still hold: those of
     files deleted since are dropped (they were kept by every build after, so copies.json grew with
     every addition ever made: 20,061 verdicts, 4.7 MB parsed and written by each compaction after
-    40 minutes of a soak's additions and deletions; a file that comes back is verified again)."""
+    40 minutes of a soak's additions and deletions; a file that comes back is verified again).
+    ``pending``: the ids of items whose candidate pairs are not checked yet (pending_of)."""
     held = {item.sha1 for item in items}
     body = {
         "checks": CHECKS,
         "reach": reach,
         "pairs": [[p.a, p.b, p.distance, _stored(p.match)] for p in pairs],
         "verdicts": [[a, b, _stored(match)] for (a, b), match in verdicts.items() if a in held and b in held],
+        "pending": sorted(set(pending)),
     }
     durable.atomic_write(version / COPIES_FILE, lambda handle: handle.write(json.dumps(body).encode()))
 
@@ -353,6 +362,23 @@ def checks_of(version: Path | None) -> int:
     """What a version's verdicts were reached with (CHECKS; 1: before pieces, frames, overlays)."""
     body = (migrate.stored_copies(version) if version is not None else None) or {}
     return int(body.get("checks", 1))
+
+
+def written_at(version: Path) -> tuple[int, int] | None:
+    """Which copies.json a version holds now (its inode and time): a compaction replaces it once
+    it has checked its additions' copies, so what was read from the one before is stale."""
+    try:
+        seen = (Path(version) / COPIES_FILE).stat()
+    except FileNotFoundError:
+        return None
+    return seen.st_ino, seen.st_mtime_ns
+
+
+def pending_of(version: Path | None) -> set[int]:
+    """The ids of the items a version was published with before their copies were checked (a
+    compaction checks them just after it publishes; one killed in between leaves them to the next)."""
+    body = (migrate.stored_copies(version) if version is not None else None) or {}
+    return {int(item_id) for item_id in body.get("pending", [])}
 
 
 def verdicts_of(version: Path | None) -> Verdicts:

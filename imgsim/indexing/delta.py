@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config, durable
+from imgsim.duplicates import copy_pairs
 from imgsim.index import migrate, store
 from imgsim.index.model_key import ModelKey
 from imgsim.indexing import collection, segment_layout, verifying, version_writer
@@ -92,11 +93,29 @@ def compact(
         def verify(folder: Path) -> None:
             verifying.verify_copies(folder, all_items, version, current.items, fresh, cfg, log)
 
-        return version_writer.Filled(written.refs, manifest, verify, all_items)
+        def carry(folder: Path) -> bool:
+            return verifying.carry_copies(folder, all_items, version, current.items, fresh, log)
+
+        return version_writer.Filled(written.refs, manifest, verify, all_items, carry)
 
     published = version_writer.write_version(cfg, fill, before_publish)
     live_store.mark_compacted({a.id for a in added})
+    _check_pending(published, cfg, log, time.perf_counter() - began)
     return published, manifest.items, len(added)
+
+
+def _check_pending(version: Path, cfg: config.Config, log: Log, took: float) -> None:
+    """The copies of the additions a compaction published unchecked, checked now in the served
+    version. Where that fails (or the process is killed), they stay pending in its copies.json
+    and the next compaction or build checks them: nothing is lost."""
+    pending = copy_pairs.pending_of(version)
+    if not pending:
+        return
+    log(f"Compaction published {version.name} in {took:.1f} s; checking the copies of {len(pending)} items.")
+    try:
+        verifying.check_pending(version, cfg, log)
+    except Exception as error:  # the version is published and served: only its copies wait
+        log(f"Copies of {len(pending)} items not checked yet ({error}); the next compaction checks them.")
 
 
 def _tombstoned(refs: list[store.SegmentRef], rows: list[int]) -> list[store.SegmentRef]:

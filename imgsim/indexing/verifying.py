@@ -73,7 +73,9 @@ def verify_copies(
     opened = annoy_index.open_version(building, items)
     stored = keypoints.load(building)
     assert stored is not None  # the build wrote every segment's features
-    rows = None if fresh is None else [opened.rows_by_id[i] for i in fresh]
+    if fresh is not None:  # and those a compaction published before their copies were checked
+        fresh = (set(fresh) | copy_pairs.pending_of(before)) & set(opened.rows_by_id)
+    rows = None if fresh is None else [opened.rows_by_id[i] for i in sorted(fresh)]
     redo = before is not None and bool(known) and copy_pairs.checks_of(before) < copy_pairs.CHECKS
     if redo:  # once: every row's candidates, pieces among them; matches looked at again
         known = {key: verdict for key, verdict in known.items() if verdict is None or verdict.shot}
@@ -97,6 +99,40 @@ def verify_copies(
         f"Copies: {near} verified pairs within {reach:.4f}, {len(pairs) - near} of the same bytes; "
         f"{checked} candidate pairs checked ({time.perf_counter() - started:.1f} s)."
     )
+
+
+def carry_copies(
+    building: Path,
+    items: list[store.Item],
+    before: Path,
+    old_items: list[store.Item],
+    fresh: set[int],
+    log: Log,
+) -> bool:
+    """The version's copies as far as the version ``before`` checked them, with the ``fresh`` items
+    (ids) pending: a compaction publishes first and checks those just after (check_pending), so
+    that what it costs before its additions are served is its delta's own. False, writing nothing,
+    where the version before holds no copies or verdicts of older checks: a build then verifies
+    before it publishes."""
+    stored_before = copy_pairs.load(before)
+    if stored_before is None or copy_pairs.checks_of(before) < copy_pairs.CHECKS:
+        return False
+    reach, pairs_before = stored_before
+    if unchecked_rows(pairs_before, old_items, items):
+        return False
+    rows = {item.id: row for row, item in enumerate(items)}
+    pending = (set(fresh) | copy_pairs.pending_of(before)) & set(rows)
+    pairs = copy_pairs.same_bytes(items)
+    pairs += carried_pairs(pairs_before, old_items, items, [rows[i] for i in pending])
+    copy_pairs.save(building, pairs, reach, copy_pairs.verdicts_of(before), items, pending)
+    return True
+
+
+def check_pending(version: Path, cfg: config.Config, log: Log) -> None:
+    """The copies of the items a published version holds unchecked (carry_copies), checked in that
+    version and written into its copies.json in one step; the other pairs stand as they are."""
+    items = store.read_items(version)
+    verify_copies(version, items, version, items, set(), cfg, log)
 
 
 def _descriptors(stored: keypoints.VersionKeypoints, log: Log) -> tuple[np.ndarray, np.ndarray] | None:

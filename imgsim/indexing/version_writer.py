@@ -27,20 +27,24 @@ class Filled:
     manifest: Manifest
     verify_copies: Callable[[Path], None]
     items: list[store.Item]  # the version's rows, as the segments give them
+    # a compaction's: the copies so far, its additions left to check once published (True if written)
+    carry_copies: Callable[[Path], bool] | None = None
 
 
 def write_version(
     cfg: config.Config, fill: Callable[[Path], Filled], before_publish: Callable[[], None] | None = None
 ) -> Path:
     """A new version: ``fill`` writes its segments into a fresh folder; then its segment list and
-    manifest, its verified copies, ``before_publish`` (the kill tests' hook), and ``current``;
-    then the thumbnails of what it no longer holds go."""
+    manifest, its verified copies (or, for a compaction, those so far: the caller checks the rest
+    once published), ``before_publish`` (the kill tests' hook), and ``current``; then the
+    thumbnails of what it no longer holds go."""
     building = store.start_version(cfg.index_dir)
     try:
         filled = fill(building)
         store.write_segments(building, filled.refs)
         store.write_manifest(building, filled.manifest)
-        filled.verify_copies(building)  # the copies in the collection, verified once per version
+        if filled.carry_copies is None or not filled.carry_copies(building):
+            filled.verify_copies(building)  # the copies in the collection, verified once per version
         if before_publish is not None:
             before_publish()
         published = store.publish(cfg.index_dir, building, keep=cfg.keep_versions)

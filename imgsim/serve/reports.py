@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from imgsim.duplicates import finding, grouping, keeper
+from imgsim.duplicates import copy_pairs, finding, grouping, keeper
 from imgsim.duplicates.decisions import Decision
 from imgsim.measure import plots
 from imgsim.serve.catalogue import Catalogue
@@ -39,7 +39,7 @@ class Reports:
         self.decisions = decisions  # the decisions in force, read per request (a few rows)
         self._map_lock = threading.Lock()  # one t-SNE map at a time
         self._duplicates_lock = threading.Lock()
-        self._stored: tuple[str, finding.Stored] | None = None  # one version's pairs, read once
+        self._stored: tuple[tuple, finding.Stored] | None = None  # one version's pairs, read once
         # the undecided groups, by effective limit and the decisions made
         self._groups: OrderedDict[tuple, list[grouping.Group]] = OrderedDict()
 
@@ -51,7 +51,8 @@ class Reports:
         decision; all). The undecided groups for one effective limit and set of decisions are
         computed once per version; what was deleted since is taken out per request."""
         snap, view = self.catalogue.current()
-        version = snap.index.version.name
+        # a compaction writes its additions' copies into the version it published, just after
+        version = (snap.index.version.name, copy_pairs.written_at(snap.index.version))
         decisions = self.decisions()
         with _held(self._duplicates_lock, "this index's duplicates"):
             if self._stored is None or self._stored[0] != version:
