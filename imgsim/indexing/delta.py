@@ -5,8 +5,11 @@ compaction links every segment of the current version into a new one, puts each 
 segment that holds its row, and writes the additions as one new segment (indexing/segment_layout.py);
 the merge policy may then merge small segments. It neither scans the collection nor reads the
 vectors of the segments it keeps, so its cost follows the delta, not the collection (docs/
-scaling.md). A delta it cannot write this way (additions made by another model) goes through a
-build instead (indexer.build_index), which embeds them.
+scaling.md). It publishes before it checks its additions for copies (at 1M vectors that check,
+each addition's nearest searched in every segment, was most of a compaction's time), and then
+checks them in the version it published (verifying.carry_copies, check_pending). A delta it
+cannot write this way (additions made by another model) goes through a build instead
+(indexer.build_index), which embeds them.
 """
 
 from __future__ import annotations
