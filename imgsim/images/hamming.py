@@ -19,12 +19,8 @@ BITS = 256  # ORB's descriptor: 32 bytes
 
 @functools.cache
 def _faiss():
-    """faiss, on one OpenMP thread: a search's matching is many small calls, each too small to
-    share, made by a service worker beside another on the same cores (the builds run their checks
-    in threads of their own)."""
     import faiss
 
-    faiss.omp_set_num_threads(1)
     return faiss
 
 
@@ -32,6 +28,10 @@ def two_nearest(queries: np.ndarray, among: np.ndarray) -> tuple[np.ndarray, np.
     """The Hamming distances of each of ``queries``' descriptors (rows of 32 bytes) to its two
     nearest rows of ``among`` (at least 2), nearest first, and those rows' indices."""
     faiss = _faiss()
+    # on one OpenMP thread, set in each calling thread (OpenMP keeps it per thread): a search makes
+    # many calls too small to share, and OpenMP's idle threads spin, taking the core from the
+    # network and from the other service worker (a bench run with them took twice as long)
+    faiss.omp_set_num_threads(1)
     index = faiss.IndexBinaryFlat(BITS)
     index.add(np.ascontiguousarray(among, np.uint8))
     distances, nearest = index.search(np.ascontiguousarray(queries, np.uint8), 2)
