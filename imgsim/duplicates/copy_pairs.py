@@ -358,9 +358,14 @@ def load(version: Path) -> tuple[float, list[Pair]] | None:
     return float(body["reach"]), [Pair(a, b, d, _read(m)) for a, b, d, m in body["pairs"]]
 
 
+def _body(version: Path | None) -> dict:
+    """A version's copies.json as stored, empty where it has none (or no version is given)."""
+    return (migrate.stored_copies(version) if version is not None else None) or {}
+
+
 def checks_of(version: Path | None) -> int:
     """What a version's verdicts were reached with (CHECKS; 1: before pieces, frames, overlays)."""
-    body = (migrate.stored_copies(version) if version is not None else None) or {}
+    body = _body(version)
     return int(body.get("checks", 1))
 
 
@@ -377,13 +382,13 @@ def written_at(version: Path) -> tuple[int, int] | None:
 def pending_of(version: Path | None) -> set[int]:
     """The ids of the items a version was published with before their copies were checked (a
     compaction checks them just after it publishes; one killed in between leaves them to the next)."""
-    body = (migrate.stored_copies(version) if version is not None else None) or {}
+    body = _body(version)
     return {int(item_id) for item_id in body.get("pending", [])}
 
 
 def verdicts_of(version: Path | None) -> Verdicts:
     """The verdicts a version's build reached, to reuse (none where it stored none)."""
-    body = (migrate.stored_copies(version) if version is not None else None) or {}
+    body = _body(version)
     return {(a, b): _read(match) for a, b, match in body.get("verdicts", [])}
 
 

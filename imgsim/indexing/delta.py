@@ -97,7 +97,7 @@ def compact(
             verifying.verify_copies(folder, all_items, version, current.items, fresh, cfg, log)
 
         def carry(folder: Path) -> bool:
-            return verifying.carry_copies(folder, all_items, version, current.items, fresh, log)
+            return verifying.carry_copies(folder, all_items, version, current.items, fresh)
 
         return version_writer.Filled(written.refs, manifest, verify, all_items, carry)
 

@@ -73,8 +73,8 @@ def verify_copies(
     opened = annoy_index.open_version(building, items)
     stored = keypoints.load(building)
     assert stored is not None  # the build wrote every segment's features
-    if fresh is not None:  # and those a compaction published before their copies were checked
-        fresh = (set(fresh) | copy_pairs.pending_of(before)) & set(opened.rows_by_id)
+    if fresh is not None:
+        fresh = _with_pending(fresh, before, set(opened.rows_by_id))
     rows = None if fresh is None else [opened.rows_by_id[i] for i in sorted(fresh)]
     redo = before is not None and bool(known) and copy_pairs.checks_of(before) < copy_pairs.CHECKS
     if redo:  # once: every row's candidates, pieces among them; matches looked at again
@@ -107,7 +107,6 @@ def carry_copies(
     before: Path,
     old_items: list[store.Item],
     fresh: set[int],
-    log: Log,
 ) -> bool:
     """The version's copies as far as the version ``before`` checked them, with the ``fresh`` items
     (ids) pending: a compaction publishes first and checks those just after (check_pending), so
@@ -121,11 +120,17 @@ def carry_copies(
     if unchecked_rows(pairs_before, old_items, items):
         return False
     rows = {item.id: row for row, item in enumerate(items)}
-    pending = (set(fresh) | copy_pairs.pending_of(before)) & set(rows)
+    pending = _with_pending(fresh, before, set(rows))
     pairs = copy_pairs.same_bytes(items)
     pairs += carried_pairs(pairs_before, old_items, items, [rows[i] for i in pending])
     copy_pairs.save(building, pairs, reach, copy_pairs.verdicts_of(before), items, pending)
     return True
+
+
+def _with_pending(fresh: Iterable[int], before: Path | None, ids: set[int]) -> set[int]:
+    """The ``fresh`` items' ids and those the version ``before`` was published with unchecked (a
+    compaction's, pending_of), of the ``ids`` the new version still holds: the items to check."""
+    return (set(fresh) | copy_pairs.pending_of(before)) & ids
 
 
 def check_pending(version: Path, cfg: config.Config, log: Log) -> None:
