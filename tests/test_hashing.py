@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
 from helpers import requires_shared
 from imgsim import config
@@ -77,6 +78,27 @@ def test_distances_count_differing_bits():
     hashes = np.zeros((3, 8), np.uint8)
     hashes[1, 0], hashes[2] = 0b101, 255
     assert hashing.distances(hashes, np.zeros(8, np.uint8)).tolist() == [0, 2, 64]
+
+
+def _as_imagehash_turns(image) -> np.ndarray:
+    """The definition ``turned`` keeps: imagehash's phash of the small gray picture turned."""
+    small = image.convert("L")
+    small.thumbnail((256, 256))
+    return np.stack([hashing.phash(small.rotate(angle, expand=True)) for angle in hashing.TURNS])
+
+
+def test_turned_and_mirrored_hashes_are_imagehashs_phash_bit_for_bit():
+    """Two shrinkings give all four turns: the bits of phash on each turned picture, so hashes
+    stored by an older build still compare with a new query's."""
+    rng = np.random.default_rng(7)
+    pictures = [Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)) for h, w in ((37, 91), (240, 180))]
+    if config.SHARED_FLOWERS.is_dir():  # and photos, where the shared ones are
+        pictures += [imaging.open_rgb(p) for p in sorted(config.SHARED_FLOWERS.rglob("*.jpg"))[::300]]
+    for picture in pictures:
+        assert np.array_equal(hashing.turned(picture), _as_imagehash_turns(picture))
+        small = picture.convert("L")
+        small.thumbnail((256, 256))
+        assert np.array_equal(hashing.mirrored(picture), hashing.phash(ImageOps.mirror(small)))
 
 
 @requires_shared
