@@ -8,7 +8,10 @@ enlarging flowers5 photos to 4000 x 3000 (quality 90), where decoding is most of
 set: the build's embedding stage (decoding in threads while the network runs, local engine) in
 images per second, the network alone on the same photos already prepared, and decoding alone
 (the same threads, no network). InceptionV3 runs with random weights (its speed is the real
-model's; its ImageNet weights cannot be downloaded here).
+model's; its ImageNet weights cannot be downloaded here). Then each set's first build twice, one
+after the other: its segments' local features found from the files decoded again (as before
+section 20) and in the decoding threads from the network's decode: the embedding stage, the
+features' seconds and both together in images per second.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from PIL import Image
 from bench.common import FLOWERS, table
 from imgsim import config
 from imgsim.images import imaging
-from imgsim.indexing import indexer
+from imgsim.indexing import indexer, local_engine, verifying
 from imgsim.models import embedders, runtimes
 from imgsim.search import annoy_index
 
@@ -47,17 +50,60 @@ def _small_photos(folder: Path, count: int) -> Path:
     return folder
 
 
+def _features_timed(spent: list[float]):
+    """verifying.plan_features, its features of each segment's items timed into ``spent``."""
+    plan_features = verifying.plan_features
+
+    def timed(plan, found=None):
+        features = plan_features(plan, found)
+
+        def run(chunk):
+            began = time.perf_counter()
+            try:
+                return features(chunk)
+            finally:
+                spent.append(time.perf_counter() - began)
+
+        return run
+
+    return timed
+
+
+def _build(photos: Path, cfg: config.Config, in_decoding: bool) -> dict:
+    """A first build: its embedding stage and its segments' local features, in images per second,
+    the features found in the decoding threads (``in_decoding``) or from the files again."""
+    spent: list[float] = []
+    local_engine.FIND_FEATURES, verifying.plan_features = in_decoding, _features_timed(spent)
+    try:
+        report = indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
+    finally:
+        local_engine.FIND_FEATURES, verifying.plan_features = True, _PLAN_FEATURES
+    embedded = report.embedded - report.measured
+    return {
+        "stage_per_s": round(embedded / report.embed_seconds, 1),
+        "features_seconds": round(sum(spent), 2),
+        "with_features_per_s": round(embedded / (report.embed_seconds + sum(spent)), 1),
+    }
+
+
+_PLAN_FEATURES = verifying.plan_features
+
+
 def _measure(photos: Path, workdir: Path, model: str) -> dict:
-    cfg = config.Config(
-        model=model,
-        weights="none",
-        index_dir=workdir / "index",
-        model_cache=str(workdir / "cache"),
-        recall_sample=0,
-        precision_sample=100,
-    )
-    report = indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
-    stage = (report.embedded - report.measured) / report.embed_seconds
+    def settings(name: str) -> config.Config:
+        return config.Config(
+            model=model,
+            weights="none",
+            index_dir=workdir / name,
+            model_cache=str(workdir / "cache"),
+            recall_sample=0,
+            precision_sample=100,
+        )
+
+    again = _build(photos, settings("again"), in_decoding=False)  # the features decoded again (before)
+    cfg = settings("index")
+    once = _build(photos, cfg, in_decoding=True)
+    stage = once["stage_per_s"]
     index = annoy_index.open_index(cfg.index_dir)
     embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg, lambda _: None))
     files = sorted(photos.glob("*.jpg"))
@@ -78,6 +124,8 @@ def _measure(photos: Path, workdir: Path, model: str) -> dict:
     return {
         "precision": embedder.precision,
         "images": len(files),
+        "features_decoded_again": again,
+        "features_in_decoding": once,
         "stage_per_s": round(stage, 1),
         "network_per_s": round(network, 1),
         "decode_per_s": round(decode_rate, 1),
@@ -118,6 +166,14 @@ def main() -> None:
     ]
     headers = ["photos", "count", "precision", "build's stage img/s", "network alone img/s", "share"]
     print(table([*headers, "decoding alone img/s"], rows), file=sys.stdout)
+    columns = (("features_decoded_again", "files decoded again"), ("features_in_decoding", "in decoding"))
+    features = [
+        [name, how, r[key]["stage_per_s"], r[key]["features_seconds"], r[key]["with_features_per_s"]]
+        for name, r in (("small photos", found["small_photos"]), ("camera JPEGs", found["camera_jpegs"]))
+        for key, how in columns
+    ]
+    headers = ["photos", "local features found", "embedding stage img/s", "features s", "both img/s"]
+    print("\n" + table(headers, features), file=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -173,6 +173,35 @@ def test_a_photo_keeps_at_least_min_side_pixels_on_each_side(fmt):
     assert imaging.decode_rgb(data, min_side=301).size == (1000, 300)  # smaller than asked: whole
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+@pytest.mark.parametrize(
+    ("fmt", "size"), [("JPEG", (4000, 3000)), ("JPEG", (1203, 901)), ("PNG", (1500, 1000))]
+)
+def test_a_decode_for_the_network_stands_for_the_smaller_one_where_sizes_allow(fmt, size, orientation):
+    """A camera JPEG decoded at 1/4 scale for the network (min side 448), halved, gives the size of
+    its 1/8-scale decode for local features (320) and its pixels within a few levels; where no whole
+    factor gives that size, the caller decodes again."""
+    rng = np.random.default_rng(3)
+    picture = Image.fromarray(rng.integers(0, 256, (size[1] // 50, size[0] // 50, 3), np.uint8)).resize(size)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _encode(picture, fmt, exif=exif.tobytes())
+    for min_side in (64, 320, 448):
+        assert imaging.decoded_size(data, min_side) == imaging.decode_rgb(data, min_side=min_side).size
+    wanted = imaging.decode_rgb(data, min_side=320)
+    stand_in = imaging.shrunk_as_decoded(imaging.decode_rgb(data, min_side=448), data, 320)
+    if fmt == "JPEG" and size == (4000, 3000):
+        assert (
+            stand_in is not None
+            and stand_in.size == wanted.size == (500, 375)[:: 1 if orientation == 1 else -1]
+        )
+        difference = np.abs(np.asarray(stand_in, np.int16) - np.asarray(wanted, np.int16))
+        assert difference.max() <= 4 and difference.mean() < 0.5, (difference.max(), difference.mean())
+    elif stand_in is not None:  # the same decode, or a whole factor of it
+        assert stand_in.size == wanted.size
+    assert imaging.shrunk_as_decoded(imaging.decode_rgb(data, min_side=64), data, 320) is None  # smaller
+
+
 # Decodes the given file in N threads at once, as concurrent uploads to one worker do, and reports
 # the process's memory (MB) before, at its peak and afterwards.
 MEMORY_PROBE = """

@@ -284,9 +284,7 @@ def _decode_frame(image: Image.Image, min_side: int | None) -> Image.Image:
     orientation = image.getexif().get(ExifTags.Base.Orientation)
     image.load()
     width, height = image.size
-    factor = max(1, min(width, height) // min_side) if min_side else 1
-    if min_side and width * height > MAX_DECODED_PIXELS * factor**2:  # shrink past min_side, then
-        factor = math.ceil(math.sqrt(width * height / MAX_DECODED_PIXELS))
+    factor = _shrink_factor(width, height, min_side)
     if factor == 1:
         upright = _to_rgb(image)
     else:
@@ -320,3 +318,38 @@ def release_memory() -> None:
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+def _shrink_factor(width: int, height: int, min_side: int | None) -> int:
+    """The whole factor a frame (as JPEG's reduced scale left it) is shrunk by after loading."""
+    factor = max(1, min(width, height) // min_side) if min_side else 1
+    if min_side and width * height > MAX_DECODED_PIXELS * factor**2:  # shrink past min_side, then
+        factor = math.ceil(math.sqrt(width * height / MAX_DECODED_PIXELS))
+    return factor
+
+
+def decoded_size(data: bytes, min_side: int) -> tuple[int, int]:
+    """The width and height of decode_rgb(data, min_side=min_side)'s picture, from the file's
+    header alone (a decodable file's)."""
+    image = Image.open(io.BytesIO(data))
+    if image.format in ("JPEG", "MPO"):
+        image.draft("RGB", (min_side, min_side))  # sets the reduced scale, decodes nothing
+    width, height = image.size
+    factor = _shrink_factor(width, height, min_side)
+    size = (-(-width // factor), -(-height // factor))
+    turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)  # a quarter turn or a transpose
+    return (size[1], size[0]) if turned else size
+
+
+def shrunk_as_decoded(picture: Image.Image, data: bytes, min_side: int) -> Image.Image | None:
+    """``picture`` (``data`` decoded at a larger ``min_side``) shrunk by the whole factor that gives
+    decode_rgb(data, min_side=min_side)'s size, where one divides both its sides; else None
+    (decode again). A camera JPEG's decode for the network (1/4 scale) halved stands for its 1/8
+    scale decode within a few levels a pixel (2 at most for flowers5 photos enlarged), a decode of
+    8.6 ms saved for 0.8 ms (docs/benchmarks.md section 20); smaller pictures are often decoded to
+    the same size, and come back as they are."""
+    width, height = decoded_size(data, min_side)
+    factor = picture.width // width if width else 0
+    if factor < 1 or (picture.width, picture.height) != (factor * width, factor * height):
+        return None
+    return picture if factor == 1 else picture.reduce(factor)

@@ -12,7 +12,8 @@
           segment.json    its size and the search depth tuned for it
         reducer.*       the fitted reducer, if any (see autoencoder.py)
         skipped.json    files that could not be read, with the reason
-      .partial/         embeddings of an unfinished run, so that a rerun resumes
+      .partial/         embeddings of an unfinished run, so that a rerun resumes (and the local
+                        features found with them, read when the run writes its segments)
       .lock             held by the one rebuild allowed at a time
 
 A version's rows are its segments' live rows (those without a tombstone), one segment after the

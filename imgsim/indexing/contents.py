@@ -47,7 +47,9 @@ def write(
         layout = segment_layout.lay_out(plan, items)
         found = calibrating.edited_queries(plan, items, building, load_embedder)
         calibration = found.vectors if found is not None else None
-        written = segment_layout.write(building, plan, layout, vector_of, calibration, verbose, log)
+        written = segment_layout.write(
+            building, plan, layout, vector_of, calibration, verbose, log, result.vectors.features_of
+        )
         rows = store.items_of(building, written.refs)  # the version's rows: its segments' in turn
         log(f"Index: {segment_layout.summary(written.refs)}; {len(written.new)} written by this run.")
         one = np.asarray(vector_of(rows[0]), np.float32)[None, :]

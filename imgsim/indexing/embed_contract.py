@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from imgsim import config, durable
+from imgsim.images import geometry
+from imgsim.index import keypoints
 from imgsim.indexing.collection import FileEntry
 from imgsim.models.embedders import Embedder
 
@@ -59,12 +61,34 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
         self.held: dict[str, tuple[str, np.ndarray]] = dict(held or {})
         self.saved: dict[str, tuple[str, Path, int]] = {}  # path -> (sha1, checkpoint file, row)
         self.opened: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self.found: dict[str, geometry.Features] = {}  # local features found while embedding, unsaved
+        self.found_opened: OrderedDict[Path, keypoints.Keypoints] = OrderedDict()
 
     def keep_in(self, paths: list[str], file: Path) -> None:
-        """The vectors of ``paths`` were saved to ``file`` in that order: read them from there."""
+        """The vectors of ``paths`` were saved to ``file`` in that order (their local features, if
+        found, to ``features_folder(file)``): read them from there."""
         for row, path in enumerate(paths):
             sha1, _ = self.held.pop(path)
             self.saved[path] = (sha1, file, row)
+            self.found.pop(path, None)
+
+    def features_of(self, path: str) -> geometry.Features | None:
+        """A file's local features found while embedding it (local_engine.py), None if they were not
+        (a vector reused or measured before, Ray's engine): then its segment's writing finds them."""
+        if path in self.found:
+            return self.found[path]
+        if path not in self.saved:
+            return None
+        _, file, row = self.saved[path]
+        folder = features_folder(file)
+        if folder not in self.found_opened:
+            if not folder.is_dir():
+                return None
+            self.found_opened[folder] = keypoints.Keypoints(folder)
+            if len(self.found_opened) > self.MAPPED:
+                self.found_opened.popitem(last=False)
+        self.found_opened.move_to_end(folder)
+        return self.found_opened[folder].get(row)
 
     def sha1s(self) -> dict[str, str]:
         """Each path's content hash, without reading a vector."""
@@ -89,9 +113,11 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
 
     def __setitem__(self, path: str, value: tuple[str, np.ndarray]) -> None:
         self.saved.pop(path, None)
+        self.found.pop(path, None)
         self.held[path] = value
 
     def __delitem__(self, path: str) -> None:
+        self.found.pop(path, None)
         if self.held.pop(path, None) is None:
             del self.saved[path]
 
@@ -104,6 +130,12 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
 
     def __contains__(self, path: object) -> bool:
         return path in self.held or path in self.saved
+
+
+def features_folder(checkpoint: Path) -> Path:
+    """Where the local features found with a checkpoint's vectors are kept (index/keypoints.py's
+    files, by the checkpoint's rows)."""
+    return checkpoint.with_suffix(".features")
 
 
 @dataclass
@@ -126,8 +158,13 @@ class Collector:
         self.job, self.result, self.bar = job, result, bar
         self.unsaved: Done = []
 
-    def embedded(self, entry: FileEntry, sha1: str, vector: np.ndarray) -> None:
+    def embedded(
+        self, entry: FileEntry, sha1: str, vector: np.ndarray, found: geometry.Features | None = None
+    ) -> None:
+        """A file's vector, and its local features where the engine found them as it decoded it."""
         self.result.vectors[entry.path] = (sha1, vector)
+        if found is not None:
+            self.result.vectors.found[entry.path] = found
         self.result.embedded += 1
         self.unsaved.append((entry, sha1, vector))
         self.bar.update(1)
@@ -151,7 +188,13 @@ class Collector:
         if self.job.checkpoint is not None and self.unsaved:
             file = self.job.checkpoint(list(self.unsaved))
             if file is not None:  # read back from there: memory holds one checkpoint's vectors
-                self.result.vectors.keep_in([entry.path for entry, _, _ in self.unsaved], file)
+                paths = [entry.path for entry, _, _ in self.unsaved]
+                found = [self.result.vectors.found.get(path) for path in paths]
+                if all(features is not None for features in found):  # and their features beside them
+                    folder = features_folder(file)
+                    folder.mkdir(exist_ok=True)
+                    keypoints.save(folder, found)
+                self.result.vectors.keep_in(paths, file)
         self.unsaved.clear()
 
 

@@ -1,4 +1,5 @@
-"""Embed a list of files in this process: threads decode the next images while the network runs.
+"""Embed a list of files in this process: threads decode the next images while the network runs,
+and find each one's local features from the same decode (its segment stores them).
 
 This is the engine a build uses on one machine; it keeps the contract of indexing/embed_contract.py
 (one EmbedJob in, one EmbedResult out, progress checkpointed), as the Ray engine does.
@@ -10,11 +11,15 @@ import hashlib
 import time
 
 import numpy as np
+from PIL import Image
 
 from imgsim import config
-from imgsim.images import imaging
+from imgsim.images import geometry, imaging
 from imgsim.indexing.collection import FileEntry, prefetch
 from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting
+
+Decoded = tuple[str, np.ndarray | None, geometry.Features | None]  # sha1, network pixels, features
+FIND_FEATURES = True  # False: left to the segment's writing, which decodes the file again (a bench's column)
 
 
 def embed_files(job: EmbedJob) -> EmbedResult:
@@ -24,7 +29,7 @@ def embed_files(job: EmbedJob) -> EmbedResult:
     result = EmbedResult()
     started = time.perf_counter()
 
-    def decode(entry: FileEntry) -> tuple[str, np.ndarray | None] | imaging.UnreadableImage:
+    def decode(entry: FileEntry) -> Decoded | imaging.UnreadableImage:
         try:
             data = imaging.read_file(entry.abspath, cfg.max_file_bytes)
         except imaging.UnreadableImage as error:
@@ -32,20 +37,21 @@ def embed_files(job: EmbedJob) -> EmbedResult:
         sha1 = hashlib.sha1(data).hexdigest()
         old = known_sha1.get(entry.path)
         if old is not None and old[0] == sha1:
-            return sha1, None
+            return sha1, None, None
         try:
             image = imaging.decode_rgb(data, cfg.max_image_pixels, embedder.decode_side)
-            return sha1, embedder.prepare(image)
+            found = _features(data, image, cfg.max_image_pixels) if FIND_FEATURES else None
+            return sha1, embedder.prepare(image), found
         except imaging.UnreadableImage as error:
             return error
 
-    batch: list[tuple[FileEntry, str, np.ndarray]] = []
+    batch: list[tuple[FileEntry, str, np.ndarray, geometry.Features | None]] = []
     with collecting(job, result, "Embedding") as collect:
 
         def run_batch() -> None:
-            vectors = embedder.embed(np.stack([pixels for _, _, pixels in batch]))
-            for (entry, sha1, _), vector in zip(batch, vectors, strict=True):
-                collect.embedded(entry, sha1, vector)
+            vectors = embedder.embed(np.stack([pixels for _, _, pixels, _ in batch]))
+            for (entry, sha1, _, found), vector in zip(batch, vectors, strict=True):
+                collect.embedded(entry, sha1, vector, found)
             batch.clear()
             collect.checkpoint()
 
@@ -55,14 +61,28 @@ def embed_files(job: EmbedJob) -> EmbedResult:
             if isinstance(outcome, imaging.UnreadableImage):
                 collect.skipped(entry.path, str(outcome))
                 continue
-            sha1, pixels = outcome
+            sha1, pixels, found = outcome
             if pixels is None:
                 collect.reused(entry.path, sha1)
                 continue
-            batch.append((entry, sha1, pixels))
+            batch.append((entry, sha1, pixels, found))
             if len(batch) >= cfg.batch_size:
                 run_batch()
         if batch:
             run_batch()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _features(data: bytes, decoded: Image.Image, max_pixels: int) -> geometry.Features | None:
+    """A file's local features as the build stores them (pair_evidence.features_of: its picture
+    decoded at geometry.ANALYSED_SIDE), found in the decoding thread from the picture decoded for
+    the network where it can stand for that one (imaging.shrunk_as_decoded): a camera JPEG is
+    decoded once, not again when its segment is written. None: left to the segment's writing."""
+    try:
+        picture = imaging.shrunk_as_decoded(decoded, data, geometry.ANALYSED_SIDE)
+        if picture is None:
+            picture = imaging.decode_rgb(data, max_pixels, geometry.ANALYSED_SIDE)
+    except imaging.UnreadableImage:
+        return None
+    return geometry.features(picture)

@@ -105,15 +105,17 @@ def write(
     calibration: np.ndarray | None,
     verbose: int,
     log: Log,
+    found: verifying.Found | None = None,
 ) -> Written:
     """Link the kept segments, write the fresh items as new segments, run the merges the policy
     asks for (all with ``plan.merge``), and return the version's segments in row order. Each new
-    segment's depth is tuned with the ``calibration`` queries (full embeddings) where given."""
+    segment's depth is tuned with the ``calibration`` queries (full embeddings) where given; its
+    items' local features are those ``found`` while embedding them where they were."""
     for ref in layout.kept:  # kept segments come from a source version
         assert layout.source is not None
         durable.link_tree(store.segment_dir(layout.source, ref.name), store.segment_dir(building, ref.name))
     to_index = _index_space(plan, layout, vector_of, building, verbose, log)
-    features = verifying.plan_features(plan)
+    features = verifying.plan_features(plan, found)
     cfg = plan.cfg
     return write_segments(building, cfg, layout, vector_of, to_index, features, calibration, plan.merge, log)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from imgsim import config
 from imgsim.duplicates import copy_pairs, finding, pair_evidence
-from imgsim.images import shared_features
+from imgsim.images import geometry, shared_features
 from imgsim.index import keypoints, store
 from imgsim.indexing.plan import BuildPlan
 from imgsim.search import annoy_index
@@ -21,14 +21,18 @@ from imgsim.search import annoy_index
 Log = Callable[[str], None]
 
 
-def plan_features(plan: BuildPlan) -> Callable[[list[store.Item]], list]:
+Found = Callable[[str], geometry.Features | None]  # path -> features found while embedding, or None
+
+
+def plan_features(plan: BuildPlan, found: Found | None = None) -> Callable[[list[store.Item]], list]:
     """Each fresh item's local features: the version before's where it holds the same contents
-    (a --full rebuild, a model change), else computed from the file."""
+    (a --full rebuild, a model change), else those ``found`` while embedding it, else computed
+    from the file."""
     if plan.current is None:
-        return feature_source(plan.root, plan.cfg, None, {})
+        return feature_source(plan.root, plan.cfg, None, {}, found)
     before = keypoints.load(plan.current.version)
     rows_before = {item.sha1: row for row, item in enumerate(plan.current.items)} if before else {}
-    return feature_source(plan.root, plan.cfg, before, rows_before)
+    return feature_source(plan.root, plan.cfg, before, rows_before, found)
 
 
 def feature_source(
@@ -36,9 +40,11 @@ def feature_source(
     cfg: config.Config,
     before: keypoints.VersionKeypoints | None = None,
     rows_before: dict | None = None,
+    found: Found | None = None,
 ) -> Callable[[list[store.Item]], list]:
     """Features of items' files, computed in threads (OpenCV and PIL release the GIL), or taken
-    from ``before`` where it holds the same contents (``rows_before``: sha1 -> its row)."""
+    from ``before`` where it holds the same contents (``rows_before``: sha1 -> its row), or as
+    ``found`` while embedding."""
     rows_before = rows_before or {}
 
     def features(chunk: list[store.Item]) -> list:
@@ -48,7 +54,8 @@ def feature_source(
             kept = rows_before.get(chunk[row].sha1)
             if before is not None and kept is not None and kept < len(before):
                 return before.get(kept)
-            return compute(row)
+            embedded = found(chunk[row].path) if found is not None else None
+            return embedded if embedded is not None else compute(row)
 
         with ThreadPoolExecutor(max_workers=config.decode_threads(cfg)) as pool:
             return list(pool.map(one, range(len(chunk))))
