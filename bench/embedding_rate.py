@@ -30,6 +30,7 @@ from PIL import Image
 from bench.common import FLOWERS, table
 from imgsim import config
 from imgsim.images import imaging
+from imgsim.index import store
 from imgsim.indexing import indexer, local_engine, verifying
 from imgsim.models import embedders, runtimes
 from imgsim.search import annoy_index
@@ -70,19 +71,19 @@ def _features_timed(spent: list[float]):
 
 
 def _build(photos: Path, cfg: config.Config, in_decoding: bool) -> dict:
-    """A first build: its embedding stage and its segments' local features, in images per second,
-    the features found in the decoding threads (``in_decoding``) or from the files again."""
+    """A first build at the precision given (none measured): its embedding stage and its segments'
+    local features, in images per second, the features found in the decoding threads
+    (``in_decoding``) or from the files again."""
     spent: list[float] = []
     local_engine.FIND_FEATURES, verifying.plan_features = in_decoding, _features_timed(spent)
     try:
         report = indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
     finally:
         local_engine.FIND_FEATURES, verifying.plan_features = True, _PLAN_FEATURES
-    embedded = report.embedded - report.measured
     return {
-        "stage_per_s": round(embedded / report.embed_seconds, 1),
+        "stage_per_s": round(report.embedded / report.embed_seconds, 1),
         "features_seconds": round(sum(spent), 2),
-        "with_features_per_s": round(embedded / (report.embed_seconds + sum(spent)), 1),
+        "with_features_per_s": round(report.embedded / (report.embed_seconds + sum(spent)), 1),
     }
 
 
@@ -90,7 +91,7 @@ _PLAN_FEATURES = verifying.plan_features
 
 
 def _measure(photos: Path, workdir: Path, model: str) -> dict:
-    def settings(name: str) -> config.Config:
+    def settings(name: str, precision: str = "auto") -> config.Config:
         return config.Config(
             model=model,
             weights="none",
@@ -98,12 +99,15 @@ def _measure(photos: Path, workdir: Path, model: str) -> dict:
             model_cache=str(workdir / "cache"),
             recall_sample=0,
             precision_sample=100,
+            precision=precision,
         )
 
-    again = _build(photos, settings("again"), in_decoding=False)  # the features decoded again (before)
     cfg = settings("index")
-    once = _build(photos, cfg, in_decoding=True)
-    stage = once["stage_per_s"]
+    report = indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
+    stage = (report.embedded - report.measured) / report.embed_seconds
+    chosen = store.read_manifest(report.version).precision
+    again = _build(photos, settings("again", chosen), in_decoding=False)  # decoded again (before)
+    once = _build(photos, settings("once", chosen), in_decoding=True)
     index = annoy_index.open_index(cfg.index_dir)
     embedder = embedders.for_index(index.manifest, index.version, runtimes.of(cfg, lambda _: None))
     files = sorted(photos.glob("*.jpg"))

@@ -5,10 +5,12 @@ import functools
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from helpers import requires_shared
 from imgsim.duplicates import pair_evidence
-from imgsim.index import store
+from imgsim.images import geometry
+from imgsim.index import keypoints, store
 from imgsim.indexing import collection, local_engine
 from imgsim.indexing.embed_contract import EmbedJob
 from imgsim.models import embedders
@@ -95,6 +97,19 @@ def test_local_features_are_found_from_the_decode_for_the_network_and_kept_besid
             found.descriptors, expected.descriptors
         )
         assert found.size == expected.size and np.array_equal(found.phash, expected.phash)
+
+
+def test_a_ray_actor_sends_local_features_back_as_bytes_that_unpack_to_the_same():
+    rng = np.random.default_rng(5)
+    picture = Image.fromarray(rng.integers(0, 256, (90, 120, 3), np.uint8))
+    for found in (geometry.features(picture), geometry.features(picture, hashed=False)):
+        again = keypoints.unpacked(keypoints.packed(found))
+        assert np.array_equal(again.points, found.points) and np.array_equal(
+            again.descriptors, found.descriptors
+        )
+        assert (again.size, again.gray) == (found.size, found.gray)
+        assert (again.phash is None) == (found.phash is None)
+        assert found.phash is None or np.array_equal(again.phash, found.phash)
 
 
 def test_a_rerun_resumes_from_checkpoints_of_either_format(photos, tiny_config):

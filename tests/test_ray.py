@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, quiet_build, requires_shared, write_images
-from imgsim.index import store
+from imgsim.images import geometry
+from imgsim.index import keypoints, store
 from imgsim.index.depth import Depth
 from imgsim.search import annoy_index
 
@@ -54,10 +55,29 @@ def _actor_pids() -> list[int]:
     return pids
 
 
-def test_ray_builds_the_same_index_as_in_process_and_lists_the_corrupt_file(cluster, photos, tiny_config):
+def test_ray_builds_the_same_index_as_in_process_and_lists_the_corrupt_file(
+    cluster, photos, tiny_config, monkeypatch
+):
+    """The same vectors, and the same local features, found by the actors: the driver finds none
+    (it read every file again for them)."""
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    tiny_config = tiny_config.replace(precision="f32")  # every photo embedded by the engine, none measured
     local = quiet_build(photos, tiny_config.replace(index_dir=tiny_config.index_dir / "local"))
+    hashed, find = [], geometry.features  # the features a segment stores are hashed
+
+    def counted(image, *args, **kwargs):
+        hashed.append(kwargs.get("hashed", len(args) < 3 or args[2]))
+        return find(image, *args, **kwargs)
+
+    monkeypatch.setattr(geometry, "features", counted)
     on_ray = quiet_build(photos, ray_config(tiny_config, index_dir=tiny_config.index_dir / "ray"))
+    assert True not in hashed  # none found on the driver
+    found_here, found_there = keypoints.load(local.version), keypoints.load(on_ray.version)
+    assert found_here is not None and found_there is not None
+    for row in range(12):
+        here, there = found_here.get(row), found_there.get(row)
+        assert here is not None and there is not None
+        assert np.array_equal(here.descriptors, there.descriptors) and np.array_equal(here.phash, there.phash)
     assert on_ray.items == local.items == 12
     assert [path for path, _ in on_ray.skipped] == [path for path, _ in local.skipped] == ["broken.jpg"]
     expected, got = (

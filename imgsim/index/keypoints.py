@@ -50,6 +50,31 @@ def save(folder: Path, found: list[geometry.Features | None]) -> None:
         np.save(folder / name, array)
 
 
+_HEADER = np.dtype([("count", "<i8"), ("width", "<i4"), ("height", "<i4"), ("gray", "?"), ("hashed", "?")])
+
+
+def packed(found: geometry.Features) -> bytes:
+    """One picture's features as bytes: what a Ray actor sends back beside its vector."""
+    header = np.array([(len(found.points), *found.size, found.gray, found.phash is not None)], _HEADER)
+    phash = NO_HASH if found.phash is None else found.phash
+    parts = (header, np.asarray(phash, np.uint8), found.points.astype(np.float32), found.descriptors)
+    return b"".join(np.ascontiguousarray(part).tobytes() for part in parts)
+
+
+def unpacked(blob: bytes) -> geometry.Features:
+    """The features ``packed`` made."""
+    header = np.frombuffer(blob, _HEADER, count=1)[0]
+    count, at = int(header["count"]), _HEADER.itemsize
+    phash = np.frombuffer(blob, np.uint8, NO_HASH.size, at).reshape(NO_HASH.shape).copy()
+    at += NO_HASH.size
+    points = np.frombuffer(blob, np.float32, 2 * count, at).reshape(count, 2).copy()
+    descriptors = np.frombuffer(blob, np.uint8, 32 * count, at + 8 * count).reshape(count, 32).copy()
+    size = (int(header["width"]), int(header["height"]))
+    return geometry.Features(
+        points, descriptors, size, bool(header["gray"]), phash if header["hashed"] else None
+    )
+
+
 def _mapped(folder: Path, name: str) -> np.ndarray:
     """A stored array, memory-mapped, as a plain ndarray over the mapped bytes: numpy's memmap
     runs Python code for every index and slice (a search reads about 50 candidates' features, 550

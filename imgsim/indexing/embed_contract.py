@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from imgsim import config, durable
-from imgsim.images import geometry
+from imgsim.images import geometry, imaging
 from imgsim.index import keypoints
 from imgsim.indexing.collection import FileEntry
 from imgsim.models.embedders import Embedder
@@ -130,6 +131,20 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
 
     def __contains__(self, path: object) -> bool:
         return path in self.held or path in self.saved
+
+
+def local_features(data: bytes, decoded: Image.Image, max_pixels: int) -> geometry.Features | None:
+    """A file's local features as the build stores them (pair_evidence.features_of: its picture
+    decoded at geometry.ANALYSED_SIDE), found where an engine decodes it (``data``) for the network
+    (``decoded``), from that picture where it can stand for the other (imaging.shrunk_as_decoded):
+    a camera JPEG is decoded once, not again when its segment is written. None: left to that."""
+    try:
+        picture = imaging.shrunk_as_decoded(decoded, data, geometry.ANALYSED_SIDE)
+        if picture is None:
+            picture = imaging.decode_rgb(data, max_pixels, geometry.ANALYSED_SIDE)
+    except imaging.UnreadableImage:
+        return None
+    return geometry.features(picture)
 
 
 def features_folder(checkpoint: Path) -> Path:

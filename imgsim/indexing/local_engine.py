@@ -11,12 +11,11 @@ import hashlib
 import time
 
 import numpy as np
-from PIL import Image
 
 from imgsim import config
 from imgsim.images import geometry, imaging
 from imgsim.indexing.collection import FileEntry, prefetch
-from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting
+from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting, local_features
 
 Decoded = tuple[str, np.ndarray | None, geometry.Features | None]  # sha1, network pixels, features
 FIND_FEATURES = True  # False: left to the segment's writing, which decodes the file again (a bench's column)
@@ -40,7 +39,7 @@ def embed_files(job: EmbedJob) -> EmbedResult:
             return sha1, None, None
         try:
             image = imaging.decode_rgb(data, cfg.max_image_pixels, embedder.decode_side)
-            found = _features(data, image, cfg.max_image_pixels) if FIND_FEATURES else None
+            found = local_features(data, image, cfg.max_image_pixels) if FIND_FEATURES else None
             return sha1, embedder.prepare(image), found
         except imaging.UnreadableImage as error:
             return error
@@ -72,17 +71,3 @@ def embed_files(job: EmbedJob) -> EmbedResult:
             run_batch()
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _features(data: bytes, decoded: Image.Image, max_pixels: int) -> geometry.Features | None:
-    """A file's local features as the build stores them (pair_evidence.features_of: its picture
-    decoded at geometry.ANALYSED_SIDE), found in the decoding thread from the picture decoded for
-    the network where it can stand for that one (imaging.shrunk_as_decoded): a camera JPEG is
-    decoded once, not again when its segment is written. None: left to the segment's writing."""
-    try:
-        picture = imaging.shrunk_as_decoded(decoded, data, geometry.ANALYSED_SIDE)
-        if picture is None:
-            picture = imaging.decode_rgb(data, max_pixels, geometry.ANALYSED_SIDE)
-    except imaging.UnreadableImage:
-        return None
-    return geometry.features(picture)

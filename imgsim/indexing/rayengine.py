@@ -2,10 +2,11 @@
 embedder actors, each with the model loaded once.
 
 The driver (img2vec.py) still scans, plans and publishes exactly as with the in-process engine
-(local_engine.py); only the network moves. Results stream back as they are made and are
-checkpointed, so a killed driver resumes with what was done; an actor that dies is restarted and
-its batch retried by Ray. Every node reads the files itself: the collection must be on a shared
-file system, at the same path on every node.
+(local_engine.py); only the network moves, and the local features found from the same decode
+(embed_contract.local_features), which the driver would otherwise find reading every file again.
+Results stream back as they are made and are checkpointed, so a killed driver resumes with what
+was done; an actor that dies is restarted and its batch retried by Ray. Every node reads the
+files itself: the collection must be on a shared file system, at the same path on every node.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import numpy as np
 
 from imgsim import config
 from imgsim.images import imaging
+from imgsim.index import keypoints
 from imgsim.index.model_key import ModelKey
 from imgsim.indexing.collection import FileEntry
-from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting
+from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting, local_features
 from imgsim.models import embedders, runtimes
 
 
@@ -71,27 +73,29 @@ class EmbedActor:
             raise RuntimeError(f"the Ray actor loaded {self.embedder.key}, the driver {key}")
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
 
-    def _prepare(self, path: str, known_sha1: str) -> tuple[str, np.ndarray | None, str]:
-        """(sha1, pixels or None when the known vector stands, reason it cannot be read or "")."""
+    def _prepare(self, path: str, known_sha1: str) -> tuple[str, np.ndarray | None, str, bytes]:
+        """(sha1, pixels or None when the known vector stands, reason it cannot be read or "", its
+        local features packed or b"")."""
         try:
             data = imaging.read_file(path, self.max_bytes)
         except imaging.UnreadableImage as error:
-            return "", None, str(error)
+            return "", None, str(error), b""
         sha1 = hashlib.sha1(data).hexdigest()
         if sha1 == known_sha1:
-            return sha1, None, ""
+            return sha1, None, "", b""
         try:
             image = imaging.decode_rgb(data, self.max_pixels, self.embedder.decode_side)
-            return sha1, self.embedder.prepare(image), ""
         except imaging.UnreadableImage as error:
-            return sha1, None, str(error)
+            return sha1, None, str(error), b""
+        found = local_features(data, image, self.max_pixels)  # here, not on the driver: once a file
+        return sha1, self.embedder.prepare(image), "", keypoints.packed(found) if found is not None else b""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         prepared = [
             self._prepare(str(p), str(k)) for p, k in zip(batch["path"], batch["known_sha1"], strict=True)
         ]
         vectors = np.zeros((len(prepared), self.embedder.dim), np.float32)
-        rows = [n for n, (_, pixels, _) in enumerate(prepared) if pixels is not None]
+        rows = [n for n, (_, pixels, _, _) in enumerate(prepared) if pixels is not None]
         if rows:
             pixels = [prepared[n][1] for n in rows]
             vectors[rows] = self.embedder.embed(np.stack([p for p in pixels if p is not None]))
@@ -99,10 +103,11 @@ class EmbedActor:
         embedded[rows] = True
         return {
             "rel": batch["rel"],
-            "sha1": np.array([sha1 for sha1, _, _ in prepared]),
-            "reason": np.array([reason for _, _, reason in prepared]),
+            "sha1": np.array([sha1 for sha1, _, _, _ in prepared]),
+            "reason": np.array([reason for _, _, reason, _ in prepared]),
             "embedded": embedded,
             "vector": vectors,
+            "features": np.array([found for _, _, _, found in prepared], dtype=object),
         }
 
 
@@ -226,18 +231,22 @@ def embed_files(job: EmbedJob) -> EmbedResult:
         with collecting(job, result, "Embedding (Ray)") as collect:
             for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
                 result.warmup_seconds = result.warmup_seconds or time.perf_counter() - began
-                for rel, sha1, reason, fresh, vector in zip(
+                for rel, sha1, reason, fresh, vector, found in zip(
                     batch["rel"],
                     batch["sha1"],
                     batch["reason"],
                     batch["embedded"],
                     batch["vector"],
+                    batch["features"],
                     strict=True,
                 ):
                     if reason:
                         collect.skipped(str(rel), str(reason))
                     elif fresh:
-                        collect.embedded(by_path[str(rel)], str(sha1), np.asarray(vector, np.float32))
+                        features = keypoints.unpacked(bytes(found)) if len(found) else None
+                        collect.embedded(
+                            by_path[str(rel)], str(sha1), np.asarray(vector, np.float32), features
+                        )
                     else:
                         collect.reused(str(rel), str(sha1))
                 collect.checkpoint()
