@@ -132,7 +132,10 @@ def test_a_rerun_resumes_from_checkpoints_of_either_format(photos, tiny_config):
 
 
 @requires_shared
-def test_a_build_decodes_a_camera_jpeg_once_for_its_vector_and_its_local_features(tmp_path, monkeypatch):
+@pytest.mark.parametrize("precision", ["f32", "auto"])  # auto: the photos measured for it, found then
+def test_a_build_decodes_a_camera_jpeg_once_for_its_vector_and_its_local_features(
+    tmp_path, monkeypatch, precision
+):
     """Its segment's features were found by decoding each file again at 1/8 scale (8.6 ms of a
     core for 4000 x 3000); now they come from the network's decode, halved: the same picture
     to verification, its hashes within a few bits (these soft photos' at most 4)."""
@@ -154,7 +157,7 @@ def test_a_build_decodes_a_camera_jpeg_once_for_its_vector_and_its_local_feature
         return decode(data, max_pixels, min_side)
 
     monkeypatch.setattr(imaging, "decode_rgb", counted)
-    cfg = config.Config(model=str(config.SHARED_MODEL), index_dir=tmp_path / "index", precision="f32")
+    cfg = config.Config(model=str(config.SHARED_MODEL), index_dir=tmp_path / "index", precision=precision)
     indexer.build_index(folder, cfg, progress=False, log=lambda line: None)
     assert geometry.ANALYSED_SIDE not in sides and sides.count(448) >= 3
     monkeypatch.setattr(imaging, "decode_rgb", decode)

@@ -260,12 +260,15 @@ def _mergeable(plan: BuildPlan, force: bool) -> bool:
 
 def embed(plan: BuildPlan, progress: bool = True, log: Log = _log) -> EmbedResult:
     """Run the network on the plan's new and changed files, checkpointing as it goes; the photos
-    that choosing the precision embedded at the chosen one are not embedded again."""
+    that choosing the precision embedded at the chosen one are not embedded again (their local
+    features, found then, are kept too)."""
     measured = plan.precision.vectors if plan.precision else {}
     done = {e.path: measured[e.path] for e in plan.to_embed if e.path in measured}
     rest = [e for e in plan.to_embed if e.path not in done]
     result = _run(plan, rest, progress, log) if rest else EmbedResult()
     result.vectors.update(done)
+    found = plan.precision.features if plan.precision else {}
+    result.vectors.found.update({path: found[path] for path in done if path in found})
     result.embedded += len(done)
     result.measured = len(done)
     return result

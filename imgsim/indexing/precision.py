@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from imgsim import config
-from imgsim.images import edits, imaging
+from imgsim.images import edits, geometry, imaging
 from imgsim.index.manifest import Agreement, PrecisionRecord
 from imgsim.index.model_key import ModelKey
 from imgsim.indexing import collection
 from imgsim.indexing.collection import FileEntry
+from imgsim.indexing.embed_contract import local_features
 from imgsim.models import agreement, embedders, runtimes
 from imgsim.models.embedders import Embedder
 
@@ -41,6 +43,8 @@ class Choice:
     measured: list[Agreement] = field(default_factory=list)
     # the sample's vectors at that precision, path -> (sha1, vector): the build need not embed them again
     vectors: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    # and their local features, found from the same decode: the build need not decode them again
+    features: dict[str, geometry.Features] = field(default_factory=dict)
 
     def record(self, asked: str) -> PrecisionRecord:
         """What the manifest keeps of the choice."""
@@ -85,7 +89,7 @@ def decide(
         )
         chosen = asked if asked != "int8" or int8_model else runtimes.runnable("bf16", log)
         return Choice(chosen, "asked", embedders.at_precision(reference, chosen, int8_model))
-    originals, copies, owners, read = _photos(sample, reference, cfg)
+    originals, copies, owners, read = _photos(sample, reference, cfg, features=True)
     quantized = _int8(cfg, reference, network_key, sample, lambda: originals, log)
     # int8 calibrates on the sample: a collection with fewer photos than it asks for gets no int8
     candidates = [p for p in native if p != "int8" or len(originals) >= cfg.precision_sample]
@@ -108,8 +112,9 @@ def decide(
         log(f"  {checked.precision}: {scores} ({verdict})")
     log(f"Embedding in {chosen} (the fastest that agrees with f32 on this collection).")
     model = embedders.at_precision(reference, chosen, quantized() if chosen == "int8" else None)
-    reused = {entry.path: (sha1, vector) for (entry, sha1), vector in zip(read, vectors, strict=True)}
-    return Choice(chosen, "measured", model, measured, reused)
+    reused = {entry.path: (sha1, vector) for (entry, sha1, _), vector in zip(read, vectors, strict=True)}
+    found = {entry.path: features for entry, _, features in read if features is not None}
+    return Choice(chosen, "measured", model, measured, reused, found)
 
 
 def load_at(cfg: config.Config, chosen: str, current: collection.Previous | None, log: Log) -> Embedder:
@@ -122,21 +127,36 @@ def load_at(cfg: config.Config, chosen: str, current: collection.Previous | None
 
 
 def _photos(
-    sample: list[FileEntry], embedder: Embedder, cfg: config.Config, edited: int = EDITED_PHOTOS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[FileEntry, str]]]:
+    sample: list[FileEntry],
+    embedder: Embedder,
+    cfg: config.Config,
+    edited: int = EDITED_PHOTOS,
+    features=False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[FileEntry, str, geometry.Features | None]]]:
     """The sample as network input (uint8), edited copies of its first ``edited`` photos, whose
-    copy each is, and which file (with its content hash) each original is."""
+    copy each is, and which file (with its content hash and, with ``features``, its local features
+    found from the same decode) each original is; decoded in threads, in order."""
     originals: list[np.ndarray] = []
     copies: list[np.ndarray] = []
     owners: list[int] = []
-    read: list[tuple[FileEntry, str]] = []
-    for entry in sample:
+    read: list[tuple[FileEntry, str, geometry.Features | None]] = []
+
+    def load(entry: FileEntry) -> tuple[str, Image.Image, geometry.Features | None] | None:
         try:
             data = imaging.read_file(entry.abspath, cfg.max_file_bytes)
             image = imaging.decode_rgb(data, cfg.max_image_pixels, embedder.decode_side)  # as embedding does
         except imaging.UnreadableImage:
+            return None
+        found = local_features(data, image, cfg.max_image_pixels) if features else None
+        return hashlib.sha1(data).hexdigest(), image, found
+
+    threads = config.decode_threads(cfg)
+    for entry, future in collection.prefetch(sample, load, threads, 2 * threads):
+        loaded = future.result()
+        if loaded is None:
             continue
-        read.append((entry, hashlib.sha1(data).hexdigest()))
+        sha1, image, found = loaded
+        read.append((entry, sha1, found))
         if len(originals) < edited:
             for name in edits.CALIBRATION:
                 copies.append(embedder.prepare(edits.apply(name, image)))
