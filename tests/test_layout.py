@@ -21,6 +21,7 @@ LAYERS = [
     "quiet_tensorflow",
     "config",
     "durable",
+    "threads",
     "images",
     "index",
     "models",

@@ -14,16 +14,13 @@ import os
 import random
 import re
 import shutil
-from collections import deque
-from collections.abc import Callable, Iterator, Set
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
-from imgsim import durable
+from imgsim import durable, threads
 from imgsim.images import imaging
 from imgsim.index import store
 from imgsim.index.manifest import Manifest
@@ -195,24 +192,6 @@ def save_checkpoint(
     return kept
 
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def prefetch(
-    items: list[T], work: Callable[[T], R], workers: int, ahead: int
-) -> Iterator[tuple[T, Future[R]]]:
-    """Run ``work`` on items in threads, at most ``ahead`` in flight, yielding in input order."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        source = iter(items)
-        pending = deque((item, pool.submit(work, item)) for item in itertools.islice(source, ahead))
-        while pending:
-            item, future = pending.popleft()
-            for nxt in itertools.islice(source, 1):
-                pending.append((nxt, pool.submit(work, nxt)))
-            yield item, future
-
-
 def training_sample(entries: list[FileEntry], limit: int) -> list[FileEntry]:
     """A fixed random sample (the same on every run) for models trained on the collection."""
     return entries if len(entries) <= limit else random.Random(0).sample(entries, limit)
@@ -227,7 +206,7 @@ def decode_square(entries: list[FileEntry], side: int, max_pixels: int, workers:
         except imaging.UnreadableImage:
             return None
 
-    decoded = [future.result() for _, future in prefetch(entries, decode, workers, 64)]
+    decoded = [future.result() for _, future in threads.prefetch(entries, decode, workers, 64)]
     return np.stack([pixels for pixels in decoded if pixels is not None])
 
 

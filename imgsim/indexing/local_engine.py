@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from imgsim import config
+from imgsim import config, threads
 from imgsim.images import geometry, imaging
-from imgsim.indexing.collection import FileEntry, prefetch
+from imgsim.indexing.collection import FileEntry
 from imgsim.indexing.embed_contract import EmbedJob, EmbedResult, collecting, local_features
 
 Decoded = tuple[str, np.ndarray | None, geometry.Features | None]  # sha1, network pixels, features
@@ -54,7 +54,7 @@ def embed_files(job: EmbedJob) -> EmbedResult:
             batch.clear()
             collect.checkpoint()
 
-        decoding = prefetch(job.entries, decode, config.decode_threads(cfg), 2 * cfg.batch_size)
+        decoding = threads.prefetch(job.entries, decode, config.decode_threads(cfg), 2 * cfg.batch_size)
         for entry, future in decoding:
             outcome = future.result()
             if isinstance(outcome, imaging.UnreadableImage):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imgsim import config
+from imgsim import config, threads
 from imgsim.images import edits, geometry, imaging
 from imgsim.index.manifest import Agreement, PrecisionRecord
 from imgsim.index.model_key import ModelKey
@@ -164,8 +164,8 @@ def _photos(
         found = local_features(data, image, cfg.max_image_pixels) if features else None
         return hashlib.sha1(data).hexdigest(), image, found
 
-    threads = config.decode_threads(cfg)
-    for entry, future in collection.prefetch(sample, load, threads, 2 * threads):
+    workers = config.decode_threads(cfg)
+    for entry, future in threads.prefetch(sample, load, workers, 2 * workers):
         loaded = future.result()
         if loaded is None:
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from annoy import AnnoyIndex
 
-from imgsim import config
+from imgsim import config, threads
 from imgsim.images import edits, imaging
 from imgsim.index import matching, migrate, recall, store
 from imgsim.index import vectors as vector_math
@@ -48,20 +48,31 @@ def edited_vectors(
     root: Path, items: list[store.Item], embedder: embedders.Embedder, cfg: config.Config
 ) -> EditedQueries:
     """Every calibration edit of each sampled item that can be read, embedded a batch at a time
-    (a batch of camera photos' edits is all that is ever held in memory)."""
+    (a few photos' edits are all that is ever held in memory). The photos are decoded and edited
+    in threads while the network embeds those before them: for camera JPEGs that work is about
+    twice the network's (50 photos' edits: 2.1-3.6 s against 1.3 s, EfficientNet-Lite0)."""
     ids: list[int] = []
     names: list[str] = []
     pixels: list[np.ndarray] = []
     vectors = [np.zeros((0, embedder.dim), np.float32)]
-    for row in sample_rows(len(items), cfg.recall_sample):
+
+    def edited(row: int) -> list[np.ndarray] | None:
         try:
             image = imaging.open_rgb(root / items[row].path, cfg.max_image_pixels, embedder.decode_side)
         except imaging.UnreadableImage:
+            return None
+        return [embedder.prepare(edits.apply(name, image)) for name in edits.CALIBRATION]
+
+    workers = config.decode_threads(cfg)
+    for row, future in threads.prefetch(
+        sample_rows(len(items), cfg.recall_sample), edited, workers, 2 * workers
+    ):
+        made = future.result()
+        if made is None:
             continue
-        for name in edits.CALIBRATION:
-            ids.append(items[row].id)
-            names.append(name)
-            pixels.append(embedder.prepare(edits.apply(name, image)))
+        ids += [items[row].id] * len(made)
+        names += list(edits.CALIBRATION)
+        pixels += made
         if len(pixels) >= cfg.batch_size:
             vectors.append(embedder.embed(np.stack(pixels)))
             pixels = []
