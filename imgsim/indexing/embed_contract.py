@@ -74,8 +74,9 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
             self.found.pop(path, None)
 
     def features_of(self, path: str) -> geometry.Features | None:
-        """A file's local features found while embedding it (local_engine.py), None if they were not
-        (a vector reused or measured before, Ray's engine): then its segment's writing finds them."""
+        """A file's local features found where it was decoded for its vector (either engine, or
+        choosing the precision), None if they were not (a vector reused from a killed run's
+        checkpoint): then its segment's writing finds them."""
         if path in self.found:
             return self.found[path]
         if path not in self.saved:

@@ -120,8 +120,9 @@ def decide(
 
 def _in_batches(embed: agreement.Embed, size: int) -> agreement.Embed:
     """``embed`` run on at most ``size`` pictures at a time, as the build embeds: the whole sample
-    in one pass (300 photos and 150 edited copies) made a first build's peak memory that pass's
-    (2,650 MB for 150 flowers5 photos with EfficientNet-Lite0, 426 MB for the rest of the build)."""
+    in one pass (up to 300 photos and 150 edited copies) made a first build's peak memory that
+    pass's (299 flowers5 photos with InceptionV3: 8.7 GB, 2.3 GB in batches; docs/benchmarks.md
+    section 20)."""
 
     def run(pixels: np.ndarray) -> np.ndarray:
         if len(pixels) <= size:
@@ -145,7 +146,7 @@ def _photos(
     embedder: Embedder,
     cfg: config.Config,
     edited: int = EDITED_PHOTOS,
-    features=False,
+    features: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[FileEntry, str, geometry.Features | None]]]:
     """The sample as network input (uint8), edited copies of its first ``edited`` photos, whose
     copy each is, and which file (with its content hash and, with ``features``, its local features
