@@ -99,6 +99,41 @@ def test_local_features_are_found_from_the_decode_for_the_network_and_kept_besid
         assert found.size == expected.size and np.array_equal(found.phash, expected.phash)
 
 
+def test_a_resumed_build_reads_the_local_features_its_killed_run_found(photos, tiny_config, monkeypatch):
+    """A build that fails after two checkpoints resumes with their vectors, and their features:
+    none of its files is decoded again for them when its segment is written."""
+    from imgsim.indexing import indexer
+
+    cfg = tiny_config.replace(batch_size=4, checkpoint_every=4, precision="f32")
+    passes, embed = [], embedders.Embedder.embed
+
+    def fails_on_the_third_batch(self, pixels):
+        passes.append(len(pixels))
+        if len(passes) == 3:
+            raise RuntimeError("killed")
+        return embed(self, pixels)
+
+    monkeypatch.setattr(embedders.Embedder, "embed", fails_on_the_third_batch)
+    with pytest.raises(RuntimeError, match="killed"):
+        indexer.build_index(photos, cfg, progress=False, log=lambda line: None)
+    monkeypatch.setattr(embedders.Embedder, "embed", embed)
+    from_files, features_of = [], pair_evidence.features_of
+
+    def counted(root, items, max_pixels, mirrored=False):
+        get = features_of(root, items, max_pixels, mirrored)
+
+        def counting(row):
+            from_files.extend([] if mirrored else [items[row].path])
+            return get(row)
+
+        return counting
+
+    monkeypatch.setattr(pair_evidence, "features_of", counted)
+    report = indexer.build_index(photos, cfg, progress=False, log=lambda line: None)
+    assert report.items == 12 and report.embedded == 4  # 8 resumed from the checkpoints
+    assert from_files == []
+
+
 def test_a_ray_actor_sends_local_features_back_as_bytes_that_unpack_to_the_same():
     rng = np.random.default_rng(5)
     picture = Image.fromarray(rng.integers(0, 256, (90, 120, 3), np.uint8))

@@ -47,6 +47,7 @@ class Known:
     mtime_ns: int
     sha1: str
     vector: np.ndarray
+    features: tuple[Path, int] | None = None  # a killed run's: its checkpoint's features (folder, row)
 
 
 def scan(dataset: str | Path) -> tuple[Path, list[FileEntry], list[tuple[str, str]]]:
@@ -158,14 +159,22 @@ def known_vectors(index_dir: Path, previous: Previous | None, key: ModelKey, roo
                 continue
             inside = "vectors" in data.files  # a chunk saved before its vectors had a file of their own
             vectors = data["vectors"] if inside else durable.read_array(chunk.with_suffix(".npy"))
+            features = features_folder(chunk.with_suffix(".npy"))
             for i, path in enumerate(data["paths"]):
                 known[str(path)] = Known(
                     int(data["sizes"][i]),
                     int(data["mtimes"][i]),
                     str(data["sha1s"][i]),
                     np.array(vectors[i]),
+                    (features, i) if features.is_dir() else None,
                 )
     return known
+
+
+def features_folder(checkpoint: Path) -> Path:
+    """Where the local features found with a checkpoint's vectors are kept (index/keypoints.py's
+    files, by the checkpoint's rows): a resumed run reads them as the run that found them would."""
+    return checkpoint.with_suffix(".features")
 
 
 def save_checkpoint(

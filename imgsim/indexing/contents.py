@@ -14,7 +14,7 @@ import numpy as np
 from imgsim import durable
 from imgsim.index import store
 from imgsim.indexing import calibrating, describing, segment_layout, verifying, version_writer
-from imgsim.indexing.embed_contract import EmbedResult
+from imgsim.indexing.embed_contract import EmbedResult, found_features
 from imgsim.indexing.plan import BuildPlan
 from imgsim.models import embedders, runtimes
 
@@ -48,7 +48,14 @@ def write(
         found = calibrating.edited_queries(plan, items, building, load_embedder)
         calibration = found.vectors if found is not None else None
         written = segment_layout.write(
-            building, plan, layout, vector_of, calibration, verbose, log, result.vectors.features_of
+            building,
+            plan,
+            layout,
+            vector_of,
+            calibration,
+            verbose,
+            log,
+            found_features(result.vectors, plan.resumed),
         )
         rows = store.items_of(building, written.refs)  # the version's rows: its segments' in turn
         log(f"Index: {segment_layout.summary(written.refs)}; {len(written.new)} written by this run.")

@@ -25,7 +25,7 @@ from PIL import Image
 from imgsim import config, durable
 from imgsim.images import geometry, imaging
 from imgsim.index import keypoints
-from imgsim.indexing.collection import FileEntry
+from imgsim.indexing.collection import FileEntry, features_folder
 from imgsim.models.embedders import Embedder
 
 Done = list[tuple[FileEntry, str, np.ndarray]]  # (file, sha1, vector)
@@ -74,15 +74,19 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
             self.found.pop(path, None)
 
     def features_of(self, path: str) -> geometry.Features | None:
-        """A file's local features found where it was decoded for its vector (either engine, or
-        choosing the precision), None if they were not (a vector reused from a killed run's
-        checkpoint): then its segment's writing finds them."""
+        """A file's local features found where this run decoded it for its vector (either engine,
+        or choosing the precision), None if they were not: then found_features looks in a killed
+        run's checkpoints, and else its segment's writing finds them."""
         if path in self.found:
             return self.found[path]
         if path not in self.saved:
             return None
         _, file, row = self.saved[path]
-        folder = features_folder(file)
+        return self.features_in(features_folder(file), row)
+
+    def features_in(self, folder: Path, row: int) -> geometry.Features | None:
+        """A checkpoint's features of one of its rows (None: it kept none), the last MAPPED
+        checkpoints' files kept open."""
         if folder not in self.found_opened:
             if not folder.is_dir():
                 return None
@@ -134,6 +138,21 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
         return path in self.held or path in self.saved
 
 
+def found_features(
+    vectors: Vectors, resumed: dict[str, tuple[Path, int]]
+) -> Callable[[str], geometry.Features | None]:
+    """A build's local features found where its files were decoded: by this run (``vectors``), or
+    by the killed run it resumes (``resumed``: path -> its checkpoint's features, folder and row)."""
+
+    def of(path: str) -> geometry.Features | None:
+        found = vectors.features_of(path)
+        if found is None and path in resumed:
+            found = vectors.features_in(*resumed[path])
+        return found
+
+    return of
+
+
 def local_features(data: bytes, decoded: Image.Image, max_pixels: int) -> geometry.Features | None:
     """A file's local features as the build stores them (pair_evidence.features_of: its picture
     decoded at geometry.ANALYSED_SIDE), found where an engine decodes it (``data``) for the network
@@ -143,15 +162,9 @@ def local_features(data: bytes, decoded: Image.Image, max_pixels: int) -> geomet
         picture = imaging.shrunk_as_decoded(decoded, data, geometry.ANALYSED_SIDE)
         if picture is None:
             picture = imaging.decode_rgb(data, max_pixels, geometry.ANALYSED_SIDE)
-    except imaging.UnreadableImage:
+    except (imaging.UnreadableImage, OSError, ValueError, SyntaxError):  # a header read anew
         return None
     return geometry.features(picture)
-
-
-def features_folder(checkpoint: Path) -> Path:
-    """Where the local features found with a checkpoint's vectors are kept (index/keypoints.py's
-    files, by the checkpoint's rows)."""
-    return checkpoint.with_suffix(".features")
 
 
 @dataclass

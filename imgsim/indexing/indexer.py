@@ -213,6 +213,7 @@ def plan_build(
         removed=len(set(catalogue) - {e.path for e in entries}),
         precision=choice,
         full=full,
+        resumed={path: k.features for path, k in known.items() if path in unchanged and k.features},
     )
     plan.up_to_date = _up_to_date(plan)
     return plan

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,8 @@ class BuildPlan:
     precision: Choice | None = None  # what the vectors are made in, and why
     full: bool = False  # write every item anew (--full): no segment of the version before is kept
     merge: bool = False  # merge segments down to the fewest the size limit allows (--merge)
+    # unchanged files a killed run embedded: path -> its checkpoint's local features (folder, row)
+    resumed: dict[str, tuple[Path, int]] = field(default_factory=dict)
 
     @property
     def previous(self) -> Manifest | None:
