@@ -134,6 +134,48 @@ def test_a_resumed_build_reads_the_local_features_its_killed_run_found(photos, t
     assert from_files == []
 
 
+def test_a_run_killed_while_writing_a_checkpoints_features_resumes(photos, tiny_config, monkeypatch):
+    """Killed just after a chunk was saved, a run left its features half written beside it, and
+    the resumed run read them and failed (tests/test_img2vec.py's kill -9 found it, now and then):
+    they are renamed into place only whole."""
+    from imgsim.indexing import indexer
+
+    cfg = tiny_config.replace(batch_size=4, checkpoint_every=4, precision="f32")
+    save = keypoints.save
+
+    def dies_half_way(folder, found):
+        np.save(folder / keypoints.OFFSETS, np.zeros(len(found) + 1, np.int64))
+        (folder / keypoints.POINTS).write_bytes(b"\x93NUMPY")  # the process dies here
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keypoints, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        indexer.build_index(photos, cfg, progress=False, log=lambda line: None)
+    assert list(store.partial_dir(cfg.index_dir).glob("chunk-*.npz"))  # a chunk saved before it died
+    monkeypatch.setattr(keypoints, "save", save)
+    report = indexer.build_index(photos, cfg, progress=False, log=lambda line: None)
+    assert report.items == 12
+
+
+def test_checkpoints_features_are_read_back_from_many_threads_at_once(photos, tiny_config, monkeypatch):
+    """A segment's features are gathered in threads; two that opened and evicted checkpoints'
+    files at once lost each other's (a KeyError, found by tests/test_img2vec.py's resumed build)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgsim.indexing.embed_contract import Vectors
+
+    cfg = tiny_config.replace(batch_size=1, checkpoint_every=1)
+    root, entries, _ = collection.scan(photos)
+    embedder = embedders.from_config(cfg, log=lambda line: None)
+    save = functools.partial(collection.save_checkpoint, cfg.index_dir, embedder.key, root)
+    result = local_engine.embed_files(EmbedJob(entries, embedder, cfg, str(root), {}, save, progress=False))
+    monkeypatch.setattr(Vectors, "MAPPED", 2)  # 12 checkpoints, 2 open at a time: evictions all along
+    paths = [entry.path for entry in entries] * 40
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(result.vectors.features_of, paths))
+    assert all(features is not None for features in found)
+
+
 def test_a_ray_actor_sends_local_features_back_as_bytes_that_unpack_to_the_same():
     rng = np.random.default_rng(5)
     picture = Image.fromarray(rng.integers(0, 256, (90, 120, 3), np.uint8))

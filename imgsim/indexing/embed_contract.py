@@ -13,7 +13,10 @@ memory than a checkpoint's, whatever the collection's size (5 GB at 1M x 1280-d 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -64,6 +67,7 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
         self.opened: OrderedDict[Path, np.ndarray] = OrderedDict()
         self.found: dict[str, geometry.Features] = {}  # local features found while embedding, unsaved
         self.found_opened: OrderedDict[Path, keypoints.Keypoints] = OrderedDict()
+        self.found_lock = threading.Lock()  # a segment's features are gathered in threads
 
     def keep_in(self, paths: list[str], file: Path) -> None:
         """The vectors of ``paths`` were saved to ``file`` in that order (their local features, if
@@ -86,15 +90,18 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
 
     def features_in(self, folder: Path, row: int) -> geometry.Features | None:
         """A checkpoint's features of one of its rows (None: it kept none), the last MAPPED
-        checkpoints' files kept open."""
-        if folder not in self.found_opened:
-            if not folder.is_dir():
-                return None
-            self.found_opened[folder] = keypoints.Keypoints(folder)
-            if len(self.found_opened) > self.MAPPED:
-                self.found_opened.popitem(last=False)
-        self.found_opened.move_to_end(folder)
-        return self.found_opened[folder].get(row)
+        checkpoints' files kept open (by one thread at a time: two threads that opened and
+        evicted at once lost each other's, a KeyError in a resumed build)."""
+        with self.found_lock:
+            opened = self.found_opened.get(folder)
+            if opened is None:
+                if not folder.is_dir():
+                    return None
+                opened = self.found_opened[folder] = keypoints.Keypoints(folder)
+                if len(self.found_opened) > self.MAPPED:
+                    self.found_opened.popitem(last=False)
+            self.found_opened.move_to_end(folder)
+        return opened.get(row)
 
     def sha1s(self) -> dict[str, str]:
         """Each path's content hash, without reading a vector."""
@@ -220,11 +227,21 @@ class Collector:
                 paths = [entry.path for entry, _, _ in self.unsaved]
                 found = [self.result.vectors.found.get(path) for path in paths]
                 if all(features is not None for features in found):  # and their features beside them
-                    folder = features_folder(file)
-                    folder.mkdir(exist_ok=True)
-                    keypoints.save(folder, found)
+                    _save_features(features_folder(file), found)
                 self.result.vectors.keep_in(paths, file)
         self.unsaved.clear()
+
+
+def _save_features(folder: Path, found: list) -> None:
+    """A checkpoint's local features, written beside it under another name and renamed into place
+    whole: a run killed while writing them (just after its chunk was saved) left a folder of
+    half-written files that the resumed run read, and failed on."""
+    writing = folder.with_name(folder.name + ".writing")
+    shutil.rmtree(writing, ignore_errors=True)
+    writing.mkdir()
+    keypoints.save(writing, found)
+    shutil.rmtree(folder, ignore_errors=True)  # a killed run's, of a chunk saved again under its number
+    os.replace(writing, folder)
 
 
 @contextlib.contextmanager
