@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -32,6 +33,7 @@ from imgsim.indexing.collection import FileEntry, features_folder
 from imgsim.models.embedders import Embedder
 
 Done = list[tuple[FileEntry, str, np.ndarray]]  # (file, sha1, vector)
+K = TypeVar("K")  # what a cache of open files holds (Vectors._kept_open)
 Log = Callable[[str], None]
 
 
@@ -67,7 +69,7 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
         self.opened: OrderedDict[Path, np.ndarray] = OrderedDict()
         self.found: dict[str, geometry.Features] = {}  # local features found while embedding, unsaved
         self.found_opened: OrderedDict[Path, keypoints.Keypoints] = OrderedDict()
-        self.found_lock = threading.Lock()  # a segment's features are gathered in threads
+        self.lock = threading.Lock()  # over both caches of open files: features are read in threads
 
     def keep_in(self, paths: list[str], file: Path) -> None:
         """The vectors of ``paths`` were saved to ``file`` in that order (their local features, if
@@ -89,19 +91,23 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
         return self.features_in(features_folder(file), row)
 
     def features_in(self, folder: Path, row: int) -> geometry.Features | None:
-        """A checkpoint's features of one of its rows (None: it kept none), the last MAPPED
-        checkpoints' files kept open (by one thread at a time: two threads that opened and
+        """A checkpoint's features of one of its rows (None: it kept none)."""
+        if folder not in self.found_opened and not folder.is_dir():
+            return None
+        return self._kept_open(self.found_opened, folder, keypoints.Keypoints).get(row)
+
+    def _kept_open(self, opened: OrderedDict[Path, K], key: Path, open_it: Callable[[Path], K]) -> K:
+        """``opened[key]``, opened with ``open_it`` the first time, the last MAPPED kept open; by one
+        thread at a time (a segment's features are gathered in threads: two that opened and
         evicted at once lost each other's, a KeyError in a resumed build)."""
-        with self.found_lock:
-            opened = self.found_opened.get(folder)
-            if opened is None:
-                if not folder.is_dir():
-                    return None
-                opened = self.found_opened[folder] = keypoints.Keypoints(folder)
-                if len(self.found_opened) > self.MAPPED:
-                    self.found_opened.popitem(last=False)
-            self.found_opened.move_to_end(folder)
-        return opened.get(row)
+        with self.lock:
+            if key in opened:
+                opened.move_to_end(key)
+            else:
+                opened[key] = open_it(key)
+                if len(opened) > self.MAPPED:
+                    opened.popitem(last=False)
+            return opened[key]
 
     def sha1s(self) -> dict[str, str]:
         """Each path's content hash, without reading a vector."""
@@ -110,13 +116,7 @@ class Vectors(MutableMapping[str, tuple[str, np.ndarray]]):
         }
 
     def _rows_of(self, file: Path) -> np.ndarray:
-        if file in self.opened:
-            self.opened.move_to_end(file)
-        else:
-            self.opened[file] = durable.read_array(file, mapped=True)
-            if len(self.opened) > self.MAPPED:
-                self.opened.popitem(last=False)
-        return self.opened[file]
+        return self._kept_open(self.opened, file, lambda path: durable.read_array(path, mapped=True))
 
     def __getitem__(self, path: str) -> tuple[str, np.ndarray]:
         if path in self.held:
