@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 
 from helpers import FLOWER_CLASSES, HOLIDAYS, JSON, quiet_build, requires_shared
 from imgsim import config
-from imgsim.images import edits
+from imgsim.images import edits, hashing
 from imgsim.index import store
 from imgsim.measure import planted as planted_set
 
@@ -258,7 +258,7 @@ def test_a_grayscale_upload_finds_its_original_by_its_hash_where_the_embedding_r
         gray = edits.apply("grayscale", Image.open(folder / item.path).convert("RGB"))
         vector = index.to_index_space(embedder.embed_images([gray]))[0]
         others = [hit for hit in index.search_reduced(vector, 20) if hit.id != item.id]  # as if far
-        extra = verification.by_hash(index, gray, vector)
+        extra = verification.by_hash(index, hashing.turned(gray), vector)
         assert item.id in [hit.id for hit in extra], item.path
         first = verification.verified_first(index, gray, others, 5, extra=extra)[0]
         assert first.id == item.id and first.verified is not None, item.path

@@ -99,6 +99,9 @@ def test_turned_and_mirrored_hashes_are_imagehashs_phash_bit_for_bit():
         small = picture.convert("L")
         small.thumbnail((256, 256))
         assert np.array_equal(hashing.mirrored(picture), hashing.phash(ImageOps.mirror(small)))
+        once = hashing.of_query(picture)  # a search's: both from the same shrinkings
+        assert np.array_equal(once.turned, hashing.turned(picture))
+        assert np.array_equal(once.mirrored, hashing.mirrored(picture))
 
 
 @requires_shared

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import imagehash
 import numpy as np
@@ -35,17 +36,39 @@ def turned(image: Image.Image) -> np.ndarray:
     pixels is the shrunk half-turned picture (the filter is symmetric), so the 180 and 270 degree
     hashes come from the 0 and 90 degree pixels reversed (1.6 -> 0.75 ms a query with ``mirrored``,
     the same bits for 419 flowers5 and Holidays photos)."""
-    small = _small_gray(image)
-    upright, quarter = _shrunk(small), _shrunk(small.transpose(Image.Transpose.ROTATE_90))
-    return np.stack(
-        [_hash_of(pixels) for pixels in (upright, quarter, upright[::-1, ::-1], quarter[::-1, ::-1])]
-    )
+    return _turned(*_upright_and_quarter(image))
 
 
 def mirrored(image: Image.Image) -> np.ndarray:
     """The hash of an image's mirror image, 8 bytes: a mirrored copy's lies within a few bits of its
     picture's hash, a copy flipped upside down of its picture's turned half way (``turned``)."""
     return _hash_of(_shrunk(_small_gray(image))[:, ::-1])
+
+
+@dataclass(frozen=True)
+class QueryHashes:
+    """An upload's hashes at each quarter turn and of its mirror image (``turned``, ``mirrored``),
+    from the same two shrinkings: a search wants both, and shrinking again for the mirror's was
+    0.2-0.6 ms of it."""
+
+    turned: np.ndarray  # (4, 8) uint8
+    mirrored: np.ndarray  # (8,) uint8
+
+
+def of_query(image: Image.Image) -> QueryHashes:
+    upright, quarter = _upright_and_quarter(image)
+    return QueryHashes(_turned(upright, quarter), _hash_of(upright[:, ::-1]))
+
+
+def _upright_and_quarter(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    small = _small_gray(image)
+    return _shrunk(small), _shrunk(small.transpose(Image.Transpose.ROTATE_90))
+
+
+def _turned(upright: np.ndarray, quarter: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [_hash_of(pixels) for pixels in (upright, quarter, upright[::-1, ::-1], quarter[::-1, ::-1])]
+    )
 
 
 def _small_gray(image: Image.Image) -> Image.Image:

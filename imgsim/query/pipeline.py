@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from imgsim.images import hashing
 from imgsim.index import matching
 from imgsim.index.depth import TUNED, Depth
 from imgsim.live import live
@@ -81,8 +82,9 @@ def search_embedded(
     page, hits, more = _page(index, in_space, fetch, k, offset, shortlisted)
     began = time.perf_counter()
     if shortlisted and not offset:  # the first page: the original first, hash-near items checked too
-        extra = visible(verification.by_hash(index, image, in_space), view, folders)
-        hits = verification.verified_first(index, image, hits, k, 0, extra)
+        hashes = hashing.of_query(image)
+        extra = visible(verification.by_hash(index, hashes.turned, in_space), view, folders)
+        hits = verification.verified_first(index, image, hits, k, 0, extra, hashes.mirrored)
     checked = time.perf_counter() - began if verify else 0.0
     return Found(labelled(index, view, [vector], hits[:k]), more, page.truncated, checked)
 

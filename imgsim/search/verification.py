@@ -58,13 +58,14 @@ def is_copy(hit: Hit) -> bool:
     return hit.verified is not None or hit.distance <= SAME_BYTES
 
 
-def by_hash(index: SearchIndex, image: Image.Image, vector: np.ndarray) -> list[Hit]:
-    """The items whose perceptual hash is near the query's (``vector``: its embedding in the
-    index's space, for their distances), nearest hash first: candidates the embedding may miss."""
+def by_hash(index: SearchIndex, turned: np.ndarray, vector: np.ndarray) -> list[Hit]:
+    """The items whose perceptual hash is near the query's at some quarter turn (``turned``:
+    hashing.turned's, or of_query's; ``vector``: its embedding in the index's space, for their
+    distances), nearest hash first: candidates the embedding may miss."""
     stored = stored_features(index.version)
     if stored is None:
         return []
-    return _hits(index, stored.nearest_by_hash(hashing.turned(image), HASH_NEAR, HASH_LIMIT), vector)
+    return _hits(index, stored.nearest_by_hash(turned, HASH_NEAR, HASH_LIMIT), vector)
 
 
 def by_hash_of(index: SearchIndex, item_id: int) -> list[Hit]:
@@ -92,15 +93,17 @@ def verified_first(
     k: int,
     offset: int = 0,
     extra: Sequence[Hit] = (),
+    mirror_hash: np.ndarray | None = None,
 ) -> list[Hit]:
     """The first ``k`` of ``hits`` with those that show the query's very picture first (on the
     first page only: a later page keeps the embedding's order, ``offset`` into it); ``extra``:
-    more candidates (by_hash), shown only if they verify."""
+    more candidates (by_hash), shown only if they verify; ``mirror_hash``: the hash of the query's
+    mirror image where already found (hashing.of_query), else it is found if needed."""
     stored = stored_features(index.version)
     if stored is None or not hits or offset:
         return hits[:k]
     query = geometry.features(image, count=QUERY_KEYPOINTS, hashed=False)  # by_hash hashes the query
-    return _promoted(index, stored, query, hits, k, extra, image)
+    return _promoted(index, stored, query, hits, k, extra, image, mirror_hash=mirror_hash)
 
 
 def verified_first_by_id(
@@ -127,6 +130,7 @@ def _promoted(
     extra: Sequence[Hit] = (),
     image: Image.Image | None = None,
     picture: Callable[[], Image.Image | None] | None = None,
+    mirror_hash: np.ndarray | None = None,
 ) -> list[Hit]:
     """``hits`` (and ``extra``) with those that verify against ``query`` first; ``image``: the
     query's picture (an upload's), else ``picture()`` reads it (an indexed item's)."""
@@ -145,7 +149,7 @@ def _promoted(
             found.append((match, hit))
             if match.inliers >= STRONG:
                 break  # the query's picture beyond doubt: the rest need not be checked
-    if not found and image is not None and _mirror_could_be(index, stored, image, by_distance):
+    if not found and image is not None and _mirror_could_be(index, stored, image, by_distance, mirror_hash):
         # a mirrored copy, among the very nearest: the embedding hardly tells it from the picture
         mirrored = geometry.mirrored_features(image, QUERY_KEYPOINTS)
         mirrored_sample = first_look.sample(mirrored)
@@ -173,7 +177,11 @@ def _promoted(
 
 
 def _mirror_could_be(
-    index: SearchIndex, stored: keypoints.VersionKeypoints, image: Image.Image, by_distance: list[Hit]
+    index: SearchIndex,
+    stored: keypoints.VersionKeypoints,
+    image: Image.Image,
+    by_distance: list[Hit],
+    mirror_hash: np.ndarray | None = None,
 ) -> bool:
     """Whether a mirrored copy of ``image`` could be among the MIRRORED nearest: the nearest lies
     within the collection's duplicate line, or the mirror image's hash lies within HASH_NEAR bits
@@ -185,7 +193,7 @@ def _mirror_could_be(
     thresholds = index.manifest.thresholds
     if not by_distance or thresholds is None or by_distance[0].distance <= thresholds.duplicate:
         return bool(by_distance)
-    mirror = hashing.mirrored(image)
+    mirror = hashing.mirrored(image) if mirror_hash is None else mirror_hash
     rows = [_stored_row(index, stored, hit) for hit in by_distance[:MIRRORED]]
     hashes = [stored.hashes[row] for row in rows if row is not None]
     return any(h.any() and hashing.distances(h, mirror).min() <= HASH_NEAR for h in hashes)
