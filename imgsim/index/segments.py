@@ -264,8 +264,9 @@ class Segments:
         """A row's full embedding as the network gave it (before centring or reduction), read from
         its segment's memory-mapped vectors: match labels compare those (models/reference.py)."""
         part, local = self._part(row)
-        if part._raw is None:
-            part._raw = durable.read_array(part.folder / store.VECTORS_FILE, mapped=True)
+        if part._raw is None:  # a plain array over the mapped bytes: a memmap's indexing runs Python
+            # code (a search's shortlist reads 40 rows: 0.13 -> 0.08 ms)
+            part._raw = np.asarray(durable.read_array(part.folder / store.VECTORS_FILE, mapped=True))
         return np.asarray(part._raw[local], np.float32)
 
     def nearest(self, vector: np.ndarray, k: int, depth: Depth = TUNED) -> tuple[list[int], list[float]]:
