@@ -37,6 +37,8 @@ Sections (default: all):
             edited copies, held-out flowers and Holidays photos.
 16. scenes:  Holidays mAP and flowers5 P@1/P@10/mAP as the service ranks, and edited copies' rank 1,
             with the shortlist's augmentation and without, side by side.
+21. segments_pca: section 13's 1M stand-ins with --reduce pca (256-d): query p50 and recall@10 over
+            every segment vs one, the stand-in segments' time and peak memory.
 
 --quick (under 5 minutes) uses fewer images, sizes and seconds; the full run takes under 30.
 Nothing here runs in CI.
@@ -66,6 +68,7 @@ from bench.runtimes import bench_runtime, runtime_child  # noqa: E402
 from bench.scenes import bench_scenes  # noqa: E402
 from bench.segments import bench_segments  # noqa: E402
 from bench.segments import child as segments_child  # noqa: E402
+from bench.segments_pca import bench_segments_pca  # noqa: E402
 from bench.service import bench_service  # noqa: E402
 from bench.verification_cost import bench_verification  # noqa: E402
 from imgsim import config  # noqa: E402
@@ -84,6 +87,7 @@ SECTIONS = {
     "planted": bench_planted,
     "verify": bench_verification,
     "scenes": bench_scenes,
+    "segments_pca": bench_segments_pca,
 }
 
 

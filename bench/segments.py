@@ -39,9 +39,19 @@ from imgsim.search import annoy_index, tuning
 REAL, DELTA = 300, 1000
 
 
-def _cfg(workdir: Path) -> config.Config:
+SETTINGS_FILE = "settings.json"  # in the work folder: settings beyond these, for every child process
+
+
+def work_config(workdir: Path) -> config.Config:
+    """The settings every process of one run uses: the defaults but f32, and the folder's own."""
+    written = workdir / SETTINGS_FILE
+    settings = json.loads(written.read_text()) if written.is_file() else {}
     return config.Config(
-        index_dir=workdir / "index", model=str(config.SHARED_MODEL), precision="f32", admin_token="x" * 24
+        index_dir=workdir / "index",
+        model=str(config.SHARED_MODEL),
+        precision="f32",
+        admin_token="x" * 24,
+        **settings,
     )
 
 
@@ -61,7 +71,7 @@ def _peak_mb() -> float:
 def standin_child(workdir: str, count: int) -> dict:
     """Fill the real index up to ``count`` with stand-in vectors, one segment at a time (a child
     process: its peak memory is what writing the segments took)."""
-    cfg = _cfg(Path(workdir))
+    cfg = work_config(Path(workdir))
     _reset_peak()
     began = time.perf_counter()
     version = store.current_version(cfg.index_dir)
@@ -71,8 +81,9 @@ def standin_child(workdir: str, count: int) -> dict:
     extra = count - manifest.items
     first = live_store.allocate_ids(extra, manifest.next_id)
     building = store.start_version(cfg.index_dir)
-    for name in (tuning.CALIBRATION_FILE, annoy_index.CENTRE_FILE, "copies.json"):
-        shutil.copy2(version / name, building / name)
+    for path in version.iterdir():  # the calibration, the centre or the reducer, the copies
+        if path.is_file() and path.name not in ("manifest.json", store.SEGMENTS_FILE):
+            shutil.copy2(path, building / path.name)
     for ref in refs:
         durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
     pool = _pool(version)
@@ -110,14 +121,15 @@ def standin_child(workdir: str, count: int) -> dict:
 def merge_child(workdir: str, small: int, each: int) -> dict:
     """A tier merge as compactions cause it: ``small`` more segments of ``each`` stand-ins written
     (as compactions would), then the build that the policy makes merge them; its time and peak."""
-    cfg = _cfg(Path(workdir))
+    cfg = work_config(Path(workdir))
     version = store.current_version(cfg.index_dir)
     manifest, refs = store.read_manifest(version), store.read_segments(version)
     to_index = segment_layout.load_space(cfg, version)
     first = live.open_store(cfg.index_dir).allocate_ids(small * each, manifest.next_id)
     building = store.start_version(cfg.index_dir)
-    for name in (tuning.CALIBRATION_FILE, annoy_index.CENTRE_FILE, "copies.json"):
-        shutil.copy2(version / name, building / name)
+    for path in version.iterdir():  # the calibration, the centre or the reducer, the copies
+        if path.is_file() and path.name not in ("manifest.json", store.SEGMENTS_FILE):
+            shutil.copy2(path, building / path.name)
     for ref in refs:
         durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
     for n in range(small):
@@ -207,7 +219,7 @@ def compact_child(workdir: str) -> dict:
     """What a serving worker pays: open the index and the model, compact the delta, then search."""
     from imgsim.serve import service
 
-    cfg = _cfg(Path(workdir))
+    cfg = work_config(Path(workdir))
     svc = service.assemble(cfg)
     snap = svc.holder.get()
     snap.index.search_reduced(snap.index.stored_vector(0), 10)
@@ -250,7 +262,7 @@ def compact_child(workdir: str) -> dict:
 def query_child(workdir: str, baseline: str) -> dict:
     """Query p50 and recall@10 against exact search over the current version, and over one segment
     (``baseline``: that segment's name) as the baseline; the worker's RSS and PSS after."""
-    cfg = _cfg(Path(workdir))
+    cfg = work_config(Path(workdir))
     index = annoy_index.open_index(cfg.index_dir)
     rng = np.random.default_rng(5)
     picks = rng.choice(len(index.items), 200, replace=False)
@@ -297,7 +309,8 @@ def _exact(index: annoy_index.SearchIndex, queries: np.ndarray) -> list[list[int
     return [[row for _, row in b] for b in best]
 
 
-def _child(*args: str) -> dict:
+def in_child(*args: str) -> dict:
+    """A step run in a fresh process (``child`` below), for its own time and peak memory."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--child-segments", *args],
         capture_output=True,
@@ -324,11 +337,11 @@ def child(args: list[str]) -> dict:
 def _one_size(count: int, workdir: Path) -> dict:
     from imgsim.serve import service
 
-    cfg = _cfg(workdir)
+    cfg = work_config(workdir)
     files = flower_files(None)
     photos = copy_subset(files[:REAL], workdir / "photos")
     indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
-    standin = _child("standin", str(workdir), str(count))
+    standin = in_child("standin", str(workdir), str(count))
     svc = service.assemble(cfg)
     began = time.perf_counter()
     for path in files[REAL : REAL + DELTA]:
@@ -337,10 +350,10 @@ def _one_size(count: int, workdir: Path) -> dict:
     add_s = time.perf_counter() - began
     svc.close()
     before = [ref.name for ref in store.read_segments(store.current_version(cfg.index_dir))]
-    compaction = _child("compact", str(workdir))
+    compaction = in_child("compact", str(workdir))
     largest = max(store.read_segments(store.current_version(cfg.index_dir)), key=lambda r: r.live).name
-    queries = _child("query", str(workdir), largest)
-    merge = _child("merge", str(workdir), "9", str(DELTA))  # nine more compactions' worth, then the merge
+    queries = in_child("query", str(workdir), largest)
+    merge = in_child("merge", str(workdir), "9", str(DELTA))  # nine more compactions' worth, then the merge
     return {
         "items": count,
         "standin": standin,
