@@ -46,13 +46,8 @@ def work_config(workdir: Path) -> config.Config:
     """The settings every process of one run uses: the defaults but f32, and the folder's own."""
     written = workdir / SETTINGS_FILE
     settings = json.loads(written.read_text()) if written.is_file() else {}
-    return config.Config(
-        index_dir=workdir / "index",
-        model=str(config.SHARED_MODEL),
-        precision="f32",
-        admin_token="x" * 24,
-        **settings,
-    )
+    defaults = {"model": str(config.SHARED_MODEL), "precision": "f32", "admin_token": "x" * 24}
+    return config.Config(index_dir=workdir / "index", **(defaults | settings))
 
 
 def _reset_peak() -> None:
