@@ -63,6 +63,14 @@ def _peak_mb() -> float:
     return found[0] / 1024 if found else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _copy_version_files(version: Path, building: Path) -> None:
+    """The version's own files (the calibration, the centre or the reducer, the copies) into the
+    one being built; its manifest and segment list are written anew."""
+    for path in version.iterdir():
+        if path.is_file() and path.name not in ("manifest.json", store.SEGMENTS_FILE):
+            shutil.copy2(path, building / path.name)
+
+
 def standin_child(workdir: str, count: int) -> dict:
     """Fill the real index up to ``count`` with stand-in vectors, one segment at a time (a child
     process: its peak memory is what writing the segments took)."""
@@ -76,9 +84,7 @@ def standin_child(workdir: str, count: int) -> dict:
     extra = count - manifest.items
     first = live_store.allocate_ids(extra, manifest.next_id)
     building = store.start_version(cfg.index_dir)
-    for path in version.iterdir():  # the calibration, the centre or the reducer, the copies
-        if path.is_file() and path.name not in ("manifest.json", store.SEGMENTS_FILE):
-            shutil.copy2(path, building / path.name)
+    _copy_version_files(version, building)
     for ref in refs:
         durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
     pool = _pool(version)
@@ -122,9 +128,7 @@ def merge_child(workdir: str, small: int, each: int) -> dict:
     to_index = segment_layout.load_space(cfg, version)
     first = live.open_store(cfg.index_dir).allocate_ids(small * each, manifest.next_id)
     building = store.start_version(cfg.index_dir)
-    for path in version.iterdir():  # the calibration, the centre or the reducer, the copies
-        if path.is_file() and path.name not in ("manifest.json", store.SEGMENTS_FILE):
-            shutil.copy2(path, building / path.name)
+    _copy_version_files(version, building)
     for ref in refs:
         durable.link_tree(store.segment_dir(version, ref.name), store.segment_dir(building, ref.name))
     for n in range(small):
