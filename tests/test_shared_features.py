@@ -59,6 +59,27 @@ def test_only_pairs_with_the_rows_asked_for():
     assert shared_features.near_pairs(*_descriptors(rows), rows=[3]) == {(2, 3): 96}
 
 
+def test_a_pair_sharing_exactly_the_least_words_is_a_pair_and_one_fewer_is_not():
+    """The words a pair shares are counted over all eight words of every descriptor at once."""
+    assert shared_features.MIN_SHARED == 10
+    viewed = _random(4, 0).view(np.uint32)  # 4 descriptors: 32 words, each another
+    first = viewed.copy()
+    second, third = _random(4, 1).view(np.uint32), _random(4, 2).view(np.uint32)
+    second.flat[:10] = viewed.flat[:10]  # shares 10 words with the first
+    third.flat[:9] = viewed.flat[16:25]  # shares 9
+    rows = [found.view(np.uint8) for found in (first, second, third)]
+    assert shared_features.near_pairs(*_descriptors(rows)) == {(0, 1): 10}
+
+
+def test_rows_beyond_what_32_bit_codes_hold_are_paired_alike():
+    """A pair's code is its lower row times the rows plus its higher row: in 32 bits up to 65,536
+    rows (the codes held in half the memory), in 64 beyond."""
+    shared = _random(12, 0)
+    descriptors = np.concatenate([shared, _random(30, 1), shared])
+    owners = np.concatenate([np.full(12, 3), np.full(30, 5), np.full(12, 70_000)])
+    assert shared_features.near_pairs(descriptors, owners) == {(3, 70_000): 96}
+
+
 @requires_shared
 def test_copies_the_embedding_puts_far_are_grouped_with_their_picture(tmp_path):
     """Regression: screenshots inside one app's window, hue shifts and watermarks were missed when

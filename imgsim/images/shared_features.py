@@ -27,9 +27,10 @@ from imgsim.images import ranking
 STOP_WORD = 64  # descriptors sharing one word beyond this many are left out, or beyond an eighth
 # of the pictures (at least 4) in a smaller collection: among 48 pictures, where no word reaches 64,
 # words common to many photos outvoted a watermarked copy's own (it ranked third; with 6, first)
-MAX_DESCRIPTORS = 5_000_000  # about 18,000 pictures: looking costs about 460 bytes of memory a
-# descriptor (560 MB and 4 s for flowers5's 1.2 million on 2 cores), and more than in proportion
-# beyond; a larger collection is not looked at, and its build says so
+MAX_DESCRIPTORS = 5_000_000  # about 18,000 pictures: looking costs about 150 bytes of memory a
+# descriptor (175 MB and 2-3 s for flowers5's 1.1 million on 2 cores; 477 bytes before the codes were
+# counted in place), and more than in proportion beyond; a larger collection is not looked at, and its
+# build says so
 PER_ROW = 2  # the rows each row shares most with are candidates: an overlay (a watermark's text)
 # makes the copies under it share words, so the first may be another copy; the second is nearly free
 # (it verifies or fails fast: 1 s more on flowers5's 4,461 pictures)
@@ -48,10 +49,11 @@ def near_pairs(
         return {}
     rows_count = int(owners.max()) + 1
     stop_word = min(STOP_WORD, max(4, rows_count // 8))
-    codes = np.concatenate([_shared_in(word, owners, rows_count, stop_word) for word in _words(descriptors)])
-    pairs, shared = np.unique(codes, return_counts=True)
-    enough = shared >= MIN_SHARED  # a pair below it is nobody's choice, nor beats one above it
-    pairs, shared = pairs[enough], shared[enough]
+    code_type = np.uint32 if rows_count * rows_count <= 2**32 else np.int64
+    rows_of = owners.astype(code_type)
+    parts = [_shared_in(word, rows_of, rows_count, stop_word) for word in _words(descriptors)]
+    pairs, shared = _often(parts, MIN_SHARED)  # a pair below it is nobody's choice, nor beats one above
+    pairs = pairs.astype(np.int64)
     if not len(pairs):
         return {}
     first, second = pairs // rows_count, pairs % rows_count
@@ -73,10 +75,10 @@ def _words(descriptors: np.ndarray) -> list[np.ndarray]:
 
 
 def _shared_in(word: np.ndarray, owners: np.ndarray, rows_count: int, stop_word: int) -> np.ndarray:
-    """One code (lower row * rows_count + higher row) for each two descriptors of different rows
-    with the same ``word``, in buckets of at most ``stop_word`` descriptors."""
+    """One code (lower row * rows_count + higher row, in ``owners``' type) for each two descriptors
+    of different rows with the same ``word``, in buckets of at most ``stop_word`` descriptors."""
     order = np.argsort(word, kind="stable")
-    keys, rows = word[order], owners[order].astype(np.int64)
+    keys, rows = word[order], owners[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     sizes = np.diff(np.r_[starts, len(keys)])
     kept = np.repeat((sizes >= 2) & (sizes <= stop_word), sizes)
@@ -90,7 +92,27 @@ def _shared_in(word: np.ndarray, owners: np.ndarray, rows_count: int, stop_word:
         differ = a != b
         a, b = a[differ], b[differ]
         codes.append(np.minimum(a, b) * rows_count + np.maximum(a, b))
-    return np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    return np.concatenate(codes) if codes else np.zeros(0, owners.dtype)
+
+
+def _often(parts: list[np.ndarray], at_least: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes that occur ``at_least`` times in all ``parts`` together, and how often each does.
+    The codes are most of what looking holds (21 million for flowers5's 1.1 million descriptors,
+    most of them once or twice), so each part is let go as it is copied, the whole is sorted in
+    place, and only the few codes often enough are counted: the codes are held about once."""
+    codes = np.empty(sum(len(part) for part in parts), parts[0].dtype if parts else np.int64)
+    filled = 0
+    while parts:
+        part = parts.pop(0)
+        codes[filled : filled + len(part)] = part
+        filled += len(part)
+        del part
+    codes.sort()
+    span = at_least - 1  # a code at i occurs at_least times from there where it is the code at i + span
+    starts = codes[:-span][codes[span:] == codes[:-span]] if span else codes
+    often = np.unique(starts)
+    counts = np.searchsorted(codes, often, "right") - np.searchsorted(codes, often, "left")
+    return often, counts
 
 
 def _most_shared(first: np.ndarray, second: np.ndarray, shared: np.ndarray) -> np.ndarray:
