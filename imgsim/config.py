@@ -107,11 +107,12 @@ class Config:
     target_recall: float = 0.98
     recall_sample: int = 50
     # How a photo becomes a vector (docs/benchmarks.md section 9 measured each):
-    # "gem" pools the last feature map with a generalised mean (p = 3), "avg" averages it;
+    # "gem" pools the last feature map with a generalised mean (p = 3), "avg" averages it.
     pooling: Pooling = "gem"
-    # trim uniform borders (a screenshot's frame) off every image before embedding it;
+    # Trim uniform borders (a screenshot's frame) off every image before embedding it.
     trim_borders: bool = True
-    # "mean" subtracts the collection's mean direction from every vector before indexing;
+    # "mean" subtracts the collection's mean direction from every vector before indexing; "none"
+    # keeps the vectors as the network gives them.
     centre: Centring = "mean"
     # query-side test-time augmentation: "rotations" also searches with the query turned by
     # 90, 180 and 270 degrees (4 passes per query) and keeps each item's best distance.
@@ -126,11 +127,13 @@ class Config:
     segments_per_tier: int = 10
     # Old index versions kept beside `current` (workers may still be reading them).
     keep_versions: int = 3
-    # Results a search returns when it does not say, and the most one request may ask for.
+    # Results a search returns when it does not say.
     k: int = 10
+    # The most results one request may ask for.
     max_k: int = 100
-    # Uploads: bytes per request and decoded pixels per image (decompression-bomb guard).
+    # Uploads: bytes per request (a larger one gets 413).
     max_upload_bytes: int = 20 * 1024 * 1024
+    # Decoded pixels per image, uploaded or in the collection (the decompression-bomb guard).
     max_image_pixels: int = 64_000_000
     # A collection file larger than this is skipped and reported, never read (a 64 Mpx TIFF is 192 MB).
     max_file_bytes: int = 256 * 1024 * 1024

@@ -161,3 +161,15 @@ def test_the_configuration_page_is_the_table_the_declarations_make():
     described = {line.split(" | ")[0].strip("| ") for line in generated.splitlines()[2:]}
     assert described == {field.name for field in dataclasses.fields(config.Config)}
     assert all(not line.endswith("|  |") for line in generated.splitlines())  # none left undescribed
+
+
+def test_each_setting_has_a_description_of_its_own_that_ends_a_sentence():
+    """Regression: max_k read "Results a search returns when it does not say" (k's words) and
+    max_image_pixels "bytes per request" (max_upload_bytes'), each given its group's comment; three
+    rows ended in the ';' of a sentence cut between settings."""
+    from imgsim.cli import show_config as config_cli
+
+    rows = config_cli.markdown().splitlines()[2:]
+    about = [row.rstrip(" |").rsplit(" | ", 1)[1] for row in rows]
+    assert len(set(about)) == len(about)
+    assert not [text for text in about if text.endswith((";", ","))]
