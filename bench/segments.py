@@ -333,21 +333,27 @@ def child(args: list[str]) -> dict:
     return query_child(workdir, rest[0])
 
 
-def _one_size(count: int, workdir: Path) -> dict:
+def add_delta(cfg: config.Config, files: list[Path]) -> float:
+    """The ``files`` embedded for real and added through the service's own add path: the seconds."""
     from imgsim.serve import service
 
+    svc = service.assemble(cfg)
+    began = time.perf_counter()
+    for path in files:
+        data = path.read_bytes()
+        svc.ingest.add(data, svc.searching.decode(data), {})
+    seconds = time.perf_counter() - began
+    svc.close()
+    return seconds
+
+
+def _one_size(count: int, workdir: Path) -> dict:
     cfg = work_config(workdir)
     files = flower_files(None)
     photos = copy_subset(files[:REAL], workdir / "photos")
     indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
     standin = in_child("standin", str(workdir), str(count))
-    svc = service.assemble(cfg)
-    began = time.perf_counter()
-    for path in files[REAL : REAL + DELTA]:
-        data = path.read_bytes()
-        svc.ingest.add(data, svc.searching.decode(data), {})
-    add_s = time.perf_counter() - began
-    svc.close()
+    add_s = add_delta(cfg, files[REAL : REAL + DELTA])
     before = [ref.name for ref in store.read_segments(store.current_version(cfg.index_dir))]
     compaction = in_child("compact", str(workdir))
     largest = max(store.read_segments(store.current_version(cfg.index_dir)), key=lambda r: r.live).name

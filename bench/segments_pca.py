@@ -4,7 +4,9 @@ Section 13's stand-ins at full size (1280-d) cost a query about 18 ms over four 
 query's cost is the vectors it reads, so ``--reduce pca`` (256-d) should cut it by about 5. The same
 stand-ins and queries (bench/segments.py), with the real index built with ``--reduce pca --dims
 256`` and everything else the defaults: the first build's stand-in segments (time, peak memory),
-then query p50 and recall@10 against exact search over every segment, and one segment alone.
+then 1,000 other flowers added through the service and compacted as section 13 does (published,
+and with its copies checked), then query p50 and recall@10 against exact search over every
+segment, and one segment alone.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import copy_subset, flower_files, table
-from bench.segments import REAL, SETTINGS_FILE, in_child, work_config
+from bench.segments import DELTA, REAL, SETTINGS_FILE, add_delta, in_child, work_config
 from imgsim.index import store
 from imgsim.indexing import indexer
 
@@ -29,9 +31,12 @@ def bench_segments_pca(quick: bool) -> tuple[dict, str]:
     try:
         (workdir / SETTINGS_FILE).write_text(json.dumps(REDUCED))
         cfg = work_config(workdir)
-        photos = copy_subset(flower_files(None)[:REAL], workdir / "photos")
+        files = flower_files(None)
+        photos = copy_subset(files[:REAL], workdir / "photos")
         indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
         standin = in_child("standin", str(workdir), str(count))
+        add_delta(cfg, files[REAL : REAL + DELTA])
+        compaction = in_child("compact", str(workdir))
         refs = store.read_segments(store.current_version(cfg.index_dir))
         queries = in_child("query", str(workdir), max(refs, key=lambda ref: ref.live).name)
     finally:
@@ -48,6 +53,8 @@ def bench_segments_pca(quick: bool) -> tuple[dict, str]:
         f"{queries['one_segment_items']:,}",
         queries["one_segment_p50_ms"],
         queries["p50_ms"] / queries["one_segment_p50_ms"],
+        compaction["published_s"],
+        compaction["compaction_s"],
     ]
     headers = [
         "vectors (PCA-256)",
@@ -60,5 +67,8 @@ def bench_segments_pca(quick: bool) -> tuple[dict, str]:
         "one segment of",
         "its p50 ms",
         "p50 / one segment's",
+        f"compaction of {DELTA:,} published s",
+        "with its copies checked s",
     ]
-    return {"segments_pca": {"items": count, "standin": standin, "queries": queries}}, table(headers, [row])
+    found = {"items": count, "standin": standin, "compaction": compaction, "queries": queries}
+    return {"segments_pca": found}, table(headers, [row])
