@@ -180,11 +180,11 @@ def test_the_next_build_checks_again_the_rows_of_pairs_verified_before_the_check
         copy_pairs.Pair(2, 3, 0.1, copy_pairs.CopyMatch(match, False, False, agreement=0.9, checked=True)),
     ]
     copy_pairs.save(tmp_path, pairs, 0.5, {}, old_items)
-    items = [old_items[n] for n in (4, 3, 2, 1, 0)]  # the same items at other rows
+    rows = {4: 0, 3: 1, 2: 2, 1: 3, 0: 4}  # the same items (ids) at other rows
     stored = copy_pairs.load(tmp_path)
     assert stored is not None
-    assert verifying.unchecked_rows(stored[1], old_items, items) == [3, 4]
-    assert verifying.carried_pairs(stored[1], old_items, items, [3, 4]) == [
+    assert verifying.unchecked_rows(stored[1], old_items, rows) == [3, 4]
+    assert verifying.carried_pairs(stored[1], old_items, rows, [3, 4]) == [
         copy_pairs.Pair(2, 1, 0.1, pairs[1].match)
     ]
 
