@@ -23,7 +23,7 @@ Metric = Literal["angular", "euclidean", "manhattan", "dot"]
 Engine = Literal["local", "ray"]
 RuntimeName = Literal["openvino", "tensorflow"]
 Precision = Literal["auto", "f32", "bf16", "int8"]
-Pooling = Literal["gem", "avg"]
+Pooling = Literal["gem", "avg", "regional"]
 Centring = Literal["mean", "none"]
 Tta = Literal["none", "rotations"]
 REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
@@ -107,7 +107,8 @@ class Config:
     target_recall: float = 0.98
     recall_sample: int = 50
     # How a photo becomes a vector (docs/benchmarks.md section 9 measured each):
-    # "gem" pools the last feature map with a generalised mean (p = 3), "avg" averages it.
+    # "gem" pools the last feature map with a generalised mean (p = 3), "avg" averages it,
+    # "regional" pools it by GeM in R-MAC's 14 regions and sums them (models/gem.py).
     pooling: Pooling = "gem"
     # Trim uniform borders (a screenshot's frame) off every image before embedding it.
     trim_borders: bool = True
@@ -258,7 +259,7 @@ HELP = {
     "search_k": "Annoy search_k; -1 = the depth the build chose, 0 = exact search (default %(default)s)",
     "target_recall": "recall@10 against exact search that the build tunes search_k for (default %(default)s)",
     "recall_sample": "images whose edited copies measure that recall (default %(default)s)",
-    "pooling": "pooling of the last feature map: gem or avg (default %(default)s)",
+    "pooling": "pooling of the last feature map: gem, avg or regional (default %(default)s)",
     "trim_borders": "trim uniform borders before embedding: on or off (default %(default)s)",
     "centre": "subtract the collection's mean vector: mean or none (default %(default)s)",
     "tta": "query-side test-time augmentation: none or rotations (default %(default)s)",

@@ -13,12 +13,13 @@ import dataclasses
 from dataclasses import dataclass
 
 PRECISION_OPTIONS = ("bf16", "int8")  # named in a key; f32, the only way before them, is not
+POOLING_OPTIONS = ("gem", "regional")  # named in a key; average pooling, the first, is not
 
 
 @dataclass(frozen=True)
 class ModelKey:
     network: str  # "inception_v3:imagenet:299", "file:model.keras:0123456789ab:0", ...
-    pooling: str = "avg"  # or "gem"
+    pooling: str = "avg"  # or "gem", "regional"
     trim: bool = False  # uniform borders trimmed before the network
     precision: str = "f32"  # the arithmetic the vectors were made in: f32, bf16 or int8
 
@@ -26,7 +27,7 @@ class ModelKey:
         """The stored form: the network, then the options that are not the first ones imgsim had
         (average pooling, no trimming, f32), so that keys written before the options still match."""
         used = (
-            ("gem", self.pooling == "gem"),
+            (self.pooling, self.pooling != "avg"),
             ("trim", self.trim),
             (self.precision, self.precision != "f32"),
         )
@@ -38,7 +39,8 @@ class ModelKey:
         network, _, options = text.partition("|")
         named = options.split(",") if options else []
         precision = next((name for name in named if name in PRECISION_OPTIONS), "f32")
-        return cls(network, "gem" if "gem" in named else "avg", "trim" in named, precision)
+        pooling = next((name for name in named if name in POOLING_OPTIONS), "avg")
+        return cls(network, pooling, "trim" in named, precision)
 
     def at(self, precision: str) -> ModelKey:
         """The same key for vectors made in ``precision``; at f32, the key of the network itself,

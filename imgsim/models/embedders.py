@@ -235,13 +235,17 @@ def _load_keras(
         embedder = _load_backbone(model, weights, image_size, key)
     else:
         embedder = _load_file(model, image_size, key)
-    if pooling != "gem":
+    if pooling not in ("gem", "regional"):
         return embedder
     from imgsim.models import gem
 
-    pooled = gem.with_gem(embedder.model)
+    if pooling == "regional":
+        pooled = gem.with_regional(embedder.model, embedder.input_size)
+    else:
+        pooled = gem.with_gem(embedder.model)
     if pooled is None:
-        log(f"GeM pooling does not apply to {embedder.name} (no global average pooling layer): kept as is.")
+        kind = "Regional GeM" if pooling == "regional" else "GeM"
+        log(f"{kind} pooling does not apply to {embedder.name} (no global average pooling): kept as is.")
         return embedder
     return dataclasses.replace(embedder, model=pooled)
 
