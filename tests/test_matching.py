@@ -1,6 +1,7 @@
 """Match labels: ``duplicate`` is a verified copy; ``similar`` and ``related`` come from a reference
 measured once per model on labelled photos, never from the collection ranking itself."""
 
+import dataclasses
 import io
 import json
 
@@ -102,6 +103,16 @@ def test_a_reference_measured_here_is_found_before_the_shipped_one(tmp_path):
     reference.save(mine, tmp_path)
     assert reference.find(LITE0_KEY, tmp_path).measured_on["name"] == "mine"
     assert str(LITE0_KEY) in json.loads((tmp_path / "references.json").read_text())
+
+
+def test_the_shared_model_with_regional_pooling_has_a_shipped_reference_without_similar(tmp_path):
+    """Measured on flowers5 like the GeM one (docs/benchmarks.md section 23): no distance of the
+    regions' vectors makes a pair ten times likelier of one class, so nothing is labelled similar
+    but what is identical; related stands."""
+    regional = dataclasses.replace(LITE0_KEY, pooling="regional")
+    found = reference.find(regional.at("bf16"), tmp_path)
+    assert found is not None and found.measured_on["name"] == "flowers5"
+    assert found.similar == 0.0 and 0.3 < found.related < 0.45
 
 
 def _noise_png(seed=5) -> bytes:
