@@ -333,7 +333,7 @@ def child(args: list[str]) -> dict:
     return query_child(workdir, rest[0])
 
 
-def add_delta(cfg: config.Config, files: list[Path]) -> float:
+def _add_delta(cfg: config.Config, files: list[Path]) -> float:
     """The ``files`` embedded for real and added through the service's own add path: the seconds."""
     from imgsim.serve import service
 
@@ -347,27 +347,33 @@ def add_delta(cfg: config.Config, files: list[Path]) -> float:
     return seconds
 
 
-def _one_size(count: int, workdir: Path) -> dict:
+def fill_and_compact(count: int, workdir: Path) -> dict:
+    """The real index of REAL flowers (with the work folder's settings), filled with stand-ins up
+    to ``count`` by a child, DELTA other flowers added through the service and compacted by a child
+    as a worker would: what each step measured, and the largest segment after it (the baseline)."""
     cfg = work_config(workdir)
     files = flower_files(None)
     photos = copy_subset(files[:REAL], workdir / "photos")
     indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
     standin = in_child("standin", str(workdir), str(count))
-    add_s = add_delta(cfg, files[REAL : REAL + DELTA])
-    before = [ref.name for ref in store.read_segments(store.current_version(cfg.index_dir))]
+    add_s = _add_delta(cfg, files[REAL : REAL + DELTA])
+    before = store.read_segments(store.current_version(cfg.index_dir))
     compaction = in_child("compact", str(workdir))
     largest = max(store.read_segments(store.current_version(cfg.index_dir)), key=lambda r: r.live).name
-    queries = in_child("query", str(workdir), largest)
-    merge = in_child("merge", str(workdir), "9", str(DELTA))  # nine more compactions' worth, then the merge
     return {
-        "items": count,
         "standin": standin,
         "add_s": add_s,
         "segments_before": len(before),
         "compaction": compaction,
-        "queries": queries,
-        "merge": merge,
+        "largest": largest,
     }
+
+
+def _one_size(count: int, workdir: Path) -> dict:
+    found = fill_and_compact(count, workdir)
+    queries = in_child("query", str(workdir), found.pop("largest"))
+    merge = in_child("merge", str(workdir), "9", str(DELTA))  # nine more compactions' worth, then the merge
+    return {"items": count, **found, "queries": queries, "merge": merge}
 
 
 def bench_segments(quick: bool) -> tuple[dict, str]:

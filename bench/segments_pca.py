@@ -17,10 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import copy_subset, flower_files, table
-from bench.segments import DELTA, REAL, SETTINGS_FILE, add_delta, in_child, work_config
-from imgsim.index import store
-from imgsim.indexing import indexer
+from bench.common import table
+from bench.segments import DELTA, SETTINGS_FILE, fill_and_compact, in_child
 
 REDUCED = {"reduce": "pca", "dims": 256}
 
@@ -30,15 +28,9 @@ def bench_segments_pca(quick: bool) -> tuple[dict, str]:
     workdir = Path(tempfile.mkdtemp(prefix="imgsim-segments-pca-"))
     try:
         (workdir / SETTINGS_FILE).write_text(json.dumps(REDUCED))
-        cfg = work_config(workdir)
-        files = flower_files(None)
-        photos = copy_subset(files[:REAL], workdir / "photos")
-        indexer.build_index(photos, cfg, progress=False, log=lambda _: None)
-        standin = in_child("standin", str(workdir), str(count))
-        add_delta(cfg, files[REAL : REAL + DELTA])
-        compaction = in_child("compact", str(workdir))
-        refs = store.read_segments(store.current_version(cfg.index_dir))
-        queries = in_child("query", str(workdir), max(refs, key=lambda ref: ref.live).name)
+        filled = fill_and_compact(count, workdir)
+        standin, compaction = filled["standin"], filled["compaction"]
+        queries = in_child("query", str(workdir), filled["largest"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"  segments_pca {count:,} done", file=sys.stderr, flush=True)

@@ -26,7 +26,7 @@ from PIL import Image
 from imgsim import config
 from imgsim.images import imaging
 from imgsim.index.manifest import Manifest
-from imgsim.index.model_key import ModelKey
+from imgsim.index.model_key import POOLING_OPTIONS, ModelKey
 from imgsim.models import reducers, runtimes
 from imgsim.models.keys import (  # noqa: F401 (the names callers know embedders by)
     BACKBONES,
@@ -235,16 +235,15 @@ def _load_keras(
         embedder = _load_backbone(model, weights, image_size, key)
     else:
         embedder = _load_file(model, image_size, key)
-    if pooling not in ("gem", "regional"):
+    if pooling not in POOLING_OPTIONS:  # average pooling: the network's own
         return embedder
     from imgsim.models import gem
 
     if pooling == "regional":
-        pooled = gem.with_regional(embedder.model, embedder.input_size)
+        pooled, kind = gem.with_regional(embedder.model, embedder.input_size), "Regional GeM"
     else:
-        pooled = gem.with_gem(embedder.model)
+        pooled, kind = gem.with_gem(embedder.model), "GeM"
     if pooled is None:
-        kind = "Regional GeM" if pooling == "regional" else "GeM"
         log(f"{kind} pooling does not apply to {embedder.name} (no global average pooling): kept as is.")
         return embedder
     return dataclasses.replace(embedder, model=pooled)
